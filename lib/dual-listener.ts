@@ -1,0 +1,84 @@
+/**
+ * One TCP port for HTTP/2 cleartext (gRPC, h2c Connect) and HTTP/1.1 (Connect JSON, gRPC-Web,
+ * browsers). Node 20's `http2.createServer` cannot fall back to HTTP/1.1 without TLS, so each
+ * connection's first bytes are inspected: the HTTP/2 client preface goes to the HTTP/2 server,
+ * anything else to the HTTP/1.1 server. HTTP/2 sessions read from the socket's native handle,
+ * where bytes already read cannot be put back, so they get a duplex that replays them first.
+ */
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { Duplex } from "node:stream";
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/** A handler that serves both protocol versions. */
+export type DualHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/** The listener and the two protocol servers behind it. */
+export interface DualListener {
+  tcp: net.Server;
+  h1: http.Server;
+  h2: http2.Http2Server;
+}
+
+/** Creates a TCP server that routes each connection to HTTP/2 or HTTP/1.1 by its preface. */
+export function createDualListener(handler: DualHandler): DualListener {
+  const h1 = http.createServer(handler);
+  // Keep-alive sockets idle longer than typical load balancers, so they close first.
+  h1.keepAliveTimeout = 65_000;
+  const h2 = http2.createServer({}, handler);
+  const tcp = net.createServer((socket) => {
+    socket.once("error", () => socket.destroy());
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const n = Math.min(buffered.length, PREFACE.length);
+      const isH2 = buffered.subarray(0, n).equals(PREFACE.subarray(0, n));
+      // Wait for enough bytes to tell, unless they already diverge from the preface.
+      if (isH2 && buffered.length < PREFACE.length) return;
+      socket.off("data", onData);
+      socket.pause();
+      if (isH2) {
+        h2.emit("connection", replaying(socket, buffered));
+      } else {
+        socket.unshift(buffered);
+        h1.emit("connection", socket);
+      }
+      socket.resume();
+    };
+    socket.on("data", onData);
+  });
+  return { tcp, h1, h2 };
+}
+
+/** A duplex over `socket` whose readable side starts with `head`. */
+function replaying(socket: net.Socket, head: Buffer): Duplex {
+  socket.setNoDelay(true);
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end(cb);
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(head);
+  socket.on("data", (chunk: Buffer) => {
+    if (!d.push(chunk)) socket.pause();
+  });
+  socket.once("end", () => d.push(null));
+  socket.once("close", () => d.destroy());
+  socket.once("error", (err) => d.destroy(err));
+  return d;
+}

@@ -1,0 +1,199 @@
+/**
+ * The server every service runs on: Connect, gRPC and gRPC-Web on one port, over HTTP/2
+ * cleartext and HTTP/1.1; CORS; grpc.health.v1 and server reflection; protovalidate on every
+ * request; a default deadline for unary calls; plain HTTP routes (metrics, JWKS, probes); and a
+ * graceful shutdown that reports NOT_SERVING, stops accepting, drains in-flight calls, then
+ * closes kept-alive HTTP/2 sessions.
+ */
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createValidateInterceptor } from "@connectrpc/validate";
+import { Health } from "#gen/grpc/health/v1/health_pb.js";
+import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { applyCors } from "#lib/cors.ts";
+import { createDualListener } from "#lib/dual-listener.ts";
+import { createHealthService, type HealthRegistry } from "#lib/health.ts";
+import type { Logger } from "#lib/logger.ts";
+import { createReflectionServices } from "#lib/reflection.ts";
+
+/** A plain HTTP handler mounted at an exact path (GET and HEAD). */
+export type HttpRoute = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void | Promise<void>;
+
+/** One Connect service and its implementation. */
+export interface ServiceRegistration {
+  service: DescService;
+  // ServiceImpl is invariant in its service; the registration is checked where it is built.
+  impl: Partial<ServiceImpl<any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** Builds a registration with the implementation checked against the service. */
+export function serve<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceRegistration {
+  return { service, impl };
+}
+
+/** Options for {@link createServer}. */
+export interface ServerOptions {
+  port: number;
+  host?: string;
+  logger: Logger;
+  services: ServiceRegistration[];
+  health: HealthRegistry;
+  /** Applied outermost first, before validation (telemetry, then auth). */
+  interceptors?: Interceptor[];
+  /** Allowed browser origins; "*" for any. */
+  corsOrigins?: readonly string[];
+  /** Deadline for unary calls whose client set none. */
+  defaultTimeoutMs?: number;
+  /** Longest deadline a client may ask for. */
+  maxTimeoutMs?: number;
+  /** Plain HTTP routes by exact path, e.g. "/metrics". */
+  httpRoutes?: Record<string, HttpRoute>;
+  /** Time between reporting NOT_SERVING and refusing new connections (lets load balancers notice). */
+  drainDelayMs?: number;
+  /** Longest time to wait for in-flight calls before closing connections. */
+  shutdownTimeoutMs?: number;
+}
+
+/** A running server. */
+export interface VaneServer {
+  /** Starts listening; resolves with the bound port (useful with port 0). */
+  listen(): Promise<number>;
+  /** Graceful shutdown; idempotent. */
+  close(): Promise<void>;
+  readonly port: number;
+}
+
+/** Rejects unary calls that outlive the default deadline when the client gave none. */
+function createDefaultDeadlineInterceptor(ms: number): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream || req.header.has("grpc-timeout") || req.header.has("connect-timeout-ms")) return next(req);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ConnectError(`the call took longer than ${ms} ms`, Code.DeadlineExceeded)), ms);
+    });
+    try {
+      return await Promise.race([next(req), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+/** Creates the server; call `listen()` to start it. */
+export function createServer(opts: ServerOptions): VaneServer {
+  const log = opts.logger.child({ component: "server" });
+  const shutdown = new AbortController();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let inFlight = 0;
+  let boundPort = opts.port;
+  let closing: Promise<void> | undefined;
+
+  for (const s of opts.services) opts.health.addService(s.service.typeName);
+  const reflection = createReflectionServices(opts.services.map((s) => s.service));
+  const routes = (router: ConnectRouter) => {
+    for (const s of opts.services) router.service(s.service, s.impl);
+    router.service(Health, createHealthService(opts.health));
+    router.service(reflectionV1.ServerReflection, reflection.v1);
+    router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
+  };
+
+  const handler = connectNodeAdapter({
+    routes,
+    interceptors: [
+      ...(opts.interceptors ?? []),
+      createDefaultDeadlineInterceptor(opts.defaultTimeoutMs ?? 30_000),
+      createValidateInterceptor(),
+    ],
+    maxTimeoutMs: opts.maxTimeoutMs ?? 5 * 60_000,
+    shutdownSignal: shutdown.signal,
+    fallback(req, res) {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${req.url}` }));
+    },
+  });
+
+  const httpRoutes: Record<string, HttpRoute> = {
+    "/healthz": (_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok\n");
+    },
+    "/readyz": async (_req, res) => {
+      const r = await opts.health.readiness();
+      res.writeHead(r.ready ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify(r));
+    },
+    ...opts.httpRoutes,
+  };
+
+  const { tcp, h1, h2 } = createDualListener((req, res) => {
+    inFlight++;
+    res.once("close", () => inFlight--);
+    if (applyCors(opts.corsOrigins ?? [], req, res)) return;
+    const path = (req.url ?? "/").split("?")[0];
+    const route = (req.method === "GET" || req.method === "HEAD") && httpRoutes[path];
+    if (route) {
+      Promise.resolve(route(req, res)).catch((err: unknown) => {
+        log.error({ err, path }, "http route failed");
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
+      return;
+    }
+    handler(req, res);
+  });
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  return {
+    get port() {
+      return boundPort;
+    },
+    listen() {
+      return new Promise((resolve, reject) => {
+        tcp.once("error", reject);
+        tcp.listen(opts.port, opts.host ?? "0.0.0.0", () => {
+          tcp.off("error", reject);
+          boundPort = (tcp.address() as AddressInfo).port;
+          log.info({ port: boundPort, services: opts.services.map((s) => s.service.typeName) }, "listening");
+          resolve(boundPort);
+        });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        opts.health.shutdown();
+        log.info({ inFlight }, "shutting down: NOT_SERVING");
+        if (opts.drainDelayMs) await sleep(opts.drainDelayMs);
+        const stopped = new Promise<void>((resolve) => tcp.close(() => resolve()));
+        // Ask HTTP/2 clients to go away once their open streams finish (GOAWAY); HTTP/1.1
+        // keep-alive connections close when idle.
+        for (const s of sessions) s.close();
+        h1.closeIdleConnections();
+        const deadline = Date.now() + (opts.shutdownTimeoutMs ?? 10_000);
+        while (inFlight > 0 && Date.now() < deadline) await sleep(25);
+        // Streams that are still open (watches) are told to end, then connections are cut.
+        shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+        await sleep(inFlight > 0 ? 100 : 0);
+        for (const s of sessions) s.destroy();
+        h1.closeAllConnections();
+        await stopped;
+        log.info("stopped");
+      })();
+      return closing;
+    },
+  };
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,25 @@
+/** Identity's own settings. */
+import type { EnvReader } from "#lib/config.ts";
+
+export interface IdentityConfig {
+  keyTokenTtlMs: number;
+  userTokenTtlMs: number;
+  signingKeyRotateAfterMs: number;
+  oidcIssuer: string | undefined;
+  oidcAudience: string | undefined;
+}
+
+/** Reads identity's settings. */
+export function readIdentityConfig(env: EnvReader): IdentityConfig {
+  const oidcIssuer = env.url("VANE_OIDC_ISSUER", undefined, ["https", "http"]);
+  const oidcAudience = env.optional("VANE_OIDC_AUDIENCE");
+  const cfg = {
+    keyTokenTtlMs: env.durationMs("VANE_KEY_TOKEN_TTL", "15m"),
+    userTokenTtlMs: env.durationMs("VANE_USER_TOKEN_TTL", "1h"),
+    signingKeyRotateAfterMs: env.durationMs("VANE_SIGNING_KEY_ROTATE_AFTER", "30d"),
+    oidcIssuer,
+    oidcAudience,
+  };
+  if (oidcIssuer && !oidcAudience) env.string("VANE_OIDC_AUDIENCE"); // records "is required"
+  return cfg;
+}

@@ -1,0 +1,81 @@
+/**
+ * Assembles the identity service: database and migrations, signing keys, the two Connect
+ * services, the JWKS route and readiness.
+ */
+import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
+import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
+import { createDatabase } from "#lib/db.ts";
+import type { Logger } from "#lib/logger.ts";
+import { migrateToLatest } from "#lib/migrations.ts";
+import { serve } from "#lib/server.ts";
+import type { ServiceModule } from "#lib/service-module.ts";
+import { createAuthService } from "./auth-service.ts";
+import type { IdentityConfig } from "./config.ts";
+import { createIdentityService } from "./identity-service.ts";
+import { migrations } from "./migrations/index.ts";
+import { createOidcVerifier } from "./oidc.ts";
+import type { IdentityDatabase } from "./schema.ts";
+import { createKeyRing, type KeyRing } from "./signing-keys.ts";
+
+/** Options for {@link createIdentityModule}. */
+export interface IdentityModuleOptions {
+  databaseUrl: string;
+  /** Postgres schema (default "identity"; tests use unique names). */
+  schema?: string;
+  tokenIssuer: string;
+  migrate: boolean;
+  config: IdentityConfig;
+  logger: Logger;
+}
+
+/** The identity module, with its key ring for in-process token verification. */
+export interface IdentityModule extends ServiceModule {
+  keys: KeyRing;
+  database: Awaited<ReturnType<typeof createDatabase<IdentityDatabase>>>;
+}
+
+/** Creates and starts the identity service's parts. */
+export async function createIdentityModule(opts: IdentityModuleOptions): Promise<IdentityModule> {
+  const logger = opts.logger.child({ service: "identity" });
+  const schema = opts.schema ?? "identity";
+  const database = await createDatabase<IdentityDatabase>({ url: opts.databaseUrl, schema, logger });
+  try {
+    if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
+    const keys = createKeyRing(database.db, {
+      issuer: opts.tokenIssuer,
+      maxTokenTtlMs: Math.max(opts.config.keyTokenTtlMs, opts.config.userTokenTtlMs),
+      rotateAfterMs: opts.config.signingKeyRotateAfterMs,
+      logger,
+    });
+    await keys.start();
+    const { oidcIssuer, oidcAudience } = opts.config;
+    const oidc = oidcIssuer && oidcAudience ? createOidcVerifier({ issuer: oidcIssuer, audience: oidcAudience }) : undefined;
+    return {
+      name: "identity",
+      keys,
+      database,
+      services: [
+        serve(IdentityService, createIdentityService(database.db)),
+        serve(
+          AuthService,
+          createAuthService({ db: database.db, keys, keyTokenTtlMs: opts.config.keyTokenTtlMs, userTokenTtlMs: opts.config.userTokenTtlMs, oidc }),
+        ),
+      ],
+      publicProcedures: [`/${AuthService.typeName}/ExchangeApiKey`, `/${AuthService.typeName}/ExchangeOidcToken`],
+      httpRoutes: {
+        "/.well-known/jwks.json": (_req, res) => {
+          res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "public, max-age=300" });
+          res.end(JSON.stringify(keys.jwks()));
+        },
+      },
+      healthChecks: { postgres: (signal) => database.ping(signal) },
+      async stop() {
+        keys.stop();
+        await database.destroy();
+      },
+    };
+  } catch (err) {
+    await database.destroy();
+    throw err;
+  }
+}
