@@ -23,6 +23,10 @@ export interface DualListener {
   tcp: net.Server;
   h1: http.Server;
   h2: http2.Http2Server;
+  /** HTTP/1.1 sockets: Node tracks them only for servers that listen themselves. */
+  h1Sockets: Set<net.Socket>;
+  /** HTTP/1.1 sockets with a request in progress. */
+  h1Busy: Set<net.Socket>;
 }
 
 /** Creates a TCP server that routes each connection to HTTP/2 or HTTP/1.1 by its preface. */
@@ -31,6 +35,16 @@ export function createDualListener(handler: DualHandler): DualListener {
   // Keep-alive sockets idle longer than typical load balancers, so they close first.
   h1.keepAliveTimeout = 65_000;
   const h2 = http2.createServer({}, handler);
+  const h1Sockets = new Set<net.Socket>();
+  const h1Busy = new Set<net.Socket>();
+  h1.on("connection", (socket: net.Socket) => {
+    h1Sockets.add(socket);
+    socket.once("close", () => (h1Sockets.delete(socket), h1Busy.delete(socket)));
+  });
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    h1Busy.add(req.socket);
+    res.once("close", () => h1Busy.delete(req.socket));
+  });
   const tcp = net.createServer((socket) => {
     socket.once("error", () => socket.destroy());
     let buffered = Buffer.alloc(0);
@@ -52,7 +66,7 @@ export function createDualListener(handler: DualHandler): DualListener {
     };
     socket.on("data", onData);
   });
-  return { tcp, h1, h2 };
+  return { tcp, h1, h2, h1Sockets, h1Busy };
 }
 
 /** A duplex over `socket` whose readable side starts with `head`. */

@@ -97,7 +97,7 @@ export function createServer(opts: ServerOptions): VaneServer {
   let closing: Promise<void> | undefined;
 
   for (const s of opts.services) opts.health.addService(s.service.typeName);
-  const reflection = createReflectionServices(opts.services.map((s) => s.service));
+  const reflection = createReflectionServices([...opts.services.map((s) => s.service), Health]);
   const routes = (router: ConnectRouter) => {
     for (const s of opts.services) router.service(s.service, s.impl);
     router.service(Health, createHealthService(opts.health));
@@ -133,9 +133,11 @@ export function createServer(opts: ServerOptions): VaneServer {
     ...opts.httpRoutes,
   };
 
-  const { tcp, h1, h2 } = createDualListener((req, res) => {
+  const { tcp, h2, h1Sockets, h1Busy } = createDualListener((req, res) => {
     inFlight++;
     res.once("close", () => inFlight--);
+    // While draining, HTTP/1.1 clients are told not to reuse the connection.
+    if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
     if (applyCors(opts.corsOrigins ?? [], req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     const route = (req.method === "GET" || req.method === "HEAD") && httpRoutes[path];
@@ -178,14 +180,20 @@ export function createServer(opts: ServerOptions): VaneServer {
         // Ask HTTP/2 clients to go away once their open streams finish (GOAWAY); HTTP/1.1
         // keep-alive connections close when idle.
         for (const s of sessions) s.close();
-        h1.closeIdleConnections();
+        const closeIdle = () => {
+          for (const socket of h1Sockets) if (!h1Busy.has(socket)) socket.destroy();
+        };
+        closeIdle();
         const deadline = Date.now() + (opts.shutdownTimeoutMs ?? 10_000);
-        while (inFlight > 0 && Date.now() < deadline) await sleep(25);
+        while (inFlight > 0 && Date.now() < deadline) {
+          await sleep(25);
+          closeIdle();
+        }
         // Streams that are still open (watches) are told to end, then connections are cut.
         shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
         await sleep(inFlight > 0 ? 100 : 0);
         for (const s of sessions) s.destroy();
-        h1.closeAllConnections();
+        for (const socket of h1Sockets) socket.destroy();
         await stopped;
         log.info("stopped");
       })();

