@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- migrations run against Kysely<any> by design */
 /**
  * Schema migrations with kysely's `Migrator` over a static, per-service list
  * (kysely's `FileMigrationProvider` cannot import `.ts` files under vitest on

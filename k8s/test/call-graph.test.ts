@@ -1,0 +1,52 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { expectedMeshAuthorization, expectedNetworkPaths, meshAuthorization, networkPaths } from "../src/call-graph.ts";
+import { render, type K8sObject } from "../src/render.ts";
+
+const apps = ["overlays/dev", "overlays/prod"] as const;
+const rendered = new Map<string, K8sObject[]>();
+beforeAll(() => {
+  for (const overlay of apps) rendered.set(overlay, render(overlay));
+});
+const sorted = (m: Record<string, string[]>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, [...v].sort()]).sort());
+
+describe.each(apps)("%s", (overlay) => {
+  it("NetworkPolicies allow exactly the call graph's paths", () => {
+    expect(networkPaths(rendered.get(overlay) ?? [])).toEqual(expectedNetworkPaths);
+  });
+
+  it("the evaluator never reaches Postgres; only schema owners, their migrations, replicas and the operator do", () => {
+    const paths = networkPaths(rendered.get(overlay) ?? []);
+    expect(paths.filter((p) => p.endsWith("-> postgres:5432")).map((p) => p.split(" ")[0]).sort()).toEqual(["analytics", "cnpg-operator", "flags", "identity", "migrate", "postgres"]);
+  });
+
+  it("Linkerd authorizes exactly the call graph's callers per route", () => {
+    expect(sorted(meshAuthorization(rendered.get(overlay) ?? []))).toEqual(sorted(expectedMeshAuthorization));
+  });
+
+  it("retries only idempotent reads", () => {
+    const routes = (rendered.get(overlay) ?? []).filter((o) => o.kind === "HTTPRoute" && o.apiVersion.startsWith("gateway.networking.k8s.io/") && (o.spec as any).parentRefs?.[0]?.kind === "Service");
+    expect(routes.length).toBeGreaterThan(0);
+    for (const r of routes) {
+      const retried = Object.keys(r.metadata.annotations ?? {}).some((k) => k.startsWith("retry.linkerd.io/"));
+      const matches = (r.spec as any).rules.flatMap((rule: any) => rule.matches);
+      const readOnly = matches.every((m: any) => m.method === "GET" || /\(Get\|List\)/.test(m.path?.value ?? ""));
+      expect(retried && !readOnly, r.metadata.name).toBe(false);
+      expect(r.metadata.annotations?.["timeout.linkerd.io/request"], r.metadata.name).toBeDefined();
+    }
+  });
+});
+
+describe("the network check", () => {
+  it("notices an opened path and a closed one", () => {
+    const objs = structuredClone(rendered.get("overlays/prod") ?? []);
+    const evaluator = objs.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "evaluator") as any;
+    evaluator.spec.egress.push({ to: [{ podSelector: { matchLabels: { "cnpg.io/cluster": "vane-pg" } } }], ports: [{ protocol: "TCP", port: 5432 }] });
+    const postgres = objs.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "postgres") as any;
+    postgres.spec.ingress[0].from.push({ podSelector: { matchLabels: { app: "evaluator" } } });
+    const analytics = objs.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "analytics") as any;
+    analytics.spec.egress = analytics.spec.egress.filter((r: any) => r.to[0].podSelector?.matchLabels?.app !== "flags");
+    const paths = networkPaths(objs);
+    expect(paths).toContain("evaluator -> postgres:5432");
+    expect(paths).not.toContain("analytics -> flags:8080");
+  });
+});

@@ -1,0 +1,114 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { overlays, ref, render, type K8sObject } from "../src/render.ts";
+import { validateObjects } from "../src/validate.ts";
+
+const rendered = new Map<string, K8sObject[]>();
+
+beforeAll(() => {
+  for (const overlay of overlays) rendered.set(overlay, render(overlay));
+});
+
+const get = (overlay: string) => rendered.get(overlay) ?? [];
+const find = (objs: K8sObject[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name) as any;
+
+describe.each(overlays)("%s", (overlay) => {
+  it("renders with kubectl's kustomize, with unique names", () => {
+    const objs = get(overlay);
+    expect(objs.length).toBeGreaterThan(10);
+    const refs = objs.map((o) => `${o.apiVersion}/${ref(o)}`);
+    expect(new Set(refs).size).toBe(refs.length);
+    for (const o of objs) if (o.kind !== "Namespace") expect(o.metadata.namespace, ref(o)).toBe("vane");
+  });
+
+  it("validates every object against its schema (Kubernetes and CRDs)", async () => {
+    expect(await validateObjects(get(overlay))).toEqual([]);
+  }, 60_000);
+
+  it("runs one pinned image for every container", () => {
+    const images = new Set<string>();
+    for (const o of get(overlay)) {
+      const spec = (o.spec as any)?.template?.spec;
+      for (const c of spec?.containers ?? []) images.add(c.image);
+    }
+    expect(images.size).toBe(1);
+    expect([...images][0]).toMatch(/^[^:]+:[\w.-]+$/);
+  });
+});
+
+describe("overlays", () => {
+  const deployments = (o: string) => get(o).filter((x) => x.kind === "Deployment") as any[];
+
+  it("dev runs one replica of everything on single-replica infrastructure", () => {
+    for (const d of deployments("overlays/dev")) expect(d.spec.replicas, d.metadata.name).toBe(1);
+    expect(find(get("overlays/dev"), "Cluster", "vane-pg").spec.instances).toBe(1);
+    expect(find(get("overlays/dev"), "Cluster", "vane-pg").spec.postgresql.synchronous).toBeUndefined();
+    for (const s of get("overlays/dev").filter((o) => o.apiVersion.startsWith("jetstream.nats.io/"))) expect((s.spec as any).replicas).toBe(1);
+    expect(get("overlays/dev").some((o) => o.kind === "PodDisruptionBudget")).toBe(false);
+  });
+
+  it("prod runs replicas spread over nodes with a PDB each, on HA infrastructure with backups", () => {
+    const prod = get("overlays/prod");
+    for (const d of deployments("overlays/prod")) {
+      const name = d.metadata.name;
+      expect(d.spec.replicas, name).toBeGreaterThanOrEqual(2);
+      const pdb = find(prod, "PodDisruptionBudget", name);
+      expect(pdb?.spec.selector.matchLabels, name).toEqual({ app: name });
+      const spread = d.spec.template.spec.topologySpreadConstraints;
+      expect(spread.some((t: any) => t.topologyKey === "kubernetes.io/hostname" && t.labelSelector.matchLabels.app === name)).toBe(true);
+      expect(d.spec.template.spec.affinity.podAntiAffinity).toBeDefined();
+    }
+    const pg = find(prod, "Cluster", "vane-pg");
+    expect(pg.spec.instances).toBe(3);
+    expect(pg.spec.affinity.podAntiAffinityType).toBe("required");
+    expect(pg.spec.plugins[0].isWALArchiver).toBe(true);
+    expect(find(prod, "ScheduledBackup", "vane-pg-nightly")).toBeDefined();
+    expect(find(prod, "ObjectStore", "vane-pg-backups").spec.configuration.destinationPath).toMatch(/^s3:\/\//);
+    const js = prod.filter((o) => o.apiVersion.startsWith("jetstream.nats.io/"));
+    expect(js.map((o) => o.kind).sort()).toEqual(["KeyValue", "Stream", "Stream"]);
+    for (const s of js) expect((s.spec as any).replicas).toBe(3);
+    expect(find(prod, "KeyValue", "vane-snapshots").spec.bucket).toBe("vane_snapshots");
+    expect(find(prod, "Stream", "vane-events").spec.name).toBe("VANE_EVENTS");
+    expect(prod.some((o) => o.kind === "Secret")).toBe(false);
+  });
+
+  it("migrations run the same image as the services they precede", () => {
+    for (const env of ["dev", "prod"]) {
+      const jobs = get(`overlays/${env}/migrations`).filter((o) => o.kind === "Job") as any[];
+      expect(jobs.map((j) => j.spec.template.spec.containers[0].args)).toEqual([
+        ["scripts/migrate.ts", "analytics"], ["scripts/migrate.ts", "flags"], ["scripts/migrate.ts", "identity"],
+      ]);
+      const image = deployments(`overlays/${env}`)[0].spec.template.spec.containers[0].image;
+      for (const j of jobs) expect(j.spec.template.spec.containers[0].image).toBe(image);
+      expect(get(`overlays/${env}`).some((o) => o.kind === "Job")).toBe(false);
+    }
+  });
+
+  it("dev ships every Secret its workloads and Postgres roles read", () => {
+    const objs = [...get("overlays/dev"), ...get("overlays/dev/migrations")];
+    const secrets = new Set(objs.filter((o) => o.kind === "Secret").map((o) => o.metadata.name));
+    const wanted = new Set<string>();
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === "object") {
+        const rec = v as Record<string, any>;
+        if (rec.secretKeyRef?.name) wanted.add(rec.secretKeyRef.name);
+        if (rec.passwordSecret?.name) wanted.add(rec.passwordSecret.name);
+        Object.values(rec).forEach(walk);
+      }
+    };
+    objs.filter((o) => o.kind !== "Gateway").forEach(walk);
+    expect([...wanted].filter((s) => !secrets.has(s))).toEqual([]);
+  });
+
+  it("meshes every service with a native sidecar and a deny-by-default inbound policy", () => {
+    for (const o of overlays.filter((x) => !x.endsWith("migrations"))) {
+      for (const d of deployments(o)) {
+        expect(d.spec.template.metadata.annotations).toMatchObject({
+          "linkerd.io/inject": "enabled",
+          "config.alpha.linkerd.io/proxy-enable-native-sidecar": "true",
+          "config.linkerd.io/default-inbound-policy": "deny",
+        });
+      }
+    }
+  });
+});
