@@ -68,7 +68,11 @@ export async function startModules(opts: StartModulesOptions): Promise<RunningMo
       ...Object.assign({}, ...opts.modules.map((m) => m.httpRoutes ?? {})),
     },
   });
-  const port = await server.listen();
+  const port = await server.listen().catch(async (err: unknown) => {
+    // Nothing will call stop() on a server that never listened: release the modules here.
+    for (const m of [...opts.modules].reverse()) await m.stop().catch(() => undefined);
+    throw err;
+  });
   let stopping: Promise<void> | undefined;
   return {
     server,
@@ -81,23 +85,4 @@ export async function startModules(opts: StartModulesOptions): Promise<RunningMo
         }
       })()),
   };
-}
-
-/** Stops gracefully on SIGTERM/SIGINT; a second signal exits at once. */
-export function stopOnSignals(stop: () => Promise<void>, logger: Logger): void {
-  let signalled = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (signalled) process.exit(1);
-    signalled = true;
-    logger.info({ signal }, "stopping");
-    stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, "unclean stop");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", handler);
-  process.on("SIGINT", handler);
 }

@@ -1,0 +1,181 @@
+/**
+ * `npm start`: every Vane service in one Node process on one port, on the configured Postgres
+ * and NATS, else local ones, else ones it starts itself (data in `.vane/`); creates the first
+ * organization and admin credential on a fresh database, and prints what runs where.
+ */
+import { isAbsolute, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createTokenVerifier } from "#lib/auth.ts";
+import type { EnvReader } from "#lib/config.ts";
+import { createLogger, type Logger } from "#lib/logger.ts";
+import { startLocalInfra } from "#lib/local-infra.ts";
+import { EXIT_USAGE, readConfigOrExit, readSchemaPrefix, runMain } from "#lib/process.ts";
+import { type CommonConfig, readCommonConfig } from "#lib/service-config.ts";
+import { type ServiceModule, startModules } from "#lib/service-module.ts";
+import { startTelemetry } from "#lib/telemetry.ts";
+import { type BootstrapResult, DEFAULT_ADMIN_EMAIL, ensureBootstrap } from "../services/identity/bootstrap.ts";
+import { readIdentityConfig } from "../services/identity/config.ts";
+import { createIdentityModule, type IdentityModule } from "../services/identity/module.ts";
+
+/** What `npm start` hands each service's module factory. */
+interface StartContext {
+  config: CommonConfig;
+  databaseUrl: string;
+  natsUrl: string;
+  /** The service's Postgres schema: its name behind VANE_SCHEMA_PREFIX. */
+  schema(service: string): string;
+  logger: Logger;
+}
+
+/**
+ * Every service `npm start` runs, started in this order and stopped in reverse. An entry reads
+ * the service's own settings (all are validated before anything starts) and returns the factory
+ * of its module.
+ */
+const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModule>)[] = [
+  (env) => {
+    const config = readIdentityConfig(env);
+    return (ctx) =>
+      createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
+  },
+];
+
+const USAGE = `usage: npm start [-- --port N] [--host ADDRESS]
+  --port N          port for Connect, gRPC and gRPC-Web (default: VANE_PORT, else 8080; 0 picks a free one)
+  --host ADDRESS    address to listen on (default: VANE_HOST, else 0.0.0.0)
+Postgres: VANE_DATABASE_URL, else 127.0.0.1:5432 when reachable, else an embedded one (data in .vane/).
+NATS: VANE_NATS_URL, else 127.0.0.1:4222 when reachable, else a nats-server it starts (data in .vane/).
+Every other VANE_* setting works as for the services; VANE_LOG_LEVEL defaults to warn here.`;
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const print = (text = "") => void process.stdout.write(`${text}\n`);
+
+function parseCommandLine(argv: string[]): { port?: string; host?: string } {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { port: { type: "string" }, host: { type: "string" }, help: { type: "boolean", short: "h" } } }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  if (values.help) {
+    print(USAGE);
+    process.exit(0);
+  }
+  if (values.port !== undefined && !(/^\d+$/.test(values.port) && Number(values.port) <= 65535)) {
+    process.stderr.write(`--port must be a port number from 0 to 65535, got "${values.port}"\n${USAGE}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  return { port: values.port, host: values.host };
+}
+
+const cli = parseCommandLine(process.argv.slice(2));
+const vars = {
+  VANE_LOG_LEVEL: "warn", // the summary below says what matters; logs are JSON lines
+  ...process.env,
+  ...(cli.port !== undefined ? { VANE_PORT: cli.port } : {}),
+  ...(cli.host !== undefined ? { VANE_HOST: cli.host } : {}),
+};
+const { common, schemaPrefix, adminEmail, factories } = readConfigOrExit(vars, (reader, fail) => {
+  const adminEmail = reader.string("VANE_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL);
+  if (!/^[^@\s]+@[^@\s]+$/.test(adminEmail)) fail(`VANE_ADMIN_EMAIL must be an email address, got "${adminEmail}"`);
+  return {
+    common: readCommonConfig(reader),
+    schemaPrefix: readSchemaPrefix(reader, fail),
+    adminEmail,
+    factories: services.map((entry) => entry(reader)),
+  };
+});
+
+runMain("vane", async ({ signal, onStop, useLogger }) => {
+  const telemetry = startTelemetry({ serviceName: "vane", env: process.env });
+  onStop(() => telemetry.shutdown());
+  const logger = createLogger({ level: common.logLevel });
+  useLogger(logger);
+
+  print("Starting Vane: every service in one process");
+  const infra = await startLocalInfra({ root, databaseUrl: common.databaseUrl, natsUrl: common.natsUrl, logger, print: (line) => print(`  ${line}`) });
+  onStop(async () => {
+    await infra.stop();
+    print("Vane stopped.");
+  });
+  signal.throwIfAborted();
+
+  const schema = (service: string) => `${schemaPrefix}${service}`;
+  const ctx: StartContext = { config: common, databaseUrl: infra.databaseUrl, natsUrl: infra.natsUrl, schema, logger };
+  const modules: ServiceModule[] = [];
+  for (const create of factories) {
+    const module = await create(ctx);
+    onStop(() => module.stop());
+    modules.push(module);
+    signal.throwIfAborted();
+  }
+
+  // Identity holds the signing keys: every module verifies tokens against its in-process key ring.
+  const identity = modules.find((m): m is IdentityModule => m.name === "identity")!;
+  const credentialFile = join(root, ".vane", `${schemaPrefix}admin-api-key`);
+  const bootstrap = await ensureBootstrap(identity.database.db, { adminEmail, credentialFile });
+  const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
+  const running = await startModules({ config: common, logger, modules, verifier });
+  onStop(() => running.server.close());
+
+  const host = ["0.0.0.0", "::", ""].includes(common.host) ? "localhost" : common.host.includes(":") ? `[${common.host}]` : common.host;
+  const url = `http://${host}:${running.port}`;
+  print(
+    summary({
+      url,
+      services: modules.flatMap((m) => m.services.map((s) => s.service.typeName)),
+      schemas: modules.map((m) => schema(m.name)),
+      bootstrap,
+      credentialFile: displayPath(credentialFile),
+    }),
+  );
+  onStop(() => print("Stopping Vane…"));
+}, { interactive: true });
+
+function summary(s: { url: string; services: string[]; schemas: string[]; bootstrap: BootstrapResult; credentialFile: string }): string {
+  const { url, bootstrap: b } = s;
+  const lines = [
+    "",
+    `Vane is running at ${url}`,
+    "",
+    `  Connect, gRPC, gRPC-Web   ${url}   (HTTP/1.1 and HTTP/2 on one port)`,
+    `  services                  ${s.services.join(", ")}`,
+    `  health                    ${url}/readyz   (gRPC: grpc.health.v1.Health/Check)`,
+    `  metrics                   ${url}/metrics`,
+    `  JWKS                      ${url}/.well-known/jwks.json`,
+    `  Postgres schemas          ${s.schemas.join(", ")}`,
+    "",
+  ];
+  if (b.created) {
+    lines.push(
+      `Created organization "Default" with project "default" (${b.environments.map((e) => e.key).join(", ")}) and its owner ${b.adminEmail}.`,
+      "",
+    );
+  }
+  if (b.secret === undefined) {
+    lines.push(`No admin credential to show: ${b.hint}.`, "");
+  } else {
+    lines.push(
+      `Admin credential (owner's personal API key, saved in ${s.credentialFile}):`,
+      "",
+      `  ${b.secret}`,
+      "",
+      "Exchange it for an access token, then list the organization's projects:",
+      "",
+      `  TOKEN=$(curl -s -H 'content-type: application/json' -d '{"apiKey":"${b.secret}"}' \\`,
+      `    ${url}/vane.identity.v1.AuthService/ExchangeApiKey | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`,
+      `  curl -s -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"organizationId":"${b.orgId}"}' \\`,
+      `    ${url}/vane.identity.v1.IdentityService/ListProjects`,
+      "",
+    );
+  }
+  lines.push(`Logs: ${common.logLevel} and above (set VANE_LOG_LEVEL=info for more). Press Ctrl-C to stop.`);
+  return lines.join("\n");
+}
+
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith("..") || isAbsolute(rel) ? path : rel;
+}

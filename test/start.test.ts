@@ -1,0 +1,112 @@
+/**
+ * `npm start` end to end: the real entry point in a child process, on the test Postgres (its own
+ * schema prefix) and NATS, reached the way the printed instructions say.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health, HealthCheckResponse_ServingStatus } from "#gen/grpc/health/v1/health_pb.js";
+import { dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const prefix = `${uniqueName("start")}_`;
+
+let child: ChildProcess;
+let output = "";
+let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+/** Resolves with the output once `pattern` appears in it; rejects if the process exits first. */
+function waitForOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`no ${pattern} in ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
+    const check = () => {
+      const m = output.match(pattern);
+      if (m) done(undefined, m);
+    };
+    const onExit = () => done(new Error(`npm start exited early; output:\n${output}`));
+    const done = (err?: Error, m?: RegExpMatchArray) => {
+      clearTimeout(timer);
+      child.stdout!.off("data", check);
+      child.off("exit", onExit);
+      if (err) reject(err);
+      else resolve(m!);
+    };
+    child.stdout!.on("data", check);
+    child.once("exit", onExit);
+    check();
+  });
+}
+
+beforeAll(() => {
+  child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--port", "0"], {
+    cwd: root,
+    env: {
+      ...process.env,
+      VANE_DATABASE_URL: testDatabaseUrl,
+      VANE_NATS_URL: testNatsUrl,
+      VANE_SCHEMA_PREFIX: prefix,
+      VANE_HOST: "127.0.0.1",
+      VANE_LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const collect = (chunk: Buffer) => void (output += chunk.toString("utf8"));
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+});
+
+afterAll(async () => {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+  await dropSchema(testDatabaseUrl, `${prefix}identity`);
+  await rm(`${root}.vane/${prefix}admin-api-key`, { force: true });
+});
+
+describe("npm start", () => {
+  it("serves every protocol on one port with a working first admin credential, and stops cleanly", async () => {
+    await waitForOutput(/Press Ctrl-C to stop/, 15_000);
+    // Port 0 was asked for: the printed URL must carry the real one.
+    const [, baseUrl] = output.match(/Vane is running at (http:\/\/127\.0\.0\.1:\d+)\n/) ?? [];
+    expect(baseUrl).toBeDefined();
+    expect(baseUrl).not.toMatch(/:0$/);
+    expect(output).toContain(`postgres: using configured`);
+    expect(output).toContain(`${prefix}identity`);
+    expect(output).toContain(`.vane/${prefix}admin-api-key`);
+    const [secret] = output.match(/vane_personal_[A-Za-z0-9_-]+/) ?? [];
+    expect(secret).toBeDefined();
+    const [, orgId] = output.match(/"organizationId":"([0-9a-f-]{36})"/) ?? [];
+    expect(orgId).toBeDefined();
+
+    // gRPC over HTTP/2.
+    const health = createClient(Health, createGrpcTransport({ baseUrl }));
+    expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+
+    // Connect JSON over HTTP/1.1, as the printed curl commands do.
+    const call = (path: string, body: unknown, token?: string) =>
+      fetch(`${baseUrl}/${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    const exchanged = await call("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: secret });
+    expect(exchanged.status).toBe(200);
+    const { accessToken, principal } = (await exchanged.json()) as { accessToken: string; principal: { organizationId: string; role: string } };
+    expect(principal).toMatchObject({ organizationId: orgId, role: "ROLE_OWNER" });
+    const listed = await call("vane.identity.v1.IdentityService/ListProjects", { organizationId: orgId }, accessToken);
+    expect(listed.status).toBe(200);
+    const { projects } = (await listed.json()) as { projects: { key: string }[] };
+    expect(projects.map((p) => p.key)).toEqual(["default"]);
+
+    const t0 = Date.now();
+    child.kill("SIGTERM");
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(output).toContain("Vane stopped.");
+  }, 25_000);
+});
