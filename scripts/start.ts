@@ -7,6 +7,7 @@ import { isAbsolute, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createTokenVerifier } from "#lib/auth.ts";
+import { type Bus, connectBus } from "#lib/bus.ts";
 import type { EnvReader } from "#lib/config.ts";
 import { createLogger, type Logger } from "#lib/logger.ts";
 import { startLocalInfra } from "#lib/local-infra.ts";
@@ -17,6 +18,7 @@ import { startTelemetry } from "#lib/telemetry.ts";
 import { type BootstrapResult, DEFAULT_ADMIN_EMAIL, ensureBootstrap } from "../services/identity/bootstrap.ts";
 import { readIdentityConfig } from "../services/identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../services/identity/module.ts";
+import { createCollectorModule } from "../services/collector/module.ts";
 
 /** What `npm start` hands each service's module factory. */
 interface StartContext {
@@ -25,6 +27,8 @@ interface StartContext {
   natsUrl: string;
   /** The service's Postgres schema: its name behind VANE_SCHEMA_PREFIX. */
   schema(service: string): string;
+  /** The process's one NATS connection, shared by the modules that need it. */
+  bus(): Promise<Bus>;
   logger: Logger;
 }
 
@@ -39,6 +43,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return (ctx) =>
       createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
   },
+  () => async (ctx) => createCollectorModule({ bus: await ctx.bus(), logger: ctx.logger }),
 ];
 
 const USAGE = `usage: npm start [-- --port N] [--host ADDRESS]
@@ -103,7 +108,15 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
   signal.throwIfAborted();
 
   const schema = (service: string) => `${schemaPrefix}${service}`;
-  const ctx: StartContext = { config: common, databaseUrl: infra.databaseUrl, natsUrl: infra.natsUrl, schema, logger };
+  let bus: Promise<Bus> | undefined;
+  const sharedBus = () => {
+    if (!bus) {
+      bus = connectBus({ servers: infra.natsUrl, name: "vane", logger });
+      onStop(async () => (await bus)?.drain());
+    }
+    return bus;
+  };
+  const ctx: StartContext = { config: common, databaseUrl: infra.databaseUrl, natsUrl: infra.natsUrl, schema, bus: sharedBus, logger };
   const modules: ServiceModule[] = [];
   for (const create of factories) {
     const module = await create(ctx);
@@ -126,7 +139,7 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
     summary({
       url,
       services: modules.flatMap((m) => m.services.map((s) => s.service.typeName)),
-      schemas: modules.map((m) => schema(m.name)),
+      schemas: modules.filter((m) => m.healthChecks?.postgres).map((m) => schema(m.name)),
       bootstrap,
       credentialFile: displayPath(credentialFile),
     }),

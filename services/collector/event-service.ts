@@ -1,0 +1,108 @@
+/**
+ * vane.events.v1.EventService: validates each event on its own against the contract's rules,
+ * stores the valid ones on VANE_EVENTS (event id = JetStream message id, so retries count once)
+ * and returns only after JetStream has acknowledged them.
+ */
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { createValidator } from "@bufbuild/protovalidate";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  EventEnvelopeSchema,
+  type TrackedEvent,
+  TrackedEventSchema,
+} from "#gen/vane/events/v1/events_pb.js";
+import { EventRejectionSchema, EventService, TrackResponseSchema } from "#gen/vane/events/v1/event_service_pb.js";
+import { ApiKeyKind, requirePrincipal } from "#lib/auth.ts";
+import { publishEvent } from "#lib/bus.ts";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { RateLimiter } from "./rate-limit.ts";
+
+const MAX_PROPERTIES = 50;
+const MAX_PROPERTIES_BYTES = 8192;
+
+/** Dependencies of the EventService. */
+export interface EventServiceDeps {
+  js: () => JetStreamClient;
+  /** Subject prefix, e.g. "vane.events": subjects are `<prefix>.<environment_id>.track`. */
+  subjectPrefix: string;
+  streamName: string;
+  limiter: RateLimiter;
+  publishTimeoutMs?: number;
+}
+
+/** Creates the EventService implementation. */
+export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof EventService> {
+  const validator = createValidator();
+
+  function check(ev: TrackedEvent): { field: string; message: string } | undefined {
+    const r = validator.validate(TrackedEventSchema, ev);
+    if (r.kind === "invalid") {
+      const v = r.violations[0];
+      return { field: pathToString(v.field) || "event", message: v.message };
+    }
+    if (r.kind === "error") return { field: "event", message: r.error.message };
+    if (ev.properties) {
+      if (Object.keys(ev.properties).length > MAX_PROPERTIES) return { field: "properties", message: `at most ${MAX_PROPERTIES} properties` };
+      if (Buffer.byteLength(JSON.stringify(ev.properties)) > MAX_PROPERTIES_BYTES) {
+        return { field: "properties", message: `at most ${MAX_PROPERTIES_BYTES} bytes of properties` };
+      }
+    }
+    return undefined;
+  }
+
+  return {
+    async track(req, ctx) {
+      const p = requirePrincipal(ctx);
+      if ((p.keyKind !== ApiKeyKind.SERVER && p.keyKind !== ApiKeyKind.CLIENT) || !p.environmentId) {
+        throw new ConnectError("events are sent with a server or client key of an environment", Code.PermissionDenied);
+      }
+      const wait = deps.limiter(p.subject, req.events.length);
+      if (wait > 0) {
+        ctx.responseHeader.set("retry-after", String(wait));
+        throw new ConnectError(`rate limit exceeded for this key; retry in ${wait} s`, Code.ResourceExhausted);
+      }
+      const rejected = [];
+      const accepted: { index: number; id: string; ev: TrackedEvent }[] = [];
+      for (const [index, ev] of req.events.entries()) {
+        const problem = check(ev);
+        if (problem) rejected.push(create(EventRejectionSchema, { index, ...problem }));
+        else accepted.push({ index, id: ev.eventId || randomUUID(), ev });
+      }
+      const receiveTime = timestampNow();
+      const subject = `${deps.subjectPrefix}.${p.environmentId}.track`;
+      const results = await Promise.allSettled(
+        accepted.map(({ id, ev }) => {
+          const envelope = create(EventEnvelopeSchema, {
+            eventId: id,
+            organizationId: p.organizationId,
+            projectId: p.projectId,
+            environmentId: p.environmentId,
+            receiveTime,
+            credentialId: p.subject,
+            payload: { case: "track", value: { ...ev, eventId: id } },
+          });
+          return publishEvent(deps.js(), subject, toBinary(EventEnvelopeSchema, envelope), {
+            msgId: id,
+            expectStream: deps.streamName,
+            timeoutMs: deps.publishTimeoutMs ?? 5_000,
+          });
+        }),
+      );
+      const failed = results.filter((r) => r.status === "rejected");
+      if (failed.length) {
+        // Some events may be stored already; a retry with the same ids is deduplicated.
+        throw new ConnectError(
+          `${failed.length} of ${accepted.length} events could not be stored right now; retry the batch with the same event ids`,
+          Code.Unavailable,
+          undefined,
+          undefined,
+          (failed[0] as PromiseRejectedResult).reason,
+        );
+      }
+      return create(TrackResponseSchema, { accepted: accepted.length, acceptedEventIds: accepted.map((a) => a.id), rejected });
+    },
+  };
+}

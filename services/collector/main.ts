@@ -1,0 +1,30 @@
+/** The collector on its own: `node --import tsx services/collector/main.ts`. */
+import { remoteKeySet, createTokenVerifier } from "#lib/auth.ts";
+import { connectBus } from "#lib/bus.ts";
+import { createLogger } from "#lib/logger.ts";
+import { readConfigOrExit, runMain } from "#lib/process.ts";
+import { readCommonConfig } from "#lib/service-config.ts";
+import { startModules } from "#lib/service-module.ts";
+import { startTelemetry } from "#lib/telemetry.ts";
+import { createCollectorModule } from "./module.ts";
+
+const { common, rate } = readConfigOrExit(process.env, (env, fail) => {
+  const common = readCommonConfig(env);
+  if (!common.natsUrl) fail("VANE_NATS_URL (or NATS_URL) is required: events are stored on JetStream");
+  if (!common.jwksUrl) fail("VANE_JWKS_URL is required: tokens are verified against identity's JWKS");
+  const rate = { perSecond: env.int("VANE_TRACK_RATE", 2000, { min: 1 }), burst: env.int("VANE_TRACK_BURST", 10_000, { min: 1 }) };
+  return { common, rate };
+});
+
+runMain("collector", async ({ onStop, useLogger }) => {
+  const telemetry = startTelemetry({ serviceName: "collector", env: process.env });
+  onStop(() => telemetry.shutdown());
+  const logger = createLogger({ level: common.logLevel });
+  useLogger(logger);
+  const bus = await connectBus({ servers: common.natsUrl!, name: "collector", logger });
+  onStop(() => bus.drain());
+  const module = await createCollectorModule({ bus, rateLimit: rate, logger });
+  const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) });
+  const running = await startModules({ config: common, logger, modules: [module], verifier });
+  onStop(() => running.server.close());
+});
