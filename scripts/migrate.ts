@@ -8,11 +8,13 @@ import { createLogger } from "#lib/logger.ts";
 import { runMigrationsCli, type Migration } from "#lib/migrations.ts";
 import { readConfigOrExit, readSchemaPrefix } from "#lib/process.ts";
 import { readCommonConfig } from "#lib/service-config.ts";
+import { migrations as flags } from "../services/flags/migrations/index.ts";
 import { migrations as identity } from "../services/identity/migrations/index.ts";
 
 /** Every service that owns a schema: its schema name (before the prefix) and its migrations. */
 const services: Record<string, Record<string, Migration>> = {
   identity,
+  flags,
 };
 
 const args = process.argv.slice(2);

@@ -19,6 +19,9 @@ import { type BootstrapResult, DEFAULT_ADMIN_EMAIL, ensureBootstrap } from "../s
 import { readIdentityConfig } from "../services/identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../services/identity/module.ts";
 import { createCollectorModule } from "../services/collector/module.ts";
+import { createIdentityDirectory } from "../services/flags/directory.ts";
+import { createFlagsModule } from "../services/flags/module.ts";
+import { readFlagsConfig } from "../services/flags/config.ts";
 
 /** What `npm start` hands each service's module factory. */
 interface StartContext {
@@ -29,6 +32,8 @@ interface StartContext {
   schema(service: string): string;
   /** The process's one NATS connection, shared by the modules that need it. */
   bus(): Promise<Bus>;
+  /** This process's own URL, known once the server listens (for calls between modules). */
+  selfUrl(): string;
   logger: Logger;
 }
 
@@ -43,7 +48,26 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return (ctx) =>
       createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
   },
-  () => async (ctx) => createCollectorModule({ bus: await ctx.bus(), logger: ctx.logger }),
+  (env) => {
+    const flags = readFlagsConfig(env);
+    return async (ctx) =>
+    createFlagsModule({
+      databaseUrl: ctx.databaseUrl,
+      schema: ctx.schema("flags"),
+      nats: { bus: await ctx.bus() },
+      snapshotBucket: flags.snapshotBucket,
+      domainStream: flags.domainStream,
+      domainSubjectPrefix: flags.domainSubjectPrefix,
+      replicas: flags.replicas,
+      directory: createIdentityDirectory({ baseUrl: ctx.selfUrl }),
+      migrate: ctx.config.migrateOnStart,
+      logger: ctx.logger,
+    });
+  },
+  (env) => {
+    const streamName = env.string("VANE_EVENTS_STREAM", "VANE_EVENTS");
+    return async (ctx) => createCollectorModule({ bus: await ctx.bus(), streamName, logger: ctx.logger });
+  },
 ];
 
 const USAGE = `usage: npm start [-- --port N] [--host ADDRESS]
@@ -116,7 +140,16 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
     }
     return bus;
   };
-  const ctx: StartContext = { config: common, databaseUrl: infra.databaseUrl, natsUrl: infra.natsUrl, schema, bus: sharedBus, logger };
+  let selfUrl = "";
+  const ctx: StartContext = {
+    config: common,
+    databaseUrl: infra.databaseUrl,
+    natsUrl: infra.natsUrl,
+    schema,
+    bus: sharedBus,
+    selfUrl: () => selfUrl,
+    logger,
+  };
   const modules: ServiceModule[] = [];
   for (const create of factories) {
     const module = await create(ctx);
@@ -132,6 +165,7 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
   const running = await startModules({ config: common, logger, modules, verifier });
   onStop(() => running.server.close());
+  selfUrl = `http://127.0.0.1:${running.port}`;
 
   const host = ["0.0.0.0", "::", ""].includes(common.host) ? "localhost" : common.host.includes(":") ? `[${common.host}]` : common.host;
   const url = `http://${host}:${running.port}`;

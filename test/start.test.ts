@@ -9,7 +9,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/grpc/health/v1/health_pb.js";
-import { dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const prefix = `${uniqueName("start")}_`;
@@ -48,6 +48,11 @@ beforeAll(() => {
       VANE_DATABASE_URL: testDatabaseUrl,
       VANE_NATS_URL: testNatsUrl,
       VANE_SCHEMA_PREFIX: prefix,
+      // The machine's NATS is shared: keep to names of this run.
+      VANE_SNAPSHOT_BUCKET: `${prefix}snapshots`,
+      VANE_DOMAIN_STREAM: `${prefix}DOMAIN`.toUpperCase(),
+      VANE_DOMAIN_SUBJECT_PREFIX: `${prefix}domain`,
+      VANE_EVENTS_STREAM: `${prefix}EVENTS`.toUpperCase(),
       VANE_HOST: "127.0.0.1",
       VANE_LOG_LEVEL: "warn",
     },
@@ -64,7 +69,10 @@ afterAll(async () => {
     child.kill("SIGKILL");
     await exited;
   }
-  await dropSchema(testDatabaseUrl, `${prefix}identity`);
+  for (const service of ["identity", "flags"]) await dropSchema(testDatabaseUrl, `${prefix}${service}`);
+  const nc = await connectTestNats();
+  await deleteStreams(nc, [`KV_${prefix}snapshots`, `${prefix}DOMAIN`.toUpperCase(), `${prefix}EVENTS`.toUpperCase()]);
+  await nc.drain();
   await rm(`${root}.vane/${prefix}admin-api-key`, { force: true });
 });
 
@@ -102,6 +110,28 @@ describe("npm start", () => {
     expect(listed.status).toBe(200);
     const { projects } = (await listed.json()) as { projects: { key: string }[] };
     expect(projects.map((p) => p.key)).toEqual(["default"]);
+
+    // The flags service runs in the same process and reaches identity through it.
+    const { projects: full } = (await (await call("vane.identity.v1.IdentityService/ListProjects", { organizationId: orgId }, accessToken)).json()) as {
+      projects: { id: string }[];
+    };
+    const created = await call(
+      "vane.flags.v1.FlagService/CreateFlag",
+      {
+        projectId: full[0].id,
+        key: "new-checkout",
+        name: "New checkout",
+        type: "FLAG_TYPE_BOOLEAN",
+        variants: [
+          { key: "on", value: true },
+          { key: "off", value: false },
+        ],
+      },
+      accessToken,
+    );
+    expect(created.status).toBe(200);
+    const got = await call("vane.flags.v1.FlagService/GetFlag", { projectId: full[0].id, key: "new-checkout" }, accessToken);
+    expect(((await got.json()) as { flag: { key: string } }).flag.key).toBe("new-checkout");
 
     const t0 = Date.now();
     child.kill("SIGTERM");

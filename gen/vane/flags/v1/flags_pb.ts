@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/flags/v1/flags.proto.
  */
 export const file_vane_flags_v1_flags: GenFile = /*@__PURE__*/
-  fileDesc("Chl2YW5lL2ZsYWdzL3YxL2ZsYWdzLnByb3RvEg12YW5lLmZsYWdzLnYxIo4BCgdWYXJpYW50EjUKA2tleRgBIAEoCUIoukglciMyIV5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dezAsNjN9JBItCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUIGukgDyAEBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxj0AyLhAgoERmxhZxIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEgsKA2tleRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEgwKBHRhZ3MYBiADKAkSDQoFb3duZXIYByABKAkSJQoEdHlwZRgIIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGUSKAoIdmFyaWFudHMYCSADKAsyFi52YW5lLmZsYWdzLnYxLlZhcmlhbnQSFgoOY2xpZW50X3Zpc2libGUYCiABKAgSEAoIYXJjaGl2ZWQYCyABKAgSDwoHdmVyc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp8BChJBdHRyaWJ1dGVDb25kaXRpb24SHQoJYXR0cmlidXRlGAEgASgJQgq6SAdyBRABGMgBEjUKCG9wZXJhdG9yGAIgASgOMhcudmFuZS5mbGFncy52MS5PcGVyYXRvckIKukgHggEEEAEgABIzCgZ2YWx1ZXMYAyADKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCC7pICJIBBQgBEJBOIkAKEFNlZ21lbnRDb25kaXRpb24SHAoLc2VnbWVudF9rZXkYASABKAlCB7pIBHICEAESDgoGbmVnYXRlGAIgASgIIrQBCglDb25kaXRpb24SNgoJYXR0cmlidXRlGAEgASgLMiEudmFuZS5mbGFncy52MS5BdHRyaWJ1dGVDb25kaXRpb25IABIyCgdzZWdtZW50GAIgASgLMh8udmFuZS5mbGFncy52MS5TZWdtZW50Q29uZGl0aW9uSAASLAoKanNvbl9sb2dpYxgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAQg0KBGtpbmQSBbpIAggBIkQKD1dlaWdodGVkVmFyaWFudBIYCgd2YXJpYW50GAEgASgJQge6SARyAhABEhcKBndlaWdodBgCIAEoBUIHukgEGgIoACJ8CgdSb2xsb3V0EhsKCWJ1Y2tldF9ieRgBIAEoCUIIukgFcgMYyAESPAoIdmFyaWFudHMYAiADKAsyHi52YW5lLmZsYWdzLnYxLldlaWdodGVkVmFyaWFudEIKukgHkgEECAEQZBIWCgRzZWVkGAMgASgJQgi6SAVyAxjIASKEAQoHT3V0Y29tZRIRCgd2YXJpYW50GAEgASgJSAASKQoHcm9sbG91dBgCIAEoCzIWLnZhbmUuZmxhZ3MudjEuUm9sbG91dEgAEiwKCmpzb25fbG9naWMYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIAEINCgRraW5kEgW6SAIIASKjAQoEUnVsZRITCgJpZBgBIAEoCUIHukgEcgIYQBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY9AMSNgoKY29uZGl0aW9ucxgDIAMoCzIYLnZhbmUuZmxhZ3MudjEuQ29uZGl0aW9uQgi6SAWSAQIQZBIvCgdvdXRjb21lGAQgASgLMhYudmFuZS5mbGFncy52MS5PdXRjb21lQga6SAPIAQEiywEKD0ZsYWdFbnZpcm9ubWVudBIQCghmbGFnX2tleRgBIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgCIAEoCRIPCgdlbmFibGVkGAMgASgIEhcKD2RlZmF1bHRfdmFyaWFudBgEIAEoCRIiCgVydWxlcxgFIAMoCzITLnZhbmUuZmxhZ3MudjEuUnVsZRIPCgd2ZXJzaW9uGAYgASgDEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKoAgoHU2VnbWVudBIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEgsKA2tleRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEiwKCmNvbmRpdGlvbnMYBiADKAsyGC52YW5lLmZsYWdzLnYxLkNvbmRpdGlvbhIVCg1pbmNsdWRlZF9rZXlzGAcgAygJEhUKDWV4Y2x1ZGVkX2tleXMYCCADKAkSDwoHdmVyc2lvbhgJIAEoAxIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq4CCgpBdWRpdEVudHJ5EgoKAmlkGAEgASgDEhIKCnByb2plY3RfaWQYAiABKAkSFgoOZW52aXJvbm1lbnRfaWQYAyABKAkSEAoIZmxhZ19rZXkYBCABKAkSEwoLc2VnbWVudF9rZXkYBSABKAkSDgoGYWN0aW9uGAYgASgJEg0KBWFjdG9yGAcgASgJEhIKCmFjdG9yX2tpbmQYCCABKAkSDgoGcmVhc29uGAkgASgJEiYKBmJlZm9yZRgKIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIlCgVhZnRlchgLIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqfgoIRmxhZ1R5cGUSGQoVRkxBR19UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRkxBR19UWVBFX0JPT0xFQU4QARIUChBGTEFHX1RZUEVfU1RSSU5HEAISFAoQRkxBR19UWVBFX05VTUJFUhADEhQKEEZMQUdfVFlQRV9PQkpFQ1QQBCr8BAoIT3BlcmF0b3ISGAoUT1BFUkFUT1JfVU5TUEVDSUZJRUQQABITCg9PUEVSQVRPUl9FUVVBTFMQARIXChNPUEVSQVRPUl9OT1RfRVFVQUxTEAISDwoLT1BFUkFUT1JfSU4QAxITCg9PUEVSQVRPUl9OT1RfSU4QBBIVChFPUEVSQVRPUl9DT05UQUlOUxAFEhgKFE9QRVJBVE9SX1NUQVJUU19XSVRIEAYSFgoST1BFUkFUT1JfRU5EU19XSVRIEAcSFgoST1BFUkFUT1JfTEVTU19USEFOEAgSHwobT1BFUkFUT1JfTEVTU19USEFOX09SX0VRVUFMEAkSGQoVT1BFUkFUT1JfR1JFQVRFUl9USEFOEAoSIgoeT1BFUkFUT1JfR1JFQVRFUl9USEFOX09SX0VRVUFMEAsSEwoPT1BFUkFUT1JfQkVGT1JFEAwSEgoOT1BFUkFUT1JfQUZURVIQDRIZChVPUEVSQVRPUl9TRU1WRVJfRVFVQUwQDhIdChlPUEVSQVRPUl9TRU1WRVJfTk9UX0VRVUFMEA8SHQoZT1BFUkFUT1JfU0VNVkVSX0xFU1NfVEhBThAQEiYKIk9QRVJBVE9SX1NFTVZFUl9MRVNTX1RIQU5fT1JfRVFVQUwQERIgChxPUEVSQVRPUl9TRU1WRVJfR1JFQVRFUl9USEFOEBISKQolT1BFUkFUT1JfU0VNVkVSX0dSRUFURVJfVEhBTl9PUl9FUVVBTBATEhkKFU9QRVJBVE9SX1NFTVZFUl9USUxERRAUEhkKFU9QRVJBVE9SX1NFTVZFUl9DQVJFVBAVEhQKEE9QRVJBVE9SX01BVENIRVMQFmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chl2YW5lL2ZsYWdzL3YxL2ZsYWdzLnByb3RvEg12YW5lLmZsYWdzLnYxIo4BCgdWYXJpYW50EjUKA2tleRgBIAEoCUIoukglciMyIV5bQS1aYS16MC05XVtBLVphLXowLTlfLi1dezAsNjN9JBItCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUIGukgDyAEBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxj0AyLhAgoERmxhZxIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEgsKA2tleRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEgwKBHRhZ3MYBiADKAkSDQoFb3duZXIYByABKAkSJQoEdHlwZRgIIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGUSKAoIdmFyaWFudHMYCSADKAsyFi52YW5lLmZsYWdzLnYxLlZhcmlhbnQSFgoOY2xpZW50X3Zpc2libGUYCiABKAgSEAoIYXJjaGl2ZWQYCyABKAgSDwoHdmVyc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp8BChJBdHRyaWJ1dGVDb25kaXRpb24SHQoJYXR0cmlidXRlGAEgASgJQgq6SAdyBRABGMgBEjUKCG9wZXJhdG9yGAIgASgOMhcudmFuZS5mbGFncy52MS5PcGVyYXRvckIKukgHggEEEAEgABIzCgZ2YWx1ZXMYAyADKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCC7pICJIBBQgBEJBOIkAKEFNlZ21lbnRDb25kaXRpb24SHAoLc2VnbWVudF9rZXkYASABKAlCB7pIBHICEAESDgoGbmVnYXRlGAIgASgIIuQBCglDb25kaXRpb24SNgoJYXR0cmlidXRlGAEgASgLMiEudmFuZS5mbGFncy52MS5BdHRyaWJ1dGVDb25kaXRpb25IABIyCgdzZWdtZW50GAIgASgLMh8udmFuZS5mbGFncy52MS5TZWdtZW50Q29uZGl0aW9uSAASLAoKanNvbl9sb2dpYxgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEi4KBWxheWVyGAQgASgLMh0udmFuZS5mbGFncy52MS5MYXllckNvbmRpdGlvbkgAQg0KBGtpbmQSBbpIAggBIn8KDkxheWVyQ29uZGl0aW9uEhwKCWxheWVyX2tleRgBIAEoCUIJukgGcgQQARhkEhkKBXN0YXJ0GAIgASgFQgq6SAcaBRCQTigAEhcKA2VuZBgDIAEoBUIKukgHGgUYkE4gABIbCglidWNrZXRfYnkYBCABKAlCCLpIBXIDGMgBIkQKD1dlaWdodGVkVmFyaWFudBIYCgd2YXJpYW50GAEgASgJQge6SARyAhABEhcKBndlaWdodBgCIAEoBUIHukgEGgIoACKcAQoHUm9sbG91dBIbCglidWNrZXRfYnkYASABKAlCCLpIBXIDGMgBEjwKCHZhcmlhbnRzGAIgAygLMh4udmFuZS5mbGFncy52MS5XZWlnaHRlZFZhcmlhbnRCCrpIB5IBBAgBEGQSFgoEc2VlZBgDIAEoCUIIukgFcgMYyAESHgoNZXhwZXJpbWVudF9pZBgEIAEoCUIHukgEcgIYQCKEAQoHT3V0Y29tZRIRCgd2YXJpYW50GAEgASgJSAASKQoHcm9sbG91dBgCIAEoCzIWLnZhbmUuZmxhZ3MudjEuUm9sbG91dEgAEiwKCmpzb25fbG9naWMYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIAEINCgRraW5kEgW6SAIIASKjAQoEUnVsZRITCgJpZBgBIAEoCUIHukgEcgIYQBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY9AMSNgoKY29uZGl0aW9ucxgDIAMoCzIYLnZhbmUuZmxhZ3MudjEuQ29uZGl0aW9uQgi6SAWSAQIQZBIvCgdvdXRjb21lGAQgASgLMhYudmFuZS5mbGFncy52MS5PdXRjb21lQga6SAPIAQEiywEKD0ZsYWdFbnZpcm9ubWVudBIQCghmbGFnX2tleRgBIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgCIAEoCRIPCgdlbmFibGVkGAMgASgIEhcKD2RlZmF1bHRfdmFyaWFudBgEIAEoCRIiCgVydWxlcxgFIAMoCzITLnZhbmUuZmxhZ3MudjEuUnVsZRIPCgd2ZXJzaW9uGAYgASgDEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKoAgoHU2VnbWVudBIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEgsKA2tleRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEiwKCmNvbmRpdGlvbnMYBiADKAsyGC52YW5lLmZsYWdzLnYxLkNvbmRpdGlvbhIVCg1pbmNsdWRlZF9rZXlzGAcgAygJEhUKDWV4Y2x1ZGVkX2tleXMYCCADKAkSDwoHdmVyc2lvbhgJIAEoAxIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq4CCgpBdWRpdEVudHJ5EgoKAmlkGAEgASgDEhIKCnByb2plY3RfaWQYAiABKAkSFgoOZW52aXJvbm1lbnRfaWQYAyABKAkSEAoIZmxhZ19rZXkYBCABKAkSEwoLc2VnbWVudF9rZXkYBSABKAkSDgoGYWN0aW9uGAYgASgJEg0KBWFjdG9yGAcgASgJEhIKCmFjdG9yX2tpbmQYCCABKAkSDgoGcmVhc29uGAkgASgJEiYKBmJlZm9yZRgKIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIlCgVhZnRlchgLIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqfgoIRmxhZ1R5cGUSGQoVRkxBR19UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRkxBR19UWVBFX0JPT0xFQU4QARIUChBGTEFHX1RZUEVfU1RSSU5HEAISFAoQRkxBR19UWVBFX05VTUJFUhADEhQKEEZMQUdfVFlQRV9PQkpFQ1QQBCr8BAoIT3BlcmF0b3ISGAoUT1BFUkFUT1JfVU5TUEVDSUZJRUQQABITCg9PUEVSQVRPUl9FUVVBTFMQARIXChNPUEVSQVRPUl9OT1RfRVFVQUxTEAISDwoLT1BFUkFUT1JfSU4QAxITCg9PUEVSQVRPUl9OT1RfSU4QBBIVChFPUEVSQVRPUl9DT05UQUlOUxAFEhgKFE9QRVJBVE9SX1NUQVJUU19XSVRIEAYSFgoST1BFUkFUT1JfRU5EU19XSVRIEAcSFgoST1BFUkFUT1JfTEVTU19USEFOEAgSHwobT1BFUkFUT1JfTEVTU19USEFOX09SX0VRVUFMEAkSGQoVT1BFUkFUT1JfR1JFQVRFUl9USEFOEAoSIgoeT1BFUkFUT1JfR1JFQVRFUl9USEFOX09SX0VRVUFMEAsSEwoPT1BFUkFUT1JfQkVGT1JFEAwSEgoOT1BFUkFUT1JfQUZURVIQDRIZChVPUEVSQVRPUl9TRU1WRVJfRVFVQUwQDhIdChlPUEVSQVRPUl9TRU1WRVJfTk9UX0VRVUFMEA8SHQoZT1BFUkFUT1JfU0VNVkVSX0xFU1NfVEhBThAQEiYKIk9QRVJBVE9SX1NFTVZFUl9MRVNTX1RIQU5fT1JfRVFVQUwQERIgChxPUEVSQVRPUl9TRU1WRVJfR1JFQVRFUl9USEFOEBISKQolT1BFUkFUT1JfU0VNVkVSX0dSRUFURVJfVEhBTl9PUl9FUVVBTBATEhkKFU9QRVJBVE9SX1NFTVZFUl9USUxERRAUEhkKFU9QRVJBVE9SX1NFTVZFUl9DQVJFVBAVEhQKEE9QRVJBVE9SX01BVENIRVMQFmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Variant is one value a flag can take.
@@ -263,6 +263,14 @@ export type Condition = Message<"vane.flags.v1.Condition"> & {
      */
     value: Value;
     case: "jsonLogic";
+  } | {
+    /**
+     * Units whose bucket in a layer falls in a slice: mutually exclusive experiments.
+     *
+     * @generated from field: vane.flags.v1.LayerCondition layer = 4;
+     */
+    value: LayerCondition;
+    case: "layer";
   } | { case: undefined; value?: undefined };
 };
 
@@ -272,6 +280,50 @@ export type Condition = Message<"vane.flags.v1.Condition"> & {
  */
 export const ConditionSchema: GenMessage<Condition> = /*@__PURE__*/
   messageDesc(file_vane_flags_v1_flags, 4);
+
+/**
+ * LayerCondition matches units whose bucket in a layer falls in [start, end). A unit's bucket is
+ * the same for every flag (it hashes the layer key and the unit), so experiments given disjoint
+ * slices of one layer never share a unit. Compiles to flagd's `fractional`.
+ *
+ * @generated from message vane.flags.v1.LayerCondition
+ */
+export type LayerCondition = Message<"vane.flags.v1.LayerCondition"> & {
+  /**
+   * The layer: the hash seed shared by its experiments.
+   *
+   * @generated from field: string layer_key = 1;
+   */
+  layerKey: string;
+
+  /**
+   * First bucket of the slice, of 10,000.
+   *
+   * @generated from field: int32 start = 2;
+   */
+  start: number;
+
+  /**
+   * One past the last bucket of the slice (start < end <= 10,000).
+   *
+   * @generated from field: int32 end = 3;
+   */
+  end: number;
+
+  /**
+   * The attribute to bucket by; empty means the targeting key.
+   *
+   * @generated from field: string bucket_by = 4;
+   */
+  bucketBy: string;
+};
+
+/**
+ * Describes the message vane.flags.v1.LayerCondition.
+ * Use `create(LayerConditionSchema)` to create a new message.
+ */
+export const LayerConditionSchema: GenMessage<LayerCondition> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_flags, 5);
 
 /**
  * WeightedVariant is one slice of a rollout.
@@ -300,7 +352,7 @@ export type WeightedVariant = Message<"vane.flags.v1.WeightedVariant"> & {
  * Use `create(WeightedVariantSchema)` to create a new message.
  */
 export const WeightedVariantSchema: GenMessage<WeightedVariant> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flags, 5);
+  messageDesc(file_vane_flags_v1_flags, 6);
 
 /**
  * Rollout splits units between variants by a stable hash of the flag key and a context
@@ -330,6 +382,15 @@ export type Rollout = Message<"vane.flags.v1.Rollout"> & {
    * @generated from field: string seed = 3;
    */
   seed: string;
+
+  /**
+   * Set by the analytics service when this rollout is an experiment's assignment: units it
+   * serves are exposures of that experiment (the snapshot carries it as flag metadata
+   * "experimentId").
+   *
+   * @generated from field: string experiment_id = 4;
+   */
+  experimentId: string;
 };
 
 /**
@@ -337,7 +398,7 @@ export type Rollout = Message<"vane.flags.v1.Rollout"> & {
  * Use `create(RolloutSchema)` to create a new message.
  */
 export const RolloutSchema: GenMessage<Rollout> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flags, 6);
+  messageDesc(file_vane_flags_v1_flags, 7);
 
 /**
  * Outcome is what a matching rule serves.
@@ -384,7 +445,7 @@ export type Outcome = Message<"vane.flags.v1.Outcome"> & {
  * Use `create(OutcomeSchema)` to create a new message.
  */
 export const OutcomeSchema: GenMessage<Outcome> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flags, 7);
+  messageDesc(file_vane_flags_v1_flags, 8);
 
 /**
  * Rule serves its outcome when all its conditions match (no conditions: always).
@@ -426,7 +487,7 @@ export type Rule = Message<"vane.flags.v1.Rule"> & {
  * Use `create(RuleSchema)` to create a new message.
  */
 export const RuleSchema: GenMessage<Rule> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flags, 8);
+  messageDesc(file_vane_flags_v1_flags, 9);
 
 /**
  * FlagEnvironment is a flag's behaviour in one environment.
@@ -489,7 +550,7 @@ export type FlagEnvironment = Message<"vane.flags.v1.FlagEnvironment"> & {
  * Use `create(FlagEnvironmentSchema)` to create a new message.
  */
 export const FlagEnvironmentSchema: GenMessage<FlagEnvironment> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flags, 9);
+  messageDesc(file_vane_flags_v1_flags, 10);
 
 /**
  * Segment is a reusable audience of a project: conditions, or explicit lists of keys.
@@ -580,7 +641,7 @@ export type Segment = Message<"vane.flags.v1.Segment"> & {
  * Use `create(SegmentSchema)` to create a new message.
  */
 export const SegmentSchema: GenMessage<Segment> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flags, 10);
+  messageDesc(file_vane_flags_v1_flags, 11);
 
 /**
  * AuditEntry records one committed change: who, when, what, before and after, and why.
@@ -678,7 +739,7 @@ export type AuditEntry = Message<"vane.flags.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flags, 11);
+  messageDesc(file_vane_flags_v1_flags, 12);
 
 /**
  * FlagType is the type of every variant of a flag.

@@ -1,0 +1,211 @@
+/**
+ * The transactional outbox's relay. A service writes outbox rows in the same transaction as the
+ * change they announce; the relay publishes them strictly in id order, one at a time, retrying a
+ * row until it is published (never skipping or reordering), then marks it published.
+ *
+ * Exactly one relay publishes at a time across replicas: the leader holds a session advisory lock
+ * on a dedicated connection (FOR UPDATE SKIP LOCKED would let two replicas publish out of order).
+ * If that connection dies (Postgres restart, network), the lock goes with it and any replica takes
+ * over from the first unpublished row. A row may therefore be published twice (crash between
+ * publish and mark); publishers make that harmless (JetStream message ids, versioned KV writes).
+ *
+ * The leader LISTENs on a channel the writers NOTIFY in their transaction, and polls as a fallback.
+ */
+import { metrics, type ObservableGauge, type ObservableResult } from "@opentelemetry/api";
+import type pg from "pg";
+import { pino, type Logger } from "pino";
+import { sql, type Kysely } from "kysely";
+
+/** An outbox row as the relay hands it to `publish`. */
+export interface OutboxRecord {
+  id: string;
+  kind: string;
+  /** Subject, KV key, … — whatever the service's publisher needs. */
+  target: string;
+  payload: Uint8Array;
+  msgId: string;
+  headers: Record<string, string>;
+}
+
+/** Options for {@link createOutboxRelay}. */
+export interface OutboxRelayOptions {
+  /** The service's pool; its connections' search_path must contain `table`. */
+  pool: pg.Pool;
+  /** The outbox table: `id bigserial, kind, target, payload bytea, msg_id, headers jsonb, published_at` (default "outbox"). */
+  table?: string;
+  /** NOTIFY channel writers signal on (see {@link notifyOutbox}). */
+  channel: string;
+  /** Advisory-lock name: one leader per name. */
+  lockName: string;
+  /** Publishes one record; throws to be retried. */
+  publish(record: OutboxRecord): Promise<void>;
+  logger?: Logger;
+  /** Rows read per query (default 100). */
+  batchSize?: number;
+  /** Poll interval when no notification arrives, in ms (default 1 000). */
+  pollIntervalMs?: number;
+  /** First and largest pause between publish attempts, in ms (default 100 and 5 000). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** Label of the `vane_outbox_backlog` gauge (default: the table name). */
+  name?: string;
+}
+
+/** A running relay. */
+export interface OutboxRelay {
+  /** Unpublished rows, as last counted by the leader (0 on followers). */
+  backlog(): number;
+  /** True while this relay holds the lock. */
+  isLeader(): boolean;
+  /** Resolves once no unpublished row is left (for tests and graceful stops). */
+  drained(timeoutMs?: number): Promise<void>;
+  /** Stops publishing (a row being retried stays unpublished) and releases the lock. */
+  stop(): Promise<void>;
+}
+
+const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** NOTIFYs the relay from inside the writing transaction (delivered at commit). */
+export async function notifyOutbox(db: Kysely<any>, channel: string): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  await sql`select pg_notify(${channel}, '')`.execute(db);
+}
+
+let gauge: ObservableGauge | undefined;
+const relays = new Set<{ name: string; backlog: () => number; leader: () => boolean }>();
+function observe(result: ObservableResult): void {
+  for (const r of relays) if (r.leader()) result.observe(r.backlog(), { outbox: r.name });
+}
+
+/** Starts a relay; it runs until {@link OutboxRelay.stop}. */
+export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
+  const table = opts.table ?? "outbox";
+  if (!IDENT.test(table) || !IDENT.test(opts.channel)) throw new Error("outbox table and channel must be plain lower-case identifiers");
+  const logger = opts.logger ?? pino({ level: "silent" });
+  const batchSize = opts.batchSize ?? 100;
+  const pollMs = opts.pollIntervalMs ?? 1_000;
+  const retryMin = opts.retryMinMs ?? 100;
+  const retryMax = opts.retryMaxMs ?? 5_000;
+  const stopping = new AbortController();
+  let leader = false;
+  let backlog = 0;
+  let wake: (() => void) | undefined;
+  let queries = 0;
+  const waiters = new Map<() => void, number>();
+
+  const entry = { name: opts.name ?? table, backlog: () => backlog, leader: () => leader };
+  relays.add(entry);
+  gauge ??= metrics.getMeter("vane.outbox").createObservableGauge("vane_outbox_backlog", { description: "outbox rows not yet published" });
+  if (relays.size === 1) gauge.addCallback(observe);
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        wake = undefined;
+        stopping.signal.removeEventListener("abort", done);
+        resolve();
+      }
+      wake = done;
+      stopping.signal.addEventListener("abort", done, { once: true });
+    });
+
+  const publishWithRetry = async (record: OutboxRecord) => {
+    for (let attempt = 0; ; attempt++) {
+      stopping.signal.throwIfAborted();
+      try {
+        await opts.publish(record);
+        return;
+      } catch (err) {
+        const pause = Math.min(retryMax, retryMin * 2 ** Math.min(attempt, 16));
+        if (attempt === 0 || attempt % 10 === 0) logger.warn({ err, outboxId: record.id, kind: record.kind, target: record.target, attempt }, "outbox publish failed; retrying");
+        await sleep(pause * (0.5 + Math.random() / 2));
+      }
+    }
+  };
+
+  const lead = async (client: pg.PoolClient) => {
+    await client.query(`listen ${opts.channel}`);
+    client.on("notification", () => wake?.());
+    while (!stopping.signal.aborted) {
+      const query = ++queries;
+      const { rows } = await client.query<{ id: string; kind: string; target: string; payload: Buffer; msg_id: string; headers: Record<string, string> }>(
+        `select id, kind, target, payload, msg_id, headers from ${table} where published_at is null order by id limit $1`,
+        [batchSize],
+      );
+      if (rows.length < batchSize) backlog = rows.length;
+      else backlog = Number((await client.query<{ n: string }>(`select count(*) as n from ${table} where published_at is null`)).rows[0].n);
+      if (rows.length === 0) {
+        for (const [w, since] of waiters) if (query > since) w();
+        await sleep(pollMs);
+        continue;
+      }
+      for (const row of rows) {
+        await publishWithRetry({ id: row.id, kind: row.kind, target: row.target, payload: new Uint8Array(row.payload), msgId: row.msg_id, headers: row.headers });
+        await client.query(`update ${table} set published_at = now() where id = $1`, [row.id]);
+        backlog = Math.max(0, backlog - 1);
+      }
+    }
+  };
+
+  const loop = (async () => {
+    let failures = 0;
+    while (!stopping.signal.aborted) {
+      let client: pg.PoolClient | undefined;
+      let broken = false;
+      try {
+        client = await opts.pool.connect();
+        client.on("error", (err) => logger.warn({ err }, "outbox relay connection failed"));
+        const { rows } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock(hashtext($1)) as ok", [opts.lockName]);
+        if (!rows[0].ok) {
+          client.release();
+          client = undefined;
+          await sleep(pollMs);
+          continue;
+        }
+        leader = true;
+        failures = 0;
+        logger.info({ lock: opts.lockName }, "outbox relay leading");
+        await lead(client);
+      } catch (err) {
+        broken = true;
+        if (!stopping.signal.aborted) {
+          failures++;
+          logger.warn({ err, failures }, "outbox relay interrupted; restarting");
+        }
+      } finally {
+        leader = false;
+        // Destroying the connection releases the session lock and the LISTEN with it.
+        client?.release(true);
+      }
+      if (broken && !stopping.signal.aborted) await sleep(Math.min(retryMax, retryMin * 2 ** Math.min(failures, 16)));
+    }
+  })();
+
+  return {
+    backlog: () => backlog,
+    isLeader: () => leader,
+    drained(timeoutMs = 30_000) {
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(done);
+          reject(new Error(`outbox not drained after ${timeoutMs} ms (backlog ${backlog})`));
+        }, timeoutMs);
+        function done() {
+          clearTimeout(timer);
+          waiters.delete(done);
+          resolve();
+        }
+        waiters.set(done, queries);
+        wake?.();
+      });
+    },
+    async stop() {
+      stopping.abort();
+      wake?.();
+      await loop;
+      relays.delete(entry);
+      if (relays.size === 0) gauge?.removeCallback(observe);
+    },
+  };
+}

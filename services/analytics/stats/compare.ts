@@ -1,0 +1,116 @@
+/**
+ * One treatment against control: absolute and relative lift with intervals, Welch's t-test,
+ * Bayesian chance to beat control and the always-valid (sequential) intervals.
+ */
+import { normalPosterior, type NormalPrior } from "./bayes.ts";
+import { studentTQuantile, studentTTwoSided } from "./distributions.ts";
+import type { Estimate } from "./estimates.ts";
+import { alwaysValid, mixingVariance } from "./sequential.ts";
+
+export type Direction = "higher" | "lower";
+
+export interface CompareOptions {
+  /** Two-sided level: intervals are at 1 − alpha. Default 0.05. */
+  alpha?: number;
+  /** Whether higher or lower values are better. Default "higher". */
+  direction?: Direction;
+  /** Total units (both arms) at which the sequential interval is tightest. Default 10 000. */
+  sequentialTuningUnits?: number;
+  /** Normal prior on the relative lift for the Bayesian result; flat on the absolute lift when absent. */
+  relativePrior?: NormalPrior;
+}
+
+export interface Interval {
+  estimate: number;
+  standardError: number;
+  /** [lower, upper] at 1 − alpha. */
+  ci: [number, number];
+}
+
+export interface Comparison {
+  /** Treatment minus control, in metric units. */
+  absolute: Interval;
+  /** Treatment / control − 1 (delta method). NaN when the control mean is 0. */
+  relative: Interval;
+  tStatistic: number;
+  /** Welch–Satterthwaite degrees of freedom. */
+  degreesOfFreedom: number;
+  /** Two-sided Welch p-value for "no difference". */
+  pValue: number;
+  /** Posterior probability that the treatment is better (per `direction`). */
+  chanceToBeatControl: number;
+  /** Always-valid intervals and p-value; safe to look at as often as wanted. */
+  sequential: {
+    absoluteCi: [number, number];
+    relativeCi: [number, number];
+    pValue: number;
+  };
+}
+
+/**
+ * Welch–Satterthwaite degrees of freedom from the variances of the two means:
+ * (v_c + v_t)² / (v_c²/(n_c − 1) + v_t²/(n_t − 1)).
+ */
+export function welchDegreesOfFreedom(control: Estimate, treatment: Estimate): number {
+  const denominator = control.variance ** 2 / (control.n - 1) + treatment.variance ** 2 / (treatment.n - 1);
+  if (!(denominator > 0)) return control.n + treatment.n - 2;
+  return (control.variance + treatment.variance) ** 2 / denominator;
+}
+
+/**
+ * Delta-method relative lift r = m_t/m_c − 1 for independent arms:
+ * Var(r) ≈ v_t/m_c² + m_t² v_c/m_c⁴.
+ */
+export function relativeLift(control: Estimate, treatment: Estimate): { estimate: number; standardError: number } {
+  if (control.mean === 0 || !Number.isFinite(control.mean)) return { estimate: NaN, standardError: NaN };
+  const mc2 = control.mean * control.mean;
+  const variance = treatment.variance / mc2 + (treatment.mean * treatment.mean * control.variance) / (mc2 * mc2);
+  return { estimate: treatment.mean / control.mean - 1, standardError: Math.sqrt(variance) };
+}
+
+/** Compare a treatment estimate against the control estimate. */
+export function compareEstimates(control: Estimate, treatment: Estimate, options: CompareOptions = {}): Comparison {
+  const { alpha = 0.05, direction = "higher", sequentialTuningUnits = 10_000, relativePrior } = options;
+  const diff = treatment.mean - control.mean;
+  const variance = control.variance + treatment.variance;
+  const se = Math.sqrt(variance);
+  const df = welchDegreesOfFreedom(control, treatment);
+  let t: number;
+  let pValue: number;
+  if (Number.isNaN(se) || Number.isNaN(diff)) {
+    t = NaN; // fewer than two units in an arm
+    pValue = NaN;
+  } else if (se > 0) {
+    t = diff / se;
+    pValue = studentTTwoSided(t, df);
+  } else {
+    // No variation in either arm: any difference is certain, none is no evidence.
+    t = diff === 0 ? 0 : Math.sign(diff) * Infinity;
+    pValue = diff === 0 ? 1 : 0;
+  }
+  const critical = studentTQuantile(1 - alpha / 2, df);
+  const rel = relativeLift(control, treatment);
+
+  const bayes = relativePrior
+    ? normalPosterior(rel.estimate, rel.standardError, { prior: relativePrior, direction, alpha })
+    : normalPosterior(diff, se, { direction, alpha });
+
+  const units = control.n + treatment.n;
+  const seqAbs = alwaysValid(diff, variance, mixingVariance(variance, units, sequentialTuningUnits, alpha), alpha);
+  const relVariance = rel.standardError ** 2;
+  const seqRel = alwaysValid(rel.estimate, relVariance, mixingVariance(relVariance, units, sequentialTuningUnits, alpha), alpha);
+
+  return {
+    absolute: { estimate: diff, standardError: se, ci: [diff - critical * se, diff + critical * se] },
+    relative: {
+      estimate: rel.estimate,
+      standardError: rel.standardError,
+      ci: [rel.estimate - critical * rel.standardError, rel.estimate + critical * rel.standardError],
+    },
+    tStatistic: t,
+    degreesOfFreedom: df,
+    pValue,
+    chanceToBeatControl: bayes.chanceToBeatControl,
+    sequential: { absoluteCi: [seqAbs.lower, seqAbs.upper], relativeCi: [seqRel.lower, seqRel.upper], pValue: seqAbs.pValue },
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Who may do what, and the helpers every RPC shares: resolving the caller's project or
+ * environment through the directory (tenancy), running a mutation under the project's lock, and
+ * optimistic-concurrency checks.
+ */
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { type Principal, requirePrincipal, requireRole, Role } from "#lib/auth.ts";
+import { isUniqueViolation, withTransaction } from "#lib/db.ts";
+import { alreadyExists, invalidArgument } from "#lib/errors.ts";
+import type { Caller, EnvironmentRef, ProjectDirectory, ProjectRef } from "./directory.ts";
+import { type Db, lockProject, type OutboxTargets, type Trx } from "./store.ts";
+
+/** What the flags and segment services are built from. */
+export interface FlagsDeps {
+  db: Db;
+  directory: ProjectDirectory;
+  targets: OutboxTargets;
+}
+
+/** The caller of an RPC, to forward to identity. */
+export function callerOf(ctx: HandlerContext): Caller {
+  return { principal: requirePrincipal(ctx), authorization: ctx.requestHeader.get("authorization"), signal: ctx.signal };
+}
+
+/** Role first (refused before any lookup), then the project through identity (NOT_FOUND if foreign). */
+export async function inProject(deps: FlagsDeps, ctx: HandlerContext, projectId: string, role: Role): Promise<{ p: Principal; caller: Caller; scope: ProjectRef }> {
+  const caller = callerOf(ctx);
+  requireRole(caller.principal, role);
+  const scope = await deps.directory.project(projectId, caller);
+  return { p: caller.principal, caller, scope };
+}
+
+/** Role first, then the environment through identity. */
+export async function inEnvironment(deps: FlagsDeps, ctx: HandlerContext, environmentId: string, role: Role): Promise<{ p: Principal; caller: Caller; env: EnvironmentRef }> {
+  const caller = callerOf(ctx);
+  requireRole(caller.principal, role);
+  const env = await deps.directory.environment(environmentId, caller);
+  return { p: caller.principal, caller, env };
+}
+
+/** Runs a mutation in a transaction holding the project's lock; a unique violation is ALREADY_EXISTS. */
+export async function mutate<T>(deps: FlagsDeps, projectId: string, what: string, fn: (trx: Trx) => Promise<T>): Promise<T> {
+  try {
+    return await withTransaction(deps.db, async (trx) => {
+      await lockProject(trx, projectId);
+      return fn(trx);
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw alreadyExists(what);
+    throw err;
+  }
+}
+
+/** ABORTED unless the stored version is the expected one; the message carries the current version. */
+export function expectVersion(what: string, current: bigint, expected: bigint): void {
+  if (current !== expected) {
+    throw new ConnectError(`${what} is at version ${current}, not ${expected}: reload it and retry`, Code.Aborted);
+  }
+}
+
+/** An opaque page token over any JSON cursor. */
+export const pageTokens = {
+  encode: (cursor: unknown) => Buffer.from(JSON.stringify(cursor)).toString("base64url"),
+  decode<T>(token: string, check: (v: unknown) => v is T): T | undefined {
+    if (!token) return undefined;
+    try {
+      const v: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+      if (check(v)) return v;
+    } catch {
+      // fall through
+    }
+    throw invalidArgument("page_token is not a token from a previous response");
+  },
+};
+
+export { Role };

@@ -1,0 +1,26 @@
+/** The flags service's own settings. */
+import type { EnvReader } from "#lib/config.ts";
+
+export interface FlagsConfig {
+  /** identity's gRPC base URL, for resolving projects and environments. */
+  identityUrl: string | undefined;
+  /** `VANE_SNAPSHOT_BUCKET` (default vane_snapshots). */
+  snapshotBucket: string;
+  /** `VANE_DOMAIN_STREAM` (default VANE_DOMAIN). */
+  domainStream: string;
+  /** `VANE_DOMAIN_SUBJECT_PREFIX` (default vane.domain). */
+  domainSubjectPrefix: string;
+  /** `VANE_JETSTREAM_REPLICAS` for the stream and bucket (default 1). */
+  replicas: number;
+}
+
+/** Reads the flags service's settings. */
+export function readFlagsConfig(env: EnvReader): FlagsConfig {
+  return {
+    identityUrl: env.url("VANE_IDENTITY_URL", undefined, ["http", "https"]),
+    snapshotBucket: env.string("VANE_SNAPSHOT_BUCKET", "vane_snapshots"),
+    domainStream: env.string("VANE_DOMAIN_STREAM", "VANE_DOMAIN"),
+    domainSubjectPrefix: env.string("VANE_DOMAIN_SUBJECT_PREFIX", "vane.domain"),
+    replicas: env.int("VANE_JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),
+  };
+}

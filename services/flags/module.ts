@@ -1,0 +1,158 @@
+/**
+ * Assembles the flags service: database and migrations, NATS (the snapshot bucket and the domain
+ * stream), the outbox relay, and the two Connect services.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { KV } from "@nats-io/kv";
+import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
+import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
+import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
+import { type Bus, connectBus, ensureKv, ensureStream, publishEvent } from "#lib/bus.ts";
+import { createDatabase, type Database } from "#lib/db.ts";
+import type { Logger } from "#lib/logger.ts";
+import { migrateToLatest } from "#lib/migrations.ts";
+import { createOutboxRelay, type OutboxRecord, type OutboxRelay } from "#lib/outbox.ts";
+import { serve } from "#lib/server.ts";
+import type { ServiceModule } from "#lib/service-module.ts";
+import type { FlagsDeps } from "./access.ts";
+import type { ProjectDirectory } from "./directory.ts";
+import { createFlagService } from "./flag-service.ts";
+import { migrations } from "./migrations/index.ts";
+import type { FlagsDatabase } from "./schema.ts";
+import { createSegmentService } from "./segment-service.ts";
+
+/** The KV bucket evaluators watch: key = environment id, value = EnvironmentSnapshot (binary). */
+export const DEFAULT_SNAPSHOT_BUCKET = "vane_snapshots";
+/** The stream of domain events. */
+export const DEFAULT_DOMAIN_STREAM = "VANE_DOMAIN";
+/** Domain subjects live under this prefix: `<prefix>.flags.config_changed`, `<prefix>.flags.flag_changed`. */
+export const DEFAULT_DOMAIN_SUBJECT_PREFIX = "vane.domain";
+
+/** Options for {@link createFlagsModule}. */
+export interface FlagsModuleOptions {
+  databaseUrl: string;
+  /** Postgres schema (default "flags"; tests use unique names). */
+  schema?: string;
+  /** NATS to connect to, or an already connected bus (not drained by the module). */
+  nats: { url: string } | { bus: Bus };
+  /** Default "vane_snapshots". */
+  snapshotBucket?: string;
+  /** KV history kept per environment (default 5). */
+  snapshotHistory?: number;
+  /** Default "VANE_DOMAIN" capturing `<domainSubjectPrefix>.>`. */
+  domainStream?: string;
+  /** Default "vane.domain". */
+  domainSubjectPrefix?: string;
+  /** JetStream replicas of the stream and bucket (default 1; 3 in production). */
+  replicas?: number;
+  /** Resolves projects and environments (identity). */
+  directory: ProjectDirectory;
+  migrate: boolean;
+  logger: Logger;
+  /** Outbox relay tuning (tests use short intervals). */
+  relay?: { pollIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number };
+}
+
+/** The flags module, with handles tests use. */
+export interface FlagsModule extends ServiceModule {
+  database: Database<FlagsDatabase>;
+  relay: OutboxRelay;
+  bus: Bus;
+  snapshots: KV;
+}
+
+/** Publishes outbox rows: snapshots as versioned KV writes that never go backwards, events with their id as the message id. */
+export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string }) {
+  return async (rec: OutboxRecord): Promise<void> => {
+    if (rec.kind === "event") {
+      // The PRODUCER span continues the trace of the request that committed the change.
+      const parent = propagation.extract(ROOT_CONTEXT, rec.headers);
+      await context.with(parent, () => publishEvent(opts.bus.js, rec.target, rec.payload, { msgId: rec.msgId, headers: natsHeaders(), expectStream: opts.stream }));
+      return;
+    }
+    const version = BigInt(rec.msgId);
+    for (;;) {
+      const current = await opts.kv.get(rec.target);
+      if (current && current.operation === "PUT" && current.value.length > 0) {
+        // Already there (a re-publish after a crash) or newer (another relay): never regress.
+        if (fromBinary(EnvironmentSnapshotSchema, current.value).version >= version) return;
+      }
+      try {
+        await opts.kv.put(rec.target, rec.payload, { previousSeq: current ? current.revision : 0 });
+        return;
+      } catch (err) {
+        // Someone wrote in between: look again.
+        if (!/wrong last sequence/i.test(String((err as Error).message))) throw err;
+      }
+    }
+  };
+}
+
+/** Creates and starts the flags service's parts. */
+export async function createFlagsModule(opts: FlagsModuleOptions): Promise<FlagsModule> {
+  const logger = opts.logger.child({ service: "flags" });
+  const schema = opts.schema ?? "flags";
+  const database = await createDatabase<FlagsDatabase>({ url: opts.databaseUrl, schema, logger });
+  let ownBus: Bus | undefined;
+  try {
+    if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
+    const bus = "bus" in opts.nats ? opts.nats.bus : (ownBus = await connectBus({ servers: opts.nats.url, name: "flags", logger }));
+    const stream = opts.domainStream ?? DEFAULT_DOMAIN_STREAM;
+    const prefix = opts.domainSubjectPrefix ?? DEFAULT_DOMAIN_SUBJECT_PREFIX;
+    await ensureStream(bus.jsm, {
+      name: stream,
+      subjects: [`${prefix}.>`],
+      maxAgeMs: 7 * 86_400_000,
+      duplicateWindowMs: 10 * 60_000,
+      replicas: opts.replicas ?? 1,
+      description: "Vane domain events",
+    });
+    const snapshots = await ensureKv(bus.kvm, {
+      bucket: opts.snapshotBucket ?? DEFAULT_SNAPSHOT_BUCKET,
+      history: opts.snapshotHistory ?? 5,
+      replicas: opts.replicas ?? 1,
+      maxValueSize: 8 << 20,
+      description: "Vane environment snapshots (key: environment id)",
+    });
+    const channel = `${schema}_outbox`;
+    const relay = createOutboxRelay({
+      pool: database.pool,
+      channel,
+      lockName: `vane:${schema}:outbox`,
+      publish: createSnapshotPublisher({ bus, kv: snapshots, stream }),
+      logger: logger.child({ component: "outbox" }),
+      name: `${schema}.outbox`,
+      ...opts.relay,
+    });
+    const deps: FlagsDeps = {
+      db: database.db,
+      directory: opts.directory,
+      targets: { configChangedSubject: `${prefix}.flags.config_changed`, flagChangedSubject: `${prefix}.flags.flag_changed`, channel },
+    };
+    return {
+      name: "flags",
+      database,
+      relay,
+      bus,
+      snapshots,
+      services: [serve(FlagService, createFlagService(deps)), serve(SegmentService, createSegmentService(deps))],
+      healthChecks: {
+        postgres: (signal) => database.ping(signal),
+        nats: async () => {
+          if (bus.status() !== "connected") throw new Error(`NATS is ${bus.status()}`);
+        },
+      },
+      async stop() {
+        await relay.stop();
+        await ownBus?.drain();
+        await database.destroy();
+      },
+    };
+  } catch (err) {
+    await ownBus?.drain().catch(() => undefined);
+    await database.destroy();
+    throw err;
+  }
+}

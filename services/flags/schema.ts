@@ -1,0 +1,118 @@
+/** The flags service's tables as kysely sees them. */
+import type { ColumnType, Generated, Selectable } from "kysely";
+
+/** A timestamp the database fills in by default. */
+type CreatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
+/** A jsonb column: read as parsed JSON, written as JSON text. */
+type Json<T> = ColumnType<T, string, string>;
+/** A bigint column pg returns as a string (int8 exceeds JS numbers in general). */
+type BigIntColumn = ColumnType<string, number | bigint | string, number | bigint | string>;
+
+export type FlagTypeName = "boolean" | "string" | "number" | "object";
+
+/** A variant as stored: the proto JSON form of vane.flags.v1.Variant. */
+export interface StoredVariant {
+  key: string;
+  value: unknown;
+  description?: string;
+}
+
+export interface FlagTable {
+  id: string;
+  organization_id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  description: string;
+  tags: Json<string[]>;
+  owner: string;
+  type: FlagTypeName;
+  variants: Json<StoredVariant[]>;
+  client_visible: boolean;
+  archived: boolean;
+  version: BigIntColumn;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+export interface FlagEnvironmentTable {
+  flag_id: string;
+  environment_id: string;
+  organization_id: string;
+  project_id: string;
+  enabled: boolean;
+  default_variant: string;
+  /** The proto JSON form of each vane.flags.v1.Rule. */
+  rules: Json<unknown[]>;
+  version: BigIntColumn;
+  updated_at: CreatedAt;
+}
+
+export interface SegmentTable {
+  id: string;
+  organization_id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  description: string;
+  /** The proto JSON form of each vane.flags.v1.Condition. */
+  conditions: Json<unknown[]>;
+  included_keys: Json<string[]>;
+  excluded_keys: Json<string[]>;
+  version: BigIntColumn;
+  created_at: CreatedAt;
+  updated_at: CreatedAt;
+}
+
+export interface EnvironmentVersionTable {
+  environment_id: string;
+  organization_id: string;
+  project_id: string;
+  version: BigIntColumn;
+  updated_at: CreatedAt;
+}
+
+export interface AuditEntryTable {
+  id: Generated<string>;
+  organization_id: string;
+  project_id: string;
+  environment_id: string | null;
+  flag_key: string | null;
+  segment_key: string | null;
+  action: string;
+  actor: string;
+  actor_kind: string;
+  reason: string;
+  before: Json<unknown>;
+  after: Json<unknown>;
+  created_at: CreatedAt;
+}
+
+export interface OutboxTable {
+  id: Generated<string>;
+  /** "kv" (a snapshot put) or "event" (a JetStream publish). */
+  kind: string;
+  /** The KV key or the subject. */
+  target: string;
+  payload: Buffer;
+  /** The event id (JetStream message id), or the snapshot's version for KV rows. */
+  msg_id: string;
+  /** W3C trace context of the committing request. */
+  headers: Json<Record<string, string>>;
+  created_at: CreatedAt;
+  published_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface FlagsDatabase {
+  flags: FlagTable;
+  flag_environments: FlagEnvironmentTable;
+  segments: SegmentTable;
+  environment_versions: EnvironmentVersionTable;
+  audit_entries: AuditEntryTable;
+  outbox: OutboxTable;
+}
+
+export type FlagRow = Selectable<FlagTable>;
+export type FlagEnvironmentRow = Selectable<FlagEnvironmentTable>;
+export type SegmentRow = Selectable<SegmentTable>;
+export type AuditEntryRow = Selectable<AuditEntryTable>;

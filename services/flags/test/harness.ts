@@ -1,0 +1,141 @@
+/**
+ * The flags service for tests, with the real identity service in the same process and on the
+ * same server (the directory calls identity over gRPC there): own Postgres schemas, own KV
+ * bucket, stream and subjects. Test code only.
+ */
+import { randomUUID } from "node:crypto";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTokenVerifier, type VaneClaims } from "#lib/auth.ts";
+import { createEnvReader } from "#lib/config.ts";
+import { readCommonConfig } from "#lib/service-config.ts";
+import { type RunningModules, startModules } from "#lib/service-module.ts";
+import { connectTestNats, createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { readIdentityConfig } from "../../identity/config.ts";
+import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
+import { createIdentityDirectory } from "../directory.ts";
+import { createFlagsModule, type FlagsModule } from "../module.ts";
+
+/** An organization with one project and two environments, and its owner. */
+export interface Tenant {
+  orgId: string;
+  projectId: string;
+  environmentId: string;
+  stagingId: string;
+  ownerUserId: string;
+  ownerToken: string;
+}
+
+export interface FlagsHarness {
+  identity: IdentityModule;
+  flags: FlagsModule;
+  running: RunningModules;
+  bucket: string;
+  stream: string;
+  subjectPrefix: string;
+  flagsSchema: string;
+  client<S extends DescService>(service: S, token?: string): Client<S>;
+  sign(claims: VaneClaims): Promise<string>;
+  seedTenant(): Promise<Tenant>;
+  /** A token of a new member of the tenant with `role`. */
+  member(t: Tenant, role: "viewer" | "editor" | "admin"): Promise<{ userId: string; token: string }>;
+  close(): Promise<void>;
+}
+
+/** Options for {@link startFlags}. */
+export interface StartFlagsOptions {
+  natsUrl?: string;
+  snapshotHistory?: number;
+}
+
+/** Starts identity and flags on one server. */
+export async function startFlags(options: StartFlagsOptions = {}): Promise<FlagsHarness> {
+  const identitySchema = uniqueName("identity_ft");
+  const flagsSchema = uniqueName("flags_test");
+  const bucket = uniqueName("snapshots_test");
+  const stream = uniqueName("DOMAIN_TEST").toUpperCase();
+  const subjectPrefix = `vanetest.${stream.toLowerCase()}`;
+  const natsUrl = options.natsUrl ?? testNatsUrl;
+  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1" });
+  const common = readCommonConfig(reader);
+  const idConfig = readIdentityConfig(reader);
+  reader.done();
+  const logger = createTestLogger();
+  const identity = await createIdentityModule({ databaseUrl: testDatabaseUrl, schema: identitySchema, tokenIssuer: common.tokenIssuer, migrate: true, config: idConfig, logger });
+  let baseUrl = "";
+  const flags = await createFlagsModule({
+    databaseUrl: testDatabaseUrl,
+    schema: flagsSchema,
+    nats: { url: natsUrl },
+    snapshotBucket: bucket,
+    snapshotHistory: options.snapshotHistory ?? 64,
+    domainStream: stream,
+    domainSubjectPrefix: subjectPrefix,
+    directory: createIdentityDirectory({ baseUrl: () => baseUrl }),
+    migrate: true,
+    logger,
+    relay: { pollIntervalMs: 200, retryMinMs: 50, retryMaxMs: 500 },
+  });
+  const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
+  const running = await startModules({ config: common, logger, modules: [identity, flags], verifier });
+  baseUrl = `http://127.0.0.1:${running.port}`;
+  const transports = new Map<string, Transport>();
+  const transport = (token: string | undefined) => {
+    let t = transports.get(token ?? "");
+    if (!t) {
+      const auth: Interceptor = (next) => (req) => {
+        if (token) req.header.set("authorization", `Bearer ${token}`);
+        return next(req);
+      };
+      t = createGrpcTransport({ baseUrl, interceptors: [auth] });
+      transports.set(token ?? "", t);
+    }
+    return t;
+  };
+  const sign = async (claims: VaneClaims) => (await identity.keys.sign(claims, 10 * 60_000)).token;
+  const idb = identity.database.db;
+  return {
+    identity,
+    flags,
+    running,
+    bucket,
+    stream,
+    subjectPrefix,
+    flagsSchema,
+    client: (service, token) => createClient(service, transport(token)),
+    sign,
+    async seedTenant() {
+      const slug = uniqueName("org").replace(/_/g, "-");
+      const t = { orgId: randomUUID(), projectId: randomUUID(), environmentId: randomUUID(), stagingId: randomUUID(), ownerUserId: randomUUID() };
+      await idb.insertInto("organizations").values({ id: t.orgId, name: slug, slug }).execute();
+      await idb.insertInto("users").values({ id: t.ownerUserId, email: `owner@${slug}.test` }).execute();
+      await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: t.ownerUserId, role: "owner" }).execute();
+      await idb.insertInto("projects").values({ id: t.projectId, organization_id: t.orgId, key: "web", name: "Web" }).execute();
+      await idb
+        .insertInto("environments")
+        .values([
+          { id: t.environmentId, project_id: t.projectId, organization_id: t.orgId, key: "production", name: "Production" },
+          { id: t.stagingId, project_id: t.projectId, organization_id: t.orgId, key: "staging", name: "Staging" },
+        ])
+        .execute();
+      return { ...t, ownerToken: await sign({ sub: t.ownerUserId, org: t.orgId, role: "owner", kind: "user" }) };
+    },
+    async member(t, role) {
+      const userId = randomUUID();
+      await idb.insertInto("users").values({ id: userId, email: `${role}-${userId}@x.test` }).execute();
+      await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: userId, role }).execute();
+      return { userId, token: await sign({ sub: userId, org: t.orgId, role, kind: "user" }) };
+    },
+    async close() {
+      await running.stop();
+      await dropSchema(testDatabaseUrl, identitySchema);
+      await dropSchema(testDatabaseUrl, flagsSchema);
+      const nc = await connectTestNats(natsUrl).catch(() => undefined);
+      if (nc) {
+        await deleteStreams(nc, [stream, `KV_${bucket}`]);
+        await nc.drain();
+      }
+    },
+  };
+}
