@@ -202,7 +202,7 @@ function summary(s: { url: string; services: string[]; schemas: string[]; bootst
     );
   }
   if (b.secret === undefined) {
-    lines.push(`No admin credential to show: ${b.hint}.`, "");
+    lines.push(`No admin credential to show: ${"hint" in b ? b.hint : "none was created"}.`, "");
   } else {
     lines.push(
       `Admin credential (owner's personal API key, saved in ${s.credentialFile}):`,

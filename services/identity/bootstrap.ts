@@ -24,15 +24,19 @@ export const DEFAULT_ENVIRONMENTS = [
 export interface BootstrapOptions {
   /** Email of the owner created with the first organization (default {@link DEFAULT_ADMIN_EMAIL}). */
   adminEmail?: string;
-  /** Where the owner's API key secret is written (mode 0600), and read back on later starts. */
-  credentialFile: string;
+  /**
+   * Where the owner's API key secret is written (mode 0600), and read back on later starts.
+   * Without it (production) no key is created: the owner signs in through OpenID Connect.
+   */
+  credentialFile?: string;
 }
 
 /** What {@link ensureBootstrap} did or found. */
 export type BootstrapResult =
   | {
       created: true;
-      secret: string;
+      /** Absent when no credential file was given. */
+      secret?: string;
       orgId: string;
       projectId: string;
       environments: { id: string; key: string }[];
@@ -62,7 +66,11 @@ export async function ensureBootstrap(db: Kysely<IdentityDatabase>, opts: Bootst
     // Per schema: test suites and prefixed local runs share one database.
     await sql`select pg_advisory_xact_lock(hashtext('vane:identity:bootstrap:' || current_schema()))`.execute(trx);
     const anyOrg = await trx.selectFrom("organizations").select("id").limit(1).executeTakeFirst();
-    if (anyOrg) return existingCredential(trx, opts.credentialFile);
+    if (anyOrg) {
+      return opts.credentialFile
+        ? existingCredential(trx, opts.credentialFile)
+        : { created: false, hint: "an organization exists already; nothing to do" };
+    }
 
     const orgId = randomUUID();
     const projectId = randomUUID();
@@ -79,6 +87,8 @@ export async function ensureBootstrap(db: Kysely<IdentityDatabase>, opts: Bootst
       .insertInto("environments")
       .values(DEFAULT_ENVIRONMENTS.map((e, i) => ({ id: environments[i].id, project_id: projectId, organization_id: orgId, key: e.key, name: e.name })))
       .execute();
+    const environmentsCreated = { created: true as const, orgId, projectId, environments, adminEmail };
+    if (!opts.credentialFile) return environmentsCreated;
     const { secret, prefix, hash } = newSecret("personal");
     await trx
       .insertInto("api_keys")
@@ -97,7 +107,7 @@ export async function ensureBootstrap(db: Kysely<IdentityDatabase>, opts: Bootst
     // Written before commit: if writing fails nothing is created, and a file left by a failed
     // commit holds a key that never existed, which the next start detects and replaces.
     await writeCredential(opts.credentialFile, secret);
-    return { created: true, secret, orgId, projectId, environments, adminEmail };
+    return { ...environmentsCreated, secret };
   });
 }
 

@@ -5,13 +5,16 @@ import { readConfigOrExit, runMain } from "#lib/process.ts";
 import { readCommonConfig } from "#lib/service-config.ts";
 import { startModules } from "#lib/service-module.ts";
 import { startTelemetry } from "#lib/telemetry.ts";
+import { ensureBootstrap } from "./bootstrap.ts";
 import { readIdentityConfig } from "./config.ts";
 import { createIdentityModule } from "./module.ts";
 
-const { common, identity } = readConfigOrExit(process.env, (env, fail) => {
+const { common, identity, owner } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
   if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL")) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: identity keeps its data in Postgres");
-  return { common, identity: readIdentityConfig(env) };
+  const owner = env.optional("VANE_BOOTSTRAP_OWNER_EMAIL");
+  if (owner && !/^[^@\s]+@[^@\s]+$/.test(owner)) fail(`VANE_BOOTSTRAP_OWNER_EMAIL must be an email address, got "${owner}"`);
+  return { common, identity: readIdentityConfig(env), owner };
 });
 
 runMain("identity", async ({ onStop, useLogger }) => {
@@ -27,6 +30,12 @@ runMain("identity", async ({ onStop, useLogger }) => {
     logger,
   });
   onStop(() => module.stop());
+  if (owner) {
+    // A new installation's first owner: the organization "Default" is created once, with them as
+    // owner; they sign in through OpenID Connect with this email.
+    const result = await ensureBootstrap(module.database.db, { adminEmail: owner });
+    if (result.created) logger.info({ owner, organizationId: result.orgId }, "created the first organization");
+  }
   // Identity holds the signing keys, so it verifies tokens against its own key ring.
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: module.keys.keySet });
   const running = await startModules({ config: common, logger, modules: [module], verifier });

@@ -62,8 +62,8 @@ describe("ensureBootstrap", () => {
     expect(owner).toMatchObject({ role: "owner", email: "admin@vane.local" });
     const key = await db.selectFrom("api_keys").selectAll().executeTakeFirstOrThrow();
     expect(key).toMatchObject({ kind: "personal", member_id: owner.id, organization_id: first.orgId, project_id: null, environment_id: null, revoked_at: null });
-    expect(Buffer.compare(key.secret_hash, hashSecret(first.secret))).toBe(0);
-    expect(first.secret.startsWith(key.prefix)).toBe(true);
+    expect(Buffer.compare(key.secret_hash, hashSecret(first.secret!))).toBe(0);
+    expect(first.secret!.startsWith(key.prefix)).toBe(true);
 
     const again = await ensureBootstrap(db, { credentialFile });
     expect(again).toEqual({ created: false, secret: first.secret, orgId: first.orgId });
@@ -112,5 +112,18 @@ describe("ensureBootstrap", () => {
     const revoked = await ensureBootstrap(db, { credentialFile });
     expect(revoked.secret).toBeUndefined();
     expect(await db.selectFrom("organizations").select("id").execute()).toHaveLength(1);
+  });
+
+  it("creates only the organization and its owner when no credential file is given (production)", async () => {
+    const { db } = await freshIdentity();
+    {
+      const result = await ensureBootstrap(db, { adminEmail: "first-owner@example.test" });
+      expect(result).toMatchObject({ created: true, adminEmail: "first-owner@example.test" });
+      expect(result.secret).toBeUndefined();
+      expect(await db.selectFrom("api_keys").selectAll().execute()).toHaveLength(0);
+      const again = await ensureBootstrap(db, { adminEmail: "someone-else@example.test" });
+      expect(again.created).toBe(false);
+      expect(await db.selectFrom("organizations").selectAll().execute()).toHaveLength(1);
+    }
   });
 });
