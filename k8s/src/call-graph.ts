@@ -64,7 +64,7 @@ export const expectedNetworkPaths: string[] = (() => {
 /** Expected Linkerd authorization: route or server -> who may call it. */
 export const expectedMeshAuthorization: Record<string, string[]> = (() => {
   const m: Record<string, string[]> = {
-    "identity-api": ["ingress"],
+    "identity-api": ["analytics", "flags", "ingress"],
     "identity-jwks": ["analytics", "collector", "evaluator", "flags"],
     "flags-api": ["analytics", "ingress"],
     "evaluator-api": ["anywhere"],
