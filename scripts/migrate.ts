@@ -8,6 +8,7 @@ import { createLogger } from "#lib/logger.ts";
 import { runMigrationsCli, type Migration } from "#lib/migrations.ts";
 import { readConfigOrExit, readSchemaPrefix } from "#lib/process.ts";
 import { readCommonConfig } from "#lib/service-config.ts";
+import { migrations as analytics } from "../services/analytics/migrations/index.ts";
 import { migrations as flags } from "../services/flags/migrations/index.ts";
 import { migrations as identity } from "../services/identity/migrations/index.ts";
 
@@ -15,6 +16,7 @@ import { migrations as identity } from "../services/identity/migrations/index.ts
 const services: Record<string, Record<string, Migration>> = {
   identity,
   flags,
+  analytics,
 };
 
 const args = process.argv.slice(2);

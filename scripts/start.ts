@@ -22,6 +22,10 @@ import { createCollectorModule } from "../services/collector/module.ts";
 import { createIdentityDirectory } from "../services/flags/directory.ts";
 import { createFlagsModule } from "../services/flags/module.ts";
 import { readFlagsConfig } from "../services/flags/config.ts";
+import { readAnalyticsConfig } from "../services/analytics/config.ts";
+import { createIdentityDirectory as createAnalyticsDirectory } from "../services/analytics/directory.ts";
+import { createRemoteFlagsClient } from "../services/analytics/flags-client.ts";
+import { createAnalyticsModule } from "../services/analytics/module.ts";
 
 /** What `npm start` hands each service's module factory. */
 interface StartContext {
@@ -67,6 +71,23 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
   (env) => {
     const streamName = env.string("VANE_EVENTS_STREAM", "VANE_EVENTS");
     return async (ctx) => createCollectorModule({ bus: await ctx.bus(), streamName, logger: ctx.logger });
+  },
+  (env) => {
+    const analytics = readAnalyticsConfig(env);
+    return async (ctx) =>
+      createAnalyticsModule({
+        databaseUrl: ctx.databaseUrl,
+        schema: ctx.schema("analytics"),
+        bus: await ctx.bus(),
+        eventsStream: analytics.eventsStream,
+        replicas: analytics.replicas,
+        consumerName: analytics.consumerName,
+        pipeline: { batchSize: analytics.batchSize },
+        flags: createRemoteFlagsClient({ baseUrl: ctx.selfUrl }),
+        directory: createAnalyticsDirectory({ baseUrl: ctx.selfUrl }),
+        migrate: ctx.config.migrateOnStart,
+        logger: ctx.logger,
+      });
   },
 ];
 

@@ -1,0 +1,29 @@
+/** The analytics service's own settings. */
+import type { EnvReader } from "#lib/config.ts";
+
+export interface AnalyticsConfig {
+  /** identity's gRPC base URL, for resolving projects and environments. */
+  identityUrl: string | undefined;
+  /** flags' gRPC base URL, for configuring experiment flags. */
+  flagsUrl: string | undefined;
+  /** `VANE_EVENTS_STREAM` (default VANE_EVENTS). */
+  eventsStream: string;
+  /** `VANE_ANALYTICS_CONSUMER`: the durable consumer's name (default analytics). */
+  consumerName: string;
+  /** `VANE_ANALYTICS_BATCH`: events per transaction (default 2000). */
+  batchSize: number;
+  /** `VANE_JETSTREAM_REPLICAS` for the stream when this process creates it (default 1). */
+  replicas: number;
+}
+
+/** Reads the analytics service's settings. */
+export function readAnalyticsConfig(env: EnvReader): AnalyticsConfig {
+  return {
+    identityUrl: env.url("VANE_IDENTITY_URL", undefined, ["http", "https"]),
+    flagsUrl: env.url("VANE_FLAGS_URL", undefined, ["http", "https"]),
+    eventsStream: env.string("VANE_EVENTS_STREAM", "VANE_EVENTS"),
+    consumerName: env.string("VANE_ANALYTICS_CONSUMER", "analytics"),
+    batchSize: env.int("VANE_ANALYTICS_BATCH", 2000, { min: 1, max: 50_000 }),
+    replicas: env.int("VANE_JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),
+  };
+}

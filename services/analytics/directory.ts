@@ -1,0 +1,115 @@
+/**
+ * Where projects and environments live: identity owns them, analytics asks it with the caller's
+ * own bearer token, so identity enforces tenancy (a foreign id is NOT_FOUND). The immutable
+ * id → (organization, project) mapping is cached and checked against the caller locally.
+ * (The same contract as the flags service's directory; services do not share files.)
+ */
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
+import { type Principal, requireRole, Role } from "#lib/auth.ts";
+import { notFound, unavailable } from "#lib/errors.ts";
+
+/** A project and the organization it belongs to. */
+export interface ProjectRef {
+  organizationId: string;
+  projectId: string;
+}
+
+/** An environment, its project and organization. */
+export interface EnvironmentRef extends ProjectRef {
+  environmentId: string;
+}
+
+/** The caller, as the directory and the flags client forward it. */
+export interface Caller {
+  principal: Principal;
+  /** The caller's `Authorization` header, forwarded to identity and flags. */
+  authorization: string | null;
+  signal?: AbortSignal;
+}
+
+/** Resolves project and environment ids. */
+export interface ProjectDirectory {
+  /** The project, or NOT_FOUND when the caller cannot see it. */
+  project(id: string, caller: Caller): Promise<ProjectRef>;
+  /** The environment, or NOT_FOUND when the caller cannot see it. */
+  environment(id: string, caller: Caller): Promise<EnvironmentRef>;
+}
+
+/** Options for {@link createIdentityDirectory}. */
+export interface IdentityDirectoryOptions {
+  /** identity's base URL (gRPC over HTTP/2 cleartext), or a function giving it (tests bind port 0). */
+  baseUrl: string | (() => string);
+  /** Deadline of each call (default 5 s). */
+  timeoutMs?: number;
+  /** Extra client interceptors (tracing). */
+  interceptors?: Interceptor[];
+  /** Cached mappings kept (default 10 000). */
+  cacheSize?: number;
+}
+
+/** Checks a mapping against the caller, as identity's tenancy does: org, and a key's project. */
+export function assertVisible(p: Principal, ref: ProjectRef, what: string): void {
+  if (ref.organizationId !== p.organizationId || (p.projectId && p.projectId !== ref.projectId)) throw notFound(what);
+}
+
+/** A directory that asks identity (vane.identity.v1.IdentityService) over gRPC. */
+export function createIdentityDirectory(opts: IdentityDirectoryOptions): ProjectDirectory {
+  const baseUrl = typeof opts.baseUrl === "string" ? () => opts.baseUrl as string : opts.baseUrl;
+  const max = opts.cacheSize ?? 10_000;
+  const projects = new Map<string, ProjectRef>();
+  const envs = new Map<string, EnvironmentRef>();
+  let client: ReturnType<typeof createClient<typeof IdentityService>> | undefined;
+  let clientUrl = "";
+  const identity = () => {
+    const url = baseUrl();
+    if (!client || url !== clientUrl) {
+      client = createClient(IdentityService, createGrpcTransport({ baseUrl: url, interceptors: opts.interceptors }));
+      clientUrl = url;
+    }
+    return client;
+  };
+  const remember = <T>(cache: Map<string, T>, id: string, v: T) => {
+    if (cache.size >= max) cache.clear();
+    cache.set(id, v);
+  };
+  const call = async <T>(caller: Caller, fn: (o: { headers: Headers; timeoutMs: number; signal?: AbortSignal }) => Promise<T>, what: string): Promise<T> => {
+    const headers = new Headers();
+    if (caller.authorization) headers.set("authorization", caller.authorization);
+    try {
+      return await fn({ headers, timeoutMs: opts.timeoutMs ?? 5_000, signal: caller.signal });
+    } catch (err) {
+      const e = ConnectError.from(err);
+      if (e.code === Code.NotFound) throw notFound(what);
+      if (e.code === Code.PermissionDenied || e.code === Code.Unauthenticated || e.code === Code.InvalidArgument) throw e;
+      throw new ConnectError(`cannot reach identity to resolve the ${what}; try again`, Code.Unavailable, undefined, undefined, err);
+    }
+  };
+  return {
+    async project(id, caller) {
+      requireRole(caller.principal, Role.VIEWER);
+      let ref = projects.get(id);
+      if (!ref) {
+        const { project } = await call(caller, (o) => identity().getProject({ id }, o), "project");
+        if (!project) throw unavailable("identity answered without a project");
+        ref = { organizationId: project.organizationId, projectId: project.id };
+        remember(projects, id, ref);
+      }
+      assertVisible(caller.principal, ref, "project");
+      return ref;
+    },
+    async environment(id, caller) {
+      requireRole(caller.principal, Role.VIEWER);
+      let ref = envs.get(id);
+      if (!ref) {
+        const { environment } = await call(caller, (o) => identity().getEnvironment({ id }, o), "environment");
+        if (!environment) throw unavailable("identity answered without an environment");
+        ref = { organizationId: environment.organizationId, projectId: environment.projectId, environmentId: environment.id };
+        remember(envs, id, ref);
+      }
+      assertVisible(caller.principal, ref, "environment");
+      return ref;
+    },
+  };
+}

@@ -1,0 +1,361 @@
+/**
+ * vane.experiments.v1.ExperimentService: metrics, experiments, their start and stop through the
+ * flags service (with the caller's own token, so flags applies the caller's roles and records the
+ * caller in its audit log), and results from the pipeline's aggregates.
+ */
+import { randomUUID } from "node:crypto";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { sql } from "kysely";
+import {
+  CreateExperimentResponseSchema,
+  CreateMetricResponseSchema,
+  ExperimentService,
+  GetExperimentResponseSchema,
+  GetResultsResponseSchema,
+  GetResultsTimelineResponseSchema,
+  ListExperimentsResponseSchema,
+  ListMetricsResponseSchema,
+  StartExperimentResponseSchema,
+  StopExperimentResponseSchema,
+} from "#gen/vane/experiments/v1/experiment_service_pb.js";
+import { Direction, type Experiment, ExperimentSchema, ExperimentStatus, type Metric, MetricKind, MetricSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
+import type { GetFlagResponse } from "#gen/vane/flags/v1/flag_service_pb.js";
+import { type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
+import { requirePrincipal, requireRole, Role } from "#lib/auth.ts";
+import { isUniqueViolation, withTransaction } from "#lib/db.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/errors.ts";
+import { assertVisible, type Caller, type ProjectDirectory } from "./directory.ts";
+import type { FlagsClient } from "./flags-client.ts";
+import { loadResults, loadTimeline } from "./results.ts";
+import type { ExperimentRow, MetricRow } from "./schema.ts";
+import type { Db } from "./store.ts";
+
+/** What the ExperimentService is built from. */
+export interface ExperimentDeps {
+  db: Db;
+  directory: ProjectDirectory;
+  flags: FlagsClient;
+}
+
+/** A layer has this many buckets (LayerCondition's range). */
+export const LAYER_BUCKETS = 10_000;
+
+const KINDS: Record<string, MetricKind> = { conversion: MetricKind.CONVERSION, count: MetricKind.COUNT, sum: MetricKind.SUM, mean: MetricKind.MEAN };
+const KIND_NAMES = new Map(Object.entries(KINDS).map(([k, v]) => [v, k]));
+const STATUSES: Record<string, ExperimentStatus> = { draft: ExperimentStatus.DRAFT, running: ExperimentStatus.RUNNING, stopped: ExperimentStatus.STOPPED };
+
+function callerOf(ctx: HandlerContext): Caller {
+  return { principal: requirePrincipal(ctx), authorization: ctx.requestHeader.get("authorization"), signal: ctx.signal };
+}
+
+function toMetric(m: MetricRow): Metric {
+  return create(MetricSchema, {
+    id: m.id,
+    projectId: m.project_id,
+    key: m.key,
+    name: m.name,
+    eventName: m.event_name,
+    kind: KINDS[m.kind],
+    direction: m.direction === "decrease" ? Direction.DECREASE : Direction.INCREASE,
+    createTime: timestampFromDate(m.created_at),
+  });
+}
+
+function toExperiment(x: ExperimentRow): Experiment {
+  return create(ExperimentSchema, {
+    id: x.id,
+    projectId: x.project_id,
+    environmentId: x.environment_id,
+    flagKey: x.flag_key,
+    key: x.key,
+    name: x.name,
+    hypothesis: x.hypothesis,
+    variants: x.variants,
+    controlVariant: x.control_variant,
+    primaryMetricKeys: x.metric_keys.primary,
+    secondaryMetricKeys: x.metric_keys.secondary,
+    guardrailMetricKeys: x.metric_keys.guardrail,
+    layerKey: x.layer_key,
+    layerSharePercent: x.layer_share_percent,
+    status: STATUSES[x.status],
+    startTime: x.start_time ? timestampFromDate(x.start_time) : undefined,
+    stopTime: x.stop_time ? timestampFromDate(x.stop_time) : undefined,
+    shippedVariant: x.shipped_variant,
+    bandit: x.bandit ?? undefined,
+    version: BigInt(x.version),
+    createTime: timestampFromDate(x.created_at),
+  });
+}
+
+/**
+ * First fit of `size` buckets among the slices already taken, in [0, LAYER_BUCKETS).
+ * Returns the start, or null when no gap is wide enough.
+ */
+export function firstFit(taken: readonly { start: number; end: number }[], size: number): number | null {
+  let cursor = 0;
+  for (const t of [...taken].sort((a, b) => a.start - b.start)) {
+    if (t.start - cursor >= size) return cursor;
+    cursor = Math.max(cursor, t.end);
+  }
+  return LAYER_BUCKETS - cursor >= size ? cursor : null;
+}
+
+/** Maps a flags error to what our caller should see. */
+function fromFlags(err: unknown, what: string): never {
+  const e = ConnectError.from(err);
+  if (e.code === Code.NotFound) throw failedPrecondition(`${what}: the flag is not found in the experiment's project`);
+  throw e;
+}
+
+/** Creates the ExperimentService implementation. */
+export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeof ExperimentService> {
+  const { db } = deps;
+
+  /** The experiment, after the role check and tenancy (foreign and absent are alike NOT_FOUND). */
+  async function loadExperiment(id: string, ctx: HandlerContext, role: Role): Promise<{ x: ExperimentRow; caller: Caller }> {
+    const caller = callerOf(ctx);
+    requireRole(caller.principal, role);
+    const x = await db.selectFrom("experiments").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!x) throw notFound("experiment");
+    assertVisible(caller.principal, { organizationId: x.organization_id, projectId: x.project_id }, "experiment");
+    // identity has the last word (a project moved or deleted, a key narrowed to a project).
+    await deps.directory.project(x.project_id, caller);
+    return { x, caller };
+  }
+
+  /** Reads the flag, and changes its environment; retries when someone else changed it between. */
+  async function updateFlagEnvironment(
+    x: ExperimentRow,
+    caller: Caller,
+    change: (env: GetFlagResponse["environments"][number] | undefined, flag: GetFlagResponse) => { enabled: boolean; defaultVariant: string; rules: Rule[] },
+    reason: string,
+  ): Promise<GetFlagResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const flag = await deps.flags.getFlag({ projectId: x.project_id, key: x.flag_key }, caller).catch((e: unknown) => fromFlags(e, "cannot configure the flag"));
+      const env = flag.environments.find((e) => e.environmentId === x.environment_id);
+      const next = change(env, flag);
+      try {
+        await deps.flags.updateFlagEnvironment({ environmentId: x.environment_id, flagKey: x.flag_key, expectedVersion: env?.version ?? 0n, ...next, reason }, caller);
+        return flag;
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.Aborted || attempt >= 4) throw err;
+      }
+    }
+  }
+
+  async function saveTransition(x: ExperimentRow, values: Record<string, unknown>): Promise<ExperimentRow> {
+    const row = await db
+      .updateTable("experiments")
+      .set({ ...values, version: sql`version + 1` } as never)
+      .where("id", "=", x.id)
+      .where("version", "=", x.version)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new ConnectError("the experiment changed meanwhile: reload it and retry", Code.Aborted);
+    return row;
+  }
+
+  return {
+    async createMetric(req, ctx) {
+      const caller = callerOf(ctx);
+      requireRole(caller.principal, Role.EDITOR);
+      const scope = await deps.directory.project(req.projectId, caller);
+      const kind = KIND_NAMES.get(req.kind);
+      if (!kind) throw invalidArgument("kind must be conversion, count, sum or mean");
+      try {
+        const row = await db
+          .insertInto("metrics")
+          .values({
+            id: randomUUID(),
+            organization_id: scope.organizationId,
+            project_id: scope.projectId,
+            key: req.key,
+            name: req.name,
+            event_name: req.eventName,
+            kind,
+            direction: req.direction === Direction.DECREASE ? "decrease" : "increase",
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return create(CreateMetricResponseSchema, { metric: toMetric(row) });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw alreadyExists(`metric "${req.key}"`);
+        throw err;
+      }
+    },
+
+    async listMetrics(req, ctx) {
+      const caller = callerOf(ctx);
+      requireRole(caller.principal, Role.VIEWER);
+      await deps.directory.project(req.projectId, caller);
+      const rows = await db.selectFrom("metrics").selectAll().where("project_id", "=", req.projectId).orderBy("key").execute();
+      return create(ListMetricsResponseSchema, { metrics: rows.map(toMetric) });
+    },
+
+    async createExperiment(req, ctx) {
+      const caller = callerOf(ctx);
+      requireRole(caller.principal, Role.EDITOR);
+      const scope = await deps.directory.project(req.projectId, caller);
+      const env = await deps.directory.environment(req.environmentId, caller);
+      if (env.projectId !== scope.projectId) throw invalidArgument("environment_id must be an environment of the experiment's project");
+
+      const names = req.variants.map((v) => v.variant);
+      if (new Set(names).size !== names.length) throw invalidArgument("variants must be distinct");
+      if (!(req.variants.reduce((a, v) => a + v.weight, 0) > 0)) throw invalidArgument("variant weights must add up to more than 0");
+      const control = req.controlVariant || names[0];
+      if (!names.includes(control)) throw invalidArgument(`control_variant "${control}" is not one of the experiment's variants`);
+      const flag = await deps.flags.getFlag({ projectId: scope.projectId, key: req.flagKey }, caller).catch((e: unknown) => fromFlags(e, "cannot create the experiment"));
+      const flagVariants = new Set(flag.flag?.variants.map((v) => v.key));
+      const missing = names.filter((n) => !flagVariants.has(n));
+      if (missing.length) throw invalidArgument(`variants ${missing.join(", ")} are not variants of flag "${req.flagKey}"`);
+
+      const keys = { primary: req.primaryMetricKeys, secondary: req.secondaryMetricKeys, guardrail: req.guardrailMetricKeys };
+      const allKeys = [...new Set([...keys.primary, ...keys.secondary, ...keys.guardrail])];
+      if (allKeys.length < keys.primary.length + keys.secondary.length + keys.guardrail.length) throw invalidArgument("a metric may appear once across primary, secondary and guardrail");
+      const metrics = await db.selectFrom("metrics").select(["id", "key"]).where("project_id", "=", scope.projectId).where("key", "in", allKeys).execute();
+      const unknown = allKeys.filter((k) => !metrics.some((m) => m.key === k));
+      if (unknown.length) throw invalidArgument(`metrics ${unknown.join(", ")} do not exist in the project`);
+
+      const bandit = req.bandit?.enabled ? { enabled: true, intervalSeconds: req.bandit.intervalSeconds, minSharePercent: req.bandit.minSharePercent } : null;
+      if (bandit && bandit.intervalSeconds < 60) throw invalidArgument("bandit.interval_seconds must be at least 60");
+      if (bandit && bandit.minSharePercent * names.length > 100) throw invalidArgument("bandit.min_share_percent times the number of variants must not exceed 100");
+      if (req.layerKey && !(req.layerSharePercent >= 0.01 && req.layerSharePercent <= 100)) throw invalidArgument("layer_share_percent must be between 0.01 and 100 with a layer");
+
+      try {
+        const row = await withTransaction(db, async (trx) => {
+          let slice: { start: number; end: number } | null = null;
+          if (req.layerKey) {
+            // One allocation at a time per layer of an environment.
+            await sql`select pg_advisory_xact_lock(hashtext(${`vane:analytics:layer:${env.environmentId}:${req.layerKey}`}))`.execute(trx);
+            const taken = await trx
+              .selectFrom("experiments")
+              .select(["layer_start", "layer_end"])
+              .where("environment_id", "=", env.environmentId)
+              .where("layer_key", "=", req.layerKey)
+              .where("status", "in", ["draft", "running"])
+              .execute();
+            const size = Math.round(req.layerSharePercent * (LAYER_BUCKETS / 100));
+            const start = firstFit(
+              taken.filter((t) => t.layer_start !== null && t.layer_end !== null).map((t) => ({ start: t.layer_start!, end: t.layer_end! })),
+              size,
+            );
+            if (start === null) throw failedPrecondition(`layer "${req.layerKey}" has no free ${req.layerSharePercent}% slice; stop an experiment of the layer or ask for less`);
+            slice = { start, end: start + size };
+          }
+          return trx
+            .insertInto("experiments")
+            .values({
+              id: randomUUID(),
+              organization_id: scope.organizationId,
+              project_id: scope.projectId,
+              environment_id: env.environmentId,
+              flag_key: req.flagKey,
+              key: req.key,
+              name: req.name,
+              hypothesis: req.hypothesis,
+              variants: JSON.stringify(req.variants.map((v) => ({ variant: v.variant, weight: v.weight }))),
+              control_variant: control,
+              metric_keys: JSON.stringify(keys),
+              metric_ids: JSON.stringify(Object.fromEntries(metrics.map((m) => [m.key, m.id]))),
+              layer_key: req.layerKey,
+              layer_share_percent: req.layerKey ? req.layerSharePercent : 0,
+              layer_start: slice?.start ?? null,
+              layer_end: slice?.end ?? null,
+              status: "draft",
+              shipped_variant: "",
+              bandit: bandit ? JSON.stringify(bandit) : null,
+              saved_environment: null,
+              version: 1,
+            })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+        });
+        return create(CreateExperimentResponseSchema, { experiment: toExperiment(row) });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw alreadyExists(`experiment "${req.key}"`);
+        throw err;
+      }
+    },
+
+    async getExperiment(req, ctx) {
+      const { x } = await loadExperiment(req.id, ctx, Role.VIEWER);
+      return create(GetExperimentResponseSchema, { experiment: toExperiment(x) });
+    },
+
+    async listExperiments(req, ctx) {
+      const caller = callerOf(ctx);
+      requireRole(caller.principal, Role.VIEWER);
+      await deps.directory.project(req.projectId, caller);
+      const rows = await db.selectFrom("experiments").selectAll().where("project_id", "=", req.projectId).orderBy("created_at", "desc").orderBy("id").execute();
+      return create(ListExperimentsResponseSchema, { experiments: rows.map(toExperiment) });
+    },
+
+    async startExperiment(req, ctx) {
+      const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
+      if (x.status !== "draft") throw failedPrecondition(`the experiment is ${x.status}; only a draft can start`);
+      const other = await db
+        .selectFrom("experiments")
+        .select("key")
+        .where("environment_id", "=", x.environment_id)
+        .where("flag_key", "=", x.flag_key)
+        .where("status", "=", "running")
+        .executeTakeFirst();
+      if (other) throw failedPrecondition(`experiment "${other.key}" is already running on this flag in this environment; stop it first`);
+      let saved: JsonValue = null;
+      await updateFlagEnvironment(
+        x,
+        caller,
+        (env) => {
+          saved = { enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: (env?.rules ?? []).map((r) => toJson(RuleSchema, r)) };
+          return { enabled: true, defaultVariant: env?.defaultVariant ?? "", rules: [experimentRule(x, x.variants)] };
+        },
+        req.reason || `start experiment ${x.key}`,
+      );
+      const row = await saveTransition(x, { status: "running", start_time: new Date(), saved_environment: JSON.stringify(saved) });
+      return create(StartExperimentResponseSchema, { experiment: toExperiment(row) });
+    },
+
+    async stopExperiment(req, ctx) {
+      const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
+      if (x.status !== "running") throw failedPrecondition(`the experiment is ${x.status}; only a running one can stop`);
+      if (req.shipVariant && !x.variants.some((v) => v.variant === req.shipVariant)) throw invalidArgument(`ship_variant "${req.shipVariant}" is not one of the experiment's variants`);
+      const saved = (x.saved_environment ?? { rules: [] }) as { rules: JsonValue[] };
+      await updateFlagEnvironment(
+        x,
+        caller,
+        (env) =>
+          req.shipVariant
+            ? { enabled: true, defaultVariant: req.shipVariant, rules: [] }
+            : { enabled: env?.enabled ?? true, defaultVariant: env?.defaultVariant ?? "", rules: saved.rules.map((r) => fromJson(RuleSchema, r)) },
+        req.reason || (req.shipVariant ? `stop experiment ${x.key}, ship ${req.shipVariant}` : `stop experiment ${x.key}`),
+      );
+      const row = await saveTransition(x, { status: "stopped", stop_time: new Date(), shipped_variant: req.shipVariant });
+      return create(StopExperimentResponseSchema, { experiment: toExperiment(row) });
+    },
+
+    async getResults(req, ctx) {
+      const { x } = await loadExperiment(req.id, ctx, Role.VIEWER);
+      return create(GetResultsResponseSchema, { results: await loadResults(db, x, req.confidenceLevel) });
+    },
+
+    async getResultsTimeline(req, ctx) {
+      const { x } = await loadExperiment(req.id, ctx, Role.VIEWER);
+      return create(GetResultsTimelineResponseSchema, { points: await loadTimeline(db, x) });
+    },
+  };
+}
+
+/** The rule an experiment puts on its flag: its layer slice, then the split pinned to the experiment. */
+export function experimentRule(x: ExperimentRow, variants: readonly { variant: string; weight: number }[]): Rule {
+  return create(RuleSchema, {
+    id: `experiment-${x.id}`.slice(0, 64),
+    description: `experiment ${x.key}`,
+    conditions:
+      x.layer_key && x.layer_start !== null && x.layer_end !== null
+        ? [{ kind: { case: "layer", value: { layerKey: x.layer_key, start: x.layer_start, end: x.layer_end } } }]
+        : [],
+    outcome: { kind: { case: "rollout", value: { variants: variants.map((v) => ({ variant: v.variant, weight: v.weight })), seed: x.id, experimentId: x.id } } },
+  });
+}

@@ -1,0 +1,50 @@
+/** The analytics service on its own: `node --import tsx services/analytics/main.ts`. */
+import { createTokenVerifier, remoteKeySet } from "#lib/auth.ts";
+import { connectBus } from "#lib/bus.ts";
+import { createLogger } from "#lib/logger.ts";
+import { readConfigOrExit, runMain } from "#lib/process.ts";
+import { createClientTracingInterceptor } from "#lib/rpc-telemetry.ts";
+import { readCommonConfig } from "#lib/service-config.ts";
+import { startModules } from "#lib/service-module.ts";
+import { startTelemetry } from "#lib/telemetry.ts";
+import { readAnalyticsConfig } from "./config.ts";
+import { createIdentityDirectory } from "./directory.ts";
+import { createRemoteFlagsClient } from "./flags-client.ts";
+import { createAnalyticsModule } from "./module.ts";
+
+const { common, analytics } = readConfigOrExit(process.env, (env, fail) => {
+  const common = readCommonConfig(env);
+  const analytics = readAnalyticsConfig(env);
+  if (!common.databaseUrl) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: analytics keeps experiments and aggregates in Postgres");
+  if (!common.natsUrl) fail("VANE_NATS_URL (or NATS_URL) is required: analytics consumes events from NATS JetStream");
+  if (!common.jwksUrl) fail("VANE_JWKS_URL is required: analytics verifies access tokens against identity's JWKS");
+  if (!analytics.identityUrl) fail("VANE_IDENTITY_URL is required: analytics resolves projects and environments through identity");
+  if (!analytics.flagsUrl) fail("VANE_FLAGS_URL is required: analytics configures experiment flags through the flags service");
+  return { common, analytics };
+});
+
+runMain("analytics", async ({ onStop, useLogger }) => {
+  const telemetry = startTelemetry({ serviceName: "analytics", env: process.env });
+  onStop(() => telemetry.shutdown());
+  const logger = createLogger({ level: common.logLevel });
+  useLogger(logger);
+  const bus = await connectBus({ servers: common.natsUrl!, name: "analytics", logger });
+  onStop(() => bus.drain());
+  const interceptors = [createClientTracingInterceptor()];
+  const module = await createAnalyticsModule({
+    databaseUrl: common.databaseUrl!,
+    bus,
+    eventsStream: analytics.eventsStream,
+    replicas: analytics.replicas,
+    consumerName: analytics.consumerName,
+    pipeline: { batchSize: analytics.batchSize },
+    flags: createRemoteFlagsClient({ baseUrl: analytics.flagsUrl!, interceptors }),
+    directory: createIdentityDirectory({ baseUrl: analytics.identityUrl!, interceptors }),
+    migrate: common.migrateOnStart,
+    logger,
+  });
+  onStop(() => module.stop());
+  const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) });
+  const running = await startModules({ config: common, logger, modules: [module], verifier });
+  onStop(() => running.server.close());
+});

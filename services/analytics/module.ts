@@ -1,0 +1,80 @@
+/**
+ * Assembles the analytics service: database and migrations, the events stream, the pipeline
+ * (a durable pull consumer started with the module and stopped in stop()), and the
+ * ExperimentService.
+ */
+import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
+import { type Bus, ensureStream } from "#lib/bus.ts";
+import { createDatabase, type Database } from "#lib/db.ts";
+import type { Logger } from "#lib/logger.ts";
+import { migrateToLatest } from "#lib/migrations.ts";
+import { serve } from "#lib/server.ts";
+import type { ServiceModule } from "#lib/service-module.ts";
+import { eventsStream } from "#lib/streams.ts";
+import type { ProjectDirectory } from "./directory.ts";
+import { createExperimentService } from "./experiment-service.ts";
+import type { FlagsClient } from "./flags-client.ts";
+import { migrations } from "./migrations/index.ts";
+import { type Pipeline, startPipeline } from "./pipeline/consumer.ts";
+import type { AnalyticsDatabase } from "./schema.ts";
+
+/** Options for {@link createAnalyticsModule}. */
+export interface AnalyticsModuleOptions {
+  databaseUrl: string;
+  /** Postgres schema (default "analytics"; tests use unique names). */
+  schema?: string;
+  /** The process's NATS connection (not drained by the module). */
+  bus: Bus;
+  /** The events stream (default VANE_EVENTS; tests use their own). */
+  eventsStream?: string;
+  /** Replicas of the stream when this process creates it (default 1). */
+  replicas?: number;
+  /** The durable consumer's name (default "analytics"). */
+  consumerName?: string;
+  /** Pipeline tuning. */
+  pipeline?: { batchSize?: number; ackWaitMs?: number; fetchExpiresMs?: number };
+  /** Calls the flags service on behalf of the caller. */
+  flags: FlagsClient;
+  /** Resolves projects and environments (identity). */
+  directory: ProjectDirectory;
+  migrate: boolean;
+  logger: Logger;
+}
+
+/** The analytics module, with handles tests use. */
+export interface AnalyticsModule extends ServiceModule {
+  database: Database<AnalyticsDatabase>;
+  pipeline: Pipeline;
+}
+
+/** Creates and starts the analytics service's parts. */
+export async function createAnalyticsModule(opts: AnalyticsModuleOptions): Promise<AnalyticsModule> {
+  const logger = opts.logger.child({ service: "analytics" });
+  const schema = opts.schema ?? "analytics";
+  const database = await createDatabase<AnalyticsDatabase>({ url: opts.databaseUrl, schema, logger });
+  try {
+    if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
+    const spec = eventsStream(opts.eventsStream, opts.replicas);
+    await ensureStream(opts.bus.jsm, spec);
+    const pipeline = await startPipeline({ db: database.db, bus: opts.bus, stream: spec.name, consumerName: opts.consumerName, ...opts.pipeline, logger });
+    return {
+      name: "analytics",
+      database,
+      pipeline,
+      services: [serve(ExperimentService, createExperimentService({ db: database.db, directory: opts.directory, flags: opts.flags }))],
+      healthChecks: {
+        postgres: (signal) => database.ping(signal),
+        nats: async () => {
+          if (opts.bus.status() !== "connected") throw new Error(`NATS is ${opts.bus.status()}`);
+        },
+      },
+      async stop() {
+        await pipeline.stop();
+        await database.destroy();
+      },
+    };
+  } catch (err) {
+    await database.destroy();
+    throw err;
+  }
+}

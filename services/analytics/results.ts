@@ -1,0 +1,190 @@
+/**
+ * Results of an experiment from the pipeline's per-day sums: the sums up to a day (or all of
+ * them) go through the stats library's analyzeExperiment, and come back as the contract's
+ * Results. Cumulative per-day results are exact because the pipeline stores per-day increments.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { sql } from "kysely";
+import { Direction, type Results, ResultsSchema, type TimelinePoint, TimelinePointSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { analyzeExperiment, type MetricInput } from "./stats/index.ts";
+import type { ExperimentRow, MetricRow } from "./schema.ts";
+import type { Db } from "./store.ts";
+
+/** Per-variant sums of one metric (columns of variant_daily, summed). */
+export interface VariantSums {
+  units: number;
+  sum: number;
+  sum_squares: number;
+  count_sum: number;
+  count_squares: number;
+  sum_count_product: number;
+  cov_sum: number;
+  cov_squares: number;
+  cov_product: number;
+}
+
+/** Everything results are computed from. */
+export interface ResultsInput {
+  experiment: ExperimentRow;
+  metrics: Map<string, MetricRow>;
+  /** metric id → variant → sums. */
+  sums: Map<string, Map<string, VariantSums>>;
+  /** variant → assigned units. */
+  units: Map<string, number>;
+  conflictingUnits: number;
+}
+
+const ZERO: VariantSums = { units: 0, sum: 0, sum_squares: 0, count_sum: 0, count_squares: 0, sum_count_product: 0, cov_sum: 0, cov_squares: 0, cov_product: 0 };
+
+/** The experiment's arms, control first. */
+export function armsOf(x: ExperimentRow): string[] {
+  const all = x.variants.map((v) => v.variant);
+  return [x.control_variant, ...all.filter((v) => v !== x.control_variant)];
+}
+
+/** Analyses the sums (pure). */
+export function computeResults(input: ResultsInput, confidenceLevel: number, now: Date): Results {
+  const x = input.experiment;
+  const arms = armsOf(x);
+  const roles = [
+    ...x.metric_keys.primary.map((k) => ({ key: k, role: "primary" })),
+    ...x.metric_keys.secondary.map((k) => ({ key: k, role: "secondary" })),
+    ...x.metric_keys.guardrail.map((k) => ({ key: k, role: "guardrail" })),
+  ].filter((r) => input.metrics.has(x.metric_ids[r.key]));
+  const inputs: MetricInput[] = roles.map(({ key }) => {
+    const m = input.metrics.get(x.metric_ids[key])!;
+    const sums = arms.map((v) => input.sums.get(m.id)?.get(v) ?? ZERO);
+    const direction = m.direction === "decrease" ? "lower" : "higher";
+    if (m.kind === "mean") {
+      return {
+        key,
+        kind: "ratio",
+        direction,
+        variants: sums.map((s) => ({
+          n: s.units,
+          numerator: { sum: s.sum, sumSquares: s.sum_squares },
+          denominator: { sum: s.count_sum, sumSquares: s.count_squares },
+          sumProduct: s.sum_count_product,
+        })),
+      } satisfies MetricInput;
+    }
+    // CUPED only when the pre-period covariate varies within variants (else θ is undefined).
+    const hasCovariate = sums.some((s) => s.units > 1 && s.cov_squares - (s.cov_sum * s.cov_sum) / s.units > 1e-9 * Math.max(1, s.cov_squares));
+    return {
+      key,
+      kind: m.kind as "conversion" | "count" | "sum",
+      direction,
+      variants: sums.map((s) => ({
+        n: s.units,
+        sum: s.sum,
+        sumSquares: s.sum_squares,
+        ...(hasCovariate ? { covariate: { sum: s.cov_sum, sumSquares: s.cov_squares, sumProduct: s.cov_product } } : {}),
+      })),
+    } satisfies MetricInput;
+  });
+  const level = confidenceLevel > 0 ? confidenceLevel : 0.95;
+  const weightOf = new Map(x.variants.map((v) => [v.variant, v.weight]));
+  const order = x.variants.map((v) => v.variant);
+  const analysis = analyzeExperiment(
+    { metrics: inputs, units: order.map((v) => input.units.get(v) ?? 0), weights: order.map((v) => weightOf.get(v) ?? 0) },
+    { alpha: 1 - level },
+  );
+  const totalWeight = order.reduce((a, v) => a + (weightOf.get(v) ?? 0), 0);
+  return create(ResultsSchema, {
+    experimentId: x.id,
+    computeTime: timestampFromDate(now),
+    confidenceLevel: level,
+    correction: analysis.correction,
+    conflictingExposures: BigInt(input.conflictingUnits),
+    sampleRatio: {
+      observedUnits: order.map((v) => BigInt(input.units.get(v) ?? 0)),
+      expectedShares: order.map((v) => (weightOf.get(v) ?? 0) / totalWeight),
+      pValue: analysis.srm?.pValue ?? 1,
+      mismatch: analysis.srm?.mismatch ?? false,
+    },
+    metrics: analysis.metrics.map((m, i) => ({
+      metricKey: m.key,
+      role: roles[i].role,
+      direction: m.direction === "lower" ? Direction.DECREASE : Direction.INCREASE,
+      variants: [
+        { variant: arms[0], units: BigInt(m.control.n), mean: m.control.mean, standardError: m.control.standardError, cupedApplied: m.cuped !== null },
+        ...m.variants.map((v) => ({
+          variant: arms[v.variant],
+          units: BigInt(v.n),
+          mean: v.mean,
+          standardError: v.standardError,
+          absoluteLift: v.absolute.estimate,
+          absoluteLiftInterval: { lower: v.absolute.ci[0], upper: v.absolute.ci[1] },
+          relativeLift: v.relative.estimate,
+          relativeLiftInterval: { lower: v.relative.ci[0], upper: v.relative.ci[1] },
+          pValue: v.pValue,
+          adjustedPValue: v.adjustedPValue,
+          chanceToBeatControl: v.chanceToBeatControl,
+          sequentialInterval: { lower: v.sequential.absoluteCi[0], upper: v.sequential.absoluteCi[1] },
+          cupedApplied: v.cuped !== null,
+          cupedVarianceReduction: v.cuped?.liftVarianceReduction ?? 0,
+        })),
+      ],
+    })),
+  });
+}
+
+const SUM_COLUMNS = ["units", "sum", "sum_squares", "count_sum", "count_squares", "sum_count_product", "cov_sum", "cov_squares", "cov_product"] as const;
+
+/** Loads the per-day rows of an experiment: per-day sums, exposures, and the metrics. */
+async function loadDaily(db: Db, x: ExperimentRow) {
+  const metricIds = Object.values(x.metric_ids);
+  const [metricRows, daily, exposures] = await Promise.all([
+    metricIds.length ? db.selectFrom("metrics").selectAll().where("id", "in", metricIds).execute() : Promise.resolve([]),
+    db
+      .selectFrom("variant_daily")
+      .select(["metric_id", "variant", sql<string>`day::text`.as("day"), ...SUM_COLUMNS])
+      .where("experiment_id", "=", x.id)
+      .orderBy("day")
+      .execute(),
+    db
+      .selectFrom("exposure_daily")
+      .select(["variant", sql<string>`day::text`.as("day"), "units", "conflicting_units"])
+      .where("experiment_id", "=", x.id)
+      .orderBy("day")
+      .execute(),
+  ]);
+  return { metrics: new Map(metricRows.map((m) => [m.id, m])), daily, exposures };
+}
+
+function accumulate(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRow, through: string | null): ResultsInput {
+  const sums = new Map<string, Map<string, VariantSums>>();
+  for (const r of data.daily) {
+    if (through !== null && r.day > through) continue;
+    let byVariant = sums.get(r.metric_id);
+    if (!byVariant) sums.set(r.metric_id, (byVariant = new Map()));
+    const s = byVariant.get(r.variant) ?? { ...ZERO };
+    for (const c of SUM_COLUMNS) s[c] += Number(r[c]);
+    byVariant.set(r.variant, s);
+  }
+  const units = new Map<string, number>();
+  let conflictingUnits = 0;
+  for (const r of data.exposures) {
+    if (through !== null && r.day > through) continue;
+    units.set(r.variant, (units.get(r.variant) ?? 0) + Number(r.units));
+    conflictingUnits += Number(r.conflicting_units);
+  }
+  return { experiment: x, metrics: data.metrics, sums, units, conflictingUnits };
+}
+
+/** Results now. */
+export async function loadResults(db: Db, x: ExperimentRow, confidenceLevel: number): Promise<Results> {
+  return computeResults(accumulate(await loadDaily(db, x), x, null), confidenceLevel, new Date());
+}
+
+/** Cumulative results at the end of each UTC day with data, oldest first. */
+export async function loadTimeline(db: Db, x: ExperimentRow, confidenceLevel = 0.95): Promise<TimelinePoint[]> {
+  const data = await loadDaily(db, x);
+  const days = [...new Set([...data.exposures.map((r) => r.day), ...data.daily.map((r) => r.day)])].sort();
+  return days.map((day) => {
+    const end = new Date(`${day}T00:00:00.000Z`);
+    end.setUTCDate(end.getUTCDate() + 1);
+    return create(TimelinePointSchema, { time: timestampFromDate(end), results: computeResults(accumulate(data, x, day), confidenceLevel, end) });
+  });
+}

@@ -1,0 +1,229 @@
+/**
+ * Exactly once under crashes: a child process runs the pipeline while a known stream of events is
+ * published; it is SIGKILLed at random points many times and restarted. The final aggregates must
+ * equal the ground truth computed here from the stream itself (see pipeline-reference.ts).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
+import { type Bus, connectBus, ensureStream } from "#lib/bus.ts";
+import { createDatabase, type Database } from "#lib/db.ts";
+import { migrateToLatest } from "#lib/migrations.ts";
+import { eventsStream, eventsSubjectPrefix } from "#lib/streams.ts";
+import { createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { decodeEvent, type PipelineEvent } from "../pipeline/consumer.ts";
+import { migrations } from "../migrations/index.ts";
+import type { AnalyticsDatabase } from "../schema.ts";
+import { reference, type RefExperiment } from "./pipeline-reference.ts";
+
+const child = fileURLToPath(new URL("./pipeline-child.ts", import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("pipeline exactly once", () => {
+  const schema = uniqueName("analytics_eo");
+  const streamName = uniqueName("EVENTS_EO").toUpperCase();
+  const spec = eventsStream(streamName);
+  const prefix = eventsSubjectPrefix(spec);
+  let database: Database<AnalyticsDatabase>;
+  let bus: Bus;
+  const org = randomUUID();
+  const project = randomUUID();
+  const env = randomUUID();
+  const metrics = {
+    converted: { id: randomUUID(), eventName: "purchase", kind: "conversion" as const },
+    revenue: { id: randomUUID(), eventName: "purchase", kind: "sum" as const },
+    clicks: { id: randomUUID(), eventName: "click", kind: "count" as const },
+    latency: { id: randomUUID(), eventName: "load", kind: "mean" as const },
+  };
+  const experiments: RefExperiment[] = [
+    { id: randomUUID(), environmentId: env, variants: ["control", "treatment"], metrics: [metrics.converted, metrics.revenue, metrics.clicks] },
+    { id: randomUUID(), environmentId: env, variants: ["a", "b", "c"], metrics: [metrics.latency, metrics.clicks] },
+  ];
+
+  beforeAll(async () => {
+    const logger = createTestLogger();
+    database = await createDatabase<AnalyticsDatabase>({ url: testDatabaseUrl, schema, logger });
+    await migrateToLatest(database.db, migrations, { schema, logger });
+    bus = await connectBus({ servers: testNatsUrl, name: "eo-test", logger });
+    await ensureStream(bus.jsm, spec);
+    for (const [key, m] of Object.entries(metrics)) {
+      await database.db.insertInto("metrics").values({ id: m.id, organization_id: org, project_id: project, key, name: key, event_name: m.eventName, kind: m.kind, direction: "increase" }).execute();
+    }
+    for (const [i, x] of experiments.entries()) {
+      await database.db
+        .insertInto("experiments")
+        .values({
+          id: x.id,
+          organization_id: org,
+          project_id: project,
+          environment_id: env,
+          flag_key: `f${i}`,
+          key: `x${i}`,
+          name: `x${i}`,
+          hypothesis: "",
+          variants: JSON.stringify(x.variants.map((variant) => ({ variant, weight: 1 }))),
+          control_variant: x.variants[0],
+          metric_keys: JSON.stringify({ primary: [], secondary: [], guardrail: [] }),
+          metric_ids: JSON.stringify(Object.fromEntries(x.metrics.map((m) => [m.id, m.id]))),
+          layer_key: "",
+          layer_share_percent: 0,
+          shipped_variant: "",
+          status: "running",
+          start_time: new Date(),
+          bandit: null,
+          saved_environment: null,
+          version: 1,
+        })
+        .execute();
+    }
+  });
+  afterAll(async () => {
+    await database?.destroy();
+    await dropSchema(testDatabaseUrl, schema);
+    if (bus) {
+      await deleteStreams(bus.nc, [streamName]);
+      await bus.drain();
+    }
+  });
+
+  /** A deterministic-enough workload: pre-exposure events, exposures, conflicts, post events, duplicates. */
+  function workload(n: number): { subject: string; msgId: string; data: Uint8Array }[] {
+    const out: { subject: string; msgId: string; data: Uint8Array }[] = [];
+    const late: { at: number; m: { subject: string; msgId: string; data: Uint8Array } }[] = [];
+    const units = Array.from({ length: 600 }, (_, i) => `u${i}`);
+    const now = new Date();
+    const pick = <T>(a: readonly T[]) => a[Math.floor(Math.random() * a.length)];
+    for (let i = 0; i < n; i++) {
+      const eventId = randomUUID();
+      const unitKey = pick(units);
+      const r = Math.random();
+      let payload: ConstructorParameters<typeof Object>[0];
+      let kind: "track" | "exposure";
+      if (r < 0.25) {
+        const x = pick(experiments);
+        // Mostly the unit's "true" variant; sometimes another (a conflict).
+        const idx = Number(unitKey.slice(1)) % x.variants.length;
+        const variant = Math.random() < 0.05 ? pick(x.variants) : x.variants[idx];
+        kind = "exposure";
+        payload = { case: "exposure", value: { flagKey: "f", variant, experimentId: x.id, unitKey, time: timestampFromDate(now) } };
+      } else {
+        const name = pick(["purchase", "click", "load", "other"]);
+        kind = "track";
+        payload = { case: "track", value: { eventId, name, unitKey, value: 1 + Math.floor(Math.random() * 50) } };
+      }
+      const data = toBinary(
+        EventEnvelopeSchema,
+        create(EventEnvelopeSchema, { eventId, organizationId: org, projectId: project, environmentId: env, receiveTime: timestampFromDate(now), payload: payload as never }),
+      );
+      out.push({ subject: `${prefix}.${env}.${kind}`, msgId: eventId, data });
+      // A client retry after the stream's duplicate window: a second message with the same event id.
+      if (Math.random() < 0.03) late.push({ at: i + 500 + Math.floor(Math.random() * 3000), m: { subject: `${prefix}.${env}.${kind}`, msgId: `${eventId}-late`, data } });
+    }
+    // Re-publish them well after the original, so they arrive in a later batch.
+    for (const l of late.sort((a, b) => b.at - a.at)) out.splice(Math.min(l.at, out.length), 0, l.m);
+    return out;
+  }
+
+  it("counts every event once across SIGKILLs of the consumer at random points and after commits", async () => {
+    const consumer = uniqueName("analytics");
+    const args = JSON.stringify({ databaseUrl: testDatabaseUrl, schema, natsUrl: testNatsUrl, stream: streamName, consumer, batchSize: 150, ackWaitMs: 2500, crashAfterCommit: 0 });
+    const crashingArgs = args.replace('"crashAfterCommit":0', '"crashAfterCommit":0.1');
+    let proc: ChildProcess | undefined;
+    let selfKills = 0;
+    const startChild = async (argv = args) => {
+      const p = spawn(process.execPath, ["--import", "tsx", child, argv], { stdio: ["ignore", "pipe", "inherit"] });
+      proc = p;
+      await new Promise<void>((resolve, reject) => {
+        p.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
+        p.once("exit", (code) => reject(new Error(`child exited with ${code}`)));
+      });
+      return p;
+    };
+    const messages = workload(9000);
+    let published = 0;
+    const publisher = (async () => {
+      for (let i = 0; i < messages.length; i += 150) {
+        await Promise.all(messages.slice(i, i + 150).map((m) => bus.js.publish(m.subject, m.data, { msgID: m.msgId })));
+        published = i + 150;
+        await sleep(15);
+      }
+    })();
+    let kills = 0;
+    try {
+      // Odd rounds: SIGKILL from outside at a random moment. Even rounds: the child kills itself
+      // right after some commit, before acknowledging (the redelivery case).
+      for (let round = 0; kills < 9 || selfKills < 3; round++) {
+        const self = round % 2 === 1 && selfKills < 3;
+        const p = await startChild(self ? crashingArgs : args);
+        const exited = new Promise((r) => p.once("exit", r));
+        if (self) {
+          await Promise.race([exited, sleep(4000)]);
+          if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+          else selfKills++;
+        } else {
+          await sleep(200 + Math.random() * 900);
+          p.kill("SIGKILL");
+          kills++;
+        }
+        await exited;
+        if (round > 40) throw new Error("too many rounds");
+      }
+      await publisher;
+      expect(published).toBeGreaterThanOrEqual(messages.length);
+      const last = await startChild();
+      // Wait until everything is delivered and acknowledged.
+      for (let i = 0; ; i++) {
+        const info = await bus.jsm.consumers.info(streamName, consumer);
+        if (info.num_pending === 0 && info.num_ack_pending === 0) break;
+        if (i > 300) throw new Error(`consumer did not catch up: ${JSON.stringify({ pending: info.num_pending, ack: info.num_ack_pending })}`);
+        await sleep(200);
+      }
+      const exited = new Promise((r) => last.once("exit", r));
+      last.kill("SIGTERM");
+      await exited;
+    } finally {
+      proc?.kill("SIGKILL");
+    }
+    expect(kills).toBe(9);
+    expect(selfKills).toBe(3);
+
+    // Ground truth from the stream's own order.
+    const info = await bus.jsm.streams.info(streamName);
+    const events: PipelineEvent[] = [];
+    const oc = await bus.js.consumers.get(streamName);
+    while (events.length < info.state.messages) {
+      const batch = await oc.fetch({ max_messages: 1000, expires: 2000 });
+      for await (const m of batch) events.push(decodeEvent({ data: m.data, seq: m.seq, subject: m.subject }));
+    }
+    const expected = reference(events, experiments, new Set(["purchase", "click", "load"]));
+
+    const rows = await database.db
+      .selectFrom("variant_daily")
+      .select(["experiment_id", "metric_id", "variant"])
+      .select((eb) =>
+        (["units", "sum", "sum_squares", "count_sum", "count_squares", "sum_count_product", "cov_sum", "cov_squares", "cov_product"] as const).map((c) => eb.fn.sum<number>(c).as(c)),
+      )
+      .groupBy(["experiment_id", "metric_id", "variant"])
+      .execute();
+    const actual = new Map(rows.map((r) => [`${r.experiment_id}/${r.metric_id}/${r.variant}`, Object.fromEntries(Object.entries(r).filter(([k]) => !["experiment_id", "metric_id", "variant"].includes(k)).map(([k, v]) => [k, Number(v)]))]));
+    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected.sums));
+    const ex = await database.db
+      .selectFrom("exposure_daily")
+      .select(["experiment_id", "variant"])
+      .select((eb) => [eb.fn.sum<number>("units").as("units"), eb.fn.sum<number>("conflicting_units").as("cu"), eb.fn.sum<number>("conflicting_exposures").as("ce")])
+      .groupBy(["experiment_id", "variant"])
+      .execute();
+    expect(Object.fromEntries(ex.map((r) => [`${r.experiment_id}/${r.variant}`, { units: Number(r.units), conflictingUnits: Number(r.cu), conflictingExposures: Number(r.ce) }]))).toEqual(
+      Object.fromEntries(expected.exposure),
+    );
+    // Every distinct event id recorded exactly once; the late re-publishes were skipped.
+    const { rows: processed } = await sql<{ n: string }>`select count(*) as n from processed_events`.execute(database.db);
+    expect(Number(processed[0].n)).toBe(new Set(events.map((e) => e.id)).size);
+    expect([...expected.exposure.values()].some((x) => x.conflictingUnits > 0)).toBe(true);
+  }, 120_000);
+});

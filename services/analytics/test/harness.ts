@@ -1,0 +1,148 @@
+/**
+ * Analytics for tests, with the real identity, flags and collector in the same process and on the
+ * same server (the directory and the flags client call them over gRPC there): own Postgres
+ * schemas, own events stream, own snapshot bucket and domain stream. Test code only.
+ */
+import { randomUUID } from "node:crypto";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTokenVerifier, type VaneClaims } from "#lib/auth.ts";
+import { type Bus, connectBus } from "#lib/bus.ts";
+import { createEnvReader } from "#lib/config.ts";
+import { readCommonConfig } from "#lib/service-config.ts";
+import { type RunningModules, startModules } from "#lib/service-module.ts";
+import { eventsStream, eventsSubjectPrefix } from "#lib/streams.ts";
+import { createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { createCollectorModule } from "../../collector/module.ts";
+import { createIdentityDirectory as createFlagsDirectory } from "../../flags/directory.ts";
+import { createFlagsModule } from "../../flags/module.ts";
+import { readIdentityConfig } from "../../identity/config.ts";
+import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
+import { createIdentityDirectory } from "../directory.ts";
+import { createRemoteFlagsClient } from "../flags-client.ts";
+import { type AnalyticsModule, createAnalyticsModule } from "../module.ts";
+
+/** An organization with one project and two environments, and its owner. */
+export interface Tenant {
+  orgId: string;
+  projectId: string;
+  environmentId: string;
+  stagingId: string;
+  ownerUserId: string;
+  ownerToken: string;
+}
+
+export interface AnalyticsHarness {
+  identity: IdentityModule;
+  analytics: AnalyticsModule;
+  running: RunningModules;
+  bus: Bus;
+  /** The events stream and its subject prefix (`<prefix>.<environment_id>.track`). */
+  eventsStream: string;
+  subjectPrefix: string;
+  client<S extends DescService>(service: S, token?: string): Client<S>;
+  sign(claims: VaneClaims): Promise<string>;
+  seedTenant(): Promise<Tenant>;
+  member(t: Tenant, role: "viewer" | "editor" | "admin"): Promise<{ userId: string; token: string }>;
+  close(): Promise<void>;
+}
+
+/** Starts identity, flags, collector and analytics on one server. */
+export async function startAnalytics(): Promise<AnalyticsHarness> {
+  const identitySchema = uniqueName("identity_at");
+  const flagsSchema = uniqueName("flags_at");
+  const analyticsSchema = uniqueName("analytics_test");
+  const bucket = uniqueName("snapshots_at");
+  const domainStream = uniqueName("DOMAIN_AT").toUpperCase();
+  const events = uniqueName("EVENTS_AT").toUpperCase();
+  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1" });
+  const common = readCommonConfig(reader);
+  const idConfig = readIdentityConfig(reader);
+  reader.done();
+  const logger = createTestLogger();
+  const bus = await connectBus({ servers: testNatsUrl, name: "analytics-test", logger });
+  let baseUrl = "";
+  const identity = await createIdentityModule({ databaseUrl: testDatabaseUrl, schema: identitySchema, tokenIssuer: common.tokenIssuer, migrate: true, config: idConfig, logger });
+  const flags = await createFlagsModule({
+    databaseUrl: testDatabaseUrl,
+    schema: flagsSchema,
+    nats: { bus },
+    snapshotBucket: bucket,
+    domainStream,
+    domainSubjectPrefix: `vanetest.${domainStream.toLowerCase()}`,
+    directory: createFlagsDirectory({ baseUrl: () => baseUrl }),
+    migrate: true,
+    logger,
+    relay: { pollIntervalMs: 200, retryMinMs: 50, retryMaxMs: 500 },
+  });
+  const collector = await createCollectorModule({ bus, streamName: events, rateLimit: { perSecond: 100_000, burst: 100_000 }, logger });
+  const analytics = await createAnalyticsModule({
+    databaseUrl: testDatabaseUrl,
+    schema: analyticsSchema,
+    bus,
+    eventsStream: events,
+    consumerName: uniqueName("analytics"),
+    pipeline: { batchSize: 1000, ackWaitMs: 10_000 },
+    flags: createRemoteFlagsClient({ baseUrl: () => baseUrl }),
+    directory: createIdentityDirectory({ baseUrl: () => baseUrl }),
+    migrate: true,
+    logger,
+  });
+  const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
+  const running = await startModules({ config: common, logger, modules: [identity, flags, collector, analytics], verifier });
+  baseUrl = `http://127.0.0.1:${running.port}`;
+  const transports = new Map<string, Transport>();
+  const transport = (token: string | undefined) => {
+    let t = transports.get(token ?? "");
+    if (!t) {
+      const auth: Interceptor = (next) => (req) => {
+        if (token) req.header.set("authorization", `Bearer ${token}`);
+        return next(req);
+      };
+      t = createGrpcTransport({ baseUrl, interceptors: [auth] });
+      transports.set(token ?? "", t);
+    }
+    return t;
+  };
+  const sign = async (claims: VaneClaims) => (await identity.keys.sign(claims, 10 * 60_000)).token;
+  const idb = identity.database.db;
+  return {
+    identity,
+    analytics,
+    running,
+    bus,
+    eventsStream: events,
+    subjectPrefix: eventsSubjectPrefix(eventsStream(events)),
+    client: (service, token) => createClient(service, transport(token)),
+    sign,
+    async seedTenant() {
+      const slug = uniqueName("org").replace(/_/g, "-");
+      const t = { orgId: randomUUID(), projectId: randomUUID(), environmentId: randomUUID(), stagingId: randomUUID(), ownerUserId: randomUUID() };
+      await idb.insertInto("organizations").values({ id: t.orgId, name: slug, slug }).execute();
+      await idb.insertInto("users").values({ id: t.ownerUserId, email: `owner@${slug}.test` }).execute();
+      await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: t.ownerUserId, role: "owner" }).execute();
+      await idb.insertInto("projects").values({ id: t.projectId, organization_id: t.orgId, key: "web", name: "Web" }).execute();
+      await idb
+        .insertInto("environments")
+        .values([
+          { id: t.environmentId, project_id: t.projectId, organization_id: t.orgId, key: "production", name: "Production" },
+          { id: t.stagingId, project_id: t.projectId, organization_id: t.orgId, key: "staging", name: "Staging" },
+        ])
+        .execute();
+      return { ...t, ownerToken: await sign({ sub: t.ownerUserId, org: t.orgId, role: "owner", kind: "user" }) };
+    },
+    async member(t, role) {
+      const userId = randomUUID();
+      await idb.insertInto("users").values({ id: userId, email: `${role}-${userId}@x.test` }).execute();
+      await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: userId, role }).execute();
+      return { userId, token: await sign({ sub: userId, org: t.orgId, role, kind: "user" }) };
+    },
+    async close() {
+      await running.stop();
+      for (const s of [identitySchema, flagsSchema, analyticsSchema]) await dropSchema(testDatabaseUrl, s);
+      await deleteStreams(bus.nc, [events, domainStream, `KV_${bucket}`]);
+      await bus.drain();
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * The pipeline alone in a process, for the crash test: `node --import tsx pipeline-child.ts '<json options>'`.
+ * Prints "ready" once consuming. Test code only.
+ */
+import { connectBus } from "#lib/bus.ts";
+import { createDatabase } from "#lib/db.ts";
+import { createTestLogger } from "#lib/test-support.ts";
+import { startPipeline } from "../pipeline/consumer.ts";
+import type { AnalyticsDatabase } from "../schema.ts";
+
+const o = JSON.parse(process.argv[2]) as { databaseUrl: string; schema: string; natsUrl: string; stream: string; consumer: string; batchSize: number; ackWaitMs: number; crashAfterCommit: number };
+const logger = createTestLogger();
+const database = await createDatabase<AnalyticsDatabase>({ url: o.databaseUrl, schema: o.schema, poolSize: 2, logger });
+const bus = await connectBus({ servers: o.natsUrl, name: "pipeline-child", logger });
+const pipeline = await startPipeline({ db: database.db, bus, stream: o.stream, consumerName: o.consumer, batchSize: o.batchSize, ackWaitMs: o.ackWaitMs, fetchExpiresMs: 1000, logger,
+  // The worst moment to die: committed, not acknowledged — the whole batch comes back.
+  afterCommit: () => {
+    if (Math.random() < o.crashAfterCommit) process.kill(process.pid, "SIGKILL");
+  },
+});
+process.stdout.write("ready\n");
+process.on("SIGTERM", () => {
+  void (async () => {
+    await pipeline.stop();
+    await bus.drain();
+    await database.destroy();
+    process.exit(0);
+  })();
+});

@@ -1,0 +1,93 @@
+import { randomUUID } from "node:crypto";
+import { fromJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
+import { Direction, MetricKind } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
+import { FlagType } from "#gen/vane/flags/v1/flags_pb.js";
+import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
+import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
+import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
+import { assertTenancyMatrix } from "#lib/test-tenancy.ts";
+import { type AnalyticsHarness, startAnalytics, type Tenant } from "./harness.ts";
+
+const variants = ["a", "b"].map((key) => ({ key, value: fromJson(ValueSchema, key) }));
+const arms = [
+  { variant: "a", weight: 1 },
+  { variant: "b", weight: 1 },
+];
+
+describe("tenancy", () => {
+  let h: AnalyticsHarness;
+  let victim: Tenant;
+  let attacker: Tenant;
+  let draftId: string;
+  let runningId: string;
+  beforeAll(async () => {
+    h = await startAnalytics();
+    victim = await h.seedTenant();
+    attacker = await h.seedTenant();
+    const flags = h.client(FlagService, victim.ownerToken);
+    for (const key of ["f1", "f2"]) await flags.createFlag({ projectId: victim.projectId, key, name: key, type: FlagType.STRING, variants });
+    const x = h.client(ExperimentService, victim.ownerToken);
+    await x.createMetric({ projectId: victim.projectId, key: "m", name: "m", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE });
+    const base = { projectId: victim.projectId, environmentId: victim.environmentId, name: "x", variants: arms, primaryMetricKeys: ["m"] };
+    draftId = (await x.createExperiment({ ...base, key: "draft", flagKey: "f1" })).experiment!.id;
+    runningId = (await x.createExperiment({ ...base, key: "running", flagKey: "f2" })).experiment!.id;
+    await x.startExperiment({ id: runningId });
+  });
+  afterAll(() => h?.close());
+
+  // As each kind of foreign principal, against the victim's ids and ids that never existed:
+  // nothing distinguishes "foreign" from "absent".
+  for (const as of ["owner", "admin key", "personal key"] as const) {
+    it(`hides every analytics object of another organization from its ${as}`, async () => {
+      let token = attacker.ownerToken;
+      if (as !== "owner") {
+        const created = await h.client(IdentityService, attacker.ownerToken).createApiKey(
+          as === "admin key" ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" } : { kind: ApiKeyKind.PERSONAL, name: "p" },
+        );
+        token = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
+      }
+      const x = h.client(ExperimentService, token);
+      const absent = { projectId: randomUUID(), environmentId: randomUUID(), draftId: randomUUID(), runningId: randomUUID() };
+      for (const target of [{ projectId: victim.projectId, environmentId: victim.environmentId, draftId, runningId }, absent]) {
+        const { projectId, environmentId } = target;
+        await assertTenancyMatrix(ExperimentService, {
+          createMetric: { expect: Code.NotFound, call: () => x.createMetric({ projectId, key: "k", name: "k", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }) },
+          listMetrics: { expect: Code.NotFound, call: () => x.listMetrics({ projectId }) },
+          createExperiment: { expect: Code.NotFound, call: () => x.createExperiment({ projectId, environmentId, flagKey: "f1", key: "k", name: "k", variants: arms, primaryMetricKeys: ["m"] }) },
+          getExperiment: { expect: Code.NotFound, call: () => x.getExperiment({ id: target.draftId }) },
+          listExperiments: { expect: Code.NotFound, call: () => x.listExperiments({ projectId }) },
+          startExperiment: { expect: Code.NotFound, call: () => x.startExperiment({ id: target.draftId }) },
+          stopExperiment: { expect: Code.NotFound, call: () => x.stopExperiment({ id: target.runningId, shipVariant: "b" }) },
+          getResults: { expect: Code.NotFound, call: () => x.getResults({ id: target.runningId }) },
+          getResultsTimeline: { expect: Code.NotFound, call: () => x.getResultsTimeline({ id: target.runningId }) },
+        });
+      }
+    });
+  }
+
+  it("refuses server keys and lower roles before any lookup", async () => {
+    const server = await h.sign({ sub: randomUUID(), org: victim.orgId, prj: victim.projectId, env: victim.environmentId, kind: "server" });
+    const viewer = (await h.member(victim, "viewer")).token;
+    const s = h.client(ExperimentService, server);
+    const v = h.client(ExperimentService, viewer);
+    await expect(s.listExperiments({ projectId: victim.projectId })).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(s.getResults({ id: runningId })).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(v.stopExperiment({ id: runningId })).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(v.createExperiment({ projectId: victim.projectId, environmentId: victim.environmentId, flagKey: "f1", key: "v", name: "v", variants: arms, primaryMetricKeys: ["m"] })).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    expect((await v.getResults({ id: runningId })).results?.experimentId).toBe(runningId);
+  });
+
+  it("leaves the victim's experiments untouched", async () => {
+    const x = h.client(ExperimentService, victim.ownerToken);
+    const list = (await x.listExperiments({ projectId: victim.projectId })).experiments;
+    expect(list.map((e) => [e.key, e.version])).toEqual(expect.arrayContaining([["draft", 1n], ["running", 2n]]));
+    expect((await x.listMetrics({ projectId: victim.projectId })).metrics.map((m) => m.key)).toEqual(["m"]);
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * Fans store changes out to streams, by environment, so a change wakes only the streams that
+ * follow that environment. A stream reads its changes as an async queue that never grows past
+ * one pending wake-up per change burst (streams re-read the latest state when they wake).
+ */
+import type { EnvironmentChange, SnapshotStore } from "./snapshot-store.ts";
+
+/** A stream's view of the changes it follows. */
+export interface ChangeQueue {
+  /** Resolves with the changes since the last call (at least one), or undefined once `signal` aborts. */
+  next(): Promise<EnvironmentChange[] | undefined>;
+  close(): void;
+}
+
+/** The hub. */
+export interface ChangeHub {
+  /** Follows one environment, or every environment with "*". */
+  follow(environmentId: string, signal: AbortSignal): ChangeQueue;
+  /** Resolves once the environment is loaded (true), or false when `signal` aborts first. */
+  loaded(environmentId: string, signal: AbortSignal): Promise<boolean>;
+  stop(): void;
+}
+
+/** Creates a hub over the store. */
+export function createChangeHub(store: SnapshotStore): ChangeHub {
+  const followers = new Map<string, Set<(c: EnvironmentChange) => void>>();
+  const add = (id: string, f: (c: EnvironmentChange) => void) => {
+    let set = followers.get(id);
+    if (!set) followers.set(id, (set = new Set()));
+    set.add(f);
+    return () => {
+      set.delete(f);
+      if (set.size === 0 && followers.get(id) === set) followers.delete(id);
+    };
+  };
+  const unsubscribe = store.subscribe((change) => {
+    for (const f of followers.get(change.environmentId) ?? []) f(change);
+    for (const f of followers.get("*") ?? []) f(change);
+  });
+
+  return {
+    follow(environmentId, signal) {
+      let pending: EnvironmentChange[] = [];
+      let wake: (() => void) | undefined;
+      const remove = add(environmentId, (c) => {
+        pending.push(c);
+        wake?.();
+      });
+      const onAbort = () => wake?.();
+      signal.addEventListener("abort", onAbort, { once: true });
+      const close = () => {
+        remove();
+        signal.removeEventListener("abort", onAbort);
+      };
+      return {
+        async next() {
+          while (pending.length === 0 && !signal.aborted) await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+          if (signal.aborted) {
+            close();
+            return undefined;
+          }
+          const out = pending;
+          pending = [];
+          return out;
+        },
+        close,
+      };
+    },
+    async loaded(environmentId, signal) {
+      if (store.get(environmentId)) return true;
+      const q = this.follow(environmentId, signal);
+      try {
+        while (!store.get(environmentId)) if ((await q.next()) === undefined) return false;
+        return true;
+      } finally {
+        q.close();
+      }
+    },
+    stop: unsubscribe,
+  };
+}

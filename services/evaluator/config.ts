@@ -1,0 +1,49 @@
+/** The evaluator's own settings, read from `VANE_*` variables. */
+import type { EnvReader } from "#lib/config.ts";
+
+/** Settings of the evaluator beyond the shared ones. */
+export interface EvaluatorConfig {
+  /** Port of flagd.evaluation.v1/v2 (gRPC h2c and Connect); null turns it off. */
+  flagdPort: number | null;
+  /** Port of flagd.sync.v1; null turns it off. */
+  flagdSyncPort: number | null;
+  /** The environment flagd callers get when they send no selector and no token. */
+  flagdEnvironment: string | undefined;
+  /** Refuse flagd calls without `Authorization: Bearer <token>` of a server or client key. */
+  flagdRequireToken: boolean;
+  /** How often flagd event streams send `keep_alive`. */
+  flagdKeepAliveMs: number;
+  /** A flagd flag-definition file to serve (and follow) as a local environment. */
+  flagdFile: string | undefined;
+  /** The id of the environment the file is served as. */
+  flagdFileEnvironment: string;
+  /** The JetStream KV bucket holding environment snapshots. */
+  snapshotBucket: string;
+  /** The JetStream stream exposures are published to. */
+  eventsStream: string;
+  /** Exposures held while NATS is unreachable; beyond that they are dropped and counted. */
+  exposureBufferSize: number;
+  /** Readiness with no snapshot loaded (for `npm start` on an empty system); false in production. */
+  readyWithoutSnapshots: boolean;
+}
+
+/** Reads the evaluator's settings. */
+export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
+  const port = (name: string, fallback: number) => {
+    if (env.optional(name)?.toLowerCase() === "off") return null;
+    return env.int(name, fallback, { min: 0, max: 65535 });
+  };
+  return {
+    flagdPort: port("VANE_FLAGD_PORT", 8013),
+    flagdSyncPort: port("VANE_FLAGD_SYNC_PORT", 8015),
+    flagdEnvironment: env.optional("VANE_FLAGD_ENVIRONMENT"),
+    flagdRequireToken: env.bool("VANE_FLAGD_REQUIRE_TOKEN", false),
+    flagdKeepAliveMs: env.durationMs("VANE_FLAGD_KEEPALIVE", "20s"),
+    flagdFile: env.optional("VANE_FLAGD_FILE"),
+    flagdFileEnvironment: env.string("VANE_FLAGD_FILE_ENVIRONMENT", "local"),
+    snapshotBucket: env.string("VANE_SNAPSHOT_BUCKET", "vane_snapshots"),
+    eventsStream: env.string("VANE_EVENTS_STREAM", "VANE_EVENTS"),
+    exposureBufferSize: env.int("VANE_EXPOSURE_BUFFER", 10_000, { min: 1, max: 10_000_000 }),
+    readyWithoutSnapshots: env.bool("VANE_EVALUATOR_READY_WITHOUT_SNAPSHOTS", false),
+  };
+}

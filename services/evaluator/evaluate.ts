@@ -1,0 +1,110 @@
+/**
+ * The evaluation step every surface shares (vane.evaluation.v1, flagd v1/v2): picks the
+ * compiled flag set, evaluates, counts, and reports exposures for experiment flags. Also the
+ * conversions between protobuf and the engine's plain values, with per-resolution caches: the
+ * engine returns shared, frozen resolutions, so a response message built for one is reused
+ * for every later call that gets the same resolution.
+ */
+import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { ErrorCode, EvaluationSchema, Reason, type Evaluation } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import type { EvaluationContext, FlagValueType, Resolution } from "#lib/engine/index.ts";
+import type { ExposurePublisher } from "./exposures.ts";
+import type { EvaluatorCounters } from "./metrics.ts";
+import type { EnvironmentState } from "./snapshot-store.ts";
+
+const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
+
+/** A request's context (protobuf-es represents Struct fields as plain JSON objects). */
+export function contextFromStruct(s: JsonObject | undefined): EvaluationContext {
+  return s ?? EMPTY_CONTEXT;
+}
+
+/** Evaluates flags, counting them and reporting exposures. */
+export interface FlagEvaluator {
+  evaluate(state: EnvironmentState, key: string, context: EvaluationContext, type: FlagValueType | undefined, api: string): Resolution;
+  /** Evaluates every flag (every client-visible one when `clientOnly`), in definition order. */
+  evaluateAll(state: EnvironmentState, context: EvaluationContext, clientOnly: boolean, api: string): Map<string, Resolution>;
+}
+
+/** Creates the shared evaluation step. */
+export function createFlagEvaluator(counters: EvaluatorCounters, exposures: ExposurePublisher): FlagEvaluator {
+  const expose = (state: EnvironmentState, key: string, res: Resolution, context: EvaluationContext) => {
+    const experimentId = state.experiments.get(key);
+    const unitKey = context.targetingKey;
+    if (experimentId === undefined || res.variant === undefined || typeof unitKey !== "string" || unitKey === "") return;
+    exposures.record({
+      organizationId: state.organizationId,
+      projectId: state.projectId,
+      environmentId: state.environmentId,
+      flagKey: key,
+      variant: res.variant,
+      experimentId,
+      unitKey,
+    });
+  };
+  return {
+    evaluate(state, key, context, type, api) {
+      const res = state.flags.evaluate(key, context, type);
+      counters.evaluation(api, res.reason);
+      if (state.experiments.size > 0) expose(state, key, res, context);
+      return res;
+    },
+    evaluateAll(state, context, clientOnly, api) {
+      const all = state.flags.evaluateAll(context);
+      if (clientOnly) for (const key of all.keys()) if (!state.clientVisible.has(key)) all.delete(key);
+      for (const [key, res] of all) {
+        counters.evaluation(api, res.reason);
+        if (state.experiments.size > 0) expose(state, key, res, context);
+      }
+      return all;
+    },
+  };
+}
+
+/** A plain object as a Struct field's value (protobuf-es keeps Struct fields as JSON objects). */
+export function structOf(o: Readonly<Record<string, unknown>>): JsonObject {
+  return o as JsonObject;
+}
+
+const reasons: Record<Resolution["reason"], Reason> = {
+  STATIC: Reason.STATIC,
+  TARGETING_MATCH: Reason.TARGETING_MATCH,
+  DEFAULT: Reason.DEFAULT,
+  DISABLED: Reason.DISABLED,
+  ERROR: Reason.ERROR,
+};
+const errorCodes: Record<NonNullable<Resolution["errorCode"]>, ErrorCode> = {
+  FLAG_NOT_FOUND: ErrorCode.FLAG_NOT_FOUND,
+  TYPE_MISMATCH: ErrorCode.TYPE_MISMATCH,
+  PARSE_ERROR: ErrorCode.PARSE_ERROR,
+  GENERAL: ErrorCode.GENERAL,
+};
+const evaluations = new WeakMap<Resolution, Evaluation>();
+
+/** A resolution as a vane.evaluation.v1 Evaluation (shared: never mutate the result). */
+export function toEvaluation(key: string, res: Resolution): Evaluation {
+  let e = evaluations.get(res);
+  if (e && e.flagKey === key) return e;
+  e = create(EvaluationSchema, {
+    flagKey: key,
+    value: res.value === undefined ? undefined : fromJson(ValueSchema, res.value as JsonValue),
+    variant: res.variant ?? "",
+    reason: reasons[res.reason],
+    errorCode: res.errorCode ? errorCodes[res.errorCode] : ErrorCode.UNSPECIFIED,
+    errorMessage: res.errorMessage ?? "",
+    metadata: structOf(res.metadata),
+  });
+  evaluations.set(res, e);
+  return e;
+}
+
+/** A per-resolution cache for one kind of response message. */
+export function createResponseCache<T>(build: (res: Resolution) => T): (res: Resolution) => T {
+  const cache = new WeakMap<Resolution, T>();
+  return (res) => {
+    let m = cache.get(res);
+    if (m === undefined) cache.set(res, (m = build(res)));
+    return m;
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * vane.evaluation.v1.EvaluationService: evaluation for Vane's own SDKs and browsers, scoped by
+ * the caller's token. A server key evaluates every flag of its environment, a client key the
+ * client-visible ones; people and admin keys may name an environment of their organization
+ * (admin keys: of their project), e.g. to preview a flag in the console.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  EvaluateAllResponseSchema,
+  EvaluateResponseSchema,
+  EvaluationService,
+  ValueType,
+  WatchResponseSchema,
+  type Evaluation,
+} from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth.ts";
+import type { FlagValueType } from "#lib/engine/index.ts";
+import type { ChangeHub } from "./change-hub.ts";
+import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
+import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
+
+/** Dependencies of {@link createEvaluationService}. */
+export interface EvaluationServiceDeps {
+  store: SnapshotStore;
+  evaluator: FlagEvaluator;
+  hub: ChangeHub;
+  /** Called when a watch stream opens; returns the close callback (metrics). */
+  onStream?: () => () => void;
+}
+
+const types: Record<ValueType, FlagValueType | undefined> = {
+  [ValueType.UNSPECIFIED]: undefined,
+  [ValueType.BOOLEAN]: "boolean",
+  [ValueType.STRING]: "string",
+  [ValueType.NUMBER]: "number",
+  [ValueType.INTEGER]: "integer",
+  [ValueType.OBJECT]: "object",
+};
+
+interface Target {
+  environmentId: string;
+  clientOnly: boolean;
+}
+
+/** Which environment the caller evaluates, and whether only client-visible flags. */
+export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requested: string): Target {
+  const p = requirePrincipal(ctx);
+  if (p.keyKind === ApiKeyKind.SERVER || p.keyKind === ApiKeyKind.CLIENT) {
+    if (!p.environmentId) throw new ConnectError("this key's token names no environment", Code.PermissionDenied);
+    if (requested && requested !== p.environmentId) {
+      throw new ConnectError("server and client keys evaluate their own environment only; leave environment_id empty", Code.PermissionDenied);
+    }
+    return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT };
+  }
+  if (!requested) throw new ConnectError("environment_id is required unless you call with a server or client key", Code.InvalidArgument);
+  if (!hasRole(p, Role.VIEWER)) throw new ConnectError("this needs the viewer role or higher", Code.PermissionDenied);
+  const s = store.get(requested);
+  // Another organization's environment (or project's, for an admin key) is indistinguishable from none.
+  const visible =
+    s !== undefined && s.organizationId !== "" && s.organizationId === p.organizationId && (p.keyKind !== ApiKeyKind.ADMIN || s.projectId === p.projectId);
+  if (!visible) throw new ConnectError("environment not found", Code.NotFound);
+  return { environmentId: requested, clientOnly: false };
+}
+
+function loadedState(store: SnapshotStore, environmentId: string): EnvironmentState {
+  const s = store.get(environmentId);
+  if (!s) throw new ConnectError("this environment's configuration is not loaded yet; retry shortly", Code.Unavailable);
+  return s;
+}
+
+/** The EvaluationService implementation. */
+export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImpl<typeof EvaluationService> {
+  const { store, evaluator, hub } = deps;
+  return {
+    evaluate(req, ctx) {
+      const target = evaluationTarget(ctx, store, req.environmentId);
+      const state = loadedState(store, target.environmentId);
+      if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
+      const res = evaluator.evaluate(state, req.flagKey, contextFromStruct(req.context), types[req.type], "vane");
+      if (res.errorCode === "FLAG_NOT_FOUND") throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
+      if (res.errorCode === "TYPE_MISMATCH") throw new ConnectError(res.errorMessage ?? "type mismatch", Code.InvalidArgument);
+      return create(EvaluateResponseSchema, { evaluation: toEvaluation(req.flagKey, res), version: BigInt(state.version) });
+    },
+    evaluateAll(req, ctx) {
+      const target = evaluationTarget(ctx, store, req.environmentId);
+      const state = loadedState(store, target.environmentId);
+      const all = evaluator.evaluateAll(state, contextFromStruct(req.context), target.clientOnly, "vane_all");
+      const evaluations: Evaluation[] = [];
+      for (const [key, res] of all) evaluations.push(toEvaluation(key, res));
+      return create(EvaluateAllResponseSchema, { evaluations, environmentId: state.environmentId, version: BigInt(state.version) });
+    },
+    async *watch(req, ctx) {
+      const target = evaluationTarget(ctx, store, req.environmentId);
+      loadedState(store, target.environmentId);
+      const context = contextFromStruct(req.context);
+      const closeStream = deps.onStream?.();
+      const changes = hub.follow(target.environmentId, ctx.signal);
+      try {
+        let previous = new Map<string, Evaluation>();
+        let sentVersion = -1;
+        for (;;) {
+          const state = store.get(target.environmentId);
+          if (!state) throw new ConnectError("this environment no longer exists", Code.NotFound);
+          {
+            const current = new Map<string, Evaluation>();
+            const changed: string[] = [];
+            for (const [key, res] of evaluator.evaluateAll(state, context, target.clientOnly, "vane_watch")) {
+              const e = toEvaluation(key, res);
+              current.set(key, e);
+              const before = previous.get(key);
+              if (before !== e && !sameEvaluation(before, e)) changed.push(key);
+            }
+            const removed = [...previous.keys()].filter((k) => !current.has(k));
+            if (sentVersion === -1 || changed.length > 0 || removed.length > 0 || state.version !== sentVersion) {
+              yield create(WatchResponseSchema, {
+                evaluations: [...current.values()],
+                version: BigInt(state.version),
+                changedFlagKeys: changed,
+                removedFlagKeys: removed,
+                configTime: timestampFromMs(state.commitTimeMs),
+              });
+            }
+            previous = current;
+            sentVersion = state.version;
+          }
+          if ((await changes.next()) === undefined) return;
+        }
+      } finally {
+        changes.close();
+        closeStream?.();
+      }
+    },
+  };
+}
+
+// Evaluations built for different resolution objects may still be equal (e.g. after a version
+// change that left this flag alone). Evaluations are shared between streams, so each one's
+// fingerprint is computed once, not once per stream.
+const fingerprints = new WeakMap<Evaluation, string>();
+function fingerprint(e: Evaluation): string {
+  let f = fingerprints.get(e);
+  if (f === undefined) fingerprints.set(e, (f = JSON.stringify([e.variant, e.reason, e.errorCode, e.value, e.metadata])));
+  return f;
+}
+function sameEvaluation(a: Evaluation | undefined, b: Evaluation): boolean {
+  return a !== undefined && fingerprint(a) === fingerprint(b);
+}

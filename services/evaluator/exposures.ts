@@ -1,0 +1,228 @@
+/**
+ * Exposure events: when a flag of a running experiment is evaluated for a unit, a
+ * vane.events.v1.EventEnvelope carrying an Exposure goes to the JetStream stream VANE_EVENTS
+ * (subject `vane.events.<environment id>.exposure`, the collector's format, which analytics
+ * consumes). Recording is synchronous, constant
+ * time and never throws, so it can neither slow nor fail an evaluation; publishing happens in
+ * batches in the background. A bounded buffer rides out a NATS outage; when it is full, new
+ * exposures are dropped and counted. Repeats (same unit, experiment, flag and variant) within
+ * the recent-window are suppressed: analysis needs a unit's first exposure, not every call.
+ */
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
+import { ensureStream, type BusStatus } from "#lib/bus.ts";
+import type { Logger } from "#lib/logger.ts";
+import { eventsStream, eventsSubjectPrefix } from "#lib/streams.ts";
+
+/** One exposure, as the evaluation path reports it. */
+export interface Exposure {
+  organizationId: string;
+  projectId: string;
+  environmentId: string;
+  flagKey: string;
+  variant: string;
+  experimentId: string;
+  unitKey: string;
+}
+
+/** What the publisher needs from the bus. */
+export interface ExposureBus {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  status(): BusStatus;
+}
+
+/** Counters, for metrics and tests. */
+export interface ExposureStats {
+  buffered: number;
+  published: number;
+  dropped: number;
+  failed: number;
+  suppressed: number;
+}
+
+/** Options for {@link createExposurePublisher}. */
+export interface ExposurePublisherOptions {
+  logger: Logger;
+  /** The events stream (lib/streams.ts's spec, ensured like the collector does). */
+  stream: string;
+  /** Most exposures held while they cannot be published (default 10 000). */
+  capacity?: number;
+  /** Most exposures published per round (default 500). */
+  batchSize?: number;
+  /** Pause between rounds (default 100 ms). */
+  flushIntervalMs?: number;
+  /** Wait for each acknowledgement (default 5 s). */
+  publishTimeoutMs?: number;
+  /** Recent exposures remembered to suppress repeats (default 50 000; 0 disables). */
+  dedupeSize?: number;
+  now?: () => number;
+}
+
+/** The publisher. */
+export interface ExposurePublisher {
+  /** Queues an exposure; never throws, never waits. */
+  record(e: Exposure): void;
+  /** Starts publishing through `bus` (call once connected). */
+  attach(bus: ExposureBus): void;
+  /** Publishes what is buffered now (one pass); resolves when done. */
+  flush(): Promise<void>;
+  stats(): ExposureStats;
+  /** Stops the background loop after a last flush attempt bounded by `timeoutMs`. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+interface Pending {
+  id: string;
+  subject: string;
+  payload: Uint8Array;
+}
+
+/** Creates the publisher; it buffers until {@link ExposurePublisher.attach}. */
+export function createExposurePublisher(opts: ExposurePublisherOptions): ExposurePublisher {
+  const log = opts.logger.child({ component: "exposures" });
+  const capacity = opts.capacity ?? 10_000;
+  const batchSize = opts.batchSize ?? 500;
+  const dedupeSize = opts.dedupeSize ?? 50_000;
+  const now = opts.now ?? Date.now;
+  // A ring buffer: O(1) enqueue and dequeue, fixed memory.
+  const ring: (Pending | undefined)[] = new Array(capacity);
+  let head = 0;
+  let count = 0;
+  const recent = new Set<string>();
+  const stats = { published: 0, dropped: 0, failed: 0, suppressed: 0 };
+  let bus: ExposureBus | undefined;
+  let streamReady = false;
+  let timer: NodeJS.Timeout | undefined;
+  let flushing: Promise<void> | undefined;
+  let stopped = false;
+  let lastWarn = 0;
+
+  const push = (p: Pending) => {
+    ring[(head + count) % capacity] = p;
+    count++;
+  };
+  const unshiftAll = (items: Pending[]) => {
+    // Failed items go back to the front, in order, as far as room allows.
+    for (let i = items.length - 1; i >= 0; i--) {
+      if (count === capacity) {
+        stats.dropped += i + 1;
+        break;
+      }
+      head = (head - 1 + capacity) % capacity;
+      ring[head] = items[i];
+      count++;
+    }
+  };
+  const take = (n: number): Pending[] => {
+    const out: Pending[] = [];
+    while (out.length < n && count > 0) {
+      out.push(ring[head]!);
+      ring[head] = undefined;
+      head = (head + 1) % capacity;
+      count--;
+    }
+    return out;
+  };
+
+  const spec = eventsStream(opts.stream);
+  const subjectPrefix = eventsSubjectPrefix(spec);
+  const ensure = async (b: ExposureBus) => {
+    await ensureStream(b.jsm, spec);
+    streamReady = true;
+  };
+
+  const publishRound = async () => {
+    const b = bus;
+    if (!b || count === 0 || b.status() !== "connected") return;
+    if (!streamReady) await ensure(b);
+    while (count > 0 && b.status() === "connected") {
+      const batch = take(batchSize);
+      const results = await Promise.allSettled(
+        batch.map((p) => b.js.publish(p.subject, p.payload, { msgID: p.id, timeout: opts.publishTimeoutMs ?? 5_000 })),
+      );
+      const failed = batch.filter((_, i) => results[i].status === "rejected");
+      stats.published += batch.length - failed.length;
+      if (failed.length > 0) {
+        stats.failed += failed.length;
+        unshiftAll(failed);
+        const t = now();
+        if (t - lastWarn > 10_000) {
+          lastWarn = t;
+          const reason = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+          log.warn({ err: reason.reason, failed: failed.length, buffered: count }, "publishing exposures failed; will retry");
+        }
+        return;
+      }
+    }
+  };
+
+  const flush = () =>
+    (flushing ??= publishRound()
+      .catch((err: unknown) => log.warn({ err }, "exposure publishing round failed"))
+      .finally(() => (flushing = undefined)));
+
+  const loop = () => {
+    if (stopped) return;
+    timer = setTimeout(() => void flush().then(loop), opts.flushIntervalMs ?? 100);
+    timer.unref();
+  };
+
+  return {
+    record(e) {
+      try {
+        if (dedupeSize > 0) {
+          const key = `${e.environmentId}\u0000${e.experimentId}\u0000${e.flagKey}\u0000${e.unitKey}\u0000${e.variant}`;
+          if (recent.has(key)) {
+            stats.suppressed++;
+            return;
+          }
+          recent.add(key);
+          if (recent.size > dedupeSize) recent.delete(recent.values().next().value!);
+        }
+        if (count === capacity) {
+          stats.dropped++;
+          return;
+        }
+        const id = randomUUID();
+        const time = timestampFromMs(now());
+        const payload = toBinary(
+          EventEnvelopeSchema,
+          create(EventEnvelopeSchema, {
+            eventId: id,
+            organizationId: e.organizationId,
+            projectId: e.projectId,
+            environmentId: e.environmentId,
+            receiveTime: time,
+            payload: { case: "exposure", value: { flagKey: e.flagKey, variant: e.variant, experimentId: e.experimentId, unitKey: e.unitKey, time } },
+          }),
+        );
+        push({ id, subject: `${subjectPrefix}.${subjectToken(e.environmentId)}.exposure`, payload });
+      } catch (err) {
+        stats.dropped++;
+        log.error({ err }, "recording an exposure failed");
+      }
+    },
+    attach(b) {
+      if (bus) return;
+      bus = b;
+      loop();
+    },
+    flush,
+    stats: () => ({ buffered: count, ...stats }),
+    async stop(timeoutMs = 2_000) {
+      stopped = true;
+      clearTimeout(timer);
+      await Promise.race([flush(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      if (count > 0) log.warn({ buffered: count }, "stopping with unpublished exposures");
+    },
+  };
+}
+
+// NATS subject tokens cannot contain '.', '*', '>' or whitespace.
+function subjectToken(s: string): string {
+  return s === "" ? "_" : s.replace(/[.*>\s]/g, "_");
+}

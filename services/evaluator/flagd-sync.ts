@@ -1,0 +1,69 @@
+/**
+ * flagd.sync.v1.FlagSyncService on port 8015: the whole flag set of the selected environment
+ * as flagd flag-definition JSON, for in-process providers (which evaluate locally with
+ * flagd-core) and for flagd itself pointed at Vane as a grpc sync source.
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  FetchAllFlagsResponseSchema,
+  FlagSyncService,
+  GetMetadataResponseSchema,
+  SyncFlagsResponseSchema,
+  type SyncFlagsResponse,
+} from "#gen/flagd/sync/v1/sync_pb.js";
+import type { ChangeHub } from "./change-hub.ts";
+import { structOf } from "./evaluate.ts";
+import type { FlagdAccess } from "./flagd-access.ts";
+import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
+
+/** Dependencies of {@link createFlagdSyncService}. */
+export interface FlagdSyncDeps {
+  store: SnapshotStore;
+  hub: ChangeHub;
+  access: FlagdAccess;
+  onStream?: () => () => void;
+}
+
+/** The FlagSyncService implementation. */
+export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof FlagSyncService> {
+  const loaded = (environmentId: string): EnvironmentState => {
+    const s = deps.store.get(environmentId);
+    if (!s) throw new ConnectError(`environment "${environmentId}" is not loaded (unknown, or not loaded yet)`, Code.Unavailable);
+    return s;
+  };
+  return {
+    async *syncFlags(req, ctx) {
+      const target = deps.access.target(ctx, req.selector);
+      if (!(await deps.hub.loaded(target.environmentId, ctx.signal))) return;
+      const closeStream = deps.onStream?.();
+      const changes = deps.hub.follow(target.environmentId, ctx.signal);
+      try {
+        let sent: EnvironmentState | undefined;
+        for (;;) {
+          const state = deps.store.get(target.environmentId);
+          if (state && state !== sent) {
+            const message: SyncFlagsResponse = create(SyncFlagsResponseSchema, {
+              flagConfiguration: state.flagdJson(target.clientOnly),
+              syncContext: Object.keys(state.flags.metadata).length > 0 ? structOf(state.flags.metadata) : undefined,
+            });
+            sent = state;
+            yield message;
+          }
+          if ((await changes.next()) === undefined) return;
+        }
+      } finally {
+        changes.close();
+        closeStream?.();
+      }
+    },
+    fetchAllFlags(req, ctx) {
+      const target = deps.access.target(ctx, req.selector);
+      return create(FetchAllFlagsResponseSchema, { flagConfiguration: loaded(target.environmentId).flagdJson(target.clientOnly) });
+    },
+    getMetadata(_req, ctx) {
+      const target = deps.access.target(ctx);
+      return create(GetMetadataResponseSchema, { metadata: structOf(loaded(target.environmentId).flags.metadata) });
+    },
+  };
+}

@@ -1,0 +1,32 @@
+/** The evaluator on its own: `node --import tsx services/evaluator/main.ts`. */
+import { createTokenVerifier, remoteKeySet } from "#lib/auth.ts";
+import { createLogger } from "#lib/logger.ts";
+import { readConfigOrExit, runMain } from "#lib/process.ts";
+import { readCommonConfig } from "#lib/service-config.ts";
+import { startModules } from "#lib/service-module.ts";
+import { startTelemetry } from "#lib/telemetry.ts";
+import { readEvaluatorConfig } from "./config.ts";
+import { createEvaluatorModule } from "./module.ts";
+import { createCachingVerifier } from "./token-cache.ts";
+
+const { common, evaluator, natsToken } = readConfigOrExit(process.env, (env, fail) => {
+  const common = readCommonConfig(env);
+  const evaluator = readEvaluatorConfig(env);
+  if (!common.jwksUrl) fail("VANE_JWKS_URL is required: the evaluator verifies tokens against identity's JWKS");
+  if (!common.natsUrl && !evaluator.flagdFile) fail("VANE_NATS_URL (or NATS_URL) is required unless VANE_FLAGD_FILE names a flag file to serve");
+  return { common, evaluator, natsToken: env.optional("VANE_NATS_TOKEN") };
+});
+
+runMain("evaluator", async ({ onStop, useLogger }) => {
+  const telemetry = startTelemetry({ serviceName: "evaluator", env: process.env });
+  onStop(() => telemetry.shutdown());
+  const logger = createLogger({ level: common.logLevel });
+  useLogger(logger);
+  const module = await createEvaluatorModule({ config: evaluator, common, logger, natsUrl: common.natsUrl, natsToken });
+  onStop(() => module.stop());
+  const verifier = createCachingVerifier(createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) }));
+  const running = await startModules({ config: common, logger, modules: [module], verifier });
+  onStop(() => running.server.close());
+  const ports = await module.startFlagdServers(verifier);
+  logger.info({ port: running.port, ...ports }, "evaluator serving");
+});

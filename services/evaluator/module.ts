@@ -1,0 +1,189 @@
+/**
+ * Assembles the evaluator: the snapshot store fed by the KV watch (and optionally a flagd
+ * file), vane.evaluation.v1 for the main port, the flagd-compatible servers on their own ports
+ * (8013 evaluation, 8015 sync), exposures, metrics and readiness. It serves without NATS: the
+ * bus is connected in the background, and what was loaded keeps being served through outages.
+ */
+import { connectBus, type Bus } from "#lib/bus.ts";
+import * as flagdV1 from "#gen/flagd/evaluation/v1/evaluation_pb.js";
+import * as flagdV2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
+import { FlagSyncService } from "#gen/flagd/sync/v1/sync_pb.js";
+import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import type { TokenVerifier } from "#lib/auth.ts";
+import { createHealthRegistry, type HealthCheck } from "#lib/health.ts";
+import type { Logger } from "#lib/logger.ts";
+import { createRpcMetricsInterceptor, createTracingInterceptor } from "#lib/rpc-telemetry.ts";
+import { createServer, serve, type ServiceRegistration, type VaneServer } from "#lib/server.ts";
+import type { CommonConfig } from "#lib/service-config.ts";
+import type { ServiceModule } from "#lib/service-module.ts";
+import { createChangeHub } from "./change-hub.ts";
+import type { EvaluatorConfig } from "./config.ts";
+import { createEvaluationService } from "./evaluation-service.ts";
+import { createFlagEvaluator } from "./evaluate.ts";
+import { createExposurePublisher, type ExposurePublisher } from "./exposures.ts";
+import { createFlagdFileSource, type FlagdFileSource } from "./file-source.ts";
+import { createFlagdAccess, createOptionalAuthInterceptor } from "./flagd-access.ts";
+import { createFlagdEvaluationV1, createFlagdEvaluationV2 } from "./flagd-evaluation.ts";
+import { createFlagdSyncService } from "./flagd-sync.ts";
+import { createKvSnapshotSource, type KvSnapshotSource } from "./kv-source.ts";
+import { createEvaluatorMetrics } from "./metrics.ts";
+import { createSnapshotStore, type SnapshotStore } from "./snapshot-store.ts";
+
+/** Options for {@link createEvaluatorModule}. */
+export interface EvaluatorModuleOptions {
+  config: EvaluatorConfig;
+  /** Shared settings the flagd servers use (host, CORS, deadlines, shutdown). */
+  common: Pick<CommonConfig, "host" | "corsOrigins" | "defaultTimeoutMs" | "drainDelayMs" | "shutdownTimeoutMs">;
+  logger: Logger;
+  /** NATS with JetStream; undefined serves only the flagd file (no snapshots, no exposures). */
+  natsUrl: string | undefined;
+  natsToken?: string;
+  natsCredentials?: string;
+  /** Exposure publisher tuning (tests). */
+  exposures?: { capacity?: number; flushIntervalMs?: number; publishTimeoutMs?: number; dedupeSize?: number };
+}
+
+/** The ports the flagd servers listen on. */
+export interface FlagdPorts {
+  evaluationPort: number | undefined;
+  syncPort: number | undefined;
+}
+
+/** The evaluator module, with handles for the entry point and tests. */
+export interface EvaluatorModule extends ServiceModule {
+  store: SnapshotStore;
+  exposures: ExposurePublisher;
+  kvSource: KvSnapshotSource | undefined;
+  fileSource: FlagdFileSource | undefined;
+  /** Resolves once NATS is connected (never, while it is unreachable); undefined without NATS. */
+  bus: Promise<Bus> | undefined;
+  /**
+   * Starts the flagd-compatible servers on `config.flagdPort` / `config.flagdSyncPort`.
+   * `verifier` checks the optional bearer tokens (without it, a token is refused).
+   */
+  startFlagdServers(verifier?: TokenVerifier): Promise<FlagdPorts>;
+}
+
+/** Creates the evaluator; it starts loading snapshots at once and serves as soon as it is returned. */
+export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promise<EvaluatorModule> {
+  const { config } = opts;
+  const logger = opts.logger.child({ service: "evaluator" });
+  const store = createSnapshotStore({ onListenerError: (err) => logger.error({ err }, "a snapshot listener failed") });
+  const hub = createChangeHub(store);
+  const exposures = createExposurePublisher({ logger, stream: config.eventsStream, capacity: config.exposureBufferSize, ...opts.exposures });
+  // The feed reports rejected snapshots to the counters below (called only once running).
+  const kvSource: KvSnapshotSource | undefined = opts.natsUrl
+    ? createKvSnapshotSource({ bucket: config.snapshotBucket, store, logger, onRejected: (env) => counters.snapshotRejected(env) })
+    : undefined;
+  const counters = createEvaluatorMetrics({
+    store,
+    staleSeconds: () => {
+      const s = kvSource?.status();
+      if (!s || s.live) return 0;
+      return s.lastLiveMs === undefined ? 0 : (Date.now() - s.lastLiveMs) / 1000;
+    },
+    exposures: () => exposures.stats(),
+  });
+  const evaluator = createFlagEvaluator(counters, exposures);
+  const servers: VaneServer[] = [];
+
+  let fileSource: FlagdFileSource | undefined;
+  if (config.flagdFile) {
+    fileSource = createFlagdFileSource({ path: config.flagdFile, store, logger, environmentId: config.flagdFileEnvironment });
+    await fileSource.start();
+  }
+
+  let stopping = false;
+  let bus: Promise<Bus> | undefined;
+  if (opts.natsUrl) {
+    bus = connectBus({ servers: opts.natsUrl, name: "evaluator", logger, token: opts.natsToken, credentials: opts.natsCredentials });
+    bus.then(
+      (b) => {
+        if (stopping) return void b.drain();
+        kvSource?.attach(b);
+        exposures.attach(b);
+      },
+      (err: unknown) => logger.error({ err }, "connecting to NATS failed: serving only what is loaded"),
+    );
+  }
+
+  const snapshots: HealthCheck = async () => {
+    const feed = kvSource?.status();
+    if (store.size === 0) {
+      if (config.readyWithoutSnapshots) return;
+      if (!kvSource) return "no configuration to serve: no NATS is configured and no flagd file was given";
+      const why = feed?.problem ?? (feed?.synced ? `the KV bucket ${config.snapshotBucket} holds no environment yet` : `loading snapshots from ${config.snapshotBucket}`);
+      return `no configuration loaded yet, so nothing can be evaluated: ${why}`;
+    }
+    if (feed && feed.live && !feed.synced) return `loading snapshots from ${config.snapshotBucket} (${store.size} loaded so far)`;
+  };
+
+  const access = createFlagdAccess({
+    defaultEnvironment: () => config.flagdEnvironment ?? fileSource?.environmentId,
+    requireToken: config.flagdRequireToken,
+  });
+  const flagdDeps = { store, evaluator, hub, access, keepAliveMs: config.flagdKeepAliveMs };
+
+  return {
+    name: "evaluator",
+    store,
+    exposures,
+    kvSource,
+    fileSource,
+    bus,
+    services: [serve(EvaluationService, createEvaluationService({ store, evaluator, hub, onStream: () => counters.streamOpened("vane_watch") }))],
+    healthChecks: { snapshots },
+    async startFlagdServers(verifier) {
+      const health = createHealthRegistry();
+      health.addCheck("evaluator.snapshots", snapshots);
+      // Connect JSON answers carry zero values, as flagd's do (e.g. "value": false). Needs
+      // lib/server.ts to pass a registration's `options` to the router.
+      const flagdJson = { options: { jsonOptions: { alwaysEmitImplicit: true } } };
+      const start = async (port: number, services: ServiceRegistration[]) => {
+        const server = createServer({
+          port,
+          host: opts.common.host,
+          logger: logger.child({ port: "flagd" }),
+          services,
+          health,
+          interceptors: [createTracingInterceptor(), createRpcMetricsInterceptor(), createOptionalAuthInterceptor(verifier)],
+          corsOrigins: opts.common.corsOrigins,
+          defaultTimeoutMs: opts.common.defaultTimeoutMs,
+          // flagd providers open their streams with a 10-minute deadline (and may be configured
+          // longer); flagd accepts any, so these ports do too.
+          maxTimeoutMs: 7 * 86_400_000,
+          drainDelayMs: opts.common.drainDelayMs,
+          shutdownTimeoutMs: opts.common.shutdownTimeoutMs,
+        });
+        servers.push(server);
+        return server.listen();
+      };
+      const evaluationPort =
+        config.flagdPort === null
+          ? undefined
+          : await start(config.flagdPort, [
+              Object.assign(serve(flagdV2.Service, createFlagdEvaluationV2({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), flagdJson),
+              Object.assign(serve(flagdV1.Service, createFlagdEvaluationV1({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), flagdJson),
+            ]);
+      const syncPort =
+        config.flagdSyncPort === null
+          ? undefined
+          : await start(config.flagdSyncPort, [
+              Object.assign(serve(FlagSyncService, createFlagdSyncService({ store, hub, access, onStream: () => counters.streamOpened("flagd_sync") })), flagdJson),
+            ]);
+      return { evaluationPort, syncPort };
+    },
+    async stop() {
+      stopping = true;
+      await Promise.all(servers.map((s) => s.close()));
+      fileSource?.stop();
+      await kvSource?.stop();
+      await exposures.stop();
+      counters.stop();
+      hub.stop();
+      // A bus that never connected has nothing to drain; one that connects later drains itself.
+      const connected = await Promise.race([bus, Promise.resolve(undefined)]);
+      await connected?.drain();
+    },
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * Every environment's configuration, compiled and held in memory. A new version is converted
+ * and compiled by whoever feeds the store (the KV watcher, the flagd file source) — never on a
+ * request — and then swapped in with a single map write, so a request sees either the old
+ * version or the new one, whole. Subscribers (watch streams, flagd event and sync streams) hear
+ * about each swap with the keys that changed.
+ */
+import { toJson } from "@bufbuild/protobuf";
+import { timestampMs, ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
+import type { EnvironmentSnapshot } from "#gen/vane/flags/v1/snapshot_pb.js";
+import {
+  compileFlagSet,
+  toFlagdJson,
+  type CompiledFlagSet,
+  type FlagDefinition,
+  type FlagSetDefinition,
+  type JsonValue,
+  type MetadataValue,
+} from "#lib/engine/index.ts";
+
+/** The flag metadata key that marks a flag as part of a running experiment. */
+export const EXPERIMENT_METADATA_KEY = "experimentId";
+
+/** Where an environment's configuration came from. */
+export type SnapshotSource = "kv" | "file";
+
+/** One environment's configuration at one version, compiled. Immutable. */
+export interface EnvironmentState {
+  readonly environmentId: string;
+  readonly organizationId: string;
+  readonly projectId: string;
+  readonly version: number;
+  /** When the version was committed (ms since the epoch). */
+  readonly commitTimeMs: number;
+  /** When this process swapped it in. */
+  readonly loadedAtMs: number;
+  readonly source: SnapshotSource;
+  readonly definition: FlagSetDefinition;
+  readonly flags: CompiledFlagSet;
+  /** Flags evaluable with a client key. */
+  readonly clientVisible: ReadonlySet<string>;
+  /** Flag key → experiment id, for flags whose metadata names an experiment. */
+  readonly experiments: ReadonlyMap<string, string>;
+  /** The whole flag set in flagd's JSON (built on first use, then kept). */
+  flagdJson(clientOnly: boolean): string;
+}
+
+/** What changed in one environment. */
+export interface EnvironmentChange {
+  readonly environmentId: string;
+  readonly previous: EnvironmentState | undefined;
+  /** Undefined when the environment was removed. */
+  readonly current: EnvironmentState | undefined;
+  /** Keys whose definition (or visibility) changed, was added, or was removed. */
+  readonly changedKeys: readonly string[];
+}
+
+/** A new version of an environment, in flagd's shape plus Vane's extras. */
+export interface EnvironmentVersion {
+  environmentId: string;
+  organizationId: string;
+  projectId: string;
+  version: number;
+  commitTimeMs: number;
+  definition: FlagSetDefinition;
+  /** Client-visible keys; undefined: every flag. */
+  clientVisible?: Iterable<string>;
+  source: SnapshotSource;
+}
+
+/** What {@link SnapshotStore.apply} did. */
+export type ApplyOutcome = "applied" | "stale";
+
+/** The in-memory configuration of every environment. */
+export interface SnapshotStore {
+  get(environmentId: string): EnvironmentState | undefined;
+  environments(): IterableIterator<EnvironmentState>;
+  readonly size: number;
+  /**
+   * Compiles and swaps in a version; a version not newer than the held one (from the same
+   * source) is "stale" and ignored. Throws a FlagSetError when the configuration is invalid,
+   * keeping the held version.
+   */
+  apply(version: EnvironmentVersion): ApplyOutcome;
+  remove(environmentId: string): boolean;
+  /** Calls `listener` after every swap; returns the unsubscribe function. */
+  subscribe(listener: (change: EnvironmentChange) => void): () => void;
+}
+
+/** Options for {@link createSnapshotStore}. */
+export interface SnapshotStoreOptions {
+  /** Clock for `$flagd.timestamp` and ages (default Date.now). */
+  now?: () => number;
+  /** Reports a listener that threw (listeners must not break the feed). */
+  onListenerError?: (err: unknown) => void;
+}
+
+/** Creates an empty store. */
+export function createSnapshotStore(opts: SnapshotStoreOptions = {}): SnapshotStore {
+  const now = opts.now ?? Date.now;
+  const states = new Map<string, EnvironmentState>();
+  const fingerprints = new Map<string, Map<string, string>>();
+  const listeners = new Set<(change: EnvironmentChange) => void>();
+
+  const notify = (change: EnvironmentChange) => {
+    for (const l of listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        opts.onListenerError?.(err);
+      }
+    }
+  };
+
+  return {
+    get: (id) => states.get(id),
+    environments: () => states.values(),
+    get size() {
+      return states.size;
+    },
+    apply(v) {
+      const previous = states.get(v.environmentId);
+      if (previous && previous.source === v.source && v.version <= previous.version) return "stale";
+      const flags = compileFlagSet(v.definition, { now });
+      const prints = flagFingerprints(v.definition, v.clientVisible);
+      const current = buildState(v, flags, now());
+      states.set(v.environmentId, current);
+      const old = fingerprints.get(v.environmentId);
+      fingerprints.set(v.environmentId, prints);
+      notify({ environmentId: v.environmentId, previous, current, changedKeys: diffKeys(old, prints) });
+      return "applied";
+    },
+    remove(id) {
+      const previous = states.get(id);
+      if (!previous) return false;
+      states.delete(id);
+      const old = fingerprints.get(id);
+      fingerprints.delete(id);
+      notify({ environmentId: id, previous, current: undefined, changedKeys: [...(old?.keys() ?? [])] });
+      return true;
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+  };
+}
+
+function buildState(v: EnvironmentVersion, flags: CompiledFlagSet, loadedAtMs: number): EnvironmentState {
+  const clientVisible = new Set(v.clientVisible ?? flags.keys);
+  const experiments = new Map<string, string>();
+  for (const key of flags.keys) {
+    const id = flags.flag(key)?.metadata[EXPERIMENT_METADATA_KEY];
+    if (typeof id === "string" && id !== "") experiments.set(key, id);
+  }
+  let all: string | undefined;
+  let clientOnly: string | undefined;
+  return Object.freeze({
+    environmentId: v.environmentId,
+    organizationId: v.organizationId,
+    projectId: v.projectId,
+    version: v.version,
+    commitTimeMs: v.commitTimeMs,
+    loadedAtMs,
+    source: v.source,
+    definition: v.definition,
+    flags,
+    clientVisible,
+    experiments,
+    flagdJson(client: boolean) {
+      if (!client) return (all ??= toFlagdJson(v.definition));
+      return (clientOnly ??= toFlagdJson(onlyFlags(v.definition, clientVisible)));
+    },
+  });
+}
+
+function flagEntries(def: FlagSetDefinition): [string, FlagDefinition][] {
+  return Array.isArray(def.flags) ? def.flags.map((f) => [f.key ?? "", f]) : Object.entries(def.flags);
+}
+
+function onlyFlags(def: FlagSetDefinition, keys: ReadonlySet<string>): FlagSetDefinition {
+  return { ...def, flags: Object.fromEntries(flagEntries(def).filter(([k]) => keys.has(k))) };
+}
+
+// A flag "changes" when its own definition, its visibility, or anything shared (evaluators,
+// flag set metadata) changes: the fingerprint covers all of them.
+function flagFingerprints(def: FlagSetDefinition, clientVisible: Iterable<string> | undefined): Map<string, string> {
+  const shared = JSON.stringify([def.$evaluators ?? null, def.metadata ?? null]);
+  const visible = clientVisible ? new Set(clientVisible) : undefined;
+  const out = new Map<string, string>();
+  for (const [key, f] of flagEntries(def)) {
+    out.set(key, `${shared}|${visible ? visible.has(key) : true}|${JSON.stringify(f)}`);
+  }
+  return out;
+}
+
+function diffKeys(old: Map<string, string> | undefined, now: Map<string, string>): string[] {
+  const changed: string[] = [];
+  for (const [key, print] of now) if (old?.get(key) !== print) changed.push(key);
+  if (old) for (const key of old.keys()) if (!now.has(key)) changed.push(key);
+  return changed;
+}
+
+/**
+ * Converts a flags-service snapshot to the flag set it describes (flagd's shape) and Vane's
+ * extras. Metadata values that flagd does not allow (null, lists, objects) are left out.
+ */
+export function versionFromSnapshot(s: EnvironmentSnapshot): EnvironmentVersion {
+  const flags: Record<string, FlagDefinition> = {};
+  const clientVisible: string[] = [];
+  for (const f of s.flags) {
+    const targeting = f.targeting ? (toJson(ValueSchema, f.targeting) as JsonValue) : undefined;
+    const def: FlagDefinition = {
+      state: f.enabled ? "ENABLED" : "DISABLED",
+      variants: mapValues(f.variants, (v) => toJson(ValueSchema, v) as JsonValue),
+      defaultVariant: f.defaultVariant === "" ? null : f.defaultVariant,
+    };
+    if (targeting !== undefined && targeting !== null) def.targeting = targeting;
+    const metadata = scalarMetadata(f.metadata);
+    if (metadata) def.metadata = metadata;
+    flags[f.key] = def;
+    if (f.clientVisible) clientVisible.push(f.key);
+  }
+  const definition: FlagSetDefinition = { flags };
+  if (Object.keys(s.evaluators).length > 0) definition.$evaluators = mapValues(s.evaluators, (v) => toJson(ValueSchema, v) as JsonValue);
+  const metadata = scalarMetadata(s.metadata);
+  if (metadata) definition.metadata = metadata;
+  return {
+    environmentId: s.environmentId,
+    organizationId: s.organizationId,
+    projectId: s.projectId,
+    version: Number(s.version),
+    commitTimeMs: s.createTime ? timestampMs(s.createTime) : Date.now(),
+    definition,
+    clientVisible,
+    source: "kv",
+  };
+}
+
+function mapValues<T>(m: Record<string, Value>, f: (v: Value) => T): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, v] of Object.entries(m)) out[k] = f(v);
+  return out;
+}
+
+function scalarMetadata(m: Record<string, Value>): Record<string, MetadataValue> | undefined {
+  let out: Record<string, MetadataValue> | undefined;
+  for (const [k, v] of Object.entries(m)) {
+    const kind = v.kind;
+    if (kind.case === "stringValue" || kind.case === "numberValue" || kind.case === "boolValue") (out ??= {})[k] = kind.value;
+  }
+  return out;
+}
