@@ -72,6 +72,7 @@ export function checkWorkload(obj: K8sObject): Violation[] {
       fail("pinned-image", `${where}: image ${image || "(none)"} has no tag or digest`);
     }
   }
+  for (const c of containers) out.push(...checkPostgresTls(obj, pod, c));
   if (longRunning.has(obj.kind)) {
     for (const c of pod.containers) {
       const where = `container ${c.name}`;
@@ -84,6 +85,31 @@ export function checkWorkload(obj: K8sObject): Violation[] {
     }
   }
   return out;
+}
+
+/** The Secret CloudNativePG keeps its self-signed CA in (`<cluster>-ca`). */
+export const postgresCaSecret = "vane-pg-ca";
+
+/**
+ * A container that reaches Postgres must verify the server: `sslmode=verify-full` against
+ * CloudNativePG's CA, mounted from its Secret. (`sslmode=require` means verify-full against
+ * Node's public CAs in pg-connection-string 2.x, which CNPG's self-signed CA fails.)
+ */
+export function checkPostgresTls(obj: K8sObject, pod: IPodSpec, c: IContainer): Violation[] {
+  const raw = c.env?.find((e) => e.name === "VANE_DATABASE_URL")?.value;
+  if (raw === undefined) return [];
+  const fail = (detail: string): Violation[] => [{ object: ref(obj), rule: "postgres-tls", detail: `container ${c.name}: ${detail}` }];
+  const url = new URL(raw.replace(/\$\((\w+)\)/g, "$1"));
+  if (url.searchParams.get("sslmode") !== "verify-full") return fail(`sslmode is ${url.searchParams.get("sslmode") ?? "unset"}, want verify-full`);
+  const rootCert = url.searchParams.get("sslrootcert");
+  if (!rootCert) return fail("no sslrootcert: verify-full would check CloudNativePG's self-signed CA against public CAs");
+  const mount = c.volumeMounts?.find((m) => rootCert.startsWith(`${m.mountPath.replace(/\/$/, "")}/`));
+  const volume = pod.volumes?.find((v) => v.name === mount?.name);
+  if (!mount || volume?.secret?.secretName !== postgresCaSecret) return fail(`sslrootcert ${rootCert} is not mounted from Secret ${postgresCaSecret}`);
+  const file = rootCert.slice(mount.mountPath.replace(/\/$/, "").length + 1);
+  const items = volume.secret.items;
+  if (items && !items.some((i) => i.path === file && i.key === "ca.crt")) return fail(`${file} is not the ca.crt key of ${postgresCaSecret}`);
+  return [];
 }
 
 /** Vane's own rules for its services: one `app` label, a port named grpc, gRPC probes, Service + ServiceAccount. */
