@@ -15,12 +15,14 @@ import {
   type ResolutionErrorCode,
 } from "#lib/engine/types.ts";
 import { checkFlagSet, variantKind } from "#lib/engine/flagd-format.ts";
-import type { CompiledLogic } from "#lib/engine/json-logic-compile.ts";
+import { assignment, type CompiledLogic } from "#lib/engine/json-logic-compile.ts";
 
 /** Options for {@link compileFlagSet}. */
 export interface CompileFlagSetOptions {
   /** Clock in milliseconds since the epoch, for `$flagd.timestamp` (default `Date.now`). */
   now?: () => number;
+  /** Allow Vane's operators beyond flagd's (`regex_match`, `experiment`): for Vane snapshots only. */
+  extensions?: boolean;
 }
 
 /** What a compiled flag set tells about one flag. */
@@ -65,6 +67,9 @@ interface VariantEntry {
   readonly matchInt: Resolution | null;
 }
 
+/** The same variant assigned by an experiment: prebuilt per experiment id, once. */
+type AssignedEntries = Map<string, Map<string, VariantEntry>>;
+
 type Run = (context: EvaluationContext, type: FlagValueType | undefined) => Resolution;
 
 const EMPTY: EvaluationContext = Object.freeze({});
@@ -83,7 +88,7 @@ function structuredCopy<T>(v: T): T {
 
 /** Compiles a flag set; throws a {@link FlagSetError} listing every issue when it is invalid. */
 export function compileFlagSet(def: FlagSetDefinition, options: CompileFlagSetOptions = {}): CompiledFlagSet {
-  const checked = checkFlagSet(def, options.now);
+  const checked = checkFlagSet(def, options.now, options.extensions);
   if (checked.issues.length > 0) throw new FlagSetError(checked.issues);
 
   const setMetadata = Object.freeze({ ...checked.metadata });
@@ -140,14 +145,15 @@ function compileFlag(
     return () => disabled;
   }
 
-  const make = (name: string, reason: "STATIC" | "TARGETING_MATCH" | "DEFAULT"): VariantEntry => {
+  const make = (name: string, reason: "STATIC" | "TARGETING_MATCH" | "DEFAULT", experimentId?: string): VariantEntry => {
     const value = variants[name];
     const kind = variantKind(value) as Kind;
+    const extra = experimentId === undefined ? {} : { experimentId };
     return {
       name,
       kind,
-      match: Object.freeze({ value, variant: name, reason, metadata }),
-      matchInt: kind === "number" ? Object.freeze({ value: Math.trunc(value as number), variant: name, reason, metadata }) : null,
+      match: Object.freeze({ value, variant: name, reason, metadata, ...extra }),
+      matchInt: kind === "number" ? Object.freeze({ value: Math.trunc(value as number), variant: name, reason, metadata, ...extra }) : null,
     };
   };
   const codeDefault: Resolution = Object.freeze({ reason: "DEFAULT", metadata });
@@ -175,6 +181,15 @@ function compileFlag(
 
   const byName = new Map<string, VariantEntry>();
   for (const name of Object.keys(variants)) byName.set(name, make(name, "TARGETING_MATCH"));
+  const assigned: AssignedEntries = new Map();
+  const assignedEntry = (experimentId: string, name: string): VariantEntry | undefined => {
+    let entries = assigned.get(experimentId);
+    if (entries === undefined) {
+      entries = new Map(Object.keys(variants).map((n) => [n, make(n, "TARGETING_MATCH", experimentId)]));
+      assigned.set(experimentId, entries);
+    }
+    return entries.get(name);
+  };
   const fallback = defaultVariant === null ? null : make(defaultVariant, "DEFAULT");
   const evaluate = logic.evaluate;
   const failed = (e: unknown) =>
@@ -182,18 +197,20 @@ function compileFlag(
 
   return (ctx, type) => {
     let result: unknown;
+    assignment.experimentId = undefined;
     try {
       result = evaluate(ctx);
     } catch (e) {
       return failed(e);
     }
+    const experimentId = assignment.experimentId;
     if (result === null || result === undefined) return fallback === null ? codeDefault : typed(fallback, type);
     let name: string;
     if (typeof result === "string") name = result;
     else if (typeof result === "boolean") name = result ? "true" : "false";
     else if (typeof result === "number") name = String(result);
     else return errorResolution("GENERAL", `targeting of flag "${key}" returned a ${Array.isArray(result) ? "array" : "object"}, not a variant name`, metadata);
-    const entry = byName.get(name);
+    const entry = experimentId === undefined ? byName.get(name) : assignedEntry(experimentId, name);
     if (entry === undefined) return errorResolution("GENERAL", `targeting of flag "${key}" returned "${name}", which is not one of its variants`, metadata);
     return typed(entry, type);
   };

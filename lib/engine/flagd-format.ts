@@ -47,7 +47,7 @@ export function variantKind(v: unknown): "boolean" | "string" | "number" | "obje
  * Checks a flag set and compiles its targeting. Shared by {@link validateFlagSet} and
  * `compileFlagSet`, so a flag set is analysed once.
  */
-export function checkFlagSet(def: unknown, now?: () => number): CheckedFlagSet {
+export function checkFlagSet(def: unknown, now?: () => number, extensions = false): CheckedFlagSet {
   const issues: FlagSetIssue[] = [];
   const flags: NormalizedFlag[] = [];
   const targeting = new Map<string, CompiledLogic>();
@@ -114,7 +114,7 @@ export function checkFlagSet(def: unknown, now?: () => number): CheckedFlagSet {
     }
     checkMetadata(raw.metadata, `${path}.metadata`, push);
     if (!isEmptyTargeting(raw.targeting)) {
-      const compiled = compileJsonLogic(raw.targeting as JsonValue, `${path}.targeting`, { flagKey: key, now, evaluators });
+      const compiled = compileJsonLogic(raw.targeting as JsonValue, `${path}.targeting`, { flagKey: key, now, evaluators, extensions });
       issues.push(...compiled.issues);
       if (variantNames.size > 0) {
         for (const lit of compiled.resultLiterals) {
@@ -128,7 +128,7 @@ export function checkFlagSet(def: unknown, now?: () => number): CheckedFlagSet {
 
   // Rules no flag uses are still checked, so they are correct when a flag starts using them.
   for (const name of Object.keys(evaluators)) {
-    issues.push(...compileJsonLogic({ $ref: name }, `$evaluators.${name}`, { flagKey: "", now, evaluators }).issues);
+    issues.push(...compileJsonLogic({ $ref: name }, `$evaluators.${name}`, { flagKey: "", now, evaluators, extensions }).issues);
   }
   return { issues: dedupe(issues), flags, evaluators, metadata, targeting };
 }
@@ -158,8 +158,8 @@ function checkMetadata(m: unknown, path: string, push: (path: string, message: s
 }
 
 /** Every problem in a flag set, each with its exact path; empty when the flag set is valid. */
-export function validateFlagSet(def: unknown): FlagSetIssue[] {
-  return checkFlagSet(def).issues;
+export function validateFlagSet(def: unknown, options: { extensions?: boolean } = {}): FlagSetIssue[] {
+  return checkFlagSet(def, undefined, options.extensions).issues;
 }
 
 /** Parses flagd JSON text and validates it; throws a {@link FlagSetError} listing every issue. */

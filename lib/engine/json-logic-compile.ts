@@ -33,7 +33,30 @@ export interface CompileLogicOptions {
   now?: () => number;
   /** Shared rules for `{"$ref": name}`. */
   evaluators?: Readonly<Record<string, JsonValue>>;
+  /**
+   * Enables Vane's operators beyond flagd's dialect ({@link EXTENSION_OPERATORS}): on for Vane's
+   * own snapshots, off for flagd files, which must evaluate exactly as flagd would.
+   */
+  extensions?: boolean;
 }
+
+/**
+ * Vane's operators beyond flagd's dialect:
+ * - `{"regex_match": [value, "pattern", "flags"?]}`: true when the string value matches the
+ *   (literal) pattern, compiled once with the `u` flag plus the given ones (`i`, `m`, `s`); null
+ *   when the value is not a string, like flagd's custom operators on bad input.
+ * - `{"experiment": ["experimentId", expr]}`: evaluates `expr`; when it names a variant, the
+ *   resolution records that the experiment assigned it (`Resolution.experimentId`), which is what
+ *   makes an evaluation an exposure.
+ */
+export const EXTENSION_OPERATORS: ReadonlySet<string> = new Set(["regex_match", "experiment"]);
+
+/**
+ * The experiment whose `experiment` operator produced the last result. Evaluation is synchronous
+ * and never re-entrant, so one slot (reset before each flag's rule runs) is enough and allocates
+ * nothing.
+ */
+export const assignment = { experimentId: undefined as string | undefined };
 
 /** A literal that targeting may return as a variant name, with where it sits. */
 export interface ResultLiteral {
@@ -80,6 +103,7 @@ interface Node {
 
 interface State {
   readonly flagKey: string;
+  readonly extensions: boolean;
   readonly now: () => number;
   readonly evaluators: Readonly<Record<string, JsonValue>>;
   readonly issues: FlagSetIssue[];
@@ -97,6 +121,7 @@ function fail(message: string): never {
 export function compileJsonLogic(logic: JsonValue, path: string, options: CompileLogicOptions): CompiledLogic {
   const state: State = {
     flagKey: options.flagKey,
+    extensions: options.extensions ?? false,
     now: options.now ?? Date.now,
     evaluators: options.evaluators ?? {},
     issues: [],
@@ -174,6 +199,7 @@ function isDeterministic(logic: JsonValue, insideIterator: boolean, state: State
   if (keys.length === 0) return true;
   const op = keys[0];
   if (keys.length > 1 || !OPERATORS.has(op)) return false;
+  if (EXTENSION_OPERATORS.has(op)) return false;
   const args = logic[op];
   if (op === "var") return insideIterator && !String(args).includes("../../");
   if (op === "missing") return Array.isArray(args) && args.length === 0;
@@ -207,7 +233,7 @@ function compileNode(logic: JsonValue, path: string, scope: Scope, state: State)
     return constant(null);
   }
   const op = keys[0];
-  if (!OPERATORS.has(op)) {
+  if (!OPERATORS.has(op) && !(state.extensions && EXTENSION_OPERATORS.has(op))) {
     state.issues.push({ path: `${path}.${op}`, message: `unknown operator "${op}"` });
     return constant(null);
   }
@@ -330,6 +356,10 @@ function compileOperator(op: string, raw: JsonValue, path: string, scope: Scope,
     case "starts_with":
     case "ends_with":
       return compileStringComparison(op, raw, path, scope, state, issue);
+    case "regex_match":
+      return compileRegexMatch(raw, path, scope, state, issue);
+    case "experiment":
+      return compileExperiment(raw, path, scope, state, issue);
     default:
       return issue(`unknown operator "${op}"`);
   }
@@ -968,6 +998,48 @@ function compileStringComparison(op: string, raw: JsonValue, path: string, scope
   };
 }
 
+/** Largest regex_match pattern, in characters. */
+export const MAX_REGEX_LENGTH = 256;
+
+function compileRegexMatch(raw: JsonValue, path: string, scope: Scope, state: State, issue: Issue): Node {
+  if (!Array.isArray(raw) || raw.length < 2 || raw.length > 3) return issue('regex_match takes [value, "pattern", "flags"?]');
+  const [value, pattern, flags = ""] = raw;
+  if (typeof pattern !== "string") return issue("regex_match: the pattern must be a string literal", `${path}[1]`);
+  if (pattern.length > MAX_REGEX_LENGTH) return issue(`regex_match: the pattern is longer than ${MAX_REGEX_LENGTH} characters`, `${path}[1]`);
+  if (typeof flags !== "string" || !/^[ims]*$/.test(flags) || new Set(flags).size !== flags.length) {
+    return issue('regex_match: flags must be a string of distinct "i", "m", "s"', `${path}[2]`);
+  }
+  let re: RegExp;
+  try {
+    re = new RegExp(pattern, `u${flags}`);
+  } catch (e) {
+    return issue(`regex_match: invalid pattern: ${errorText(e)}`, `${path}[1]`);
+  }
+  const v = compileNode(value, `${path}[0]`, scope, state).fn;
+  return {
+    fn: (d) => {
+      const x = v(d);
+      return typeof x === "string" ? re.test(x) : null;
+    },
+    isConst: false,
+  };
+}
+
+function compileExperiment(raw: JsonValue, path: string, scope: Scope, state: State, issue: Issue): Node {
+  if (!Array.isArray(raw) || raw.length !== 2) return issue('experiment takes ["experimentId", expression]');
+  const [id, expr] = raw;
+  if (typeof id !== "string" || id === "") return issue("experiment: the id must be a non-empty string literal", `${path}[0]`);
+  const inner = compileNode(expr, `${path}[1]`, scope, state).fn;
+  return {
+    fn: (d) => {
+      const r = inner(d);
+      if (r !== null && r !== undefined) assignment.experimentId = id;
+      return r;
+    },
+    isConst: false,
+  };
+}
+
 function compileSemVer(raw: JsonValue, path: string, scope: Scope, state: State, issue: Issue): Node {
   const list = argList("sem_ver", raw);
   if (list !== null) {
@@ -1162,6 +1234,10 @@ function collectResultLiterals(logic: JsonValue, path: string, state: State, out
     if (args.length === 1) collectResultLiterals(args[0], `${path}.${op}[0]`, state, out, refs);
     for (let i = 1; i < args.length; i += 2) collectResultLiterals(args[i], `${path}.${op}[${i}]`, state, out, refs);
     if (args.length >= 3 && args.length % 2 === 1) collectResultLiterals(args[args.length - 1], `${path}.${op}[${args.length - 1}]`, state, out, refs);
+    return;
+  }
+  if (op === "experiment" && state.extensions && Array.isArray(args) && args.length === 2) {
+    collectResultLiterals(args[1], `${path}.experiment[1]`, state, out, refs);
     return;
   }
   if (op === "fractional" && Array.isArray(args)) {

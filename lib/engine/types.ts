@@ -54,6 +54,8 @@ export interface Resolution {
   readonly errorMessage?: string;
   /** The flag set's metadata overlaid with the flag's. */
   readonly metadata: Readonly<Record<string, MetadataValue>>;
+  /** Set when an experiment's assignment chose the variant (Vane's `experiment` operator). */
+  readonly experimentId?: string;
 }
 
 /** A problem found in a flag set, at a dotted path such as `flags.my-flag.targeting.if[0].fractional[1]`. */
