@@ -1,12 +1,14 @@
 /**
  * CI's contract gate: buf lint, `buf format` drift, a stale gen/, and breaking changes
- * against the previous commit (or VANE_BREAKING_AGAINST, any git ref). Exits non-zero on any.
+ * against the previous commit (or VANE_BREAKING_AGAINST, any git ref; a shallow clone is deepened
+ * to find it, and a base that cannot be found fails). Exits non-zero on any.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BreakingBaseError, findBreakingBase } from "./breaking-base.ts";
 import { writeProtoDeps } from "./proto-deps.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -41,18 +43,23 @@ try {
 const against = process.env.VANE_BREAKING_AGAINST ?? "HEAD~1";
 const prev = mkdtempSync(join(tmpdir(), "vane-prev-"));
 try {
-  const hasRef = spawnSync("git", ["rev-parse", "--verify", "--quiet", `${against}^{commit}`], { cwd: root }).status === 0;
-  const hasProto = hasRef && spawnSync("git", ["cat-file", "-e", `${against}:buf.yaml`], { cwd: root }).status === 0;
-  if (!hasProto) {
+  const base = findBreakingBase(root, against);
+  if (base.kind === "root") {
+    console.log("buf breaking: HEAD is the repository's first commit; nothing to compare against");
+  } else if (spawnSync("git", ["cat-file", "-e", `${base.sha}:buf.yaml`], { cwd: root }).status !== 0) {
     console.log(`buf breaking: ${against} has no contract yet; nothing to compare against`);
   } else {
-    const tar = execFileSync("git", ["archive", against, "buf.yaml", "proto"], { cwd: root, maxBuffer: 1 << 28 });
+    const tar = execFileSync("git", ["archive", base.sha, "buf.yaml", "proto"], { cwd: root, maxBuffer: 1 << 28 });
     execFileSync("tar", ["-x", "-C", prev], { input: tar });
     writeProtoDeps(prev);
     // The current tree's module layout decides; the previous one needs only its files.
     if (!existsSync(join(prev, "proto"))) throw new Error("previous tree has no proto/");
     buf(`buf breaking against ${against}`, ["breaking", "--against", prev]);
   }
+} catch (err) {
+  if (!(err instanceof BreakingBaseError)) throw err;
+  console.error(err.message);
+  failures.push(`buf breaking (no ${against} to compare against)`);
 } finally {
   rmSync(prev, { recursive: true, force: true });
 }
