@@ -33,21 +33,24 @@ export const parties: Party[] = [
   { name: "migrate", pod: { app: "migrate-flags", "app.kubernetes.io/component": "migration", "app.kubernetes.io/part-of": "vane" } },
   { name: "postgres", pod: { "cnpg.io/cluster": "vane-pg", "cnpg.io/instanceRole": "primary" }, ports: [5432, 8000, 9187] },
   { name: "nats", pod: { "app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": "nats" }, ports: [4222, 6222, 7777, 8222, 4143] },
-  { name: "ingress", namespace: ns("envoy-gateway-system", { "vane.dev/ingress": "true" }) },
+  { name: "ingress", namespace: ns("vane-ingress", { "vane.dev/ingress": "true" }) },
   { name: "monitoring", namespace: ns("monitoring") },
   { name: "nack", namespace: ns("nack-system") },
   { name: "cnpg-operator", namespace: ns("cnpg-system") },
   { name: "other-namespace", namespace: ns("shop") },
+  { name: "flagd-client", namespace: ns("storefront", { "vane.dev/flagd-client": "true" }) },
 ];
 
 /** Expected network paths, "from -> to:port". Everything else must be denied. */
 export const expectedNetworkPaths: string[] = (() => {
   const p: string[] = [];
   const add = (from: string, to: string, ...ports: number[]) => ports.forEach((port) => p.push(`${from} -> ${to}:${port}`));
-  for (const caller of ["ingress", "other-namespace", "monitoring", "nack", "cnpg-operator"]) {
-    add(caller, "evaluator", 8080, 8013, 8015);
+  for (const caller of ["ingress", "other-namespace", "flagd-client", "monitoring", "nack", "cnpg-operator"]) {
+    add(caller, "evaluator", 8080);
     add(caller, "collector", 8080);
   }
+  // The flagd ports take no token: only namespaces an operator labels reach them.
+  add("flagd-client", "evaluator", 8013, 8015);
   for (const s of services) add("monitoring", s, 8080);
   for (const s of ["identity", "flags", "analytics"]) add("ingress", s, 8080);
   for (const s of ["flags", "evaluator", "collector", "analytics"]) add(s, "identity", 8080);
@@ -70,8 +73,8 @@ export const expectedMeshAuthorization: Record<string, string[]> = (() => {
     "evaluator-api": ["anywhere"],
     "collector-api": ["anywhere"],
     "analytics-api": ["ingress"],
-    "evaluator-flagd": ["anywhere"],
-    "evaluator-flagd-sync": ["anywhere"],
+    "evaluator-flagd": ["meshed"],
+    "evaluator-flagd-sync": ["meshed"],
     "nats-client": ["analytics", "collector", "evaluator", "flags", "identity", "nack-system/nack"],
     "nats-cluster": ["nats"],
   };
@@ -160,7 +163,7 @@ export function meshAuthorization(objects: K8sObject[]): Record<string, string[]
     if (authKind === "NetworkAuthentication") return ["anywhere"];
     const names: string[] = [];
     for (const r of auth.spec.identityRefs ?? []) names.push(r.namespace ? `${r.namespace}/${r.name}` : r.name);
-    for (const id of auth.spec.identities ?? []) names.push(/^\*\.vane-ingress\./.test(id) ? "ingress" : id);
+    for (const id of auth.spec.identities ?? []) names.push(/^\*\.vane-ingress\./.test(id) ? "ingress" : id === "*" ? "meshed" : id);
     return names;
   };
   const out: Record<string, string[]> = {};

@@ -36,6 +36,29 @@ describe.each(apps)("%s", (overlay) => {
   });
 });
 
+describe.each(apps)("%s flagd ports", (overlay) => {
+  const objs = () => rendered.get(overlay) ?? [];
+  it("are not routed by the public Gateway", () => {
+    const gatewayRoutes = objs().filter((o) => o.kind === "HTTPRoute" && (o.spec as any).parentRefs?.some((p: any) => (p.kind ?? "Gateway") === "Gateway"));
+    expect(gatewayRoutes.length).toBeGreaterThan(0);
+    for (const r of gatewayRoutes) {
+      for (const rule of (r.spec as any).rules) {
+        for (const b of rule.backendRefs ?? []) expect([8013, 8015], r.metadata.name).not.toContain(b.port);
+        for (const m of rule.matches ?? []) expect(m.path?.value ?? "", r.metadata.name).not.toMatch(/^\/flagd\./);
+      }
+    }
+  });
+
+  it("admit only labelled namespaces, and require a token on the shared evaluator", () => {
+    const paths = networkPaths(objs());
+    const flagdCallers = paths.filter((p) => /-> evaluator:80(13|15)$/.test(p)).map((p) => p.split(" ")[0]);
+    expect([...new Set(flagdCallers)]).toEqual(["flagd-client"]);
+    const evaluator = objs().find((o) => o.kind === "Deployment" && o.metadata.name === "evaluator") as any;
+    const env = evaluator.spec.template.spec.containers[0].env;
+    expect(env.find((e: any) => e.name === "VANE_FLAGD_REQUIRE_TOKEN")?.value).toBe("true");
+  });
+});
+
 describe("the network check", () => {
   it("notices an opened path and a closed one", () => {
     const objs = structuredClone(rendered.get("overlays/prod") ?? []);
