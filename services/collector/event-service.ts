@@ -1,6 +1,7 @@
 /**
  * vane.events.v1.EventService: validates each event on its own against the contract's rules,
- * stores the valid ones on VANE_EVENTS (event id = JetStream message id, so retries count once)
+ * stores the valid ones on VANE_EVENTS (message id = environment id + event id, so retries count
+ * once and tenants never collide)
  * and returns only after JetStream has acknowledged them.
  */
 import { randomUUID } from "node:crypto";
@@ -22,6 +23,14 @@ import type { RateLimiter } from "./rate-limit.ts";
 
 const MAX_PROPERTIES = 50;
 const MAX_PROPERTIES_BYTES = 8192;
+
+/**
+ * The JetStream message id of an event: event ids are chosen by clients, so two tenants may both
+ * send "evt-1"; the stream's duplicate window must only drop a repeat from the same environment.
+ */
+export function streamMessageId(environmentId: string, eventId: string): string {
+  return `${environmentId}:${eventId}`;
+}
 
 /** Dependencies of the EventService. */
 export interface EventServiceDeps {
@@ -85,7 +94,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
             payload: { case: "track", value: { ...ev, eventId: id } },
           });
           return publishEvent(deps.js(), subject, toBinary(EventEnvelopeSchema, envelope), {
-            msgId: id,
+            msgId: streamMessageId(p.environmentId, id),
             expectStream: deps.streamName,
             timeoutMs: deps.publishTimeoutMs ?? 5_000,
           });

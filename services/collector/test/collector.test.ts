@@ -94,6 +94,17 @@ describe("collector", () => {
     expect(checkout.payload.value).toMatchObject({ name: "checkout", unitKey: "user-1", value: 42.5, properties: { plan: "pro" } });
   });
 
+  it("dedupes per environment: another tenant's identical event id is stored too", async () => {
+    const id = `evt-${randomUUID().slice(0, 8)}`;
+    const other = { org: randomUUID(), prj: randomUUID(), env: randomUUID() };
+    const otherToken = await tokens.sign({ sub: randomUUID(), ...other, kind: "server" });
+    await client(serverToken).track({ events: [{ eventId: id, name: "checkout", unitKey: "a" }] });
+    await client(otherToken).track({ events: [{ eventId: id, name: "checkout", unitKey: "b" }] });
+    await client(otherToken).track({ events: [{ eventId: id, name: "checkout", unitKey: "b" }] }); // a retry
+    const same = (await stored()).filter((e) => e.eventId === id);
+    expect(same.map((e) => e.environmentId).sort()).toEqual([env.env, other.env].sort());
+  });
+
   it("accepts browser batches over Connect JSON with a client key", async () => {
     const token = await tokens.sign({ sub: randomUUID(), ...env, kind: "client" });
     const res = await fetch(`${baseUrl}/vane.events.v1.EventService/Track`, {
