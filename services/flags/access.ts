@@ -4,6 +4,7 @@
  * optimistic-concurrency checks.
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
 import { type Principal, requirePrincipal, requireRole, Role } from "#lib/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { alreadyExists, invalidArgument } from "#lib/errors.ts";
@@ -51,10 +52,15 @@ export async function mutate<T>(deps: FlagsDeps, projectId: string, what: string
   }
 }
 
-/** ABORTED unless the stored version is the expected one; the message carries the current version. */
+/**
+ * ABORTED unless the stored version is the expected one; the message and a VersionConflict detail
+ * carry the current version.
+ */
 export function expectVersion(what: string, current: bigint, expected: bigint): void {
   if (current !== expected) {
-    throw new ConnectError(`${what} is at version ${current}, not ${expected}: reload it and retry`, Code.Aborted);
+    throw new ConnectError(`${what} is at version ${current}, not ${expected}: reload it and retry`, Code.Aborted, undefined, [
+      { desc: VersionConflictSchema, value: { resource: what, expectedVersion: expected, currentVersion: current } },
+    ]);
   }
 }
 

@@ -46,7 +46,7 @@ import { toFlagSet } from "./environment-config.ts";
 import type { FlagRow } from "./schema.ts";
 import { appendAudit, commitEnvironments, enqueueFlagChanged, environmentVersion, loadEnvironmentState, type Trx } from "./store.ts";
 import { compileSegment } from "./targeting-compile.ts";
-import { canonicalJson, importFlagSet } from "./targeting-import.ts";
+import { canonicalJson, importFlagSet, keyIssues } from "./targeting-import.ts";
 import { throwIssues, validateRules, validateVariants, type Issue } from "./validate-targeting.ts";
 
 /** Gives rules without an id a fresh one. */
@@ -301,8 +301,14 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
         const more = err.issues.length > 1 ? ` (and ${err.issues.length - 1} more)` : "";
         throw invalidArgument(`flagd_json: ${first ? `${first.path || "(root)"}: ${first.message}` : "invalid"}${more}`);
       }
+      // Before anything is written: keys the API could not address afterwards are refused.
+      throwIssues(keyIssues(parsed).map((i) => ({ ...i, path: `flagd_json: ${i.path}` })));
       const environments = await directory.environments(env.projectId, caller);
       const result = await mutate(deps, env.projectId, "a flag or segment of the file", async (trx) => {
+        // Under the project's lock, so the version cannot move before this import commits.
+        if (req.expectedConfigVersion !== undefined) {
+          expectVersion(`environment ${env.environmentId}`, await environmentVersion(trx, env.environmentId), req.expectedConfigVersion);
+        }
         const existingSegments = new Map(
           (await trx.selectFrom("segments").selectAll().where("project_id", "=", env.projectId).execute()).map((s) => [
             s.key,

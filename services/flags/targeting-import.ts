@@ -69,7 +69,10 @@ export interface ImportOptions {
   segmentAllowed?(key: string, compiled: JsonValue): boolean;
 }
 
-const SEGMENT_KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** The contract's key rules (flag_service.proto CreateFlagRequest.key, flags.proto Variant.key). */
+export const FLAG_KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+export const VARIANT_KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const SEGMENT_KEY = FLAG_KEY;
 const isObject = (v: unknown): v is Record<string, JsonValue> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isPrimitive = (v: unknown): v is string | number | boolean =>
   typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
@@ -342,6 +345,29 @@ export function parseSegmentBody(body: JsonValue, m: Mapper): Omit<ImportedSegme
     }
   }
   return { excludedKeys, includedKeys, conditions: conds === null ? [] : conjuncts(conds).map((c) => mapCondition(c, m)) };
+}
+
+/** A path step: `.key` where the key reads unambiguously, else `["key"]`. */
+const step = (key: string) => (/^[A-Za-z0-9_-]+$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`);
+
+/**
+ * Flag and variant keys of a file that break the contract's key rules, with their paths
+ * (`flags["feature/new ui"]`, `flags.color.variants["dark red"]`): such keys could be imported
+ * but never updated through the API, so the whole file is refused.
+ */
+export function keyIssues(def: FlagSetDefinition): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const rule = "letters, digits, '_', '-' and '.', starting with a letter or digit";
+  const entries: [string, string, FlagDefinition][] = Array.isArray(def.flags)
+    ? def.flags.map((f, i) => [`flags[${i}]`, f.key ?? "", f])
+    : Object.entries(def.flags).map(([k, f]) => [`flags${step(k)}`, k, f]);
+  for (const [path, key, f] of entries) {
+    if (!FLAG_KEY.test(key)) issues.push({ path: Array.isArray(def.flags) ? `${path}.key` : path, message: `flag key ${JSON.stringify(key)} is invalid: at most 128 ${rule}` });
+    for (const v of Object.keys(f.variants ?? {})) {
+      if (!VARIANT_KEY.test(v)) issues.push({ path: `${path}.variants${step(v)}`, message: `variant key ${JSON.stringify(v)} is invalid: at most 64 ${rule}` });
+    }
+  }
+  return issues;
 }
 
 function flagsOf(def: FlagSetDefinition): [string, FlagDefinition][] {
