@@ -1,8 +1,10 @@
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  embeddedPostgresDataDir,
   findNatsServer,
   freePort,
   isPostgresReachable,
@@ -14,15 +16,21 @@ import pg from "pg";
 import { testDatabaseUrl, testNatsUrl } from "#lib/test-support.ts";
 
 let dir: string;
+/** A checkout inside a 0700 directory, like a clone in /root: other users cannot traverse it. */
+let root: string;
+/** Directories outside `dir` that a test made and must remove. */
+const outside: string[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "vane-infra-"));
-  // As root the embedded server runs as the postgres user, which must reach the data dir.
-  await chmod(dir, 0o755);
+  await chmod(dir, 0o700);
+  root = join(dir, "checkout");
+  await mkdir(root);
 });
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+  for (const d of outside) await rm(d, { recursive: true, force: true });
 });
 
 describe("probes", () => {
@@ -41,11 +49,44 @@ describe("probes", () => {
   });
 });
 
+describe("embeddedPostgresDataDir", () => {
+  it("keeps the cluster in the checkout when not root", async () => {
+    expect(await embeddedPostgresDataDir(root, { uid: 1000 })).toBe(join(root, ".vane", "postgres"));
+  });
+
+  it("as root, puts it in a stable per-checkout folder everyone can traverse", async () => {
+    const base = join(dir, "bases", "var-lib-vane");
+    const a = await embeddedPostgresDataDir(root, { uid: 0, bases: [base] });
+    expect(a.startsWith(join(base, "checkout-"))).toBe(true);
+    expect(a.endsWith("/postgres")).toBe(true);
+    expect(await embeddedPostgresDataDir(root, { uid: 0, bases: [base] })).toBe(a);
+    const other = join(dir, "elsewhere", "checkout");
+    await mkdir(other, { recursive: true });
+    expect(await embeddedPostgresDataDir(other, { uid: 0, bases: [base] })).not.toBe(a);
+    for (const d of [base, dirname(a)]) expect((await stat(d)).mode & 0o777).toBe(0o755);
+  });
+
+  it("as root, falls back to the next place when one cannot be created", async () => {
+    const blocked = join(dir, "a-file");
+    await writeFile(blocked, "");
+    const fallback = join(dir, "bases", "tmp-vane");
+    expect((await embeddedPostgresDataDir(root, { uid: 0, bases: [join(blocked, "vane"), fallback] })).startsWith(fallback)).toBe(true);
+    await expect(embeddedPostgresDataDir(root, { uid: 0, bases: [join(blocked, "vane")] })).rejects.toThrow(/VANE_DATABASE_URL/);
+  });
+
+  it("as root, keeps using a cluster already initialised in the checkout", async () => {
+    const checkout = join(dir, "old-checkout");
+    await mkdir(join(checkout, ".vane", "postgres"), { recursive: true });
+    await writeFile(join(checkout, ".vane", "postgres", "PG_VERSION"), "18\n");
+    expect(await embeddedPostgresDataDir(checkout, { uid: 0, bases: [join(dir, "bases", "unused")] })).toBe(join(checkout, ".vane", "postgres"));
+  });
+});
+
 describe("startLocalInfra", () => {
   it("uses configured URLs as given and starts nothing", async () => {
     const lines: string[] = [];
     const infra = await startLocalInfra({
-      root: dir,
+      root,
       databaseUrl: "postgres://a:b@db:5432/x",
       natsUrl: "nats://bus:4222",
       print: (l) => lines.push(l),
@@ -57,7 +98,7 @@ describe("startLocalInfra", () => {
 
   it("uses the local servers when they are reachable", async () => {
     const lines: string[] = [];
-    const infra = await startLocalInfra({ root: dir, print: (l) => lines.push(l) });
+    const infra = await startLocalInfra({ root, print: (l) => lines.push(l) });
     expect(infra.databaseUrl).toBe("postgres://postgres@127.0.0.1:5432/postgres");
     expect(infra.natsUrl).toBe("nats://127.0.0.1:4222");
     expect(lines).toHaveLength(2);
@@ -70,12 +111,26 @@ describe("starting our own servers", async () => {
 
   it.skipIf(!natsServerPath)("starts embedded Postgres and nats-server when nothing is reachable, keeping data across restarts", async () => {
     const options = {
-      root: dir,
+      root,
       localDatabaseUrl: `postgres://postgres@127.0.0.1:${await freePort()}/postgres`,
       localNatsUrl: `nats://127.0.0.1:${await freePort()}`,
-      print: () => undefined,
+      print: (line: string) => lines.push(line),
     };
+    const lines: string[] = [];
     const first = await startLocalInfra(options);
+    // As root the cluster lives outside the 0700 tree (the postgres user could not reach it there).
+    const dataDir = first.postgresDataDir!;
+    if (process.getuid?.() === 0) {
+      outside.push(dirname(dataDir));
+      expect(dataDir.startsWith(dir)).toBe(false);
+      expect((await stat(dataDir)).uid).toBe(Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })));
+    } else {
+      expect(dataDir).toBe(join(root, ".vane", "postgres"));
+    }
+    expect(first.natsStoreDir).toBe(join(root, ".vane", "nats"));
+    expect(lines.join("\n")).toContain(`embedded Postgres at postgres://postgres:***@127.0.0.1:`);
+    expect(lines.join("\n")).toContain(`(data in ${dataDir}`);
+    expect(lines.join("\n")).toContain(`nats-server with JetStream at ${first.natsUrl} (data in ${first.natsStoreDir})`);
     try {
       expect(await probeNats(first.natsUrl)).toBe("jetstream");
       const client = new pg.Client({ connectionString: first.databaseUrl });
@@ -89,6 +144,7 @@ describe("starting our own servers", async () => {
     expect(await probeNats(first.natsUrl)).toBe("unreachable");
 
     const second = await startLocalInfra(options);
+    expect(second.postgresDataDir).toBe(dataDir);
     try {
       const client = new pg.Client({ connectionString: second.databaseUrl });
       await client.connect();

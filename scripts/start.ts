@@ -94,7 +94,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
 const USAGE = `usage: npm start [-- --port N] [--host ADDRESS]
   --port N          port for Connect, gRPC and gRPC-Web (default: VANE_PORT, else 8080; 0 picks a free one)
   --host ADDRESS    address to listen on (default: VANE_HOST, else 0.0.0.0)
-Postgres: VANE_DATABASE_URL, else 127.0.0.1:5432 when reachable, else an embedded one (data in .vane/).
+Postgres: VANE_DATABASE_URL, else 127.0.0.1:5432 when reachable, else an embedded one (data in .vane/; as root in /var/lib/vane/).
 NATS: VANE_NATS_URL, else 127.0.0.1:4222 when reachable, else a nats-server it starts (data in .vane/).
 Every other VANE_* setting works as for the services; VANE_LOG_LEVEL defaults to warn here.`;
 
