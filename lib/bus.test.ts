@@ -107,6 +107,58 @@ describe("ensureKv", () => {
   });
 });
 
+describe("externally managed streams and buckets (manage: false)", () => {
+  const ext = uniqueName("BUSEXT").toUpperCase();
+  const extBucket = uniqueName("busext");
+  afterAll(async () => {
+    await deleteStreams(bus.nc, [ext, `KV_${extBucket}`]);
+  });
+
+  it("a bus says whether services manage JetStream", async () => {
+    expect(bus.manageJetStream).toBe(true);
+    const external = await connectBus({ servers: testNatsUrl, name: "bus-test-ext", jetStream: "external" });
+    try {
+      expect(external.manageJetStream).toBe(false);
+    } finally {
+      await external.drain();
+    }
+  });
+
+  it("fails with a clear message when the stream does not exist, and creates nothing", async () => {
+    await expect(ensureStream(bus.jsm, { name: ext, subjects: [`vanetest.${ext.toLowerCase()}.>`], manage: false })).rejects.toThrow(
+      /does not exist.*VANE_JETSTREAM_MANAGED=external/,
+    );
+    await expect(bus.jsm.streams.info(ext)).rejects.toThrow();
+  });
+
+  it("verifies an operator's stream without changing its replicas, age, dedupe window or limits", async () => {
+    const subjects = [`vanetest.${ext.toLowerCase()}.>`];
+    // The operator's settings differ from the service's declaration on purpose.
+    await bus.jsm.streams.add({ name: ext, subjects, max_age: 3_600_000 * 1_000_000, duplicate_window: 30_000 * 1_000_000, max_msgs: 1000 });
+    const before = (await bus.jsm.streams.info(ext)).config;
+    const declared = { name: ext, subjects, maxAgeMs: 60_000, duplicateWindowMs: 10_000, maxMsgs: 5, description: "service's own", manage: false };
+    const result = await ensureStream(bus.jsm, declared);
+    expect(result.action).toBe("verified");
+    const after = (await bus.jsm.streams.info(ext)).config;
+    expect(after).toEqual(before);
+    await expect(ensureStream(bus.jsm, { ...declared, subjects: [...subjects, "vanetest.other.>"] })).rejects.toThrow(/vanetest\.other/);
+    await expect(ensureStream(bus.jsm, { ...declared, storage: "memory" })).rejects.toThrow(/storage/);
+    // The managed default would have reconciled it: proof that manage: false is what held it still.
+    expect((await ensureStream(bus.jsm, { ...declared, manage: true })).action).toBe("updated");
+  });
+
+  it("verifies a bucket exists with enough history, and opens it unchanged", async () => {
+    await expect(ensureKv(bus.kvm, { bucket: extBucket, manage: false })).rejects.toThrow(/KV bucket .* does not exist/);
+    await bus.kvm.create(extBucket, { history: 3, description: "operator's" });
+    const kv = await ensureKv(bus.kvm, { bucket: extBucket, history: 2, maxValueSize: 1024, description: "service's", manage: false });
+    await kv.put("k", new Uint8Array([7]));
+    const status = await kv.status();
+    expect(status.history).toBe(3);
+    expect(status.maxValueSize).toBe(-1);
+    await expect(ensureKv(bus.kvm, { bucket: extBucket, history: 5, manage: false })).rejects.toThrow(/history/);
+  });
+});
+
 describe("publishEvent", () => {
   it("publishes protobuf bytes with trace headers, de-duplicated by msgId", async () => {
     spans.reset();

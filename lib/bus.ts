@@ -52,7 +52,16 @@ export interface BusOptions {
   credentials?: string;
   /** How often to log while waiting for the first connection, in ms (default 5 000). */
   waitLogIntervalMs?: number;
+  /**
+   * Who owns the streams and KV buckets: "service" (default) creates and reconciles them at
+   * start-up; "external" (an operator such as NACK does) only verifies they exist. Carried as
+   * {@link Bus.manageJetStream} for the `manage` field of stream and bucket specs.
+   */
+  jetStream?: JetStreamManagement;
 }
+
+/** Who creates and configures streams and KV buckets (`VANE_JETSTREAM_MANAGED`). */
+export type JetStreamManagement = "service" | "external";
 
 /** The connection state reported by {@link Bus.status}. */
 export type BusStatus = "connected" | "reconnecting" | "closed";
@@ -63,6 +72,8 @@ export interface Bus {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly kvm: Kvm;
+  /** False when streams and buckets are managed externally: pass it as `manage` to ensureStream/ensureKv. */
+  readonly manageJetStream: boolean;
   /** Current state, for health checks: NOT_SERVING while not "connected" if the service needs NATS. */
   status(): BusStatus;
   /** Flushes pending publishes, drains subscriptions and closes. Safe to call more than once. */
@@ -168,6 +179,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     js,
     jsm,
     kvm,
+    manageJetStream: options.jetStream !== "external",
     status: () => state,
     drain: () =>
       (drained ??= nc.isClosed()
@@ -200,11 +212,16 @@ export interface StreamSpec {
   /** What to do when a limit is reached (default "old": drop the oldest). */
   discard?: "old" | "new";
   description?: string;
+  /**
+   * false: someone else (NACK, an operator) owns the stream; only verify that it exists, with
+   * the declared storage, retention and subjects, and never change it. Default true.
+   */
+  manage?: boolean;
 }
 
 /** What {@link ensureStream} did. */
 export interface EnsureStreamResult {
-  action: "created" | "updated" | "unchanged";
+  action: "created" | "updated" | "unchanged" | "verified";
   info: StreamInfo;
 }
 
@@ -262,10 +279,12 @@ const STREAM_NAME_IN_USE = 10058;
  * (identical concurrent creates succeed; a lost race falls through to the
  * compare-and-update path). Storage and retention cannot change on an
  * existing stream: that throws, naming the field, rather than silently
- * running with the old setting.
+ * running with the old setting. With `manage: false` it only verifies the
+ * stream (see {@link StreamSpec.manage}).
  */
 export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<EnsureStreamResult> {
   const want = streamConfig(spec);
+  if (spec.manage === false) return { action: "verified", info: await verifyStream(jsm, spec.name, want, `stream ${spec.name}`) };
   let info: StreamInfo;
   try {
     info = await jsm.streams.info(spec.name);
@@ -292,6 +311,31 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
   return { action: "updated", info: updated };
 }
 
+const EXTERNAL_HINT = "it is managed externally (VANE_JETSTREAM_MANAGED=external): create it first (NACK: k8s/infra/nats/jetstream.yaml)";
+
+/**
+ * Checks an externally managed stream without changing it: it exists, and the settings the
+ * service cannot work without (storage, retention, subjects) are the declared ones. Limits,
+ * replicas and the dedupe window are the owner's to choose.
+ */
+async function verifyStream(jsm: JetStreamManager, name: string, want: Partial<StreamConfig>, what: string): Promise<StreamInfo> {
+  let info: StreamInfo;
+  try {
+    info = await jsm.streams.info(name);
+  } catch (err) {
+    if (isApiError(err, JetStreamApiCodes.StreamNotFound)) throw new Error(`${what} does not exist; ${EXTERNAL_HINT}`, { cause: err });
+    throw err;
+  }
+  for (const fixed of ["storage", "retention"] as const) {
+    if (want[fixed] !== undefined && info.config[fixed] !== want[fixed]) {
+      throw new Error(`${what} has ${fixed} ${info.config[fixed]} but the service needs ${want[fixed]}; fix its external definition`);
+    }
+  }
+  const missing = (want.subjects ?? []).filter((s) => !(info.config.subjects ?? []).includes(s));
+  if (missing.length > 0) throw new Error(`${what} does not carry the subjects ${missing.join(", ")}; add them to its external definition`);
+  return info;
+}
+
 /** A KV bucket as services declare it; see {@link ensureKv}. */
 export interface KvSpec {
   bucket: string;
@@ -306,12 +350,18 @@ export interface KvSpec {
   /** Expire entries older than this, in ms (default never). */
   ttlMs?: number;
   description?: string;
+  /**
+   * false: the bucket is owned externally; only verify it exists with the declared storage and
+   * at least the declared history, never change it. Default true.
+   */
+  manage?: boolean;
 }
 
 /**
  * Creates the KV bucket or opens the existing one, updating its history,
  * replicas, value size, TTL and description when they differ from the
- * declaration. Safe when several processes start at once.
+ * declaration. Safe when several processes start at once. With `manage: false` it only
+ * verifies the bucket (see {@link KvSpec.manage}).
  */
 export async function ensureKv(kvm: Kvm, spec: KvSpec): Promise<KV> {
   const opts = {
@@ -322,6 +372,14 @@ export async function ensureKv(kvm: Kvm, spec: KvSpec): Promise<KV> {
     ...(spec.ttlMs ? { ttl: spec.ttlMs } : {}),
     ...(spec.description ? { description: spec.description } : {}),
   };
+  if (spec.manage === false) {
+    const jsm = await kvm.js.jetstreamManager();
+    const { config } = await verifyStream(jsm, `KV_${spec.bucket}`, { storage: opts.storage }, `KV bucket ${spec.bucket}`);
+    if ((config.max_msgs_per_subject ?? 1) < opts.history) {
+      throw new Error(`KV bucket ${spec.bucket} keeps ${config.max_msgs_per_subject} values per key but the service needs ${opts.history}; raise its history`);
+    }
+    return kvm.open(spec.bucket);
+  }
   let kv: KV;
   try {
     kv = await kvm.create(spec.bucket, opts);

@@ -2,6 +2,7 @@
  * Configuration every service shares, read from `VANE_*` variables (DATABASE_URL and NATS_URL
  * are accepted too, as the usual names).
  */
+import type { JetStreamManagement } from "#lib/bus.ts";
 import type { EnvReader } from "#lib/config.ts";
 
 /** Settings shared by every service process. */
@@ -21,6 +22,8 @@ export interface CommonConfig {
   drainDelayMs: number;
   shutdownTimeoutMs: number;
   defaultTimeoutMs: number;
+  /** `VANE_JETSTREAM_MANAGED`: "external" when an operator (NACK) owns streams and buckets; services then only verify them. */
+  jetStream: JetStreamManagement;
 }
 
 /** Reads the shared settings. */
@@ -38,5 +41,6 @@ export function readCommonConfig(env: EnvReader): CommonConfig {
     drainDelayMs: env.durationMs("VANE_DRAIN_DELAY", "0s"),
     shutdownTimeoutMs: env.durationMs("VANE_SHUTDOWN_TIMEOUT", "20s"),
     defaultTimeoutMs: env.durationMs("VANE_DEFAULT_TIMEOUT", "30s"),
+    jetStream: env.oneOf("VANE_JETSTREAM_MANAGED", "service", ["service", "external"] as const),
   };
 }

@@ -28,7 +28,7 @@ runMain("analytics", async ({ onStop, useLogger }) => {
   onStop(() => telemetry.shutdown());
   const logger = createLogger({ level: common.logLevel });
   useLogger(logger);
-  const bus = await connectBus({ servers: common.natsUrl!, name: "analytics", logger });
+  const bus = await connectBus({ servers: common.natsUrl!, name: "analytics", logger, jetStream: common.jetStream });
   onStop(() => bus.drain());
   const interceptors = [createClientTracingInterceptor()];
   const module = await createAnalyticsModule({

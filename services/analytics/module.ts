@@ -55,7 +55,7 @@ export async function createAnalyticsModule(opts: AnalyticsModuleOptions): Promi
   try {
     if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
     const spec = eventsStream(opts.eventsStream, opts.replicas);
-    await ensureStream(opts.bus.jsm, spec);
+    await ensureStream(opts.bus.jsm, { ...spec, manage: opts.bus.manageJetStream });
     const pipeline = await startPipeline({ db: database.db, bus: opts.bus, stream: spec.name, consumerName: opts.consumerName, ...opts.pipeline, logger });
     return {
       name: "analytics",

@@ -21,7 +21,7 @@ runMain("collector", async ({ onStop, useLogger }) => {
   onStop(() => telemetry.shutdown());
   const logger = createLogger({ level: common.logLevel });
   useLogger(logger);
-  const bus = await connectBus({ servers: common.natsUrl!, name: "collector", logger });
+  const bus = await connectBus({ servers: common.natsUrl!, name: "collector", logger, jetStream: common.jetStream });
   onStop(() => bus.drain());
   const module = await createCollectorModule({ bus, rateLimit: rate, logger });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) });

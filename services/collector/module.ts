@@ -26,7 +26,7 @@ export interface CollectorModuleOptions {
 /** Creates the collector module; the stream is ensured before it serves. */
 export async function createCollectorModule(opts: CollectorModuleOptions): Promise<ServiceModule> {
   const spec = eventsStream(opts.streamName, opts.replicas);
-  await ensureStream(opts.bus.jsm, spec);
+  await ensureStream(opts.bus.jsm, { ...spec, manage: opts.bus.manageJetStream });
   const rate = opts.rateLimit ?? { perSecond: 2000, burst: 10_000 };
   return {
     name: "collector",

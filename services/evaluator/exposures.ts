@@ -33,6 +33,8 @@ export interface ExposureBus {
   js: JetStreamClient;
   jsm: JetStreamManager;
   status(): BusStatus;
+  /** false: the events stream is managed externally (NACK); only verify it. */
+  manageJetStream?: boolean;
 }
 
 /** Counters, for metrics and tests. */
@@ -131,7 +133,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
   const spec = eventsStream(opts.stream);
   const subjectPrefix = eventsSubjectPrefix(spec);
   const ensure = async (b: ExposureBus) => {
-    await ensureStream(b.jsm, spec);
+    await ensureStream(b.jsm, { ...spec, manage: b.manageJetStream });
     streamReady = true;
   };
 

@@ -22,7 +22,7 @@ runMain("evaluator", async ({ onStop, useLogger }) => {
   onStop(() => telemetry.shutdown());
   const logger = createLogger({ level: common.logLevel });
   useLogger(logger);
-  const module = await createEvaluatorModule({ config: evaluator, common, logger, natsUrl: common.natsUrl, natsToken });
+  const module = await createEvaluatorModule({ config: evaluator, common, logger, natsUrl: common.natsUrl, natsToken, jetStream: common.jetStream });
   onStop(() => module.stop());
   const verifier = createCachingVerifier(createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) }));
   const running = await startModules({ config: common, logger, modules: [module], verifier });

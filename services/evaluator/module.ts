@@ -4,7 +4,7 @@
  * (8013 evaluation, 8015 sync), exposures, metrics and readiness. It serves without NATS: the
  * bus is connected in the background, and what was loaded keeps being served through outages.
  */
-import { connectBus, type Bus } from "#lib/bus.ts";
+import { connectBus, type Bus, type JetStreamManagement } from "#lib/bus.ts";
 import * as flagdV1 from "#gen/flagd/evaluation/v1/evaluation_pb.js";
 import * as flagdV2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
 import { FlagSyncService } from "#gen/flagd/sync/v1/sync_pb.js";
@@ -38,6 +38,8 @@ export interface EvaluatorModuleOptions {
   /** NATS with JetStream; undefined serves only the flagd file (no snapshots, no exposures). */
   natsUrl: string | undefined;
   natsToken?: string;
+  /** VANE_JETSTREAM_MANAGED: "external" verifies the events stream instead of reconciling it. */
+  jetStream?: JetStreamManagement;
   natsCredentials?: string;
   /** Exposure publisher tuning (tests). */
   exposures?: { capacity?: number; flushIntervalMs?: number; publishTimeoutMs?: number; dedupeSize?: number };
@@ -96,7 +98,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   let stopping = false;
   let bus: Promise<Bus> | undefined;
   if (opts.natsUrl) {
-    bus = connectBus({ servers: opts.natsUrl, name: "evaluator", logger, token: opts.natsToken, credentials: opts.natsCredentials });
+    bus = connectBus({ servers: opts.natsUrl, name: "evaluator", logger, token: opts.natsToken, credentials: opts.natsCredentials, jetStream: opts.jetStream });
     bus.then(
       (b) => {
         if (stopping) return void b.drain();

@@ -27,7 +27,7 @@ runMain("flags", async ({ onStop, useLogger }) => {
   useLogger(logger);
   const module = await createFlagsModule({
     databaseUrl: common.databaseUrl!,
-    nats: { url: common.natsUrl! },
+    nats: { url: common.natsUrl!, jetStream: common.jetStream },
     snapshotBucket: flags.snapshotBucket,
     domainStream: flags.domainStream,
     domainSubjectPrefix: flags.domainSubjectPrefix,

@@ -9,7 +9,7 @@ import type { KV } from "@nats-io/kv";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { type Bus, connectBus, ensureKv, ensureStream, publishEvent } from "#lib/bus.ts";
+import { type Bus, connectBus, ensureKv, ensureStream, type JetStreamManagement, publishEvent } from "#lib/bus.ts";
 import { createDatabase, type Database } from "#lib/db.ts";
 import type { Logger } from "#lib/logger.ts";
 import { migrateToLatest } from "#lib/migrations.ts";
@@ -36,7 +36,7 @@ export interface FlagsModuleOptions {
   /** Postgres schema (default "flags"; tests use unique names). */
   schema?: string;
   /** NATS to connect to, or an already connected bus (not drained by the module). */
-  nats: { url: string } | { bus: Bus };
+  nats: { url: string; jetStream?: JetStreamManagement } | { bus: Bus };
   /** Default "vane_snapshots". */
   snapshotBucket?: string;
   /** KV history kept per environment (default 5). */
@@ -98,7 +98,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
   let ownBus: Bus | undefined;
   try {
     if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
-    const bus = "bus" in opts.nats ? opts.nats.bus : (ownBus = await connectBus({ servers: opts.nats.url, name: "flags", logger }));
+    const bus = "bus" in opts.nats ? opts.nats.bus : (ownBus = await connectBus({ servers: opts.nats.url, name: "flags", logger, jetStream: opts.nats.jetStream }));
     const stream = opts.domainStream ?? DEFAULT_DOMAIN_STREAM;
     const prefix = opts.domainSubjectPrefix ?? DEFAULT_DOMAIN_SUBJECT_PREFIX;
     await ensureStream(bus.jsm, {
@@ -108,6 +108,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
       duplicateWindowMs: 10 * 60_000,
       replicas: opts.replicas ?? 1,
       description: "Vane domain events",
+      manage: bus.manageJetStream,
     });
     const snapshots = await ensureKv(bus.kvm, {
       bucket: opts.snapshotBucket ?? DEFAULT_SNAPSHOT_BUCKET,
@@ -115,6 +116,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
       replicas: opts.replicas ?? 1,
       maxValueSize: 8 << 20,
       description: "Vane environment snapshots (key: environment id)",
+      manage: bus.manageJetStream,
     });
     const channel = `${schema}_outbox`;
     const relay = createOutboxRelay({
