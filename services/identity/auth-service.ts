@@ -79,7 +79,12 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
           .where("oidc_subject", "=", who.subject)
           .executeTakeFirst();
         if (linked) return linked;
-        // First login: link the account an admin invited by email, or create one.
+        // First login: link the account an admin invited by email, or create one. Either claims
+        // the email (an invitation to it may exist or come later), so the provider must have
+        // verified it: many let anyone sign up with any address.
+        if (!who.emailVerified) {
+          throw unauthenticated("the provider has not verified this email address (email_verified is not true); verify it there, then sign in again");
+        }
         const byEmail = await trx.selectFrom("users").select(["id", "oidc_subject"]).where("email", "=", who.email).executeTakeFirst();
         if (byEmail && byEmail.oidc_subject && byEmail.oidc_subject !== who.subject) {
           throw unauthenticated("this email is already linked to another identity at the provider");

@@ -17,6 +17,12 @@ export interface OidcIdentity {
   issuer: string;
   subject: string;
   email: string;
+  /**
+   * The provider vouches that the person controls `email` (claim `email_verified` is exactly
+   * `true`; a missing claim or a string does not count). Only then may a first login claim an
+   * account by its email.
+   */
+  emailVerified: boolean;
 }
 
 /** Creates a verifier for ID tokens from one provider. */
@@ -51,10 +57,10 @@ export function createOidcVerifier(opts: OidcOptions) {
       } catch {
         throw unauthenticated("the ID token is invalid, expired, or not meant for Vane");
       }
-      if (typeof payload.email !== "string" || payload.email_verified === false) {
-        throw unauthenticated("the ID token has no verified email; allow the email scope at the provider");
+      if (typeof payload.email !== "string") {
+        throw unauthenticated("the ID token has no email; allow the email scope at the provider");
       }
-      return { issuer: opts.issuer, subject: payload.sub as string, email: payload.email.toLowerCase() };
+      return { issuer: opts.issuer, subject: payload.sub as string, email: payload.email.toLowerCase(), emailVerified: payload.email_verified === true };
     },
   };
 }

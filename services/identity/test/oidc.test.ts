@@ -60,24 +60,49 @@ describe("OpenID Connect login", () => {
     expect(res.principal).toMatchObject({ organizationId: t.orgId, role: Role.EDITOR });
     const session = h.client(IdentityService, res.accessToken);
     expect((await session.listProjects({ organizationId: t.orgId })).projects.map((p) => p.id)).toContain(t.projectId);
-    // Same provider identity again: the same Vane user.
+    // Same provider identity again: the same Vane user, found by subject (no email check needed).
     const again = await h.client(AuthService).exchangeOidcToken({ idToken: await sign({ sub: "provider-user-1", email: "dana@example.test" }) });
     expect(again.principal?.subject).toBe(res.principal?.subject);
   });
 
+  it("links an invited account only when the provider verified the email", async () => {
+    const owner = h.client(IdentityService, t.ownerToken);
+    await owner.addMember({ organizationId: t.orgId, email: "erin@example.test", role: Role.ADMIN });
+    const auth = h.client(AuthService);
+    // Someone who signed up at the provider with Erin's address but never proved it.
+    for (const claims of [{}, { email_verified: false }, { email_verified: "true" }]) {
+      const idToken = await sign({ sub: "impostor", email: "erin@example.test", ...claims });
+      expect(await codeOf(auth.exchangeOidcToken({ idToken }))).toBe("Unauthenticated");
+    }
+    // The account stayed unlinked: Erin, verified, still gets it.
+    const erin = await auth.exchangeOidcToken({ idToken: await sign({ sub: "erin", email: "erin@example.test", email_verified: true }) });
+    expect(erin.principal).toMatchObject({ organizationId: t.orgId, role: Role.ADMIN });
+    expect(await codeOf(auth.exchangeOidcToken({ idToken: await sign({ sub: "impostor", email: "erin@example.test", email_verified: true }) }))).toBe(
+      "Unauthenticated",
+    );
+  });
+
+  it("creates no account for an unverified email, so a later invitation cannot reach an impostor", async () => {
+    const auth = h.client(AuthService);
+    const idToken = await sign({ sub: "early-bird", email: "frank@example.test" });
+    expect(await codeOf(auth.exchangeOidcToken({ idToken }))).toBe("Unauthenticated");
+    await h.client(IdentityService, t.ownerToken).addMember({ organizationId: t.orgId, email: "frank@example.test", role: Role.VIEWER });
+    expect(await codeOf(auth.exchangeOidcToken({ idToken }))).toBe("Unauthenticated");
+  });
+
   it("lets a new user in without an organization, able only to create one", async () => {
-    const res = await h.client(AuthService).exchangeOidcToken({ idToken: await sign({ sub: "new-1", email: "new@example.test" }) });
+    const res = await h.client(AuthService).exchangeOidcToken({ idToken: await sign({ sub: "new-1", email: "new@example.test", email_verified: true }) });
     expect(res.principal?.organizationId).toBe("");
     const session = h.client(IdentityService, res.accessToken);
     expect(await codeOf(session.listProjects({ organizationId: t.orgId }))).toBe("PermissionDenied");
     const { organization } = await session.createOrganization({ name: "New Co", slug: `new-co-${Date.now()}` });
     const scoped = await h.client(AuthService).exchangeOidcToken({
-      idToken: await sign({ sub: "new-1", email: "new@example.test" }),
+      idToken: await sign({ sub: "new-1", email: "new@example.test", email_verified: true }),
       organizationId: organization!.id,
     });
     expect(scoped.principal).toMatchObject({ organizationId: organization!.id, role: Role.OWNER });
     expect(
-      await codeOf(h.client(AuthService).exchangeOidcToken({ idToken: await sign({ sub: "new-1", email: "new@example.test" }), organizationId: t.orgId })),
+      await codeOf(h.client(AuthService).exchangeOidcToken({ idToken: await sign({ sub: "new-1", email: "new@example.test", email_verified: true }), organizationId: t.orgId })),
     ).toBe("NotFound");
   });
 
