@@ -114,6 +114,54 @@ describe("server", () => {
     await expect(client.whoAmI({}, { timeoutMs: 50 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
   });
 
+  it("aborts the handler's signal when the default deadline passes, so its work can stop", async () => {
+    let aborted: unknown;
+    server = createServer({
+      port: 0,
+      host: "127.0.0.1",
+      logger: createTestLogger(),
+      health: createHealthRegistry({ cacheMs: 0 }),
+      defaultTimeoutMs: 100,
+      services: [
+        serve(AuthService, {
+          async whoAmI(_req, ctx) {
+            await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true }));
+            aborted = ctx.signal.reason;
+            return create(WhoAmIResponseSchema, {});
+          },
+          exchangeApiKey() {
+            throw new ConnectError("unused", Code.Unimplemented);
+          },
+          exchangeOidcToken() {
+            throw new ConnectError("unused", Code.Unimplemented);
+          },
+        }),
+      ],
+    });
+    const port = await server.listen();
+    const client = createClient(AuthService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    await expect(client.whoAmI({})).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    expect(aborted).toMatchObject({ code: Code.DeadlineExceeded });
+  });
+
+  it("refuses request messages over the size limit with RESOURCE_EXHAUSTED", async () => {
+    server = createServer({
+      port: 0,
+      host: "127.0.0.1",
+      logger: createTestLogger(),
+      health: createHealthRegistry({ cacheMs: 0 }),
+      readMaxBytes: 1024,
+      services: [],
+    });
+    const port = await server.listen();
+    const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ service: "x".repeat(2048) }),
+    });
+    expect(await res.json()).toMatchObject({ code: "resource_exhausted" });
+  });
+
   it("answers unknown paths with 404 and a JSON body", async () => {
     server = slowServer(0);
     const port = await server.listen();

@@ -10,6 +10,7 @@ import type * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import type { UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { Health } from "#gen/grpc/health/v1/health_pb.js";
@@ -32,6 +33,8 @@ export interface ServiceRegistration {
   service: DescService;
   // ServiceImpl is invariant in its service; the registration is checked where it is built.
   impl: Partial<ServiceImpl<any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Handler options for this service only (e.g. JSON options of a wire-compatible protocol). */
+  options?: Partial<UniversalHandlerOptions>;
 }
 
 /** Builds a registration with the implementation checked against the service. */
@@ -54,6 +57,8 @@ export interface ServerOptions {
   defaultTimeoutMs?: number;
   /** Longest deadline a client may ask for. */
   maxTimeoutMs?: number;
+  /** Largest request message accepted, in bytes (default 4 MiB): bigger ones are RESOURCE_EXHAUSTED. */
+  readMaxBytes?: number;
   /** Plain HTTP routes by exact path, e.g. "/metrics". */
   httpRoutes?: Record<string, HttpRoute>;
   /** Time between reporting NOT_SERVING and refusing new connections (lets load balancers notice). */
@@ -71,16 +76,19 @@ export interface VaneServer {
   readonly port: number;
 }
 
-/** Rejects unary calls that outlive the default deadline when the client gave none. */
+/**
+ * Gives unary calls whose client set no deadline the default one: the handler's `ctx.signal`
+ * aborts when it passes (so work in progress can stop, and a write does not commit after the
+ * caller was told it failed) and the caller gets DEADLINE_EXCEEDED.
+ */
 function createDefaultDeadlineInterceptor(ms: number): Interceptor {
   return (next) => async (req) => {
     if (req.stream || req.header.has("grpc-timeout") || req.header.has("connect-timeout-ms")) return next(req);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ConnectError(`the call took longer than ${ms} ms`, Code.DeadlineExceeded)), ms);
-    });
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new ConnectError(`the call took longer than ${ms} ms`, Code.DeadlineExceeded)), ms);
+    const expired = new Promise<never>((_, reject) => deadline.signal.addEventListener("abort", () => reject(deadline.signal.reason), { once: true }));
     try {
-      return await Promise.race([next(req), deadline]);
+      return await Promise.race([next({ ...req, signal: AbortSignal.any([req.signal, deadline.signal]) }), expired]);
     } finally {
       clearTimeout(timer);
     }
@@ -99,7 +107,7 @@ export function createServer(opts: ServerOptions): VaneServer {
   for (const s of opts.services) opts.health.addService(s.service.typeName);
   const reflection = createReflectionServices([...opts.services.map((s) => s.service), Health]);
   const routes = (router: ConnectRouter) => {
-    for (const s of opts.services) router.service(s.service, s.impl);
+    for (const s of opts.services) router.service(s.service, s.impl, s.options);
     router.service(Health, createHealthService(opts.health));
     router.service(reflectionV1.ServerReflection, reflection.v1);
     router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
@@ -113,6 +121,7 @@ export function createServer(opts: ServerOptions): VaneServer {
       createValidateInterceptor(),
     ],
     maxTimeoutMs: opts.maxTimeoutMs ?? 5 * 60_000,
+    readMaxBytes: opts.readMaxBytes ?? 4 * 1024 * 1024,
     shutdownSignal: shutdown.signal,
     fallback(req, res) {
       res.writeHead(404, { "content-type": "application/json" });

@@ -29,8 +29,10 @@ export interface FlagEvaluator {
 
 /** Creates the shared evaluation step. */
 export function createFlagEvaluator(counters: EvaluatorCounters, exposures: ExposurePublisher): FlagEvaluator {
+  // An exposure is an evaluation whose variant the experiment's own assignment chose (the engine
+  // marks those); a unit served by another rule or the default is not in the experiment.
   const expose = (state: EnvironmentState, key: string, res: Resolution, context: EvaluationContext) => {
-    const experimentId = state.experiments.get(key);
+    const experimentId = res.experimentId;
     const unitKey = context.targetingKey;
     if (experimentId === undefined || res.variant === undefined || typeof unitKey !== "string" || unitKey === "") return;
     exposures.record({

@@ -137,11 +137,15 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
 
 // Evaluations built for different resolution objects may still be equal (e.g. after a version
 // change that left this flag alone). Evaluations are shared between streams, so each one's
-// fingerprint is computed once, not once per stream.
+// fingerprint is computed once, not once per stream. The flag set's `version` (in every
+// evaluation's metadata) changes with every commit, so it does not make a flag "changed".
 const fingerprints = new WeakMap<Evaluation, string>();
 function fingerprint(e: Evaluation): string {
   let f = fingerprints.get(e);
-  if (f === undefined) fingerprints.set(e, (f = JSON.stringify([e.variant, e.reason, e.errorCode, e.value, e.metadata])));
+  if (f === undefined) {
+    const { version: _version, ...metadata } = e.metadata ?? {};
+    fingerprints.set(e, (f = JSON.stringify([e.variant, e.reason, e.errorCode, e.value, metadata])));
+  }
   return f;
 }
 function sameEvaluation(a: Evaluation | undefined, b: Evaluation): boolean {

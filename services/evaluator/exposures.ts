@@ -176,18 +176,19 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
   return {
     record(e) {
       try {
-        if (dedupeSize > 0) {
-          const key = `${e.environmentId}\u0000${e.experimentId}\u0000${e.flagKey}\u0000${e.unitKey}\u0000${e.variant}`;
-          if (recent.has(key)) {
-            stats.suppressed++;
-            return;
-          }
-          recent.add(key);
-          if (recent.size > dedupeSize) recent.delete(recent.values().next().value!);
+        const key = dedupeSize > 0 ? `${e.environmentId}\u0000${e.experimentId}\u0000${e.flagKey}\u0000${e.unitKey}\u0000${e.variant}` : "";
+        if (dedupeSize > 0 && recent.has(key)) {
+          stats.suppressed++;
+          return;
         }
+        // Dropped for lack of room: not remembered, so the unit's next evaluation tries again.
         if (count === capacity) {
           stats.dropped++;
           return;
+        }
+        if (dedupeSize > 0) {
+          recent.add(key);
+          if (recent.size > dedupeSize) recent.delete(recent.values().next().value!);
         }
         const id = randomUUID();
         const time = timestampFromMs(now());

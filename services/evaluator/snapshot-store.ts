@@ -62,7 +62,14 @@ export interface EnvironmentVersion {
   projectId: string;
   version: number;
   commitTimeMs: number;
+  /** The flag set as flagd JSON consumers (sync streams) see it. */
   definition: FlagSetDefinition;
+  /**
+   * What the engine compiles, when it differs from `definition`: Vane snapshots mark each
+   * experiment's assignment with the `experiment` operator, and may use Vane's other extension
+   * operators (`regex_match`). Compiled with the engine's extensions on.
+   */
+  evaluationDefinition?: FlagSetDefinition;
   /** Client-visible keys; undefined: every flag. */
   clientVisible?: Iterable<string>;
   source: SnapshotSource;
@@ -121,7 +128,7 @@ export function createSnapshotStore(opts: SnapshotStoreOptions = {}): SnapshotSt
     apply(v) {
       const previous = states.get(v.environmentId);
       if (previous && previous.source === v.source && v.version <= previous.version) return "stale";
-      const flags = compileFlagSet(v.definition, { now });
+      const flags = compileFlagSet(v.evaluationDefinition ?? v.definition, { now, extensions: v.source === "kv" });
       const prints = flagFingerprints(v.definition, v.clientVisible);
       const current = buildState(v, flags, now());
       states.set(v.environmentId, current);
@@ -183,9 +190,11 @@ function onlyFlags(def: FlagSetDefinition, keys: ReadonlySet<string>): FlagSetDe
 }
 
 // A flag "changes" when its own definition, its visibility, or anything shared (evaluators,
-// flag set metadata) changes: the fingerprint covers all of them.
+// flag set metadata) changes: the fingerprint covers all of them — except the flag set's
+// `version`, which the flags service bumps on every commit and would make every flag "change".
 function flagFingerprints(def: FlagSetDefinition, clientVisible: Iterable<string> | undefined): Map<string, string> {
-  const shared = JSON.stringify([def.$evaluators ?? null, def.metadata ?? null]);
+  const { version: _version, ...metadata } = def.metadata ?? {};
+  const shared = JSON.stringify([def.$evaluators ?? null, metadata]);
   const visible = clientVisible ? new Set(clientVisible) : undefined;
   const out = new Map<string, string>();
   for (const [key, f] of flagEntries(def)) {
@@ -226,6 +235,7 @@ export function versionFromSnapshot(s: EnvironmentSnapshot): EnvironmentVersion 
   const metadata = scalarMetadata(s.metadata);
   if (metadata) definition.metadata = metadata;
   return {
+    evaluationDefinition: markExperiments(definition),
     environmentId: s.environmentId,
     organizationId: s.organizationId,
     projectId: s.projectId,
@@ -250,4 +260,40 @@ function scalarMetadata(m: Record<string, Value>): Record<string, MetadataValue>
     if (kind.case === "stringValue" || kind.case === "numberValue" || kind.case === "boolValue") (out ??= {})[k] = kind.value;
   }
   return out;
+}
+
+/**
+ * The flag set with each running experiment's assignment wrapped in the engine's `experiment`
+ * operator, so a resolution says whether the experiment assigned its variant (an exposure) or
+ * something else did (another rule, the default, a unit outside the layer slice). The
+ * assignment is the rollout the experiment pins: a `fractional` whose bucketing value starts
+ * with the experiment id (its seed; see vane.flags.v1.Rollout.experiment_id). Returns the
+ * definition itself when no flag is in an experiment.
+ */
+export function markExperiments(def: FlagSetDefinition): FlagSetDefinition {
+  let flags: Record<string, FlagDefinition> | undefined;
+  for (const [key, f] of flagEntries(def)) {
+    const id = f.metadata?.[EXPERIMENT_METADATA_KEY];
+    if (typeof id !== "string" || id === "" || f.targeting === undefined) continue;
+    flags ??= Object.fromEntries(flagEntries(def));
+    flags[key] = { ...f, targeting: wrapAssignment(f.targeting, id) };
+  }
+  return flags ? { ...def, flags } : def;
+}
+
+function wrapAssignment(logic: JsonValue, experimentId: string): JsonValue {
+  if (Array.isArray(logic)) return logic.map((x) => wrapAssignment(x, experimentId));
+  if (logic === null || typeof logic !== "object") return logic;
+  const keys = Object.keys(logic);
+  if (keys.length === 1 && keys[0] === "fractional" && isSeededBy(logic.fractional, experimentId)) return { experiment: [experimentId, logic] };
+  const out: Record<string, JsonValue> = {};
+  for (const k of keys) out[k] = wrapAssignment(logic[k], experimentId);
+  return out;
+}
+
+function isSeededBy(args: JsonValue, experimentId: string): boolean {
+  if (!Array.isArray(args)) return false;
+  const first = args[0];
+  if (first === null || typeof first !== "object" || Array.isArray(first) || !Array.isArray(first.cat)) return false;
+  return first.cat[0] === experimentId;
 }

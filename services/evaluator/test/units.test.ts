@@ -49,6 +49,33 @@ describe("snapshot store", () => {
   });
 });
 
+describe("snapshots as the flags service writes them", () => {
+  it("names only the edited flag as changed although the flag set's version moves every commit", () => {
+    const store = createSnapshotStore();
+    const seen: EnvironmentChange[] = [];
+    store.subscribe((c) => void seen.push(c));
+    const v1 = structuredClone(fixture) as any;
+    v1.metadata = { flagSetId: "e", version: "1" };
+    store.apply(versionFromSnapshot(snapshotOf(v1, { environmentId: "e", version: 1 })));
+    const v2 = structuredClone(v1);
+    v2.metadata.version = "2";
+    v2.flags.semver.defaultVariant = "new";
+    store.apply(versionFromSnapshot(snapshotOf(v2, { environmentId: "e", version: 2 })));
+    expect(seen[1].changedKeys).toEqual(["semver"]);
+  });
+
+  it("marks the experiment's own assignment, and nothing else, as the experiment's", () => {
+    const store = createSnapshotStore();
+    store.apply(versionFromSnapshot(snapshotOf(fixture, { environmentId: "e", version: 1 })));
+    const flags = store.get("e")!.flags;
+    // Another rule (staff) is not an exposure.
+    expect(flags.evaluate("experiment", { targetingKey: "u1", plan: "staff" }).experimentId).toBeUndefined();
+    for (let i = 0; i < 50; i++) expect(flags.evaluate("experiment", { targetingKey: `u${i}` }).experimentId).toBe("exp-1");
+    // Sync streams (in-process flagd providers) get the flag set without Vane's operators.
+    expect(store.get("e")!.flagdJson(false)).not.toContain('"experiment":[');
+  });
+});
+
 describe("exposure publisher", () => {
   const exposure = (unit: string): Exposure => ({
     organizationId: "o",
