@@ -18,7 +18,7 @@ import {
   type Variant,
   VariantSchema,
 } from "#gen/vane/flags/v1/flags_pb.js";
-import type { AuditEntryRow, FlagEnvironmentRow, FlagRow, FlagTypeName, SegmentRow, StoredVariant } from "./schema.ts";
+import type { AuditEntryRow, FlagEnvironmentRow, FlagRow, FlagTypeName, SegmentRow, StoredMetadata, StoredVariant } from "./schema.ts";
 
 export const typeFromName: Record<FlagTypeName, FlagType> = {
   boolean: FlagType.BOOLEAN,
@@ -61,10 +61,14 @@ export function toFlagEnvironment(flagKey: string, row: FlagEnvironmentRow): Fla
     enabled: row.enabled,
     defaultVariant: row.default_variant,
     rules: rulesFromRow(row.rules),
+    metadata: metadataToValues(row.metadata),
     version: BigInt(row.version),
     updateTime: timestampFromDate(row.updated_at),
   });
 }
+
+/** Stored flagd metadata as a map of protobuf Values. */
+export const metadataToValues = (m: StoredMetadata | undefined) => Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, fromJson(ValueSchema, v)]));
 
 export function toSegment(row: SegmentRow): Segment {
   return create(SegmentSchema, {

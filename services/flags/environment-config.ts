@@ -15,7 +15,17 @@ export interface FlagState {
   type: FlagType;
   variants: readonly Variant[];
   clientVisible: boolean;
-  environment?: { enabled: boolean; defaultVariant: string; rules: readonly Rule[] };
+  environment?: { enabled: boolean; defaultVariant: string; rules: readonly Rule[]; metadata?: Readonly<Record<string, MetadataValue>> };
+}
+
+/** Flag metadata keys Vane writes itself (derived from the rules): never stored from a file. */
+export const VANE_FLAG_METADATA: ReadonlySet<string> = new Set(["experimentId"]);
+/** Flag-set metadata keys Vane writes itself (the environment and its config version). */
+export const VANE_SET_METADATA: ReadonlySet<string> = new Set(["flagSetId", "version"]);
+
+/** Metadata without the keys Vane overlays. */
+export function withoutVaneKeys(m: Readonly<Record<string, MetadataValue>> | undefined, vane: ReadonlySet<string>): Record<string, MetadataValue> {
+  return Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !vane.has(k)));
 }
 
 /** Everything in one environment at one config version. */
@@ -28,6 +38,8 @@ export interface EnvironmentState {
   /** Non-archived flags, ordered by key. */
   flags: readonly FlagState[];
   segments: readonly (SegmentLike & { key: string })[];
+  /** flagd flag-set metadata imported into the environment (Vane's keys overlay it). */
+  metadata?: Readonly<Record<string, MetadataValue>>;
 }
 
 const variantValue = (v: Variant): JsonValue => (v.value ? (toJson(VariantSchema, v) as { value: JsonValue }).value : null);
@@ -77,15 +89,16 @@ export function toFlagSet(state: EnvironmentState, options: ToFlagSetOptions = {
     }
     if (targeting !== null && refs.some((r) => inlined.has(r))) targeting = substitute(targeting, inlined);
     const experimentId = env ? experimentOf(env.rules) : undefined;
+    const metadata = { ...env?.metadata, ...(experimentId ? { experimentId } : {}) };
     flags[f.key] = {
-      ...(experimentId ? { metadata: { experimentId } } : {}),
+      ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
       state: env?.enabled ? "ENABLED" : "DISABLED",
       variants: Object.fromEntries(f.variants.map((v) => [v.key, variantValue(v)])),
       defaultVariant: env?.defaultVariant ? env.defaultVariant : null,
       ...(targeting !== null ? { targeting } : {}),
     };
   }
-  const metadata: Record<string, MetadataValue> = { flagSetId: state.environmentId, version: String(state.version) };
+  const metadata: Record<string, MetadataValue> = { ...state.metadata, flagSetId: state.environmentId, version: String(state.version) };
   return { def: { flags, ...(Object.keys(evaluators).length > 0 ? { $evaluators: evaluators } : {}), metadata }, skipped };
 }
 

@@ -43,8 +43,8 @@ import {
 } from "./convert.ts";
 import type { ProjectRef } from "./directory.ts";
 import { toFlagSet } from "./environment-config.ts";
-import type { FlagRow } from "./schema.ts";
-import { appendAudit, commitEnvironments, enqueueFlagChanged, environmentVersion, loadEnvironmentState, type Trx } from "./store.ts";
+import type { FlagRow, StoredMetadata } from "./schema.ts";
+import { appendAudit, commitEnvironments, enqueueFlagChanged, environmentMetadata, environmentVersion, loadEnvironmentState, type Trx } from "./store.ts";
 import { compileSegment } from "./targeting-compile.ts";
 import { canonicalJson, importFlagSet, keyIssues } from "./targeting-import.ts";
 import { throwIssues, validateRules, validateVariants, type Issue } from "./validate-targeting.ts";
@@ -409,10 +409,11 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
             before &&
             before.enabled === f.enabled &&
             before.default_variant === f.defaultVariant &&
+            canonicalJson(before.metadata) === canonicalJson(f.metadata) &&
             canonicalJson(stripIds(rulesFromRow(before.rules))) === canonicalJson(stripIds(rules));
           if (same) continue;
           if (!isNew) updated.push(f.key);
-          await upsertEnvironment(trx, flag, env, before, { enabled: f.enabled, defaultVariant: f.defaultVariant, rules });
+          await upsertEnvironment(trx, flag, env, before, { enabled: f.enabled, defaultVariant: f.defaultVariant, rules, metadata: f.metadata });
           const after = await trx.selectFrom("flag_environments").selectAll().where("flag_id", "=", flag.id).where("environment_id", "=", env.environmentId).executeTakeFirstOrThrow();
           await audit({
             environmentId: env.environmentId,
@@ -453,6 +454,17 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
             });
           }
         }
+        // The file's flag-set metadata replaces the environment's (a file without any leaves it).
+        const setMetadata = imported.metadata;
+        const storedSet = await environmentMetadata(trx, env.environmentId);
+        if (setMetadata && canonicalJson(setMetadata) !== canonicalJson(storedSet)) {
+          await trx
+            .insertInto("environment_metadata")
+            .values({ environment_id: env.environmentId, organization_id: env.organizationId, project_id: env.projectId, metadata: JSON.stringify(setMetadata) })
+            .onConflict((oc) => oc.column("environment_id").doUpdateSet({ metadata: JSON.stringify(setMetadata), updated_at: sql`now()` }))
+            .execute();
+          await audit({ environmentId: env.environmentId, action: "environment.metadata.import", before: { metadata: storedSet }, after: { metadata: setMetadata }, reason: "" });
+        }
         const changed = [...created, ...updated, ...disabled];
         if (lastAudit === 0n) return { created, updated, disabled, version: await environmentVersion(trx, env.environmentId) };
         const affected = definitionsChanged ? [env.environmentId, ...environments] : [env.environmentId];
@@ -487,12 +499,13 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     flag: FlagRow,
     env: ProjectRef & { environmentId: string },
     before: { version: string } | undefined,
-    cfg: { enabled: boolean; defaultVariant: string; rules: readonly Rule[] },
+    cfg: { enabled: boolean; defaultVariant: string; rules: readonly Rule[]; metadata: StoredMetadata },
   ): Promise<void> {
     const values = {
       enabled: cfg.enabled,
       default_variant: cfg.defaultVariant,
       rules: rulesToJson(cfg.rules),
+      metadata: JSON.stringify(cfg.metadata),
       version: (before ? BigInt(before.version) : 0n) + 1n,
       updated_at: sql<Date>`now()` as unknown as Date,
     };

@@ -8,6 +8,11 @@ type Json<T> = ColumnType<T, string, string>;
 /** A bigint column pg returns as a string (int8 exceeds JS numbers in general). */
 type BigIntColumn = ColumnType<string, number | bigint | string, number | bigint | string>;
 
+/** flagd metadata: string, number or boolean values. */
+export type StoredMetadata = Record<string, string | number | boolean>;
+/** A jsonb metadata column with a database default of `{}`. */
+type MetadataColumn = ColumnType<StoredMetadata, string | undefined, string>;
+
 export type FlagTypeName = "boolean" | "string" | "number" | "object";
 
 /** A variant as stored: the proto JSON form of vane.flags.v1.Variant. */
@@ -44,7 +49,18 @@ export interface FlagEnvironmentTable {
   default_variant: string;
   /** The proto JSON form of each vane.flags.v1.Rule. */
   rules: Json<unknown[]>;
+  /** flagd flag metadata from the last import (Vane's own keys excluded). */
+  metadata: MetadataColumn;
   version: BigIntColumn;
+  updated_at: CreatedAt;
+}
+
+/** flagd flag-set metadata of an environment, from the last import that carried any. */
+export interface EnvironmentMetadataTable {
+  environment_id: string;
+  organization_id: string;
+  project_id: string;
+  metadata: Json<StoredMetadata>;
   updated_at: CreatedAt;
 }
 
@@ -108,6 +124,7 @@ export interface FlagsDatabase {
   flag_environments: FlagEnvironmentTable;
   segments: SegmentTable;
   environment_versions: EnvironmentVersionTable;
+  environment_metadata: EnvironmentMetadataTable;
   audit_entries: AuditEntryTable;
   outbox: OutboxTable;
 }

@@ -16,7 +16,7 @@ import { invalidArgument } from "#lib/errors.ts";
 import { notifyOutbox } from "#lib/outbox.ts";
 import { conditionsFromRow, rulesFromRow, typeFromName, variantsFromRow } from "./convert.ts";
 import { type EnvironmentState, toFlagSet, toSnapshot } from "./environment-config.ts";
-import type { FlagsDatabase } from "./schema.ts";
+import type { FlagsDatabase, StoredMetadata } from "./schema.ts";
 
 export type Db = Kysely<FlagsDatabase>;
 export type Trx = Transaction<FlagsDatabase>;
@@ -100,10 +100,11 @@ export async function enqueueFlagChanged(trx: Trx, targets: OutboxTargets, scope
 
 /** Loads one environment's state for a snapshot (inside the committing transaction). */
 export async function loadEnvironmentState(db: Db | Trx, scope: Scope, environmentId: string, version: bigint, committedAt: Date): Promise<EnvironmentState> {
-  const [flags, envRows, segments] = await Promise.all([
+  const [flags, envRows, segments, setMetadata] = await Promise.all([
     db.selectFrom("flags").selectAll().where("project_id", "=", scope.projectId).where("archived", "=", false).orderBy("key").execute(),
     db.selectFrom("flag_environments").selectAll().where("project_id", "=", scope.projectId).where("environment_id", "=", environmentId).execute(),
     db.selectFrom("segments").selectAll().where("project_id", "=", scope.projectId).orderBy("key").execute(),
+    environmentMetadata(db, environmentId),
   ]);
   const byFlag = new Map(envRows.map((r) => [r.flag_id, r]));
   return {
@@ -119,11 +120,18 @@ export async function loadEnvironmentState(db: Db | Trx, scope: Scope, environme
         type: typeFromName[f.type],
         variants: variantsFromRow(f.variants),
         clientVisible: f.client_visible,
-        environment: e ? { enabled: e.enabled, defaultVariant: e.default_variant, rules: rulesFromRow(e.rules) } : undefined,
+        environment: e ? { enabled: e.enabled, defaultVariant: e.default_variant, rules: rulesFromRow(e.rules), metadata: e.metadata } : undefined,
       };
     }),
     segments: segments.map((s) => ({ key: s.key, conditions: conditionsFromRow(s.conditions), includedKeys: s.included_keys, excludedKeys: s.excluded_keys })),
+    metadata: setMetadata,
   };
+}
+
+/** The flagd flag-set metadata imported into an environment ({} when none). */
+export async function environmentMetadata(db: Db | Trx, environmentId: string): Promise<StoredMetadata> {
+  const row = await db.selectFrom("environment_metadata").select("metadata").where("environment_id", "=", environmentId).executeTakeFirst();
+  return row?.metadata ?? {};
 }
 
 /** The current config version of an environment (0 before its first change). */

@@ -21,6 +21,7 @@ import {
 } from "#gen/vane/flags/v1/flags_pb.js";
 import { MAX_TOTAL_WEIGHT, parseSemVer, type FlagDefinition, type FlagSetDefinition, type JsonValue, type MetadataValue } from "#lib/engine/index.ts";
 import { variantKind } from "#lib/engine/flagd-format.ts";
+import { VANE_FLAG_METADATA, VANE_SET_METADATA, withoutVaneKeys } from "./environment-config.ts";
 import {
   attributeGuard,
   compileSegment,
@@ -51,13 +52,16 @@ export interface ImportedFlag {
   /** Empty: the caller's code default. */
   defaultVariant: string;
   rules: Rule[];
+  /** The flag's flagd metadata, without the keys Vane writes itself. */
+  metadata: Record<string, MetadataValue>;
 }
 
 /** A whole file in Vane's model. */
 export interface ImportedFlagSet {
   flags: ImportedFlag[];
   segments: ImportedSegment[];
-  metadata: Record<string, MetadataValue>;
+  /** The file's flag-set metadata without Vane's own keys; undefined when the file has none. */
+  metadata?: Record<string, MetadataValue>;
 }
 
 /** Options for {@link importFlagSet}. */
@@ -407,7 +411,8 @@ export function importFlagSet(def: FlagSetDefinition, options: ImportOptions = {
       enabled: f.state === "ENABLED",
       defaultVariant: f.defaultVariant ?? "",
       rules: targetingToRules(f.targeting, new Set(Object.keys(f.variants)), m),
+      metadata: withoutVaneKeys(f.metadata, VANE_FLAG_METADATA),
     };
   });
-  return { flags, segments, metadata: { ...(def.metadata ?? {}) } };
+  return { flags, segments, ...(def.metadata !== undefined ? { metadata: withoutVaneKeys(def.metadata, VANE_SET_METADATA) } : {}) };
 }

@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService, ImportMode } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { type Condition, ConditionSchema, FlagType, Operator, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { compileFlagSet, type CompiledFlagSet, type FlagSetDefinition, parseFlagdJson, toFlagdJson } from "#lib/engine/index.ts";
-import { type EnvironmentState, toFlagSet } from "../environment-config.ts";
+import { compileFlagSet, type CompiledFlagSet, type FlagSetDefinition, parseFlagdJson, type Resolution, toFlagdJson } from "#lib/engine/index.ts";
+import { type EnvironmentState, toFlagSet, VANE_SET_METADATA } from "../environment-config.ts";
 import { importFlagSet } from "../targeting-import.ts";
 import { validateRules, validateVariants } from "../validate-targeting.ts";
 import { boundaryContexts, generateContexts, rng } from "./contexts.ts";
@@ -40,8 +40,15 @@ function stateOf(def: FlagSetDefinition): EnvironmentState {
     environmentId: "e",
     version: 1n,
     committedAt: new Date(NOW),
-    flags: imported.flags.map((f) => ({ key: f.key, type: f.type, variants: f.variants, clientVisible: false, environment: { enabled: f.enabled, defaultVariant: f.defaultVariant, rules: f.rules } })),
+    flags: imported.flags.map((f) => ({
+      key: f.key,
+      type: f.type,
+      variants: f.variants,
+      clientVisible: false,
+      environment: { enabled: f.enabled, defaultVariant: f.defaultVariant, rules: f.rules, metadata: f.metadata },
+    })),
     segments: imported.segments,
+    metadata: imported.metadata,
   };
 }
 
@@ -53,7 +60,13 @@ function exportOf(state: EnvironmentState): FlagSetDefinition {
 }
 
 const kinds = ["boolean", "string", "number", "object"] as const;
-/** Asserts identical resolutions for every flag and context; returns how many were compared. */
+/**
+ * The metadata a resolution carries, without what it inherits of the flag-set keys Vane overlays
+ * (an export's flagSetId and version name the environment and its config version).
+ */
+const metadataOf = (r: Resolution, set: CompiledFlagSet) => Object.fromEntries(Object.entries(r.metadata).filter(([k, v]) => !(VANE_SET_METADATA.has(k) && set.metadata[k] === v)));
+
+/** Asserts identical resolutions (and metadata) for every flag and context; returns how many were compared. */
 function assertSameOutcomes(a: CompiledFlagSet, b: CompiledFlagSet, ctxs: Record<string, unknown>[], label: string): number {
   expect([...b.keys].sort(), label).toEqual([...a.keys].sort());
   let n = 0;
@@ -68,6 +81,8 @@ function assertSameOutcomes(a: CompiledFlagSet, b: CompiledFlagSet, ctxs: Record
           });
         }
       }
+      const [mx, my] = [metadataOf(x, a), metadataOf(y, b)];
+      if (JSON.stringify(Object.entries(mx).sort()) !== JSON.stringify(Object.entries(my).sort())) expect({ key, ctx, metadata: my }, label).toEqual({ key, ctx, metadata: mx });
       n++;
     }
     // Typed evaluation too (TYPE_MISMATCH paths).
