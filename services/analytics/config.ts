@@ -12,6 +12,8 @@ export interface AnalyticsConfig {
   consumerName: string;
   /** `VANE_ANALYTICS_BATCH`: events per transaction (default 2000). */
   batchSize: number;
+  /** `VANE_ANALYTICS_CLOCK_SKEW_MS`: how long before an exposure an event still counts after it (default 1000). */
+  clockSkewMs: number;
   /** `VANE_JETSTREAM_REPLICAS` for the stream when this process creates it (default 1). */
   replicas: number;
 }
@@ -24,6 +26,7 @@ export function readAnalyticsConfig(env: EnvReader): AnalyticsConfig {
     eventsStream: env.string("VANE_EVENTS_STREAM", "VANE_EVENTS"),
     consumerName: env.string("VANE_ANALYTICS_CONSUMER", "analytics"),
     batchSize: env.int("VANE_ANALYTICS_BATCH", 2000, { min: 1, max: 50_000 }),
+    clockSkewMs: env.int("VANE_ANALYTICS_CLOCK_SKEW_MS", 1000, { min: 0, max: 3_600_000 }),
     replicas: env.int("VANE_JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),
   };
 }

@@ -37,7 +37,7 @@ runMain("analytics", async ({ onStop, useLogger }) => {
     eventsStream: analytics.eventsStream,
     replicas: analytics.replicas,
     consumerName: analytics.consumerName,
-    pipeline: { batchSize: analytics.batchSize },
+    pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs },
     flags: createRemoteFlagsClient({ baseUrl: analytics.flagsUrl!, interceptors }),
     directory: createIdentityDirectory({ baseUrl: analytics.identityUrl!, interceptors }),
     migrate: common.migrateOnStart,

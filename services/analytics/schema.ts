@@ -39,7 +39,7 @@ export interface ExperimentsTable {
   layer_share_percent: number;
   layer_start: number | null;
   layer_end: number | null;
-  /** draft | running | stopped */
+  /** draft | starting | running | stopping | stopped (starting/stopping: the flag change is in progress). */
   status: string;
   start_time: Timestamp | null;
   stop_time: Timestamp | null;
@@ -52,8 +52,9 @@ export interface ExperimentsTable {
   created_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
-/** Event ids applied: the dedupe key, written in the transaction that applies the event. */
+/** Event ids applied per environment: the dedupe key, written in the transaction that applies the event. */
 export interface ProcessedEventsTable {
+  environment_id: string;
   event_id: string;
   processed_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
@@ -68,13 +69,27 @@ export interface AssignmentsTable {
   conflicting_exposures: number;
 }
 
-/** A unit's lifetime totals of an event name (the pre-period covariate is read from here at exposure). */
-export interface UnitEventTotalsTable {
+/** Tracked events of metric event names, with their time: split at a unit's exposure time. */
+export interface UnitEventsTable {
   environment_id: string;
   unit_key: string;
+  event_id: string;
   event_name: string;
-  count: number;
-  sum: number;
+  time: Timestamp;
+  value: number;
+}
+
+/** One bandit re-weighting (or a failed attempt, with its error). */
+export interface BanditRunsTable {
+  id: string;
+  experiment_id: string;
+  run_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  /** Weights per variant, in the experiment's variant order. */
+  weights: ColumnType<number[], string, string>;
+  probability_best: ColumnType<number[], string, string>;
+  /** The flags config version the re-weighting produced. */
+  flag_version: BigIntColumn | null;
+  error: ColumnType<string, string | undefined, string>;
 }
 
 /** A unit's totals of a metric's event since its first exposure, and its pre-exposure covariate. */
@@ -119,7 +134,8 @@ export interface AnalyticsDatabase {
   experiments: ExperimentsTable;
   processed_events: ProcessedEventsTable;
   assignments: AssignmentsTable;
-  unit_event_totals: UnitEventTotalsTable;
+  unit_events: UnitEventsTable;
+  bandit_runs: BanditRunsTable;
   unit_metric_totals: UnitMetricTotalsTable;
   variant_daily: VariantDailyTable;
   exposure_daily: ExposureDailyTable;

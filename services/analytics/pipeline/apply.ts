@@ -1,12 +1,17 @@
 /**
- * Applies a batch of events to the aggregates in one transaction: the event ids go into
- * `processed_events` first (ids already there are skipped: redeliveries and re-publishes), then
- * exposures become assignments and tracked events update per-unit totals and the per-variant,
- * per-day sums. The caller acknowledges the messages only after this commits, so an event is
- * either applied together with its id, or not at all and redelivered.
+ * Applies a batch of events to the aggregates in one transaction: the (environment, event id)
+ * pairs go into `processed_events` first (pairs already there are skipped: redeliveries and
+ * re-publishes), then exposures become assignments and tracked events update per-unit totals and
+ * the per-variant, per-day sums. The caller acknowledges the messages only after this commits, so
+ * an event is either applied together with its id, or not at all and redelivered.
  *
- * Events are applied in stream order (the batch is sorted by stream sequence): whether a tracked
- * event falls before or after a unit's first exposure is decided by that order.
+ * Before or after the exposure is decided by time, not by arrival: the first exposure applied
+ * fixes a unit's variant and its start time T (the evaluator's clock). A tracked event (at its
+ * receive time, the collector's clock) counts toward the metric when its time is at least
+ * T − skew tolerance, and toward the pre-period covariate (CUPED) otherwise. Tracked events of
+ * metric event names are kept in `unit_events`, so an exposure that arrives after events that
+ * belong after it (late by the evaluator's 100 ms flush, or by a NATS outage) still splits them
+ * correctly: their totals are read back at assignment.
  */
 import { sql } from "kysely";
 import type { Db, Trx } from "../store.ts";
@@ -15,9 +20,20 @@ import type { Db, Trx } from "../store.ts";
 export type PipelineEvent =
   | { kind: "exposure"; id: string; seq: number; environmentId: string; time: Date; experimentId: string; variant: string; unitKey: string }
   | { kind: "track"; id: string; seq: number; environmentId: string; projectId: string; time: Date; name: string; unitKey: string; value: number }
-  /** Undecodable or irrelevant: only its id is recorded. */
-  | { kind: "skip"; id: string; seq: number };
+  /** Undecodable or irrelevant: only its id is recorded ("" when its environment is unknown). */
+  | { kind: "skip"; id: string; seq: number; environmentId: string };
 
+/** How batches are applied. */
+export interface ApplyOptions {
+  /**
+   * Clock skew tolerated between the evaluator (exposure time) and the collector (receive time):
+   * an event up to this long before the exposure still counts after it. Default 1000 ms.
+   */
+  skewToleranceMs?: number;
+}
+
+/** The default of {@link ApplyOptions.skewToleranceMs}. */
+export const DEFAULT_SKEW_TOLERANCE_MS = 1000;
 /** What applying a batch did. */
 export interface ApplyResult {
   applied: number;
@@ -27,6 +43,22 @@ export interface ApplyResult {
 }
 
 type MetricKindName = "conversion" | "count" | "sum" | "mean";
+
+interface Assignment {
+  variant: string;
+  conflicts: number;
+  isNew: boolean;
+  dirty: boolean;
+  environmentId: string;
+  firstExposureAt: Date;
+}
+
+interface MetricTotal {
+  count: number;
+  sum: number;
+  covariate: number;
+  dirty: boolean;
+}
 
 interface ExperimentDef {
   id: string;
@@ -80,34 +112,48 @@ export async function lockPipeline(trx: Trx, name: string): Promise<void> {
 }
 
 /** Applies `events` (any order; sorted here) inside `trx`. */
-export async function applyBatch(trx: Trx, input: readonly PipelineEvent[]): Promise<ApplyResult> {
+export async function applyBatch(trx: Trx, input: readonly PipelineEvent[], options: ApplyOptions = {}): Promise<ApplyResult> {
+  const tolerance = options.skewToleranceMs ?? DEFAULT_SKEW_TOLERANCE_MS;
   const result: ApplyResult = { applied: 0, duplicates: 0, assignments: 0, conflicts: 0 };
   if (input.length === 0) return result;
   // Dedupe inside the batch, then against everything applied before (same transaction).
   const byId = new Map<string, PipelineEvent>();
-  for (const e of [...input].sort((a, b) => a.seq - b.seq)) if (!byId.has(e.id)) byId.set(e.id, e);
-  const ids = [...byId.keys()];
+  for (const e of [...input].sort((a, b) => a.seq - b.seq)) {
+    const key = k2(e.environmentId, e.id);
+    if (!byId.has(key)) byId.set(key, e);
+  }
+  const keys = [...byId.values()];
   const fresh = new Set<string>();
-  for (let i = 0; i < ids.length; i += 5000) {
-    const rows = await sql<{ event_id: string }>`
-      insert into processed_events (event_id) select unnest(${ids.slice(i, i + 5000)}::text[])
-      on conflict do nothing returning event_id`.execute(trx);
-    for (const r of rows.rows) fresh.add(r.event_id);
+  for (let i = 0; i < keys.length; i += 5000) {
+    const slice = keys.slice(i, i + 5000);
+    const rows = await sql<{ environment_id: string; event_id: string }>`
+      insert into processed_events (environment_id, event_id)
+      select * from unnest(${slice.map((e) => e.environmentId)}::text[], ${slice.map((e) => e.id)}::text[])
+      on conflict do nothing returning environment_id, event_id`.execute(trx);
+    for (const r of rows.rows) fresh.add(k2(r.environment_id, r.event_id));
   }
   result.duplicates = input.length - fresh.size;
-  const events = [...byId.values()].filter((e) => fresh.has(e.id) && e.kind !== "skip") as Exclude<PipelineEvent, { kind: "skip" }>[];
+  const events = keys.filter((e) => fresh.has(k2(e.environmentId, e.id)) && e.kind !== "skip") as Exclude<PipelineEvent, { kind: "skip" }>[];
   result.applied = fresh.size;
   if (events.length === 0) return result;
 
   // Experiments named by exposures, and metrics of the projects tracked events belong to.
   const exposureExperimentIds = new Set(events.filter((e) => e.kind === "exposure").map((e) => e.experimentId));
-  const tracks = events.filter((e) => e.kind === "track");
-  const projectIds = [...new Set(tracks.map((e) => e.projectId))];
+  const projectIds = [...new Set(events.filter((e) => e.kind === "track").map((e) => e.projectId))];
   const metricEvents = new Set<string>(); // project\0event_name
   if (projectIds.length) {
     const rows = await trx.selectFrom("metrics").select(["project_id", "event_name"]).distinct().where("project_id", "in", projectIds).execute();
     for (const r of rows) metricEvents.add(k2(r.project_id, r.event_name));
   }
+  const tracks = events.filter((e) => e.kind === "track" && metricEvents.has(k2(e.projectId, e.name))) as Extract<PipelineEvent, { kind: "track" }>[];
+
+  // Keep metric events with their time first: assignments made below read them back.
+  await chunked(tracks, 5000, (c) =>
+    sql`insert into unit_events (environment_id, unit_key, event_id, event_name, time, value)
+      select * from unnest(${c.map((e) => e.environmentId)}::uuid[], ${c.map((e) => e.unitKey)}::text[], ${c.map((e) => e.id)}::text[],
+        ${c.map((e) => e.name)}::text[], ${c.map((e) => e.time.toISOString())}::timestamptz[], ${c.map((e) => e.value)}::float8[])
+      on conflict do nothing`.execute(trx),
+  );
 
   // Units involved, per environment.
   const units = new Map<string, Set<string>>();
@@ -116,10 +162,11 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[]): Pro
     if (!s) units.set(env, (s = new Set()));
     s.add(unit);
   };
-  for (const e of events) if (e.kind === "exposure" || metricEvents.has(k2(e.projectId, e.name))) addUnit(e.environmentId, e.unitKey);
+  for (const e of events) if (e.kind === "exposure") addUnit(e.environmentId, e.unitKey);
+  for (const e of tracks) addUnit(e.environmentId, e.unitKey);
 
   // Existing assignments of those units.
-  const assignments = new Map<string, { variant: string; conflicts: number; isNew: boolean; dirty: boolean; environmentId: string; firstExposureAt: Date }>();
+  const assignments = new Map<string, Assignment>();
   const unitExperiments = new Map<string, Set<string>>(); // env\0unit → experiment ids
   const linkUnit = (env: string, unit: string, experimentId: string) => {
     const key = k2(env, unit);
@@ -163,16 +210,8 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[]): Pro
     }
   }
 
-  // Lifetime totals of the units for metric events (for covariates), and their metric totals.
-  const unitTotals = new Map<string, { count: number; sum: number; dirty: boolean }>(); // env\0unit\0event
-  const metricTotals = new Map<string, { count: number; sum: number; covariate: number; dirty: boolean }>(); // exp\0metric\0unit
-  for (const [env, set] of units) {
-    const list = [...set];
-    for (let i = 0; i < list.length; i += 5000) {
-      const rows = await trx.selectFrom("unit_event_totals").select(["unit_key", "event_name", "count", "sum"]).where("environment_id", "=", env).where("unit_key", "in", list.slice(i, i + 5000)).execute();
-      for (const r of rows) unitTotals.set(k3(env, r.unit_key, r.event_name), { count: r.count, sum: r.sum, dirty: false });
-    }
-  }
+  // Metric totals of the units already assigned.
+  const metricTotals = new Map<string, MetricTotal>(); // exp\0metric\0unit
   const assignedPairs = [...assignments.keys()].map((k) => k.split("\u0000"));
   for (let i = 0; i < assignedPairs.length; i += 5000) {
     const slice = assignedPairs.slice(i, i + 5000);
@@ -202,75 +241,121 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[]): Pro
     return d;
   };
   const active = (x: ExperimentDef, time: Date) => x.stopTime === null || time < x.stopTime;
+  /** Adds one more event (count +1, sum +value) to a unit's metric total, on the event's day. */
+  const addToMetric = (x: ExperimentDef, m: { id: string; kind: MetricKindName }, unitKey: string, variant: string, day: string, count: number, value: number) => {
+    const key = k3(x.id, m.id, unitKey);
+    const mt = metricTotals.get(key) ?? { count: 0, sum: 0, covariate: 0, dirty: true };
+    const y0 = unitValue(m.kind, mt.count, mt.sum);
+    const d0 = mt.count;
+    mt.count += count;
+    mt.sum += value;
+    mt.dirty = true;
+    metricTotals.set(key, mt);
+    const y1 = unitValue(m.kind, mt.count, mt.sum);
+    const d1 = mt.count;
+    const d = variantDelta(x.id, m.id, variant, day);
+    d.sum += y1 - y0;
+    d.sumSquares += y1 * y1 - y0 * y0;
+    d.countSum += d1 - d0;
+    d.countSquares += d1 * d1 - d0 * d0;
+    d.sumCountProduct += y1 * d1 - y0 * d0;
+    d.covProduct += mt.covariate * (y1 - y0);
+  };
 
+  // Exposures, in stream order: the first one applied fixes the variant and the start time.
+  const assignedNow: { x: ExperimentDef; unitKey: string; environmentId: string; variant: string; time: Date }[] = [];
   for (const e of events) {
+    if (e.kind !== "exposure") continue;
     const day = dayOf(e.time);
-    if (e.kind === "exposure") {
-      const x = experiments.get(e.experimentId);
-      if (!x || x.environmentId !== e.environmentId || !x.variants.has(e.variant) || !active(x, e.time)) continue;
-      const key = k2(x.id, e.unitKey);
-      const a = assignments.get(key);
-      if (a) {
-        if (a.variant !== e.variant) {
-          const d = exposureDelta(x.id, a.variant, day);
-          if (a.conflicts === 0) d.conflictingUnits++;
-          d.conflictingExposures++;
-          a.conflicts++;
-          a.dirty = true;
-          result.conflicts++;
-        }
-        continue;
-      }
-      assignments.set(key, { variant: e.variant, conflicts: 0, isNew: true, dirty: true, environmentId: e.environmentId, firstExposureAt: e.time });
-      linkUnit(e.environmentId, e.unitKey, x.id);
-      result.assignments++;
-      exposureDelta(x.id, e.variant, day).units++;
-      for (const m of x.metrics) {
-        // The covariate: what the unit did before its first exposure.
-        const pre = unitTotals.get(k3(e.environmentId, e.unitKey, m.eventName));
-        const covariate = unitValue(m.kind, pre?.count ?? 0, pre?.sum ?? 0);
-        metricTotals.set(k3(x.id, m.id, e.unitKey), { count: 0, sum: 0, covariate, dirty: true });
-        const d = variantDelta(x.id, m.id, e.variant, day);
-        d.units++;
-        d.covSum += covariate;
-        d.covSquares += covariate * covariate;
+    const x = experiments.get(e.experimentId);
+    if (!x || x.environmentId !== e.environmentId || !x.variants.has(e.variant) || !active(x, e.time)) continue;
+    const key = k2(x.id, e.unitKey);
+    const a = assignments.get(key);
+    if (a) {
+      if (a.variant !== e.variant) {
+        const d = exposureDelta(x.id, a.variant, day);
+        if (a.conflicts === 0) d.conflictingUnits++;
+        d.conflictingExposures++;
+        a.conflicts++;
+        a.dirty = true;
+        result.conflicts++;
       }
       continue;
     }
-    if (!metricEvents.has(k2(e.projectId, e.name))) continue;
-    const tk = k3(e.environmentId, e.unitKey, e.name);
-    const t = unitTotals.get(tk) ?? { count: 0, sum: 0, dirty: true };
-    t.count += 1;
-    t.sum += e.value;
-    t.dirty = true;
-    unitTotals.set(tk, t);
-    for (const experimentId of unitExperiments.get(k2(e.environmentId, e.unitKey)) ?? []) {
-      const x = experiments.get(experimentId);
-      const ms = x?.metricsByEvent.get(e.name);
-      if (!x || !ms || !active(x, e.time)) continue;
-      const a = assignments.get(k2(experimentId, e.unitKey))!;
-      for (const m of ms) {
-        const mt = metricTotals.get(k3(experimentId, m.id, e.unitKey)) ?? { count: 0, sum: 0, covariate: 0, dirty: true };
-        const y0 = unitValue(m.kind, mt.count, mt.sum);
-        const d0 = mt.count;
-        mt.count += 1;
-        mt.sum += e.value;
-        mt.dirty = true;
-        metricTotals.set(k3(experimentId, m.id, e.unitKey), mt);
-        const y1 = unitValue(m.kind, mt.count, mt.sum);
-        const d1 = mt.count;
-        const d = variantDelta(experimentId, m.id, a.variant, day);
-        d.sum += y1 - y0;
-        d.sumSquares += y1 * y1 - y0 * y0;
-        d.countSum += d1 - d0;
-        d.countSquares += d1 * d1 - d0 * d0;
-        d.sumCountProduct += y1 * d1 - y0 * d0;
-        d.covProduct += mt.covariate * (y1 - y0);
+    assignments.set(key, { variant: e.variant, conflicts: 0, isNew: true, dirty: true, environmentId: e.environmentId, firstExposureAt: e.time });
+    linkUnit(e.environmentId, e.unitKey, x.id);
+    result.assignments++;
+    exposureDelta(x.id, e.variant, day).units++;
+    assignedNow.push({ x, unitKey: e.unitKey, environmentId: e.environmentId, variant: e.variant, time: e.time });
+  }
+
+  // New assignments: the unit's events so far (this batch's included), split at T − tolerance.
+  const assignedNowKeys = new Set<string>();
+  for (let i = 0; i < assignedNow.length; i += 5000) {
+    const slice = assignedNow.slice(i, i + 5000);
+    const rows = await sql<{ i: number; event_name: string; post: boolean; day: string | null; count: number; sum: number }>`
+      select u.i, e.event_name, e.time >= u.boundary as post,
+        case when e.time >= u.boundary then ((e.time at time zone 'UTC')::date)::text end as day,
+        count(*)::float8 as count, sum(e.value)::float8 as sum
+      from unnest(${slice.map((_, j) => i + j)}::int[], ${slice.map((a) => a.environmentId)}::uuid[], ${slice.map((a) => a.unitKey)}::text[],
+        ${slice.map((a) => new Date(a.time.getTime() - tolerance).toISOString())}::timestamptz[], ${slice.map((a) => a.x.stopTime?.toISOString() ?? null)}::timestamptz[])
+        as u(i, environment_id, unit_key, boundary, stop_time)
+      join unit_events e on e.environment_id = u.environment_id and e.unit_key = u.unit_key
+      where u.stop_time is null or e.time < u.stop_time or e.time < u.boundary
+      group by 1, 2, 3, 4
+      order by 1, 4`.execute(trx);
+    const byAssignment = new Map<number, typeof rows.rows>();
+    for (const r of rows.rows) byAssignment.set(r.i, [...(byAssignment.get(r.i) ?? []), r]);
+    for (const [j, a] of slice.entries()) {
+      assignedNowKeys.add(k2(a.x.id, a.unitKey));
+      const own = byAssignment.get(i + j) ?? [];
+      for (const m of a.x.metrics) {
+        const mine = own.filter((r) => r.event_name === m.eventName);
+        const pre = mine.find((r) => !r.post);
+        const covariate = unitValue(m.kind, Number(pre?.count ?? 0), Number(pre?.sum ?? 0));
+        metricTotals.set(k3(a.x.id, m.id, a.unitKey), { count: 0, sum: 0, covariate, dirty: true });
+        const d = variantDelta(a.x.id, m.id, a.variant, dayOf(a.time));
+        d.units++;
+        d.covSum += covariate;
+        d.covSquares += covariate * covariate;
+        // Events after the exposure that arrived before it: added day by day, as if in time.
+        for (const r of mine.filter((r) => r.post)) addToMetric(a.x, m, a.unitKey, a.variant, r.day!, Number(r.count), Number(r.sum));
       }
     }
   }
 
-  await writeAll(trx, assignments, unitTotals, metricTotals, variantDeltas, exposureDeltas);
+  // Tracked events of units assigned before this batch.
+  for (const e of tracks) {
+    for (const experimentId of unitExperiments.get(k2(e.environmentId, e.unitKey)) ?? []) {
+      if (assignedNowKeys.has(k2(experimentId, e.unitKey))) continue; // read back above
+      const x = experiments.get(experimentId);
+      const ms = x?.metricsByEvent.get(e.name);
+      if (!x || !ms) continue;
+      const a = assignments.get(k2(experimentId, e.unitKey))!;
+      if (e.time.getTime() >= a.firstExposureAt.getTime() - tolerance) {
+        if (!active(x, e.time)) continue;
+        for (const m of ms) addToMetric(x, m, e.unitKey, a.variant, dayOf(e.time), 1, e.value);
+        continue;
+      }
+      // Happened before the exposure but arrived after it: it belongs to the covariate.
+      for (const m of ms) {
+        const key = k3(experimentId, m.id, e.unitKey);
+        const mt = metricTotals.get(key) ?? { count: 0, sum: 0, covariate: 0, dirty: true };
+        const c0 = mt.covariate;
+        const c1 = m.kind === "conversion" ? 1 : m.kind === "count" ? c0 + 1 : c0 + e.value;
+        const y = unitValue(m.kind, mt.count, mt.sum);
+        mt.covariate = c1;
+        mt.dirty = true;
+        metricTotals.set(key, mt);
+        const d = variantDelta(experimentId, m.id, a.variant, dayOf(a.firstExposureAt));
+        d.covSum += c1 - c0;
+        d.covSquares += c1 * c1 - c0 * c0;
+        d.covProduct += (c1 - c0) * y;
+      }
+    }
+  }
+
+  await writeAll(trx, assignments, metricTotals, variantDeltas, exposureDeltas);
   return result;
 }
 
@@ -280,9 +365,8 @@ async function chunked<T>(rows: T[], size: number, fn: (chunk: T[]) => Promise<u
 
 async function writeAll(
   trx: Trx,
-  assignments: Map<string, { variant: string; conflicts: number; isNew: boolean; dirty: boolean; environmentId: string; firstExposureAt: Date }>,
-  unitTotals: Map<string, { count: number; sum: number; dirty: boolean }>,
-  metricTotals: Map<string, { count: number; sum: number; covariate: number; dirty: boolean }>,
+  assignments: Map<string, Assignment>,
+  metricTotals: Map<string, MetricTotal>,
   variantDeltas: Map<string, VariantDelta>,
   exposureDeltas: Map<string, ExposureDelta>,
 ): Promise<void> {
@@ -293,19 +377,12 @@ async function writeAll(
         ${c.map((r) => r.v.variant)}::text[], ${c.map((r) => r.v.firstExposureAt.toISOString())}::timestamptz[], ${c.map((r) => r.v.conflicts)}::int[])
       on conflict (experiment_id, unit_key) do update set conflicting_exposures = excluded.conflicting_exposures`.execute(trx),
   );
-  const u = [...unitTotals].filter(([, v]) => v.dirty).map(([k, v]) => ({ k: k.split("\u0000"), v }));
-  await chunked(u, 5000, (c) =>
-    sql`insert into unit_event_totals (environment_id, unit_key, event_name, count, sum)
-      select * from unnest(${c.map((r) => r.k[0])}::uuid[], ${c.map((r) => r.k[1])}::text[], ${c.map((r) => r.k[2])}::text[],
-        ${c.map((r) => r.v.count)}::float8[], ${c.map((r) => r.v.sum)}::float8[])
-      on conflict (environment_id, unit_key, event_name) do update set count = excluded.count, sum = excluded.sum`.execute(trx),
-  );
   const m = [...metricTotals].filter(([, v]) => v.dirty).map(([k, v]) => ({ k: k.split("\u0000"), v }));
   await chunked(m, 5000, (c) =>
     sql`insert into unit_metric_totals (experiment_id, metric_id, unit_key, count, sum, covariate)
       select * from unnest(${c.map((r) => r.k[0])}::uuid[], ${c.map((r) => r.k[1])}::uuid[], ${c.map((r) => r.k[2])}::text[],
         ${c.map((r) => r.v.count)}::float8[], ${c.map((r) => r.v.sum)}::float8[], ${c.map((r) => r.v.covariate)}::float8[])
-      on conflict (experiment_id, unit_key, metric_id) do update set count = excluded.count, sum = excluded.sum`.execute(trx),
+      on conflict (experiment_id, unit_key, metric_id) do update set count = excluded.count, sum = excluded.sum, covariate = excluded.covariate`.execute(trx),
   );
   const v = [...variantDeltas.values()];
   await chunked(v, 2000, (c) =>

@@ -11,10 +11,11 @@ import { metrics } from "@opentelemetry/api";
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import type { Bus } from "#lib/bus.ts";
+import { withConsumerSpan } from "#lib/bus-trace.ts";
 import { withTransaction } from "#lib/db.ts";
 import type { Logger } from "#lib/logger.ts";
 import type { Db } from "../store.ts";
-import { applyBatch, lockPipeline, type PipelineEvent, pruneProcessed } from "./apply.ts";
+import { type ApplyResult, applyBatch, lockPipeline, type PipelineEvent, pruneProcessed } from "./apply.ts";
 
 export type { PipelineEvent };
 
@@ -34,11 +35,13 @@ export interface PipelineOptions {
   ackWaitMs?: number;
   /** How long one fetch waits for messages (at least 1 s, the client's minimum). Default 1 s. */
   fetchExpiresMs?: number;
+  /** Clock skew tolerated between exposure and event times (see apply.ts). Default 1000 ms. */
+  skewToleranceMs?: number;
   /** Dedupe keys older than this are pruned (default 8 days: the stream keeps 7). */
   dedupeRetentionMs?: number;
   logger: Logger;
   /** Called after a batch commits and before it is acknowledged (tests crash here on purpose). */
-  afterCommit?: () => void;
+  afterCommit?: (result: ApplyResult) => void;
 }
 
 /** A running pipeline. */
@@ -56,23 +59,23 @@ export function decodeEvent(m: { data: Uint8Array; seq: number; subject: string 
   try {
     env = fromBinary(EventEnvelopeSchema, m.data);
   } catch {
-    return { kind: "skip", id: `seq:${m.seq}`, seq: m.seq };
+    return { kind: "skip", id: `seq:${m.seq}`, seq: m.seq, environmentId: "" };
   }
   const id = env.eventId || `seq:${m.seq}`;
   const receive = env.receiveTime ? timestampDate(env.receiveTime) : new Date();
   const environmentId = env.environmentId || m.subject.split(".").at(-2) || "";
-  if (!/^[0-9a-f-]{36}$/i.test(environmentId)) return { kind: "skip", id, seq: m.seq };
+  if (!/^[0-9a-f-]{36}$/i.test(environmentId)) return { kind: "skip", id, seq: m.seq, environmentId: "" };
   if (env.payload.case === "exposure") {
     const x = env.payload.value;
-    if (!x.experimentId || !x.unitKey || !x.variant) return { kind: "skip", id, seq: m.seq };
+    if (!x.experimentId || !x.unitKey || !x.variant) return { kind: "skip", id, seq: m.seq, environmentId };
     return { kind: "exposure", id, seq: m.seq, environmentId, time: x.time ? timestampDate(x.time) : receive, experimentId: x.experimentId, variant: x.variant, unitKey: x.unitKey };
   }
   if (env.payload.case === "track") {
     const t = env.payload.value;
-    if (!t.unitKey || !t.name) return { kind: "skip", id, seq: m.seq };
+    if (!t.unitKey || !t.name) return { kind: "skip", id, seq: m.seq, environmentId };
     return { kind: "track", id, seq: m.seq, environmentId, projectId: env.projectId, time: receive, name: t.name, unitKey: t.unitKey, value: Number.isFinite(t.value) ? (t.value as number) : 0 };
   }
-  return { kind: "skip", id, seq: m.seq };
+  return { kind: "skip", id, seq: m.seq, environmentId };
 }
 
 /** Creates (or updates) the durable consumer and starts the fetch → apply → ack loop. */
@@ -148,6 +151,25 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   };
   let gaps = 0;
 
+  /**
+   * Continues each message's trace (from its headers) with a CONSUMER span that lasts until the
+   * batch commits; the transaction runs inside the first message's span, so its database work
+   * joins that trace.
+   */
+  const traced = async <T>(msgs: JsMsg[], work: () => Promise<T>): Promise<T> => {
+    const spanAttrs = { "vane.pipeline.batch_size": msgs.length };
+    return withConsumerSpan(
+      msgs[0],
+      opts.stream,
+      async () => {
+        const running = work();
+        await Promise.allSettled(msgs.slice(1).map((m) => withConsumerSpan(m, opts.stream, () => running, spanAttrs)));
+        return running;
+      },
+      spanAttrs,
+    );
+  };
+
   const loop = async () => {
     while (!stopping) {
       try {
@@ -162,20 +184,22 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
           const redelivered = msgs.filter((m) => m.redelivered).length;
           let result;
           try {
-            result = await withTransaction(
-              opts.db,
-              async (trx) => {
-                await lockPipeline(trx, name);
-                return applyBatch(trx, events);
-              },
-              { retries: 5 },
+            result = await traced(msgs, () =>
+              withTransaction(
+                opts.db,
+                async (trx) => {
+                  await lockPipeline(trx, name);
+                  return applyBatch(trx, events, { skewToleranceMs: opts.skewToleranceMs });
+                },
+                { retries: 5 },
+              ),
             );
           } catch (err) {
             // Nothing committed: hand the batch back for prompt redelivery, in order.
             for (const m of msgs) m.nak(1000);
             throw err;
           }
-          opts.afterCommit?.();
+          opts.afterCommit?.(result);
           for (const m of msgs) m.ack();
           await opts.bus.nc.flush();
           stats.processed += result.applied;

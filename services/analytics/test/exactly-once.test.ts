@@ -1,7 +1,10 @@
 /**
  * Exactly once under crashes: a child process runs the pipeline while a known stream of events is
- * published; it is SIGKILLed at random points many times and restarted. The final aggregates must
- * equal the ground truth computed here from the stream itself (see pipeline-reference.ts).
+ * published; it is SIGKILLed many times and restarted — each time only after it has committed a
+ * batch since its start, at a random moment while it works — and it also kills itself between a
+ * commit and the acknowledgement. The final aggregates must equal the ground truth computed here
+ * from the stream itself (see pipeline-reference.ts). Event times are shuffled against arrival
+ * order, so exposures often arrive after events that belong after them.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -96,7 +99,9 @@ describe("pipeline exactly once", () => {
     const out: { subject: string; msgId: string; data: Uint8Array }[] = [];
     const late: { at: number; m: { subject: string; msgId: string; data: Uint8Array } }[] = [];
     const units = Array.from({ length: 600 }, (_, i) => `u${i}`);
-    const now = new Date();
+    const base = Date.now();
+    // Times within a minute, independent of the publishing order.
+    const at = () => timestampFromDate(new Date(base + Math.floor(Math.random() * 60_000)));
     const pick = <T>(a: readonly T[]) => a[Math.floor(Math.random() * a.length)];
     for (let i = 0; i < n; i++) {
       const eventId = randomUUID();
@@ -110,7 +115,7 @@ describe("pipeline exactly once", () => {
         const idx = Number(unitKey.slice(1)) % x.variants.length;
         const variant = Math.random() < 0.05 ? pick(x.variants) : x.variants[idx];
         kind = "exposure";
-        payload = { case: "exposure", value: { flagKey: "f", variant, experimentId: x.id, unitKey, time: timestampFromDate(now) } };
+        payload = { case: "exposure", value: { flagKey: "f", variant, experimentId: x.id, unitKey, time: at() } };
       } else {
         const name = pick(["purchase", "click", "load", "other"]);
         kind = "track";
@@ -118,7 +123,7 @@ describe("pipeline exactly once", () => {
       }
       const data = toBinary(
         EventEnvelopeSchema,
-        create(EventEnvelopeSchema, { eventId, organizationId: org, projectId: project, environmentId: env, receiveTime: timestampFromDate(now), payload: payload as never }),
+        create(EventEnvelopeSchema, { eventId, organizationId: org, projectId: project, environmentId: env, receiveTime: at(), payload: payload as never }),
       );
       out.push({ subject: `${prefix}.${env}.${kind}`, msgId: eventId, data });
       // A client retry after the stream's duplicate window: a second message with the same event id.
@@ -129,49 +134,84 @@ describe("pipeline exactly once", () => {
     return out;
   }
 
-  it("counts every event once across SIGKILLs of the consumer at random points and after commits", async () => {
+  it("counts every event once across SIGKILLs of the consumer while it works and after commits", async () => {
     const consumer = uniqueName("analytics");
-    const args = JSON.stringify({ databaseUrl: testDatabaseUrl, schema, natsUrl: testNatsUrl, stream: streamName, consumer, batchSize: 150, ackWaitMs: 2500, crashAfterCommit: 0 });
+    // A short ack wait, so the batch a killed child held comes back soon after the restart.
+    const args = JSON.stringify({ databaseUrl: testDatabaseUrl, schema, natsUrl: testNatsUrl, stream: streamName, consumer, batchSize: 150, ackWaitMs: 1000, crashAfterCommit: 0 });
     const crashingArgs = args.replace('"crashAfterCommit":0', '"crashAfterCommit":0.1');
     let proc: ChildProcess | undefined;
-    let selfKills = 0;
+    /** What the current child reported since it started. */
+    let cur = { commits: 0, applied: 0, lastCommit: 0 };
     const startChild = async (argv = args) => {
       const p = spawn(process.execPath, ["--import", "tsx", child, argv], { stdio: ["ignore", "pipe", "inherit"] });
       proc = p;
+      const mine = { commits: 0, applied: 0, lastCommit: 0 };
+      cur = mine;
       await new Promise<void>((resolve, reject) => {
-        p.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
+        let buffered = "";
+        p.stdout!.on("data", (d: Buffer) => {
+          buffered += d.toString();
+          const lines = buffered.split("\n");
+          buffered = lines.pop()!;
+          for (const line of lines) {
+            if (line === "ready") resolve();
+            const m = /^committed (\d+)$/.exec(line);
+            if (m) {
+              mine.commits++;
+              mine.applied += Number(m[1]);
+              mine.lastCommit = Date.now();
+            }
+          }
+        });
         p.once("exit", (code) => reject(new Error(`child exited with ${code}`)));
       });
       return p;
     };
+    const until = async (cond: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await sleep(10);
+      return cond();
+    };
     const messages = workload(9000);
     let published = 0;
+    let publishing = true;
     const publisher = (async () => {
       for (let i = 0; i < messages.length; i += 150) {
         await Promise.all(messages.slice(i, i + 150).map((m) => bus.js.publish(m.subject, m.data, { msgID: m.msgId })));
         published = i + 150;
         await sleep(15);
       }
-    })();
+    })().finally(() => (publishing = false));
+    const outstanding = async () => {
+      const info = await bus.jsm.consumers.info(streamName, consumer).catch(() => null);
+      return info ? info.num_pending + info.num_ack_pending : messages.length;
+    };
     let kills = 0;
+    let activeKills = 0;
+    let selfKills = 0;
+    let killedApplied = 0;
     try {
-      // Odd rounds: SIGKILL from outside at a random moment. Even rounds: the child kills itself
-      // right after some commit, before acknowledging (the redelivery case).
-      for (let round = 0; kills < 9 || selfKills < 3; round++) {
+      // Odd rounds: SIGKILL from outside at a random moment once the child has committed since its
+      // start. Even rounds: the child kills itself right after some commit, before acknowledging.
+      // Rounds go on until the killed children have done most of the work.
+      for (let round = 0; kills < 9 || selfKills < 3 || publishing || (await outstanding()) > messages.length * 0.25; round++) {
+        if (round > 60) throw new Error(`too many rounds: ${JSON.stringify({ kills, selfKills, published, outstanding: await outstanding() })}`);
         const self = round % 2 === 1 && selfKills < 3;
         const p = await startChild(self ? crashingArgs : args);
         const exited = new Promise((r) => p.once("exit", r));
         if (self) {
-          await Promise.race([exited, sleep(4000)]);
+          await Promise.race([exited, sleep(5000)]);
           if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
           else selfKills++;
         } else {
-          await sleep(200 + Math.random() * 900);
+          const progressed = await until(() => cur.commits > 0, 10_000);
+          await sleep(Math.random() * 400);
+          // Active: it committed a batch within the last 300 ms, so it was inside the fetch → apply → ack loop.
+          if (progressed && Date.now() - cur.lastCommit < 300) activeKills++;
           p.kill("SIGKILL");
           kills++;
         }
         await exited;
-        if (round > 40) throw new Error("too many rounds");
+        killedApplied += cur.applied;
       }
       await publisher;
       expect(published).toBeGreaterThanOrEqual(messages.length);
@@ -186,11 +226,16 @@ describe("pipeline exactly once", () => {
       const exited = new Promise((r) => last.once("exit", r));
       last.kill("SIGTERM");
       await exited;
+      // The killed children did most of the work; the survivor only the tail.
+      expect(cur.applied).toBeLessThan(messages.length * 0.35);
+      expect(killedApplied).toBeGreaterThan(messages.length * 0.6);
     } finally {
       proc?.kill("SIGKILL");
     }
-    expect(kills).toBe(9);
+    expect(kills).toBeGreaterThanOrEqual(9);
     expect(selfKills).toBe(3);
+    // Most external kills hit a child in the middle of its work.
+    expect(activeKills).toBeGreaterThanOrEqual(Math.ceil(kills * 0.7));
 
     // Ground truth from the stream's own order.
     const info = await bus.jsm.streams.info(streamName);
@@ -224,6 +269,8 @@ describe("pipeline exactly once", () => {
     // Every distinct event id recorded exactly once; the late re-publishes were skipped.
     const { rows: processed } = await sql<{ n: string }>`select count(*) as n from processed_events`.execute(database.db);
     expect(Number(processed[0].n)).toBe(new Set(events.map((e) => e.id)).size);
+    // The shuffled times put events on both sides of exposures.
+    expect([...expected.sums.values()].some((s) => s.cov_sum > 0 && s.sum > 0)).toBe(true);
     expect([...expected.exposure.values()].some((x) => x.conflictingUnits > 0)).toBe(true);
-  }, 120_000);
+  }, 150_000);
 });

@@ -134,6 +134,8 @@ describe("experiments end to end", () => {
       }
     };
     await send(units.map((u) => ({ name: "purchase", unitKey: u.key, value: u.spend })));
+    // Before or after an exposure is decided by time, with 1 s of clock-skew tolerance.
+    await sleep(1200);
     const exposure = (u: (typeof units)[number]) =>
       h.bus.js.publish(
         `${h.subjectPrefix}.${t.environmentId}.exposure`,

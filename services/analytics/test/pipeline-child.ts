@@ -1,6 +1,7 @@
 /**
  * The pipeline alone in a process, for the crash test: `node --import tsx pipeline-child.ts '<json options>'`.
- * Prints "ready" once consuming. Test code only.
+ * Prints "ready" once consuming, and "committed <events>" after each batch commits (before its
+ * acknowledgement), so the test can kill it while it is demonstrably working. Test code only.
  */
 import { connectBus } from "#lib/bus.ts";
 import { createDatabase } from "#lib/db.ts";
@@ -13,9 +14,10 @@ const logger = createTestLogger();
 const database = await createDatabase<AnalyticsDatabase>({ url: o.databaseUrl, schema: o.schema, poolSize: 2, logger });
 const bus = await connectBus({ servers: o.natsUrl, name: "pipeline-child", logger });
 const pipeline = await startPipeline({ db: database.db, bus, stream: o.stream, consumerName: o.consumer, batchSize: o.batchSize, ackWaitMs: o.ackWaitMs, fetchExpiresMs: 1000, logger,
-  // The worst moment to die: committed, not acknowledged — the whole batch comes back.
-  afterCommit: () => {
+  afterCommit: (result) => {
+    // The worst moment to die: committed, not acknowledged — the whole batch comes back.
     if (Math.random() < o.crashAfterCommit) process.kill(process.pid, "SIGKILL");
+    process.stdout.write(`committed ${result.applied}\n`);
   },
 });
 process.stdout.write("ready\n");
