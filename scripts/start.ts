@@ -26,6 +26,8 @@ import { readAnalyticsConfig } from "../services/analytics/config.ts";
 import { createIdentityDirectory as createAnalyticsDirectory } from "../services/analytics/directory.ts";
 import { createRemoteFlagsClient } from "../services/analytics/flags-client.ts";
 import { createAnalyticsModule } from "../services/analytics/module.ts";
+import { readEvaluatorConfig } from "../services/evaluator/config.ts";
+import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "../services/evaluator/module.ts";
 
 /** What `npm start` hands each service's module factory. */
 interface StartContext {
@@ -73,6 +75,10 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return async (ctx) => createCollectorModule({ bus: await ctx.bus(), streamName, logger: ctx.logger });
   },
   (env) => {
+    const evaluator = readEvaluatorConfig(env);
+    return (ctx) => createEvaluatorModule({ config: evaluator, common: ctx.config, logger: ctx.logger, natsUrl: ctx.natsUrl });
+  },
+  (env) => {
     const analytics = readAnalyticsConfig(env);
     return async (ctx) =>
       createAnalyticsModule({
@@ -91,9 +97,12 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
   },
 ];
 
-const USAGE = `usage: npm start [-- --port N] [--host ADDRESS]
-  --port N          port for Connect, gRPC and gRPC-Web (default: VANE_PORT, else 8080; 0 picks a free one)
-  --host ADDRESS    address to listen on (default: VANE_HOST, else 0.0.0.0)
+const USAGE = `usage: npm start [-- --port N] [--host ADDRESS] [--flagd-file PATH]
+  --port N            port for Connect, gRPC and gRPC-Web (default: VANE_PORT, else 8080; 0 picks a free one)
+  --host ADDRESS      address to listen on (default: VANE_HOST, else 0.0.0.0)
+  --flagd-file PATH   serve a flagd flag-definition file as the environment "local" and follow its
+                      edits, like flagd's file source (default: VANE_FLAGD_FILE)
+flagd-compatible ports: VANE_FLAGD_PORT (8013, evaluation) and VANE_FLAGD_SYNC_PORT (8015, sync); "off" disables one.
 Postgres: VANE_DATABASE_URL, else 127.0.0.1:5432 when reachable, else an embedded one (data in .vane/; as root in /var/lib/vane/).
 NATS: VANE_NATS_URL, else 127.0.0.1:4222 when reachable, else a nats-server it starts (data in .vane/).
 Every other VANE_* setting works as for the services; VANE_LOG_LEVEL defaults to warn here.`;
@@ -101,10 +110,13 @@ Every other VANE_* setting works as for the services; VANE_LOG_LEVEL defaults to
 const root = fileURLToPath(new URL("..", import.meta.url));
 const print = (text = "") => void process.stdout.write(`${text}\n`);
 
-function parseCommandLine(argv: string[]): { port?: string; host?: string } {
+function parseCommandLine(argv: string[]): { port?: string; host?: string; flagdFile?: string } {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { port: { type: "string" }, host: { type: "string" }, help: { type: "boolean", short: "h" } } }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { port: { type: "string" }, host: { type: "string" }, "flagd-file": { type: "string" }, help: { type: "boolean", short: "h" } },
+    }));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     process.exit(EXIT_USAGE);
@@ -117,7 +129,7 @@ function parseCommandLine(argv: string[]): { port?: string; host?: string } {
     process.stderr.write(`--port must be a port number from 0 to 65535, got "${values.port}"\n${USAGE}\n`);
     process.exit(EXIT_USAGE);
   }
-  return { port: values.port, host: values.host };
+  return { port: values.port, host: values.host, flagdFile: values["flagd-file"] };
 }
 
 const cli = parseCommandLine(process.argv.slice(2));
@@ -126,6 +138,7 @@ const vars = {
   ...process.env,
   ...(cli.port !== undefined ? { VANE_PORT: cli.port } : {}),
   ...(cli.host !== undefined ? { VANE_HOST: cli.host } : {}),
+  ...(cli.flagdFile !== undefined ? { VANE_FLAGD_FILE: cli.flagdFile } : {}),
 };
 const { common, schemaPrefix, adminEmail, factories } = readConfigOrExit(vars, (reader, fail) => {
   const adminEmail = reader.string("VANE_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL);
@@ -185,8 +198,11 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
   const bootstrap = await ensureBootstrap(identity.database.db, { adminEmail, credentialFile });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
   const running = await startModules({ config: common, logger, modules, verifier });
-  onStop(() => running.server.close());
+  const evaluator = modules.find((m): m is EvaluatorModule => m.name === "evaluator")!;
+  // Every port drains at once on Ctrl-C.
+  onStop(async () => void (await Promise.all([running.server.close(), evaluator.closeFlagdServers()])));
   selfUrl = `http://127.0.0.1:${running.port}`;
+  const flagd = await evaluator.startFlagdServers(verifier);
 
   const host = ["0.0.0.0", "::", ""].includes(common.host) ? "localhost" : common.host.includes(":") ? `[${common.host}]` : common.host;
   const url = `http://${host}:${running.port}`;
@@ -197,13 +213,28 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
       schemas: modules.filter((m) => m.healthChecks?.postgres).map((m) => schema(m.name)),
       bootstrap,
       credentialFile: displayPath(credentialFile),
+      flagd,
+      flagdFile: evaluator.fileSource ? { path: displayPath(evaluator.fileSource.path), environmentId: evaluator.fileSource.environmentId } : undefined,
     }),
   );
   onStop(() => print("Stopping Vane…"));
 }, { interactive: true });
 
-function summary(s: { url: string; services: string[]; schemas: string[]; bootstrap: BootstrapResult; credentialFile: string }): string {
+interface Summary {
+  url: string;
+  services: string[];
+  schemas: string[];
+  bootstrap: BootstrapResult;
+  credentialFile: string;
+  flagd: FlagdPorts;
+  flagdFile: { path: string; environmentId: string } | undefined;
+}
+
+function summary(s: Summary): string {
   const { url, bootstrap: b } = s;
+  const hostOf = new URL(url).hostname;
+  const flagdLine = (what: string, port: number | undefined) =>
+    port === undefined ? `  ${what.padEnd(26)}off` : `  ${what.padEnd(26)}${hostOf}:${port}   (gRPC h2c, Connect, gRPC-Web)`;
   const lines = [
     "",
     `Vane is running at ${url}`,
@@ -214,6 +245,9 @@ function summary(s: { url: string; services: string[]; schemas: string[]; bootst
     `  metrics                   ${url}/metrics`,
     `  JWKS                      ${url}/.well-known/jwks.json`,
     `  Postgres schemas          ${s.schemas.join(", ")}`,
+    flagdLine("flagd evaluation (v1, v2)", s.flagd.evaluationPort),
+    flagdLine("flagd sync", s.flagd.syncPort),
+    ...(s.flagdFile ? [`  flagd file                ${s.flagdFile.path}   (served and followed as environment "${s.flagdFile.environmentId}", the flagd ports' default)`] : []),
     "",
   ];
   if (b.created) {

@@ -18,6 +18,19 @@ let child: ChildProcess;
 let output = "";
 let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
+/** Retries `fn` until it resolves (or 10 s pass). */
+async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 /** Resolves with the output once `pattern` appears in it; rejects if the process exits first. */
 function waitForOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
@@ -53,6 +66,8 @@ beforeAll(() => {
       VANE_DOMAIN_STREAM: `${prefix}DOMAIN`.toUpperCase(),
       VANE_DOMAIN_SUBJECT_PREFIX: `${prefix}domain`,
       VANE_EVENTS_STREAM: `${prefix}EVENTS`.toUpperCase(),
+      VANE_FLAGD_PORT: "0",
+      VANE_FLAGD_SYNC_PORT: "0",
       VANE_HOST: "127.0.0.1",
       VANE_LOG_LEVEL: "warn",
     },
@@ -69,7 +84,7 @@ afterAll(async () => {
     child.kill("SIGKILL");
     await exited;
   }
-  for (const service of ["identity", "flags"]) await dropSchema(testDatabaseUrl, `${prefix}${service}`);
+  for (const service of ["identity", "flags", "analytics"]) await dropSchema(testDatabaseUrl, `${prefix}${service}`);
   const nc = await connectTestNats();
   await deleteStreams(nc, [`KV_${prefix}snapshots`, `${prefix}DOMAIN`.toUpperCase(), `${prefix}EVENTS`.toUpperCase()]);
   await nc.drain();
@@ -132,6 +147,38 @@ describe("npm start", () => {
     expect(created.status).toBe(200);
     const got = await call("vane.flags.v1.FlagService/GetFlag", { projectId: full[0].id, key: "new-checkout" }, accessToken);
     expect(((await got.json()) as { flag: { key: string } }).flag.key).toBe("new-checkout");
+
+    // The evaluator runs in the same process: the change reaches it through the KV bucket.
+    const { environments } = (await (await call("vane.identity.v1.IdentityService/ListEnvironments", { projectId: full[0].id }, accessToken)).json()) as {
+      environments: { id: string; key: string }[];
+    };
+    const env = environments.find((e) => e.key === "development")!;
+    const turnedOn = await call(
+      "vane.flags.v1.FlagService/UpdateFlagEnvironment",
+      { environmentId: env.id, flagKey: "new-checkout", expectedVersion: 0, enabled: true, defaultVariant: "on" },
+      accessToken,
+    );
+    expect(turnedOn.status).toBe(200);
+    const { secret: serverKey } = (await (await call("vane.identity.v1.IdentityService/CreateApiKey", { environmentId: env.id, kind: "API_KEY_KIND_SERVER", name: "test" }, accessToken)).json()) as {
+      secret: string;
+    };
+    const { accessToken: serverToken } = (await (await call("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: serverKey })).json()) as { accessToken: string };
+    const evaluated = await eventually(async () => {
+      const res = await call("vane.evaluation.v1.EvaluationService/Evaluate", { flagKey: "new-checkout", context: { targetingKey: "u1" } }, serverToken);
+      if (res.status !== 200) throw new Error(`Evaluate: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { evaluation: { value: unknown; variant: string; reason: string } };
+    });
+    expect(evaluated.evaluation).toMatchObject({ value: true, variant: "on", reason: "REASON_STATIC" });
+
+    // flagd's protocol on its own port, as the OpenFeature providers speak it.
+    const [, flagdPort] = output.match(/flagd evaluation \(v1, v2\)\s+127\.0\.0\.1:(\d+)/) ?? [];
+    expect(flagdPort).toBeDefined();
+    const resolved = await fetch(`http://127.0.0.1:${flagdPort}/flagd.evaluation.v1.Service/ResolveBoolean`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "flagd-selector": env.id },
+      body: JSON.stringify({ flagKey: "new-checkout", context: {} }),
+    });
+    expect(await resolved.json()).toMatchObject({ value: true, variant: "on", reason: "STATIC" });
 
     const t0 = Date.now();
     child.kill("SIGTERM");

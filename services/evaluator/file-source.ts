@@ -28,6 +28,8 @@ export interface FlagdFileSourceOptions {
 /** A running file source. */
 export interface FlagdFileSource {
   readonly environmentId: string;
+  /** The file, as an absolute path. */
+  readonly path: string;
   /** Loads the file (throws with a message naming the file when it is missing or invalid), then follows it. */
   start(): Promise<void>;
   /** Re-reads the file now; resolves true when a new version was applied. */
@@ -98,6 +100,7 @@ export function createFlagdFileSource(opts: FlagdFileSourceOptions): FlagdFileSo
 
   return {
     environmentId,
+    path,
     async start() {
       await load(true);
       try {

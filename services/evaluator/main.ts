@@ -26,7 +26,8 @@ runMain("evaluator", async ({ onStop, useLogger }) => {
   onStop(() => module.stop());
   const verifier = createCachingVerifier(createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) }));
   const running = await startModules({ config: common, logger, modules: [module], verifier });
-  onStop(() => running.server.close());
+  // All ports drain at once, so shutdown fits one drain period (the pod's grace period).
+  onStop(async () => void (await Promise.all([running.server.close(), module.closeFlagdServers()])));
   const ports = await module.startFlagdServers(verifier);
   logger.info({ port: running.port, ...ports }, "evaluator serving");
 });

@@ -64,6 +64,8 @@ export interface EvaluatorModule extends ServiceModule {
    * `verifier` checks the optional bearer tokens (without it, a token is refused).
    */
   startFlagdServers(verifier?: TokenVerifier): Promise<FlagdPorts>;
+  /** Drains and closes the flagd servers (also done by `stop`); run it beside the main server's close. */
+  closeFlagdServers(): Promise<void>;
 }
 
 /** Creates the evaluator; it starts loading snapshots at once and serves as soon as it is returned. */
@@ -114,7 +116,10 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     if (store.size === 0) {
       if (config.readyWithoutSnapshots) return;
       if (!kvSource) return "no configuration to serve: no NATS is configured and no flagd file was given";
-      const why = feed?.problem ?? (feed?.synced ? `the KV bucket ${config.snapshotBucket} holds no environment yet` : `loading snapshots from ${config.snapshotBucket}`);
+      // Fully read and empty: this evaluator holds everything there is (a fresh installation
+      // with no flag yet), so it can answer truthfully and is ready.
+      if (feed?.synced && feed.problem === undefined) return;
+      const why = feed?.problem ?? `loading snapshots from ${config.snapshotBucket}`;
       return `no configuration loaded yet, so nothing can be evaluated: ${why}`;
     }
     if (feed && feed.live && !feed.synced) return `loading snapshots from ${config.snapshotBucket} (${store.size} loaded so far)`;
@@ -174,6 +179,9 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
               Object.assign(serve(FlagSyncService, createFlagdSyncService({ store, hub, access, onStream: () => counters.streamOpened("flagd_sync") })), flagdJson),
             ]);
       return { evaluationPort, syncPort };
+    },
+    async closeFlagdServers() {
+      await Promise.all(servers.map((s) => s.close()));
     },
     async stop() {
       stopping = true;
