@@ -72,9 +72,28 @@ export interface TokenVerifierOptions {
   clockToleranceSec?: number;
 }
 
-/** A JWKS fetched over HTTP, cached, and refetched when an unknown `kid` appears. */
-export function remoteKeySet(url: string): JWTVerifyGetKey {
-  return createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000 });
+/** Options for {@link remoteKeySet}; the defaults suit production. */
+export interface RemoteKeySetOptions {
+  /** Refetch the JWKS once the cached copy is this old (default 10 min). */
+  cacheMaxAgeMs?: number;
+  /** At most one refetch for unknown `kid`s per this long, so forged kids cannot flood identity (default 30 s). */
+  cooldownMs?: number;
+  /** Give up on a fetch after this long (default 5 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * A JWKS fetched over HTTP (jose's remote key set), cached, and refetched when an unknown `kid`
+ * appears, so a new signing key is picked up on its first token. A key identity stops publishing
+ * stops verifying here at the next refetch: at most `cacheMaxAgeMs` later, usually sooner since
+ * tokens from the new key trigger one.
+ */
+export function remoteKeySet(url: string, options: RemoteKeySetOptions = {}): JWTVerifyGetKey {
+  return createRemoteJWKSet(new URL(url), {
+    cacheMaxAge: options.cacheMaxAgeMs ?? 10 * 60_000,
+    cooldownDuration: options.cooldownMs ?? 30_000,
+    timeoutDuration: options.timeoutMs ?? 5_000,
+  });
 }
 
 /** Creates a verifier that accepts only ES256 tokens from `issuer` for the Vane audience. */

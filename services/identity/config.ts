@@ -5,6 +5,10 @@ export interface IdentityConfig {
   keyTokenTtlMs: number;
   userTokenTtlMs: number;
   signingKeyRotateAfterMs: number;
+  /** How often each replica reloads the signing keys (a rotation reaches every replica within this). */
+  signingKeyRefreshMs: number;
+  /** How long a new signing key is published before tokens are signed with it. */
+  signingKeyPublishAheadMs: number;
   oidcIssuer: string | undefined;
   oidcAudience: string | undefined;
 }
@@ -17,6 +21,8 @@ export function readIdentityConfig(env: EnvReader): IdentityConfig {
     keyTokenTtlMs: env.durationMs("VANE_KEY_TOKEN_TTL", "15m"),
     userTokenTtlMs: env.durationMs("VANE_USER_TOKEN_TTL", "1h"),
     signingKeyRotateAfterMs: env.durationMs("VANE_SIGNING_KEY_ROTATE_AFTER", "30d"),
+    signingKeyRefreshMs: env.durationMs("VANE_SIGNING_KEY_REFRESH", "60s"),
+    signingKeyPublishAheadMs: env.durationMs("VANE_SIGNING_KEY_PUBLISH_AHEAD", "2m"),
     oidcIssuer,
     oidcAudience,
   };

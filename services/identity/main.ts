@@ -1,7 +1,10 @@
-/** The identity service on its own: `node --import tsx services/identity/main.ts`. */
+/**
+ * The identity service on its own: `node --import tsx services/identity/main.ts`. Its schema is
+ * `identity`, behind VANE_SCHEMA_PREFIX as with `npm start`.
+ */
 import { createTokenVerifier } from "#lib/auth.ts";
 import { createLogger } from "#lib/logger.ts";
-import { readConfigOrExit, runMain } from "#lib/process.ts";
+import { readConfigOrExit, readSchemaPrefix, runMain } from "#lib/process.ts";
 import { readCommonConfig } from "#lib/service-config.ts";
 import { startModules } from "#lib/service-module.ts";
 import { startTelemetry } from "#lib/telemetry.ts";
@@ -9,12 +12,12 @@ import { ensureBootstrap } from "./bootstrap.ts";
 import { readIdentityConfig } from "./config.ts";
 import { createIdentityModule } from "./module.ts";
 
-const { common, identity, owner } = readConfigOrExit(process.env, (env, fail) => {
+const { common, identity, owner, schema } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
   if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL")) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: identity keeps its data in Postgres");
   const owner = env.optional("VANE_BOOTSTRAP_OWNER_EMAIL");
   if (owner && !/^[^@\s]+@[^@\s]+$/.test(owner)) fail(`VANE_BOOTSTRAP_OWNER_EMAIL must be an email address, got "${owner}"`);
-  return { common, identity: readIdentityConfig(env), owner };
+  return { common, identity: readIdentityConfig(env), owner, schema: `${readSchemaPrefix(env, fail)}identity` };
 });
 
 runMain("identity", async ({ onStop, useLogger }) => {
@@ -24,6 +27,7 @@ runMain("identity", async ({ onStop, useLogger }) => {
   useLogger(logger);
   const module = await createIdentityModule({
     databaseUrl: common.databaseUrl!,
+    schema,
     tokenIssuer: common.tokenIssuer,
     migrate: common.migrateOnStart,
     config: identity,

@@ -45,6 +45,8 @@ export async function createIdentityModule(opts: IdentityModuleOptions): Promise
       issuer: opts.tokenIssuer,
       maxTokenTtlMs: Math.max(opts.config.keyTokenTtlMs, opts.config.userTokenTtlMs),
       rotateAfterMs: opts.config.signingKeyRotateAfterMs,
+      refreshMs: opts.config.signingKeyRefreshMs,
+      publishAheadMs: opts.config.signingKeyPublishAheadMs,
       logger,
     });
     await keys.start();
@@ -64,7 +66,8 @@ export async function createIdentityModule(opts: IdentityModuleOptions): Promise
       publicProcedures: [`/${AuthService.typeName}/ExchangeApiKey`, `/${AuthService.typeName}/ExchangeOidcToken`],
       httpRoutes: {
         "/.well-known/jwks.json": (_req, res) => {
-          res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "public, max-age=300" });
+          // Verifiers cache it themselves; an HTTP cache in between would delay rotations and revocations.
+          res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "no-cache" });
           res.end(JSON.stringify(keys.jwks()));
         },
       },

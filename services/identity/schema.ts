@@ -62,7 +62,10 @@ export interface SigningKeyTable {
   private_jwk: ColumnType<Record<string, unknown>, string, string>;
   public_jwk: ColumnType<Record<string, unknown>, string, string>;
   created_at: CreatedAt;
+  /** No longer signs; still published until the tokens it signed have expired. */
   retired_at: NullableTimestamp;
+  /** Compromised: never published again (also retired). */
+  revoked_at: NullableTimestamp;
 }
 
 export interface IdentityDatabase {

@@ -36,9 +36,8 @@ export interface IdentityHarness {
   close(): Promise<void>;
 }
 
-/** Starts identity with test settings; `env` overrides variables. */
-export async function startIdentity(env: Record<string, string> = {}): Promise<IdentityHarness> {
-  const schema = uniqueName("identity_test");
+/** Starts identity with test settings; `env` overrides variables, `schema` the unique schema. */
+export async function startIdentity(env: Record<string, string> = {}, schema = uniqueName("identity_test")): Promise<IdentityHarness> {
   const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", ...env });
   const common = readCommonConfig(reader);
   const config = readIdentityConfig(reader);

@@ -20,7 +20,7 @@ type Unary<Req, Res> = (req: Req, md: grpc.Metadata, cb: Callback<Res>) => void;
 function load(file: string) {
   writeProtoDeps(root);
   const def = protoLoader.loadSync(file, { includeDirs: [`${root}proto`, `${root}proto-deps`], keepCase: true, enums: String, defaults: true });
-  return grpc.loadPackageDefinition(def) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  return grpc.loadPackageDefinition(def) as any;
 }
 
 function unary<Req, Res>(fn: Unary<Req, Res>, req: Req, md = new grpc.Metadata()): Promise<Res> {
@@ -72,7 +72,7 @@ describe("interoperability", () => {
       const pkg = load(`grpc/reflection/${version}/reflection.proto`);
       const client = new pkg.grpc.reflection[version].ServerReflection(target, grpc.credentials.createInsecure());
       try {
-        const answers: any[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const answers: any[] = [];
         await new Promise<void>((resolve, reject) => {
           const call = client.ServerReflectionInfo();
           call.on("data", (d: unknown) => answers.push(d));

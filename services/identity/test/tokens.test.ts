@@ -110,16 +110,17 @@ describe("tokens", () => {
     }
   });
 
-  it("rotates signing keys without invalidating tokens already issued", async () => {
+  it("publishes a new signing key ahead of signing with it, without invalidating tokens already issued", async () => {
     const before = await h.sign(claims());
-    const oldKid = kid();
+    const oldKid = h.module.keys.activeKid()!;
     const newKid = await h.module.keys.rotate();
     expect(newKid).not.toBe(oldKid);
     const kids = h.module.keys.jwks().keys.map((k) => k.kid);
     expect(kids).toEqual(expect.arrayContaining([oldKid, newKid]));
     expect(await codeOf(whoAmI(before))).toBe("OK");
+    // VANE_SIGNING_KEY_PUBLISH_AHEAD (2 min here) must pass before the new key signs; see signing-keys.test.ts.
     const after = await h.sign(claims());
-    expect(JSON.parse(Buffer.from(after.split(".")[0], "base64url").toString()).kid).toBe(newKid);
+    expect(JSON.parse(Buffer.from(after.split(".")[0], "base64url").toString()).kid).toBe(oldKid);
     expect(await codeOf(whoAmI(after))).toBe("OK");
     const res = await fetch(`${h.baseUrl}/.well-known/jwks.json`);
     const jwks = (await res.json()) as { keys: Array<{ kid: string; d?: string }> };
