@@ -52,6 +52,8 @@ export interface ToFlagSetOptions {
    * in the body would be read as a group reference).
    */
   forFlagd?: boolean;
+  /** Compile MATCHES to Vane's `regex_match` (snapshots) instead of skipping the flag (flagd files). */
+  extensions?: boolean;
 }
 
 /** The environment in flagd's format; flags it cannot express are left out and listed with why. */
@@ -62,7 +64,7 @@ export function toFlagSet(state: EnvironmentState, options: ToFlagSetOptions = {
   const inlined = new Map<string, JsonValue>();
   for (const s of state.segments) {
     try {
-      const body = compileSegment(s, `segments.${s.key}`);
+      const body = compileSegment(s, `segments.${s.key}`, { extensions: options.extensions });
       if (options.forFlagd && JSON.stringify(body).includes("$")) inlined.set(segmentRefName(s.key), body);
       else evaluators[segmentRefName(s.key)] = body;
     } catch (err) {
@@ -75,7 +77,7 @@ export function toFlagSet(state: EnvironmentState, options: ToFlagSetOptions = {
     const env = f.environment;
     let targeting: JsonValue | null;
     try {
-      targeting = env ? compileRules(env.rules) : null;
+      targeting = env ? compileRules(env.rules, "rules", { extensions: options.extensions }) : null;
     } catch (err) {
       if (!(err instanceof NotExpressibleError)) throw err;
       skipped.push(`${f.key}: ${err.message}`);
@@ -110,9 +112,12 @@ function substitute(v: JsonValue, refs: ReadonlyMap<string, JsonValue>): JsonVal
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substitute(x, refs)]));
 }
 
-/** The snapshot evaluators load: every served flag, segments as `$evaluators`. */
+/**
+ * The snapshot evaluators load: every served flag, segments as `$evaluators`, with Vane's
+ * extension operators (evaluators compile snapshots with lib/engine's `extensions: true`).
+ */
 export function toSnapshot(state: EnvironmentState): EnvironmentSnapshot {
-  const { def } = toFlagSet(state);
+  const { def } = toFlagSet(state, { extensions: true });
   const byKey = new Map(state.flags.map((f) => [f.key, f]));
   const flagMap = def.flags as Record<string, FlagDefinition>;
   return create(EnvironmentSnapshotSchema, {

@@ -312,7 +312,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
         const existingSegments = new Map(
           (await trx.selectFrom("segments").selectAll().where("project_id", "=", env.projectId).execute()).map((s) => [
             s.key,
-            canonicalJson(compileSegment({ conditions: conditionsFromRow(s.conditions), includedKeys: s.included_keys, excludedKeys: s.excluded_keys })),
+            canonicalJson(compileSegment({ conditions: conditionsFromRow(s.conditions), includedKeys: s.included_keys, excludedKeys: s.excluded_keys }, "segment", { extensions: true })),
           ]),
         );
         const imported = importFlagSet(parsed, {

@@ -28,6 +28,15 @@ export function segmentKeyFromRef(name: string): string | undefined {
   return name.slice(SEGMENT_REF_PREFIX.length).replaceAll("~", ".");
 }
 
+/** Options of the compilers below. */
+export interface CompileOptions {
+  /**
+   * Emit Vane's extension operators (`regex_match` for MATCHES), which lib/engine evaluates only
+   * when compiling with `extensions: true`: for snapshots, never for flagd files.
+   */
+  extensions?: boolean;
+}
+
 /** Thrown for targeting flagd's dialect cannot express (regular expressions). */
 export class NotExpressibleError extends Error {
   constructor(
@@ -91,7 +100,7 @@ export const NUMERIC_OPERATOR_OF: Readonly<Record<string, Operator>> = Object.fr
 );
 
 /** One condition as JSON Logic; `path` names it in errors. */
-export function compileCondition(c: Condition, path: string): JsonValue {
+export function compileCondition(c: Condition, path: string, options: CompileOptions = {}): JsonValue {
   switch (c.kind.case) {
     case "segment": {
       const ref = { $ref: segmentRefName(c.kind.value.segmentKey) };
@@ -129,8 +138,11 @@ export function compileCondition(c: Condition, path: string): JsonValue {
           return { "<": [v, unixSeconds(String(first))] };
         case Operator.AFTER:
           return { ">=": [v, unixSeconds(String(first))] };
-        case Operator.MATCHES:
-          throw new NotExpressibleError(`${path}.attribute.operator`, "regular expressions (MATCHES) have no equivalent in flagd's JSON Logic");
+        case Operator.MATCHES: {
+          if (!options.extensions) throw new NotExpressibleError(`${path}.attribute.operator`, "regular expressions (MATCHES) have no equivalent in flagd's JSON Logic");
+          const flags = values.length > 1 ? String(json(values[1])) : "";
+          return { regex_match: [v, String(first), ...(flags ? [flags] : [])] };
+        }
         default: {
           const text = semverOps[operator];
           if (text) return { sem_ver: [v, text, first] };
@@ -206,11 +218,11 @@ function conjunction(conds: JsonValue[]): JsonValue | null {
  * without conditions (and without a guard) becomes the chain's else branch; an unconditional rule
  * elsewhere gets the condition `true`.
  */
-export function compileRules(rules: readonly Rule[], path = "rules"): JsonValue | null {
+export function compileRules(rules: readonly Rule[], path = "rules", options: CompileOptions = {}): JsonValue | null {
   if (rules.length === 0) return null;
   const parts: { cond: JsonValue | null; outcome: JsonValue }[] = rules.map((rule, i) => {
     const at = `${path}[${i}]`;
-    const conds = rule.conditions.map((c, j) => compileCondition(c, `${at}.conditions[${j}]`));
+    const conds = rule.conditions.map((c, j) => compileCondition(c, `${at}.conditions[${j}]`, options));
     const { logic, guard } = compileOutcome(rule.outcome, at);
     if (guard !== undefined) conds.push(guard);
     return { cond: conjunction(conds), outcome: logic };
@@ -232,9 +244,9 @@ export interface SegmentLike {
  * A segment as JSON Logic, always an object (flagd splices `$evaluators` bodies into the
  * referencing object): not excluded, and either included or matching every condition.
  */
-export function compileSegment(s: SegmentLike, path = "segment"): JsonValue {
+export function compileSegment(s: SegmentLike, path = "segment", options: CompileOptions = {}): JsonValue {
   const included: JsonValue | null = s.includedKeys.length > 0 ? { in: [TARGETING_KEY_VAR, [...s.includedKeys]] } : null;
-  const conds = conjunction(s.conditions.map((c, i) => compileCondition(c, `${path}.conditions[${i}]`)));
+  const conds = conjunction(s.conditions.map((c, i) => compileCondition(c, `${path}.conditions[${i}]`, options)));
   const member: JsonValue = included && conds ? { or: [included, conds] } : (included ?? conds ?? { in: [TARGETING_KEY_VAR, []] });
   if (s.excludedKeys.length === 0) return member;
   return { and: [{ "!": { in: [TARGETING_KEY_VAR, [...s.excludedKeys]] } }, member] };

@@ -7,6 +7,7 @@ import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import { type Condition, FlagType, Operator, type Rule, type Variant } from "#gen/vane/flags/v1/flags_pb.js";
 import { compileJsonLogic, MAX_TOTAL_WEIGHT, parseSemVer, type JsonValue } from "#lib/engine/index.ts";
 import { invalidArgument } from "#lib/errors.ts";
+import { patternProblem } from "./regex-pattern.ts";
 
 /** A problem at a path. */
 export interface Issue {
@@ -82,7 +83,7 @@ function checkJsonLogic(logic: JsonValue, path: string, issues: Issue[]): Return
 const single = new Set([
   Operator.EQUALS, Operator.NOT_EQUALS, Operator.CONTAINS, Operator.STARTS_WITH, Operator.ENDS_WITH,
   Operator.LESS_THAN, Operator.LESS_THAN_OR_EQUAL, Operator.GREATER_THAN, Operator.GREATER_THAN_OR_EQUAL,
-  Operator.BEFORE, Operator.AFTER, Operator.MATCHES,
+  Operator.BEFORE, Operator.AFTER,
   Operator.SEMVER_EQUAL, Operator.SEMVER_NOT_EQUAL, Operator.SEMVER_LESS_THAN, Operator.SEMVER_LESS_THAN_OR_EQUAL,
   Operator.SEMVER_GREATER_THAN, Operator.SEMVER_GREATER_THAN_OR_EQUAL, Operator.SEMVER_TILDE, Operator.SEMVER_CARET,
 ]);
@@ -113,7 +114,15 @@ export function validateConditions(conditions: readonly Condition[], scope: Targ
         const { operator, values } = c.kind.value;
         const base = `${at}.attribute`;
         if (operator === Operator.MATCHES) {
-          issues.push({ path: `${base}.operator`, message: "MATCHES (regular expressions) is not supported yet: the evaluation engine has no regular-expression operator" });
+          // [pattern] or [pattern, flags]
+          const [pattern, flags] = values.map(json);
+          if (values.length < 1 || values.length > 2) issues.push({ path: `${base}.values`, message: `MATCHES takes a pattern and optional flags, got ${values.length} values` });
+          else if (typeof pattern !== "string") issues.push({ path: `${base}.values[0]`, message: `MATCHES needs a pattern string, got ${kindOf(pattern)}` });
+          else if (flags !== undefined && typeof flags !== "string") issues.push({ path: `${base}.values[1]`, message: `MATCHES flags must be a string, got ${kindOf(flags)}` });
+          else {
+            const problem = patternProblem(pattern, flags);
+            if (problem) issues.push({ path: `${base}.values[${problem.field === "pattern" ? 0 : 1}]`, message: problem.message });
+          }
           return;
         }
         if (!(operator in Operator) || operator === Operator.UNSPECIFIED) {

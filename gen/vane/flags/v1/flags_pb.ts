@@ -185,7 +185,8 @@ export type AttributeCondition = Message<"vane.flags.v1.AttributeCondition"> & {
   operator: Operator;
 
   /**
-   * The operand(s): one for most operators, one or more for IN and NOT_IN.
+   * The operand(s): one for most operators, one or more for IN and NOT_IN, a pattern and
+   * optional flags for MATCHES.
    *
    * @generated from field: repeated google.protobuf.Value values = 3;
    */
@@ -885,15 +886,18 @@ export enum Operator {
   GREATER_THAN_OR_EQUAL = 11,
 
   /**
-   * Dates: the attribute, in Unix seconds, before the single RFC 3339 value.
-   * Use attribute "$flagd.timestamp" for the time of evaluation.
+   * Dates: the attribute, a number of Unix seconds, before the single RFC 3339 value (compiled
+   * to a numeric comparison, as flagd's dialect has no dates). The attribute must be a number:
+   * an RFC 3339 string attribute makes the evaluation fail (reason ERROR), it never silently
+   * mismatches; a missing attribute compares as 0 (before any date). Use attribute
+   * "$flagd.timestamp" for the time of evaluation.
    *
    * @generated from enum value: OPERATOR_BEFORE = 12;
    */
   BEFORE = 12,
 
   /**
-   * Dates: at or after the single RFC 3339 value.
+   * Dates: the attribute (Unix seconds, as for BEFORE) at or after the single RFC 3339 value.
    *
    * @generated from enum value: OPERATOR_AFTER = 13;
    */
@@ -956,8 +960,11 @@ export enum Operator {
   SEMVER_CARET = 21,
 
   /**
-   * Regular expression (RE2 syntax, whole-string search). Vane-only: flags using it cannot
-   * be exported to flagd's format.
+   * Regular expression: values [pattern] or [pattern, flags]. JavaScript syntax with the `u`
+   * flag, found anywhere in the string attribute (anchor with ^ and $); flags: any of "i", "m",
+   * "s". At most 256 characters; patterns nesting quantifiers (like (a+)+) are refused. A
+   * non-string attribute does not match. Vane-only: Vane's evaluators run it (the `regex_match`
+   * extension), and ExportFlagd leaves flags using it out (listed in `skipped`).
    *
    * @generated from enum value: OPERATOR_MATCHES = 22;
    */
