@@ -18,7 +18,8 @@ export function readIdentityConfig(env: EnvReader): IdentityConfig {
   const oidcIssuer = env.url("VANE_OIDC_ISSUER", undefined, ["https", "http"]);
   const oidcAudience = env.optional("VANE_OIDC_AUDIENCE");
   const cfg = {
-    keyTokenTtlMs: env.durationMs("VANE_KEY_TOKEN_TTL", "15m"),
+    // Short because a revoked API key's tokens keep working until they expire (verified locally).
+    keyTokenTtlMs: env.durationMs("VANE_KEY_TOKEN_TTL", "5m"),
     userTokenTtlMs: env.durationMs("VANE_USER_TOKEN_TTL", "1h"),
     signingKeyRotateAfterMs: env.durationMs("VANE_SIGNING_KEY_ROTATE_AFTER", "30d"),
     signingKeyRefreshMs: env.durationMs("VANE_SIGNING_KEY_REFRESH", "60s"),

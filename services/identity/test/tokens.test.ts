@@ -89,9 +89,15 @@ describe("tokens", () => {
     const owner = h.client(IdentityService, t.ownerToken);
     const auth = h.client(AuthService);
     const { apiKey, secret } = await owner.createApiKey({ environmentId: t.environmentId, kind: ApiKeyKind.CLIENT, name: "web" });
-    expect(await codeOf(auth.exchangeApiKey({ apiKey: secret }))).toBe("OK");
+    const issued = await auth.exchangeApiKey({ apiKey: secret });
+    // Key tokens live 5 minutes by default (VANE_KEY_TOKEN_TTL)...
+    const lifetimeSec = Number(issued.expireTime!.seconds) - Date.now() / 1000;
+    expect(lifetimeSec).toBeGreaterThan(290);
+    expect(lifetimeSec).toBeLessThanOrEqual(300);
     await owner.revokeApiKey({ id: apiKey!.id });
     expect(await codeOf(auth.exchangeApiKey({ apiKey: secret }))).toBe("Unauthenticated");
+    // ...and, verified locally everywhere, a token issued before the revocation works until then.
+    expect(await codeOf(whoAmI(issued.accessToken))).toBe("OK");
     expect(await codeOf(auth.exchangeApiKey({ apiKey: `${secret}x` }))).toBe("Unauthenticated");
 
     const { environment } = await owner.createEnvironment({ projectId: t.projectId, key: `tmp-${Date.now()}`, name: "tmp" });
