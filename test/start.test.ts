@@ -2,21 +2,17 @@
  * `npm start` end to end: the real entry point in a child process, on the test Postgres (its own
  * schema prefix) and NATS, reached the way the printed instructions say.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { rm } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/grpc/health/v1/health_pb.js";
-import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { startVane, type VaneProcess } from "./vane-process.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const prefix = `${uniqueName("start")}_`;
-
-let child: ChildProcess;
-let output = "";
-let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+let vane: VaneProcess;
+beforeAll(() => {
+  vane = startVane();
+});
+afterAll(() => vane?.cleanup());
 
 /** Retries `fn` until it resolves (or 10 s pass). */
 async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
@@ -31,80 +27,15 @@ async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<
   }
 }
 
-/** Resolves with the output once `pattern` appears in it; rejects if the process exits first. */
-function waitForOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`no ${pattern} in ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
-    const check = () => {
-      const m = output.match(pattern);
-      if (m) done(undefined, m);
-    };
-    const onExit = () => done(new Error(`npm start exited early; output:\n${output}`));
-    const done = (err?: Error, m?: RegExpMatchArray) => {
-      clearTimeout(timer);
-      child.stdout!.off("data", check);
-      child.off("exit", onExit);
-      if (err) reject(err);
-      else resolve(m!);
-    };
-    child.stdout!.on("data", check);
-    child.once("exit", onExit);
-    check();
-  });
-}
-
-beforeAll(() => {
-  child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--port", "0"], {
-    cwd: root,
-    env: {
-      ...process.env,
-      VANE_DATABASE_URL: testDatabaseUrl,
-      VANE_NATS_URL: testNatsUrl,
-      VANE_SCHEMA_PREFIX: prefix,
-      // The machine's NATS is shared: keep to names of this run.
-      VANE_SNAPSHOT_BUCKET: `${prefix}snapshots`,
-      VANE_DOMAIN_STREAM: `${prefix}DOMAIN`.toUpperCase(),
-      VANE_DOMAIN_SUBJECT_PREFIX: `${prefix}domain`,
-      VANE_EVENTS_STREAM: `${prefix}EVENTS`.toUpperCase(),
-      VANE_FLAGD_PORT: "0",
-      VANE_FLAGD_SYNC_PORT: "0",
-      VANE_HOST: "127.0.0.1",
-      VANE_LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  const collect = (chunk: Buffer) => void (output += chunk.toString("utf8"));
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
-});
-
-afterAll(async () => {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill("SIGKILL");
-    await exited;
-  }
-  for (const service of ["identity", "flags", "analytics"]) await dropSchema(testDatabaseUrl, `${prefix}${service}`);
-  const nc = await connectTestNats();
-  await deleteStreams(nc, [`KV_${prefix}snapshots`, `${prefix}DOMAIN`.toUpperCase(), `${prefix}EVENTS`.toUpperCase()]);
-  await nc.drain();
-  await rm(`${root}.vane/${prefix}admin-api-key`, { force: true });
-});
-
 describe("npm start", () => {
   it("serves every protocol on one port with a working first admin credential, and stops cleanly", async () => {
-    await waitForOutput(/Press Ctrl-C to stop/, 15_000);
+    const { baseUrl, adminKey: secret, organizationId: orgId, flagdPort } = await vane.started();
+    const output = vane.output();
     // Port 0 was asked for: the printed URL must carry the real one.
-    const [, baseUrl] = output.match(/Vane is running at (http:\/\/127\.0\.0\.1:\d+)\n/) ?? [];
-    expect(baseUrl).toBeDefined();
     expect(baseUrl).not.toMatch(/:0$/);
     expect(output).toContain(`postgres: using configured`);
-    expect(output).toContain(`${prefix}identity`);
-    expect(output).toContain(`.vane/${prefix}admin-api-key`);
-    const [secret] = output.match(/vane_personal_[A-Za-z0-9_-]+/) ?? [];
-    expect(secret).toBeDefined();
-    const [, orgId] = output.match(/"organizationId":"([0-9a-f-]{36})"/) ?? [];
-    expect(orgId).toBeDefined();
+    expect(output).toContain(`${vane.prefix}identity`);
+    expect(output).toContain(`.vane/${vane.prefix}admin-api-key`);
 
     // gRPC over HTTP/2.
     const health = createClient(Health, createGrpcTransport({ baseUrl }));
@@ -171,7 +102,6 @@ describe("npm start", () => {
     expect(evaluated.evaluation).toMatchObject({ value: true, variant: "on", reason: "REASON_STATIC" });
 
     // flagd's protocol on its own port, as the OpenFeature providers speak it.
-    const [, flagdPort] = output.match(/flagd evaluation \(v1, v2\)\s+127\.0\.0\.1:(\d+)/) ?? [];
     expect(flagdPort).toBeDefined();
     const resolved = await fetch(`http://127.0.0.1:${flagdPort}/flagd.evaluation.v1.Service/ResolveBoolean`, {
       method: "POST",
@@ -181,9 +111,8 @@ describe("npm start", () => {
     expect(await resolved.json()).toMatchObject({ value: true, variant: "on", reason: "STATIC" });
 
     const t0 = Date.now();
-    child.kill("SIGTERM");
-    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(await vane.stop()).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(5_000);
-    expect(output).toContain("Vane stopped.");
+    expect(vane.output()).toContain("Vane stopped.");
   }, 25_000);
 });
