@@ -157,13 +157,23 @@ function changeData(changes: EnvironmentChange[], clientOnly: boolean): Record<s
   return Object.keys(flags).length === 0 ? undefined : { flags };
 }
 
+/** True when every environment held belongs to the same organization. */
+function singleTenant(deps: FlagdEvaluationDeps): boolean {
+  let org: string | undefined;
+  for (const e of deps.store.environments()) {
+    if (org === undefined) org = e.organizationId;
+    else if (e.organizationId !== org) return false;
+  }
+  return true;
+}
+
 type EventSchema = typeof v1.EventStreamResponseSchema | typeof v2.EventStreamResponseSchema;
 
 /**
  * EventStream: `provider_ready` once the environment is loaded, `keep_alive` every
  * `keepAliveMs`, and `configuration_change` naming the changed flags. The rpc provider sends
  * no selector on this call, so without a token or default environment the stream reports
- * changes in every environment (the port is trusted; see flagd-access.ts).
+ * changes in every environment, naming keys only within a single organization.
  */
 function createEventStream<S extends EventSchema>(deps: FlagdEvaluationDeps, schema: S) {
   const event = (type: string, data?: Record<string, unknown>) =>
@@ -187,8 +197,16 @@ function createEventStream<S extends EventSchema>(deps: FlagdEvaluationDeps, sch
         }
         if (got === undefined) return;
         pending = changes.next();
-        const data = changeData(got, target?.clientOnly ?? false);
-        if (data) yield event("configuration_change", data);
+        if (target) {
+          const data = changeData(got, target.clientOnly);
+          if (data) yield event("configuration_change", data);
+        } else {
+          // No environment selected (the rpc provider sends no selector on this call): name the
+          // changed keys only while every environment held belongs to one organization, so a
+          // caller never learns another tenant's flag keys; otherwise say only that something
+          // changed.
+          yield event("configuration_change", singleTenant(deps) ? (changeData(got, false) ?? { flags: {} }) : { flags: {} });
+        }
       }
     } finally {
       changes.close();

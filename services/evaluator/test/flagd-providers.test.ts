@@ -167,6 +167,22 @@ describe("flagd wire details", () => {
     await reader.cancel();
   });
 
+  it("never names another organization's flag keys on an event stream without a selector", async () => {
+    const res = await fetch(`http://127.0.0.1:${h.flagd.evaluationPort}/flagd.evaluation.v1.Service/EventStream`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json" },
+      body: envelope("{}"),
+    });
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("provider_ready")) text += new TextDecoder().decode((await reader.read()).value);
+    const other = { flags: { "other-tenant-secret": { state: "ENABLED", variants: { on: true }, defaultVariant: "on" } } } as const;
+    await h.put(snapshotOf(other as never, { environmentId: "env-other-org", organizationId: "org-2", version: 1 }));
+    while (!text.includes("configuration_change")) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).not.toContain("other-tenant-secret");
+  });
+
   it("gives client keys client-visible flags only, on both ports", async () => {
     const auth = { "content-type": "application/json", authorization: `Bearer ${clientToken}` };
     await eventually(() => h.module.store.get("env-flagd-client"), 5_000, "client env loaded");
