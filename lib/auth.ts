@@ -5,7 +5,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { ApiKeyKind, type Principal, PrincipalSchema, Role } from "#gen/vane/identity/v1/identity_pb.js";
 
 export { ApiKeyKind, Role, type Principal };
@@ -80,6 +80,10 @@ export interface RemoteKeySetOptions {
   cooldownMs?: number;
   /** Give up on a fetch after this long (default 5 s). */
   timeoutMs?: number;
+  /** After a failed fetch, verify with the keys last fetched for this long before trying again (default 30 s). */
+  retryAfterMs?: number;
+  /** Told when a fetch fails and the keys last fetched are used instead. */
+  onStale?: (err: unknown) => void;
 }
 
 /**
@@ -87,13 +91,38 @@ export interface RemoteKeySetOptions {
  * appears, so a new signing key is picked up on its first token. A key identity stops publishing
  * stops verifying here at the next refetch: at most `cacheMaxAgeMs` later, usually sooner since
  * tokens from the new key trigger one.
+ *
+ * When identity cannot be reached, tokens keep being verified with the keys last fetched (jose
+ * alone would refuse every token once its cache is old), and fetching is retried only every
+ * `retryAfterMs`, so an outage neither stalls each call on a fetch nor floods identity.
  */
 export function remoteKeySet(url: string, options: RemoteKeySetOptions = {}): JWTVerifyGetKey {
-  return createRemoteJWKSet(new URL(url), {
+  const remote = createRemoteJWKSet(new URL(url), {
     cacheMaxAge: options.cacheMaxAgeMs ?? 10 * 60_000,
     cooldownDuration: options.cooldownMs ?? 30_000,
     timeoutDuration: options.timeoutMs ?? 5_000,
   });
+  const retryAfterMs = options.retryAfterMs ?? 30_000;
+  let failedAt = Number.NEGATIVE_INFINITY;
+  const lastFetched = () => {
+    const jwks = remote.jwks();
+    return jwks ? createLocalJWKSet(jwks) : undefined;
+  };
+  return async (header, token) => {
+    const stale = Date.now() - failedAt < retryAfterMs ? lastFetched() : undefined;
+    if (stale) return stale(header, token);
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      // Lookup errors are answers; anything else is the fetch failing.
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+      const fallback = lastFetched();
+      if (!fallback) throw err;
+      failedAt = Date.now();
+      options.onStale?.(err);
+      return fallback(header, token);
+    }
+  };
 }
 
 /** Creates a verifier that accepts only ES256 tokens from `issuer` for the Vane audience. */

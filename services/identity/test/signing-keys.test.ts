@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { createTokenVerifier, remoteKeySet, type TokenVerifier } from "#lib/auth.ts";
@@ -146,5 +147,35 @@ describe("automatic rotation", () => {
     await vi.waitFor(() => expect(h.module.keys.activeKid()).not.toBe(first), { timeout: 10_000, interval: 100 });
     expect(h.module.keys.jwks().keys.map((k) => k.kid)).toContain(first);
     expect(await codeOf(h.client(AuthService, token).whoAmI({}))).toBe("OK");
+  });
+});
+
+describe("remote verification while identity is down", () => {
+  it("keeps verifying with the keys last fetched, without a fetch per call, and still refuses unknown keys", async () => {
+    const h = await startIdentity();
+    const jwksUrl = `${h.baseUrl}/.well-known/jwks.json`;
+    const failures: unknown[] = [];
+    // A 100 ms cache: old by the time identity is gone, so jose alone would refetch and fail.
+    const keys = remoteKeySet(jwksUrl, { cacheMaxAgeMs: 100, retryAfterMs: 60_000, onStale: (err) => failures.push(err) });
+    const verifier = createTokenVerifier({ issuer: "vane", keys });
+    const token = await h.sign({ sub: "7d1c2c55-7f0e-4d1c-9d55-2a1f9f0e0a03", kind: "user" });
+    expect(await codeOf(verifier.verify(token))).toBe("OK");
+    await h.close();
+    await new Promise((r) => setTimeout(r, 150));
+
+    expect(await codeOf(verifier.verify(token))).toBe("OK");
+    expect(await codeOf(verifier.verify(token))).toBe("OK");
+    expect(failures).toHaveLength(1); // one failed fetch, then no retry within retryAfterMs
+    const forged = await new SignJWT({ sub: "x", kind: "user" })
+      .setProtectedHeader({ alg: "ES256", kid: "not-published" })
+      .setIssuer("vane")
+      .setAudience("vane")
+      .setIssuedAt()
+      .setExpirationTime("1m")
+      .sign((await generateKeyPair("ES256")).privateKey);
+    expect(await codeOf(verifier.verify(forged))).toBe("Unauthenticated");
+    // Without any key fetched yet there is nothing to fall back on.
+    const never = createTokenVerifier({ issuer: "vane", keys: remoteKeySet(jwksUrl) });
+    expect(await codeOf(never.verify(token))).toBe("Unauthenticated");
   });
 });
