@@ -1,9 +1,12 @@
 /**
- * Closed TypeScript shapes for the custom resources Vane's manifests use, written from each
- * project's API reference (Linkerd 2.16+, Gateway API v1, prometheus-operator v1,
- * CloudNativePG 1.26+ with the Barman Cloud plugin, NACK v1beta2). They cover the fields
- * Vane sets and the common neighbours; a field outside them fails the schema check, which is
- * the point: a typo in a CRD object must not pass CI silently. Extend a shape when a
+ * Hand-written, closed TypeScript shapes for the custom resources that have no generated
+ * models on npm that run on Node 20: Linkerd 2.16+ policy, CloudNativePG 1.26+ with the Barman
+ * Cloud plugin, NACK v1beta2, and Gateway API's GRPCRoute v1 (newer than
+ * @kubernetes-models/gateway-api 0.5.x). Gateway API's Gateway/HTTPRoute and
+ * prometheus-operator's kinds are checked with their generated models instead (./validate.ts).
+ * These are written from each project's API reference, not generated: they cover the fields
+ * Vane sets and the common neighbours, and a field outside them fails the schema check, which
+ * is the point: a typo in a CRD object must not pass CI silently. Extend a shape when a
  * manifest needs a field it lacks.
  */
 import type { IPod, IPodSpec, IContainer, IEnvVar } from "kubernetes-models/v1";
@@ -73,51 +76,17 @@ export type LinkerdNetworkAuthentication = Resource<"policy.linkerd.io/v1alpha1"
   networks: { cidr: string; except?: string[] }[];
 }>;
 
-// ---- Gateway API ----
+// ---- Gateway API: GRPCRoute v1 (Gateway API 1.1+) ----
 
-export type GatewayApiGateway = Resource<"gateway.networking.k8s.io/v1", "Gateway", {
-  gatewayClassName: string;
-  listeners: {
-    name: string;
-    hostname?: string;
-    port: number;
-    protocol: "HTTP" | "HTTPS" | "TLS" | "TCP" | "UDP";
-    tls?: { mode?: "Terminate" | "Passthrough"; certificateRefs?: { group?: string; kind?: string; name: string; namespace?: string }[] };
-    allowedRoutes?: { namespaces?: { from?: "All" | "Same" | "Selector"; selector?: LabelSelector }; kinds?: { group?: string; kind: string }[] };
-  }[];
-  addresses?: { type?: string; value: string }[];
-}>;
-
-export type GatewayApiHTTPRoute = Resource<"gateway.networking.k8s.io/v1", "HTTPRoute", {
+type GRPCMethodMatch = { type?: "Exact" | "RegularExpression"; service?: string; method?: string };
+export type GatewayApiGRPCRoute = Resource<"gateway.networking.k8s.io/v1", "GRPCRoute", {
   parentRefs?: ParentRef[];
   hostnames?: string[];
-  rules?: HTTPRouteRule[];
-}>;
-
-// ---- prometheus-operator ----
-
-export type PodMonitor = Resource<"monitoring.coreos.com/v1", "PodMonitor", {
-  selector: LabelSelector;
-  namespaceSelector?: { any?: boolean; matchNames?: string[] };
-  jobLabel?: string;
-  podMetricsEndpoints: {
-    port?: string;
-    path?: string;
-    scheme?: "http" | "https";
-    interval?: Duration;
-    scrapeTimeout?: Duration;
-    honorLabels?: boolean;
-  }[];
-}>;
-
-export type PrometheusRule = Resource<"monitoring.coreos.com/v1", "PrometheusRule", {
-  groups: {
-    name: string;
-    interval?: Duration;
-    rules: (
-      | { record: string; expr: string; labels?: Record<string, string> }
-      | { alert: string; expr: string; for?: Duration; keep_firing_for?: Duration; labels?: Record<string, string>; annotations?: Record<string, string> }
-    )[];
+  rules?: {
+    name?: string;
+    matches?: { method?: GRPCMethodMatch; headers?: HeaderMatch[] }[];
+    filters?: HTTPRouteFilter[];
+    backendRefs?: BackendRef[];
   }[];
 }>;
 
@@ -235,10 +204,7 @@ export const crdTypes: Record<string, string> = {
   "policy.linkerd.io/v1alpha1/AuthorizationPolicy": "LinkerdAuthorizationPolicy",
   "policy.linkerd.io/v1alpha1/MeshTLSAuthentication": "LinkerdMeshTLSAuthentication",
   "policy.linkerd.io/v1alpha1/NetworkAuthentication": "LinkerdNetworkAuthentication",
-  "gateway.networking.k8s.io/v1/Gateway": "GatewayApiGateway",
-  "gateway.networking.k8s.io/v1/HTTPRoute": "GatewayApiHTTPRoute",
-  "monitoring.coreos.com/v1/PodMonitor": "PodMonitor",
-  "monitoring.coreos.com/v1/PrometheusRule": "PrometheusRule",
+  "gateway.networking.k8s.io/v1/GRPCRoute": "GatewayApiGRPCRoute",
   "postgresql.cnpg.io/v1/Cluster": "CnpgCluster",
   "postgresql.cnpg.io/v1/Database": "CnpgDatabase",
   "postgresql.cnpg.io/v1/ScheduledBackup": "CnpgScheduledBackup",

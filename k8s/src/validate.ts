@@ -1,10 +1,13 @@
 /**
  * Schema validation of rendered objects, offline:
  * - built-in kinds: kubernetes-models' validators (generated from the Kubernetes OpenAPI
- *   schema: required fields, types, formats), and
- * - every kind, built-in or custom: a TypeScript type check of the object as a literal of
- *   its closed type (kubernetes-models' interfaces, or ./crds.ts), which rejects unknown
- *   and misspelt fields the runtime validators let through.
+ *   schema: required fields, types, formats);
+ * - custom kinds with generated models on npm (Gateway API through
+ *   @kubernetes-models/gateway-api, prometheus-operator through
+ *   @kubernetes-models/prometheus-operator): the same, from the CRDs' OpenAPI schemas;
+ * - every kind: a TypeScript type check of the object as a literal of its closed type (the
+ *   models' interfaces, or the hand-written shapes in ./crds.ts for the CRDs npm has no
+ *   models of), which rejects unknown and misspelt fields the runtime validators let through.
  * An object whose apiVersion/kind has no known schema is an error, never skipped.
  */
 import { dirname, join } from "node:path";
@@ -26,6 +29,26 @@ function coreModule(apiVersion: string): string {
   return `kubernetes-models/${apiVersion}`;
 }
 
+/**
+ * Custom resources with generated models on npm, by apiVersion: the module and the kinds it
+ * has. Gateway API's GRPCRoute v1 is newer than the models that run on Node 20
+ * (@kubernetes-models/gateway-api 0.5.x; 2.x needs Node 22), so it stays in ./crds.ts.
+ */
+const crdModels: Record<string, { module: string; kinds: string[] }> = {
+  "gateway.networking.k8s.io/v1": { module: "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1", kinds: ["Gateway", "GatewayClass", "HTTPRoute"] },
+  "monitoring.coreos.com/v1": {
+    module: "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
+    kinds: ["PodMonitor", "PrometheusRule", "ServiceMonitor", "Probe"],
+  },
+};
+
+/** The generated-model module for an object, or undefined when only ./crds.ts knows it. */
+function modelModule(obj: K8sObject): string | undefined {
+  if (isBuiltin(obj)) return coreModule(obj.apiVersion);
+  const crd = crdModels[obj.apiVersion];
+  return crd?.kinds.includes(obj.kind) ? crd.module : undefined;
+}
+
 const builtinGroups = new Set([
   "v1", "apps/v1", "batch/v1", "autoscaling/v2", "policy/v1", "networking.k8s.io/v1",
   "rbac.authorization.k8s.io/v1", "scheduling.k8s.io/v1", "storage.k8s.io/v1",
@@ -35,13 +58,13 @@ function isBuiltin(obj: K8sObject): boolean {
   return builtinGroups.has(obj.apiVersion);
 }
 
-/** Runs kubernetes-models' runtime validator for a built-in object. */
-async function validateBuiltin(obj: K8sObject): Promise<string | undefined> {
+/** Runs the generated model's runtime validator for an object that has one. */
+async function validateModel(obj: K8sObject, module: string): Promise<string | undefined> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(coreModule(obj.apiVersion))) as Record<string, unknown>;
+    mod = (await import(module)) as Record<string, unknown>;
   } catch {
-    return `no kubernetes-models module for ${obj.apiVersion}`;
+    return `cannot load ${module} for ${obj.apiVersion}`;
   }
   const Model = mod[obj.kind] as (new (data: unknown) => { validate(): void }) | undefined;
   if (typeof Model !== "function") return `unknown kind ${obj.kind} in ${obj.apiVersion}`;
@@ -55,8 +78,8 @@ async function validateBuiltin(obj: K8sObject): Promise<string | undefined> {
 
 /** The TypeScript type an object must satisfy, or undefined when none is known. */
 function typeFor(obj: K8sObject, imports: Map<string, string>): string | undefined {
-  if (isBuiltin(obj)) {
-    const spec = coreModule(obj.apiVersion);
+  const spec = modelModule(obj);
+  if (spec) {
     let alias = imports.get(spec);
     if (!alias) {
       alias = `M${imports.size}`;
@@ -130,8 +153,9 @@ export function typeCheck(objects: K8sObject[]): SchemaError[] {
 export async function validateObjects(objects: K8sObject[]): Promise<SchemaError[]> {
   const errors: SchemaError[] = [];
   for (const obj of objects) {
-    if (!isBuiltin(obj)) continue;
-    const message = await validateBuiltin(obj);
+    const module = modelModule(obj);
+    if (!module) continue;
+    const message = await validateModel(obj, module);
     if (message) errors.push({ object: ref(obj), message });
   }
   errors.push(...typeCheck(objects));

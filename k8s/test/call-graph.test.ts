@@ -23,16 +23,37 @@ describe.each(apps)("%s", (overlay) => {
     expect(sorted(meshAuthorization(rendered.get(overlay) ?? []))).toEqual(sorted(expectedMeshAuthorization));
   });
 
-  it("retries only idempotent reads", () => {
-    const routes = (rendered.get(overlay) ?? []).filter((o) => o.kind === "HTTPRoute" && o.apiVersion.startsWith("gateway.networking.k8s.io/") && (o.spec as any).parentRefs?.[0]?.kind === "Service");
-    expect(routes.length).toBeGreaterThan(0);
+  it("retries only idempotent reads, gRPC ones through GRPCRoutes, with a timeout on every route", () => {
+    const routes = (rendered.get(overlay) ?? []).filter(
+      (o) => ["HTTPRoute", "GRPCRoute"].includes(o.kind) && o.apiVersion.startsWith("gateway.networking.k8s.io/") && (o.spec as any).parentRefs?.[0]?.kind === "Service",
+    );
+    expect(routes.map((r) => `${r.kind}/${r.metadata.name}`)).toEqual(expect.arrayContaining(["GRPCRoute/flags-reads", "GRPCRoute/flags-default"]));
+    const reads = /^\(Get\|List\|Evaluate\|Resolve\)/;
     for (const r of routes) {
-      const retried = Object.keys(r.metadata.annotations ?? {}).some((k) => k.startsWith("retry.linkerd.io/"));
-      const matches = (r.spec as any).rules.flatMap((rule: any) => rule.matches);
-      const readOnly = matches.every((m: any) => m.method === "GET" || /\(Get\|List\)/.test(m.path?.value ?? ""));
+      const annotations = r.metadata.annotations ?? {};
+      const retried = Object.keys(annotations).some((k) => k.startsWith("retry.linkerd.io/"));
+      const matches = (r.spec as any).rules.flatMap((rule: any) => rule.matches ?? [{}]);
+      const readOnly = r.kind === "GRPCRoute"
+        ? matches.every((m: any) => reads.test(m.method?.method ?? ""))
+        : matches.every((m: any) => m.method === "GET");
       expect(retried && !readOnly, r.metadata.name).toBe(false);
-      expect(r.metadata.annotations?.["timeout.linkerd.io/request"], r.metadata.name).toBeDefined();
+      // Linkerd ignores gRPC retry conditions on an HTTPRoute.
+      if (r.kind === "HTTPRoute") expect(annotations["retry.linkerd.io/grpc"], r.metadata.name).toBeUndefined();
+      expect(annotations["timeout.linkerd.io/request"], r.metadata.name).toBeDefined();
     }
+    expect(routes.find((r) => r.metadata.name === "flags-reads")?.metadata.annotations?.["retry.linkerd.io/grpc"]).toMatch(/unavailable/);
+  });
+
+  it("never attaches HTTPRoutes and GRPCRoutes to the same Service (the HTTPRoutes would be ignored)", () => {
+    const kindsByParent = new Map<string, Set<string>>();
+    for (const r of rendered.get(overlay) ?? []) {
+      if (!["HTTPRoute", "GRPCRoute"].includes(r.kind) || !r.apiVersion.startsWith("gateway.networking.k8s.io/")) continue;
+      for (const p of (r.spec as any).parentRefs ?? []) {
+        if (p.kind !== "Service") continue;
+        kindsByParent.set(p.name, new Set([...(kindsByParent.get(p.name) ?? []), r.kind]));
+      }
+    }
+    for (const [parent, kinds] of kindsByParent) expect(kinds.size, parent).toBe(1);
   });
 });
 

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkPolicy, checkWorkload } from "../src/policy.ts";
 import { overlays, render, type K8sObject } from "../src/render.ts";
-import { typeCheck } from "../src/validate.ts";
+import { typeCheck, validateObjects } from "../src/validate.ts";
 
 const rendered = new Map<string, K8sObject[]>();
 beforeAll(() => {
@@ -86,6 +86,9 @@ describe("the policy rejects", () => {
       { apiVersion: "postgresql.cnpg.io/v1", kind: "Cluster", metadata: { name: "x" }, spec: { instances: 3, storage: { size: "1Gi" }, backups: {} } },
       { apiVersion: "jetstream.nats.io/v1beta2", kind: "Stream", metadata: { name: "x" }, spec: { name: "X", subjects: ["x"], storage: "disk" } },
       { apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } },
+      { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", metadata: { name: "r" }, spec: { rules: [{ backendRef: [] }] } },
+      { apiVersion: "gateway.networking.k8s.io/v1", kind: "GRPCRoute", metadata: { name: "g" }, spec: { rules: [{ matches: [{ method: { type: "Prefix" } }] }] } },
+      { apiVersion: "monitoring.coreos.com/v1", kind: "PodMonitor", metadata: { name: "p" }, spec: { selector: {}, podMetricEndpoints: [] } },
     ] as K8sObject[];
     const errors = typeCheck(bad);
     expect(errors.find((e) => e.object === "Deployment/flags" && /readinesProbe/.test(e.message))).toBeDefined();
@@ -93,5 +96,16 @@ describe("the policy rejects", () => {
     expect(errors.find((e) => e.object === "Cluster/x" && /backups/.test(e.message))).toBeDefined();
     expect(errors.find((e) => e.object === "Stream/x" && /disk/.test(e.message))).toBeDefined();
     expect(errors.find((e) => e.object === "Widget/w")).toBeDefined();
+    expect(errors.find((e) => e.object === "HTTPRoute/r" && /backendRef/.test(e.message))).toBeDefined();
+    expect(errors.find((e) => e.object === "GRPCRoute/g" && /Prefix/.test(e.message))).toBeDefined();
+    expect(errors.find((e) => e.object === "PodMonitor/p" && /podMetricEndpoints/.test(e.message))).toBeDefined();
+  }, 60_000);
+
+  it("Gateway API and prometheus-operator objects against their generated models' schemas", async () => {
+    const rule = { apiVersion: "monitoring.coreos.com/v1", kind: "PrometheusRule", metadata: { name: "x" }, spec: { groups: [{ rules: [{ alert: "A" }] }] } } as K8sObject;
+    const gateway = { apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", metadata: { name: "g" }, spec: { gatewayClassName: "vane", listeners: [{ name: "h", port: 70000, protocol: "HTTP" }] } } as K8sObject;
+    const errors = await validateObjects([rule, gateway]);
+    expect(errors.filter((e) => e.object === "PrometheusRule/x").length).toBeGreaterThan(0);
+    expect(errors.filter((e) => e.object === "Gateway/g").length).toBeGreaterThan(0);
   }, 60_000);
 });
