@@ -4,9 +4,9 @@
  * caller in its audit log), and results from the pipeline's aggregates.
  */
 import { randomUUID } from "node:crypto";
-import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { sql } from "kysely";
 import {
   CreateExperimentResponseSchema,
@@ -21,12 +21,11 @@ import {
   StopExperimentResponseSchema,
 } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import { Direction, type Experiment, ExperimentSchema, ExperimentStatus, type Metric, MetricKind, MetricSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
-import type { GetFlagResponse } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { requirePrincipal, requireRole, Role } from "#lib/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/errors.ts";
 import { assertVisible, type Caller, type ProjectDirectory } from "./directory.ts";
+import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { loadResults, loadTimeline } from "./results.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
@@ -44,7 +43,13 @@ export const LAYER_BUCKETS = 10_000;
 
 const KINDS: Record<string, MetricKind> = { conversion: MetricKind.CONVERSION, count: MetricKind.COUNT, sum: MetricKind.SUM, mean: MetricKind.MEAN };
 const KIND_NAMES = new Map(Object.entries(KINDS).map(([k, v]) => [v, k]));
-const STATUSES: Record<string, ExperimentStatus> = { draft: ExperimentStatus.DRAFT, running: ExperimentStatus.RUNNING, stopped: ExperimentStatus.STOPPED };
+const STATUSES: Record<string, ExperimentStatus> = {
+  draft: ExperimentStatus.DRAFT,
+  starting: ExperimentStatus.STARTING,
+  running: ExperimentStatus.RUNNING,
+  stopping: ExperimentStatus.STOPPING,
+  stopped: ExperimentStatus.STOPPED,
+};
 
 function callerOf(ctx: HandlerContext): Caller {
   return { principal: requirePrincipal(ctx), authorization: ctx.requestHeader.get("authorization"), signal: ctx.signal };
@@ -102,13 +107,6 @@ export function firstFit(taken: readonly { start: number; end: number }[], size:
   return LAYER_BUCKETS - cursor >= size ? cursor : null;
 }
 
-/** Maps a flags error to what our caller should see. */
-function fromFlags(err: unknown, what: string): never {
-  const e = ConnectError.from(err);
-  if (e.code === Code.NotFound) throw failedPrecondition(`${what}: the flag is not found in the experiment's project`);
-  throw e;
-}
-
 /** Creates the ExperimentService implementation. */
 export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeof ExperimentService> {
   const { db } = deps;
@@ -123,38 +121,6 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
     // identity has the last word (a project moved or deleted, a key narrowed to a project).
     await deps.directory.project(x.project_id, caller);
     return { x, caller };
-  }
-
-  /** Reads the flag, and changes its environment; retries when someone else changed it between. */
-  async function updateFlagEnvironment(
-    x: ExperimentRow,
-    caller: Caller,
-    change: (env: GetFlagResponse["environments"][number] | undefined, flag: GetFlagResponse) => { enabled: boolean; defaultVariant: string; rules: Rule[] },
-    reason: string,
-  ): Promise<GetFlagResponse> {
-    for (let attempt = 0; ; attempt++) {
-      const flag = await deps.flags.getFlag({ projectId: x.project_id, key: x.flag_key }, caller).catch((e: unknown) => fromFlags(e, "cannot configure the flag"));
-      const env = flag.environments.find((e) => e.environmentId === x.environment_id);
-      const next = change(env, flag);
-      try {
-        await deps.flags.updateFlagEnvironment({ environmentId: x.environment_id, flagKey: x.flag_key, expectedVersion: env?.version ?? 0n, ...next, reason }, caller);
-        return flag;
-      } catch (err) {
-        if (ConnectError.from(err).code !== Code.Aborted || attempt >= 4) throw err;
-      }
-    }
-  }
-
-  async function saveTransition(x: ExperimentRow, values: Record<string, unknown>): Promise<ExperimentRow> {
-    const row = await db
-      .updateTable("experiments")
-      .set({ ...values, version: sql`version + 1` } as never)
-      .where("id", "=", x.id)
-      .where("version", "=", x.version)
-      .returningAll()
-      .executeTakeFirst();
-    if (!row) throw new ConnectError("the experiment changed meanwhile: reload it and retry", Code.Aborted);
-    return row;
   }
 
   return {
@@ -234,7 +200,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
               .select(["layer_start", "layer_end"])
               .where("environment_id", "=", env.environmentId)
               .where("layer_key", "=", req.layerKey)
-              .where("status", "in", ["draft", "running"])
+              .where("status", "in", ["draft", "starting", "running", "stopping"])
               .execute();
             const size = Math.round(req.layerSharePercent * (LAYER_BUCKETS / 100));
             const start = firstFit(
@@ -294,44 +260,15 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
 
     async startExperiment(req, ctx) {
       const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
-      if (x.status !== "draft") throw failedPrecondition(`the experiment is ${x.status}; only a draft can start`);
-      const other = await db
-        .selectFrom("experiments")
-        .select("key")
-        .where("environment_id", "=", x.environment_id)
-        .where("flag_key", "=", x.flag_key)
-        .where("status", "=", "running")
-        .executeTakeFirst();
-      if (other) throw failedPrecondition(`experiment "${other.key}" is already running on this flag in this environment; stop it first`);
-      let saved: JsonValue = null;
-      await updateFlagEnvironment(
-        x,
-        caller,
-        (env) => {
-          saved = { enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: (env?.rules ?? []).map((r) => toJson(RuleSchema, r)) };
-          return { enabled: true, defaultVariant: env?.defaultVariant ?? "", rules: [experimentRule(x, x.variants)] };
-        },
-        req.reason || `start experiment ${x.key}`,
-      );
-      const row = await saveTransition(x, { status: "running", start_time: new Date(), saved_environment: JSON.stringify(saved) });
+      const row = await startExperiment(deps, x, caller, req.reason || `start experiment ${x.key}`);
       return create(StartExperimentResponseSchema, { experiment: toExperiment(row) });
     },
 
     async stopExperiment(req, ctx) {
       const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
-      if (x.status !== "running") throw failedPrecondition(`the experiment is ${x.status}; only a running one can stop`);
       if (req.shipVariant && !x.variants.some((v) => v.variant === req.shipVariant)) throw invalidArgument(`ship_variant "${req.shipVariant}" is not one of the experiment's variants`);
-      const saved = (x.saved_environment ?? { rules: [] }) as { rules: JsonValue[] };
-      await updateFlagEnvironment(
-        x,
-        caller,
-        (env) =>
-          req.shipVariant
-            ? { enabled: true, defaultVariant: req.shipVariant, rules: [] }
-            : { enabled: env?.enabled ?? true, defaultVariant: env?.defaultVariant ?? "", rules: saved.rules.map((r) => fromJson(RuleSchema, r)) },
-        req.reason || (req.shipVariant ? `stop experiment ${x.key}, ship ${req.shipVariant}` : `stop experiment ${x.key}`),
-      );
-      const row = await saveTransition(x, { status: "stopped", stop_time: new Date(), shipped_variant: req.shipVariant });
+      const ship = req.shipVariant || (x.status === "stopping" ? x.shipped_variant : "");
+      const row = await stopExperiment(deps, x, caller, req.shipVariant, req.reason || (ship ? `stop experiment ${x.key}, ship ${ship}` : `stop experiment ${x.key}`));
       return create(StopExperimentResponseSchema, { experiment: toExperiment(row) });
     },
 
@@ -345,17 +282,4 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       return create(GetResultsTimelineResponseSchema, { points: await loadTimeline(db, x) });
     },
   };
-}
-
-/** The rule an experiment puts on its flag: its layer slice, then the split pinned to the experiment. */
-export function experimentRule(x: ExperimentRow, variants: readonly { variant: string; weight: number }[]): Rule {
-  return create(RuleSchema, {
-    id: `experiment-${x.id}`.slice(0, 64),
-    description: `experiment ${x.key}`,
-    conditions:
-      x.layer_key && x.layer_start !== null && x.layer_end !== null
-        ? [{ kind: { case: "layer", value: { layerKey: x.layer_key, start: x.layer_start, end: x.layer_end } } }]
-        : [],
-    outcome: { kind: { case: "rollout", value: { variants: variants.map((v) => ({ variant: v.variant, weight: v.weight })), seed: x.id, experimentId: x.id } } },
-  });
 }

@@ -7,6 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sql } from "kysely";
 import { Direction, type Results, ResultsSchema, type TimelinePoint, TimelinePointSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { resultWarnings } from "./result-warnings.ts";
 import { analyzeExperiment, type MetricInput } from "./stats/index.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
 import type { Db } from "./store.ts";
@@ -33,6 +34,7 @@ export interface ResultsInput {
   /** variant → assigned units. */
   units: Map<string, number>;
   conflictingUnits: number;
+  conflictingExposures: number;
 }
 
 const ZERO: VariantSums = { units: 0, sum: 0, sum_squares: 0, count_sum: 0, count_squares: 0, sum_count_product: 0, cov_sum: 0, cov_squares: 0, cov_product: 0 };
@@ -91,12 +93,24 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     { alpha: 1 - level },
   );
   const totalWeight = order.reduce((a, v) => a + (weightOf.get(v) ?? 0), 0);
+  const observed = order.map((v) => input.units.get(v) ?? 0);
+  const warnings = resultWarnings({
+    srm: analysis.srm && { pValue: analysis.srm.pValue, mismatch: analysis.srm.mismatch },
+    arms: order.map((v, i) => ({ variant: v, units: observed[i], expectedShare: (weightOf.get(v) ?? 0) / totalWeight })),
+    guardrails: analysis.metrics.flatMap((m, i) =>
+      roles[i].role === "guardrail" ? m.variants.filter((v) => v.verdict === "worse").map((v) => ({ metricKey: m.key, variant: arms[v.variant], relativeLift: v.relative.estimate, adjustedPValue: v.adjustedPValue })) : [],
+    ),
+    conflictingUnits: input.conflictingUnits,
+    conflictingExposures: input.conflictingExposures,
+  });
   return create(ResultsSchema, {
     experimentId: x.id,
     computeTime: timestampFromDate(now),
     confidenceLevel: level,
     correction: analysis.correction,
-    conflictingExposures: BigInt(input.conflictingUnits),
+    conflictingExposures: BigInt(input.conflictingExposures),
+    conflictingUnits: BigInt(input.conflictingUnits),
+    warnings,
     sampleRatio: {
       observedUnits: order.map((v) => BigInt(input.units.get(v) ?? 0)),
       expectedShares: order.map((v) => (weightOf.get(v) ?? 0) / totalWeight),
@@ -122,6 +136,8 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
           adjustedPValue: v.adjustedPValue,
           chanceToBeatControl: v.chanceToBeatControl,
           sequentialInterval: { lower: v.sequential.absoluteCi[0], upper: v.sequential.absoluteCi[1] },
+          relativeSequentialInterval: { lower: v.sequential.relativeCi[0], upper: v.sequential.relativeCi[1] },
+          guardrailViolated: roles[i].role === "guardrail" && v.verdict === "worse",
           cupedApplied: v.cuped !== null,
           cupedVarianceReduction: v.cuped?.liftVarianceReduction ?? 0,
         })),
@@ -145,7 +161,7 @@ async function loadDaily(db: Db, x: ExperimentRow) {
       .execute(),
     db
       .selectFrom("exposure_daily")
-      .select(["variant", sql<string>`day::text`.as("day"), "units", "conflicting_units"])
+      .select(["variant", sql<string>`day::text`.as("day"), "units", "conflicting_units", "conflicting_exposures"])
       .where("experiment_id", "=", x.id)
       .orderBy("day")
       .execute(),
@@ -165,12 +181,14 @@ function accumulate(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRo
   }
   const units = new Map<string, number>();
   let conflictingUnits = 0;
+  let conflictingExposures = 0;
   for (const r of data.exposures) {
     if (through !== null && r.day > through) continue;
     units.set(r.variant, (units.get(r.variant) ?? 0) + Number(r.units));
     conflictingUnits += Number(r.conflicting_units);
+    conflictingExposures += Number(r.conflicting_exposures);
   }
-  return { experiment: x, metrics: data.metrics, sums, units, conflictingUnits };
+  return { experiment: x, metrics: data.metrics, sums, units, conflictingUnits, conflictingExposures };
 }
 
 /** Results now. */

@@ -20,7 +20,7 @@ import { createFlagsModule } from "../../flags/module.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
 import { createIdentityDirectory } from "../directory.ts";
-import { createRemoteFlagsClient } from "../flags-client.ts";
+import { createRemoteFlagsClient, type FlagsClient } from "../flags-client.ts";
 import { type AnalyticsModule, createAnalyticsModule } from "../module.ts";
 
 /** An organization with one project and two environments, and its owner. */
@@ -48,8 +48,14 @@ export interface AnalyticsHarness {
   close(): Promise<void>;
 }
 
+/** Options for {@link startAnalytics}. */
+export interface AnalyticsHarnessOptions {
+  /** Wraps the real flags client (fault injection around the real flags service). */
+  wrapFlags?: (real: FlagsClient) => FlagsClient;
+}
+
 /** Starts identity, flags, collector and analytics on one server. */
-export async function startAnalytics(): Promise<AnalyticsHarness> {
+export async function startAnalytics(opts: AnalyticsHarnessOptions = {}): Promise<AnalyticsHarness> {
   const identitySchema = uniqueName("identity_at");
   const flagsSchema = uniqueName("flags_at");
   const analyticsSchema = uniqueName("analytics_test");
@@ -84,7 +90,7 @@ export async function startAnalytics(): Promise<AnalyticsHarness> {
     eventsStream: events,
     consumerName: uniqueName("analytics"),
     pipeline: { batchSize: 1000, ackWaitMs: 10_000 },
-    flags: createRemoteFlagsClient({ baseUrl: () => baseUrl }),
+    flags: (opts.wrapFlags ?? ((c) => c))(createRemoteFlagsClient({ baseUrl: () => baseUrl })),
     directory: createIdentityDirectory({ baseUrl: () => baseUrl }),
     migrate: true,
     logger,

@@ -87,7 +87,8 @@ describe("tenancy", () => {
   it("leaves the victim's experiments untouched", async () => {
     const x = h.client(ExperimentService, victim.ownerToken);
     const list = (await x.listExperiments({ projectId: victim.projectId })).experiments;
-    expect(list.map((e) => [e.key, e.version])).toEqual(expect.arrayContaining([["draft", 1n], ["running", 2n]]));
+    // A start moves draft (1) → starting (2) → running (3); nothing the attacker did added to that.
+    expect(list.map((e) => [e.key, e.version])).toEqual(expect.arrayContaining([["draft", 1n], ["running", 3n]]));
     expect((await x.listMetrics({ projectId: victim.projectId })).metrics.map((m) => m.key)).toEqual(["m"]);
   });
 });

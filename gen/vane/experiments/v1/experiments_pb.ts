@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/experiments/v1/experiments.proto.
  */
 export const file_vane_experiments_v1_experiments: GenFile = /*@__PURE__*/
-  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIuoBCgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEUV4cGVyaW1lbnRWYXJpYW50EhgKB3ZhcmlhbnQYASABKAlCB7pIBHICEAESGwoGd2VpZ2h0GAIgASgFQgu6SAgaBhjAhD0oACJ0CgZCYW5kaXQSDwoHZW5hYmxlZBgBIAEoCBIlChBpbnRlcnZhbF9zZWNvbmRzGAIgASgFQgu6SAgaBhiA9SQoABIyChFtaW5fc2hhcmVfcGVyY2VudBgDIAEoAUIXukgUEhIZAAAAAAAASUApAAAAAAAAAAAigQUKCkV4cGVyaW1lbnQSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgDIAEoCRIQCghmbGFnX2tleRgEIAEoCRILCgNrZXkYBSABKAkSDAoEbmFtZRgGIAEoCRISCgpoeXBvdGhlc2lzGAcgASgJEjgKCHZhcmlhbnRzGAggAygLMiYudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50VmFyaWFudBIXCg9jb250cm9sX3ZhcmlhbnQYCSABKAkSGwoTcHJpbWFyeV9tZXRyaWNfa2V5cxgKIAMoCRIdChVzZWNvbmRhcnlfbWV0cmljX2tleXMYCyADKAkSHQoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAwgAygJEhEKCWxheWVyX2tleRgNIAEoCRIbChNsYXllcl9zaGFyZV9wZXJjZW50GA4gASgBEjUKBnN0YXR1cxgPIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFN0YXR1cxIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3NoaXBwZWRfdmFyaWFudBgSIAEoCRIrCgZiYW5kaXQYEyABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLkJhbmRpdBIPCgd2ZXJzaW9uGBQgASgDEi8KC2NyZWF0ZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoCghJbnRlcnZhbBINCgVsb3dlchgBIAEoARINCgV1cHBlchgCIAEoASLBAwoNVmFyaWFudFJlc3VsdBIPCgd2YXJpYW50GAEgASgJEg0KBXVuaXRzGAIgASgDEgwKBG1lYW4YAyABKAESFgoOc3RhbmRhcmRfZXJyb3IYBCABKAESFQoNYWJzb2x1dGVfbGlmdBgFIAEoARI9ChZhYnNvbHV0ZV9saWZ0X2ludGVydmFsGAYgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIVCg1yZWxhdGl2ZV9saWZ0GAcgASgBEj0KFnJlbGF0aXZlX2xpZnRfaW50ZXJ2YWwYCCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEg8KB3BfdmFsdWUYCSABKAESGAoQYWRqdXN0ZWRfcF92YWx1ZRgKIAEoARIeChZjaGFuY2VfdG9fYmVhdF9jb250cm9sGAsgASgBEjoKE3NlcXVlbnRpYWxfaW50ZXJ2YWwYDCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDWN1cGVkX2FwcGxpZWQYDSABKAgSIAoYY3VwZWRfdmFyaWFuY2VfcmVkdWN0aW9uGA4gASgBIpkBCgxNZXRyaWNSZXN1bHQSEgoKbWV0cmljX2tleRgBIAEoCRIMCgRyb2xlGAIgASgJEjEKCWRpcmVjdGlvbhgDIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuRGlyZWN0aW9uEjQKCHZhcmlhbnRzGAQgAygLMiIudmFuZS5leHBlcmltZW50cy52MS5WYXJpYW50UmVzdWx0ImYKEFNhbXBsZVJhdGlvQ2hlY2sSFgoOb2JzZXJ2ZWRfdW5pdHMYASADKAMSFwoPZXhwZWN0ZWRfc2hhcmVzGAIgAygBEg8KB3BfdmFsdWUYAyABKAESEAoIbWlzbWF0Y2gYBCABKAgikAIKB1Jlc3VsdHMSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIwCgxjb21wdXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKB21ldHJpY3MYAyADKAsyIS52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY1Jlc3VsdBI7CgxzYW1wbGVfcmF0aW8YBCABKAsyJS52YW5lLmV4cGVyaW1lbnRzLnYxLlNhbXBsZVJhdGlvQ2hlY2sSHQoVY29uZmxpY3RpbmdfZXhwb3N1cmVzGAUgASgDEhgKEGNvbmZpZGVuY2VfbGV2ZWwYBiABKAESEgoKY29ycmVjdGlvbhgHIAEoCSJoCg1UaW1lbGluZVBvaW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB3Jlc3VsdHMYAiABKAsyHC52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdHMqhwEKCk1ldHJpY0tpbmQSGwoXTUVUUklDX0tJTkRfVU5TUEVDSUZJRUQQABIaChZNRVRSSUNfS0lORF9DT05WRVJTSU9OEAESFQoRTUVUUklDX0tJTkRfQ09VTlQQAhITCg9NRVRSSUNfS0lORF9TVU0QAxIUChBNRVRSSUNfS0lORF9NRUFOEAQqVgoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhYKEkRJUkVDVElPTl9JTkNSRUFTRRABEhYKEkRJUkVDVElPTl9ERUNSRUFTRRACKpABChBFeHBlcmltZW50U3RhdHVzEiEKHUVYUEVSSU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXRVhQRVJJTUVOVF9TVEFUVVNfRFJBRlQQARIdChlFWFBFUklNRU5UX1NUQVRVU19SVU5OSU5HEAISHQoZRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBFRBADYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIuoBCgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEUV4cGVyaW1lbnRWYXJpYW50EhgKB3ZhcmlhbnQYASABKAlCB7pIBHICEAESGwoGd2VpZ2h0GAIgASgFQgu6SAgaBhjAhD0oACJ0CgZCYW5kaXQSDwoHZW5hYmxlZBgBIAEoCBIlChBpbnRlcnZhbF9zZWNvbmRzGAIgASgFQgu6SAgaBhiA9SQoABIyChFtaW5fc2hhcmVfcGVyY2VudBgDIAEoAUIXukgUEhIZAAAAAAAASUApAAAAAAAAAAAigQUKCkV4cGVyaW1lbnQSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgDIAEoCRIQCghmbGFnX2tleRgEIAEoCRILCgNrZXkYBSABKAkSDAoEbmFtZRgGIAEoCRISCgpoeXBvdGhlc2lzGAcgASgJEjgKCHZhcmlhbnRzGAggAygLMiYudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50VmFyaWFudBIXCg9jb250cm9sX3ZhcmlhbnQYCSABKAkSGwoTcHJpbWFyeV9tZXRyaWNfa2V5cxgKIAMoCRIdChVzZWNvbmRhcnlfbWV0cmljX2tleXMYCyADKAkSHQoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAwgAygJEhEKCWxheWVyX2tleRgNIAEoCRIbChNsYXllcl9zaGFyZV9wZXJjZW50GA4gASgBEjUKBnN0YXR1cxgPIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFN0YXR1cxIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3NoaXBwZWRfdmFyaWFudBgSIAEoCRIrCgZiYW5kaXQYEyABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLkJhbmRpdBIPCgd2ZXJzaW9uGBQgASgDEi8KC2NyZWF0ZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoCghJbnRlcnZhbBINCgVsb3dlchgBIAEoARINCgV1cHBlchgCIAEoASKiBAoNVmFyaWFudFJlc3VsdBIPCgd2YXJpYW50GAEgASgJEg0KBXVuaXRzGAIgASgDEgwKBG1lYW4YAyABKAESFgoOc3RhbmRhcmRfZXJyb3IYBCABKAESFQoNYWJzb2x1dGVfbGlmdBgFIAEoARI9ChZhYnNvbHV0ZV9saWZ0X2ludGVydmFsGAYgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIVCg1yZWxhdGl2ZV9saWZ0GAcgASgBEj0KFnJlbGF0aXZlX2xpZnRfaW50ZXJ2YWwYCCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEg8KB3BfdmFsdWUYCSABKAESGAoQYWRqdXN0ZWRfcF92YWx1ZRgKIAEoARIeChZjaGFuY2VfdG9fYmVhdF9jb250cm9sGAsgASgBEjoKE3NlcXVlbnRpYWxfaW50ZXJ2YWwYDCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDWN1cGVkX2FwcGxpZWQYDSABKAgSIAoYY3VwZWRfdmFyaWFuY2VfcmVkdWN0aW9uGA4gASgBEkMKHHJlbGF0aXZlX3NlcXVlbnRpYWxfaW50ZXJ2YWwYDyABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhoKEmd1YXJkcmFpbF92aW9sYXRlZBgQIAEoCCKZAQoMTWV0cmljUmVzdWx0EhIKCm1ldHJpY19rZXkYASABKAkSDAoEcm9sZRgCIAEoCRIxCglkaXJlY3Rpb24YAyABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbhI0Cgh2YXJpYW50cxgEIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuVmFyaWFudFJlc3VsdCJmChBTYW1wbGVSYXRpb0NoZWNrEhYKDm9ic2VydmVkX3VuaXRzGAEgAygDEhcKD2V4cGVjdGVkX3NoYXJlcxgCIAMoARIPCgdwX3ZhbHVlGAMgASgBEhAKCG1pc21hdGNoGAQgASgIIuECCgdSZXN1bHRzEhUKDWV4cGVyaW1lbnRfaWQYASABKAkSMAoMY29tcHV0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgdtZXRyaWNzGAMgAygLMiEudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWNSZXN1bHQSOwoMc2FtcGxlX3JhdGlvGAQgASgLMiUudmFuZS5leHBlcmltZW50cy52MS5TYW1wbGVSYXRpb0NoZWNrEh0KFWNvbmZsaWN0aW5nX2V4cG9zdXJlcxgFIAEoAxIYChBjb25maWRlbmNlX2xldmVsGAYgASgBEhIKCmNvcnJlY3Rpb24YByABKAkSNAoId2FybmluZ3MYCCADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdFdhcm5pbmcSGQoRY29uZmxpY3RpbmdfdW5pdHMYCSABKAMiUwoNUmVzdWx0V2FybmluZxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKbWV0cmljX2tleRgDIAEoCRIPCgd2YXJpYW50GAQgASgJImgKDVRpbWVsaW5lUG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHcmVzdWx0cxgCIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cyqHAQoKTWV0cmljS2luZBIbChdNRVRSSUNfS0lORF9VTlNQRUNJRklFRBAAEhoKFk1FVFJJQ19LSU5EX0NPTlZFUlNJT04QARIVChFNRVRSSUNfS0lORF9DT1VOVBACEhMKD01FVFJJQ19LSU5EX1NVTRADEhQKEE1FVFJJQ19LSU5EX01FQU4QBCpWCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFgoSRElSRUNUSU9OX0lOQ1JFQVNFEAESFgoSRElSRUNUSU9OX0RFQ1JFQVNFEAIq0AEKEEV4cGVyaW1lbnRTdGF0dXMSIQodRVhQRVJJTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdFWFBFUklNRU5UX1NUQVRVU19EUkFGVBABEh0KGUVYUEVSSU1FTlRfU1RBVFVTX1JVTk5JTkcQAhIdChlFWFBFUklNRU5UX1NUQVRVU19TVE9QUEVEEAMSHgoaRVhQRVJJTUVOVF9TVEFUVVNfU1RBUlRJTkcQBBIeChpFWFBFUklNRU5UX1NUQVRVU19TVE9QUElORxAFYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Metric is a measure defined over tracked events of a project.
@@ -443,6 +443,21 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
    * @generated from field: double cuped_variance_reduction = 14;
    */
   cupedVarianceReduction: number;
+
+  /**
+   * Always-valid interval of the relative lift (0.05 = +5 %): safe to watch while running.
+   *
+   * @generated from field: vane.experiments.v1.Interval relative_sequential_interval = 15;
+   */
+  relativeSequentialInterval?: Interval | undefined;
+
+  /**
+   * For a guardrail metric: this arm is significantly worse than control (adjusted p-value
+   * below 1 − confidence level, in the wrong direction).
+   *
+   * @generated from field: bool guardrail_violated = 16;
+   */
+  guardrailViolated: boolean;
 };
 
 /**
@@ -571,7 +586,7 @@ export type Results = Message<"vane.experiments.v1.Results"> & {
   sampleRatio?: SampleRatioCheck | undefined;
 
   /**
-   * Units seen with a second, different variant (kept in their first variant, counted here).
+   * Exposures that named another variant than the unit's first (the unit stays in its first).
    *
    * @generated from field: int64 conflicting_exposures = 5;
    */
@@ -590,6 +605,20 @@ export type Results = Message<"vane.experiments.v1.Results"> & {
    * @generated from field: string correction = 7;
    */
   correction: string;
+
+  /**
+   * Problems a reader must see before trusting the numbers, most serious first.
+   *
+   * @generated from field: repeated vane.experiments.v1.ResultWarning warnings = 8;
+   */
+  warnings: ResultWarning[];
+
+  /**
+   * Units that were exposed to more than one variant.
+   *
+   * @generated from field: int64 conflicting_units = 9;
+   */
+  conflictingUnits: bigint;
 };
 
 /**
@@ -598,6 +627,48 @@ export type Results = Message<"vane.experiments.v1.Results"> & {
  */
 export const ResultsSchema: GenMessage<Results> = /*@__PURE__*/
   messageDesc(file_vane_experiments_v1_experiments, 8);
+
+/**
+ * ResultWarning is a human-readable problem with the results.
+ *
+ * @generated from message vane.experiments.v1.ResultWarning
+ */
+export type ResultWarning = Message<"vane.experiments.v1.ResultWarning"> & {
+  /**
+   * Machine-readable kind: "sample_ratio_mismatch", "guardrail_violated", "conflicting_exposures".
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * What is wrong and what to do, for a person.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The metric concerned, if any.
+   *
+   * @generated from field: string metric_key = 3;
+   */
+  metricKey: string;
+
+  /**
+   * The variant concerned, if any.
+   *
+   * @generated from field: string variant = 4;
+   */
+  variant: string;
+};
+
+/**
+ * Describes the message vane.experiments.v1.ResultWarning.
+ * Use `create(ResultWarningSchema)` to create a new message.
+ */
+export const ResultWarningSchema: GenMessage<ResultWarning> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiments, 9);
 
 /**
  * TimelinePoint is the cumulative result at the end of one day.
@@ -625,7 +696,7 @@ export type TimelinePoint = Message<"vane.experiments.v1.TimelinePoint"> & {
  * Use `create(TimelinePointSchema)` to create a new message.
  */
 export const TimelinePointSchema: GenMessage<TimelinePoint> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 9);
+  messageDesc(file_vane_experiments_v1_experiments, 10);
 
 /**
  * MetricKind says how a metric is computed from a unit's events.
@@ -736,6 +807,20 @@ export enum ExperimentStatus {
    * @generated from enum value: EXPERIMENT_STATUS_STOPPED = 3;
    */
   STOPPED = 3,
+
+  /**
+   * A start is in progress (or failed halfway): StartExperiment again resumes it.
+   *
+   * @generated from enum value: EXPERIMENT_STATUS_STARTING = 4;
+   */
+  STARTING = 4,
+
+  /**
+   * A stop is in progress (or failed halfway): StopExperiment again resumes it. Not counting.
+   *
+   * @generated from enum value: EXPERIMENT_STATUS_STOPPING = 5;
+   */
+  STOPPING = 5,
 }
 
 /**

@@ -1,0 +1,64 @@
+/**
+ * The warnings that head an experiment's results: what a reader must know before trusting the
+ * numbers, in words, most serious first. A sample-ratio mismatch means the assignment itself is
+ * broken, so every metric is suspect; a guardrail significantly worse means the change hurts
+ * something it must not; many units seen in two variants dilute every comparison.
+ */
+import { create } from "@bufbuild/protobuf";
+import { type ResultWarning, ResultWarningSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
+
+/** What the warnings are derived from. */
+export interface WarningInput {
+  srm: { pValue: number; mismatch: boolean } | null;
+  arms: { variant: string; units: number; expectedShare: number }[];
+  guardrails: { metricKey: string; variant: string; relativeLift: number; adjustedPValue: number }[];
+  conflictingUnits: number;
+  conflictingExposures: number;
+}
+
+/** Share of units in two variants from which conflicts are worth a warning. */
+export const CONFLICT_WARNING_SHARE = 0.01;
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const num = (x: number) => x.toLocaleString("en-US");
+const p = (x: number) => (x < 0.001 ? x.toExponential(1) : x.toFixed(3));
+
+/** Builds the warnings list (pure). */
+export function resultWarnings(input: WarningInput): ResultWarning[] {
+  const out: ResultWarning[] = [];
+  const total = input.arms.reduce((a, v) => a + v.units, 0);
+  if (input.srm?.mismatch) {
+    const split = input.arms.map((a) => `${a.variant} ${num(a.units)} (${pct(a.units / total)}, expected ${pct(a.expectedShare)})`).join(", ");
+    out.push(
+      create(ResultWarningSchema, {
+        code: "sample_ratio_mismatch",
+        message:
+          `SAMPLE RATIO MISMATCH — do not trust these results. Units per variant: ${split}; chi-square p = ${p(input.srm.pValue)}. ` +
+          "Units are not reaching the variants in the configured proportions, so something other than the change differs between the groups. " +
+          "Find the cause first (targeting or weights changed mid-experiment, exposures lost or logged for only some variants, redirects, bots).",
+      }),
+    );
+  }
+  for (const g of input.guardrails) {
+    const lift = Number.isFinite(g.relativeLift) ? ` (${g.relativeLift > 0 ? "+" : ""}${pct(g.relativeLift)} relative to control)` : "";
+    out.push(
+      create(ResultWarningSchema, {
+        code: "guardrail_violated",
+        metricKey: g.metricKey,
+        variant: g.variant,
+        message: `Guardrail "${g.metricKey}" is significantly worse in variant "${g.variant}"${lift}, adjusted p = ${p(g.adjustedPValue)}. Do not ship this variant without understanding why.`,
+      }),
+    );
+  }
+  if (total > 0 && input.conflictingUnits / total >= CONFLICT_WARNING_SHARE) {
+    out.push(
+      create(ResultWarningSchema, {
+        code: "conflicting_exposures",
+        message:
+          `${num(input.conflictingUnits)} units (${pct(input.conflictingUnits / total)}) were exposed to more than one variant (${num(input.conflictingExposures)} conflicting exposures); ` +
+          "each is analysed in its first variant, which dilutes the differences. Check that the unit key is stable and that targeting did not change while running.",
+      }),
+    );
+  }
+  return out;
+}
