@@ -4,6 +4,7 @@
  * prove each rule can fail.
  */
 import type { IContainer, IPodSpec, IPodTemplateSpec } from "kubernetes-models/v1";
+import { checkGracePeriods } from "./grace.ts";
 import { ref, type K8sObject } from "./render.ts";
 
 /** One broken rule in one object. */
@@ -142,5 +143,5 @@ export function checkVaneServices(objects: K8sObject[]): Violation[] {
 
 /** Runs every rule over a rendered overlay. */
 export function checkPolicy(objects: K8sObject[]): Violation[] {
-  return [...objects.flatMap(checkWorkload), ...checkVaneServices(objects)];
+  return [...objects.flatMap(checkWorkload), ...checkVaneServices(objects), ...checkGracePeriods(objects)];
 }

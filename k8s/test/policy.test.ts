@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { checkGracePeriods } from "../src/grace.ts";
 import { checkPolicy, checkWorkload } from "../src/policy.ts";
 import { overlays, render, type K8sObject } from "../src/render.ts";
 import { typeCheck, validateObjects } from "../src/validate.ts";
@@ -108,4 +109,29 @@ describe("the policy rejects", () => {
     expect(errors.filter((e) => e.object === "PrometheusRule/x").length).toBeGreaterThan(0);
     expect(errors.filter((e) => e.object === "Gateway/g").length).toBeGreaterThan(0);
   }, 60_000);
+});
+
+describe("grace periods", () => {
+  const prod = () => rendered.get("overlays/prod") ?? [];
+  const evaluatorWith = (fn: (d: any) => void): K8sObject[] =>
+    prod().map((o) => {
+      if (o.kind !== "Deployment" || o.metadata.name !== "evaluator") return o;
+      const d = structuredClone(o) as any;
+      fn(d);
+      return d;
+    });
+  const env = (d: any) => d.spec.template.spec.containers[0].env;
+
+  it("cover preStop + drain delay + shutdown timeout × servers for every service", () => {
+    for (const overlay of ["overlays/dev", "overlays/prod"]) expect(checkGracePeriods(rendered.get(overlay) ?? [])).toEqual([]);
+  });
+
+  it("the check counts the evaluator's three servers, the ConfigMap and the env override", () => {
+    // 10 s preStop + 3 × 20 s (the ConfigMap's timeout once the override is gone) + margin > 50 s.
+    const v = checkGracePeriods(evaluatorWith((d) => { d.spec.template.spec.containers[0].env = env(d).filter((e: any) => e.name !== "VANE_SHUTDOWN_TIMEOUT"); }));
+    expect(v.map((x) => x.object)).toEqual(["Deployment/evaluator"]);
+    expect(v[0].detail).toMatch(/20 s × 3 server/);
+    expect(checkGracePeriods(evaluatorWith((d) => { env(d).push({ name: "VANE_DRAIN_DELAY", value: "10s" }); })).map((x) => x.object)).toEqual(["Deployment/evaluator"]);
+    expect(checkGracePeriods(evaluatorWith((d) => { d.spec.template.spec.terminationGracePeriodSeconds = 40; })).map((x) => x.rule)).toEqual(["graceful-shutdown"]);
+  });
 });
