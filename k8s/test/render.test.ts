@@ -50,7 +50,8 @@ describe("overlays", () => {
     const prod = get("overlays/prod");
     for (const d of deployments("overlays/prod")) {
       const name = d.metadata.name;
-      expect(d.spec.replicas, name).toBeGreaterThanOrEqual(2);
+      const hpa = find(prod, "HorizontalPodAutoscaler", name);
+      expect(hpa?.spec.minReplicas ?? d.spec.replicas, name).toBeGreaterThanOrEqual(2);
       const pdb = find(prod, "PodDisruptionBudget", name);
       expect(pdb?.spec.selector.matchLabels, name).toEqual({ app: name });
       const spread = d.spec.template.spec.topologySpreadConstraints;
@@ -69,6 +70,18 @@ describe("overlays", () => {
     expect(find(prod, "KeyValue", "vane-snapshots").spec.bucket).toBe("vane_snapshots");
     expect(find(prod, "Stream", "vane-events").spec.name).toBe("VANE_EVENTS");
     expect(prod.some((o) => o.kind === "Secret")).toBe(false);
+  });
+
+  it("prod autoscales the stateless services, and leaves their replica count to the HPA", () => {
+    const prod = get("overlays/prod");
+    const hpas = prod.filter((o) => o.kind === "HorizontalPodAutoscaler") as any[];
+    expect(hpas.map((h) => h.spec.scaleTargetRef.name).sort()).toEqual(["collector", "evaluator", "flags", "identity"]);
+    for (const h of hpas) {
+      const target = find(prod, h.spec.scaleTargetRef.kind, h.spec.scaleTargetRef.name);
+      // A replica count in the manifest would reset the scaled-out Deployment on every apply.
+      expect(target.spec.replicas, h.metadata.name).toBeUndefined();
+      expect(h.spec.minReplicas).toBeGreaterThanOrEqual(2);
+    }
   });
 
   it("migrations run the same image as the services they precede", () => {
