@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { expectedMeshAuthorization, expectedNetworkPaths, meshAuthorization, networkPaths } from "../src/call-graph.ts";
+import { expectedMeshAuthorization, expectedNetworkPaths, meshAuthorization, networkPaths, parties } from "../src/call-graph.ts";
 import { render, type K8sObject } from "../src/render.ts";
 
 const apps = ["overlays/dev", "overlays/prod"] as const;
@@ -77,6 +77,17 @@ describe.each(apps)("%s flagd ports", (overlay) => {
     const evaluator = objs().find((o) => o.kind === "Deployment" && o.metadata.name === "evaluator") as any;
     const env = evaluator.spec.template.spec.containers[0].env;
     expect(env.find((e: any) => e.name === "VANE_FLAGD_REQUIRE_TOKEN")?.value).toBe("true");
+  });
+});
+
+describe.each(apps)("%s linkerd-viz", (overlay) => {
+  it("reaches every pod's proxy admin (4191) and tap (4190) ports, and nothing else", () => {
+    const viz = { name: "linkerd-viz", namespace: { "kubernetes.io/metadata.name": "linkerd-viz" } };
+    const proxies = parties.filter((p) => p.pod).map((p) => ({ ...p, ports: [4190, 4191, ...(p.ports ?? [])] }));
+    const paths = networkPaths(rendered.get(overlay) ?? [], [viz, ...proxies]).filter((p) => p.startsWith("linkerd-viz "));
+    // Beyond the proxies' ports, only what any namespace may reach (the public APIs).
+    const anyNamespace = expectedNetworkPaths.filter((p) => p.startsWith("other-namespace ")).map((p) => p.replace("other-namespace", "linkerd-viz"));
+    expect(paths).toEqual([...proxies.flatMap((p) => [`linkerd-viz -> ${p.name}:4190`, `linkerd-viz -> ${p.name}:4191`]), ...anyNamespace].sort());
   });
 });
 
