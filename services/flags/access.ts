@@ -39,17 +39,34 @@ export async function inEnvironment(deps: FlagsDeps, ctx: HandlerContext, enviro
   return { p: caller.principal, caller, env };
 }
 
-/** Runs a mutation in a transaction holding the project's lock; a unique violation is ALREADY_EXISTS. */
-export async function mutate<T>(deps: FlagsDeps, projectId: string, what: string, fn: (trx: Trx) => Promise<T>): Promise<T> {
+/**
+ * Runs a mutation in a transaction holding the project's lock; a unique violation is
+ * ALREADY_EXISTS. `signal` is the RPC's (ctx.signal, aborted when the caller's deadline passes or
+ * it goes away): checked right before COMMIT, so a change the caller has given up on rolls back
+ * instead of landing after the caller was told it failed.
+ */
+export async function mutate<T>(deps: FlagsDeps, projectId: string, what: string, signal: AbortSignal | undefined, fn: (trx: Trx) => Promise<T>): Promise<T> {
   try {
-    return await withTransaction(deps.db, async (trx) => {
-      await lockProject(trx, projectId);
-      return fn(trx);
-    });
+    return await withTransaction(
+      deps.db,
+      async (trx) => {
+        await lockProject(trx, projectId);
+        const result = await fn(trx);
+        if (signal?.aborted) throw deadlinePassed(signal);
+        return result;
+      },
+      { signal },
+    );
   } catch (err) {
     if (isUniqueViolation(err)) throw alreadyExists(what);
     throw err;
   }
+}
+
+/** What a mutation throws when its caller's deadline passed (or the caller went away) before COMMIT. */
+function deadlinePassed(signal: AbortSignal): ConnectError {
+  const code = ConnectError.from(signal.reason).code === Code.Canceled ? Code.Canceled : Code.DeadlineExceeded;
+  return new ConnectError("the deadline passed before the change committed; nothing was changed", code, undefined, undefined, signal.reason);
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
  * Where projects and environments live: identity owns them, flags asks it. Every lookup is made
  * with the caller's own bearer token, so identity enforces tenancy (a foreign id is NOT_FOUND);
- * the id → (organization, project) mapping is immutable and cached, and the cached answer is
- * checked against the caller locally with the same rules.
+ * the id → (organization, project) mapping is immutable and cached for a minute (so a deleted
+ * environment stops accepting writes soon after), and the cached answer is checked against the
+ * caller locally with the same rules.
  */
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -49,6 +50,11 @@ export interface IdentityDirectoryOptions {
   interceptors?: Interceptor[];
   /** Cached mappings kept (default 10 000). */
   cacheSize?: number;
+  /**
+   * How long a cached mapping is trusted (default 60 s): the mapping never changes, but a deleted
+   * project or environment must stop accepting writes soon after.
+   */
+  cacheTtlMs?: number;
 }
 
 /** Checks a mapping against the caller, as identity's tenancy does: org, and a key's project. */
@@ -60,8 +66,9 @@ export function assertVisible(p: Principal, ref: ProjectRef, what: string): void
 export function createIdentityDirectory(opts: IdentityDirectoryOptions): ProjectDirectory {
   const baseUrl = typeof opts.baseUrl === "string" ? () => opts.baseUrl as string : opts.baseUrl;
   const max = opts.cacheSize ?? 10_000;
-  const projects = new Map<string, ProjectRef>();
-  const envs = new Map<string, EnvironmentRef>();
+  const ttl = opts.cacheTtlMs ?? 60_000;
+  const projects = new Map<string, { ref: ProjectRef; expires: number }>();
+  const envs = new Map<string, { ref: EnvironmentRef; expires: number }>();
   let client: ReturnType<typeof createClient<typeof IdentityService>> | undefined;
   let clientUrl = "";
   const identity = () => {
@@ -72,9 +79,15 @@ export function createIdentityDirectory(opts: IdentityDirectoryOptions): Project
     }
     return client;
   };
-  const remember = <T>(cache: Map<string, T>, id: string, v: T) => {
+  const remember = <T>(cache: Map<string, { ref: T; expires: number }>, id: string, ref: T) => {
     if (cache.size >= max) cache.clear();
-    cache.set(id, v);
+    cache.set(id, { ref, expires: Date.now() + ttl });
+  };
+  const cached = <T>(cache: Map<string, { ref: T; expires: number }>, id: string): T | undefined => {
+    const hit = cache.get(id);
+    if (hit && hit.expires > Date.now()) return hit.ref;
+    if (hit) cache.delete(id);
+    return undefined;
   };
   const call = async <T>(caller: Caller, fn: (o: { headers: Headers; timeoutMs: number; signal?: AbortSignal }) => Promise<T>, what: string): Promise<T> => {
     const headers = new Headers();
@@ -91,7 +104,7 @@ export function createIdentityDirectory(opts: IdentityDirectoryOptions): Project
   return {
     async project(id, caller) {
       requireRole(caller.principal, Role.VIEWER);
-      let ref = projects.get(id);
+      let ref = cached(projects, id);
       if (!ref) {
         const { project } = await call(caller, (o) => identity().getProject({ id }, o), "project");
         if (!project) throw unavailable("identity answered without a project");
@@ -103,7 +116,7 @@ export function createIdentityDirectory(opts: IdentityDirectoryOptions): Project
     },
     async environment(id, caller) {
       requireRole(caller.principal, Role.VIEWER);
-      let ref = envs.get(id);
+      let ref = cached(envs, id);
       if (!ref) {
         const { environment } = await call(caller, (o) => identity().getEnvironment({ id }, o), "environment");
         if (!environment) throw unavailable("identity answered without an environment");

@@ -21,10 +21,10 @@ import {
   UpdateFlagEnvironmentResponseSchema,
   UpdateFlagResponseSchema,
 } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { FlagType, type Rule, RuleSchema, type Variant } from "#gen/vane/flags/v1/flags_pb.js";
+import { FlagType, type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { type Principal, Role } from "#lib/auth.ts";
 import { FlagSetError, parseFlagdJson, toFlagdJson } from "#lib/engine/index.ts";
-import { failedPrecondition, invalidArgument, notFound } from "#lib/errors.ts";
+import { failedPrecondition, invalidArgument } from "#lib/errors.ts";
 import { pageSize } from "#lib/pagination.ts";
 import { expectVersion, type FlagsDeps, inEnvironment, inProject, mutate, pageTokens } from "./access.ts";
 import {
@@ -43,40 +43,13 @@ import {
 } from "./convert.ts";
 import type { ProjectRef } from "./directory.ts";
 import { toFlagSet } from "./environment-config.ts";
-import type { FlagRow, StoredMetadata } from "./schema.ts";
+import type { FlagRow } from "./schema.ts";
+import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment, withRuleIds } from "./flag-writes.ts";
+import { createRevertAuditEntry } from "./revert.ts";
 import { appendAudit, commitEnvironments, enqueueFlagChanged, environmentMetadata, environmentVersion, loadEnvironmentState, type Trx } from "./store.ts";
 import { compileSegment } from "./targeting-compile.ts";
 import { canonicalJson, importFlagSet, keyIssues } from "./targeting-import.ts";
-import { throwIssues, validateRules, validateVariants, type Issue } from "./validate-targeting.ts";
-
-/** Gives rules without an id a fresh one. */
-export function withRuleIds(rules: readonly Rule[]): Rule[] {
-  return rules.map((r) => (r.id ? r : create(RuleSchema, { ...r, id: randomUUID().slice(0, 8) })));
-}
-
-async function findFlag(trx: Trx | FlagsDeps["db"], projectId: string, key: string, lock = false): Promise<FlagRow> {
-  let q = trx.selectFrom("flags").selectAll().where("project_id", "=", projectId).where("key", "=", key);
-  if (lock) q = q.forUpdate();
-  const row = await q.executeTakeFirst();
-  if (!row) throw notFound(`flag "${key}"`);
-  return row;
-}
-
-async function segmentKeys(trx: Trx, projectId: string): Promise<Set<string>> {
-  const rows = await trx.selectFrom("segments").select("key").where("project_id", "=", projectId).execute();
-  return new Set(rows.map((r) => r.key));
-}
-
-/** Issues of one environment's configuration against a flag's variants and the project's segments. */
-function environmentIssues(variants: readonly Variant[], defaultVariant: string, rules: readonly Rule[], segments: ReadonlySet<string>, prefix = ""): Issue[] {
-  const names = new Set(variants.map((v) => v.key));
-  const issues: Issue[] = [];
-  if (defaultVariant && !names.has(defaultVariant)) {
-    issues.push({ path: `${prefix}default_variant`, message: `unknown variant "${defaultVariant}"; variants are ${[...names].join(", ")}` });
-  }
-  issues.push(...validateRules(rules, { variants: names, segments }, `${prefix}rules`));
-  return issues;
-}
+import { throwIssues, validateVariants } from "./validate-targeting.ts";
 
 const isString = (v: unknown): v is string => typeof v === "string";
 const isKeyCursor = (v: unknown): v is [string] => Array.isArray(v) && v.length === 1 && isString(v[0]);
@@ -95,9 +68,10 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     expected: bigint,
     reason: string,
     action: "update" | "archive" | "unarchive",
+    signal: AbortSignal,
     apply: (trx: Trx, row: FlagRow) => Promise<FlagRow>,
   ) {
-    return mutate(deps, scope.projectId, `flag "${key}"`, async (trx) => {
+    return mutate(deps, scope.projectId, `flag "${key}"`, signal, async (trx) => {
       const before = await findFlag(trx, scope.projectId, key, true);
       expectVersion(`flag "${key}"`, BigInt(before.version), expected);
       const after = await apply(trx, before);
@@ -119,7 +93,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
       throwIssues(validateVariants(req.type, req.variants));
       const environments = await directory.environments(scope.projectId, caller);
-      const row = await mutate(deps, scope.projectId, `a flag with key "${req.key}"`, async (trx) => {
+      const row = await mutate(deps, scope.projectId, `a flag with key "${req.key}"`, ctx.signal, async (trx) => {
         const row = await trx
           .insertInto("flags")
           .values({
@@ -178,18 +152,12 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     async updateFlag(req, ctx) {
       const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
       const environments = await directory.environments(scope.projectId, caller);
-      const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "update", async (trx, before) => {
+      const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "update", ctx.signal, async (trx, before) => {
         if (before.archived) throw failedPrecondition(`flag "${req.key}" is archived; unarchive it first`);
         const type = toFlag(before).type;
         throwIssues(validateVariants(type, req.variants));
         // A variant still used by an environment cannot go away.
-        const segments = await segmentKeys(trx, scope.projectId);
-        const envRows = await trx.selectFrom("flag_environments").selectAll().where("flag_id", "=", before.id).execute();
-        for (const e of envRows) {
-          const issues = environmentIssues(req.variants, e.default_variant, rulesFromRow(e.rules), segments);
-          const gone = issues.find((i) => /unknown variant|not a variant/.test(i.message));
-          if (gone) throw failedPrecondition(`variants: environment ${e.environment_id} still uses a removed variant (${gone.path}: ${gone.message}); change its targeting first`);
-        }
+        await assertVariantsUnused(trx, before, req.variants);
         return trx
           .updateTable("flags")
           .set({
@@ -212,7 +180,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     async archiveFlag(req, ctx) {
       const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
       const environments = await directory.environments(scope.projectId, caller);
-      const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "archive", async (trx, before) => {
+      const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "archive", ctx.signal, async (trx, before) => {
         if (before.archived) throw failedPrecondition(`flag "${req.key}" is already archived`);
         return trx.updateTable("flags").set({ archived: true, version: sql`version + 1`, updated_at: sql`now()` }).where("id", "=", before.id).returningAll().executeTakeFirstOrThrow();
       });
@@ -222,7 +190,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     async unarchiveFlag(req, ctx) {
       const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
       const environments = await directory.environments(scope.projectId, caller);
-      const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "unarchive", async (trx, before) => {
+      const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "unarchive", ctx.signal, async (trx, before) => {
         if (!before.archived) throw failedPrecondition(`flag "${req.key}" is not archived`);
         return trx.updateTable("flags").set({ archived: false, version: sql`version + 1`, updated_at: sql`now()` }).where("id", "=", before.id).returningAll().executeTakeFirstOrThrow();
       });
@@ -232,7 +200,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     async updateFlagEnvironment(req, ctx) {
       const { p, env } = await inEnvironment(deps, ctx, req.environmentId, Role.EDITOR);
       const rules = withRuleIds(req.rules);
-      const result = await mutate(deps, env.projectId, `flag "${req.flagKey}"`, async (trx) => {
+      const result = await mutate(deps, env.projectId, `flag "${req.flagKey}"`, ctx.signal, async (trx) => {
         const flag = await findFlag(trx, env.projectId, req.flagKey);
         if (flag.archived) throw failedPrecondition(`flag "${req.flagKey}" is archived; unarchive it first`);
         const before = await trx
@@ -244,20 +212,8 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
           .executeTakeFirst();
         expectVersion(`flag "${req.flagKey}" in environment ${env.environmentId}`, before ? BigInt(before.version) : 0n, req.expectedVersion);
         throwIssues(environmentIssues(variantsFromRow(flag.variants), req.defaultVariant, rules, await segmentKeys(trx, env.projectId)));
-        const values = {
-          enabled: req.enabled,
-          default_variant: req.defaultVariant,
-          rules: rulesToJson(rules),
-          version: (before ? BigInt(before.version) : 0n) + 1n,
-          updated_at: sql<Date>`now()` as unknown as Date,
-        };
-        const after = before
-          ? await trx.updateTable("flag_environments").set(values).where("flag_id", "=", flag.id).where("environment_id", "=", env.environmentId).returningAll().executeTakeFirstOrThrow()
-          : await trx
-              .insertInto("flag_environments")
-              .values({ ...values, flag_id: flag.id, environment_id: env.environmentId, organization_id: env.organizationId, project_id: env.projectId })
-              .returningAll()
-              .executeTakeFirstOrThrow();
+        // Imported flagd metadata is kept.
+        const after = await upsertEnvironment(trx, flag, env, before, { enabled: req.enabled, defaultVariant: req.defaultVariant, rules });
         const auditId = await appendAudit(trx, env, p, {
           environmentId: env.environmentId,
           flagKey: req.flagKey,
@@ -304,7 +260,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       // Before anything is written: keys the API could not address afterwards are refused.
       throwIssues(keyIssues(parsed).map((i) => ({ ...i, path: `flagd_json: ${i.path}` })));
       const environments = await directory.environments(env.projectId, caller);
-      const result = await mutate(deps, env.projectId, "a flag or segment of the file", async (trx) => {
+      const result = await mutate(deps, env.projectId, "a flag or segment of the file", ctx.signal, async (trx) => {
         // Under the project's lock, so the version cannot move before this import commits.
         if (req.expectedConfigVersion !== undefined) {
           expectVersion(`environment ${env.environmentId}`, await environmentVersion(trx, env.environmentId), req.expectedConfigVersion);
@@ -413,8 +369,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
             canonicalJson(stripIds(rulesFromRow(before.rules))) === canonicalJson(stripIds(rules));
           if (same) continue;
           if (!isNew) updated.push(f.key);
-          await upsertEnvironment(trx, flag, env, before, { enabled: f.enabled, defaultVariant: f.defaultVariant, rules, metadata: f.metadata });
-          const after = await trx.selectFrom("flag_environments").selectAll().where("flag_id", "=", flag.id).where("environment_id", "=", env.environmentId).executeTakeFirstOrThrow();
+          const after = await upsertEnvironment(trx, flag, env, before, { enabled: f.enabled, defaultVariant: f.defaultVariant, rules, metadata: f.metadata });
           await audit({
             environmentId: env.environmentId,
             flagKey: f.key,
@@ -492,31 +447,9 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       const { def, skipped } = toFlagSet(state, { forFlagd: true });
       return create(ExportFlagdResponseSchema, { flagdJson: toFlagdJson(def), configVersion: state.version, skipped });
     },
-  };
 
-  async function upsertEnvironment(
-    trx: Trx,
-    flag: FlagRow,
-    env: ProjectRef & { environmentId: string },
-    before: { version: string } | undefined,
-    cfg: { enabled: boolean; defaultVariant: string; rules: readonly Rule[]; metadata: StoredMetadata },
-  ): Promise<void> {
-    const values = {
-      enabled: cfg.enabled,
-      default_variant: cfg.defaultVariant,
-      rules: rulesToJson(cfg.rules),
-      metadata: JSON.stringify(cfg.metadata),
-      version: (before ? BigInt(before.version) : 0n) + 1n,
-      updated_at: sql<Date>`now()` as unknown as Date,
-    };
-    if (before) await trx.updateTable("flag_environments").set(values).where("flag_id", "=", flag.id).where("environment_id", "=", env.environmentId).execute();
-    else {
-      await trx
-        .insertInto("flag_environments")
-        .values({ ...values, flag_id: flag.id, environment_id: env.environmentId, organization_id: env.organizationId, project_id: env.projectId })
-        .execute();
-    }
-  }
+    revertAuditEntry: createRevertAuditEntry(deps),
+  };
 }
 
 /** Rules without their ids, to compare configurations. */

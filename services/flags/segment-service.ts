@@ -54,7 +54,7 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
       const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
       throwIssues(validateConditions(req.conditions, { variants: new Set() }, "conditions"));
       const environments = await directory.environments(scope.projectId, caller);
-      const row = await mutate(deps, scope.projectId, `a segment with key "${req.key}"`, async (trx) => {
+      const row = await mutate(deps, scope.projectId, `a segment with key "${req.key}"`, ctx.signal, async (trx) => {
         const row = await trx
           .insertInto("segments")
           .values({
@@ -93,7 +93,7 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
       const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
       throwIssues(validateConditions(req.conditions, { variants: new Set() }, "conditions"));
       const environments = await directory.environments(scope.projectId, caller);
-      const row = await mutate(deps, scope.projectId, `segment "${req.key}"`, async (trx) => {
+      const row = await mutate(deps, scope.projectId, `segment "${req.key}"`, ctx.signal, async (trx) => {
         const before = await findSegment(trx, scope.projectId, req.key, true);
         expectVersion(`segment "${req.key}"`, BigInt(before.version), req.expectedVersion);
         const after = await trx
@@ -126,7 +126,7 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
     async deleteSegment(req, ctx) {
       const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
       const environments = await directory.environments(scope.projectId, caller);
-      await mutate(deps, scope.projectId, `segment "${req.key}"`, async (trx) => {
+      await mutate(deps, scope.projectId, `segment "${req.key}"`, ctx.signal, async (trx) => {
         const before = await findSegment(trx, scope.projectId, req.key, true);
         expectVersion(`segment "${req.key}"`, BigInt(before.version), req.expectedVersion);
         const users = await flagsUsing(trx, scope.projectId, req.key);

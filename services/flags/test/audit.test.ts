@@ -87,9 +87,31 @@ describe("audit log", () => {
       flags.importFlagd({ environmentId: t.stagingId, flagdJson: JSON.stringify({ flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off" } } }), reason: "import" }),
     );
     expect(e).toMatchObject({ action: "flag.environment.import", environmentId: t.stagingId, flagKey: "f", reason: "import" });
+    // Only the flag-set metadata changes: one entry for it.
+    e = await one(() =>
+      flags.importFlagd({
+        environmentId: t.stagingId,
+        flagdJson: JSON.stringify({ flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off" } }, metadata: { team: "core", flagSetId: "ignored" } }),
+        reason: "metadata",
+      }),
+    );
+    expect(e).toMatchObject({ action: "environment.metadata.import", environmentId: t.stagingId, flagKey: "", reason: "metadata" });
+    expect(json(e)).toEqual({ before: { metadata: {} }, after: { metadata: { team: "core" } } });
+
+    // A revert is a mutation like any other: one entry, with the before and after it made.
+    const renamed = (await flags.listAuditEntries({ projectId: t.projectId, flagKey: "f" })).entries.find((x) => x.action === "flag.update")!;
+    e = await one(() => flags.revertAuditEntry({ projectId: t.projectId, auditEntryId: renamed.id, expectedVersion: 4n, reason: "undo rename" }));
+    expect(e).toMatchObject({ action: "flag.revert", flagKey: "f", reason: `revert of audit entry ${renamed.id}: undo rename` });
+    expect(json(e).before).toMatchObject({ name: "F2", version: "4" });
+    expect(json(e).after).toMatchObject({ name: "F", version: "5" });
+    const envChange = (await flags.listAuditEntries({ projectId: t.projectId, environmentId: t.environmentId })).entries[0];
+    e = await one(() => flags.revertAuditEntry({ projectId: t.projectId, auditEntryId: envChange.id, expectedVersion: 2n }));
+    expect(e).toMatchObject({ action: "flag.environment.revert", environmentId: t.environmentId, flagKey: "f" });
+    expect(json(e).after).toMatchObject({ enabled: true, defaultVariant: "on", version: "3" });
 
     // Failed mutations and reads leave no trace.
     await none(() => flags.updateFlag({ projectId: t.projectId, key: "f", expectedVersion: 1n, name: "stale", variants }).catch(() => undefined));
+    await none(() => flags.revertAuditEntry({ projectId: t.projectId, auditEntryId: envChange.id, expectedVersion: 1n }).catch(() => undefined));
     await none(async () => {
       await flags.getFlag({ projectId: t.projectId, key: "f" });
       await flags.listFlags({ projectId: t.projectId });
@@ -106,7 +128,7 @@ describe("audit log", () => {
     const byActor = (await flags.listAuditEntries({ projectId: t.projectId, actor: editor.userId })).entries;
     expect(byActor.map((e) => e.flagKey)).toEqual(["g"]);
     const byEnv = (await flags.listAuditEntries({ projectId: t.projectId, environmentId: t.environmentId })).entries;
-    expect(byEnv.map((e) => e.action)).toEqual(["flag.environment.update", "flag.environment.update"]);
+    expect(byEnv.map((e) => e.action)).toEqual(["flag.environment.revert", "flag.environment.update", "flag.environment.update"]);
     const bySegment = (await flags.listAuditEntries({ projectId: t.projectId, segmentKey: "s" })).entries;
     expect(bySegment.map((e) => e.action)).toEqual(["segment.delete", "segment.update", "segment.create"]);
     // Newest first, ids increasing with time.
@@ -114,9 +136,10 @@ describe("audit log", () => {
     expect([...ids].sort((a, b) => (a > b ? -1 : 1))).toEqual(ids);
   });
 
-  it("cannot be altered: no RPC writes it, and the database refuses updates and deletes", async () => {
+  it("cannot be altered: no RPC rewrites it, and the database refuses updates and deletes", async () => {
+    // RevertAuditEntry appends a new entry (tested above); nothing edits or removes one.
     for (const service of [FlagService, SegmentService]) {
-      expect(service.methods.map((m) => m.name).filter((n) => /audit/i.test(n))).toEqual(service === FlagService ? ["ListAuditEntries"] : []);
+      expect(service.methods.map((m) => m.name).filter((n) => /audit/i.test(n))).toEqual(service === FlagService ? ["ListAuditEntries", "RevertAuditEntry"] : []);
     }
     const db = h.flags.database.db;
     await expect(sql`update audit_entries set reason = 'forged'`.execute(db)).rejects.toThrow(/append-only/);

@@ -18,6 +18,7 @@ describe("tenancy", () => {
   let h: FlagsHarness;
   let victim: Tenant;
   let attacker: Tenant;
+  let victimAuditId: bigint;
   beforeAll(async () => {
     h = await startFlags();
     victim = await h.seedTenant();
@@ -26,6 +27,8 @@ describe("tenancy", () => {
     await flags.createFlag({ projectId: victim.projectId, key: "secret", name: "Secret", type: FlagType.BOOLEAN, variants });
     await flags.updateFlagEnvironment({ environmentId: victim.environmentId, flagKey: "secret", enabled: true, defaultVariant: "on" });
     await h.client(SegmentService, victim.ownerToken).createSegment({ projectId: victim.projectId, key: "vips", name: "VIPs", includedKeys: ["a"] });
+    // A revertible entry of the victim's (the environment change).
+    victimAuditId = (await flags.listAuditEntries({ projectId: victim.projectId, environmentId: victim.environmentId })).entries[0].id;
   });
   afterAll(() => h?.close());
 
@@ -56,6 +59,7 @@ describe("tenancy", () => {
           listAuditEntries: { expect: Code.NotFound, call: () => f.listAuditEntries({ projectId }) },
           importFlagd: { expect: Code.NotFound, call: () => f.importFlagd({ environmentId, flagdJson: flagd }) },
           exportFlagd: { expect: Code.NotFound, call: () => f.exportFlagd({ environmentId }) },
+          revertAuditEntry: { expect: Code.NotFound, call: () => f.revertAuditEntry({ projectId, auditEntryId: victimAuditId, expectedVersion: 1n }) },
         });
         await assertTenancyMatrix(SegmentService, {
           createSegment: { expect: Code.NotFound, call: () => s.createSegment({ projectId, key: "x", name: "x" }) },
@@ -82,6 +86,11 @@ describe("tenancy", () => {
     expect((await f.listFlags({ projectId: other.projectId })).flags).toEqual([]);
     await expect(f.listFlags({ projectId })).rejects.toMatchObject({ code: Code.NotFound });
     await expect(f.exportFlagd({ environmentId })).rejects.toMatchObject({ code: Code.NotFound });
+  });
+
+  it("does not revert another organization's audit entry through one's own project", async () => {
+    const f = h.client(FlagService, attacker.ownerToken);
+    await expect(f.revertAuditEntry({ projectId: attacker.projectId, auditEntryId: victimAuditId, expectedVersion: 1n })).rejects.toMatchObject({ code: Code.NotFound });
   });
 
   it("leaves the victim's data untouched", async () => {
