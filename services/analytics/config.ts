@@ -14,6 +14,8 @@ export interface AnalyticsConfig {
   batchSize: number;
   /** `VANE_ANALYTICS_CLOCK_SKEW_MS`: how long before an exposure an event still counts after it (default 1000). */
   clockSkewMs: number;
+  /** `VANE_BANDIT_INTERVAL`: seconds between re-weightings of a bandit that sets none (default 3600). */
+  banditIntervalSeconds: number;
   /** `VANE_JETSTREAM_REPLICAS` for the stream when this process creates it (default 1). */
   replicas: number;
 }
@@ -27,6 +29,7 @@ export function readAnalyticsConfig(env: EnvReader): AnalyticsConfig {
     consumerName: env.string("VANE_ANALYTICS_CONSUMER", "analytics"),
     batchSize: env.int("VANE_ANALYTICS_BATCH", 2000, { min: 1, max: 50_000 }),
     clockSkewMs: env.int("VANE_ANALYTICS_CLOCK_SKEW_MS", 1000, { min: 0, max: 3_600_000 }),
+    banditIntervalSeconds: env.int("VANE_BANDIT_INTERVAL", 3600, { min: 60, max: 604_800 }),
     replicas: env.int("VANE_JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),
   };
 }

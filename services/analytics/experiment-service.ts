@@ -185,7 +185,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       if (unknown.length) throw invalidArgument(`metrics ${unknown.join(", ")} do not exist in the project`);
 
       const bandit = req.bandit?.enabled ? { enabled: true, intervalSeconds: req.bandit.intervalSeconds, minSharePercent: req.bandit.minSharePercent } : null;
-      if (bandit && bandit.intervalSeconds < 60) throw invalidArgument("bandit.interval_seconds must be at least 60");
+      if (bandit && bandit.intervalSeconds !== 0 && bandit.intervalSeconds < 60) throw invalidArgument("bandit.interval_seconds must be 0 (the default interval) or at least 60");
       if (bandit && bandit.minSharePercent * names.length > 100) throw invalidArgument("bandit.min_share_percent times the number of variants must not exceed 100");
       if (req.layerKey && !(req.layerSharePercent >= 0.01 && req.layerSharePercent <= 100)) throw invalidArgument("layer_share_percent must be between 0.01 and 100 with a layer");
 

@@ -11,6 +11,7 @@ import { migrateToLatest } from "#lib/migrations.ts";
 import { serve } from "#lib/server.ts";
 import type { ServiceModule } from "#lib/service-module.ts";
 import { eventsStream } from "#lib/streams.ts";
+import { type BanditCredentials, type BanditRunner, createBanditRunner } from "./bandit-runner.ts";
 import type { ProjectDirectory } from "./directory.ts";
 import { createExperimentService } from "./experiment-service.ts";
 import type { FlagsClient } from "./flags-client.ts";
@@ -39,12 +40,19 @@ export interface AnalyticsModuleOptions {
   directory: ProjectDirectory;
   migrate: boolean;
   logger: Logger;
+  /**
+   * The Thompson-sampling bandit: how it authenticates to flags (re-weightings are made as this
+   * principal and audited), its default interval and schedule. Without it bandits do not run.
+   */
+  bandit?: { credentials: BanditCredentials; defaultIntervalMs?: number; tickMs?: number };
 }
 
 /** The analytics module, with handles tests use. */
 export interface AnalyticsModule extends ServiceModule {
   database: Database<AnalyticsDatabase>;
   pipeline: Pipeline;
+  /** Present when bandit credentials were given. */
+  bandit?: BanditRunner;
 }
 
 /** Creates and starts the analytics service's parts. */
@@ -57,10 +65,14 @@ export async function createAnalyticsModule(opts: AnalyticsModuleOptions): Promi
     const spec = eventsStream(opts.eventsStream, opts.replicas);
     await ensureStream(opts.bus.jsm, { ...spec, manage: opts.bus.manageJetStream });
     const pipeline = await startPipeline({ db: database.db, bus: opts.bus, stream: spec.name, consumerName: opts.consumerName, ...opts.pipeline, logger });
+    const bandit = opts.bandit ? createBanditRunner({ db: database.db, flags: opts.flags, logger, ...opts.bandit }) : undefined;
+    if (bandit) bandit.start();
+    else logger.info("no bandit credentials configured: experiments with a bandit keep their weights");
     return {
       name: "analytics",
       database,
       pipeline,
+      bandit,
       services: [serve(ExperimentService, createExperimentService({ db: database.db, directory: opts.directory, flags: opts.flags }))],
       healthChecks: {
         postgres: (signal) => database.ping(signal),
@@ -69,6 +81,7 @@ export async function createAnalyticsModule(opts: AnalyticsModuleOptions): Promi
         },
       },
       async stop() {
+        await bandit?.stop();
         await pipeline.stop();
         await database.destroy();
       },

@@ -2,7 +2,8 @@
  * The warnings that head an experiment's results: what a reader must know before trusting the
  * numbers, in words, most serious first. A sample-ratio mismatch means the assignment itself is
  * broken, so every metric is suspect; a guardrail significantly worse means the change hurts
- * something it must not; many units seen in two variants dilute every comparison.
+ * something it must not; many units seen in two variants dilute every comparison; a bandit
+ * changes the weights as it goes.
  */
 import { create } from "@bufbuild/protobuf";
 import { type ResultWarning, ResultWarningSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
@@ -14,6 +15,8 @@ export interface WarningInput {
   guardrails: { metricKey: string; variant: string; relativeLift: number; adjustedPValue: number }[];
   conflictingUnits: number;
   conflictingExposures: number;
+  /** A bandit re-weights the arms (the sample-ratio check is off). */
+  bandit?: boolean;
 }
 
 /** Share of units in two variants from which conflicts are worth a warning. */
@@ -57,6 +60,16 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
         message:
           `${num(input.conflictingUnits)} units (${pct(input.conflictingUnits / total)}) were exposed to more than one variant (${num(input.conflictingExposures)} conflicting exposures); ` +
           "each is analysed in its first variant, which dilutes the differences. Check that the unit key is stable and that targeting did not change while running.",
+      }),
+    );
+  }
+  if (input.bandit) {
+    out.push(
+      create(ResultWarningSchema, {
+        code: "bandit_reweighting",
+        message:
+          "A bandit re-weights this experiment's traffic, so the sample-ratio check is off and each arm pools periods with different weights: " +
+          "treat the lifts as indicative, and confirm a winner with a fixed-weight experiment when the decision matters.",
       }),
     );
   }

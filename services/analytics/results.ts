@@ -88,8 +88,10 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
   const level = confidenceLevel > 0 ? confidenceLevel : 0.95;
   const weightOf = new Map(x.variants.map((v) => [v.variant, v.weight]));
   const order = x.variants.map((v) => v.variant);
+  // A bandit moves the weights over time: the configured ones are no expectation to test against.
+  const bandit = x.bandit?.enabled ?? false;
   const analysis = analyzeExperiment(
-    { metrics: inputs, units: order.map((v) => input.units.get(v) ?? 0), weights: order.map((v) => weightOf.get(v) ?? 0) },
+    { metrics: inputs, units: bandit ? undefined : order.map((v) => input.units.get(v) ?? 0), weights: order.map((v) => weightOf.get(v) ?? 0) },
     { alpha: 1 - level },
   );
   const totalWeight = order.reduce((a, v) => a + (weightOf.get(v) ?? 0), 0);
@@ -102,6 +104,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     ),
     conflictingUnits: input.conflictingUnits,
     conflictingExposures: input.conflictingExposures,
+    bandit,
   });
   return create(ResultsSchema, {
     experimentId: x.id,

@@ -19,6 +19,7 @@ import { createIdentityDirectory as createFlagsDirectory } from "../../flags/dir
 import { createFlagsModule } from "../../flags/module.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
+import { signedBanditCredentials } from "../bandit-runner.ts";
 import { createIdentityDirectory } from "../directory.ts";
 import { createRemoteFlagsClient, type FlagsClient } from "../flags-client.ts";
 import { type AnalyticsModule, createAnalyticsModule } from "../module.ts";
@@ -52,6 +53,8 @@ export interface AnalyticsHarness {
 export interface AnalyticsHarnessOptions {
   /** Wraps the real flags client (fault injection around the real flags service). */
   wrapFlags?: (real: FlagsClient) => FlagsClient;
+  /** Runs the bandit, authenticated with tokens signed by the harness's identity. */
+  bandit?: { defaultIntervalMs?: number; tickMs?: number };
 }
 
 /** Starts identity, flags, collector and analytics on one server. */
@@ -94,6 +97,7 @@ export async function startAnalytics(opts: AnalyticsHarnessOptions = {}): Promis
     directory: createIdentityDirectory({ baseUrl: () => baseUrl }),
     migrate: true,
     logger,
+    bandit: opts.bandit && { ...opts.bandit, credentials: signedBanditCredentials((claims, ttl) => identity.keys.sign(claims, ttl)) },
   });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
   const running = await startModules({ config: common, logger, modules: [identity, flags, collector, analytics], verifier });

@@ -129,7 +129,8 @@ export type Bandit = Message<"vane.experiments.v1.Bandit"> & {
   enabled: boolean;
 
   /**
-   * How often to re-weight, in seconds (at least 60).
+   * How often to re-weight, in seconds (at least 60; 0 means the server's default, 1 h unless
+   * configured). Every re-weighting is a flags audit entry.
    *
    * @generated from field: int32 interval_seconds = 2;
    */
