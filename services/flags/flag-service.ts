@@ -138,7 +138,9 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       if (req.tags.length > 0) q = q.where(sql<boolean>`tags @> ${JSON.stringify(req.tags)}::jsonb`);
       if (req.query) {
         const like = `%${req.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-        q = q.where((eb) => eb.or([eb("key", "ilike", like), eb("name", "ilike", like)]));
+        // Key, name, or any tag (tags are a jsonb array of strings).
+        const tagMatches = sql<boolean>`exists (select 1 from jsonb_array_elements_text(flags.tags) as tag where tag ilike ${like})`;
+        q = q.where((eb) => eb.or([eb("key", "ilike", like), eb("name", "ilike", like), tagMatches]));
       }
       if (after) q = q.where("key", ">", after[0]);
       const rows = await q.orderBy("key").limit(size + 1).execute();

@@ -62,6 +62,11 @@ describe("FlagService", () => {
     expect((await flags.listFlags({ projectId: t.projectId })).flags.map((f) => f.key)).toEqual(["banner-color", "limits", "new-checkout"]);
     expect((await flags.listFlags({ projectId: t.projectId, query: "CHECK" })).flags.map((f) => f.key)).toEqual(["new-checkout"]);
     expect((await flags.listFlags({ projectId: t.projectId, query: "rate" })).flags.map((f) => f.key)).toEqual(["limits"]);
+    // Tags too, case-insensitively, by substring; LIKE wildcards are literal.
+    expect((await flags.listFlags({ projectId: t.projectId, query: "WEB" })).flags.map((f) => f.key)).toEqual(["banner-color", "new-checkout"]);
+    expect((await flags.listFlags({ projectId: t.projectId, query: "check" })).flags.map((f) => f.key)).toEqual(["new-checkout"]);
+    expect((await flags.listFlags({ projectId: t.projectId, query: "%" })).flags).toEqual([]);
+    expect((await flags.listFlags({ projectId: t.projectId, query: "we", tags: ["checkout"] })).flags.map((f) => f.key)).toEqual(["new-checkout"]);
     expect((await flags.listFlags({ projectId: t.projectId, tags: ["web"] })).flags.map((f) => f.key)).toEqual(["banner-color", "new-checkout"]);
     expect((await flags.listFlags({ projectId: t.projectId, type: FlagType.OBJECT })).flags.map((f) => f.key)).toEqual(["limits"]);
     const page1 = await flags.listFlags({ projectId: t.projectId, pageSize: 2 });
