@@ -72,7 +72,8 @@ export function decodeEvent(m: { data: Uint8Array; seq: number; subject: string 
   }
   if (env.payload.case === "track") {
     const t = env.payload.value;
-    if (!t.unitKey || !t.name) return { kind: "skip", id, seq: m.seq, environmentId };
+    // Without a valid project no metric can apply; skipping also keeps a malformed message from blocking the stream.
+    if (!t.unitKey || !t.name || !/^[0-9a-f-]{36}$/i.test(env.projectId)) return { kind: "skip", id, seq: m.seq, environmentId };
     return { kind: "track", id, seq: m.seq, environmentId, projectId: env.projectId, time: receive, name: t.name, unitKey: t.unitKey, value: Number.isFinite(t.value) ? (t.value as number) : 0 };
   }
   return { kind: "skip", id, seq: m.seq, environmentId };
