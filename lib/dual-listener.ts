@@ -29,12 +29,26 @@ export interface DualListener {
   h1Busy: Set<net.Socket>;
 }
 
+/**
+ * Claims an HTTP/2 stream before Node builds its compatibility request/response objects for it:
+ * returns true when it handled the stream.
+ */
+export type StreamClaim = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
 /** Creates a TCP server that routes each connection to HTTP/2 or HTTP/1.1 by its preface. */
-export function createDualListener(handler: DualHandler): DualListener {
+export function createDualListener(handler: DualHandler, claim?: StreamClaim): DualListener {
   const h1 = http.createServer(handler);
   // Keep-alive sockets idle longer than typical load balancers, so they close first.
   h1.keepAliveTimeout = 65_000;
-  const h2 = http2.createServer({}, handler);
+  // No request listener: Node would then build compatibility objects for every stream. Streams
+  // nobody claims get them here, as Node's own compatibility layer does.
+  const h2 = http2.createServer({});
+  h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    if (claim?.(stream, headers)) return;
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    handler(req, res);
+  });
   const h1Sockets = new Set<net.Socket>();
   const h1Busy = new Set<net.Socket>();
   h1.on("connection", (socket: net.Socket) => {

@@ -18,6 +18,7 @@ import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { applyCors } from "#lib/cors.ts";
 import { createDualListener } from "#lib/dual-listener.ts";
+import { createGrpcFastPath, type FastUnaryMethod } from "#lib/grpc-fast-path.ts";
 import { createHealthService, type HealthRegistry } from "#lib/health.ts";
 import type { Logger } from "#lib/logger.ts";
 import { createReflectionServices } from "#lib/reflection.ts";
@@ -35,6 +36,12 @@ export interface ServiceRegistration {
   impl: Partial<ServiceImpl<any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Handler options for this service only (e.g. JSON options of a wire-compatible protocol). */
   options?: Partial<UniversalHandlerOptions>;
+  /**
+   * Serve this service's unary methods over gRPC (HTTP/2, uncompressed protobuf) through
+   * lib/grpc-fast-path.ts: same implementation and interceptors, far less per-call overhead.
+   * For hot paths only (evaluation).
+   */
+  fastUnary?: boolean;
 }
 
 /** Builds a registration with the implementation checked against the service. */
@@ -113,15 +120,23 @@ export function createServer(opts: ServerOptions): VaneServer {
     router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
   };
 
+  const interceptors = [...(opts.interceptors ?? []), createDefaultDeadlineInterceptor(opts.defaultTimeoutMs ?? 30_000), createValidateInterceptor()];
+  const maxTimeoutMs = opts.maxTimeoutMs ?? 5 * 60_000;
+  const readMaxBytes = opts.readMaxBytes ?? 4 * 1024 * 1024;
+  const fastMethods: FastUnaryMethod[] = opts.services
+    .filter((s) => s.fastUnary)
+    .flatMap((s) =>
+      s.service.methods.flatMap((m): FastUnaryMethod[] =>
+        m.methodKind === "unary" && s.impl[m.localName] ? [{ method: m as FastUnaryMethod["method"], impl: s.impl[m.localName] as FastUnaryMethod["impl"] }] : [],
+      ),
+    );
+  const fastPath = fastMethods.length > 0 ? createGrpcFastPath({ methods: fastMethods, interceptors, shutdownSignal: shutdown.signal, maxTimeoutMs, readMaxBytes }) : undefined;
+
   const handler = connectNodeAdapter({
     routes,
-    interceptors: [
-      ...(opts.interceptors ?? []),
-      createDefaultDeadlineInterceptor(opts.defaultTimeoutMs ?? 30_000),
-      createValidateInterceptor(),
-    ],
-    maxTimeoutMs: opts.maxTimeoutMs ?? 5 * 60_000,
-    readMaxBytes: opts.readMaxBytes ?? 4 * 1024 * 1024,
+    interceptors,
+    maxTimeoutMs,
+    readMaxBytes,
     shutdownSignal: shutdown.signal,
     fallback(req, res) {
       res.writeHead(404, { "content-type": "application/json" });
@@ -159,7 +174,11 @@ export function createServer(opts: ServerOptions): VaneServer {
       return;
     }
     handler(req, res);
-  });
+  }, fastPath && ((stream, headers) => {
+    if (!fastPath(stream, headers, () => inFlight--)) return false;
+    inFlight++;
+    return true;
+  }));
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));

@@ -138,7 +138,8 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     kvSource,
     fileSource,
     bus,
-    services: [serve(EvaluationService, createEvaluationService({ store, evaluator, hub, onStream: () => counters.streamOpened("vane_watch") }))],
+    // Evaluation is the hot path: its unary gRPC calls take lib/grpc-fast-path.ts.
+    services: [{ ...serve(EvaluationService, createEvaluationService({ store, evaluator, hub, onStream: () => counters.streamOpened("vane_watch") })), fastUnary: true }],
     healthChecks: { snapshots },
     async startFlagdServers(verifier) {
       const health = createHealthRegistry();
@@ -146,6 +147,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
       // Connect JSON answers carry zero values, as flagd's do (e.g. "value": false). Needs
       // lib/server.ts to pass a registration's `options` to the router.
       const flagdJson = { options: { jsonOptions: { alwaysEmitImplicit: true } } };
+      const hot = { ...flagdJson, fastUnary: true };
       const start = async (port: number, services: ServiceRegistration[]) => {
         const server = createServer({
           port,
@@ -169,8 +171,8 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
         config.flagdPort === null
           ? undefined
           : await start(config.flagdPort, [
-              Object.assign(serve(flagdV2.Service, createFlagdEvaluationV2({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), flagdJson),
-              Object.assign(serve(flagdV1.Service, createFlagdEvaluationV1({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), flagdJson),
+              Object.assign(serve(flagdV2.Service, createFlagdEvaluationV2({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
+              Object.assign(serve(flagdV1.Service, createFlagdEvaluationV1({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
             ]);
       const syncPort =
         config.flagdSyncPort === null

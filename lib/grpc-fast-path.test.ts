@@ -1,0 +1,185 @@
+/**
+ * The gRPC fast path (lib/grpc-fast-path.ts) must be indistinguishable from Connect's own
+ * handling: an independent gRPC stack (@grpc/grpc-js reading proto/) and Connect's gRPC client
+ * see the same values, statuses, error details, metadata and deadlines; calls the path does not
+ * take (compressed, gRPC-Web, Connect) still work.
+ */
+import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EvaluateAllResponseSchema, EvaluateResponseSchema, EvaluationService, Reason } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import { createHealthRegistry } from "#lib/health.ts";
+import { createServer, serve, type VaneServer } from "#lib/server.ts";
+import { createTestLogger } from "#lib/test-support.ts";
+import { writeProtoDeps } from "../scripts/proto-deps.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let server: VaneServer;
+let baseUrl: string;
+const seen: { header?: string | null; traced: number } = { traced: 0 };
+
+// Stands in for the tracing/metrics/auth interceptors: it must run on the fast path too.
+const counting: Interceptor = (next) => async (req) => {
+  seen.traced++;
+  seen.header = req.header.get("x-test");
+  const res = await next(req);
+  if (!req.stream) res.trailer.set("x-trailer", "t");
+  return res;
+};
+
+beforeAll(async () => {
+  server = createServer({
+    port: 0,
+    host: "127.0.0.1",
+    logger: createTestLogger(),
+    health: createHealthRegistry({ cacheMs: 0 }),
+    interceptors: [counting],
+    services: [
+      {
+        ...serve(EvaluationService, {
+          async evaluate(req, ctx) {
+            if (req.flagKey === "slow") await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true }));
+            if (req.flagKey === "missing") throw new ConnectError(`flag "missing" not found`, Code.NotFound);
+            ctx.responseHeader.set("x-version", "7");
+            return create(EvaluateResponseSchema, {
+              evaluation: { flagKey: req.flagKey, variant: "on", reason: Reason.TARGETING_MATCH, value: { kind: { case: "boolValue", value: true } } },
+              version: 7n,
+            });
+          },
+          evaluateAll: () => create(EvaluateAllResponseSchema, {}),
+          async *watch() {},
+        }),
+        fastUnary: true,
+      },
+    ],
+  });
+  baseUrl = `http://127.0.0.1:${await server.listen()}`;
+});
+afterAll(() => server?.close());
+
+function grpcJsClient() {
+  writeProtoDeps(root);
+  const def = protoLoader.loadSync("vane/evaluation/v1/evaluation_service.proto", {
+    includeDirs: [`${root}proto`, `${root}proto-deps`],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+  });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  return new pkg.vane.evaluation.v1.EvaluationService(baseUrl.replace("http://", ""), grpc.credentials.createInsecure()) as grpc.Client & {
+    Evaluate: (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { version: string; evaluation: { variant: string } }) => void) => grpc.ClientUnaryCall;
+  };
+}
+
+function callGrpcJs(client: ReturnType<typeof grpcJsClient>, req: object, opts: grpc.CallOptions = {}, md = new grpc.Metadata()) {
+  return new Promise<{ res?: { version: string; evaluation: { variant: string } }; err?: grpc.ServiceError; header?: grpc.Metadata; trailer?: grpc.Metadata }>((resolve) => {
+    let header: grpc.Metadata | undefined;
+    const call = client.Evaluate(req, md, opts, (err, res) => setTimeout(() => resolve({ res: res ?? undefined, err: err ?? undefined, header, trailer }), 0));
+    let trailer: grpc.Metadata | undefined;
+    call.on("metadata", (m) => (header = m));
+    call.on("status", (s) => (trailer = s.metadata));
+  });
+}
+
+describe("gRPC fast path", () => {
+  it("answers @grpc/grpc-js with the message, headers and trailers, through the interceptors", async () => {
+    const client = grpcJsClient();
+    try {
+      const before = seen.traced;
+      const md = new grpc.Metadata();
+      md.set("x-test", "hello");
+      const { res, err, header, trailer } = await callGrpcJs(client, { flag_key: "f", context: { fields: { targetingKey: { stringValue: "u" } } } }, {}, md);
+      expect(err).toBeUndefined();
+      expect(res).toMatchObject({ version: "7", evaluation: { variant: "on" } });
+      expect(header?.get("x-version")).toEqual(["7"]);
+      expect(trailer?.get("x-trailer")).toEqual(["t"]);
+      expect(seen.traced).toBe(before + 1);
+      expect(seen.header).toBe("hello");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("reports statuses, validation details and deadlines as Connect does", async () => {
+    const client = grpcJsClient();
+    try {
+      expect((await callGrpcJs(client, { flag_key: "missing" })).err).toMatchObject({ code: grpc.status.NOT_FOUND, details: 'flag "missing" not found' });
+      const invalid = await callGrpcJs(client, { flag_key: "" });
+      expect(invalid.err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+      expect(invalid.err!.details).toMatch(/^flag_key: /);
+      expect(invalid.err!.metadata.get("grpc-status-details-bin")).toHaveLength(1);
+      const t0 = Date.now();
+      expect((await callGrpcJs(client, { flag_key: "slow" }, { deadline: Date.now() + 150 })).err).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+      expect(Date.now() - t0).toBeLessThan(2_000);
+    } finally {
+      client.close();
+    }
+    // Connect's gRPC client decodes the same error details.
+    const connect = createClient(EvaluationService, createGrpcTransport({ baseUrl }));
+    const notFound = await connect.evaluate({ flagKey: "missing" }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(notFound?.rawMessage).toBe('flag "missing" not found');
+    const err = await connect.evaluate({ flagKey: "" }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(err).toMatchObject({ code: Code.InvalidArgument });
+    expect(err!.details.length).toBeGreaterThan(0);
+  });
+
+  it("leaves compressed calls, gRPC-Web and Connect to the normal path, which answers them alike", async () => {
+    const client = grpcJsClient();
+    try {
+      const md = new grpc.Metadata();
+      md.set("grpc-internal-encoding-request", "gzip");
+      const { res, err } = await callGrpcJs(client, { flag_key: "gz" }, {}, md);
+      expect(err).toBeUndefined();
+      expect(res?.evaluation.variant).toBe("on");
+    } finally {
+      client.close();
+    }
+    for (const transport of [createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }), createConnectTransport({ baseUrl, httpVersion: "1.1" }), createGrpcTransport({ baseUrl })]) {
+      const res = await createClient(EvaluationService, transport).evaluate({ flagKey: "f" });
+      expect(res.version).toBe(7n);
+    }
+  });
+
+  it("counts calls in flight for a graceful shutdown", async () => {
+    const own = createServer({
+      port: 0,
+      host: "127.0.0.1",
+      logger: createTestLogger(),
+      health: createHealthRegistry({ cacheMs: 0 }),
+      services: [
+        {
+          ...serve(EvaluationService, {
+            async evaluate() {
+              await sleep(300);
+              return create(EvaluateResponseSchema, { version: 1n });
+            },
+            evaluateAll: () => create(EvaluateAllResponseSchema, {}),
+            async *watch() {},
+          }),
+          fastUnary: true,
+        },
+      ],
+    });
+    const port = await own.listen();
+    const client = createClient(EvaluationService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    const inFlight = client.evaluate({ flagKey: "f" });
+    await sleep(50);
+    const closed = own.close();
+    await expect(inFlight).resolves.toMatchObject({ version: 1n });
+    await closed;
+  });
+});

@@ -1,0 +1,166 @@
+/**
+ * A lean path for unary gRPC calls over HTTP/2, for the methods where per-call overhead is the
+ * product (flag evaluation). connect-node serves each call through Node's HTTP/2 compatibility
+ * objects, async-iterable pipelines, several Headers/URL objects and an AbortController that is
+ * aborted when every call ends — a DOMException with a stack trace each time. Measured, that costs
+ * several times the evaluation itself (docs/benchmarks.md). This path reads the HTTP/2 stream
+ * directly and runs the very same implementation through the very same interceptors (tracing,
+ * RED metrics, auth, deadline, protovalidate) with Connect's own invoke and status helpers, so a
+ * client cannot tell which path served it. Anything unusual (compression, gRPC-Web, JSON codec,
+ * HTTP/1.1, streaming methods) goes the normal way.
+ *
+ * The helpers used from `@connectrpc/connect/protocol*` are marked internal by Connect; versions
+ * are pinned exactly, and the gRPC interop tests exercise this path.
+ */
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, createHandlerContext, createMethodImplSpec, type Interceptor } from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+
+/** One unary method and its implementation, as Connect's router would hold it. */
+export interface FastUnaryMethod {
+  method: DescMethod & { methodKind: "unary" };
+  // The implementation's type is checked where the ServiceImpl is built.
+  impl: (req: any, ctx: any) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** Options for {@link createGrpcFastPath}. */
+export interface GrpcFastPathOptions {
+  methods: FastUnaryMethod[];
+  interceptors: Interceptor[];
+  shutdownSignal: AbortSignal;
+  maxTimeoutMs: number;
+  readMaxBytes: number;
+}
+
+/** Handles the stream and returns true when it is a call for this path; false leaves it alone. */
+export type GrpcFastPath = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, onDone: () => void) => boolean;
+
+const GRPC_PROTO = /^application\/grpc(\+proto)?(;|$)/i;
+
+/** Creates the fast path for `methods`, keyed by their `/package.Service/Method` path. */
+export function createGrpcFastPath(opts: GrpcFastPathOptions): GrpcFastPath {
+  const routes = new Map<string, { spec: ReturnType<typeof createMethodImplSpec>; method: FastUnaryMethod["method"] }>();
+  for (const m of opts.methods) {
+    routes.set(`/${m.method.parent.typeName}/${m.method.name}`, { spec: createMethodImplSpec(m.method, m.impl as never), method: m.method });
+  }
+  return (stream, headers, onDone) => {
+    const route = routes.get(headers[":path"] ?? "");
+    if (route === undefined || headers[":method"] !== "POST") return false;
+    const contentType = headers["content-type"];
+    if (contentType === undefined || !GRPC_PROTO.test(contentType)) return false;
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    stream.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > opts.readMaxBytes + 5) {
+        if (!failed) respondError(stream, new ConnectError(`message larger than ${opts.readMaxBytes} bytes`, Code.ResourceExhausted));
+        failed = true;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once("close", onDone);
+    stream.once("end", () => {
+      if (failed) return;
+      serve(stream, headers, route.spec, route.method, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), opts).catch((err: unknown) =>
+        respondError(stream, ConnectError.from(err, Code.Internal)),
+      );
+    });
+    return true;
+  };
+}
+
+async function serve(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  spec: ReturnType<typeof createMethodImplSpec>,
+  method: FastUnaryMethod["method"],
+  body: Buffer,
+  opts: GrpcFastPathOptions,
+): Promise<void> {
+  // Exactly one uncompressed envelope: [flags:1][length:4][message].
+  if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
+    const why = body.length >= 5 && body[0] & 1 ? "a compressed message without grpc-encoding" : "not exactly one message";
+    return respondError(stream, new ConnectError(`protocol error: ${why}`, Code.InvalidArgument));
+  }
+  const input = fromBinary(method.input, body.subarray(5));
+  const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), opts.maxTimeoutMs);
+  if (timeout.error) return respondError(stream, timeout.error);
+  const aborted = new AbortController();
+  // Only a reset before the answer aborts the call (with a reason, so no DOMException is built).
+  const onClose = () => aborted.abort(new ConnectError("the client went away", Code.Canceled));
+  stream.once("close", onClose);
+  const requestHeader = new Headers();
+  for (const [k, v] of Object.entries(headers)) if (k[0] !== ":" && v !== undefined) requestHeader.set(k, Array.isArray(v) ? v.join(", ") : v);
+  const context = createHandlerContext({
+    ...spec,
+    service: method.parent,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    timeoutMs: timeout.timeoutMs,
+    shutdownSignal: opts.shutdownSignal,
+    requestSignal: aborted.signal,
+    requestHeader,
+    url: `http://${headerValue(headers[":authority"]) ?? "localhost"}${headers[":path"]}`,
+    responseHeader: {},
+    responseTrailer: {},
+    contextValues: createContextValues(),
+  });
+  let output;
+  try {
+    output = await invokeUnaryImplementation(spec as Parameters<typeof invokeUnaryImplementation>[0], context, input, opts.interceptors);
+  } catch (err) {
+    return respondError(stream, ConnectError.from(err), context.responseHeader);
+  } finally {
+    stream.off("close", onClose);
+  }
+  if (stream.destroyed || stream.closed) return;
+  const bytes = toBinary(method.output, output);
+  const frame = Buffer.allocUnsafe(5 + bytes.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(bytes.length, 1);
+  frame.set(bytes, 5);
+  const trailer: Record<string, string> = { "grpc-status": "0" };
+  context.responseTrailer.forEach((v, k) => void (trailer[k] = v));
+  stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers(trailer));
+  stream.end(frame);
+}
+
+/** An error response as Connect's gRPC handler sends it: headers, no message, status in trailers. */
+function respondError(stream: ServerHttp2Stream, err: ConnectError, responseHeader?: Headers): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  const status = setTrailerStatus(new Headers(), err);
+  // gRPC percent-encodes only bytes outside printable ASCII (and "%"); Connect's helper encodes
+  // like encodeURIComponent, which clients that decode per the spec (grpc-js) show verbatim.
+  status.set("grpc-message", percentEncode(err.rawMessage));
+  stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(responseHeader) }, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers({ ...plain(err.metadata), ...plain(status) }));
+  stream.end();
+}
+
+function plain(h: Headers | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  h?.forEach((v, k) => void (out[k] = v));
+  return out;
+}
+
+function headerValue(v: string | string[] | undefined): string | null {
+  if (v === undefined) return null;
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
+/** gRPC's percent-encoding of grpc-message: UTF-8 bytes outside 0x20–0x7E, and "%", as %XX. */
+export function percentEncode(message: string): string {
+  let out = "";
+  for (const b of Buffer.from(message, "utf8")) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
