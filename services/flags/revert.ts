@@ -83,6 +83,10 @@ export function createRevertAuditEntry(deps: FlagsDeps) {
       return mutate(deps, scope.projectId, `flag "${key}"`, ctx.signal, async (trx) => {
         const current = await findFlag(trx, scope.projectId, key, true);
         expectVersion(`flag "${key}"`, BigInt(current.version), req.expectedVersion);
+        // Undoing an edit must not unarchive as a side effect (archive entries are what toggle it).
+        if (current.archived && !before.archived && entry.action !== "flag.archive") {
+          throw failedPrecondition(`flag "${key}" is archived; unarchive it before reverting audit entry ${entry.id}`);
+        }
         const issues = validateVariants(toFlag(current).type, before.variants);
         if (issues.length > 0) throw failedPrecondition(`the state before audit entry ${entry.id} no longer applies: ${issues[0].path}: ${issues[0].message}`);
         await assertVariantsUnused(trx, current, before.variants);

@@ -1,6 +1,7 @@
 /**
  * flagd import/export: a flagd file → Vane's model → a flagd file must evaluate identically
- * (value, variant, reason) for thousands of contexts, bucket boundaries included; and Vane's own
+ * (value, variant, reason, error code, and metadata apart from the flag-set keys an export
+ * rewrites) for thousands of contexts, bucket boundaries included; and Vane's own
  * rules → flagd → Vane rules must keep every outcome (and, for the shapes Vane emits, the rules).
  */
 import { readdirSync, readFileSync } from "node:fs";

@@ -116,6 +116,16 @@ describe("RevertAuditEntry", () => {
     expect(gone.code).toBe(Code.FailedPrecondition);
     expect(gone.rawMessage).toMatch(/no longer applies: default_variant: unknown variant "blue"/);
 
+    // An archived flag is not unarchived (nor reconfigured) by undoing an older edit.
+    const edit = await latest("banner");
+    expect(edit.action).toBe("flag.update");
+    const archived = await flags.archiveFlag({ projectId: t.projectId, key: "banner", expectedVersion: flag!.version + 1n });
+    const whileArchived = await failure(flags.revertAuditEntry({ projectId: t.projectId, auditEntryId: edit.id, expectedVersion: archived.flag!.version }));
+    expect(whileArchived.code).toBe(Code.FailedPrecondition);
+    expect(whileArchived.rawMessage).toMatch(/is archived; unarchive it before reverting/);
+    const envWhileArchived = await failure(flags.revertAuditEntry({ projectId: t.projectId, auditEntryId: usedBlue.id, expectedVersion: 2n }));
+    expect(envWhileArchived.rawMessage).toMatch(/is archived; unarchive it before reverting its configuration/);
+
     expect((await failure(flags.revertAuditEntry({ projectId: t.projectId, auditEntryId: 999_999n, expectedVersion: 1n }))).code).toBe(Code.NotFound);
     const viewer = h.client(FlagService, (await h.member(t, "viewer")).token);
     expect((await failure(viewer.revertAuditEntry({ projectId: t.projectId, auditEntryId: usedBlue.id, expectedVersion: 2n }))).code).toBe(Code.PermissionDenied);
