@@ -1,11 +1,13 @@
 /**
  * Renders a kustomization exactly as `kubectl apply -k` sees it, with the kustomize built
- * into kubectl (`kubectl kustomize`), and parses the result into plain objects.
+ * into kubectl (`kubectl kustomize`), and parses the result into plain objects. Without a
+ * kubectl on the machine, one is taken out of an npm package (./kubectl.ts).
  */
 import { execFileSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
+import { findKubectl } from "./kubectl.ts";
 
 /** A rendered Kubernetes object: only the type meta is known in general. */
 export interface K8sObject {
@@ -22,9 +24,11 @@ export const k8sDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const overlays = ["overlays/dev/migrations", "overlays/dev", "overlays/prod/migrations", "overlays/prod"] as const;
 export type Overlay = (typeof overlays)[number];
 
-/** The kubectl binary: $KUBECTL, else `kubectl` on the PATH. */
+let kubectl: string | undefined;
+
+/** The kubectl binary: $KUBECTL, the PATH's, else one extracted from an npm package (./kubectl.ts). */
 export function kubectlBinary(): string {
-  return process.env.KUBECTL ?? "kubectl";
+  return (kubectl ??= findKubectl());
 }
 
 /** Runs `kubectl kustomize <dir>` and returns the YAML it prints. */
@@ -37,9 +41,7 @@ export function kustomize(dir: string): string {
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === "ENOENT") {
-      throw new Error(`kubectl not found (set KUBECTL or install kubectl >= 1.27): it renders the kustomizations`, { cause: err });
-    }
+    if (e.code === "ENOENT") throw new Error(`${kubectlBinary()} could not be run (set KUBECTL to a kubectl >= 1.27)`, { cause: err });
     throw new Error(`kubectl kustomize ${dir} failed: ${e.stderr ?? e.message}`, { cause: err });
   }
 }
