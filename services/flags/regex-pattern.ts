@@ -12,8 +12,8 @@ const FLAGS = /^(?!.*(.).*\1)[ims]*$/;
 /**
  * Why a pattern cannot be used, or undefined. Besides syntax and length, patterns prone to
  * catastrophic backtracking are refused: safe-regex2 rejects star height above 1 (a quantified
- * group containing a quantifier, such as `(a+)+`), the classic exponential shape. It does not
- * catch every slow pattern (overlapping alternatives such as `(a|a)*` pass), hence the length cap.
+ * group containing a quantifier, such as `(a+)+`), the classic exponential shape. It is a
+ * heuristic: overlapping alternatives under a star (`^(a|a)*$`) pass it.
  */
 export function patternProblem(pattern: string, flags = ""): { field: "pattern" | "flags"; message: string } | undefined {
   if (!FLAGS.test(flags)) return { field: "flags", message: `flags must be distinct letters of "i", "m", "s", got "${flags}"` };
