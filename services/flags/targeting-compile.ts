@@ -251,8 +251,3 @@ export function compileSegment(s: SegmentLike, path = "segment", options: Compil
   if (s.excludedKeys.length === 0) return member;
   return { and: [{ "!": { in: [TARGETING_KEY_VAR, [...s.excludedKeys]] } }, member] };
 }
-
-/** True when a condition list (or a rule's) uses an operator flagd cannot express. */
-export function usesMatches(conditions: readonly Condition[]): boolean {
-  return conditions.some((c) => c.kind.case === "attribute" && c.kind.value.operator === Operator.MATCHES);
-}
