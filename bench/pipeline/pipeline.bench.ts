@@ -3,7 +3,10 @@
  * JetStream publish rate measured in the same run as the ceiling, and the consumer's drain rate
  * on a backlog. Verifies at the end that nothing was lost or counted twice.
  *
- *   node --import tsx bench/pipeline/pipeline.bench.ts [--events 100000] [--units 20000] [--batch 2000] [--concurrency 8]
+ *   npm run bench:pipeline [-- --events 100000] [--units 20000] [--batch 2000] [--concurrency 8]
+ *
+ * The end-to-end and drain rates are also given as a share of the raw publish rate of the same
+ * run, which makes runs on a busy or different machine comparable.
  *
  * Uses VANE_TEST_DATABASE_URL / VANE_TEST_NATS_URL (defaults: local Postgres and NATS), in its own
  * schema and streams, removed afterwards. Prints a JSON summary.
@@ -88,7 +91,7 @@ const database = await createDatabase<AnalyticsDatabase>({ url: testDatabaseUrl,
 const bus = await connectBus({ servers: testNatsUrl, name: "pipeline-bench", logger });
 const result: Record<string, unknown> = {
   machine: { nproc: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
-  command: `node --import tsx bench/pipeline/pipeline.bench.ts --events ${N} --units ${UNITS} --batch ${BATCH} --concurrency ${CONCURRENCY}`,
+  command: `npm run bench:pipeline -- --events ${N} --units ${UNITS} --batch ${BATCH} --concurrency ${CONCURRENCY}`,
 };
 try {
   await migrateToLatest(database.db, migrations, { schema, logger });
@@ -177,6 +180,8 @@ try {
   const drained = await waitFor(drain, N, 600_000);
   await drain.stop();
   result.consumerDrainPerSecond = Math.round(N / ((drained - drainStarted) / 1000));
+  const share = (x: unknown) => Math.round((Number(x) / Number(result.rawPublishPerSecond)) * 1000) / 1000;
+  result.ofRawPublish = { endToEnd: share(result.endToEndPerSecond), trackAccepted: share(result.trackAcceptedPerSecond), consumerDrain: share(result.consumerDrainPerSecond) };
 } finally {
   await database.destroy();
   await dropSchema(testDatabaseUrl, schema);
