@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { context, SpanKind, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectBus, ensureKv, ensureStream, publishEvent, type Bus, type BusStatus } from "#lib/bus.ts";
+import { connectBus, ensureKv, ensureStream, publishEvent, splitCredentials, type Bus, type BusStatus } from "#lib/bus.ts";
 import { withConsumerSpan } from "#lib/bus-trace.ts";
 import { findNatsServer, freePort, startNatsServer } from "#lib/local-infra.ts";
 import { startTelemetry } from "#lib/telemetry.ts";
@@ -193,5 +193,13 @@ describe("publishEvent", () => {
       publishEvent(bus.js, `vanetest.nostream.${stream.toLowerCase()}`, new Uint8Array([1]), { msgId: "x", timeoutMs: 2_000 }),
     ).rejects.toThrow();
     expect(spans.getFinishedSpans()[0]?.status.code).toBe(2);
+  });
+});
+
+describe("splitCredentials", () => {
+  it("moves user:password out of server URLs, which nats.js ignores there", () => {
+    expect(splitCredentials(["nats://flags:p%40ss:w@nats:4222", "nats://nats-1:4222"])).toEqual({ servers: ["nats://nats:4222", "nats://nats-1:4222"], user: "flags", pass: "p@ss:w" });
+    expect(splitCredentials(["nats://127.0.0.1:4222"])).toEqual({ servers: ["nats://127.0.0.1:4222"], user: undefined, pass: undefined });
+    expect(splitCredentials(["evaluator@nats:4222"])).toEqual({ servers: ["nats:4222"], user: "evaluator", pass: "" });
   });
 });

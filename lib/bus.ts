@@ -88,7 +88,7 @@ export interface Bus {
  */
 export async function connectBus(options: BusOptions): Promise<Bus> {
   const logger = options.logger ?? pino({ level: "silent" });
-  const servers = Array.isArray(options.servers) ? options.servers : [options.servers];
+  const { servers, user, pass } = splitCredentials(Array.isArray(options.servers) ? options.servers : [options.servers]);
   const started = Date.now();
   // connect() gives no status stream until the first connection succeeds, so
   // report the wait ourselves.
@@ -108,6 +108,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
       // Notice a dead server in ~1 minute rather than the default ~4.
       pingInterval: 20_000,
       maxPingOut: 3,
+      ...(user !== undefined ? { user, pass } : {}),
       ...(options.token ? { token: options.token } : {}),
       ...(options.credentials
         ? { authenticator: credsAuthenticator(new TextEncoder().encode(options.credentials)) }
@@ -190,6 +191,24 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
             return nc.close();
           })),
   };
+}
+
+/**
+ * Takes `user:password@` out of server URLs: nats.js v3 ignores it there (and would log it),
+ * while Vane's Secrets hand each service one URL with its NATS user (`nats://flags:…@nats:4222`).
+ */
+export function splitCredentials(urls: string[]): { servers: string[]; user?: string; pass?: string } {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers = urls.map((raw) => {
+    const m = /^([a-z]+:\/\/)?([^@/]*)@(.*)$/i.exec(raw);
+    if (!m) return raw;
+    const [name, password = ""] = m[2].split(/:(.*)/s, 2);
+    user ??= decodeURIComponent(name);
+    pass ??= decodeURIComponent(password);
+    return `${m[1] ?? ""}${m[3]}`;
+  });
+  return { servers, user, pass };
 }
 
 /** A stream as services declare it; see {@link ensureStream}. */

@@ -58,7 +58,8 @@ export const expectedNetworkPaths: string[] = (() => {
   for (const s of ["identity", "flags", "analytics", "migrate", "postgres"]) add(s, "postgres", 5432);
   add("cnpg-operator", "postgres", 5432, 8000);
   add("monitoring", "postgres", 9187);
-  for (const s of [...services, "nack"]) add(s, "nats", 4222, 4143);
+  // identity keeps no state on NATS: no credentials, no path.
+  for (const s of [...services.filter((x) => x !== "identity"), "nack"]) add(s, "nats", 4222, 4143);
   add("nats", "nats", 6222, 4143);
   add("monitoring", "nats", 7777, 8222);
   return [...new Set(p)].sort();
@@ -75,7 +76,7 @@ export const expectedMeshAuthorization: Record<string, string[]> = (() => {
     "analytics-api": ["ingress"],
     "evaluator-flagd": ["meshed"],
     "evaluator-flagd-sync": ["meshed"],
-    "nats-client": ["analytics", "collector", "evaluator", "flags", "identity", "nack-system/nack"],
+    "nats-client": ["analytics", "collector", "evaluator", "flags", "nack-system/nack"],
     "nats-cluster": ["nats"],
   };
   for (const s of services) {

@@ -84,6 +84,37 @@ describe("overlays", () => {
     }
   });
 
+  it("a configuration change rolls the pods: every Deployment reads a ConfigMap named by its content", () => {
+    const names = new Map<string, string>();
+    for (const overlay of ["overlays/dev", "overlays/prod"]) {
+      const config = get(overlay).filter((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("vane-config"));
+      expect(config.length).toBe(1);
+      expect(config[0].metadata.name).toMatch(/^vane-config-[a-z0-9]{10}$/);
+      names.set(overlay, config[0].metadata.name);
+      for (const d of deployments(overlay)) {
+        expect(d.spec.template.spec.containers[0].envFrom.map((e: any) => e.configMapRef.name), d.metadata.name).toEqual([config[0].metadata.name]);
+      }
+    }
+    // dev patches values, so its name differs: the hash follows the final content.
+    expect(names.get("overlays/dev")).not.toBe(names.get("overlays/prod"));
+  });
+
+  it("gives identity no NATS credentials (it uses no NATS)", () => {
+    for (const overlay of ["overlays/dev", "overlays/prod"]) {
+      const identity = find(get(overlay), "Deployment", "identity");
+      expect(JSON.stringify(identity.spec.template.spec)).not.toMatch(/NATS|vane-nats/);
+    }
+    expect(find(get("overlays/dev"), "Secret", "vane-nats-identity")).toBeUndefined();
+  });
+
+  it("the Gateway lets the evaluation API's streams live, and bounds unary APIs", () => {
+    const route = find(get("overlays/prod"), "HTTPRoute", "vane-api");
+    for (const rule of route.spec.rules) {
+      const prefix = rule.matches[0].path.value;
+      expect(rule.timeouts?.request, prefix).toBe(prefix === "/vane.evaluation.v1." ? "0s" : "60s");
+    }
+  });
+
   it("migrations run the same image as the services they precede", () => {
     for (const env of ["dev", "prod"]) {
       const jobs = get(`overlays/${env}/migrations`).filter((o) => o.kind === "Job") as any[];
