@@ -129,7 +129,7 @@ export function createSnapshotStore(opts: SnapshotStoreOptions = {}): SnapshotSt
       const previous = states.get(v.environmentId);
       if (previous && previous.source === v.source && v.version <= previous.version) return "stale";
       const flags = compileFlagSet(v.evaluationDefinition ?? v.definition, { now, extensions: v.source === "kv" });
-      const prints = flagFingerprints(v.definition, v.clientVisible);
+      const prints = flagFingerprints(v.evaluationDefinition ?? v.definition, v.clientVisible);
       const current = buildState(v, flags, now());
       states.set(v.environmentId, current);
       const old = fingerprints.get(v.environmentId);
@@ -230,12 +230,13 @@ export function versionFromSnapshot(s: EnvironmentSnapshot): EnvironmentVersion 
     flags[f.key] = def;
     if (f.clientVisible) clientVisible.push(f.key);
   }
-  const definition: FlagSetDefinition = { flags };
-  if (Object.keys(s.evaluators).length > 0) definition.$evaluators = mapValues(s.evaluators, (v) => toJson(ValueSchema, v) as JsonValue);
+  const full: FlagSetDefinition = { flags };
+  if (Object.keys(s.evaluators).length > 0) full.$evaluators = mapValues(s.evaluators, (v) => toJson(ValueSchema, v) as JsonValue);
   const metadata = scalarMetadata(s.metadata);
-  if (metadata) definition.metadata = metadata;
+  if (metadata) full.metadata = metadata;
+  const definition = withoutExtensions(full);
   return {
-    evaluationDefinition: markExperiments(definition),
+    evaluationDefinition: markExperiments(full),
     environmentId: s.environmentId,
     organizationId: s.organizationId,
     projectId: s.projectId,
@@ -296,4 +297,28 @@ function isSeededBy(args: JsonValue, experimentId: string): boolean {
   const first = args[0];
   if (first === null || typeof first !== "object" || Array.isArray(first) || !Array.isArray(first.cat)) return false;
   return first.cat[0] === experimentId;
+}
+
+/**
+ * The flag set as flagd itself could evaluate it: flags (and shared rules) that use Vane's
+ * extension operators (`regex_match`) are left out, as ExportFlagd leaves them out, so in-process
+ * flagd providers on the sync stream get a flag set they accept whole (such a flag is
+ * FLAG_NOT_FOUND there, and the caller's default applies) instead of one they reject.
+ */
+export function withoutExtensions(def: FlagSetDefinition): FlagSetDefinition {
+  const evaluators = def.$evaluators ?? {};
+  const direct = (v: JsonValue): boolean => JSON.stringify(v).includes('"regex_match":');
+  const refsOf = (v: JsonValue): string[] => [...JSON.stringify(v).matchAll(/"\$ref":"((?:[^"\\]|\\.)*)"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
+  const tainted = new Set(Object.keys(evaluators).filter((k) => direct(evaluators[k])));
+  // Shared rules that reference tainted ones are tainted too.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [k, v] of Object.entries(evaluators)) if (!tainted.has(k) && refsOf(v).some((r) => tainted.has(r))) grew = tainted.add(k) !== undefined;
+  }
+  const uses = (f: FlagDefinition) => f.targeting !== undefined && (direct(f.targeting) || refsOf(f.targeting).some((r) => tainted.has(r)));
+  const entries = flagEntries(def);
+  if (tainted.size === 0 && !entries.some(([, f]) => uses(f))) return def;
+  const out: FlagSetDefinition = { ...def, flags: Object.fromEntries(entries.filter(([, f]) => !uses(f))) };
+  if (def.$evaluators) out.$evaluators = Object.fromEntries(Object.entries(evaluators).filter(([k]) => !tainted.has(k)));
+  return out;
 }

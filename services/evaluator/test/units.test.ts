@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { FlagSetError } from "#lib/engine/index.ts";
+import { compileFlagSet, FlagSetError } from "#lib/engine/index.ts";
 import { createTestLogger } from "#lib/test-support.ts";
 import { createExposurePublisher, type Exposure, type ExposureBus } from "../exposures.ts";
 import { environmentFromSelector } from "../flagd-access.ts";
@@ -73,6 +73,28 @@ describe("snapshots as the flags service writes them", () => {
     for (let i = 0; i < 50; i++) expect(flags.evaluate("experiment", { targetingKey: `u${i}` }).experimentId).toBe("exp-1");
     // Sync streams (in-process flagd providers) get the flag set without Vane's operators.
     expect(store.get("e")!.flagdJson(false)).not.toContain('"experiment":[');
+  });
+});
+
+describe("Vane-only operators", () => {
+  it("evaluate in Vane, and are left out of the flag set sync streams give flagd providers", () => {
+    const def = structuredClone(fixture) as any;
+    def.$evaluators = { ...def.$evaluators, staff: { regex_match: [{ var: "email" }, "@acme\\.com$", "i"] }, "uses-staff": { and: [{ $ref: "staff" }, true] } };
+    def.flags["regex-direct"] = { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off", targeting: { if: [{ regex_match: [{ var: "email" }, "^a"] }, "on", "off"] } };
+    def.flags["regex-ref"] = { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off", targeting: { if: [{ $ref: "uses-staff" }, "on", "off"] } };
+    const store = createSnapshotStore();
+    store.apply(versionFromSnapshot(snapshotOf(def, { environmentId: "e", version: 1 })));
+    const s = store.get("e")!;
+    expect(s.flags.evaluate("regex-direct", { email: "ann@x" }).variant).toBe("on");
+    expect(s.flags.evaluate("regex-ref", { email: "Bo@ACME.com" }).variant).toBe("on");
+    const synced = JSON.parse(s.flagdJson(false));
+    expect(Object.keys(synced.flags)).not.toContain("regex-direct");
+    expect(Object.keys(synced.flags)).not.toContain("regex-ref");
+    expect(Object.keys(synced.flags)).toContain("split");
+    expect(Object.keys(synced.$evaluators)).not.toContain("staff");
+    expect(Object.keys(synced.$evaluators)).not.toContain("uses-staff");
+    // flagd's own engine (extensions off) accepts what is synced.
+    expect(() => compileFlagSet(synced)).not.toThrow();
   });
 });
 
