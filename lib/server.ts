@@ -7,6 +7,7 @@
  */
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
@@ -106,6 +107,8 @@ function createDefaultDeadlineInterceptor(ms: number): Interceptor {
 export function createServer(opts: ServerOptions): VaneServer {
   const log = opts.logger.child({ component: "server" });
   const shutdown = new AbortController();
+  // Every call in flight listens to it: many listeners are expected, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const sessions = new Set<http2.ServerHttp2Session>();
   let inFlight = 0;
   let boundPort = opts.port;

@@ -3,7 +3,7 @@
  * (gRPC h2c through lib/dual-listener.ts; and the same handler on a plain HTTP/2 server), Vane's
  * main port (vane.evaluation.v1 with a server key's token), Connect JSON over HTTP/1.1, and a
  * no-op @grpc/grpc-js server, all driven by the same load generator (bench/evaluator/loadgen.ts)
- * in a separate process. `npm run bench:evaluator` (or `npx tsx bench/evaluator/remote.bench.ts`).
+ * in a separate process. `npm run bench:remote`.
  */
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import * as os from "node:os";
@@ -78,6 +78,10 @@ for (const s of scenarios) {
     if (s.server === "noop") baseline = sat.rps;
     const ratio = baseline ? `${Math.round((100 * sat.rps) / baseline)}%` : "—";
     const row = `| ${s.name} | ${sat.rps} | ${ratio} | ${(cpu * 100).toFixed(0)}% | ${sat.p50} / ${sat.p99} | ${lat.rps} | ${lat.p50} / ${lat.p99} | ${sat.errors + lat.errors} |`;
+    rows.push(row);
+    console.log(row);
+  } catch (err) {
+    const row = `| ${s.name} | failed: ${(err as Error).message} | | | | | | |`;
     rows.push(row);
     console.log(row);
   } finally {

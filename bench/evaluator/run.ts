@@ -22,8 +22,10 @@ export async function runProcess<T>(script: string, args: string[]): Promise<T> 
   const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
-  await new Promise((resolve) => child.once("exit", resolve));
-  return JSON.parse(out.trim().split("\n").at(-1)!) as T;
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("exit", (c, s) => resolve([c, s])));
+  const last = out.trim().split("\n").at(-1);
+  if (!last) throw new Error(`${script} printed nothing (exit code ${code}, signal ${signal})`);
+  return JSON.parse(last) as T;
 }
 
 /** CPU seconds (user + system) a process has used so far (Linux). */
