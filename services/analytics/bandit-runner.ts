@@ -17,7 +17,7 @@ import { Role } from "#lib/auth.ts";
 import { failedPrecondition } from "#lib/errors.ts";
 import type { Logger } from "#lib/logger.ts";
 import type { Caller } from "./directory.ts";
-import { changeFlagEnvironment, experimentRule, experimentRuleId } from "./experiment-lifecycle.ts";
+import { changeFlagEnvironment, experimentRule, experimentRuleId, withExperimentLock } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { loadResults } from "./results.ts";
 import type { ExperimentRow } from "./schema.ts";
@@ -151,7 +151,11 @@ export function createBanditRunner(opts: BanditRunnerOptions): BanditRunner {
       const last = x.bandit_run_at ?? x.start_time;
       if (last && now.getTime() - new Date(last).getTime() < intervalMs) continue;
       if (!(await claim(x, now))) continue;
-      runs.push(await runOne(x, now));
+      // Under the experiment's lock: a stop in progress finishes first, and then the run sees it.
+      const run = await withExperimentLock(opts.db, x.id, (current) =>
+        current.status === "running" ? runOne(current, now) : Promise.resolve(null),
+      );
+      if (run) runs.push(run);
     }
     return runs;
   }

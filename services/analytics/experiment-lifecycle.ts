@@ -11,14 +11,16 @@
  *          included (skipped when already so) → stopped.
  *
  * A failure anywhere leaves the row in starting or stopping; calling Start (or Stop) again resumes
- * from there and converges, whatever of the flag change had happened.
+ * from there and converges, whatever of the flag change had happened. Starts, stops and bandit
+ * runs of one experiment take turns (an advisory lock held for the whole step), so a stop cannot
+ * slip between a start's read of the flag and its write.
  */
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "kysely";
 import type { GetFlagResponse } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
-import { isUniqueViolation } from "#lib/db.ts";
+import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { failedPrecondition } from "#lib/errors.ts";
 import type { Caller } from "./directory.ts";
 import type { FlagsClient } from "./flags-client.ts";
@@ -90,6 +92,21 @@ export async function changeFlagEnvironment(
   }
 }
 
+/**
+ * Runs `fn` on the experiment's current row while holding its lock. The lock lives in a
+ * transaction of its own (kept open across the calls to flags); `fn` writes through `db`.
+ */
+export async function withExperimentLock<T>(db: Db, id: string, fn: (x: ExperimentRow) => Promise<T>): Promise<T> {
+  return withTransaction(
+    db,
+    async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext(${`vane:analytics:experiment:${id}`}))`.execute(trx);
+      return fn(await db.selectFrom("experiments").selectAll().where("id", "=", id).executeTakeFirstOrThrow());
+    },
+    { retries: 0 },
+  );
+}
+
 /** Moves the row from one status to the next, if it is still at `x.version`. */
 async function transition(db: Db, x: ExperimentRow, values: Record<string, unknown>): Promise<ExperimentRow> {
   const row = await db
@@ -106,7 +123,11 @@ async function transition(db: Db, x: ExperimentRow, values: Record<string, unkno
 const hasRule = (env: FlagEnvironment | undefined, x: ExperimentRow) => env?.rules.some((r) => r.id === experimentRuleId(x)) ?? false;
 
 /** Starts (or resumes starting) an experiment. */
-export async function startExperiment(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, reason: string): Promise<ExperimentRow> {
+export function startExperiment(deps: LifecycleDeps, id: string, caller: Caller, reason: string): Promise<ExperimentRow> {
+  return withExperimentLock(deps.db, id, (x) => start(deps, x, caller, reason));
+}
+
+async function start(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, reason: string): Promise<ExperimentRow> {
   if (x.status === "draft") {
     try {
       x = await transition(deps.db, x, { status: "starting" });
@@ -139,7 +160,11 @@ export async function startExperiment(deps: LifecycleDeps, x: ExperimentRow, cal
 }
 
 /** Stops (or resumes stopping) an experiment, optionally shipping a variant. */
-export async function stopExperiment(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, shipVariant: string, reason: string): Promise<ExperimentRow> {
+export function stopExperiment(deps: LifecycleDeps, id: string, caller: Caller, shipVariant: string, reason: string): Promise<ExperimentRow> {
+  return withExperimentLock(deps.db, id, (x) => stop(deps, x, caller, shipVariant, reason));
+}
+
+async function stop(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, shipVariant: string, reason: string): Promise<ExperimentRow> {
   if (x.status === "running" || x.status === "starting") {
     x = await transition(deps.db, x, { status: "stopping", stop_time: new Date(), shipped_variant: shipVariant });
   } else if (x.status === "stopping") {

@@ -260,7 +260,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
 
     async startExperiment(req, ctx) {
       const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
-      const row = await startExperiment(deps, x, caller, req.reason || `start experiment ${x.key}`);
+      const row = await startExperiment(deps, x.id, caller, req.reason || `start experiment ${x.key}`);
       return create(StartExperimentResponseSchema, { experiment: toExperiment(row) });
     },
 
@@ -268,7 +268,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
       if (req.shipVariant && !x.variants.some((v) => v.variant === req.shipVariant)) throw invalidArgument(`ship_variant "${req.shipVariant}" is not one of the experiment's variants`);
       const ship = req.shipVariant || (x.status === "stopping" ? x.shipped_variant : "");
-      const row = await stopExperiment(deps, x, caller, req.shipVariant, req.reason || (ship ? `stop experiment ${x.key}, ship ${ship}` : `stop experiment ${x.key}`));
+      const row = await stopExperiment(deps, x.id, caller, req.shipVariant, req.reason || (ship ? `stop experiment ${x.key}, ship ${ship}` : `stop experiment ${x.key}`));
       return create(StopExperimentResponseSchema, { experiment: toExperiment(row) });
     },
 

@@ -2,7 +2,7 @@
  * Starting and stopping experiments against the real flags service: the flag's previous state
  * (enabled included) comes back on a stop without shipping, two concurrent starts on one flag
  * have exactly one winner, and a failure between the flag change and the experiment's own update
- * is resumed by retrying.
+ * is resumed by retrying; a stop issued while a start is writing the flag waits for it.
  */
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
@@ -25,12 +25,17 @@ describe("experiment start and stop", () => {
   let t: Tenant;
   /** Set to make the next flag update fail after flags applied it (as if the reply was lost). */
   let loseNextUpdateReply = false;
+  /** Set to hold the next flag update this long before sending it. */
+  let delayNextUpdateMs = 0;
 
   beforeAll(async () => {
     h = await startAnalytics({
       wrapFlags: (real) => ({
         getFlag: (req, caller) => real.getFlag(req, caller),
         async updateFlagEnvironment(req, caller) {
+          const delay = delayNextUpdateMs;
+          delayNextUpdateMs = 0;
+          if (delay) await new Promise((r) => setTimeout(r, delay));
           const r = await real.updateFlagEnvironment(req, caller);
           if (loseNextUpdateReply) {
             loseNextUpdateReply = false;
@@ -103,5 +108,20 @@ describe("experiment start and stop", () => {
     expect([stopped.status, stopped.shippedVariant]).toEqual([ExperimentStatus.STOPPED, "treatment"]);
     const after = await envOf("flaky");
     expect([after.enabled, after.defaultVariant, after.rules.length]).toEqual([true, "treatment", 0]);
+  });
+
+  it("makes a stop wait for a start that is writing the flag", async () => {
+    await flagWith("slow", false);
+    const x = h.client(ExperimentService, t.ownerToken);
+    const e = await experiment("slow", "slow-1");
+    delayNextUpdateMs = 400;
+    const starting = x.startExperiment({ id: e.id });
+    await new Promise((r) => setTimeout(r, 150)); // the start has read the flag and holds its write
+    const stopped = await x.stopExperiment({ id: e.id });
+    expect((await starting).experiment!.status).toBe(ExperimentStatus.RUNNING);
+    expect(stopped.experiment!.status).toBe(ExperimentStatus.STOPPED);
+    const after = await envOf("slow");
+    expect(after.enabled).toBe(false);
+    expect(after.rules.map((r) => r.id)).not.toContain(`experiment-${e.id}`);
   });
 });
