@@ -2,13 +2,12 @@
  * One TCP port for HTTP/2 cleartext (gRPC, h2c Connect) and HTTP/1.1 (Connect JSON, gRPC-Web,
  * browsers). Node 20's `http2.createServer` cannot fall back to HTTP/1.1 without TLS, so each
  * connection's first bytes are inspected: the HTTP/2 client preface goes to the HTTP/2 server,
- * anything else to the HTTP/1.1 server. HTTP/2 sessions read from the socket's native handle,
- * where bytes already read cannot be put back, so they get a duplex that replays them first.
+ * anything else to the HTTP/1.1 server. The bytes read to decide are put back into the socket's
+ * buffer, which both servers read first.
  */
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Duplex } from "node:stream";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -70,43 +69,20 @@ export function createDualListener(handler: DualHandler, claim?: StreamClaim): D
       if (isH2 && buffered.length < PREFACE.length) return;
       socket.off("data", onData);
       socket.pause();
+      // Both servers take the bytes already read back from the socket's buffer: HTTP/1.1 reads
+      // them as usual, and an HTTP/2 session feeds them to its native parser before reading the
+      // socket's handle itself (Node does this for sockets with buffered data), so HTTP/2 keeps
+      // its native I/O.
+      socket.unshift(buffered);
       if (isH2) {
-        h2.emit("connection", replaying(socket, buffered));
+        socket.setNoDelay(true);
+        h2.emit("connection", socket);
       } else {
-        socket.unshift(buffered);
         h1.emit("connection", socket);
+        socket.resume();
       }
-      socket.resume();
     };
     socket.on("data", onData);
   });
   return { tcp, h1, h2, h1Sockets, h1Busy };
-}
-
-/** A duplex over `socket` whose readable side starts with `head`. */
-function replaying(socket: net.Socket, head: Buffer): Duplex {
-  socket.setNoDelay(true);
-  const d = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end(cb);
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  d.push(head);
-  socket.on("data", (chunk: Buffer) => {
-    if (!d.push(chunk)) socket.pause();
-  });
-  socket.once("end", () => d.push(null));
-  socket.once("close", () => d.destroy());
-  socket.once("error", (err) => d.destroy(err));
-  return d;
 }
