@@ -72,7 +72,6 @@ function grpcJsClient() {
     enums: String,
     defaults: true,
   });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const pkg = grpc.loadPackageDefinition(def) as any;
   return new pkg.vane.evaluation.v1.EvaluationService(baseUrl.replace("http://", ""), grpc.credentials.createInsecure()) as grpc.Client & {
     Evaluate: (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { version: string; evaluation: { variant: string } }) => void) => grpc.ClientUnaryCall;

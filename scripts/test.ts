@@ -40,7 +40,7 @@ const env = { ...process.env, VANE_TEST_DATABASE_URL: infra.databaseUrl, VANE_TE
 try {
   run("contract: buf lint, buf format, gen/ freshness, buf breaking", process.execPath, ["--import", "tsx", "scripts/check-contract.ts"], env);
   run("types: tsc", bin("tsc"), ["-p", "."], env);
-  run("lint: eslint", bin("eslint"), [".", "--max-warnings", "200"], env);
+  run("lint: eslint", bin("eslint"), [".", "--max-warnings", "0"], env);
   mkdirSync(`${root}.tmp`, { recursive: true });
   const report = `${root}.tmp/vitest-report.json`;
   run("tests: vitest (unit, integration, end-to-end)", bin("vitest"), ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`], env);

@@ -159,7 +159,7 @@ export function networkPaths(objects: K8sObject[], among: Party[] = parties): st
 export function meshAuthorization(objects: K8sObject[]): Record<string, string[]> {
   const find = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name && o.apiVersion.startsWith("policy.linkerd.io/"));
   const callers = (authKind: string, authName: string): string[] => {
-    const auth = find(authKind, authName) as { spec: Record<string, any> } | undefined;
+    const auth = find(authKind, authName) as { spec: Record<string, any> } | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any -- CRD spec of any shape
     if (!auth) return [`missing ${authKind}/${authName}`];
     if (authKind === "NetworkAuthentication") return ["anywhere"];
     const names: string[] = [];

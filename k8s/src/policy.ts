@@ -19,7 +19,7 @@ const longRunning = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaS
 
 /** The pod template of a workload object, or undefined for other kinds. */
 export function podTemplate(obj: K8sObject): IPodTemplateSpec | undefined {
-  const spec = obj.spec as Record<string, any> | undefined;
+  const spec = obj.spec as Record<string, any> | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any -- any workload kind
   switch (obj.kind) {
     case "Pod":
       return { metadata: obj.metadata, spec: spec as IPodSpec };

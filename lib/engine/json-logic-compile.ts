@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- compiled closures read arbitrary JSON on the hot path */
 /**
  * Compiles flagd targeting (JSON Logic plus `fractional`, `sem_ver`, `starts_with`, `ends_with`)
  * into closures, once per flag set version. Evaluating walks no tree and switches on no operator
@@ -621,7 +622,6 @@ function compileNot(op: string, raw: JsonValue, path: string, scope: Scope, stat
 
 type Cmp = (a: any, b: any) => boolean;
 
-/* eslint-disable eqeqeq */
 const COMPARATORS: Record<string, Cmp> = {
   "==": (a, b) => a == b,
   "===": (a, b) => a === b,
@@ -632,7 +632,6 @@ const COMPARATORS: Record<string, Cmp> = {
   ">": (a, b) => a > b,
   ">=": (a, b) => a >= b,
 };
-/* eslint-enable eqeqeq */
 
 const isStrOrNull = (v: unknown) => typeof v === "string" || v === null;
 
