@@ -17,7 +17,7 @@ import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { connectTestNats, deleteStreams, uniqueName } from "#lib/test-support.ts";
 import { fixture, snapshotOf } from "../../services/evaluator/test/harness.ts";
-import { startProcess } from "./run.ts";
+import { startProcess, stopProcess } from "./run.ts";
 
 const streams = Number(process.env.BENCH_STREAMS ?? 1000);
 const changes = Number(process.env.BENCH_CHANGES ?? 20);
@@ -76,7 +76,7 @@ try {
   console.log(`first stream reached after (median over changes): ${firsts[Math.floor(firsts.length / 2)].toFixed(1)} ms`);
   console.log(`commit → delivery: p50 ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms`);
 } finally {
-  child.kill("SIGKILL");
+  await stopProcess(child);
   await deleteStreams(nc, [`KV_${bucket}`]);
   await nc.drain();
 }

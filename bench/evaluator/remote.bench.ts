@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as v1 from "#gen/flagd/evaluation/v1/evaluation_pb.js";
 import * as v2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
 import { EvaluateRequestSchema } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
-import { cpuSeconds, runProcess, startProcess } from "./run.ts";
+import { cpuSeconds, runProcess, startProcess, stopProcess } from "./run.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -85,7 +85,7 @@ for (const s of scenarios) {
     rows.push(row);
     console.log(row);
   } finally {
-    child.kill("SIGKILL");
+    await stopProcess(child);
   }
 }
 console.log("\n| scenario | saturation calls/s | vs no-op | server CPU | p50 / p99 at saturation (ms) | 70% load calls/s | p50 / p99 at 70% (ms) | errors |");

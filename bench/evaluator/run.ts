@@ -6,9 +6,12 @@ import { fileURLToPath } from "node:url";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 
+/** BENCH_CPU_PROF=<dir>: servers write a V8 CPU profile there when stopped (see {@link stopProcess}). */
+const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+
 /** Starts `node --import tsx <script> ...args` and resolves with its first stdout line as JSON. */
 export async function startProcess<T>(script: string, args: string[]): Promise<{ child: ChildProcess; info: T }> {
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", script, ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout! });
   const info = await new Promise<T>((resolve, reject) => {
     lines.once("line", (l) => resolve(JSON.parse(l) as T));
@@ -32,4 +35,14 @@ export async function runProcess<T>(script: string, args: string[]): Promise<T> 
 export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
+}
+
+/** Stops a server started by {@link startProcess}: SIGINT (it exits cleanly, writing any profile), SIGKILL after 5 s. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGINT");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
 }

@@ -29,6 +29,13 @@ import { createKvSnapshotSource, type KvSnapshotSource } from "./kv-source.ts";
 import { createEvaluatorMetrics } from "./metrics.ts";
 import { createSnapshotStore, type SnapshotStore } from "./snapshot-store.ts";
 
+/**
+ * Evaluation answers are small and go to nearby callers: compressing them (Connect's default
+ * above 1 KiB, per message and per stream) costs more CPU than it saves, so only really large
+ * ones are compressed. Compressed requests are still accepted.
+ */
+const UNCOMPRESSED_UP_TO = 64 * 1024;
+
 /** Options for {@link createEvaluatorModule}. */
 export interface EvaluatorModuleOptions {
   config: EvaluatorConfig;
@@ -139,14 +146,20 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     fileSource,
     bus,
     // Evaluation is the hot path: its unary gRPC calls take lib/grpc-fast-path.ts.
-    services: [{ ...serve(EvaluationService, createEvaluationService({ store, evaluator, hub, onStream: () => counters.streamOpened("vane_watch") })), fastUnary: true }],
+    services: [
+      {
+        ...serve(EvaluationService, createEvaluationService({ store, evaluator, hub, onStream: () => counters.streamOpened("vane_watch") })),
+        fastUnary: true,
+        options: { compressMinBytes: UNCOMPRESSED_UP_TO },
+      },
+    ],
     healthChecks: { snapshots },
     async startFlagdServers(verifier) {
       const health = createHealthRegistry();
       health.addCheck("evaluator.snapshots", snapshots);
       // Connect JSON answers carry zero values, as flagd's do (e.g. "value": false). Needs
       // lib/server.ts to pass a registration's `options` to the router.
-      const flagdJson = { options: { jsonOptions: { alwaysEmitImplicit: true } } };
+      const flagdJson = { options: { jsonOptions: { alwaysEmitImplicit: true }, compressMinBytes: UNCOMPRESSED_UP_TO } };
       const hot = { ...flagdJson, fastUnary: true };
       const start = async (port: number, services: ServiceRegistration[]) => {
         const server = createServer({
