@@ -113,7 +113,8 @@ export function createBanditRunner(opts: BanditRunnerOptions): BanditRunner {
       const sampled = thompsonSampling(input.arms, { direction: input.direction, minWeight, seed: now.getTime() % 2 ** 31, draws: 20_000 });
       base.weights = sampled.weights;
       base.probabilityBest = sampled.probabilityBest;
-      const rollout = x.variants.map((v, i) => ({ variant: v.variant, weight: toRolloutWeights(sampled.weights, minWeight)[i] }));
+      const weights = toRolloutWeights(sampled.weights, minWeight);
+      const rollout = x.variants.map((v, i) => ({ variant: v.variant, weight: weights[i] }));
       const caller: Caller = {
         principal: create(PrincipalSchema, { subject: "analytics-bandit", organizationId: x.organization_id, projectId: x.project_id, role: Role.EDITOR }),
         authorization: await opts.credentials({ organizationId: x.organization_id, projectId: x.project_id }),
