@@ -26,8 +26,13 @@ import { readAnalyticsConfig } from "../services/analytics/config.ts";
 import { createIdentityDirectory as createAnalyticsDirectory } from "../services/analytics/directory.ts";
 import { createRemoteFlagsClient } from "../services/analytics/flags-client.ts";
 import { createAnalyticsModule } from "../services/analytics/module.ts";
+import { signedBanditCredentials } from "../services/analytics/bandit-runner.ts";
+import type { KeyRing } from "../services/identity/signing-keys.ts";
 import { readEvaluatorConfig } from "../services/evaluator/config.ts";
 import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "../services/evaluator/module.ts";
+
+/** Identity's key ring, once identity's module exists (the bandit signs its calls with it). */
+let identityKeys: KeyRing | undefined;
 
 /** What `npm start` hands each service's module factory. */
 interface StartContext {
@@ -51,8 +56,11 @@ interface StartContext {
 const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModule>)[] = [
   (env) => {
     const config = readIdentityConfig(env);
-    return (ctx) =>
-      createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
+    return async (ctx) => {
+      const module = await createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
+      identityKeys = module.keys;
+      return module;
+    };
   },
   (env) => {
     const flags = readFlagsConfig(env);
@@ -88,7 +96,9 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         eventsStream: analytics.eventsStream,
         replicas: analytics.replicas,
         consumerName: analytics.consumerName,
-        pipeline: { batchSize: analytics.batchSize },
+        pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs },
+        // One process: the bandit's calls to flags are signed with identity's own keys.
+        bandit: { credentials: signedBanditCredentials((claims, ttlMs) => identityKeys!.sign(claims, ttlMs)), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 },
         flags: createRemoteFlagsClient({ baseUrl: ctx.selfUrl }),
         directory: createAnalyticsDirectory({ baseUrl: ctx.selfUrl }),
         migrate: ctx.config.migrateOnStart,

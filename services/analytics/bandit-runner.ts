@@ -19,6 +19,10 @@ import type { Logger } from "#lib/logger.ts";
 import type { Caller } from "./directory.ts";
 import { changeFlagEnvironment, experimentRule, experimentRuleId, withExperimentLock } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { loadResults } from "./results.ts";
 import type { ExperimentRow } from "./schema.ts";
 import { type BanditArm, thompsonSampling } from "./stats/index.ts";
@@ -180,4 +184,21 @@ export function createBanditRunner(opts: BanditRunnerOptions): BanditRunner {
 export function signedBanditCredentials(sign: (claims: Record<string, string>, ttlMs: number) => Promise<{ token: string }>): BanditCredentials {
   return async ({ organizationId, projectId }) =>
     `Bearer ${(await sign({ sub: "service:analytics-bandit", org: organizationId, prj: projectId, role: "editor", kind: "admin" }, 60_000)).token}`;
+}
+
+/**
+ * Credentials from an API key exchanged at identity (the service on its own, in Kubernetes): an
+ * admin key of a project, or a personal key of an editor, whose token is cached until shortly
+ * before it expires. Bandits of experiments the key cannot reach fail their run, logged.
+ */
+export function apiKeyBanditCredentials(opts: { identityUrl: string; apiKey: string; interceptors?: Interceptor[] }): BanditCredentials {
+  const auth = createClient(AuthService, createGrpcTransport({ baseUrl: opts.identityUrl, interceptors: opts.interceptors }));
+  let cached: { header: string; refreshAtMs: number } | undefined;
+  return async () => {
+    if (cached && Date.now() < cached.refreshAtMs) return cached.header;
+    const res = await auth.exchangeApiKey({ apiKey: opts.apiKey }, { timeoutMs: 10_000 });
+    const expiresMs = res.expireTime ? timestampMs(res.expireTime) : Date.now() + 60_000;
+    cached = { header: `Bearer ${res.accessToken}`, refreshAtMs: expiresMs - Math.min(60_000, (expiresMs - Date.now()) / 2) };
+    return cached.header;
+  };
 }

@@ -11,8 +11,9 @@ import { readAnalyticsConfig } from "./config.ts";
 import { createIdentityDirectory } from "./directory.ts";
 import { createRemoteFlagsClient } from "./flags-client.ts";
 import { createAnalyticsModule } from "./module.ts";
+import { apiKeyBanditCredentials } from "./bandit-runner.ts";
 
-const { common, analytics } = readConfigOrExit(process.env, (env, fail) => {
+const { common, analytics, banditApiKey } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
   const analytics = readAnalyticsConfig(env);
   if (!common.databaseUrl) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: analytics keeps experiments and aggregates in Postgres");
@@ -20,7 +21,8 @@ const { common, analytics } = readConfigOrExit(process.env, (env, fail) => {
   if (!common.jwksUrl) fail("VANE_JWKS_URL is required: analytics verifies access tokens against identity's JWKS");
   if (!analytics.identityUrl) fail("VANE_IDENTITY_URL is required: analytics resolves projects and environments through identity");
   if (!analytics.flagsUrl) fail("VANE_FLAGS_URL is required: analytics configures experiment flags through the flags service");
-  return { common, analytics };
+  // Optional: the API key bandits re-weight rollouts with (an admin key of a project, or an editor's personal key).
+  return { common, analytics, banditApiKey: env.optional("VANE_BANDIT_API_KEY") };
 });
 
 runMain("analytics", async ({ onStop, useLogger }) => {
@@ -38,6 +40,9 @@ runMain("analytics", async ({ onStop, useLogger }) => {
     replicas: analytics.replicas,
     consumerName: analytics.consumerName,
     pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs },
+    bandit: banditApiKey
+      ? { credentials: apiKeyBanditCredentials({ identityUrl: analytics.identityUrl!, apiKey: banditApiKey, interceptors }), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 }
+      : undefined,
     flags: createRemoteFlagsClient({ baseUrl: analytics.flagsUrl!, interceptors }),
     directory: createIdentityDirectory({ baseUrl: analytics.identityUrl!, interceptors }),
     migrate: common.migrateOnStart,

@@ -14,6 +14,10 @@ import { Direction, MetricKind } from "#gen/vane/experiments/v1/experiments_pb.j
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType } from "#gen/vane/flags/v1/flags_pb.js";
 import { type AnalyticsHarness, startAnalytics, type Tenant } from "./harness.ts";
+import { Code } from "@connectrpc/connect";
+import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
+import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
+import { apiKeyBanditCredentials } from "../bandit-runner.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -114,5 +118,18 @@ describe("bandit", () => {
     const runs = await h.analytics.database.db.selectFrom("bandit_runs").selectAll().where("experiment_id", "=", created.id).execute();
     expect(runs.map((r) => r.error)).toEqual(["", ""]);
     expect(runs.every((r) => r.flag_version !== null)).toBe(true);
+  });
+  it("authenticates with an API key exchanged at identity when it runs on its own, reusing the token", async () => {
+    const identity = h.client(IdentityService, t.ownerToken);
+    const { secret } = await identity.createApiKey({ environmentId: t.environmentId, kind: ApiKeyKind.ADMIN, name: "bandit" });
+    const baseUrl = `http://127.0.0.1:${h.running.port}`;
+    const credentials = apiKeyBanditCredentials({ identityUrl: baseUrl, apiKey: secret });
+    const header = await credentials({ organizationId: t.orgId, projectId: t.projectId });
+    expect(header).toMatch(/^Bearer ey/);
+    expect(await credentials({ organizationId: t.orgId, projectId: t.projectId })).toBe(header);
+    const flags = h.client(FlagService, header.slice("Bearer ".length));
+    await expect(flags.listFlags({ projectId: t.projectId })).resolves.toBeDefined();
+    const wrong = apiKeyBanditCredentials({ identityUrl: baseUrl, apiKey: "vane_admin_not-a-key" });
+    await expect(wrong({ organizationId: t.orgId, projectId: t.projectId })).rejects.toMatchObject({ code: Code.Unauthenticated });
   });
 });
