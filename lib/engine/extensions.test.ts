@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compileFlagSet, FlagSetError, validateFlagSet, type FlagSetDefinition } from "#lib/engine/index.ts";
+import { compileFlagSet, FlagSetError, parseFlagdJson, validateFlagSet, type FlagSetDefinition } from "#lib/engine/index.ts";
 
 const regexFlag = (targeting: unknown): FlagSetDefinition => ({
   flags: {
@@ -77,5 +77,24 @@ describe("Vane extensions", () => {
     expect(fallback.experimentId).toBeUndefined();
     // A later evaluation of another unit does not inherit the previous one's assignment.
     expect(set.evaluate("checkout", { targetingKey: "u9", plan: "staff" }).experimentId).toBeUndefined();
+  });
+});
+
+describe("an unknown $ref, as flagd treats it", () => {
+  const def: FlagSetDefinition = {
+    flags: {
+      broken: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off", targeting: { if: [{ $ref: "missing" }, "on", "off"] } },
+      fine: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" },
+    },
+  };
+  it("loads the flag set and fails only that flag's evaluations with PARSE_ERROR", () => {
+    const set = compileFlagSet(def);
+    expect(set.evaluate("broken", { targetingKey: "u" })).toMatchObject({ reason: "ERROR", errorCode: "PARSE_ERROR" });
+    expect(set.evaluate("fine")).toMatchObject({ value: true, reason: "STATIC" });
+  });
+  it("is still reported to writers that validate before storing", () => {
+    expect(validateFlagSet(def)).toEqual([expect.objectContaining({ path: "flags.broken.targeting.if[0].$ref", atEvaluation: true })]);
+    expect(() => parseFlagdJson(JSON.stringify(def))).toThrow(FlagSetError);
+    expect(parseFlagdJson(JSON.stringify(def), { asFlagd: true })).toBeDefined();
   });
 });

@@ -89,7 +89,8 @@ function structuredCopy<T>(v: T): T {
 /** Compiles a flag set; throws a {@link FlagSetError} listing every issue when it is invalid. */
 export function compileFlagSet(def: FlagSetDefinition, options: CompileFlagSetOptions = {}): CompiledFlagSet {
   const checked = checkFlagSet(def, options.now, options.extensions);
-  if (checked.issues.length > 0) throw new FlagSetError(checked.issues);
+  const blocking = checked.issues.filter((i) => !i.atEvaluation);
+  if (blocking.length > 0) throw new FlagSetError(blocking);
 
   const setMetadata = Object.freeze({ ...checked.metadata });
   const runs = new Map<string, Run>();

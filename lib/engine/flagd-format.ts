@@ -162,15 +162,19 @@ export function validateFlagSet(def: unknown, options: { extensions?: boolean } 
   return checkFlagSet(def, undefined, options.extensions).issues;
 }
 
-/** Parses flagd JSON text and validates it; throws a {@link FlagSetError} listing every issue. */
-export function parseFlagdJson(text: string): FlagSetDefinition {
+/**
+ * Parses flagd JSON text and validates it; throws a {@link FlagSetError} listing every issue
+ * (with `asFlagd`, every issue flagd itself would refuse to load).
+ */
+export function parseFlagdJson(text: string, options: { asFlagd?: boolean } = {}): FlagSetDefinition {
   let def: unknown;
   try {
     def = JSON.parse(text);
   } catch (e) {
     throw new FlagSetError([{ path: "", message: `not valid JSON: ${(e as Error).message}` }]);
   }
-  const issues = validateFlagSet(def);
+  // asFlagd: accept what flagd itself loads (problems that only fail some evaluations).
+  const issues = validateFlagSet(def).filter((i) => !(options.asFlagd && i.atEvaluation));
   if (issues.length > 0) throw new FlagSetError(issues);
   return def as FlagSetDefinition;
 }

@@ -233,7 +233,7 @@ describe("validation issues with paths", () => {
   });
   it("reports unknown $ref and $ref cycles, and checks evaluator bodies at their own path", () => {
     expect(issuesOf({ if: [{ $ref: "nope" }, "a", "b"] })).toEqual([
-      { path: "flags.f.targeting.if[0].$ref", message: 'unknown $ref "nope": no such entry in $evaluators' },
+      { path: "flags.f.targeting.if[0].$ref", message: 'unknown $ref "nope": no such entry in $evaluators', atEvaluation: true },
     ]);
     expect(issuesOf({ $ref: "loop" }, { loop: { or: [{ $ref: "loop" }] } })[0].message).toMatch(/cycle/);
     expect(issuesOf({ $ref: "bad" }, { bad: { nope: [] } })).toEqual([{ path: "$evaluators.bad.nope", message: 'unknown operator "nope"' }]);

@@ -165,7 +165,10 @@ function deref(logic: JsonValue, path: string, state: State): { logic: JsonValue
   if (keys.length !== 1 || keys[0] !== "$ref") return undefined;
   const name = logic.$ref;
   if (typeof name !== "string" || !Object.hasOwn(state.evaluators, name)) {
-    state.issues.push({ path: `${path}.$ref`, message: `unknown $ref ${JSON.stringify(name)}: no such entry in $evaluators` });
+    const message = `unknown $ref ${JSON.stringify(name)}: no such entry in $evaluators`;
+    // flagd keeps the rule and fails its evaluation (PARSE_ERROR): so does the engine.
+    state.issues.push({ path: `${path}.$ref`, message, atEvaluation: true });
+    state.buildError ??= message;
     return null;
   }
   if (state.refStack.includes(name)) {

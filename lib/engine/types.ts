@@ -62,6 +62,12 @@ export interface Resolution {
 export interface FlagSetIssue {
   readonly path: string;
   readonly message: string;
+  /**
+   * flagd loads a flag set with this problem and fails only the affected flag's evaluations
+   * (PARSE_ERROR), as for an unknown `$ref`. The engine does the same; writers that validate
+   * before storing (the flags service) still refuse it.
+   */
+  readonly atEvaluation?: boolean;
 }
 
 /** Thrown when a flag set cannot be parsed or compiled; carries every issue found. */

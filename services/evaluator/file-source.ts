@@ -62,7 +62,7 @@ export function createFlagdFileSource(opts: FlagdFileSourceOptions): FlagdFileSo
     }
     if (text === lastText) return false;
     try {
-      const definition = parseFlagdJson(text);
+      const definition = parseFlagdJson(text, { asFlagd: true });
       const outcome = opts.store.apply({
         environmentId,
         organizationId: "",
