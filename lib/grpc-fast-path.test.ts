@@ -11,7 +11,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EvaluateAllResponseSchema, EvaluateResponseSchema, EvaluationService, Reason } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import { EvaluateAllResponseSchema, EvaluateResponseSchema, EvaluationService, Reason, WatchResponseSchema } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { createHealthRegistry } from "#lib/health.ts";
 import { createServer, serve, type VaneServer } from "#lib/server.ts";
 import { createTestLogger } from "#lib/test-support.ts";
@@ -22,7 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let server: VaneServer;
 let baseUrl: string;
-const seen: { header?: string | null; traced: number } = { traced: 0 };
+const seen: { header?: string | null; traced: number; streamAborted?: boolean } = { traced: 0 };
 
 // Stands in for the tracing/metrics/auth interceptors: it must run on the fast path too.
 const counting: Interceptor = (next) => async (req) => {
@@ -53,7 +53,17 @@ beforeAll(async () => {
             });
           },
           evaluateAll: () => create(EvaluateAllResponseSchema, {}),
-          async *watch() {},
+          async *watch(req, ctx) {
+            ctx.responseHeader.set("x-stream", "yes");
+            // The test says what to do in environment_id: "<kind>-<messages>".
+            const [kind, n] = req.environmentId.split("-");
+            for (let i = 0; i < Number(n ?? 1); i++) yield create(WatchResponseSchema, { version: BigInt(i + 1) });
+            if (kind === "error") throw new ConnectError("the environment was deleted", Code.NotFound);
+            if (kind === "forever") {
+              await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true }));
+              seen.streamAborted = true;
+            }
+          },
         }),
         fastUnary: true,
       },
@@ -180,5 +190,48 @@ describe("gRPC fast path", () => {
     const closed = own.close();
     await expect(inFlight).resolves.toMatchObject({ version: 1n });
     await closed;
+  });
+
+  it("streams server messages to @grpc/grpc-js and Connect's client, then the status", async () => {
+    const client = grpcJsClient() as unknown as grpc.Client & { Watch: (req: object, md?: grpc.Metadata) => grpc.ClientReadableStream<{ version: string }> };
+    try {
+      const read = (req: object) =>
+        new Promise<{ versions: string[]; status: grpc.StatusObject; header?: grpc.Metadata }>((resolve) => {
+          const versions: string[] = [];
+          let header: grpc.Metadata | undefined;
+          const call = client.Watch(req);
+          call.on("metadata", (m) => (header = m));
+          call.on("data", (m) => versions.push(m.version));
+          call.on("error", () => undefined);
+          call.on("status", (status) => resolve({ versions, status, header }));
+        });
+      const ok = await read({ environment_id: "stream-3" });
+      expect(ok.versions).toEqual(["1", "2", "3"]);
+      expect(ok.status.code).toBe(grpc.status.OK);
+      expect(ok.header?.get("x-stream")).toEqual(["yes"]);
+      const failed = await read({ environment_id: "error-2" });
+      expect(failed.versions).toEqual(["1", "2"]);
+      expect(failed.status).toMatchObject({ code: grpc.status.NOT_FOUND, details: "the environment was deleted" });
+    } finally {
+      client.close();
+    }
+    const connect = createClient(EvaluationService, createGrpcTransport({ baseUrl }));
+    const versions: bigint[] = [];
+    for await (const m of connect.watch({ environmentId: "stream-2" })) versions.push(m.version);
+    expect(versions).toEqual([1n, 2n]);
+  });
+
+  it("aborts the handler's signal when the client cancels a stream", async () => {
+    seen.streamAborted = false;
+    const connect = createClient(EvaluationService, createGrpcTransport({ baseUrl }));
+    const cancel = new AbortController();
+    const stream = connect.watch({ environmentId: "forever-1" }, { signal: cancel.signal });
+    for await (const m of stream) {
+      expect(m.version).toBe(1n);
+      cancel.abort();
+      break;
+    }
+    for (let i = 0; i < 100 && !seen.streamAborted; i++) await sleep(20);
+    expect(seen.streamAborted).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 /**
- * A lean path for unary gRPC calls over HTTP/2, for the methods where per-call overhead is the
- * product (flag evaluation). connect-node serves each call through Node's HTTP/2 compatibility
+ * A lean path for unary and server-streaming gRPC calls over HTTP/2, for the methods where
+ * per-call (and per-message) overhead is the product: flag evaluation and watch streams. connect-node serves each call through Node's HTTP/2 compatibility
  * objects, async-iterable pipelines, several Headers/URL objects and an AbortController that is
  * aborted when every call ends — a DOMException with a stack trace each time. Measured, that costs
  * several times the evaluation itself (docs/benchmarks.md). This path reads the HTTP/2 stream
@@ -13,14 +13,14 @@
  * are pinned exactly, and the gRPC interop tests exercise this path.
  */
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, createHandlerContext, createMethodImplSpec, type Interceptor } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
-/** One unary method and its implementation, as Connect's router would hold it. */
+/** One unary or server-streaming method and its implementation, as Connect's router would hold it. */
 export interface FastUnaryMethod {
-  method: DescMethod & { methodKind: "unary" };
+  method: DescMethod & { methodKind: "unary" | "server_streaming" };
   // The implementation's type is checked where the ServiceImpl is built.
   impl: (req: any, ctx: any) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
@@ -116,6 +116,7 @@ async function serve(
     responseTrailer: {},
     contextValues: createContextValues(),
   });
+  if (method.methodKind === "server_streaming") return serveStream(stream, spec, method, input, context, onClose, opts.interceptors);
   let output;
   try {
     output = await invokeUnaryImplementation(spec as Parameters<typeof invokeUnaryImplementation>[0], context, input, opts.interceptors);
@@ -126,11 +127,7 @@ async function serve(
     context.abort(CALL_ENDED);
   }
   if (stream.destroyed || stream.closed) return;
-  const bytes = toBinary(method.output, output);
-  const frame = Buffer.allocUnsafe(5 + bytes.length);
-  frame[0] = 0;
-  frame.writeUInt32BE(bytes.length, 1);
-  frame.set(bytes, 5);
+  const frame = frameOf(toBinary(method.output, output));
   const trailer: Record<string, string> = { "grpc-status": "0" };
   context.responseTrailer.forEach((v, k) => void (trailer[k] = v));
   stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
@@ -138,16 +135,69 @@ async function serve(
   stream.end(frame);
 }
 
+/**
+ * A server stream: each message is written as it comes (waiting for the peer when HTTP/2 flow
+ * control says so), then the status. A client that goes away aborts the handler's signal; a
+ * server shutdown ends the stream with the shutdown's status, as Connect's handler does.
+ */
+async function serveStream(
+  stream: ServerHttp2Stream,
+  spec: ReturnType<typeof createMethodImplSpec>,
+  method: FastUnaryMethod["method"],
+  input: unknown,
+  context: ReturnType<typeof createHandlerContext>,
+  onClose: () => void,
+  interceptors: Interceptor[],
+): Promise<void> {
+  let error: ConnectError | undefined;
+  try {
+    const run = transformInvokeImplementation(spec as Parameters<typeof transformInvokeImplementation>[0], context, interceptors);
+    for await (const message of run(createAsyncIterable([input as Message]))) {
+      if (stream.destroyed || stream.closed) break;
+      if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
+      if (!stream.write(frameOf(toBinary(method.output, message as never)))) await new Promise((r) => stream.once("drain", r).once("close", r));
+    }
+    const reason: unknown = context.signal.reason;
+    if (context.signal.aborted && reason instanceof ConnectError && reason !== CALL_ENDED) error = reason;
+  } catch (err) {
+    error = ConnectError.from(err);
+  } finally {
+    stream.off("close", onClose);
+    context.abort(CALL_ENDED);
+  }
+  if (stream.destroyed || stream.closed) return;
+  if (!stream.headersSent) {
+    if (error) return respondError(stream, error, context.responseHeader);
+    stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
+  }
+  const trailer = error ? errorTrailer(error) : { "grpc-status": "0", ...plain(context.responseTrailer) };
+  stream.once("wantTrailers", () => stream.sendTrailers(trailer));
+  stream.end();
+}
+
+function frameOf(bytes: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + bytes.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(bytes.length, 1);
+  frame.set(bytes, 5);
+  return frame;
+}
+
 /** An error response as Connect's gRPC handler sends it: headers, no message, status in trailers. */
 function respondError(stream: ServerHttp2Stream, err: ConnectError, responseHeader?: Headers): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
+  stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(responseHeader) }, { waitForTrailers: true });
+  const trailer = errorTrailer(err);
+  stream.once("wantTrailers", () => stream.sendTrailers(trailer));
+  stream.end();
+}
+
+function errorTrailer(err: ConnectError): Record<string, string> {
   const status = setTrailerStatus(new Headers(), err);
   // gRPC percent-encodes only bytes outside printable ASCII (and "%"); Connect's helper encodes
   // like encodeURIComponent, which clients that decode per the spec (grpc-js) show verbatim.
   status.set("grpc-message", percentEncode(err.rawMessage));
-  stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(responseHeader) }, { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers({ ...plain(err.metadata), ...plain(status) }));
-  stream.end();
+  return { ...plain(err.metadata), ...plain(status) };
 }
 
 function plain(h: Headers | undefined): Record<string, string> {

@@ -38,9 +38,9 @@ export interface ServiceRegistration {
   /** Handler options for this service only (e.g. JSON options of a wire-compatible protocol). */
   options?: Partial<UniversalHandlerOptions>;
   /**
-   * Serve this service's unary methods over gRPC (HTTP/2, uncompressed protobuf) through
-   * lib/grpc-fast-path.ts: same implementation and interceptors, far less per-call overhead.
-   * For hot paths only (evaluation).
+   * Serve this service's unary and server-streaming methods over gRPC (HTTP/2, uncompressed
+   * protobuf) through lib/grpc-fast-path.ts: same implementation and interceptors, far less
+   * per-call overhead. For hot paths only (evaluation, watch).
    */
   fastUnary?: boolean;
 }
@@ -130,7 +130,9 @@ export function createServer(opts: ServerOptions): VaneServer {
     .filter((s) => s.fastUnary)
     .flatMap((s) =>
       s.service.methods.flatMap((m): FastUnaryMethod[] =>
-        m.methodKind === "unary" && s.impl[m.localName] ? [{ method: m as FastUnaryMethod["method"], impl: s.impl[m.localName] as FastUnaryMethod["impl"] }] : [],
+        (m.methodKind === "unary" || m.methodKind === "server_streaming") && s.impl[m.localName]
+          ? [{ method: m as FastUnaryMethod["method"], impl: s.impl[m.localName] as FastUnaryMethod["impl"] }]
+          : [],
       ),
     );
   const fastPath = fastMethods.length > 0 ? createGrpcFastPath({ methods: fastMethods, interceptors, shutdownSignal: shutdown.signal, maxTimeoutMs, readMaxBytes }) : undefined;
