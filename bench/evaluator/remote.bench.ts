@@ -1,8 +1,8 @@
 /**
  * Remote evaluation: throughput at saturation and latency at 70% of it, for Vane's flagd port
- * (gRPC h2c through lib/dual-listener.ts; and the same handler on a plain HTTP/2 server), Vane's
- * main port (vane.evaluation.v1 with a server key's token), Connect JSON over HTTP/1.1, and a
- * no-op @grpc/grpc-js server, all driven by the same load generator (bench/evaluator/loadgen.ts)
+ * (gRPC h2c, served by lib/grpc-fast-path.ts), the flagd implementation as a bare connect-node
+ * handler (what the fast path saves), Vane's main port (vane.evaluation.v1 with a server key's
+ * token), Connect JSON over HTTP/1.1, and a no-op @grpc/grpc-js server, all driven by the same load generator (bench/evaluator/loadgen.ts)
  * in a separate process. `npm run bench:remote`.
  */
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
@@ -47,10 +47,10 @@ interface Scenario {
 }
 const scenarios: Scenario[] = [
   { name: "no-op @grpc/grpc-js server (gRPC)", server: "noop", protocol: "grpc", port: (i) => i.grpc as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "Vane flagd port, v2 ResolveBoolean (gRPC, dual listener)", server: "vane", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "bare handler behind lib/dual-listener.ts (gRPC)", server: "vane-dual", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "bare handler on plain http2.createServer (gRPC)", server: "vane-h2", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "Vane main port, vane.evaluation.v1 Evaluate (gRPC, token)", server: "vane", protocol: "grpc", port: (i) => i.main as number, path: "/vane.evaluation.v1.EvaluationService/Evaluate", body: grpcMain, auth: true },
+  { name: "Vane flagd port, v2 ResolveBoolean (gRPC, fast path)", server: "vane", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
+  { name: "bare connect-node handler behind lib/dual-listener.ts (gRPC)", server: "vane-dual", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
+  { name: "bare connect-node handler on plain http2.createServer (gRPC)", server: "vane-h2", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
+  { name: "Vane main port, vane.evaluation.v1 Evaluate (gRPC, token, fast path)", server: "vane", protocol: "grpc", port: (i) => i.main as number, path: "/vane.evaluation.v1.EvaluationService/Evaluate", body: grpcMain, auth: true },
   { name: "Vane flagd port, v1 ResolveBoolean (Connect JSON, HTTP/1.1)", server: "vane", protocol: "connect", port: (i) => i.flagd as number, path: "/flagd.evaluation.v1.Service/ResolveBoolean", body: jsonV1 },
   { name: "Vane main port, Evaluate (Connect JSON, HTTP/1.1, token)", server: "vane", protocol: "connect", port: (i) => i.main as number, path: "/vane.evaluation.v1.EvaluationService/Evaluate", body: jsonMain, auth: true },
 ];
