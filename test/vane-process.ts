@@ -22,6 +22,8 @@ export interface VaneProcess {
   started(timeoutMs?: number): Promise<{ baseUrl: string; adminKey: string; organizationId: string; flagdPort?: number; syncPort?: number }>;
   /** Sends SIGTERM and resolves with how the process ended. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Kills the process (SIGKILL: a crash), leaving what it created in place. */
+  cleanupProcessOnly(): Promise<void>;
   /** Kills the process if it still runs and removes everything it created. */
   cleanup(): Promise<void>;
 }
@@ -98,11 +100,14 @@ export function startVane(args: string[] = [], env: Record<string, string> = {})
       child.kill("SIGTERM");
       return exited;
     },
-    async cleanup() {
+    async cleanupProcessOnly() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGKILL");
         await exited;
       }
+    },
+    async cleanup() {
+      await this.cleanupProcessOnly();
       for (const service of SCHEMAS) await dropSchema(testDatabaseUrl, `${prefix}${service}`);
       const nc = await connectTestNats();
       await deleteStreams(nc, [`KV_${names.VANE_SNAPSHOT_BUCKET}`, names.VANE_DOMAIN_STREAM, names.VANE_EVENTS_STREAM]);
