@@ -11,7 +11,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "#gen/grpc/health/v1/h
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { createTestTokens, eventually, startEvaluator, type EvaluatorHarness } from "../services/evaluator/test/harness.ts";
 import { connectTestNats, deleteStreams } from "#lib/test-support.ts";
-import { startVane, type VaneProcess } from "./vane-process.ts";
+import { adminSession, startVane, type VaneProcess } from "./vane-process.ts";
 
 let vane: VaneProcess;
 let evaluator: EvaluatorHarness | undefined;
@@ -31,25 +31,14 @@ afterAll(async () => {
 
 describe("evaluation through the loss of the flags service", () => {
   it("keeps answering from the last snapshot after flags, identity and their Postgres are gone", async () => {
-    const { baseUrl, adminKey, organizationId } = await vane.started();
-    const call = async <T>(path: string, body: unknown, token?: string): Promise<T> => {
-      const res = await fetch(`${baseUrl}/${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify(body),
-      });
-      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-      return (await res.json()) as T;
-    };
-    const { accessToken } = await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: adminKey });
-    const { projects } = await call<{ projects: { id: string }[] }>("vane.identity.v1.IdentityService/ListProjects", { organizationId }, accessToken);
-    const { environments } = await call<{ environments: { id: string; key: string }[] }>("vane.identity.v1.IdentityService/ListEnvironments", { projectId: projects[0].id }, accessToken);
-    const environmentId = environments.find((e) => e.key === "production")!.id;
+    const started = await vane.started();
+    const { baseUrl } = started;
+    const { call, accessToken, projectId, environmentId } = await adminSession(started, "production");
     const variants = [
       { key: "on", value: true },
       { key: "off", value: false },
     ];
-    await call("vane.flags.v1.FlagService/CreateFlag", { projectId: projects[0].id, key: "checkout", name: "Checkout", type: "FLAG_TYPE_BOOLEAN", variants }, accessToken);
+    await call("vane.flags.v1.FlagService/CreateFlag", { projectId, key: "checkout", name: "Checkout", type: "FLAG_TYPE_BOOLEAN", variants }, accessToken);
     await call(
       "vane.flags.v1.FlagService/UpdateFlagEnvironment",
       {

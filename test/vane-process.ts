@@ -116,3 +116,31 @@ export function startVane(args: string[] = [], env: Record<string, string> = {})
     },
   };
 }
+
+/** A Connect JSON call over HTTP/1.1, as the README's curl commands make them. */
+export type JsonCall = <T>(path: string, body: unknown, token?: string) => Promise<T>;
+
+/** Connect JSON calls to `baseUrl`; a non-200 answer throws with its body. */
+export function jsonCaller(baseUrl: string): JsonCall {
+  return async <T>(path: string, body: unknown, token?: string): Promise<T> => {
+    const res = await fetch(`${baseUrl}/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+}
+
+/** The printed admin credential signed in, with the default project and one of its environments. */
+export async function adminSession(
+  started: { baseUrl: string; adminKey: string; organizationId: string },
+  environmentKey: "development" | "staging" | "production",
+): Promise<{ call: JsonCall; accessToken: string; projectId: string; environmentId: string }> {
+  const call = jsonCaller(started.baseUrl);
+  const { accessToken } = await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: started.adminKey });
+  const { projects } = await call<{ projects: { id: string }[] }>("vane.identity.v1.IdentityService/ListProjects", { organizationId: started.organizationId }, accessToken);
+  const { environments } = await call<{ environments: { id: string; key: string }[] }>("vane.identity.v1.IdentityService/ListEnvironments", { projectId: projects[0].id }, accessToken);
+  return { call, accessToken, projectId: projects[0].id, environmentId: environments.find((e) => e.key === environmentKey)!.id };
+}

@@ -22,7 +22,7 @@ import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { connectTestNats, deleteStreams, uniqueName } from "#lib/test-support.ts";
 import { fixture, snapshotOf } from "../../services/evaluator/test/harness.ts";
-import { startVane } from "../../test/vane-process.ts";
+import { adminSession, startVane } from "../../test/vane-process.ts";
 import { startProcess, stopProcess } from "./run.ts";
 
 const streams = Number(process.env.BENCH_STREAMS ?? 1000);
@@ -63,25 +63,13 @@ async function kvTarget(): Promise<Target> {
 
 async function flagsTarget(): Promise<Target> {
   const vane = startVane([], { VANE_FLAGD_PORT: "off", VANE_FLAGD_SYNC_PORT: "off" });
-  const { baseUrl, adminKey, organizationId } = await vane.started(60_000);
-  const call = async <T>(path: string, body: unknown, token?: string): Promise<T> => {
-    const res = await fetch(`${baseUrl}/${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
-  };
-  const { accessToken } = await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: adminKey });
-  const { projects } = await call<{ projects: { id: string }[] }>("vane.identity.v1.IdentityService/ListProjects", { organizationId }, accessToken);
-  const { environments } = await call<{ environments: { id: string; key: string }[] }>("vane.identity.v1.IdentityService/ListEnvironments", { projectId: projects[0].id }, accessToken);
-  const environmentId = environments.find((e) => e.key === "development")!.id;
+  const started = await vane.started(60_000);
+  const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
   const variants = [
     { key: "on", value: true },
     { key: "off", value: false },
   ];
-  await call("vane.flags.v1.FlagService/CreateFlag", { projectId: projects[0].id, key: "bench", name: "bench", type: "FLAG_TYPE_BOOLEAN", variants }, accessToken);
+  await call("vane.flags.v1.FlagService/CreateFlag", { projectId, key: "bench", name: "bench", type: "FLAG_TYPE_BOOLEAN", variants }, accessToken);
   let version = 0n;
   const update = async (defaultVariant: string) => {
     const r = await call<{ environment: { version: string } }>(
@@ -94,7 +82,7 @@ async function flagsTarget(): Promise<Target> {
   await update("off");
   const { secret } = await call<{ secret: string }>("vane.identity.v1.IdentityService/CreateApiKey", { environmentId, kind: "API_KEY_KIND_SERVER", name: "bench" }, accessToken);
   const { accessToken: token } = await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: secret });
-  return { mainUrl: baseUrl, token, commit: (n) => update(n % 2 ? "on" : "off"), close: () => vane.cleanup() };
+  return { mainUrl: started.baseUrl, token, commit: (n) => update(n % 2 ? "on" : "off"), close: () => vane.cleanup() };
 }
 
 async function measure(name: string, target: Target): Promise<string> {
