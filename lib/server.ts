@@ -53,6 +53,8 @@ export function serve<S extends DescService>(service: S, impl: ServiceImpl<S>): 
 /** Options for {@link createServer}. */
 export interface ServerOptions {
   port: number;
+  /** The setting that chooses the port, named when the port is taken (default VANE_PORT). */
+  portSetting?: string;
   host?: string;
   logger: Logger;
   services: ServiceRegistration[];
@@ -195,9 +197,15 @@ export function createServer(opts: ServerOptions): VaneServer {
     },
     listen() {
       return new Promise((resolve, reject) => {
-        tcp.once("error", reject);
+        tcp.once("error", (err: NodeJS.ErrnoException) =>
+          reject(
+            err.code === "EADDRINUSE"
+              ? new Error(`port ${opts.port} is already in use on ${opts.host ?? "0.0.0.0"}: stop what holds it, or choose another with ${opts.portSetting ?? "VANE_PORT"}`, { cause: err })
+              : err,
+          ),
+        );
         tcp.listen(opts.port, opts.host ?? "0.0.0.0", () => {
-          tcp.off("error", reject);
+          tcp.removeAllListeners("error");
           boundPort = (tcp.address() as AddressInfo).port;
           log.info({ port: boundPort, services: opts.services.map((s) => s.service.typeName) }, "listening");
           resolve(boundPort);

@@ -49,6 +49,7 @@ export async function startModules(opts: StartModulesOptions): Promise<RunningMo
   const telemetry = getTelemetry();
   const server = createServer({
     port: opts.config.port,
+    portSetting: "VANE_PORT (npm start: --port)",
     host: opts.config.host,
     logger: opts.logger,
     health,

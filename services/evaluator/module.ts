@@ -161,9 +161,10 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
       // lib/server.ts to pass a registration's `options` to the router.
       const flagdJson = { options: { jsonOptions: { alwaysEmitImplicit: true }, compressMinBytes: UNCOMPRESSED_UP_TO } };
       const hot = { ...flagdJson, fastUnary: true };
-      const start = async (port: number, services: ServiceRegistration[]) => {
+      const start = async (port: number, services: ServiceRegistration[], portSetting: string) => {
         const server = createServer({
           port,
+          portSetting: `${portSetting} (or "off")`,
           host: opts.common.host,
           logger: logger.child({ port: "flagd" }),
           services,
@@ -186,13 +187,13 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
           : await start(config.flagdPort, [
               Object.assign(serve(flagdV2.Service, createFlagdEvaluationV2({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
               Object.assign(serve(flagdV1.Service, createFlagdEvaluationV1({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
-            ]);
+            ], "VANE_FLAGD_PORT");
       const syncPort =
         config.flagdSyncPort === null
           ? undefined
           : await start(config.flagdSyncPort, [
               Object.assign(serve(FlagSyncService, createFlagdSyncService({ store, hub, access, onStream: () => counters.streamOpened("flagd_sync") })), flagdJson),
-            ]);
+            ], "VANE_FLAGD_SYNC_PORT");
       return { evaluationPort, syncPort };
     },
     async closeFlagdServers() {
