@@ -234,4 +234,42 @@ describe("gRPC fast path", () => {
     for (let i = 0; i < 100 && !seen.streamAborted; i++) await sleep(20);
     expect(seen.streamAborted).toBe(true);
   });
+
+  it("applies the default deadline and ends server streams with UNAVAILABLE on shutdown", async () => {
+    let deadlineSeen: unknown;
+    const own = createServer({
+      port: 0,
+      host: "127.0.0.1",
+      logger: createTestLogger(),
+      health: createHealthRegistry({ cacheMs: 0 }),
+      defaultTimeoutMs: 100,
+      shutdownTimeoutMs: 200,
+      services: [
+        {
+          ...serve(EvaluationService, {
+            async evaluate(_req, ctx) {
+              await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true }));
+              deadlineSeen = ctx.signal.reason;
+              return create(EvaluateResponseSchema, {});
+            },
+            evaluateAll: () => create(EvaluateAllResponseSchema, {}),
+            async *watch(_req, ctx) {
+              yield create(WatchResponseSchema, { version: 1n });
+              await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true }));
+            },
+          }),
+          fastUnary: true,
+        },
+      ],
+    });
+    const port = await own.listen();
+    const client = createClient(EvaluationService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    await expect(client.evaluate({ flagKey: "f" })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    expect(deadlineSeen).toMatchObject({ code: Code.DeadlineExceeded });
+    const stream = client.watch({})[Symbol.asyncIterator]();
+    expect((await stream.next()).value?.version).toBe(1n);
+    const closed = own.close();
+    await expect(stream.next()).rejects.toMatchObject({ code: Code.Unavailable });
+    await closed;
+  });
 });

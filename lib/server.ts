@@ -13,7 +13,6 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import type { UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createValidateInterceptor } from "@connectrpc/validate";
 import { Health } from "#gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -23,6 +22,7 @@ import { createGrpcFastPath, type FastUnaryMethod } from "#lib/grpc-fast-path.ts
 import { createHealthService, type HealthRegistry } from "#lib/health.ts";
 import type { Logger } from "#lib/logger.ts";
 import { createReflectionServices } from "#lib/reflection.ts";
+import { createRuleAwareValidateInterceptor } from "#lib/validation.ts";
 
 /** A plain HTTP handler mounted at an exact path (GET and HEAD). */
 export type HttpRoute = (
@@ -125,7 +125,9 @@ export function createServer(opts: ServerOptions): VaneServer {
     router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
   };
 
-  const interceptors = [...(opts.interceptors ?? []), createDefaultDeadlineInterceptor(opts.defaultTimeoutMs ?? 30_000), createValidateInterceptor()];
+  const defaultTimeoutMs = opts.defaultTimeoutMs ?? 30_000;
+  const validate = createRuleAwareValidateInterceptor();
+  const interceptors = [...(opts.interceptors ?? []), createDefaultDeadlineInterceptor(defaultTimeoutMs), validate];
   const maxTimeoutMs = opts.maxTimeoutMs ?? 5 * 60_000;
   const readMaxBytes = opts.readMaxBytes ?? 4 * 1024 * 1024;
   const fastMethods: FastUnaryMethod[] = opts.services
@@ -137,7 +139,15 @@ export function createServer(opts: ServerOptions): VaneServer {
           : [],
       ),
     );
-  const fastPath = fastMethods.length > 0 ? createGrpcFastPath({ methods: fastMethods, interceptors, shutdownSignal: shutdown.signal, maxTimeoutMs, readMaxBytes }) : undefined;
+  const fastPath = fastMethods.length > 0 ? createGrpcFastPath({
+          methods: fastMethods,
+          // The fast path applies the default deadline itself, without an AbortSignal.any per call.
+          interceptors: [...(opts.interceptors ?? []), validate],
+          defaultTimeoutMs,
+          shutdownSignal: shutdown.signal,
+          maxTimeoutMs,
+          readMaxBytes,
+        }) : undefined;
 
   const handler = connectNodeAdapter({
     routes,
