@@ -5,6 +5,9 @@
  */
 import type { EnvironmentChange, SnapshotStore } from "./snapshot-store.ts";
 
+/** Streams woken per turn of the event loop. */
+const WAKE_SLICE = 50;
+
 /** A stream's view of the changes it follows. */
 export interface ChangeQueue {
   /** Resolves with the changes since the last call (at least one), or undefined once `signal` aborts. */
@@ -33,9 +36,16 @@ export function createChangeHub(store: SnapshotStore): ChangeHub {
       if (set.size === 0 && followers.get(id) === set) followers.delete(id);
     };
   };
+  // Followers are woken a slice at a time, with a turn of the event loop between slices, so the
+  // first streams' messages are written while later ones are still being evaluated (instead of
+  // every stream's work finishing before any byte leaves).
   const unsubscribe = store.subscribe((change) => {
-    for (const f of followers.get(change.environmentId) ?? []) f(change);
-    for (const f of followers.get("*") ?? []) f(change);
+    const woken = [...(followers.get(change.environmentId) ?? []), ...(followers.get("*") ?? [])];
+    const wake = (from: number) => {
+      for (let i = from; i < Math.min(from + WAKE_SLICE, woken.length); i++) woken[i](change);
+      if (from + WAKE_SLICE < woken.length) setImmediate(wake, from + WAKE_SLICE);
+    };
+    wake(0);
   });
 
   return {
