@@ -19,11 +19,10 @@ import { type BootstrapResult, DEFAULT_ADMIN_EMAIL, ensureBootstrap } from "../s
 import { readIdentityConfig } from "../services/identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../services/identity/module.ts";
 import { createCollectorModule } from "../services/collector/module.ts";
-import { createIdentityDirectory } from "../services/flags/directory.ts";
+import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { createFlagsModule } from "../services/flags/module.ts";
 import { readFlagsConfig } from "../services/flags/config.ts";
 import { readAnalyticsConfig } from "../services/analytics/config.ts";
-import { createIdentityDirectory as createAnalyticsDirectory } from "../services/analytics/directory.ts";
 import { createRemoteFlagsClient } from "../services/analytics/flags-client.ts";
 import { createAnalyticsModule } from "../services/analytics/module.ts";
 import { signedBanditCredentials } from "../services/analytics/bandit-runner.ts";
@@ -100,7 +99,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         // One process: the bandit's calls to flags are signed with identity's own keys.
         bandit: { credentials: signedBanditCredentials((claims, ttlMs) => identityKeys!.sign(claims, ttlMs)), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 },
         flags: createRemoteFlagsClient({ baseUrl: ctx.selfUrl }),
-        directory: createAnalyticsDirectory({ baseUrl: ctx.selfUrl }),
+        directory: createIdentityDirectory({ baseUrl: ctx.selfUrl }),
         migrate: ctx.config.migrateOnStart,
         logger: ctx.logger,
       });

@@ -16,7 +16,7 @@ import { PrincipalSchema } from "#gen/vane/identity/v1/identity_pb.js";
 import { Role } from "#lib/auth.ts";
 import { failedPrecondition } from "#lib/errors.ts";
 import type { Logger } from "#lib/logger.ts";
-import type { Caller } from "./directory.ts";
+import type { Caller } from "#lib/identity-directory.ts";
 import { changeFlagEnvironment, experimentRule, experimentRuleId, withExperimentLock } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { timestampMs } from "@bufbuild/protobuf/wkt";

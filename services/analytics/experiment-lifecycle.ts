@@ -22,7 +22,7 @@ import type { GetFlagResponse } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { failedPrecondition } from "#lib/errors.ts";
-import type { Caller } from "./directory.ts";
+import type { Caller } from "#lib/identity-directory.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import type { ExperimentRow } from "./schema.ts";
 import type { Db } from "./store.ts";

@@ -24,7 +24,7 @@ import { Direction, type Experiment, ExperimentSchema, ExperimentStatus, type Me
 import { requirePrincipal, requireRole, Role } from "#lib/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/errors.ts";
-import { assertVisible, type Caller, type ProjectDirectory } from "./directory.ts";
+import { assertVisible, type Caller, type ProjectDirectory } from "#lib/identity-directory.ts";
 import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { loadResults, loadTimeline } from "./results.ts";

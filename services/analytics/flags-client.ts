@@ -14,7 +14,7 @@ import {
   type UpdateFlagEnvironmentRequestSchema,
   type UpdateFlagEnvironmentResponse,
 } from "#gen/vane/flags/v1/flag_service_pb.js";
-import type { Caller } from "./directory.ts";
+import type { Caller } from "#lib/identity-directory.ts";
 
 /** The two flags RPCs analytics uses, on behalf of a caller. */
 export interface FlagsClient {

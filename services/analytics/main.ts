@@ -8,7 +8,7 @@ import { readCommonConfig } from "#lib/service-config.ts";
 import { startModules } from "#lib/service-module.ts";
 import { startTelemetry } from "#lib/telemetry.ts";
 import { readAnalyticsConfig } from "./config.ts";
-import { createIdentityDirectory } from "./directory.ts";
+import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { createRemoteFlagsClient } from "./flags-client.ts";
 import { createAnalyticsModule } from "./module.ts";
 import { apiKeyBanditCredentials } from "./bandit-runner.ts";

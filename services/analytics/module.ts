@@ -12,7 +12,7 @@ import { serve } from "#lib/server.ts";
 import type { ServiceModule } from "#lib/service-module.ts";
 import { eventsStream } from "#lib/streams.ts";
 import { type BanditCredentials, type BanditRunner, createBanditRunner } from "./bandit-runner.ts";
-import type { ProjectDirectory } from "./directory.ts";
+import type { ProjectDirectory } from "#lib/identity-directory.ts";
 import { createExperimentService } from "./experiment-service.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { migrations } from "./migrations/index.ts";

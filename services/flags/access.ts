@@ -8,7 +8,7 @@ import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
 import { type Principal, requirePrincipal, requireRole, Role } from "#lib/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { alreadyExists, invalidArgument } from "#lib/errors.ts";
-import type { Caller, EnvironmentRef, ProjectDirectory, ProjectRef } from "./directory.ts";
+import type { Caller, EnvironmentRef, ProjectDirectory, ProjectRef } from "#lib/identity-directory.ts";
 import { type Db, lockProject, type OutboxTargets, type Trx } from "./store.ts";
 
 /** What the flags and segment services are built from. */

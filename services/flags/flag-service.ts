@@ -41,7 +41,7 @@ import {
   variantsFromRow,
   variantsToJson,
 } from "./convert.ts";
-import type { ProjectRef } from "./directory.ts";
+import type { ProjectRef } from "#lib/identity-directory.ts";
 import { toFlagSet } from "./environment-config.ts";
 import type { FlagRow } from "./schema.ts";
 import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment, withRuleIds } from "./flag-writes.ts";

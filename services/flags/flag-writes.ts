@@ -6,7 +6,7 @@ import { type Rule, RuleSchema, type Variant } from "#gen/vane/flags/v1/flags_pb
 import { failedPrecondition, notFound } from "#lib/errors.ts";
 import type { FlagsDeps } from "./access.ts";
 import { rulesFromRow, rulesToJson } from "./convert.ts";
-import type { EnvironmentRef } from "./directory.ts";
+import type { EnvironmentRef } from "#lib/identity-directory.ts";
 import type { FlagEnvironmentRow, FlagRow, StoredMetadata } from "./schema.ts";
 import type { Trx } from "./store.ts";
 import { type Issue, validateRules } from "./validate-targeting.ts";

@@ -7,7 +7,7 @@ import { readCommonConfig } from "#lib/service-config.ts";
 import { startModules } from "#lib/service-module.ts";
 import { startTelemetry } from "#lib/telemetry.ts";
 import { readFlagsConfig } from "./config.ts";
-import { createIdentityDirectory } from "./directory.ts";
+import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { createFlagsModule } from "./module.ts";
 
 const { common, flags } = readConfigOrExit(process.env, (env, fail) => {

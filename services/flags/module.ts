@@ -17,7 +17,7 @@ import { createOutboxRelay, type OutboxRecord, type OutboxRelay } from "#lib/out
 import { serve } from "#lib/server.ts";
 import type { ServiceModule } from "#lib/service-module.ts";
 import type { FlagsDeps } from "./access.ts";
-import type { ProjectDirectory } from "./directory.ts";
+import type { ProjectDirectory } from "#lib/identity-directory.ts";
 import { createFlagService } from "./flag-service.ts";
 import { migrations } from "./migrations/index.ts";
 import type { FlagsDatabase } from "./schema.ts";

@@ -15,12 +15,11 @@ import { type RunningModules, startModules } from "#lib/service-module.ts";
 import { eventsStream, eventsSubjectPrefix } from "#lib/streams.ts";
 import { createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
 import { createCollectorModule } from "../../collector/module.ts";
-import { createIdentityDirectory as createFlagsDirectory } from "../../flags/directory.ts";
 import { createFlagsModule } from "../../flags/module.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
 import { signedBanditCredentials } from "../bandit-runner.ts";
-import { createIdentityDirectory } from "../directory.ts";
+import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { createRemoteFlagsClient, type FlagsClient } from "../flags-client.ts";
 import { type AnalyticsModule, createAnalyticsModule } from "../module.ts";
 
@@ -80,7 +79,7 @@ export async function startAnalytics(opts: AnalyticsHarnessOptions = {}): Promis
     snapshotBucket: bucket,
     domainStream,
     domainSubjectPrefix: `vanetest.${domainStream.toLowerCase()}`,
-    directory: createFlagsDirectory({ baseUrl: () => baseUrl }),
+    directory: createIdentityDirectory({ baseUrl: () => baseUrl }),
     migrate: true,
     logger,
     relay: { pollIntervalMs: 200, retryMinMs: 50, retryMaxMs: 500 },

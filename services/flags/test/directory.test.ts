@@ -2,7 +2,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { principalFromClaims } from "#lib/auth.ts";
-import { createIdentityDirectory } from "../directory.ts";
+import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 describe("identity directory cache", () => {

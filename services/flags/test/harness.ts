@@ -14,7 +14,7 @@ import { type RunningModules, startModules } from "#lib/service-module.ts";
 import { connectTestNats, createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
-import { createIdentityDirectory } from "../directory.ts";
+import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { createFlagsModule, type FlagsModule } from "../module.ts";
 
 /** An organization with one project and two environments, and its owner. */

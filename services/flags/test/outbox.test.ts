@@ -18,7 +18,7 @@ import { FlagType, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { findNatsServer, freePort, type StartedServer, startNatsServer } from "#lib/local-infra.ts";
 import { connectTestNats, createTestLogger, testDatabaseUrl } from "#lib/test-support.ts";
-import { createIdentityDirectory } from "../directory.ts";
+import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { createFlagsModule, type FlagsModule } from "../module.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 

@@ -1,5 +1,6 @@
 /**
- * Where projects and environments live: identity owns them, flags asks it. Every lookup is made
+ * Where projects and environments live: identity owns them, services (flags, analytics) ask it.
+ * Every lookup is made
  * with the caller's own bearer token, so identity enforces tenancy (a foreign id is NOT_FOUND);
  * the id → (organization, project) mapping is immutable and cached for a minute (so a deleted
  * environment stops accepting writes soon after), and the cached answer is checked against the
@@ -22,15 +23,15 @@ export interface EnvironmentRef extends ProjectRef {
   environmentId: string;
 }
 
-/** The caller, as the directory forwards it. */
+/** The caller, as the directory (and clients of other services) forward it. */
 export interface Caller {
   principal: Principal;
-  /** The caller's `Authorization` header, forwarded to identity. */
+  /** The caller's `Authorization` header, forwarded to identity (and to other services). */
   authorization: string | null;
   signal?: AbortSignal;
 }
 
-/** Resolves project and environment ids for the flags service. */
+/** Resolves project and environment ids. */
 export interface ProjectDirectory {
   /** The project, or NOT_FOUND when the caller cannot see it. */
   project(id: string, caller: Caller): Promise<ProjectRef>;
