@@ -3,7 +3,6 @@
  * same server (the directory and the flags client call them over gRPC there): own Postgres
  * schemas, own events stream, own snapshot bucket and domain stream. Test code only.
  */
-import { randomUUID } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -18,20 +17,13 @@ import { createCollectorModule } from "../../collector/module.ts";
 import { createFlagsModule } from "../../flags/module.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
+import { addMember, seedTenant, type Tenant } from "../../identity/test/seed-tenant.ts";
 import { signedBanditCredentials } from "../bandit-runner.ts";
 import { createIdentityDirectory } from "#lib/identity-directory.ts";
 import { createRemoteFlagsClient, type FlagsClient } from "../flags-client.ts";
 import { type AnalyticsModule, createAnalyticsModule } from "../module.ts";
 
-/** An organization with one project and two environments, and its owner. */
-export interface Tenant {
-  orgId: string;
-  projectId: string;
-  environmentId: string;
-  stagingId: string;
-  ownerUserId: string;
-  ownerToken: string;
-}
+export type { Tenant };
 
 export interface AnalyticsHarness {
   identity: IdentityModule;
@@ -125,28 +117,8 @@ export async function startAnalytics(opts: AnalyticsHarnessOptions = {}): Promis
     subjectPrefix: eventsSubjectPrefix(eventsStream(events)),
     client: (service, token) => createClient(service, transport(token)),
     sign,
-    async seedTenant() {
-      const slug = uniqueName("org").replace(/_/g, "-");
-      const t = { orgId: randomUUID(), projectId: randomUUID(), environmentId: randomUUID(), stagingId: randomUUID(), ownerUserId: randomUUID() };
-      await idb.insertInto("organizations").values({ id: t.orgId, name: slug, slug }).execute();
-      await idb.insertInto("users").values({ id: t.ownerUserId, email: `owner@${slug}.test` }).execute();
-      await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: t.ownerUserId, role: "owner" }).execute();
-      await idb.insertInto("projects").values({ id: t.projectId, organization_id: t.orgId, key: "web", name: "Web" }).execute();
-      await idb
-        .insertInto("environments")
-        .values([
-          { id: t.environmentId, project_id: t.projectId, organization_id: t.orgId, key: "production", name: "Production" },
-          { id: t.stagingId, project_id: t.projectId, organization_id: t.orgId, key: "staging", name: "Staging" },
-        ])
-        .execute();
-      return { ...t, ownerToken: await sign({ sub: t.ownerUserId, org: t.orgId, role: "owner", kind: "user" }) };
-    },
-    async member(t, role) {
-      const userId = randomUUID();
-      await idb.insertInto("users").values({ id: userId, email: `${role}-${userId}@x.test` }).execute();
-      await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: userId, role }).execute();
-      return { userId, token: await sign({ sub: userId, org: t.orgId, role, kind: "user" }) };
-    },
+    seedTenant: () => seedTenant(idb, sign),
+    member: (t, role) => addMember(idb, sign, t, role),
     async close() {
       await running.stop();
       for (const s of [identitySchema, flagsSchema, analyticsSchema]) await dropSchema(testDatabaseUrl, s);
