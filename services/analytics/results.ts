@@ -9,21 +9,11 @@ import { sql } from "kysely";
 import { Direction, type Results, ResultsSchema, type TimelinePoint, TimelinePointSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { resultWarnings } from "./result-warnings.ts";
 import { analyzeExperiment, type MetricInput } from "./stats/index.ts";
-import type { ExperimentRow, MetricRow } from "./schema.ts";
+import type { ExperimentRow, MetricRow, VariantSums } from "./schema.ts";
 import type { Db } from "./store.ts";
 
 /** Per-variant sums of one metric (columns of variant_daily, summed). */
-export interface VariantSums {
-  units: number;
-  sum: number;
-  sum_squares: number;
-  count_sum: number;
-  count_squares: number;
-  sum_count_product: number;
-  cov_sum: number;
-  cov_squares: number;
-  cov_product: number;
-}
+export type { VariantSums };
 
 /** Everything results are computed from. */
 export interface ResultsInput {

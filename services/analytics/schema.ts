@@ -102,12 +102,8 @@ export interface UnitMetricTotalsTable {
   covariate: number;
 }
 
-/** Per-day increments of the per-variant sums of one metric; the sum over days is the aggregate. */
-export interface VariantDailyTable {
-  experiment_id: string;
-  metric_id: string;
-  variant: string;
-  day: ColumnType<string, string, string>;
+/** The per-variant sums of one metric that results are computed from. */
+export interface VariantSums {
   units: number;
   sum: number;
   sum_squares: number;
@@ -117,6 +113,14 @@ export interface VariantDailyTable {
   cov_sum: number;
   cov_squares: number;
   cov_product: number;
+}
+
+/** Per-day increments of the per-variant sums of one metric; the sum over days is the aggregate. */
+export interface VariantDailyTable extends VariantSums {
+  experiment_id: string;
+  metric_id: string;
+  variant: string;
+  day: ColumnType<string, string, string>;
 }
 
 /** Per-day increments of assigned and conflicting units per variant. */

@@ -5,6 +5,7 @@
  * T − tolerance (and before the experiment's stop), toward the pre-period covariate otherwise —
  * whatever order the events arrived in. Test code only.
  */
+import type { VariantSums } from "../schema.ts";
 import type { PipelineEvent } from "../pipeline/consumer.ts";
 
 export interface RefMetric {
@@ -18,17 +19,8 @@ export interface RefExperiment {
   variants: string[];
   metrics: RefMetric[];
 }
-export interface RefSums {
-  units: number;
-  sum: number;
-  sum_squares: number;
-  count_sum: number;
-  count_squares: number;
-  sum_count_product: number;
-  cov_sum: number;
-  cov_squares: number;
-  cov_product: number;
-}
+/** The same columns the pipeline keeps, computed by a replay of the events. */
+export type RefSums = VariantSums;
 
 const value = (kind: RefMetric["kind"], count: number, sum: number) => (kind === "conversion" ? (count > 0 ? 1 : 0) : kind === "count" ? count : sum);
 
