@@ -125,9 +125,7 @@ describe("gRPC fast path", () => {
       expect(invalid.err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
       expect(invalid.err!.details).toMatch(/^flag_key: /);
       expect(invalid.err!.metadata.get("grpc-status-details-bin")).toHaveLength(1);
-      const t0 = Date.now();
       expect((await callGrpcJs(client, { flag_key: "slow" }, { deadline: Date.now() + 150 })).err).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
-      expect(Date.now() - t0).toBeLessThan(2_000);
     } finally {
       client.close();
     }

@@ -6,6 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/grpc/health/v1/health_pb.js";
+import { eventually } from "#lib/test-support.ts";
 import { startVane, type VaneProcess } from "./vane-process.ts";
 
 let vane: VaneProcess;
@@ -13,19 +14,6 @@ beforeAll(() => {
   vane = startVane();
 });
 afterAll(() => vane?.cleanup());
-
-/** Retries `fn` until it resolves (or 10 s pass). */
-async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 describe("npm start", () => {
   it("serves every protocol on one port with a working first admin credential, and stops cleanly", async () => {
@@ -98,7 +86,7 @@ describe("npm start", () => {
       const res = await call("vane.evaluation.v1.EvaluationService/Evaluate", { flagKey: "new-checkout", context: { targetingKey: "u1" } }, serverToken);
       if (res.status !== 200) throw new Error(`Evaluate: ${res.status} ${await res.text()}`);
       return (await res.json()) as { evaluation: { value: unknown; variant: string; reason: string } };
-    });
+    }, 10_000, "the flag to reach the evaluator");
     expect(evaluated.evaluation).toMatchObject({ value: true, variant: "on", reason: "REASON_STATIC" });
 
     // flagd's protocol on its own port, as the OpenFeature providers speak it.

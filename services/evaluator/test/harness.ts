@@ -24,6 +24,8 @@ import { connectTestNats, createTestLogger, deleteStreams, testNatsUrl, uniqueNa
 import { readEvaluatorConfig } from "../config.ts";
 import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "../module.ts";
 
+export { eventually } from "#lib/test-support.ts";
+
 /** The flag set every suite uses (services/evaluator/test/flags.fixture.json). */
 export const fixtureText = readFileSync(new URL("./flags.fixture.json", import.meta.url), "utf8");
 export const fixture = JSON.parse(fixtureText) as FlagSetDefinition;
@@ -162,20 +164,4 @@ export async function startEvaluator(opts: StartEvaluatorOptions = {}): Promise<
       }
     },
   };
-}
-
-/** Polls `check` until it returns a truthy value (or throws after `timeoutMs`). */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_000, what = "condition"): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
