@@ -23,7 +23,7 @@ export interface EvaluatorConfig {
   eventsStream: string;
   /** Exposures held while NATS is unreachable; beyond that they are dropped and counted. */
   exposureBufferSize: number;
-  /** Readiness with no snapshot loaded (for `npm start` on an empty system); false in production. */
+  /** Ready even before the snapshot bucket has been read (tests, local experiments); never in production. */
   readyWithoutSnapshots: boolean;
 }
 

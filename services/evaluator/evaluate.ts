@@ -49,7 +49,7 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
     evaluate(state, key, context, type, api) {
       const res = state.flags.evaluate(key, context, type);
       counters.evaluation(api, res.reason);
-      if (state.experiments.size > 0) expose(state, key, res, context);
+      if (res.experimentId !== undefined) expose(state, key, res, context);
       return res;
     },
     evaluateAll(state, context, clientOnly, api) {
@@ -57,7 +57,7 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
       if (clientOnly) for (const key of all.keys()) if (!state.clientVisible.has(key)) all.delete(key);
       for (const [key, res] of all) {
         counters.evaluation(api, res.reason);
-        if (state.experiments.size > 0) expose(state, key, res, context);
+        if (res.experimentId !== undefined) expose(state, key, res, context);
       }
       return all;
     },
