@@ -206,10 +206,16 @@ describe("pipeline exactly once", () => {
         } else {
           const progressed = await until(() => cur.commits > 0, 5_000);
           await sleep(Math.random() * 300);
-          // Active: work was left and it committed within the last second (less than the ack wait),
-          // so it was inside its fetch → apply → ack loop, not waiting for a redelivery.
-          const busy = (await outstanding()) > 0;
-          if (progressed && busy && Date.now() - cur.lastCommit < 1000) activeKills++;
+          // Kill at the first moment after that random delay when the child is active: work is left
+          // and it committed within the last second (less than the ack wait), so it is inside its
+          // fetch → apply → ack loop, not waiting for a redelivery. Waiting for that moment, rather
+          // than judging a fixed moment, keeps the test's premise independent of machine speed.
+          let active = false;
+          for (const end = Date.now() + 5_000; progressed && !active && Date.now() < end; ) {
+            active = (await outstanding()) > 0 && Date.now() - cur.lastCommit < 1000;
+            if (!active) await sleep(10);
+          }
+          if (active) activeKills++;
           p.kill("SIGKILL");
           kills++;
         }
