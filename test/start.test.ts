@@ -98,9 +98,8 @@ describe("npm start", () => {
     });
     expect(await resolved.json()).toMatchObject({ value: true, variant: "on", reason: "STATIC" });
 
-    const t0 = Date.now();
+    // A clean exit on its own (no timings in tests: a hang runs into the test's timeout).
     expect(await vane.stop()).toEqual({ code: 0, signal: null });
-    expect(Date.now() - t0).toBeLessThan(5_000);
     expect(vane.output()).toContain("Vane stopped.");
   }, 25_000);
 });
