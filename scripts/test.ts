@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { startLocalInfra } from "#lib/local-infra.ts";
+import { CHROMIUM_HINT, findChromium } from "../test/chromium.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name: string) => `${root}node_modules/.bin/${name}`;
@@ -25,6 +26,27 @@ if (!existsSync(bin("vitest"))) {
   console.error("dependencies are not installed: run `npm install` first (or `npm ci`)");
   process.exit(1);
 }
+
+// The browser test drives a real Chromium: install Debian's package when there is none and we may
+// (as root, or with password-less sudo); otherwise that test fails with CHROMIUM_HINT.
+function ensureChromium(): void {
+  if (findChromium()) return;
+  const asRoot = process.getuid?.() === 0;
+  const sudo = !asRoot && spawnSync("sudo", ["-n", "true"], { stdio: "ignore" }).status === 0;
+  if (!existsSync("/usr/bin/apt-get") || !(asRoot || sudo)) {
+    console.log(`  no Chromium found for the browser test: ${CHROMIUM_HINT}`);
+    return;
+  }
+  const apt = (...args: string[]) =>
+    spawnSync(asRoot ? "apt-get" : "sudo", [...(asRoot ? [] : ["-n", "apt-get"]), ...args], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } }).status === 0;
+  console.log("  installing Chromium for the browser test (apt-get install chromium)");
+  if (!apt("install", "-y", "-q", "chromium")) {
+    apt("update", "-q");
+    apt("install", "-y", "-q", "chromium");
+  }
+  if (!findChromium()) console.log(`  Chromium could not be installed: ${CHROMIUM_HINT}`);
+}
+ensureChromium();
 
 // Tests need a real Postgres (database `test`) and NATS with JetStream: use the ones configured
 // or running locally, or start our own.

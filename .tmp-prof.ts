@@ -1,0 +1,14 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as v2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
+import { EvaluateRequestSchema } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import { runProcess, startProcess, stopProcess } from "./bench/evaluator/run.ts";
+const context = { targetingKey: "user-1", plan: "pro" };
+const frame = (bytes: Uint8Array) => { const out = Buffer.alloc(5 + bytes.length); out.writeUInt32BE(bytes.length, 1); Buffer.from(bytes).copy(out, 5); return out.toString("base64"); };
+const which = process.argv[2] ?? "flagd";
+const body = which === "flagd" ? frame(toBinary(v2.ResolveBooleanRequestSchema, create(v2.ResolveBooleanRequestSchema, { flagKey: "equals", context }))) : frame(toBinary(EvaluateRequestSchema, create(EvaluateRequestSchema, { flagKey: "equals", context })));
+const server = process.argv[3] ?? "vane";
+const { child, info } = await startProcess<Record<string, number | string>>("bench/evaluator/servers.ts", [server]);
+const port = server === "noop" ? info.grpc : which === "flagd" ? info.flagd : info.main;
+const r = await runProcess("bench/evaluator/loadgen.ts", [JSON.stringify({ protocol: "grpc", url: `http://127.0.0.1:${port}`, path: which === "flagd" ? "/flagd.evaluation.v2.Service/ResolveBoolean" : "/vane.evaluation.v1.EvaluationService/Evaluate", body, headers: which === "flagd" ? {} : { authorization: `Bearer ${info.token}` }, seconds: Number(process.env.S ?? 8), connections: 4, mode: "closed", concurrency: 64, rate: 0 })]);
+console.log(JSON.stringify(r));
+await stopProcess(child);
