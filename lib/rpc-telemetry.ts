@@ -16,12 +16,10 @@ import {
   trace,
   type Attributes,
   type Context,
-  type Counter,
   type Histogram,
   type Span,
   type TextMapGetter,
   type TextMapSetter,
-  type UpDownCounter,
 } from "@opentelemetry/api";
 import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
@@ -187,10 +185,26 @@ export function createClientTracingInterceptor(): Interceptor {
   };
 }
 
-interface RpcInstruments {
-  duration: Histogram;
-  requests: Counter;
-  active: UpDownCounter;
+/**
+ * Request counts and in-flight calls are plain numbers in this module, read by observable
+ * instruments when metrics are collected; only the duration histogram records per call. The
+ * metrics SDK hashes an attribute set on every record, and three of the four records a call made
+ * cost more than the evaluation it measured. One table for the process, so two servers that serve
+ * the same method (health on every port) add up instead of hiding each other.
+ */
+interface Tally {
+  readonly attributes: Attributes;
+  value: number;
+}
+const requestTallies = new Map<string, Tally>();
+const activeTallies = new Map<string, Tally>();
+/** Meters (one per installed meter provider) that already read the tallies. */
+const observingMeters = new WeakSet<object>();
+
+function tally(table: Map<string, Tally>, key: string, attributes: () => Attributes): Tally {
+  let t = table.get(key);
+  if (t === undefined) table.set(key, (t = { attributes: attributes(), value: 0 }));
+  return t;
 }
 
 /**
@@ -201,38 +215,51 @@ interface RpcInstruments {
  * on failure, rpc.connect_rpc.error_code.
  */
 export function createRpcMetricsInterceptor(): Interceptor {
-  let instruments: RpcInstruments | undefined;
-  const get = (): RpcInstruments => {
-    if (instruments) return instruments;
+  let duration: Histogram | undefined;
+  let durationMeter: object | undefined;
+  const instruments = (): Histogram => {
     const meter = metrics.getMeter(RPC_INSTRUMENTATION);
-    instruments = {
-      duration: meter.createHistogram("rpc.server.duration", {
-        description: "Duration of RPCs handled by this server, until the last response message for streams",
-        unit: "ms",
-        advice: { explicitBucketBoundaries: [...RPC_DURATION_BUCKETS_MS] },
-      }),
-      requests: meter.createCounter("rpc.server.requests", { description: "RPCs handled by this server", unit: "{request}" }),
-      active: meter.createUpDownCounter("rpc.server.active_requests", {
+    if (duration && durationMeter === meter) return duration;
+    durationMeter = meter;
+    duration = meter.createHistogram("rpc.server.duration", {
+      description: "Duration of RPCs handled by this server, until the last response message for streams",
+      unit: "ms",
+      advice: { explicitBucketBoundaries: [...RPC_DURATION_BUCKETS_MS] },
+    });
+    if (!observingMeters.has(meter)) {
+      observingMeters.add(meter);
+      const requests = meter.createObservableCounter("rpc.server.requests", { description: "RPCs handled by this server", unit: "{request}" });
+      const active = meter.createObservableUpDownCounter("rpc.server.active_requests", {
         description: "RPCs currently in progress on this server",
         unit: "{request}",
-      }),
-    };
-    return instruments;
+      });
+      meter.addBatchObservableCallback(
+        (r) => {
+          for (const t of requestTallies.values()) r.observe(requests, t.value, t.attributes);
+          for (const t of activeTallies.values()) r.observe(active, t.value, t.attributes);
+        },
+        [requests, active],
+      );
+    }
+    return duration;
   };
   return (next) => async (req) => {
-    const { duration, requests, active } = get();
-    const attributes = baseAttributes(req);
+    const histogram = instruments();
+    const system = rpcSystem(req);
+    const base = `${system} ${req.service.typeName}/${req.method.name}`;
+    const active = tally(activeTallies, base, () => baseAttributes(req));
     const start = performance.now();
-    active.add(1, attributes);
+    active.value++;
     return observe(req, "server", next, context.active(), (code) => {
-      active.add(-1, attributes);
-      const labels: Attributes = {
-        ...attributes,
-        [ATTR_RPC_STATUS]: code === undefined ? "ok" : codeToString(code),
-        ...(code === undefined ? {} : { [ATTR_RPC_CONNECT_RPC_ERROR_CODE]: codeToString(code) }),
-      };
-      duration.record(performance.now() - start, labels);
-      requests.add(1, labels);
+      active.value--;
+      const status = code === undefined ? "ok" : codeToString(code);
+      const done = tally(requestTallies, `${base} ${status}`, () => ({
+        ...active.attributes,
+        [ATTR_RPC_STATUS]: status,
+        ...(code === undefined ? {} : { [ATTR_RPC_CONNECT_RPC_ERROR_CODE]: status }),
+      }));
+      done.value++;
+      histogram.record(performance.now() - start, done.attributes);
     });
   };
 }
