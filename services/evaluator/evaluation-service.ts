@@ -16,10 +16,12 @@ import {
   type Evaluation,
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth.ts";
+import { withEncoding } from "#lib/grpc-fast-path.ts";
 import type { FlagValueType } from "#lib/engine/index.ts";
 import type { ChangeHub } from "./change-hub.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
+import { encodeWatchResponse } from "./watch-encoding.ts";
 
 /** Dependencies of {@link createEvaluationService}. */
 export interface EvaluationServiceDeps {
@@ -114,13 +116,14 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
             }
             const removed = [...previous.keys()].filter((k) => !current.has(k));
             if (sentVersion === -1 || changed.length > 0 || removed.length > 0 || state.version !== sentVersion) {
-              yield create(WatchResponseSchema, {
+              const response = create(WatchResponseSchema, {
                 evaluations: [...current.values()],
                 version: BigInt(state.version),
                 changedFlagKeys: changed,
                 removedFlagKeys: removed,
                 configTime: timestampFromMs(state.commitTimeMs),
               });
+              yield withEncoding(response, encodeWatchResponse(response));
             }
             previous = current;
             sentVersion = state.version;
