@@ -24,7 +24,9 @@ function withDependencies(file: DescFile, seen = new Set<string>(), out: DescFil
 export function createReflectionResolver(services: DescService[]) {
   const all = [...services, v1.ServerReflection, v1alpha.ServerReflection];
   const files_ = new Map<string, DescFile>();
-  for (const s of all) for (const f of withDependencies(s.file)) files_.set(f.name, f);
+  // Keyed by the file's path as imports spell it ("google/protobuf/timestamp.proto"); protobuf-es's
+  // DescFile.name drops the ".proto".
+  for (const s of all) for (const f of withDependencies(s.file)) files_.set(f.proto.name, f);
   const registry = createRegistry(...files_.values());
   const serviceNames = [...new Set(all.map((s) => s.typeName))].sort();
 

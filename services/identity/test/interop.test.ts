@@ -5,6 +5,8 @@
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,6 +96,25 @@ describe("interoperability", () => {
         expect(files.some((f) => f.includes("buf/validate/validate.proto"))).toBe(true);
         expect(answers[2].file_descriptor_response.file_descriptor_proto.length).toBeGreaterThan(0);
         expect(answers[3].error_response.error_code).toBe(grpc.status.NOT_FOUND);
+
+        // As grpcurl and Postman do: fetch each file and import by the name the descriptors give.
+        const decoded = files.map((f) => fromBinary(FileDescriptorProtoSchema, f));
+        const wanted = [...new Set(decoded.flatMap((d) => [d.name, ...d.dependency]))];
+        expect(wanted).toEqual(expect.arrayContaining(["vane/identity/v1/identity_service.proto", "google/protobuf/timestamp.proto", "buf/validate/validate.proto"]));
+        const byName: any[] = [];
+        await new Promise<void>((resolve, reject) => {
+          const call = client.ServerReflectionInfo();
+          call.on("data", (d: unknown) => byName.push(d));
+          call.on("error", reject);
+          call.on("end", resolve);
+          for (const name of wanted) call.write({ file_by_filename: name });
+          call.end();
+        });
+        expect(byName.map((a, i) => [wanted[i], a.file_descriptor_response ? "found" : a.error_response?.error_message])).toEqual(wanted.map((w) => [w, "found"]));
+        for (const [i, a] of byName.entries()) {
+          const own = (a.file_descriptor_response.file_descriptor_proto as Buffer[]).map((f) => fromBinary(FileDescriptorProtoSchema, f).name);
+          expect(own).toContain(wanted[i]);
+        }
       } finally {
         client.close();
       }
