@@ -34,6 +34,22 @@ describe("config", () => {
     expect(problems).toMatch(/VANE_PORT must be an integer from 0 to 65535/);
   });
 
+  it("never shows a password in a bad URL's message", () => {
+    const env = createEnvReader({ VANE_DATABASE_URL: "postgress://vane:s3cretpw@db:5432/vane", VANE_NATS_URL: "http://user:natspw@nats:4222" });
+    readCommonConfig(env);
+    const problems = (() => {
+      try {
+        env.done();
+        return "";
+      } catch (e) {
+        return (e as ConfigError).problems.join("\n");
+      }
+    })();
+    expect(problems).toContain('VANE_DATABASE_URL must be a URL with scheme postgres or postgresql, got "postgress://vane:***@db:5432/vane"');
+    expect(problems).toContain("VANE_NATS_URL");
+    expect(problems).not.toMatch(/s3cretpw|natspw/);
+  });
+
   it("requires what has no default", () => {
     const env = createEnvReader({});
     env.string("VANE_SOMETHING");

@@ -76,7 +76,7 @@ export function createEnvReader(env: Env): EnvReader {
         if (!protocols.includes(u.protocol.replace(/:$/, ""))) throw new Error();
         return v;
       } catch {
-        problems.push(`${name} must be a URL with scheme ${protocols.join(" or ")}, got "${v}"`);
+        problems.push(`${name} must be a URL with scheme ${protocols.join(" or ")}, got "${redactUrl(v)}"`);
         return fallback;
       }
     },
@@ -106,4 +106,19 @@ export function createEnvReader(env: Env): EnvReader {
       if (problems.length) throw new ConfigError(problems);
     },
   };
+}
+
+/**
+ * A URL as a message may show it: connection URLs carry passwords (built from Secrets in
+ * Kubernetes), and start-up output lands in logs. The password (or a lone token, as NATS URLs
+ * may carry) becomes "***"; text that does not even parse as scheme://… and holds an "@" is not
+ * shown at all.
+ */
+export function redactUrl(value: string): string {
+  const m = /^([^:/?#]*:\/\/)(?:([^/?#]*)@)?(.*)$/s.exec(value);
+  if (!m) return value.includes("@") ? "<not shown: it may hold credentials>" : value;
+  const [, scheme, userinfo, rest] = m;
+  if (userinfo === undefined) return value;
+  const colon = userinfo.indexOf(":");
+  return `${scheme}${colon >= 0 ? `${userinfo.slice(0, colon)}:***` : "***"}@${rest}`;
 }

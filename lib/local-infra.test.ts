@@ -9,9 +9,9 @@ import {
   freePort,
   isPostgresReachable,
   probeNats,
-  redactUrl,
   startLocalInfra,
 } from "#lib/local-infra.ts";
+import { redactUrl } from "#lib/config.ts";
 import pg from "pg";
 import { testDatabaseUrl, testNatsUrl } from "#lib/test-support.ts";
 
@@ -46,6 +46,9 @@ describe("probes", () => {
 
   it("redacts passwords", () => {
     expect(redactUrl("postgres://u:secret@h:1/db")).toBe("postgres://u:***@h:1/db");
+    expect(redactUrl("nats://s3cret-token@h:4222")).toBe("nats://***@h:4222");
+    expect(redactUrl("postgres://h/db")).toBe("postgres://h/db");
+    expect(redactUrl("u:secret@h/db")).toBe("<not shown: it may hold credentials>");
   });
 });
 

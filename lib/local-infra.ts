@@ -17,6 +17,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { pino, type Logger } from "pino";
+import { redactUrl } from "./config.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -98,12 +99,12 @@ export async function startLocalInfra(options: LocalInfraOptions): Promise<Local
     let natsStoreDir: string | undefined;
     if (options.natsUrl) {
       natsUrl = options.natsUrl;
-      print(`nats: using configured ${natsUrl}`);
+      print(`nats: using configured ${redactUrl(natsUrl)}`);
     } else {
       const probe = await probeNats(localNatsUrl, probeMs);
       if (probe === "jetstream") {
         natsUrl = localNatsUrl;
-        print(`nats: using the local server at ${natsUrl}`);
+        print(`nats: using the local server at ${redactUrl(natsUrl)}`);
       } else {
         if (probe === "no-jetstream") {
           print(`nats: the server at ${localNatsUrl} has no JetStream; starting our own`);
@@ -434,13 +435,3 @@ async function exists(path: string, mode: number = constants.F_OK): Promise<bool
   }
 }
 
-/** `url` with any password replaced by `***`, for printing. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
