@@ -63,6 +63,15 @@ export function attributeGuard(attribute: string): JsonValue {
   return { "!==": [{ var: attribute }, null] };
 }
 
+/**
+ * A comparison that only a present attribute can satisfy. JSON Logic compares a missing attribute
+ * (null) as 0, so `age < 18` would match every context without an age; people who write that rule
+ * mean "known to be under 18".
+ */
+export function presentAnd(attribute: string, comparison: JsonValue): JsonValue {
+  return { and: [attributeGuard(attribute), comparison] };
+}
+
 /** The `$flagd.flagKey` variable: the default rollout seed. */
 export const FLAG_KEY_VAR = { var: "$flagd.flagKey" } as const;
 
@@ -133,11 +142,11 @@ export function compileCondition(c: Condition, path: string, options: CompileOpt
         case Operator.LESS_THAN_OR_EQUAL:
         case Operator.GREATER_THAN:
         case Operator.GREATER_THAN_OR_EQUAL:
-          return { [numericOps[operator]!]: [v, first] };
+          return presentAnd(attribute, { [numericOps[operator]!]: [v, first] });
         case Operator.BEFORE:
-          return { "<": [v, unixSeconds(String(first))] };
+          return presentAnd(attribute, { "<": [v, unixSeconds(String(first))] });
         case Operator.AFTER:
-          return { ">=": [v, unixSeconds(String(first))] };
+          return presentAnd(attribute, { ">=": [v, unixSeconds(String(first))] });
         case Operator.MATCHES: {
           if (!options.extensions) throw new NotExpressibleError(`${path}.attribute.operator`, "regular expressions (MATCHES) have no equivalent in flagd's JSON Logic");
           const flags = values.length > 1 ? String(json(values[1])) : "";

@@ -184,13 +184,9 @@ export function mapCondition(x: JsonValue, m: Mapper): Condition {
       if (a && typeof args[1] === "string") return attribute(a, name === "starts_with" ? Operator.STARTS_WITH : Operator.ENDS_WITH, [args[1]]);
       break;
     }
-    case "<":
-    case "<=":
-    case ">":
-    case ">=": {
-      if (!args || args.length !== 2) break;
-      const a = varName(args[0]);
-      if (a && typeof args[1] === "number" && Number.isFinite(args[1])) return attribute(a, NUMERIC_OPERATOR_OF[name], [args[1]]);
+    case "and": {
+      const g = guardedComparison(x);
+      if (g) return attribute(g.attribute, g.operator, [g.operand]);
       break;
     }
     case "sem_ver": {
@@ -204,9 +200,27 @@ export function mapCondition(x: JsonValue, m: Mapper): Condition {
   return jsonLogicCondition(x, m);
 }
 
+/**
+ * A numeric comparison guarded by presence, as targeting-compile.ts writes it. A bare comparison
+ * is not one: it matches a missing attribute (compared as 0), Vane's numeric operators do not, so
+ * it stays json_logic.
+ */
+function guardedComparison(x: JsonValue): { attribute: string; operator: Operator; operand: number } | undefined {
+  const o = op(x);
+  if (!o || o[0] !== "and" || !Array.isArray(o[1]) || o[1].length !== 2) return undefined;
+  const [guard, cmp] = o[1];
+  const c = op(cmp);
+  if (!c || !Object.hasOwn(NUMERIC_OPERATOR_OF, c[0]) || !Array.isArray(c[1]) || c[1].length !== 2) return undefined;
+  const a = varName(c[1][0]);
+  const n = c[1][1];
+  if (!a || !same(guard, attributeGuard(a)) || typeof n !== "number" || !Number.isFinite(n)) return undefined;
+  return { attribute: a, operator: NUMERIC_OPERATOR_OF[c[0]], operand: n };
+}
+
 /** The conjuncts of a rule condition: `true` → none, `and` → its arguments, else itself. */
 function conjuncts(c: JsonValue): JsonValue[] {
   if (c === true) return [];
+  if (guardedComparison(c)) return [c];
   const o = op(c);
   if (o && o[0] === "and" && Array.isArray(o[1]) && o[1].length > 0) return o[1];
   return [c];
