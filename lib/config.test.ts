@@ -34,6 +34,20 @@ describe("config", () => {
     expect(problems).toMatch(/VANE_PORT must be an integer from 0 to 65535/);
   });
 
+  it("takes only origins a browser would send", () => {
+    const good = createEnvReader({ VANE_CORS_ORIGINS: "https://a.test, http://localhost:5173, *" });
+    expect(good.origins("VANE_CORS_ORIGINS", ["*"])).toEqual(["https://a.test", "http://localhost:5173", "*"]);
+    good.done();
+    const bad = createEnvReader({ VANE_CORS_ORIGINS: "https://a.test/, a.test, https://b.test/app" });
+    bad.origins("VANE_CORS_ORIGINS", ["*"]);
+    expect(() => bad.done()).toThrow(/VANE_CORS_ORIGINS must list origins like https:\/\/app.example.com \(no path, no trailing slash\) or \*, got "https:\/\/a.test\/"/);
+    try {
+      bad.done();
+    } catch (e) {
+      expect((e as ConfigError).problems).toHaveLength(3);
+    }
+  });
+
   it("never shows a password in a bad URL's message", () => {
     const env = createEnvReader({ VANE_DATABASE_URL: "postgress://vane:s3cretpw@db:5432/vane", VANE_NATS_URL: "http://user:natspw@nats:4222" });
     readCommonConfig(env);

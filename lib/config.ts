@@ -22,6 +22,8 @@ export interface EnvReader {
   url(name: string, fallback: string | undefined, protocols: string[]): string | undefined;
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T;
   list(name: string, fallback?: string[]): string[];
+  /** Browser origins (`https://app.example.com`, no path or trailing slash) or "*". */
+  origins(name: string, fallback: string[]): string[];
   /** A duration such as `500ms`, `30s`, `5m`, `12h`, `30d`; returned in milliseconds. */
   durationMs(name: string, fallback: string): number;
   done(): void;
@@ -92,6 +94,21 @@ export function createEnvReader(env: Env): EnvReader {
     list(name, fallback = []) {
       const v = raw(name);
       return v === undefined ? fallback : v.split(",").map((s) => s.trim()).filter(Boolean);
+    },
+    origins(name, fallback) {
+      const list = this.list(name, fallback);
+      for (const o of list) {
+        if (o === "*") continue;
+        let origin: string | undefined;
+        try {
+          origin = new URL(o).origin;
+        } catch {
+          origin = undefined;
+        }
+        // A browser's Origin header is exactly scheme://host[:port]; anything else never matches.
+        if (origin !== o) problems.push(`${name} must list origins like https://app.example.com (no path, no trailing slash) or *, got "${o}"`);
+      }
+      return list;
     },
     durationMs(name, fallback) {
       const v = raw(name) ?? fallback;

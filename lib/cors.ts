@@ -6,7 +6,8 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { cors as connectCors } from "@connectrpc/connect";
 
-const allowHeaders = [...connectCors.allowedHeaders, "Authorization", "Flagd-Selector"].join(", ");
+// W3C trace context, so pages instrumented with OpenTelemetry continue their traces here.
+const allowHeaders = [...connectCors.allowedHeaders, "Authorization", "Flagd-Selector", "Traceparent", "Tracestate", "Baggage"].join(", ");
 const exposeHeaders = [...connectCors.exposedHeaders, "Retry-After"].join(", ");
 const allowMethods = connectCors.allowedMethods.join(", ");
 

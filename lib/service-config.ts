@@ -34,7 +34,7 @@ export function readCommonConfig(env: EnvReader): CommonConfig {
     logLevel: env.oneOf("VANE_LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const),
     databaseUrl: env.url("VANE_DATABASE_URL", env.optional("DATABASE_URL"), ["postgres", "postgresql"]),
     natsUrl: env.url("VANE_NATS_URL", env.optional("NATS_URL"), ["nats", "tls", "ws", "wss"]),
-    corsOrigins: env.list("VANE_CORS_ORIGINS", ["*"]),
+    corsOrigins: env.origins("VANE_CORS_ORIGINS", ["*"]),
     tokenIssuer: env.string("VANE_TOKEN_ISSUER", "vane"),
     jwksUrl: env.url("VANE_JWKS_URL", undefined, ["http", "https"]),
     migrateOnStart: env.bool("VANE_MIGRATE_ON_START", true),

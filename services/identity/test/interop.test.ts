@@ -149,5 +149,6 @@ describe("interoperability", () => {
     expect(pre.status).toBe(204);
     expect(pre.headers.get("access-control-allow-origin")).toBe("*");
     expect(pre.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+    expect(pre.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("traceparent");
   });
 });
