@@ -30,6 +30,8 @@ describe("alert rules", () => {
     const all = rules.spec.groups.flatMap((g) => g.rules).map((r) => r.expr).join("\n");
     expect(all).toContain("vane_evaluator_snapshot_stale_seconds");
     expect(all).not.toMatch(/snapshot_age_seconds/);
+    // The staleness alerts cannot fire without the metric: its absence pages on its own.
+    expect(alerts.find((a) => a.alert === "EvaluatorMetricsAbsent")).toMatchObject({ expr: "absent(vane_evaluator_snapshot_stale_seconds)", labels: { severity: "page" } });
   });
 
   it("evaluation SLIs leave the server streams out", () => {
