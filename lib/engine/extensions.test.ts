@@ -16,7 +16,9 @@ describe("Vane extensions", () => {
   it("are unknown operators in flagd mode, so flagd files evaluate exactly as flagd would", () => {
     const def = regexFlag({ if: [{ regex_match: [{ var: "email" }, "@acme\\.com$"] }, "on", null] });
     expect(validateFlagSet(def).map((i) => i.message)).toEqual(['unknown operator "regex_match"']);
-    expect(() => compileFlagSet(def)).toThrow(FlagSetError);
+    // Like flagd: the flag set loads, and that flag's evaluations fail.
+    expect(compileFlagSet(def).evaluate("staff", { email: "a@acme.com" })).toMatchObject({ reason: "ERROR", errorCode: "PARSE_ERROR" });
+    expect(() => parseFlagdJson(JSON.stringify(def))).toThrow(FlagSetError);
     expect(validateFlagSet(def, { extensions: true })).toEqual([]);
   });
 

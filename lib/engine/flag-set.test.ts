@@ -135,3 +135,27 @@ describe("compileFlagSet: $ref, array form, disabled in evaluateAll", () => {
     expect(err.issues.map((i) => i.path)).toEqual(["flags.f.state", "flags.f.defaultVariant"]);
   });
 });
+
+describe("compileFlagSet: strict, for writers", () => {
+  const def: FlagSetDefinition = {
+    flags: {
+      broken: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off", targeting: { if: [{ bogus_op: [1] }, "on", "nope"] } },
+      fine: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" },
+    },
+  };
+  it("refuses what flagd would only fail per evaluation, naming each path", () => {
+    let err: unknown;
+    try {
+      compileFlagSet(def, { strict: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FlagSetError);
+    expect((err as FlagSetError).issues.map((i) => i.path)).toEqual(expect.arrayContaining([expect.stringContaining("flags.broken.targeting")]));
+  });
+  it("without it, fails only the broken flag, as flagd serves it", () => {
+    const set = compileFlagSet(def);
+    expect(set.evaluate("broken", {})).toMatchObject({ reason: "ERROR", errorCode: "PARSE_ERROR" });
+    expect(set.evaluate("fine", {})).toMatchObject({ value: true, reason: "STATIC" });
+  });
+});

@@ -23,6 +23,12 @@ export interface CompileFlagSetOptions {
   now?: () => number;
   /** Allow Vane's operators beyond flagd's (`regex_match`, `experiment`): for Vane snapshots only. */
   extensions?: boolean;
+  /**
+   * Refuse problems flagd would only report per evaluation (`atEvaluation` issues) too: for a
+   * writer checking a configuration before it publishes it. Without it, such a flag compiles and
+   * fails (or falls back) on its own, as flagd serves it, while the other flags keep working.
+   */
+  strict?: boolean;
 }
 
 /** What a compiled flag set tells about one flag. */
@@ -89,14 +95,14 @@ function structuredCopy<T>(v: T): T {
 /** Compiles a flag set; throws a {@link FlagSetError} listing every issue when it is invalid. */
 export function compileFlagSet(def: FlagSetDefinition, options: CompileFlagSetOptions = {}): CompiledFlagSet {
   const checked = checkFlagSet(def, options.now, options.extensions);
-  const blocking = checked.issues.filter((i) => !i.atEvaluation);
+  const blocking = options.strict ? checked.issues : checked.issues.filter((i) => !i.atEvaluation);
   if (blocking.length > 0) throw new FlagSetError(blocking);
 
   const setMetadata = Object.freeze({ ...checked.metadata });
   const runs = new Map<string, Run>();
   const infos = new Map<string, FlagInfo>();
   for (const { key, definition } of checked.flags) {
-    const metadata = Object.freeze({ ...setMetadata, ...(definition.metadata ?? {}) });
+    const metadata = Object.freeze({ ...setMetadata, ...checked.flagMetadata.get(key) });
     const variants = deepFreeze(structuredCopy(definition.variants));
     const defaultVariant = definition.defaultVariant ?? null;
     const logic = checked.targeting.get(key);

@@ -25,7 +25,7 @@ describe("validateFlagSet", () => {
   });
   it("reports variants of mixed types and unsupported values", () => {
     expect(validateFlagSet(flag({ variants: { on: true, off: "false" } }))).toEqual([
-      { path: "flags.f.variants.off", message: 'variants of mixed types: "off" is a string, "on" a boolean' },
+      { path: "flags.f.variants.off", message: 'variants of mixed types: "off" is a string, "on" a boolean', atEvaluation: true },
     ]);
     expect(paths(flag({ variants: { on: true, off: null } }))).toEqual(["flags.f.variants.off"]);
     expect(paths(flag({ variants: { on: [1], off: [2] }, defaultVariant: "on" }))).toEqual(["flags.f.variants.on", "flags.f.variants.off"]);

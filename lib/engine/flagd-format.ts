@@ -2,7 +2,9 @@
  * flagd's flag-definition format: parsing JSON text, validating with exact paths, and a canonical
  * export. Validation is stricter than flagd's own loader on purpose: a mistake it would only
  * surface as an evaluation error for some contexts (an unknown operator, a variant name that does
- * not exist, an unknown `$ref`) is reported here, before the flag set is published.
+ * not exist, an unknown `$ref`) is reported here, before the flag set is published. Such issues
+ * carry `atEvaluation`: flagd loads them, and so does the engine, failing (or nulling) only the
+ * affected flag's evaluations the way flagd does.
  */
 import { FlagSetError, type FlagDefinition, type FlagSetDefinition, type FlagSetIssue, type JsonValue, type MetadataValue } from "#lib/engine/types.ts";
 import { compileJsonLogic, type CompiledLogic } from "#lib/engine/json-logic-compile.ts";
@@ -24,6 +26,8 @@ export interface CheckedFlagSet {
   readonly flags: NormalizedFlag[];
   readonly evaluators: Readonly<Record<string, JsonValue>>;
   readonly metadata: Readonly<Record<string, MetadataValue>>;
+  /** Each flag's own metadata, without the entries that are not string, number or boolean. */
+  readonly flagMetadata: ReadonlyMap<string, Readonly<Record<string, MetadataValue>>>;
   readonly targeting: ReadonlyMap<string, CompiledLogic>;
 }
 
@@ -51,13 +55,16 @@ export function checkFlagSet(def: unknown, now?: () => number, extensions = fals
   const issues: FlagSetIssue[] = [];
   const flags: NormalizedFlag[] = [];
   const targeting = new Map<string, CompiledLogic>();
+  const flagMetadata = new Map<string, Record<string, MetadataValue>>();
   const push = (path: string, message: string) => issues.push({ path, message });
+  // What flagd loads anyway (its schema check only warns) and the engine handles per evaluation.
+  const warn = (path: string, message: string) => issues.push({ path, message, atEvaluation: true });
 
   if (!isObject(def)) {
     push("", "a flag set must be a JSON object");
-    return { issues, flags, evaluators: {}, metadata: {}, targeting };
+    return { issues, flags, evaluators: {}, metadata: {}, flagMetadata, targeting };
   }
-  const metadata = checkMetadata(def.metadata, "metadata", push);
+  const metadata = checkMetadata(def.metadata, "metadata", warn);
   let evaluators: Record<string, JsonValue> = {};
   if (def.$evaluators !== undefined) {
     if (isObject(def.$evaluators)) evaluators = def.$evaluators as Record<string, JsonValue>;
@@ -103,7 +110,8 @@ export function checkFlagSet(def: unknown, now?: () => number, extensions = fals
           firstKind = kind;
           firstName = name;
         } else if (kind !== firstKind) {
-          push(`${path}.variants.${name}`, `variants of mixed types: "${name}" is a ${kind}, "${firstName}" a ${firstKind}`);
+          // flagd types each variant on its own: asking for another type is TYPE_MISMATCH.
+          warn(`${path}.variants.${name}`, `variants of mixed types: "${name}" is a ${kind}, "${firstName}" a ${firstKind}`);
         }
       }
     }
@@ -112,14 +120,16 @@ export function checkFlagSet(def: unknown, now?: () => number, extensions = fals
       if (typeof dv !== "string") push(`${path}.defaultVariant`, "defaultVariant must be a variant name or null");
       else if (variantNames.size > 0 && !variantNames.has(dv)) push(`${path}.defaultVariant`, `unknown variant "${dv}"; variants are ${[...variantNames].join(", ")}`);
     }
-    checkMetadata(raw.metadata, `${path}.metadata`, push);
+    // Resolution metadata is OpenFeature's (primitives only): other entries are left out.
+    flagMetadata.set(key, checkMetadata(raw.metadata, `${path}.metadata`, warn));
     if (!isEmptyTargeting(raw.targeting)) {
       const compiled = compileJsonLogic(raw.targeting as JsonValue, `${path}.targeting`, { flagKey: key, now, evaluators, extensions });
       issues.push(...compiled.issues);
       if (variantNames.size > 0) {
         for (const lit of compiled.resultLiterals) {
           const name = String(lit.value);
-          if (!variantNames.has(name)) push(lit.path, `targeting of flag "${key}" can return "${name}", which is not one of its variants (${[...variantNames].join(", ")})`);
+          // Evaluating to it is flagd's GENERAL error, for the contexts that get there.
+          if (!variantNames.has(name)) warn(lit.path, `targeting of flag "${key}" can return "${name}", which is not one of its variants (${[...variantNames].join(", ")})`);
         }
       }
       targeting.set(key, compiled);
@@ -130,7 +140,7 @@ export function checkFlagSet(def: unknown, now?: () => number, extensions = fals
   for (const name of Object.keys(evaluators)) {
     issues.push(...compileJsonLogic({ $ref: name }, `$evaluators.${name}`, { flagKey: "", now, evaluators, extensions }).issues);
   }
-  return { issues: dedupe(issues), flags, evaluators, metadata, targeting };
+  return { issues: dedupe(issues), flags, evaluators, metadata, flagMetadata, targeting };
 }
 
 function dedupe(issues: FlagSetIssue[]): FlagSetIssue[] {
@@ -164,7 +174,8 @@ export function validateFlagSet(def: unknown, options: { extensions?: boolean } 
 
 /**
  * Parses flagd JSON text and validates it; throws a {@link FlagSetError} listing every issue
- * (with `asFlagd`, every issue flagd itself would refuse to load).
+ * (with `asFlagd`, only what flagd itself refuses to load: a default variant that is not a
+ * variant, and shapes it cannot read at all; the rest fails only that flag's evaluations).
  */
 export function parseFlagdJson(text: string, options: { asFlagd?: boolean } = {}): FlagSetDefinition {
   let def: unknown;

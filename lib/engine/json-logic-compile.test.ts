@@ -157,6 +157,15 @@ describe("map, filter, reduce, all, none, some, merge, in", () => {
     expect(run({ none: [{ var: "xs" }, { "==": [{ var: "" }, "b"] }] }, { xs: ["a", "b"] })).toBe(false);
     expect(run({ some: [{ var: "objs" }, { "==": [{ var: "role" }, "admin"] }] }, { objs: [{ role: "admin" }] })).toBe(true);
   });
+  it("all and some are false, none true, over a missing, null or falsy subject (flagd's jsonlogic)", () => {
+    const positive = { ">": [{ var: "" }, 0] };
+    for (const data of [{}, { xs: null }, { xs: 0 }, { xs: "" }, { xs: false }, { xs: [] }]) {
+      expect(run({ all: [{ var: "xs" }, positive] }, data), JSON.stringify(data)).toBe(false);
+      expect(run({ some: [{ var: "xs" }, positive] }, data), JSON.stringify(data)).toBe(false);
+      expect(run({ none: [{ var: "xs" }, positive] }, data), JSON.stringify(data)).toBe(true);
+    }
+    expect(run({ all: [{ var: "xs" }, positive] }, { xs: [1, 0] })).toBe(false);
+  });
   it("does not see $flagd inside an iterator (the element is the data)", () => {
     expect(run({ map: [[1], { var: "$flagd.flagKey" }] })).toEqual([null]);
   });
@@ -165,7 +174,10 @@ describe("map, filter, reduce, all, none, some, merge, in", () => {
     expect(run({ in: [{ var: "c" }, ["de", "fr"]] }, { c: "fr" })).toBe(true);
     expect(run({ in: ["ell", { var: "s" }] }, { s: "hello" })).toBe(true);
     expect(run({ in: ["x", { var: "missing" }] })).toBe(false);
-    expect(() => run({ in: ["x", { var: "n" }] }, { n: 5 })).toThrow();
+    // flagd's jsonlogic: a haystack that is neither a string nor an array contains nothing.
+    expect(run({ in: ["x", { var: "n" }] }, { n: 5 })).toBe(false);
+    expect(run({ in: ["x", { var: "o" }] }, { o: { x: 1 } })).toBe(false);
+    expect(run({ in: [{ var: "x" }, [1, 2]] }, { x: 2 })).toBe(true);
   });
 });
 
@@ -217,7 +229,7 @@ describe("sem_ver", () => {
 
 describe("validation issues with paths", () => {
   it("reports unknown operators and arity", () => {
-    expect(issuesOf({ if: [{ regex: ["a"] }, "x", "y"] })).toEqual([{ path: "flags.f.targeting.if[0].regex", message: 'unknown operator "regex"' }]);
+    expect(issuesOf({ if: [{ regex: ["a"] }, "x", "y"] })).toEqual([{ path: "flags.f.targeting.if[0].regex", message: 'unknown operator "regex"', atEvaluation: true }]);
     expect(issuesOf({ "==": [1] })[0].path).toBe("flags.f.targeting.==");
     expect(issuesOf({ a: 1, b: 2 })[0].path).toBe("flags.f.targeting");
     expect(issuesOf({ sem_ver: [{ var: "v" }, "=>", "1.0.0"] })[0].path).toBe("flags.f.targeting.sem_ver[1]");
@@ -225,7 +237,7 @@ describe("validation issues with paths", () => {
   });
   it("reports invalid fractional buckets", () => {
     expect(issuesOf({ if: [true, { fractional: [["a", 50], ["b", 1.5]] }] })).toEqual([
-      { path: "flags.f.targeting.if[1].fractional[1][1]", message: "a fractional weight must be an integer" },
+      { path: "flags.f.targeting.if[1].fractional[1][1]", message: "a fractional weight must be an integer", atEvaluation: true },
     ]);
     expect(issuesOf({ fractional: [["a", 2147483647], ["b", 1]] })[0].path).toBe("flags.f.targeting.fractional");
     expect(issuesOf({ fractional: [["a", 1], "b"] })[0].path).toBe("flags.f.targeting.fractional[1]");
@@ -236,7 +248,7 @@ describe("validation issues with paths", () => {
       { path: "flags.f.targeting.if[0].$ref", message: 'unknown $ref "nope": no such entry in $evaluators', atEvaluation: true },
     ]);
     expect(issuesOf({ $ref: "loop" }, { loop: { or: [{ $ref: "loop" }] } })[0].message).toMatch(/cycle/);
-    expect(issuesOf({ $ref: "bad" }, { bad: { nope: [] } })).toEqual([{ path: "$evaluators.bad.nope", message: 'unknown operator "nope"' }]);
+    expect(issuesOf({ $ref: "bad" }, { bad: { nope: [] } })).toEqual([{ path: "$evaluators.bad.nope", message: 'unknown operator "nope"', atEvaluation: true }]);
   });
   it("substitutes $ref at compile time", () => {
     const c = compileJsonLogic({ if: [{ $ref: "adult" }, "yes", "no"] }, "t", { flagKey: "f", evaluators: { adult: { ">=": [{ var: "age" }, 18] } } });

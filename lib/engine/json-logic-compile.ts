@@ -122,6 +122,16 @@ function fail(message: string): never {
   throw Object.create(LogicError.prototype, { message: { value: message, enumerable: false, writable: true, configurable: true } }) as LogicError;
 }
 
+/**
+ * A rule flagd would load but cannot evaluate (jsonlogic reports an error, flagd answers
+ * PARSE_ERROR): reported with `atEvaluation`, and the rule fails for every context.
+ */
+function failsAtEvaluation(state: State, path: string, message: string): Node {
+  state.issues.push({ path, message, atEvaluation: true });
+  state.buildError ??= message;
+  return constant(null);
+}
+
 /** Compiles a JSON Logic rule. `path` prefixes the issue paths (e.g. `flags.my-flag.targeting`). */
 export function compileJsonLogic(logic: JsonValue, path: string, options: CompileLogicOptions): CompiledLogic {
   const state: State = {
@@ -176,7 +186,8 @@ function deref(logic: JsonValue, path: string, state: State): { logic: JsonValue
     return null;
   }
   if (state.refStack.includes(name)) {
-    state.issues.push({ path: `${path}.$ref`, message: `$ref cycle: ${[...state.refStack, name].join(" -> ")}` });
+    // flagd substitutes references once, so a cycle leaves a `$ref` its JSON Logic cannot apply.
+    failsAtEvaluation(state, `${path}.$ref`, `$ref cycle: ${[...state.refStack, name].join(" -> ")}`);
     return null;
   }
   return { logic: state.evaluators[name], path: `$evaluators.${name}` };
@@ -236,15 +247,9 @@ function compileNode(logic: JsonValue, path: string, scope: Scope, state: State)
 
   const keys = Object.keys(logic);
   if (keys.length === 0) return constant(logic);
-  if (keys.length > 1) {
-    state.issues.push({ path, message: `an operation must have exactly one key, found ${keys.length}: ${keys.join(", ")}` });
-    return constant(null);
-  }
+  if (keys.length > 1) return failsAtEvaluation(state, path, `an operation must have exactly one key, found ${keys.length}: ${keys.join(", ")}`);
   const op = keys[0];
-  if (!OPERATORS.has(op) && !(state.extensions && EXTENSION_OPERATORS.has(op))) {
-    state.issues.push({ path: `${path}.${op}`, message: `unknown operator "${op}"` });
-    return constant(null);
-  }
+  if (!OPERATORS.has(op) && !(state.extensions && EXTENSION_OPERATORS.has(op))) return failsAtEvaluation(state, `${path}.${op}`, `unknown operator "${op}"`);
 
   // Fold variable-free sub-expressions, as json-logic-engine does at build time.
   if (!scope.folding && isDeterministic(logic, false, state)) {
@@ -304,10 +309,7 @@ function argsFn(op: string, raw: JsonValue, path: string, scope: Scope, state: S
 }
 
 function compileOperator(op: string, raw: JsonValue, path: string, scope: Scope, state: State): Node {
-  const issue = (message: string, at = path) => {
-    state.issues.push({ path: at, message });
-    return constant(null);
-  };
+  const issue = issueFor(op, state, path);
   switch (op) {
     case "var":
       return compileVar(raw, path, scope, state);
@@ -374,6 +376,30 @@ function compileOperator(op: string, raw: JsonValue, path: string, scope: Scope,
 }
 
 type Issue = (message: string, at?: string) => Node;
+
+/** Operators that flagd evaluates to null, not an error, when their arguments are wrong (jsonlogic's `max`/`min` of nothing too). */
+const NULL_ON_BAD_ARGS = new Set([...CUSTOM, "max", "min"]);
+
+/**
+ * How an operator's argument problems are reported. flagd loads such rules: its own operators
+ * answer null (the compiled node is null, as at evaluation), other JSON Logic fails (PARSE_ERROR).
+ * Vane's extensions never reach flagd, so their problems block the flag set.
+ */
+function issueFor(op: string, state: State, path: string): Issue {
+  if (EXTENSION_OPERATORS.has(op)) {
+    return (message, at = path) => {
+      state.issues.push({ path: at, message });
+      return constant(null);
+    };
+  }
+  if (NULL_ON_BAD_ARGS.has(op)) {
+    return (message, at = path) => {
+      state.issues.push({ path: at, message, atEvaluation: true });
+      return constant(null);
+    };
+  }
+  return (message, at = path) => failsAtEvaluation(state, at, message);
+}
 
 // --- truthiness and coercion (json-logic-engine's rules) ---------------------------------------
 
@@ -457,8 +483,7 @@ function compileVar(raw: JsonValue, path: string, scope: Scope, state: State): N
     return { fn: staticLookup(parts, dflt, scope, state), isConst: false };
   }
   if (list !== null && list.length > 2 && !isPlainObject(list[0])) {
-    state.issues.push({ path, message: "var takes a path and an optional default" });
-    return constant(null);
+    return failsAtEvaluation(state, path, "var takes a path and an optional default");
   }
   // A computed path: json-logic-engine runs its interpreter, where only missing values (not nulls) take the default.
   const keyNode = list === null ? compileNode(raw, path, scope, state) : compileNode(list, path, scope, state);
@@ -855,8 +880,9 @@ function compileIterator(op: string, raw: JsonValue, path: string, scope: Scope,
     case "all":
       return {
         fn: (d) => {
+          // Nothing to check (null, a missing attribute, []) is false, as in flagd's jsonlogic.
           const xs = sel(d);
-          if (Array.isArray(xs) && xs.length === 0) return false;
+          if (!truthy(xs)) return false;
           return selectorArray(xs).every((x) => truthy(mapper(x)));
         },
         isConst: false,
@@ -901,7 +927,7 @@ function compileIn(raw: JsonValue, path: string, scope: Scope, state: State, iss
     if (!hay) return false;
     if (typeof hay === "string") return hay.includes(String(needle));
     if (Array.isArray(hay)) return hay.includes(needle);
-    return fail("in: the haystack is neither a string nor an array");
+    return false; // flagd's jsonlogic: any other haystack contains nothing
   };
   if (list !== null) {
     // Two closures, no argument array per call.
@@ -912,10 +938,7 @@ function compileIn(raw: JsonValue, path: string, scope: Scope, state: State, iss
   return {
     fn: (d) => {
       const [needle, hay] = fn(d);
-      if (!hay) return false;
-      if (typeof hay === "string") return hay.includes(String(needle));
-      if (Array.isArray(hay)) return hay.includes(needle);
-      return fail("in: the haystack is neither a string nor an array");
+      return search(needle, hay);
     },
     isConst: false,
   };
@@ -1199,23 +1222,23 @@ function validateBuckets(list: JsonValue[], path: string, state: State): void {
       return;
     }
     if (!Array.isArray(e) || e.length === 0 || e.length > 2) {
-      state.issues.push({ path: at, message: "a fractional bucket is [variant, weight?]" });
+      state.issues.push({ path: at, message: "a fractional bucket is [variant, weight?]", atEvaluation: true });
       return;
     }
     const v = e[0];
     if (!isPlainObject(v) && v !== null && typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
-      state.issues.push({ path: `${at}[0]`, message: "a fractional variant must be a string, number, boolean or null" });
+      state.issues.push({ path: `${at}[0]`, message: "a fractional variant must be a string, number, boolean or null", atEvaluation: true });
     }
     if (e.length === 2) {
       const w = e[1];
       if (isPlainObject(w)) allLiteral = false;
       else if (typeof w !== "number" || !Number.isInteger(w)) {
-        state.issues.push({ path: `${at}[1]`, message: "a fractional weight must be an integer" });
+        state.issues.push({ path: `${at}[1]`, message: "a fractional weight must be an integer", atEvaluation: true });
       } else total += Math.max(0, w);
     } else total += 1;
   });
   if (allLiteral && total > MAX_TOTAL_WEIGHT) {
-    state.issues.push({ path, message: `fractional weights sum to ${total}, above the maximum ${MAX_TOTAL_WEIGHT}` });
+    state.issues.push({ path, message: `fractional weights sum to ${total}, above the maximum ${MAX_TOTAL_WEIGHT}`, atEvaluation: true });
   }
 }
 

@@ -63,9 +63,12 @@ export interface FlagSetIssue {
   readonly path: string;
   readonly message: string;
   /**
-   * flagd loads a flag set with this problem and fails only the affected flag's evaluations
-   * (PARSE_ERROR), as for an unknown `$ref`. The engine does the same; writers that validate
-   * before storing (the flags service) still refuse it.
+   * flagd loads a flag set with this problem and it affects only the flag's evaluations, as flagd
+   * has them: PARSE_ERROR for JSON Logic it cannot apply (an unknown operator or `$ref`), GENERAL
+   * when targeting names a variant that does not exist, null (so DEFAULT) from flagd's own
+   * operators given bad arguments, TYPE_MISMATCH for a variant of another type, metadata that is
+   * not a primitive left out. The engine does the same; writers that validate before storing (the
+   * flags service) still refuse it.
    */
   readonly atEvaluation?: boolean;
 }

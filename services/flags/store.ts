@@ -165,7 +165,7 @@ export async function commitEnvironments(
     versions.set(environmentId, version);
     const state = await loadEnvironmentState(trx, scope, environmentId, version, committedAt);
     try {
-      compileFlagSet(toFlagSet(state, { extensions: true }).def, { extensions: true });
+      compileFlagSet(toFlagSet(state, { extensions: true }).def, { extensions: true, strict: true });
     } catch (err) {
       if (err instanceof FlagSetError) throw invalidArgument(`the resulting configuration of environment ${environmentId} does not compile: ${err.message}`);
       throw err;
