@@ -19,8 +19,11 @@ export interface ChangeQueue {
 export interface ChangeHub {
   /** Follows one environment, or every environment with "*". */
   follow(environmentId: string, signal: AbortSignal): ChangeQueue;
-  /** Resolves once the environment is loaded (true), or false when `signal` aborts first. */
-  loaded(environmentId: string, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Waits for the environment: "loaded" once it is held, "unknown" when the store's initial
+   * load finished without it (it does not exist), "aborted" when `signal` aborts first.
+   */
+  loaded(environmentId: string, signal: AbortSignal): Promise<"loaded" | "unknown" | "aborted">;
   stop(): void;
 }
 
@@ -78,11 +81,15 @@ export function createChangeHub(store: SnapshotStore): ChangeHub {
       };
     },
     async loaded(environmentId, signal) {
-      if (store.get(environmentId)) return true;
+      if (store.get(environmentId)) return "loaded";
       const q = this.follow(environmentId, signal);
+      const initialLoad = store.initialLoad.then(() => "initial load done" as const);
       try {
-        while (!store.get(environmentId)) if ((await q.next()) === undefined) return false;
-        return true;
+        for (;;) {
+          if (store.get(environmentId)) return "loaded";
+          if (store.initialLoadDone) return "unknown";
+          if ((await Promise.race([q.next(), initialLoad])) === undefined) return "aborted";
+        }
       } finally {
         q.close();
       }

@@ -59,16 +59,24 @@ export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requ
   if (!requested) throw new ConnectError("environment_id is required unless you call with a server or client key", Code.InvalidArgument);
   if (!hasRole(p, Role.VIEWER)) throw new ConnectError("this needs the viewer role or higher", Code.PermissionDenied);
   const s = store.get(requested);
-  // Another organization's environment (or project's, for an admin key) is indistinguishable from none.
+  // Another organization's environment (or project's, for an admin key) is indistinguishable
+  // from none: the same error, before and after the initial load.
   const visible =
     s !== undefined && s.organizationId !== "" && s.organizationId === p.organizationId && (p.keyKind !== ApiKeyKind.ADMIN || s.projectId === p.projectId);
-  if (!visible) throw new ConnectError("environment not found", Code.NotFound);
+  if (!visible) throw missingEnvironment(store, requested);
   return { environmentId: requested, clientOnly: false };
+}
+
+// Until the initial load is done an environment not held may still arrive (retry); after it, it
+// does not exist.
+function missingEnvironment(store: SnapshotStore, environmentId: string): ConnectError {
+  if (!store.initialLoadDone) return new ConnectError("this environment's configuration is not loaded yet; retry shortly", Code.Unavailable);
+  return new ConnectError(`environment "${environmentId}" not found`, Code.NotFound);
 }
 
 function loadedState(store: SnapshotStore, environmentId: string): EnvironmentState {
   const s = store.get(environmentId);
-  if (!s) throw new ConnectError("this environment's configuration is not loaded yet; retry shortly", Code.Unavailable);
+  if (!s) throw missingEnvironment(store, environmentId);
   return s;
 }
 

@@ -30,6 +30,11 @@ export interface FlagdFileSource {
   readonly environmentId: string;
   /** The file, as an absolute path. */
   readonly path: string;
+  /**
+   * True when a flagd selector names the file the way flagd users select it: the flag set's
+   * `metadata.flagSetId` (of the version served), or the path (as given, absolute, or `file:…`).
+   */
+  names(selector: string): boolean;
   /** Loads the file (throws with a message naming the file when it is missing or invalid), then follows it. */
   start(): Promise<void>;
   /** Re-reads the file now; resolves true when a new version was applied. */
@@ -43,6 +48,7 @@ export function createFlagdFileSource(opts: FlagdFileSourceOptions): FlagdFileSo
   const environmentId = opts.environmentId ?? "local";
   const log = opts.logger.child({ component: "flagd-file", path, environmentId });
   let version = 0;
+  let flagSetId: string | undefined;
   let lastText: string | undefined;
   let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -75,6 +81,8 @@ export function createFlagdFileSource(opts: FlagdFileSourceOptions): FlagdFileSo
       if (outcome !== "applied") return false;
       version++;
       lastText = text;
+      const id = definition.metadata?.flagSetId;
+      flagSetId = typeof id === "string" && id !== "" ? id : undefined;
       log.info({ version }, initial ? "flagd file loaded" : "flagd file changed: new version served");
       return true;
     } catch (err) {
@@ -98,9 +106,12 @@ export function createFlagdFileSource(opts: FlagdFileSourceOptions): FlagdFileSo
     timer = setTimeout(() => void reload(), opts.debounceMs ?? 50);
   };
 
+  const paths = new Set([opts.path, path, `file:${opts.path}`, `file:${path}`]);
+
   return {
     environmentId,
     path,
+    names: (selector) => selector === flagSetId || paths.has(selector),
     async start() {
       await load(true);
       try {

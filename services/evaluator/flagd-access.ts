@@ -11,15 +11,22 @@
  *    pairs;
  * 3. the default environment (`VANE_FLAGD_ENVIRONMENT`, else the `--flagd-file` environment).
  *
- * With `VANE_FLAGD_REQUIRE_TOKEN=true`, rule 1 is mandatory.
+ * With `VANE_FLAGD_REQUIRE_TOKEN=true`, rule 1 is mandatory. In `--flagd-file` mode a selector
+ * may also name the file the way flagd users do: its flag set id or its path.
+ *
+ * An environment the store does not hold is UNAVAILABLE until the initial load is done (it may
+ * still arrive), then NOT_FOUND, as flagd answers an unknown selector.
  */
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { ApiKeyKind, principalKey, type TokenVerifier } from "#lib/auth.ts";
+import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
 
 /** The environment a flagd call evaluates. */
 export interface FlagdTarget {
   environmentId: string;
   clientOnly: boolean;
+  /** What chose the environment, for error messages: a key's token, the selector sent, or the default. */
+  chosenBy: { token: true } | { selector: string } | { default: true };
 }
 
 /** Options for {@link createFlagdAccess}. */
@@ -27,6 +34,8 @@ export interface FlagdAccessOptions {
   /** The environment callers without a selector or token get. */
   defaultEnvironment: () => string | undefined;
   requireToken: boolean;
+  /** The environment another name stands for (the flagd file's flag set id or path), if any. */
+  alias?: (name: string) => string | undefined;
 }
 
 /** Resolves flagd callers to environments. */
@@ -55,7 +64,7 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
   const resolve = (ctx: HandlerContext, requestSelector: string | undefined): FlagdTarget | undefined => {
     const header = ctx.requestHeader.get("flagd-selector");
     const selector = header ?? (requestSelector ? requestSelector : undefined);
-    const selected = selector === undefined ? undefined : environmentFromSelector(selector);
+    const selected = selector === undefined ? undefined : selectedEnvironment(selector);
     if (selector !== undefined && selected === undefined) {
       throw new ConnectError(`the selector "${selector}" names no environment: send an environment id, or environment=<id>`, Code.FailedPrecondition);
     }
@@ -67,11 +76,19 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
       if (selected !== undefined && selected !== p.environmentId) {
         throw new ConnectError("the selector names another environment than the key's", Code.PermissionDenied);
       }
-      return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT };
+      return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT, chosenBy: { token: true } };
     }
     if (opts.requireToken) throw new ConnectError("this port needs `Authorization: Bearer <token>` of a server or client key", Code.Unauthenticated);
-    const environmentId = selected ?? opts.defaultEnvironment();
-    return environmentId === undefined ? undefined : { environmentId, clientOnly: false };
+    if (selector !== undefined && selected !== undefined) return { environmentId: selected, clientOnly: false, chosenBy: { selector } };
+    const environmentId = opts.defaultEnvironment();
+    return environmentId === undefined ? undefined : { environmentId, clientOnly: false, chosenBy: { default: true } };
+  };
+  // A path may contain "=", so the whole selector is tried as an alias before it is parsed.
+  const selectedEnvironment = (selector: string): string | undefined => {
+    const whole = opts.alias?.(selector.trim());
+    if (whole !== undefined) return whole;
+    const id = environmentFromSelector(selector);
+    return id === undefined ? undefined : (opts.alias?.(id) ?? id);
   };
   return {
     target(ctx, requestSelector) {
@@ -86,6 +103,29 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
     },
     optionalTarget: resolve,
   };
+}
+
+/** The target's environment, or UNAVAILABLE (not loaded yet) / NOT_FOUND (unknown) saying why. */
+export function targetState(store: SnapshotStore, target: FlagdTarget): EnvironmentState {
+  const s = store.get(target.environmentId);
+  if (s) return s;
+  if (!store.initialLoadDone) {
+    throw new ConnectError(`environment "${target.environmentId}" is not loaded yet (the evaluator is still loading its configuration); retry shortly`, Code.Unavailable);
+  }
+  throw unknownEnvironment(target);
+}
+
+/** NOT_FOUND for an environment the evaluator does not hold after its initial load. */
+export function unknownEnvironment(target: FlagdTarget): ConnectError {
+  const id = target.environmentId;
+  const c = target.chosenBy;
+  const message =
+    "selector" in c
+      ? `the selector "${c.selector}" names environment "${id}", which is unknown: the selector must be an environment id (or environment=<id>) of an environment this evaluator serves`
+      : "token" in c
+        ? `the key's environment "${id}" is unknown (deleted?): create a key for an existing environment`
+        : `the default environment "${id}" is unknown: set VANE_FLAGD_ENVIRONMENT to the id of an existing environment, or send Flagd-Selector`;
+  return new ConnectError(message, Code.NotFound);
 }
 
 /** Verifies a bearer token when one is present; calls without one pass through. */

@@ -15,8 +15,8 @@ import * as v2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
 import type { FlagValueType, Resolution } from "#lib/engine/index.ts";
 import type { ChangeHub } from "./change-hub.ts";
 import { contextFromStruct, createResponseCache, structOf, type FlagEvaluator } from "./evaluate.ts";
-import type { FlagdAccess, FlagdTarget } from "./flagd-access.ts";
-import type { EnvironmentChange, EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
+import { targetState, unknownEnvironment, type FlagdAccess } from "./flagd-access.ts";
+import type { EnvironmentChange, SnapshotStore } from "./snapshot-store.ts";
 
 /** Dependencies of the flagd evaluation services. */
 export interface FlagdEvaluationDeps {
@@ -41,12 +41,6 @@ export function flagdError(res: Resolution): ConnectError {
   return new ConnectError(res.errorMessage ?? res.errorCode ?? "evaluation failed", statusOf[res.errorCode ?? "GENERAL"]);
 }
 
-function stateFor(store: SnapshotStore, t: FlagdTarget): EnvironmentState {
-  const s = store.get(t.environmentId);
-  if (!s) throw new ConnectError(`environment "${t.environmentId}" is not loaded (unknown, or not loaded yet)`, Code.Unavailable);
-  return s;
-}
-
 const MAX_INT64 = 9223372036854775807n;
 const MIN_INT64 = -9223372036854775808n;
 function int64(v: unknown): bigint {
@@ -59,7 +53,7 @@ type Resolver = (req: { flagKey: string; context?: JsonObject }, ctx: HandlerCon
 function createResolver(deps: FlagdEvaluationDeps, type: FlagValueType, api: string): Resolver {
   return (req, ctx) => {
     const target = deps.access.target(ctx);
-    const state = stateFor(deps.store, target);
+    const state = targetState(deps.store, target);
     if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
     const res = deps.evaluator.evaluate(state, req.flagKey, contextFromStruct(req.context), type, api);
     if (res.reason === "ERROR") throw flagdError(res);
@@ -111,7 +105,7 @@ export function createFlagdEvaluationV1(deps: FlagdEvaluationDeps): ServiceImpl<
   return {
     resolveAll(req, ctx) {
       const target = deps.access.target(ctx);
-      const state = stateFor(deps.store, target);
+      const state = targetState(deps.store, target);
       const flags: Record<string, v1.AnyFlag> = {};
       // As flagd: only flags with a value (not disabled, not failed, not code-default).
       for (const [key, res] of deps.evaluator.evaluateAll(state, contextFromStruct(req.context), target.clientOnly, "flagd_v1_all")) {
@@ -170,8 +164,8 @@ function singleTenant(deps: FlagdEvaluationDeps): boolean {
 type EventSchema = typeof v1.EventStreamResponseSchema | typeof v2.EventStreamResponseSchema;
 
 /**
- * EventStream: `provider_ready` once the environment is loaded, `keep_alive` every
- * `keepAliveMs`, and `configuration_change` naming the changed flags. The rpc provider sends
+ * EventStream: `provider_ready` once the environment is loaded (NOT_FOUND when it is unknown),
+ * `keep_alive` every `keepAliveMs`, and `configuration_change` naming the changed flags. The rpc provider sends
  * no selector on this call, so without a token or default environment the stream reports
  * changes in every environment, naming keys only within a single organization.
  */
@@ -180,7 +174,12 @@ function createEventStream<S extends EventSchema>(deps: FlagdEvaluationDeps, sch
     create(schema as DescMessage, { type, data: data ? structOf(data) : undefined }) as MessageShape<S>;
   return async function* eventStream(_req: unknown, ctx: HandlerContext): AsyncGenerator<MessageShape<S>> {
     const target = deps.access.optionalTarget(ctx);
-    if (target && !(await deps.hub.loaded(target.environmentId, ctx.signal))) return;
+    if (target) {
+      // flagd answers an unknown selector at once; failing fast beats a provider's init timeout.
+      const loaded = await deps.hub.loaded(target.environmentId, ctx.signal);
+      if (loaded === "aborted") return;
+      if (loaded === "unknown") throw unknownEnvironment(target);
+    }
     const closeStream = deps.onStream?.();
     const changes = deps.hub.follow(target?.environmentId ?? "*", ctx.signal);
     try {

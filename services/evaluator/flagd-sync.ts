@@ -4,7 +4,7 @@
  * flagd-core) and for flagd itself pointed at Vane as a grpc sync source.
  */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import {
   FetchAllFlagsResponseSchema,
   FlagSyncService,
@@ -14,7 +14,7 @@ import {
 } from "#gen/flagd/sync/v1/sync_pb.js";
 import type { ChangeHub } from "./change-hub.ts";
 import { structOf } from "./evaluate.ts";
-import type { FlagdAccess } from "./flagd-access.ts";
+import { targetState, unknownEnvironment, type FlagdAccess } from "./flagd-access.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
 
 /** Dependencies of {@link createFlagdSyncService}. */
@@ -27,15 +27,13 @@ export interface FlagdSyncDeps {
 
 /** The FlagSyncService implementation. */
 export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof FlagSyncService> {
-  const loaded = (environmentId: string): EnvironmentState => {
-    const s = deps.store.get(environmentId);
-    if (!s) throw new ConnectError(`environment "${environmentId}" is not loaded (unknown, or not loaded yet)`, Code.Unavailable);
-    return s;
-  };
   return {
     async *syncFlags(req, ctx) {
       const target = deps.access.target(ctx, req.selector);
-      if (!(await deps.hub.loaded(target.environmentId, ctx.signal))) return;
+      // An unknown environment fails at once, so the provider reports it instead of timing out.
+      const loaded = await deps.hub.loaded(target.environmentId, ctx.signal);
+      if (loaded === "aborted") return;
+      if (loaded === "unknown") throw unknownEnvironment(target);
       const closeStream = deps.onStream?.();
       const changes = deps.hub.follow(target.environmentId, ctx.signal);
       try {
@@ -59,11 +57,11 @@ export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof 
     },
     fetchAllFlags(req, ctx) {
       const target = deps.access.target(ctx, req.selector);
-      return create(FetchAllFlagsResponseSchema, { flagConfiguration: loaded(target.environmentId).flagdJson(target.clientOnly) });
+      return create(FetchAllFlagsResponseSchema, { flagConfiguration: targetState(deps.store, target).flagdJson(target.clientOnly) });
     },
     getMetadata(_req, ctx) {
       const target = deps.access.target(ctx);
-      return create(GetMetadataResponseSchema, { metadata: structOf(loaded(target.environmentId).flags.metadata) });
+      return create(GetMetadataResponseSchema, { metadata: structOf(targetState(deps.store, target).flags.metadata) });
     },
   };
 }

@@ -64,6 +64,13 @@ export function createKvSnapshotSource(opts: KvSourceOptions): KvSnapshotSource 
   }, 1000);
   tick.unref();
 
+  // The store learns that it holds every environment there is, so it can tell "unknown" from
+  // "not loaded yet" (the KV watch is the last feed to catch up: a flagd file loads before it).
+  const markSynced = () => {
+    synced = true;
+    opts.store.markInitialLoadDone();
+  };
+
   const handle = (e: KvWatchEntry) => {
     const environmentId = e.key;
     if (e.operation === "DEL" || e.operation === "PURGE") {
@@ -98,12 +105,12 @@ export function createKvSnapshotSource(opts: KvSourceOptions): KvSnapshotSource 
     watching = true;
     problem = undefined;
     lastLiveMs = Date.now();
-    if (initial === 0) synced = true;
+    if (initial === 0) markSynced();
     log.info({ keys: initial }, "watching snapshots");
     for await (const e of it) {
       handle(e);
       if (e.isUpdate && !synced) {
-        synced = true;
+        markSynced();
         log.info({ environments: opts.store.size }, "initial snapshots loaded");
       }
       if (stopped) break;

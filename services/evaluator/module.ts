@@ -103,6 +103,8 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     fileSource = createFlagdFileSource({ path: config.flagdFile, store, logger, environmentId: config.flagdFileEnvironment });
     await fileSource.start();
   }
+  // Without NATS the file (or nothing) is all there is; with it, the KV feed says when it caught up.
+  if (!kvSource) store.markInitialLoadDone();
 
   let stopping = false;
   let bus: Promise<Bus> | undefined;
@@ -135,6 +137,8 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   const access = createFlagdAccess({
     defaultEnvironment: () => config.flagdEnvironment ?? fileSource?.environmentId,
     requireToken: config.flagdRequireToken,
+    // flagd users select a file by its flag set id or path; both mean the file's environment.
+    alias: (name) => (fileSource?.names(name) ? fileSource.environmentId : undefined),
   });
   const flagdDeps = { store, evaluator, hub, access, keepAliveMs: config.flagdKeepAliveMs };
 

@@ -92,6 +92,16 @@ export interface SnapshotStore {
   remove(environmentId: string): boolean;
   /** Calls `listener` after every swap; returns the unsubscribe function. */
   subscribe(listener: (change: EnvironmentChange) => void): () => void;
+  /**
+   * True once the feeds have delivered everything there was when they started (the KV watch
+   * caught up, the flagd file read): from then on an environment not held does not exist,
+   * while before it may just not have arrived yet.
+   */
+  readonly initialLoadDone: boolean;
+  /** Resolves when {@link initialLoadDone} turns true. */
+  readonly initialLoad: Promise<void>;
+  /** Called by whoever assembles the feeds once they have all caught up (idempotent). */
+  markInitialLoadDone(): void;
 }
 
 /** Options for {@link createSnapshotStore}. */
@@ -108,6 +118,9 @@ export function createSnapshotStore(opts: SnapshotStoreOptions = {}): SnapshotSt
   const states = new Map<string, EnvironmentState>();
   const fingerprints = new Map<string, Map<string, string>>();
   const listeners = new Set<(change: EnvironmentChange) => void>();
+  let initialLoadDone = false;
+  let resolveInitialLoad!: () => void;
+  const initialLoad = new Promise<void>((resolve) => (resolveInitialLoad = resolve));
 
   const notify = (change: EnvironmentChange) => {
     for (const l of listeners) {
@@ -149,6 +162,14 @@ export function createSnapshotStore(opts: SnapshotStoreOptions = {}): SnapshotSt
     subscribe(listener) {
       listeners.add(listener);
       return () => void listeners.delete(listener);
+    },
+    get initialLoadDone() {
+      return initialLoadDone;
+    },
+    initialLoad,
+    markInitialLoadDone() {
+      initialLoadDone = true;
+      resolveInitialLoad();
     },
   };
 }

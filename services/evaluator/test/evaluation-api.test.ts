@@ -78,7 +78,8 @@ describe("vane.evaluation.v1", () => {
   it("enforces tenancy: own environment for keys, same organization for people", async () => {
     expect(await codeOf(h.client(EvaluationService).evaluate({ flagKey: "bool-static" }))).toBe(Code.Unauthenticated);
     expect(await codeOf(h.client(EvaluationService, server).evaluate({ flagKey: "bool-static", environmentId: "env-x" }))).toBe(Code.PermissionDenied);
-    expect(await codeOf(h.client(EvaluationService, otherEnvKey).evaluate({ flagKey: "bool-static" }))).toBe(Code.Unavailable);
+    // Loaded and caught up: an environment not held does not exist.
+    expect(await codeOf(h.client(EvaluationService, otherEnvKey).evaluate({ flagKey: "bool-static" }))).toBe(Code.NotFound);
     expect(await codeOf(h.client(EvaluationService, person).evaluate({ flagKey: "bool-static" }))).toBe(Code.InvalidArgument);
     const preview = await h.client(EvaluationService, person).evaluate({ flagKey: "bool-static", environmentId: ENV });
     expect(preview.evaluation?.variant).toBe("off");

@@ -4,7 +4,7 @@
  */
 import { mkdtemp, rm, writeFile, rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagdProvider } from "@openfeature/flagd-provider";
 import { OpenFeature, ProviderEvents } from "@openfeature/server-sdk";
@@ -88,6 +88,45 @@ describe("flagd credentials", () => {
     const bad = await post(port, "/flagd.evaluation.v1.Service/ResolveBoolean", { flagKey: "bool-static" }, { authorization: "Bearer nope" });
     expect(await bad.json()).toMatchObject({ code: "unauthenticated" });
     const unknown = await post(port, "/flagd.evaluation.v1.Service/ResolveBoolean", { flagKey: "bool-static" }, { "flagd-selector": "env-unknown" });
-    expect(await unknown.json()).toMatchObject({ code: "unavailable" });
+    expect(await unknown.json()).toMatchObject({ code: "not_found" });
+  });
+});
+
+describe("flagd selectors for the file", () => {
+  it("accepts the file's flag set id, flagSetId=<id> and its path, as flagd users send them", async () => {
+    await writeFile(file, fixtureText);
+    await h.module.fileSource!.reload();
+    const port = h.flagd.evaluationPort!;
+    for (const selector of ["fixture", "flagSetId=fixture", file, `file:${file}`, "local"]) {
+      const res = await post(port, "/flagd.evaluation.v1.Service/ResolveString", { flagKey: "string-static" }, { "flagd-selector": selector });
+      expect(await res.json(), selector).toMatchObject({ value: "#00f", reason: "STATIC" });
+    }
+    const sync = await post(h.flagd.syncPort!, "/flagd.sync.v1.FlagSyncService/FetchAllFlags", { selector: "flagSetId=fixture" });
+    expect(JSON.parse(((await sync.json()) as { flagConfiguration: string }).flagConfiguration).metadata).toEqual({ flagSetId: "fixture" });
+    const other = await post(port, "/flagd.evaluation.v1.Service/ResolveString", { flagKey: "string-static" }, { "flagd-selector": "flagSetId=other" });
+    expect(await other.json()).toMatchObject({ code: "not_found" });
+  });
+
+  it("reaches an in-process provider selecting the flag set id", async () => {
+    await OpenFeature.setProviderAndWait("by-id", new FlagdProvider({ host: "127.0.0.1", port: h.flagd.syncPort!, resolverType: "in-process", selector: "flagSetId=fixture", deadlineMs: 2_000 }));
+    expect(await OpenFeature.getClient("by-id").getStringValue("string-static", "")).toBe("#00f");
+  });
+
+  it("names the file by the path as given (relative too) and follows the flag set id through edits", async () => {
+    const store = createSnapshotStore();
+    const named = join(dir, "named.json");
+    await writeFile(named, fixtureText);
+    const given = relative(process.cwd(), named);
+    const source = createFlagdFileSource({ path: given, store, logger: createTestLogger() });
+    await source.start();
+    try {
+      expect([given, named, `file:${given}`, "fixture"].map((s) => source.names(s))).toEqual([true, true, true, true]);
+      expect(source.names("local")).toBe(false);
+      await writeFile(named, JSON.stringify({ ...fixture, metadata: { flagSetId: "renamed" } }));
+      await source.reload();
+      expect([source.names("renamed"), source.names("fixture")]).toEqual([true, false]);
+    } finally {
+      source.stop();
+    }
   });
 });
