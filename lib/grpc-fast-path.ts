@@ -18,20 +18,6 @@ import { Code, ConnectError, createContextValues, createMethodImplSpec, type Han
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
-// Response messages whose bytes their handler already built (see withEncoding).
-const preEncoded = new WeakMap<object, Uint8Array>();
-
-/**
- * Marks `message` as encoded to `bytes` (exactly what toBinary would give), so this path writes
- * those bytes instead of serializing it again: a watch stream fans one change out to thousands of
- * streams whose messages share most of their parts. Other paths serialize the message itself,
- * which must therefore stay complete.
- */
-export function withEncoding<T extends object>(message: T, bytes: Uint8Array): T {
-  preEncoded.set(message, bytes);
-  return message;
-}
-
 /** One unary or server-streaming method and its implementation, as Connect's router would hold it. */
 export interface FastUnaryMethod {
   method: DescMethod & { methodKind: "unary" | "server_streaming" };
@@ -182,7 +168,7 @@ async function serve(
     call.end();
   }
   if (stream.destroyed || stream.closed) return;
-  const frame = frameOf(preEncoded.get(output) ?? toBinary(method.output, output));
+  const frame = frameOf(toBinary(method.output, output));
   const trailer: Record<string, string> = { "grpc-status": "0" };
   context.responseTrailer.forEach((v, k) => void (trailer[k] = v));
   stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
@@ -211,7 +197,7 @@ async function serveStream(
     for await (const message of run(createAsyncIterable([input as Message]))) {
       if (stream.destroyed || stream.closed) break;
       if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
-      if (!stream.write(frameOf(preEncoded.get(message as object) ?? toBinary(method.output, message as never)))) await new Promise((r) => stream.once("drain", r).once("close", r));
+      if (!stream.write(frameOf(toBinary(method.output, message as never)))) await new Promise((r) => stream.once("drain", r).once("close", r));
     }
     const reason: unknown = context.signal.reason;
     if (context.signal.aborted && reason instanceof ConnectError && reason !== CALL_ENDED) error = reason;

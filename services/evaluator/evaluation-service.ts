@@ -16,12 +16,10 @@ import {
   type Evaluation,
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth.ts";
-import { withEncoding } from "#lib/grpc-fast-path.ts";
 import type { FlagValueType } from "#lib/engine/index.ts";
 import type { ChangeHub } from "./change-hub.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
-import { encodeWatchResponse } from "./watch-encoding.ts";
 
 /** Dependencies of {@link createEvaluationService}. */
 export interface EvaluationServiceDeps {
@@ -124,14 +122,13 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
             }
             const removed = [...previous.keys()].filter((k) => !current.has(k));
             if (sentVersion === -1 || changed.length > 0 || removed.length > 0 || state.version !== sentVersion) {
-              const response = create(WatchResponseSchema, {
+              yield create(WatchResponseSchema, {
                 evaluations: [...current.values()],
                 version: BigInt(state.version),
                 changedFlagKeys: changed,
                 removedFlagKeys: removed,
                 configTime: timestampFromMs(state.commitTimeMs),
               });
-              yield withEncoding(response, encodeWatchResponse(response));
             }
             previous = current;
             sentVersion = state.version;
