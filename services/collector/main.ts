@@ -12,7 +12,9 @@ const { common, rate } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
   if (!common.natsUrl) fail("VANE_NATS_URL (or NATS_URL) is required: events are stored on JetStream");
   if (!common.jwksUrl) fail("VANE_JWKS_URL is required: tokens are verified against identity's JWKS");
-  const rate = { perSecond: env.int("VANE_TRACK_RATE", 2000, { min: 1 }), burst: env.int("VANE_TRACK_BURST", 10_000, { min: 1 }) };
+  // The burst must hold the largest batch the contract allows (1,000 events), or such a batch
+  // would be told to retry forever.
+  const rate = { perSecond: env.int("VANE_TRACK_RATE", 2000, { min: 1 }), burst: env.int("VANE_TRACK_BURST", 10_000, { min: 1000 }) };
   return { common, rate };
 });
 
