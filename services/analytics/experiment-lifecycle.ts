@@ -15,7 +15,7 @@
  * runs of one experiment take turns (an advisory lock held for the whole step), so a stop cannot
  * slip between a start's read of the flag and its write.
  */
-import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "kysely";
 import type { GetFlagResponse } from "#gen/vane/flags/v1/flag_service_pb.js";
@@ -58,6 +58,17 @@ export function experimentRule(x: ExperimentRow, variants: readonly { variant: s
         : [],
     outcome: { kind: { case: "rollout", value: { variants: variants.map((v) => ({ variant: v.variant, weight: v.weight })), seed: x.id, experimentId: x.id } } },
   });
+}
+
+/**
+ * The flag's rules with the experiment's rule placed after the targeted (conditional) rules and
+ * ahead of the first unconditional one: kill switches and hand-picked audiences keep priority and
+ * stay out of the experiment, the catch-all still serves whoever a layered experiment leaves out.
+ */
+export function withExperimentRule(rules: readonly Rule[], rule: Rule): Rule[] {
+  const at = rules.findIndex((r) => r.conditions.length === 0);
+  const i = at < 0 ? rules.length : at;
+  return [...rules.slice(0, i), rule, ...rules.slice(i)];
 }
 
 /** Maps a flags error to what our caller should see. */
@@ -152,7 +163,7 @@ async function start(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, reas
     // Saved before the flag changes, so a stop can restore it whatever happens next.
     const r = await deps.db.updateTable("experiments").set({ saved_environment: JSON.stringify(saved) }).where("id", "=", id).where("status", "=", "starting").executeTakeFirst();
     if (r.numUpdatedRows === 0n) throw new ConnectError("the experiment changed meanwhile: reload it and retry", Code.Aborted);
-    return { enabled: true, defaultVariant: env?.defaultVariant ?? "", rules: [experimentRule(x, x.variants)] };
+    return { enabled: true, defaultVariant: env?.defaultVariant ?? "", rules: withExperimentRule(env?.rules ?? [], experimentRule(x, x.variants)) };
   });
   const current = await deps.db.selectFrom("experiments").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
   if (current.status !== "starting") throw new ConnectError(`the experiment became ${current.status} meanwhile: reload it`, Code.Aborted);
@@ -177,13 +188,18 @@ async function stop(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, shipV
   const ship = x.shipped_variant;
   const saved = x.saved_environment as SavedEnvironment | null;
   await changeFlagEnvironment(deps, x, caller, reason, async (env) => {
+    const rules = env?.rules ?? [];
+    const at = rules.findIndex((r) => r.id === experimentRuleId(x));
     if (ship) {
-      const done = env?.enabled && env.defaultVariant === ship && env.rules.length === 0;
-      return done ? null : { enabled: true, defaultVariant: ship, rules: [] };
+      // The winner becomes the default for everyone the experiment's rule reached: the rules
+      // ahead of it stay, the rules behind it (reachable only past the experiment) go.
+      const done = env?.enabled && env.defaultVariant === ship && at < 0;
+      return done ? null : { enabled: true, defaultVariant: ship, rules: at < 0 ? rules : rules.slice(0, at) };
     }
-    // Without the experiment's rule the flag is already restored (or was never changed).
-    if (!hasRule(env, x)) return null;
-    return { enabled: saved?.enabled ?? env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: (saved?.rules ?? []).map((r) => fromJson(RuleSchema, r)) };
+    // Without the experiment's rule the flag is already restored (or was never changed). Only that
+    // rule goes: edits made while the experiment ran stay.
+    if (at < 0) return null;
+    return { enabled: saved?.enabled ?? env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: rules.filter((_, i) => i !== at) };
   });
   return transition(deps.db, x, { status: "stopped" });
 }

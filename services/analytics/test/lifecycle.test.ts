@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import { Direction, ExperimentStatus, MetricKind } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { FlagType } from "#gen/vane/flags/v1/flags_pb.js";
+import { FlagType, Operator } from "#gen/vane/flags/v1/flags_pb.js";
 import { type AnalyticsHarness, startAnalytics, type Tenant } from "./harness.ts";
 
 const variants = ["control", "treatment"].map((key) => ({ key, value: fromJson(ValueSchema, key) }));
@@ -81,7 +81,8 @@ describe("experiment start and stop", () => {
     expect(ConnectError.from(lost.reason).code).toBe(Code.FailedPrecondition);
     const statuses = await Promise.all([a, b].map(async (e) => (await x.getExperiment({ id: e.id })).experiment!.status));
     expect(statuses.sort()).toEqual([ExperimentStatus.DRAFT, ExperimentStatus.RUNNING].sort());
-    expect((await envOf("race")).rules).toHaveLength(1);
+    // The experiment's rule goes ahead of the flag's catch-all rule, which stays.
+    expect((await envOf("race")).rules.map((r) => r.id.startsWith("experiment-") || r.outcome?.kind.value)).toEqual([true, "treatment"]);
   });
 
   it("resumes a start and a stop that failed after the flag changed", async () => {
@@ -108,6 +109,34 @@ describe("experiment start and stop", () => {
     expect([stopped.status, stopped.shippedVariant]).toEqual([ExperimentStatus.STOPPED, "treatment"]);
     const after = await envOf("flaky");
     expect([after.enabled, after.defaultVariant, after.rules.length]).toEqual([true, "treatment", 0]);
+  });
+
+  it("keeps targeted rules ahead of the experiment and edits made while it runs; ships behind them", async () => {
+    const flags = h.client(FlagService, t.ownerToken);
+    const x = h.client(ExperimentService, t.ownerToken);
+    await flags.createFlag({ projectId: t.projectId, key: "kept", name: "kept", type: FlagType.STRING, variants });
+    const attr = (attribute: string, value: string) => ({ kind: { case: "attribute" as const, value: { attribute, operator: Operator.EQUALS, values: [fromJson(ValueSchema, value)] } } });
+    const staff = { id: "staff", conditions: [attr("team", "staff")], outcome: { kind: { case: "variant" as const, value: "treatment" } } };
+    const everyone = { id: "everyone", outcome: { kind: { case: "variant" as const, value: "control" } } };
+    await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "kept", enabled: true, defaultVariant: "control", rules: [staff, everyone] });
+    const ids = async () => (await envOf("kept")).rules.map((r) => r.id);
+
+    const first = await experiment("kept", "kept-1");
+    await x.startExperiment({ id: first.id });
+    expect(await ids()).toEqual(["staff", `experiment-${first.id}`, "everyone"]);
+    // Someone adds a kill switch while it runs.
+    const running = await envOf("kept");
+    const blocked = { id: "blocked", conditions: [attr("country", "xx")], outcome: { kind: { case: "variant" as const, value: "control" } } };
+    await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "kept", expectedVersion: running.version, enabled: true, defaultVariant: "control", rules: [blocked, ...running.rules] });
+    await x.stopExperiment({ id: first.id });
+    expect(await ids()).toEqual(["blocked", "staff", "everyone"]);
+
+    const second = await experiment("kept", "kept-2");
+    await x.startExperiment({ id: second.id });
+    expect(await ids()).toEqual(["blocked", "staff", `experiment-${second.id}`, "everyone"]);
+    await x.stopExperiment({ id: second.id, shipVariant: "treatment" });
+    const shipped = await envOf("kept");
+    expect([shipped.enabled, shipped.defaultVariant, shipped.rules.map((r) => r.id)]).toEqual([true, "treatment", ["blocked", "staff"]]);
   });
 
   it("makes a stop wait for a start that is writing the flag", async () => {
