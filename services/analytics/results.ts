@@ -44,8 +44,10 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     ...x.metric_keys.secondary.map((k) => ({ key: k, role: "secondary" })),
     ...x.metric_keys.guardrail.map((k) => ({ key: k, role: "guardrail" })),
   ].filter((r) => input.metrics.has(x.metric_ids[r.key]));
-  const inputs: MetricInput[] = roles.map(({ key }) => {
+  const inputs: MetricInput[] = roles.map(({ key, role }) => {
     const m = input.metrics.get(x.metric_ids[key])!;
+    // Guardrails are corrected among themselves (see stats/experiment.ts).
+    const family = role === "guardrail" ? "guardrail" : "decision";
     const sums = arms.map((v) => input.sums.get(m.id)?.get(v) ?? ZERO);
     const direction = m.direction === "decrease" ? "lower" : "higher";
     if (m.kind === "mean") {
@@ -53,6 +55,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
         key,
         kind: "ratio",
         direction,
+        family,
         variants: sums.map((s) => ({
           n: s.units,
           numerator: { sum: s.sum, sumSquares: s.sum_squares },
@@ -67,6 +70,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
       key,
       kind: m.kind as "conversion" | "count" | "sum",
       direction,
+      family,
       variants: sums.map((s) => ({
         n: s.units,
         sum: s.sum,

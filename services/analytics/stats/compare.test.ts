@@ -154,4 +154,19 @@ describe("analyzeExperiment", () => {
     expect(clicks.variants[0].verdict).toBe("inconclusive");
     for (const m of result.metrics) for (const v of m.variants) expect(v.adjustedPValue).toBeGreaterThanOrEqual(v.pValue);
   });
+
+  it("corrects each family on its own: more decision metrics never dilute a guardrail", () => {
+    const conv = (k: number, n: number): MeanSums => ({ n, sum: k, sumSquares: k });
+    const guardrail = { key: "errors", kind: "conversion" as const, direction: "lower" as const, family: "guardrail", variants: [conv(100, 5000), conv(135, 5000)] };
+    const decisions = Array.from({ length: 8 }, (_, i) => ({ key: `d${i}`, kind: "conversion" as const, variants: [conv(500, 5000), conv(505 + i, 5000)] }));
+    const alone = analyzeExperiment({ metrics: [guardrail] }, { correction: "holm" }).metrics[0].variants[0];
+    const withMany = analyzeExperiment({ metrics: [...decisions, guardrail] }, { correction: "holm" });
+    const g = withMany.metrics.at(-1)!.variants[0];
+    expect(g.adjustedPValue).toBe(alone.adjustedPValue);
+    expect(g.adjustedPValue).toBe(g.pValue); // a family of one
+    expect(g.verdict).toBe("worse");
+    // In one family with the eight decision metrics, Holm would multiply its p-value by up to nine.
+    const oneFamily = analyzeExperiment({ metrics: [...decisions, { ...guardrail, family: undefined }] }, { correction: "holm" }).metrics.at(-1)!.variants[0];
+    expect(oneFamily.adjustedPValue).toBeGreaterThan(g.adjustedPValue);
+  });
 });

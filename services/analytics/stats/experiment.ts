@@ -14,9 +14,13 @@ export type MeanMetricKind = "conversion" | "count" | "sum" | "mean";
 export type MetricKind = MeanMetricKind | "ratio";
 
 /** One metric's sums per variant, control first. */
+/**
+ * `family`: comparisons are corrected within their family only (default "decision"). Guardrails
+ * are a family of their own, so adding decision metrics never makes harm harder to flag.
+ */
 export type MetricInput =
-  | { key: string; kind: MeanMetricKind; direction?: Direction; variants: readonly MeanSums[] }
-  | { key: string; kind: "ratio"; direction?: Direction; variants: readonly RatioSums[] };
+  | { key: string; kind: MeanMetricKind; direction?: Direction; family?: string; variants: readonly MeanSums[] }
+  | { key: string; kind: "ratio"; direction?: Direction; family?: string; variants: readonly RatioSums[] };
 
 export interface AnalysisOptions extends CompareOptions {
   /** Use CUPED when every variant carries covariate sums. Default true. */
@@ -152,18 +156,24 @@ export interface ExperimentResult {
   metrics: MetricResult[];
 }
 
-/** Analyze every metric, correct p-values across all metric × treatment pairs, check SRM. */
+/** Analyze every metric, correct p-values across the metric × treatment pairs of each family, check SRM. */
 export function analyzeExperiment(input: ExperimentInput, options: AnalysisOptions = {}): ExperimentResult {
   const { alpha = 0.05, correction = "benjamini-hochberg", srmThreshold = 0.001 } = options;
   const metrics = input.metrics.map((m) => analyzeMetric(m, options));
-  const flat = metrics.flatMap((m) => m.variants);
-  const adjusted = adjustPValues(
-    flat.map((v) => v.pValue),
-    correction,
-  );
-  flat.forEach((v, i) => {
-    v.adjustedPValue = adjusted[i];
+  const families = new Map<string, MetricResult["variants"][number][]>();
+  input.metrics.forEach((m, i) => {
+    const family = m.family ?? "decision";
+    families.set(family, [...(families.get(family) ?? []), ...metrics[i].variants]);
   });
+  for (const flat of families.values()) {
+    const adjusted = adjustPValues(
+      flat.map((v) => v.pValue),
+      correction,
+    );
+    flat.forEach((v, i) => {
+      v.adjustedPValue = adjusted[i];
+    });
+  }
   for (const m of metrics) {
     for (const v of m.variants) v.verdict = verdictOf(v.adjustedPValue, v.absolute.estimate, alpha, m.direction);
   }

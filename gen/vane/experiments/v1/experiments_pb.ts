@@ -411,7 +411,8 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
   pValue: number;
 
   /**
-   * The p-value corrected across the experiment's metrics.
+   * The p-value corrected across the experiment's metrics of its family: primary and secondary
+   * metrics together, guardrails among themselves.
    *
    * @generated from field: double adjusted_p_value = 10;
    */
