@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sql } from "kysely";
-import { Direction, type Results, ResultsSchema, type TimelinePoint, TimelinePointSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { Direction, type Interval, IntervalSchema, type Results, ResultsSchema, type TimelinePoint, TimelinePointSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { resultWarnings } from "./result-warnings.ts";
 import { analyzeExperiment, type MetricInput } from "./stats/index.ts";
 import type { ExperimentRow, MetricRow, VariantSums } from "./schema.ts";
@@ -134,6 +134,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
           chanceToBeatControl: v.chanceToBeatControl,
           sequentialInterval: { lower: v.sequential.absoluteCi[0], upper: v.sequential.absoluteCi[1] },
           relativeSequentialInterval: { lower: v.sequential.relativeCi[0], upper: v.sequential.relativeCi[1] },
+          sequentialPValue: v.sequential.pValue,
           guardrailViolated: roles[i].role === "guardrail" && v.verdict === "worse",
           cupedApplied: v.cuped !== null,
           cupedVarianceReduction: v.cuped?.liftVarianceReduction ?? 0,
@@ -188,18 +189,59 @@ function accumulate(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRo
   return { experiment: x, metrics: data.metrics, sums, units, conflictingUnits, conflictingExposures };
 }
 
-/** Results now. */
-export async function loadResults(db: Db, x: ExperimentRow, confidenceLevel: number): Promise<Results> {
-  return computeResults(accumulate(await loadDaily(db, x), x, null), confidenceLevel, new Date());
+/**
+ * Carries the always-valid numbers across looks taken in time order: each interval becomes the
+ * intersection with the ones before it, each p-value the running minimum. Both stay valid however
+ * often they are read (that is what always-valid means), and the intersection is never wider. An
+ * empty intersection (the data moved past an earlier interval, possible when the variance used
+ * for the mixture moved a lot) keeps the current look's interval.
+ */
+export function accumulateSequential(looks: readonly Results[]): void {
+  type Seen = { abs?: Interval; rel?: Interval; p: number };
+  const seen = new Map<string, Seen>();
+  const intersect = (prev: Interval | undefined, cur: Interval | undefined): Interval | undefined => {
+    if (!prev || !cur || ![prev.lower, prev.upper, cur.lower, cur.upper].every(Number.isFinite)) return cur;
+    const lower = Math.max(prev.lower, cur.lower);
+    const upper = Math.min(prev.upper, cur.upper);
+    return lower <= upper ? create(IntervalSchema, { lower, upper }) : cur;
+  };
+  for (const r of looks) {
+    for (const m of r.metrics) {
+      for (const v of m.variants.slice(1)) {
+        const key = `${m.metricKey}\u0000${v.variant}`;
+        const prev = seen.get(key);
+        if (prev) {
+          v.sequentialInterval = intersect(prev.abs, v.sequentialInterval);
+          v.relativeSequentialInterval = intersect(prev.rel, v.relativeSequentialInterval);
+          if (Number.isFinite(prev.p) && !(v.sequentialPValue <= prev.p)) v.sequentialPValue = prev.p;
+        }
+        seen.set(key, { abs: v.sequentialInterval, rel: v.relativeSequentialInterval, p: v.sequentialPValue });
+      }
+    }
+  }
 }
 
-/** Cumulative results at the end of each UTC day with data, oldest first. */
-export async function loadTimeline(db: Db, x: ExperimentRow, confidenceLevel = 0.95): Promise<TimelinePoint[]> {
-  const data = await loadDaily(db, x);
+/** Cumulative results at the end of each UTC day with data, oldest first (sequential numbers not yet carried). */
+function dailyLooks(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRow, confidenceLevel: number): { end: Date; results: Results }[] {
   const days = [...new Set([...data.exposures.map((r) => r.day), ...data.daily.map((r) => r.day)])].sort();
   return days.map((day) => {
     const end = new Date(`${day}T00:00:00.000Z`);
     end.setUTCDate(end.getUTCDate() + 1);
-    return create(TimelinePointSchema, { time: timestampFromDate(end), results: computeResults(accumulate(data, x, day), confidenceLevel, end) });
+    return { end, results: computeResults(accumulate(data, x, day), confidenceLevel, end) };
   });
+}
+
+/** Results now, the sequential numbers carried over the daily looks before it. */
+export async function loadResults(db: Db, x: ExperimentRow, confidenceLevel: number): Promise<Results> {
+  const data = await loadDaily(db, x);
+  const now = computeResults(accumulate(data, x, null), confidenceLevel, new Date());
+  accumulateSequential([...dailyLooks(data, x, confidenceLevel).map((l) => l.results), now]);
+  return now;
+}
+
+/** Cumulative results at the end of each UTC day with data, oldest first. */
+export async function loadTimeline(db: Db, x: ExperimentRow, confidenceLevel = 0.95): Promise<TimelinePoint[]> {
+  const looks = dailyLooks(await loadDaily(db, x), x, confidenceLevel);
+  accumulateSequential(looks.map((l) => l.results));
+  return looks.map((l) => create(TimelinePointSchema, { time: timestampFromDate(l.end), results: l.results }));
 }
