@@ -75,10 +75,17 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       }
       const rejected = [];
       const accepted: { index: number; id: string; ev: TrackedEvent }[] = [];
+      // An id used twice in one batch would be stored once (JetStream drops the second): say so.
+      const firstIndex = new Map<string, number>();
       for (const [index, ev] of req.events.entries()) {
         const problem = check(ev);
+        const earlier = ev.eventId ? firstIndex.get(ev.eventId) : undefined;
         if (problem) rejected.push(create(EventRejectionSchema, { index, ...problem }));
-        else accepted.push({ index, id: ev.eventId || randomUUID(), ev });
+        else if (earlier !== undefined) rejected.push(create(EventRejectionSchema, { index, field: "event_id", message: `the same event id as event ${earlier} of this batch` }));
+        else {
+          if (ev.eventId) firstIndex.set(ev.eventId, index);
+          accepted.push({ index, id: ev.eventId || randomUUID(), ev });
+        }
       }
       const receiveTime = timestampNow();
       const subject = `${deps.subjectPrefix}.${p.environmentId}.track`;

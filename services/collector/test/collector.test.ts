@@ -94,6 +94,19 @@ describe("collector", () => {
     expect(checkout.payload.value).toMatchObject({ name: "checkout", unitKey: "user-1", value: 42.5, properties: { plan: "pro" } });
   });
 
+  it("rejects the second use of an event id within one batch, naming the first", async () => {
+    const id = randomUUID();
+    const res = await client(serverToken).track({
+      events: [
+        { eventId: id, name: "checkout", unitKey: "user-1" },
+        { name: "page_view", unitKey: "user-1" },
+        { eventId: id, name: "checkout", unitKey: "user-1", value: 3 },
+      ],
+    });
+    expect([res.accepted, res.acceptedEventIds.filter((x) => x === id).length]).toEqual([2, 1]);
+    expect(res.rejected.map((r) => [r.index, r.field, r.message])).toEqual([[2, "event_id", "the same event id as event 0 of this batch"]]);
+  });
+
   it("dedupes per environment: another tenant's identical event id is stored too", async () => {
     const id = `evt-${randomUUID().slice(0, 8)}`;
     const other = { org: randomUUID(), prj: randomUUID(), env: randomUUID() };
