@@ -74,3 +74,20 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_0
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * One gRPC server-reflection stream through a @grpc/grpc-js ServerReflection client: writes the
+ * requests, then resolves with every answer (snake_case, as proto-loader gives them).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- grpc-js dynamic clients are untyped
+export function reflectionStream(client: any, requests: object[]): Promise<any[]> {
+  return new Promise((resolve, reject) => {
+    const answers: unknown[] = [];
+    const call = client.ServerReflectionInfo();
+    call.on("data", (d: unknown) => answers.push(d));
+    call.on("error", reject);
+    call.on("end", () => resolve(answers));
+    for (const r of requests) call.write(r);
+    call.end();
+  });
+}

@@ -10,7 +10,7 @@ import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/pr
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "#lib/test-support.ts";
+import { eventually, reflectionStream } from "#lib/test-support.ts";
 import { adminSession, startVane, type VaneProcess } from "./vane-process.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -21,35 +21,19 @@ beforeAll(() => {
 });
 afterAll(() => vane?.cleanup());
 
-/** One reflection stream: writes the requests, collects every answer. */
- 
-function reflect(client: any, requests: object[]): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-     
-    const answers: any[] = [];
-    const call = client.ServerReflectionInfo();
-    call.on("data", (d: unknown) => answers.push(d));
-    call.on("error", reject);
-    call.on("end", () => resolve(answers));
-    for (const r of requests) call.write(r);
-    call.end();
-  });
-}
-
 /** Every file a symbol needs, fetched as a client without protos does: by symbol, then imports by name. */
- 
-async function registryFor(client: any, symbol: string): Promise<FileRegistry> {
+async function registryFor(client: grpc.Client, symbol: string): Promise<FileRegistry> {
   const files = new Map<string, Uint8Array>();
   const add = (answer: { file_descriptor_response?: { file_descriptor_proto: Buffer[] }; error_response?: { error_message: string } }) => {
     if (!answer.file_descriptor_response) throw new Error(`reflection: ${answer.error_response?.error_message}`);
     for (const b of answer.file_descriptor_response.file_descriptor_proto) files.set(fromBinary(FileDescriptorProtoSchema, b).name, b);
   };
-  (await reflect(client, [{ file_containing_symbol: symbol }])).forEach(add);
+  (await reflectionStream(client, [{ file_containing_symbol: symbol }])).forEach(add);
   // Ask for any import not answered yet by its file name.
   for (;;) {
     const missing = [...new Set([...files.values()].flatMap((b) => fromBinary(FileDescriptorProtoSchema, b).dependency))].filter((d) => !files.has(d));
     if (missing.length === 0) break;
-    (await reflect(client, missing.map((name) => ({ file_by_filename: name })))).forEach(add);
+    (await reflectionStream(client, missing.map((name) => ({ file_by_filename: name })))).forEach(add);
   }
   return createFileRegistry(create(FileDescriptorSetSchema, { file: [...files.values()].map((b) => fromBinary(FileDescriptorProtoSchema, b)) }));
 }
@@ -71,7 +55,7 @@ describe("a gRPC client without proto files, against npm start", () => {
     const reflection = new pkg.grpc.reflection.v1.ServerReflection(target, grpc.credentials.createInsecure());
     const plain = new grpc.Client(target, grpc.credentials.createInsecure());
     try {
-      const [listed] = await reflect(reflection, [{ list_services: "" }]);
+      const [listed] = await reflectionStream(reflection, [{ list_services: "" }]);
       const names = (listed.list_services_response.service as { name: string }[]).map((s) => s.name);
       expect(names).toEqual(
         expect.arrayContaining([

@@ -9,7 +9,7 @@ import { FlagdWebProvider } from "@openfeature/flagd-web-provider";
 import { OpenFeature, ProviderEvents, type Client, type EvaluationDetails, type FlagValue } from "@openfeature/server-sdk";
 import { OpenFeature as WebOpenFeature, ProviderEvents as WebEvents } from "@openfeature/web-sdk";
 import { compileFlagSet } from "#lib/engine/index.ts";
-import { createTestTokens, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
+import { createTestTokens, envelope, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 
 const ENV = "env-flagd";
 let h: EvaluatorHarness;
@@ -227,11 +227,3 @@ describe("flagd wire details", () => {
     expect(await res.json()).toMatchObject({ code: "failed_precondition" });
   });
 });
-
-function envelope(json: string): Uint8Array {
-  const body = new TextEncoder().encode(json);
-  const out = new Uint8Array(5 + body.length);
-  new DataView(out.buffer).setUint32(1, body.length);
-  out.set(body, 5);
-  return out;
-}

@@ -27,6 +27,15 @@ import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "..
 export { eventually } from "#lib/test-support.ts";
 
 /** The flag set every suite uses (services/evaluator/test/flags.fixture.json). */
+/** One Connect streaming envelope (flags 0, length, JSON), as a client sends a stream's request. */
+export function envelope(json: string): Uint8Array {
+  const body = new TextEncoder().encode(json);
+  const out = new Uint8Array(5 + body.length);
+  new DataView(out.buffer).setUint32(1, body.length);
+  out.set(body, 5);
+  return out;
+}
+
 export const fixtureText = readFileSync(new URL("./flags.fixture.json", import.meta.url), "utf8");
 export const fixture = JSON.parse(fixtureText) as FlagSetDefinition;
 

@@ -10,7 +10,7 @@ import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb
 import { createChangeHub } from "../change-hub.ts";
 import { createSnapshotStore, versionFromSnapshot } from "../snapshot-store.ts";
 import { freePort } from "#lib/local-infra.ts";
-import { createTestTokens, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
+import { createTestTokens, envelope, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 
 const ENV = "env-known";
 let h: EvaluatorHarness;
@@ -53,14 +53,6 @@ async function readStream(port: number, path: string, headers: Record<string, st
   } finally {
     clearTimeout(timer);
   }
-}
-
-function envelope(json: string): Uint8Array {
-  const body = new TextEncoder().encode(json);
-  const out = new Uint8Array(5 + body.length);
-  new DataView(out.buffer).setUint32(1, body.length);
-  out.set(body, 5);
-  return out;
 }
 
 describe("change hub", () => {

@@ -11,6 +11,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
+import { reflectionStream } from "#lib/test-support.ts";
 import { writeProtoDeps } from "../../../scripts/proto-deps.ts";
 import { type IdentityHarness, startIdentity, type Tenant } from "./harness.ts";
 
@@ -24,6 +25,7 @@ function load(file: string) {
   const def = protoLoader.loadSync(file, { includeDirs: [`${root}proto`, `${root}proto-deps`], keepCase: true, enums: String, defaults: true });
   return grpc.loadPackageDefinition(def) as any;
 }
+
 
 function unary<Req, Res>(fn: Unary<Req, Res>, req: Req, md = new grpc.Metadata()): Promise<Res> {
   return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res))));
@@ -74,18 +76,12 @@ describe("interoperability", () => {
       const pkg = load(`grpc/reflection/${version}/reflection.proto`);
       const client = new pkg.grpc.reflection[version].ServerReflection(target, grpc.credentials.createInsecure());
       try {
-        const answers: any[] = [];
-        await new Promise<void>((resolve, reject) => {
-          const call = client.ServerReflectionInfo();
-          call.on("data", (d: unknown) => answers.push(d));
-          call.on("error", reject);
-          call.on("end", resolve);
-          call.write({ list_services: "" });
-          call.write({ file_containing_symbol: "vane.identity.v1.IdentityService" });
-          call.write({ file_containing_symbol: "vane.identity.v1.AuthService.WhoAmI" });
-          call.write({ file_by_filename: "no/such.proto" });
-          call.end();
-        });
+        const answers = await reflectionStream(client, [
+          { list_services: "" },
+          { file_containing_symbol: "vane.identity.v1.IdentityService" },
+          { file_containing_symbol: "vane.identity.v1.AuthService.WhoAmI" },
+          { file_by_filename: "no/such.proto" },
+        ]);
         const names = answers[0].list_services_response.service.map((s: { name: string }) => s.name);
         expect(names).toEqual(
           expect.arrayContaining(["grpc.health.v1.Health", "vane.identity.v1.AuthService", "vane.identity.v1.IdentityService", `grpc.reflection.${version}.ServerReflection`]),
@@ -101,15 +97,10 @@ describe("interoperability", () => {
         const decoded = files.map((f) => fromBinary(FileDescriptorProtoSchema, f));
         const wanted = [...new Set(decoded.flatMap((d) => [d.name, ...d.dependency]))];
         expect(wanted).toEqual(expect.arrayContaining(["vane/identity/v1/identity_service.proto", "google/protobuf/timestamp.proto", "buf/validate/validate.proto"]));
-        const byName: any[] = [];
-        await new Promise<void>((resolve, reject) => {
-          const call = client.ServerReflectionInfo();
-          call.on("data", (d: unknown) => byName.push(d));
-          call.on("error", reject);
-          call.on("end", resolve);
-          for (const name of wanted) call.write({ file_by_filename: name });
-          call.end();
-        });
+        const byName = await reflectionStream(
+          client,
+          wanted.map((name) => ({ file_by_filename: name })),
+        );
         expect(byName.map((a, i) => [wanted[i], a.file_descriptor_response ? "found" : a.error_response?.error_message])).toEqual(wanted.map((w) => [w, "found"]));
         for (const [i, a] of byName.entries()) {
           const own = (a.file_descriptor_response.file_descriptor_proto as Buffer[]).map((f) => fromBinary(FileDescriptorProtoSchema, f).name);
