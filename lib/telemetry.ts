@@ -89,9 +89,12 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     const exporter = new OTLPTraceExporter({ url: tracesUrl, headers: otlpHeaders(env, "TRACES") });
     spanProcessors.push(new BatchSpanProcessor(exporter));
   }
+  // With nothing to receive spans (no OTLP endpoint, no processor given), recording them would be
+  // pure cost on every call: sample none. Unrecorded spans still get trace and span ids, so log
+  // lines and outgoing traceparent headers correlate all the same.
   const tracerProvider = new NodeTracerProvider({
     resource,
-    sampler: disabled ? new AlwaysOffSampler() : sampler(env),
+    sampler: disabled || spanProcessors.length === 0 ? new AlwaysOffSampler() : sampler(env),
     spanProcessors,
   });
 
