@@ -127,8 +127,8 @@ export function createEnvReader(env: Env): EnvReader {
 
 /**
  * A URL as a message may show it: connection URLs carry passwords (built from Secrets in
- * Kubernetes), and start-up output lands in logs. The password (or a lone token, as NATS URLs
- * may carry) becomes "***"; text that does not even parse as scheme://… and holds an "@" is not
+ * Kubernetes), and start-up output lands in logs. The password (or the token a NATS URL may
+ * carry in place of a user name) becomes "***"; text that does not even parse as scheme://… and holds an "@" is not
  * shown at all.
  */
 export function redactUrl(value: string): string {
@@ -137,5 +137,7 @@ export function redactUrl(value: string): string {
   const [, scheme, userinfo, rest] = m;
   if (userinfo === undefined) return value;
   const colon = userinfo.indexOf(":");
-  return `${scheme}${colon >= 0 ? `${userinfo.slice(0, colon)}:***` : "***"}@${rest}`;
+  if (colon >= 0) return `${scheme}${userinfo.slice(0, colon)}:***@${rest}`;
+  // A lone user name is no secret, except in NATS URLs, where it is the token.
+  return /^(nats|tls|ws|wss):\/\//i.test(scheme) ? `${scheme}***@${rest}` : value;
 }

@@ -48,6 +48,7 @@ describe("probes", () => {
     expect(redactUrl("postgres://u:secret@h:1/db")).toBe("postgres://u:***@h:1/db");
     expect(redactUrl("nats://s3cret-token@h:4222")).toBe("nats://***@h:4222");
     expect(redactUrl("postgres://h/db")).toBe("postgres://h/db");
+    expect(redactUrl("postgres://postgres@h/db")).toBe("postgres://postgres@h/db");
     expect(redactUrl("u:secret@h/db")).toBe("<not shown: it may hold credentials>");
   });
 });
