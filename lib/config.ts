@@ -128,8 +128,8 @@ export function createEnvReader(env: Env): EnvReader {
 /**
  * A URL as a message may show it: connection URLs carry passwords (built from Secrets in
  * Kubernetes), and start-up output lands in logs. The password (or the token a NATS URL may
- * carry in place of a user name) becomes "***"; text that does not even parse as scheme://… and holds an "@" is not
- * shown at all.
+ * carry in place of a user name) becomes "***"; text that does not even parse as scheme://…
+ * and holds an "@" is not shown at all.
  */
 export function redactUrl(value: string): string {
   const m = /^([^:/?#]*:\/\/)(?:([^/?#]*)@)?(.*)$/s.exec(value);
