@@ -91,3 +91,18 @@ describe("fractional operator", () => {
     expect(murmur3Utf8("flaguser")).toBe(murmur3Utf8("flag" + "user"));
   });
 });
+
+describe("fractional with a single bucket", () => {
+  it("answers its variant without any bucketing value, as flagd's fractional v2 does", () => {
+    expect(run({ fractional: [["single", 1]] }, {})).toBe("single");
+    expect(run({ fractional: [["single"]] }, { targetingKey: "" })).toBe("single");
+    expect(run({ fractional: [{ var: "missing" }, ["single", 5]] }, {})).toBe("single");
+    // Computed buckets too.
+    expect(run({ fractional: [[{ var: "v" }, 1]] }, { v: "from-context" })).toBe("from-context");
+  });
+  it("still needs a bucketing value when there is a choice, and a positive weight", () => {
+    expect(run({ fractional: [["a", 1], ["b", 1]] }, {})).toBeNull();
+    expect(run({ fractional: [["a", 0]] }, { targetingKey: "u" })).toBeNull();
+    expect(run({ fractional: [["a", 1], ["b", 0]] }, {})).toBeNull();
+  });
+});

@@ -1149,6 +1149,15 @@ function readBuckets(args: readonly unknown[], start: number): { entries: unknow
   return { entries, total };
 }
 
+/**
+ * The variant of a fractional with a single bucket of positive weight: every hash lands in it, so
+ * flagd (fractional v2, its testbed's "single entry" scenario) answers it even with no bucketing
+ * value or targeting key. undefined when there is a real choice to make.
+ */
+function soleBucket(buckets: { entries: unknown[]; total: number }): unknown {
+  return buckets.entries.length === 2 && buckets.total > 0 ? buckets.entries[0] : undefined;
+}
+
 function compileFractional(raw: JsonValue, path: string, scope: Scope, state: State, issue: Issue): Node {
   const prefix = createMurmur3Prefix(state.flagKey);
   const list = argList("fractional", raw);
@@ -1169,8 +1178,11 @@ function compileFractional(raw: JsonValue, path: string, scope: Scope, state: St
         const args = f(d) as unknown[];
         if (args.length < 1) return null;
         const buckets = readBuckets(args, startOf(args[0]));
+        if (buckets === null) return null;
+        const only = soleBucket(buckets);
+        if (only !== undefined) return only;
         const h = hashFor(args[0], d);
-        return buckets === null || h === null ? null : pickBucket(h, buckets.entries, buckets.total);
+        return h === null ? null : pickBucket(h, buckets.entries, buckets.total);
       },
       isConst: false,
     };
@@ -1185,6 +1197,8 @@ function compileFractional(raw: JsonValue, path: string, scope: Scope, state: St
   if (bucketsConst && !isPlainObject(firstLiteral)) {
     const buckets = readBuckets(bucketNodes.map((n) => n.value), 0);
     if (buckets === null) return constant(null);
+    const only = soleBucket(buckets);
+    if (only !== undefined) return { fn: () => only, isConst: false };
     const { entries, total } = buckets;
     if (typeof firstLiteral === "string") {
       const h = murmur3Utf8(firstLiteral);
@@ -1204,8 +1218,11 @@ function compileFractional(raw: JsonValue, path: string, scope: Scope, state: St
     fn: (d) => {
       const args = fns.map((f) => f(d));
       const buckets = readBuckets(args, startOf(args[0]));
+      if (buckets === null) return null;
+      const only = soleBucket(buckets);
+      if (only !== undefined) return only;
       const h = hashFor(args[0], d);
-      return buckets === null || h === null ? null : pickBucket(h, buckets.entries, buckets.total);
+      return h === null ? null : pickBucket(h, buckets.entries, buckets.total);
     },
     isConst: false,
   };
