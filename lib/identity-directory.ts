@@ -6,11 +6,11 @@
  * environment stops accepting writes soon after), and the cached answer is checked against the
  * caller locally with the same rules.
  */
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type CallOptions, Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { type Principal, requireRole, Role } from "#lib/auth.ts";
 import { notFound, unavailable } from "#lib/errors.ts";
+import { callerOptions, lazyGrpcClient } from "#lib/grpc-client.ts";
 
 /** A project and the organization it belongs to. */
 export interface ProjectRef {
@@ -65,21 +65,11 @@ export function assertVisible(p: Principal, ref: ProjectRef, what: string): void
 
 /** A directory that asks identity (vane.identity.v1.IdentityService) over gRPC. */
 export function createIdentityDirectory(opts: IdentityDirectoryOptions): ProjectDirectory {
-  const baseUrl = typeof opts.baseUrl === "string" ? () => opts.baseUrl as string : opts.baseUrl;
   const max = opts.cacheSize ?? 10_000;
   const ttl = opts.cacheTtlMs ?? 60_000;
   const projects = new Map<string, { ref: ProjectRef; expires: number }>();
   const envs = new Map<string, { ref: EnvironmentRef; expires: number }>();
-  let client: ReturnType<typeof createClient<typeof IdentityService>> | undefined;
-  let clientUrl = "";
-  const identity = () => {
-    const url = baseUrl();
-    if (!client || url !== clientUrl) {
-      client = createClient(IdentityService, createGrpcTransport({ baseUrl: url, interceptors: opts.interceptors }));
-      clientUrl = url;
-    }
-    return client;
-  };
+  const identity = lazyGrpcClient(IdentityService, opts.baseUrl, opts.interceptors);
   const remember = <T>(cache: Map<string, { ref: T; expires: number }>, id: string, ref: T) => {
     if (cache.size >= max) cache.clear();
     cache.set(id, { ref, expires: Date.now() + ttl });
@@ -90,11 +80,9 @@ export function createIdentityDirectory(opts: IdentityDirectoryOptions): Project
     if (hit) cache.delete(id);
     return undefined;
   };
-  const call = async <T>(caller: Caller, fn: (o: { headers: Headers; timeoutMs: number; signal?: AbortSignal }) => Promise<T>, what: string): Promise<T> => {
-    const headers = new Headers();
-    if (caller.authorization) headers.set("authorization", caller.authorization);
+  const call = async <T>(caller: Caller, fn: (o: CallOptions) => Promise<T>, what: string): Promise<T> => {
     try {
-      return await fn({ headers, timeoutMs: opts.timeoutMs ?? 5_000, signal: caller.signal });
+      return await fn(callerOptions(caller, opts.timeoutMs));
     } catch (err) {
       const e = ConnectError.from(err);
       if (e.code === Code.NotFound) throw notFound(what);
@@ -102,31 +90,35 @@ export function createIdentityDirectory(opts: IdentityDirectoryOptions): Project
       throw new ConnectError(`cannot reach identity to resolve the ${what}; try again`, Code.Unavailable, undefined, undefined, err);
     }
   };
+  /** A project or environment: from the cache or identity, then checked against the caller. */
+  const resolve = async <T extends ProjectRef>(
+    cache: Map<string, { ref: T; expires: number }>,
+    id: string,
+    caller: Caller,
+    what: "project" | "environment",
+    fetch: (o: CallOptions) => Promise<T | undefined>,
+  ): Promise<T> => {
+    requireRole(caller.principal, Role.VIEWER);
+    let ref = cached(cache, id);
+    if (!ref) {
+      ref = await call(caller, fetch, what);
+      if (!ref) throw unavailable(`identity answered without ${what === "project" ? "a project" : "an environment"}`);
+      remember(cache, id, ref);
+    }
+    assertVisible(caller.principal, ref, what);
+    return ref;
+  };
   return {
-    async project(id, caller) {
-      requireRole(caller.principal, Role.VIEWER);
-      let ref = cached(projects, id);
-      if (!ref) {
-        const { project } = await call(caller, (o) => identity().getProject({ id }, o), "project");
-        if (!project) throw unavailable("identity answered without a project");
-        ref = { organizationId: project.organizationId, projectId: project.id };
-        remember(projects, id, ref);
-      }
-      assertVisible(caller.principal, ref, "project");
-      return ref;
-    },
-    async environment(id, caller) {
-      requireRole(caller.principal, Role.VIEWER);
-      let ref = cached(envs, id);
-      if (!ref) {
-        const { environment } = await call(caller, (o) => identity().getEnvironment({ id }, o), "environment");
-        if (!environment) throw unavailable("identity answered without an environment");
-        ref = { organizationId: environment.organizationId, projectId: environment.projectId, environmentId: environment.id };
-        remember(envs, id, ref);
-      }
-      assertVisible(caller.principal, ref, "environment");
-      return ref;
-    },
+    project: (id, caller) =>
+      resolve(projects, id, caller, "project", async (o) => {
+        const { project } = await identity().getProject({ id }, o);
+        return project && { organizationId: project.organizationId, projectId: project.id };
+      }),
+    environment: (id, caller) =>
+      resolve(envs, id, caller, "environment", async (o) => {
+        const { environment } = await identity().getEnvironment({ id }, o);
+        return environment && { organizationId: environment.organizationId, projectId: environment.projectId, environmentId: environment.id };
+      }),
     async environments(projectId, caller) {
       const { environments } = await call(caller, (o) => identity().listEnvironments({ projectId }, o), "project");
       for (const e of environments) remember(envs, e.id, { organizationId: e.organizationId, projectId: e.projectId, environmentId: e.id });

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { jetstreamManager, JetStreamApiError, JetStreamApiCodes } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { pino, type Logger } from "pino";
 import { assertSchemaName } from "#lib/db.ts";
@@ -90,4 +91,14 @@ export function reflectionStream(client: any, requests: object[]): Promise<any[]
     for (const r of requests) call.write(r);
     call.end();
   });
+}
+
+/** The Connect error a call that must fail ended with; throws when it succeeded. */
+export async function failure(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the call to fail");
 }

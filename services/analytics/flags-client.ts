@@ -5,8 +5,7 @@
  * flags module in the same process.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { Interceptor } from "@connectrpc/connect";
 import {
   FlagService,
   type GetFlagRequestSchema,
@@ -14,6 +13,7 @@ import {
   type UpdateFlagEnvironmentRequestSchema,
   type UpdateFlagEnvironmentResponse,
 } from "#gen/vane/flags/v1/flag_service_pb.js";
+import { callerOptions, lazyGrpcClient } from "#lib/grpc-client.ts";
 import type { Caller } from "#lib/identity-directory.ts";
 
 /** The two flags RPCs analytics uses, on behalf of a caller. */
@@ -33,22 +33,8 @@ export interface RemoteFlagsClientOptions {
 
 /** A FlagsClient over gRPC that forwards the caller's Authorization header. */
 export function createRemoteFlagsClient(opts: RemoteFlagsClientOptions): FlagsClient {
-  const baseUrl = typeof opts.baseUrl === "string" ? () => opts.baseUrl as string : opts.baseUrl;
-  let client: ReturnType<typeof createClient<typeof FlagService>> | undefined;
-  let clientUrl = "";
-  const flags = () => {
-    const url = baseUrl();
-    if (!client || url !== clientUrl) {
-      client = createClient(FlagService, createGrpcTransport({ baseUrl: url, interceptors: opts.interceptors }));
-      clientUrl = url;
-    }
-    return client;
-  };
-  const options = (caller: Caller) => {
-    const headers = new Headers();
-    if (caller.authorization) headers.set("authorization", caller.authorization);
-    return { headers, timeoutMs: opts.timeoutMs ?? 5_000, signal: caller.signal };
-  };
+  const flags = lazyGrpcClient(FlagService, opts.baseUrl, opts.interceptors);
+  const options = (caller: Caller) => callerOptions(caller, opts.timeoutMs);
   return {
     getFlag: (req, caller) => flags().getFlag(req, options(caller)),
     updateFlagEnvironment: (req, caller) => flags().updateFlagEnvironment(req, options(caller)),

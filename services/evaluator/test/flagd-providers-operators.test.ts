@@ -14,11 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagdCore } from "@openfeature/flagd-core";
 import { FlagdProvider } from "@openfeature/flagd-provider";
 import { FlagdWebProvider } from "@openfeature/flagd-web-provider";
-import { OpenFeature, ProviderEvents, type Client, type EvaluationContext, type EvaluationDetails, type FlagValue } from "@openfeature/server-sdk";
+import { OpenFeature, ProviderEvents, type Client, type EvaluationContext } from "@openfeature/server-sdk";
 import { OpenFeature as WebOpenFeature, type Client as WebClient } from "@openfeature/web-sdk";
 import { compileFlagSet } from "#lib/engine/index.ts";
 import { referenceBucket } from "#lib/engine/reference-murmur3.ts";
-import { eventually, fixture, fixtureText, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
+import { eventually, fixture, fixtureText, pick, snapshotOf, startEvaluator, type EvaluatorHarness, type Picked } from "./harness.ts";
 
 const ENV = "env-flagd-ops";
 const CACHE_ENV = "env-flagd-cache";
@@ -57,8 +57,6 @@ afterAll(async () => {
   await h?.close();
 });
 
-type Picked = Pick<EvaluationDetails<FlagValue>, "value" | "variant" | "reason" | "errorCode">;
-const pick = (d: EvaluationDetails<FlagValue>): Picked => ({ value: d.value, variant: d.variant, reason: d.reason, errorCode: d.errorCode });
 
 /** One resolver, seen the same way: a boolean and a string resolve for a context. */
 interface Resolver {

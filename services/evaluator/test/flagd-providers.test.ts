@@ -6,10 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagdProvider } from "@openfeature/flagd-provider";
 import { FlagdWebProvider } from "@openfeature/flagd-web-provider";
-import { OpenFeature, ProviderEvents, type Client, type EvaluationDetails, type FlagValue } from "@openfeature/server-sdk";
+import { OpenFeature, ProviderEvents, type Client } from "@openfeature/server-sdk";
 import { OpenFeature as WebOpenFeature, ProviderEvents as WebEvents } from "@openfeature/web-sdk";
 import { compileFlagSet } from "#lib/engine/index.ts";
-import { createTestTokens, envelope, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
+import { createTestTokens, envelope, eventually, fixture, pick, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 
 const ENV = "env-flagd";
 let h: EvaluatorHarness;
@@ -46,8 +46,6 @@ afterAll(async () => {
   await h?.close();
 });
 
-type Picked = Pick<EvaluationDetails<FlagValue>, "value" | "variant" | "reason" | "errorCode">;
-const pick = (d: EvaluationDetails<FlagValue>): Picked => ({ value: d.value, variant: d.variant, reason: d.reason, errorCode: d.errorCode });
 
 describe.each([
   ["rpc resolver (flagd.evaluation.v2)", () => rpc],

@@ -10,6 +10,7 @@ import { createClient, type Client, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { Kvm, type KV } from "@nats-io/kv";
+import type { EvaluationDetails, FlagValue } from "@openfeature/server-sdk";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -27,6 +28,10 @@ import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "..
 export { eventually } from "#lib/test-support.ts";
 
 /** The flag set every suite uses (services/evaluator/test/flags.fixture.json). */
+/** What the tests compare of a provider's answer. */
+export type Picked = Pick<EvaluationDetails<FlagValue>, "value" | "variant" | "reason" | "errorCode">;
+export const pick = (d: EvaluationDetails<FlagValue>): Picked => ({ value: d.value, variant: d.variant, reason: d.reason, errorCode: d.errorCode });
+
 /** One Connect streaming envelope (flags 0, length, JSON), as a client sends a stream's request. */
 export function envelope(json: string): Uint8Array {
   const body = new TextEncoder().encode(json);

@@ -6,16 +6,8 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
+import { failure } from "#lib/test-support.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 const file = (flags: Record<string, unknown>) => JSON.stringify({ flags });
 const boolFlag = (defaultVariant = "on") => ({ state: "ENABLED", variants: { on: true, off: false }, defaultVariant });

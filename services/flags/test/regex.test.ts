@@ -4,7 +4,7 @@
  */
 import { create, fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, Operator, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
@@ -12,21 +12,13 @@ import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { type EnvironmentSnapshot, EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet } from "#lib/engine/index.ts";
 import { snapshotToFlagSet } from "../environment-config.ts";
+import { failure } from "#lib/test-support.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const variants = [create(VariantSchema, { key: "staff", value: v(true) }), create(VariantSchema, { key: "other", value: v(false) })];
 const matches = (attribute: string, values: JsonValue[]) => ({ kind: { case: "attribute" as const, value: { attribute, operator: Operator.MATCHES, values: values.map(v) } } });
 const staffRule = (values: JsonValue[]): Rule => create(RuleSchema, { conditions: [matches("email", values)], outcome: { kind: { case: "variant", value: "staff" } } });
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("MATCHES (regular expressions)", () => {
   let h: FlagsHarness;

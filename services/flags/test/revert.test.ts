@@ -1,27 +1,19 @@
 /** RevertAuditEntry: an audit entry's before-state re-applied as a new, optimistic, audited change. */
 import { create, fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
+import { failure } from "#lib/test-support.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const colors = ["red", "green", "blue"].map((c) => create(VariantSchema, { key: c, value: v(c) }));
 const serve = (variant: string): Rule => create(RuleSchema, { id: `to-${variant}`, outcome: { kind: { case: "variant", value: variant } } });
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("RevertAuditEntry", () => {
   let h: FlagsHarness;
