@@ -10,13 +10,15 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Condition } from "../../flags/v1/flags_pb.js";
+import { file_vane_flags_v1_flags } from "../../flags/v1/flags_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file vane/evaluation/v1/evaluation_service.proto.
  */
 export const file_vane_evaluation_v1_evaluation_service: GenFile = /*@__PURE__*/
-  fileDesc("Cit2YW5lL2V2YWx1YXRpb24vdjEvZXZhbHVhdGlvbl9zZXJ2aWNlLnByb3RvEhJ2YW5lLmV2YWx1YXRpb24udjEi9wEKCkV2YWx1YXRpb24SEAoIZmxhZ19rZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHdmFyaWFudBgDIAEoCRIqCgZyZWFzb24YBCABKA4yGi52YW5lLmV2YWx1YXRpb24udjEuUmVhc29uEjEKCmVycm9yX2NvZGUYBSABKA4yHS52YW5lLmV2YWx1YXRpb24udjEuRXJyb3JDb2RlEhUKDWVycm9yX21lc3NhZ2UYBiABKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrIBCg9FdmFsdWF0ZVJlcXVlc3QSHAoIZmxhZ19rZXkYASABKAlCCrpIB3IFEAEYgAISKAoHY29udGV4dBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNQoEdHlwZRgDIAEoDjIdLnZhbmUuZXZhbHVhdGlvbi52MS5WYWx1ZVR5cGVCCLpIBYIBAhABEiAKDmVudmlyb25tZW50X2lkGAQgASgJQgi6SAVyAxiAASJXChBFdmFsdWF0ZVJlc3BvbnNlEjIKCmV2YWx1YXRpb24YASABKAsyHi52YW5lLmV2YWx1YXRpb24udjEuRXZhbHVhdGlvbhIPCgd2ZXJzaW9uGAIgASgDImAKEkV2YWx1YXRlQWxsUmVxdWVzdBIoCgdjb250ZXh0GAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIgCg5lbnZpcm9ubWVudF9pZBgCIAEoCUIIukgFcgMYgAEicwoTRXZhbHVhdGVBbGxSZXNwb25zZRIzCgtldmFsdWF0aW9ucxgBIAMoCzIeLnZhbmUuZXZhbHVhdGlvbi52MS5FdmFsdWF0aW9uEhYKDmVudmlyb25tZW50X2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKAMiWgoMV2F0Y2hSZXF1ZXN0EigKB2NvbnRleHQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiAKDmVudmlyb25tZW50X2lkGAIgASgJQgi6SAVyAxiAASK8AQoNV2F0Y2hSZXNwb25zZRIzCgtldmFsdWF0aW9ucxgBIAMoCzIeLnZhbmUuZXZhbHVhdGlvbi52MS5FdmFsdWF0aW9uEg8KB3ZlcnNpb24YAiABKAMSGQoRY2hhbmdlZF9mbGFnX2tleXMYAyADKAkSGQoRcmVtb3ZlZF9mbGFnX2tleXMYBCADKAkSLwoLY29uZmlnX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpwBCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhYKElZBTFVFX1RZUEVfQk9PTEVBThABEhUKEVZBTFVFX1RZUEVfU1RSSU5HEAISFQoRVkFMVUVfVFlQRV9OVU1CRVIQAxIWChJWQUxVRV9UWVBFX0lOVEVHRVIQBBIVChFWQUxVRV9UWVBFX09CSkVDVBAFKooBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEQoNUkVBU09OX1NUQVRJQxABEhoKFlJFQVNPTl9UQVJHRVRJTkdfTUFUQ0gQAhISCg5SRUFTT05fREVGQVVMVBADEhMKD1JFQVNPTl9ESVNBQkxFRBAEEhAKDFJFQVNPTl9FUlJPUhAFKpgBCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEh0KGUVSUk9SX0NPREVfRkxBR19OT1RfRk9VTkQQARIcChhFUlJPUl9DT0RFX1RZUEVfTUlTTUFUQ0gQAhIaChZFUlJPUl9DT0RFX1BBUlNFX0VSUk9SEAMSFgoSRVJST1JfQ09ERV9HRU5FUkFMEAQymgIKEUV2YWx1YXRpb25TZXJ2aWNlElUKCEV2YWx1YXRlEiMudmFuZS5ldmFsdWF0aW9uLnYxLkV2YWx1YXRlUmVxdWVzdBokLnZhbmUuZXZhbHVhdGlvbi52MS5FdmFsdWF0ZVJlc3BvbnNlEl4KC0V2YWx1YXRlQWxsEiYudmFuZS5ldmFsdWF0aW9uLnYxLkV2YWx1YXRlQWxsUmVxdWVzdBonLnZhbmUuZXZhbHVhdGlvbi52MS5FdmFsdWF0ZUFsbFJlc3BvbnNlEk4KBVdhdGNoEiAudmFuZS5ldmFsdWF0aW9uLnYxLldhdGNoUmVxdWVzdBohLnZhbmUuZXZhbHVhdGlvbi52MS5XYXRjaFJlc3BvbnNlMAFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Cit2YW5lL2V2YWx1YXRpb24vdjEvZXZhbHVhdGlvbl9zZXJ2aWNlLnByb3RvEhJ2YW5lLmV2YWx1YXRpb24udjEirQIKCkV2YWx1YXRpb24SEAoIZmxhZ19rZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHdmFyaWFudBgDIAEoCRIqCgZyZWFzb24YBCABKA4yGi52YW5lLmV2YWx1YXRpb24udjEuUmVhc29uEjEKCmVycm9yX2NvZGUYBSABKA4yHS52YW5lLmV2YWx1YXRpb24udjEuRXJyb3JDb2RlEhUKDWVycm9yX21lc3NhZ2UYBiABKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjQKC2V4cGxhbmF0aW9uGAggASgLMh8udmFuZS5ldmFsdWF0aW9uLnYxLkV4cGxhbmF0aW9uIsMBCg9FdmFsdWF0ZVJlcXVlc3QSHAoIZmxhZ19rZXkYASABKAlCCrpIB3IFEAEYgAISKAoHY29udGV4dBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNQoEdHlwZRgDIAEoDjIdLnZhbmUuZXZhbHVhdGlvbi52MS5WYWx1ZVR5cGVCCLpIBYIBAhABEiAKDmVudmlyb25tZW50X2lkGAQgASgJQgi6SAVyAxiAARIPCgdleHBsYWluGAUgASgIIlcKEEV2YWx1YXRlUmVzcG9uc2USMgoKZXZhbHVhdGlvbhgBIAEoCzIeLnZhbmUuZXZhbHVhdGlvbi52MS5FdmFsdWF0aW9uEg8KB3ZlcnNpb24YAiABKAMicQoSRXZhbHVhdGVBbGxSZXF1ZXN0EigKB2NvbnRleHQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiAKDmVudmlyb25tZW50X2lkGAIgASgJQgi6SAVyAxiAARIPCgdleHBsYWluGAMgASgIInMKE0V2YWx1YXRlQWxsUmVzcG9uc2USMwoLZXZhbHVhdGlvbnMYASADKAsyHi52YW5lLmV2YWx1YXRpb24udjEuRXZhbHVhdGlvbhIWCg5lbnZpcm9ubWVudF9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDIloKDFdhdGNoUmVxdWVzdBIoCgdjb250ZXh0GAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIgCg5lbnZpcm9ubWVudF9pZBgCIAEoCUIIukgFcgMYgAEivAEKDVdhdGNoUmVzcG9uc2USMwoLZXZhbHVhdGlvbnMYASADKAsyHi52YW5lLmV2YWx1YXRpb24udjEuRXZhbHVhdGlvbhIPCgd2ZXJzaW9uGAIgASgDEhkKEWNoYW5nZWRfZmxhZ19rZXlzGAMgAygJEhkKEXJlbW92ZWRfZmxhZ19rZXlzGAQgAygJEi8KC2NvbmZpZ190aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLwAQoLRXhwbGFuYXRpb24SGgoSbWF0Y2hlZF9ydWxlX2luZGV4GAEgASgFEhcKD21hdGNoZWRfcnVsZV9pZBgCIAEoCRIgChhtYXRjaGVkX3J1bGVfZGVzY3JpcHRpb24YAyABKAkSMgoFcnVsZXMYBCADKAsyIy52YW5lLmV2YWx1YXRpb24udjEuUnVsZUV4cGxhbmF0aW9uEg8KB3N1bW1hcnkYBSABKAkSLAoFc3RlcHMYBiADKAsyHS52YW5lLmV2YWx1YXRpb24udjEuTG9naWNTdGVwEhcKD3N0ZXBzX3RydW5jYXRlZBgHIAEoCCL2AQoPUnVsZUV4cGxhbmF0aW9uEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEg8KB21hdGNoZWQYBCABKAgSPAoKY29uZGl0aW9ucxgFIAMoCzIoLnZhbmUuZXZhbHVhdGlvbi52MS5Db25kaXRpb25FeHBsYW5hdGlvbhIPCgd2YXJpYW50GAYgASgJEjYKB3JvbGxvdXQYByABKAsyJS52YW5lLmV2YWx1YXRpb24udjEuQnVja2V0RXhwbGFuYXRpb24SGwoTaGFzX2J1Y2tldGluZ192YWx1ZRgIIAEoCCKCAgoUQ29uZGl0aW9uRXhwbGFuYXRpb24SDQoFaW5kZXgYASABKAUSKwoJY29uZGl0aW9uGAIgASgLMhgudmFuZS5mbGFncy52MS5Db25kaXRpb24SEQoJZXZhbHVhdGVkGAMgASgIEg8KB21hdGNoZWQYBCABKAgSJgoGYWN0dWFsGAUgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhYKDnNlZ21lbnRfbWVtYmVyGAYgASgIEjsKDGxheWVyX2J1Y2tldBgHIAEoCzIlLnZhbmUuZXZhbHVhdGlvbi52MS5CdWNrZXRFeHBsYW5hdGlvbhINCgVlcnJvchgIIAEoCSJ0ChFCdWNrZXRFeHBsYW5hdGlvbhIXCg9idWNrZXRpbmdfdmFsdWUYASABKAkSDgoGYnVja2V0GAIgASgDEhQKDHRvdGFsX3dlaWdodBgDIAEoAxIPCgd2YXJpYW50GAQgASgJEg8KB3BlcmNlbnQYBSABKAEijAMKCUxvZ2ljU3RlcBIMCgRwYXRoGAEgASgJEhAKCG9wZXJhdG9yGAIgASgJEg0KBWRlcHRoGAMgASgFEioKCmV4cHJlc3Npb24YBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJgoGcmVzdWx0GAUgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg4KBnRydXRoeRgGIAEoCBIOCgZicmFuY2gYByABKAUSCwoDcmVmGAggASgJEj8KCXZhcmlhYmxlcxgJIAMoCzIsLnZhbmUuZXZhbHVhdGlvbi52MS5Mb2dpY1N0ZXAuVmFyaWFibGVzRW50cnkSNQoGYnVja2V0GAogASgLMiUudmFuZS5ldmFsdWF0aW9uLnYxLkJ1Y2tldEV4cGxhbmF0aW9uEg0KBWVycm9yGAsgASgJGkgKDlZhcmlhYmxlc0VudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAEqnAEKCVZhbHVlVHlwZRIaChZWQUxVRV9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSVkFMVUVfVFlQRV9CT09MRUFOEAESFQoRVkFMVUVfVFlQRV9TVFJJTkcQAhIVChFWQUxVRV9UWVBFX05VTUJFUhADEhYKElZBTFVFX1RZUEVfSU5URUdFUhAEEhUKEVZBTFVFX1RZUEVfT0JKRUNUEAUqigEKBlJlYXNvbhIWChJSRUFTT05fVU5TUEVDSUZJRUQQABIRCg1SRUFTT05fU1RBVElDEAESGgoWUkVBU09OX1RBUkdFVElOR19NQVRDSBACEhIKDlJFQVNPTl9ERUZBVUxUEAMSEwoPUkVBU09OX0RJU0FCTEVEEAQSEAoMUkVBU09OX0VSUk9SEAUqmAEKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHQoZRVJST1JfQ09ERV9GTEFHX05PVF9GT1VORBABEhwKGEVSUk9SX0NPREVfVFlQRV9NSVNNQVRDSBACEhoKFkVSUk9SX0NPREVfUEFSU0VfRVJST1IQAxIWChJFUlJPUl9DT0RFX0dFTkVSQUwQBDKaAgoRRXZhbHVhdGlvblNlcnZpY2USVQoIRXZhbHVhdGUSIy52YW5lLmV2YWx1YXRpb24udjEuRXZhbHVhdGVSZXF1ZXN0GiQudmFuZS5ldmFsdWF0aW9uLnYxLkV2YWx1YXRlUmVzcG9uc2USXgoLRXZhbHVhdGVBbGwSJi52YW5lLmV2YWx1YXRpb24udjEuRXZhbHVhdGVBbGxSZXF1ZXN0GicudmFuZS5ldmFsdWF0aW9uLnYxLkV2YWx1YXRlQWxsUmVzcG9uc2USTgoFV2F0Y2gSIC52YW5lLmV2YWx1YXRpb24udjEuV2F0Y2hSZXF1ZXN0GiEudmFuZS5ldmFsdWF0aW9uLnYxLldhdGNoUmVzcG9uc2UwAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp, file_vane_flags_v1_flags]);
 
 /**
  * Evaluation is one flag's value for a context.
@@ -73,6 +75,13 @@ export type Evaluation = Message<"vane.evaluation.v1.Evaluation"> & {
    * @generated from field: google.protobuf.Struct metadata = 7;
    */
   metadata?: JsonObject | undefined;
+
+  /**
+   * How targeting reached this value; only when the request asked for it (`explain`).
+   *
+   * @generated from field: vane.evaluation.v1.Explanation explanation = 8;
+   */
+  explanation?: Explanation | undefined;
 };
 
 /**
@@ -116,6 +125,14 @@ export type EvaluateRequest = Message<"vane.evaluation.v1.EvaluateRequest"> & {
    * @generated from field: string environment_id = 4;
    */
   environmentId: string;
+
+  /**
+   * Also say how targeting reached the value (Evaluation.explanation): which rule matched and
+   * why, condition by condition. For debuggers; costs nothing when false.
+   *
+   * @generated from field: bool explain = 5;
+   */
+  explain: boolean;
 };
 
 /**
@@ -172,6 +189,13 @@ export type EvaluateAllRequest = Message<"vane.evaluation.v1.EvaluateAllRequest"
    * @generated from field: string environment_id = 2;
    */
   environmentId: string;
+
+  /**
+   * Explain every evaluation; see EvaluateRequest.explain.
+   *
+   * @generated from field: bool explain = 3;
+   */
+  explain: boolean;
 };
 
 /**
@@ -292,6 +316,363 @@ export type WatchResponse = Message<"vane.evaluation.v1.WatchResponse"> & {
  */
 export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
   messageDesc(file_vane_evaluation_v1_evaluation_service, 6);
+
+/**
+ * Explanation says how an evaluation reached its value: the rule that matched and why each rule
+ * evaluated before it did not, condition by condition, and the JSON Logic behind them step by
+ * step. Rule indexes and condition indexes are positions in the flag's rules in this
+ * environment (FlagEnvironment.rules, vane.flags.v1), as GetFlag returns them.
+ *
+ * @generated from message vane.evaluation.v1.Explanation
+ */
+export type Explanation = Message<"vane.evaluation.v1.Explanation"> & {
+  /**
+   * The rule that served the value; -1 when none did (no rule matched, the flag has no
+   * targeting or is disabled, the evaluation failed, or the targeting is not Vane rules, such
+   * as a flagd file's: see `steps`).
+   *
+   * @generated from field: int32 matched_rule_index = 1;
+   */
+  matchedRuleIndex: number;
+
+  /**
+   * That rule's id.
+   *
+   * @generated from field: string matched_rule_id = 2;
+   */
+  matchedRuleId: string;
+
+  /**
+   * That rule's description.
+   *
+   * @generated from field: string matched_rule_description = 3;
+   */
+  matchedRuleDescription: string;
+
+  /**
+   * The rules evaluated, in order: every rule before the matching one, and the matching one.
+   *
+   * @generated from field: repeated vane.evaluation.v1.RuleExplanation rules = 4;
+   */
+  rules: RuleExplanation[];
+
+  /**
+   * The same in one sentence, e.g. `rule 2 "beta testers" matched: served "on"`.
+   *
+   * @generated from field: string summary = 5;
+   */
+  summary: string;
+
+  /**
+   * The targeting's JSON Logic as it was evaluated, in evaluation order (an operator before its
+   * operands); operands that were not evaluated (short-circuits) are absent. For targeting that
+   * is not Vane rules this is the explanation: the first step is the top-level `if` and its
+   * `branch` is the branch taken.
+   *
+   * @generated from field: repeated vane.evaluation.v1.LogicStep steps = 6;
+   */
+  steps: LogicStep[];
+
+  /**
+   * Set when `steps` stopped at the limit of steps per evaluation (1,000).
+   *
+   * @generated from field: bool steps_truncated = 7;
+   */
+  stepsTruncated: boolean;
+};
+
+/**
+ * Describes the message vane.evaluation.v1.Explanation.
+ * Use `create(ExplanationSchema)` to create a new message.
+ */
+export const ExplanationSchema: GenMessage<Explanation> = /*@__PURE__*/
+  messageDesc(file_vane_evaluation_v1_evaluation_service, 7);
+
+/**
+ * RuleExplanation says whether one rule matched, and why.
+ *
+ * @generated from message vane.evaluation.v1.RuleExplanation
+ */
+export type RuleExplanation = Message<"vane.evaluation.v1.RuleExplanation"> & {
+  /**
+   * The rule's position in the flag's rules.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The rule's id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * The rule's description.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * All its conditions matched (and, for a rollout, the unit had a bucketing value).
+   *
+   * @generated from field: bool matched = 4;
+   */
+  matched: boolean;
+
+  /**
+   * Its conditions, in order; those after the first that did not match were not evaluated.
+   *
+   * @generated from field: repeated vane.evaluation.v1.ConditionExplanation conditions = 5;
+   */
+  conditions: ConditionExplanation[];
+
+  /**
+   * For the matching rule: the variant its outcome chose (empty for the default variant).
+   *
+   * @generated from field: string variant = 6;
+   */
+  variant: string;
+
+  /**
+   * For the matching rule when its outcome is a rollout: where the unit fell.
+   *
+   * @generated from field: vane.evaluation.v1.BucketExplanation rollout = 7;
+   */
+  rollout?: BucketExplanation | undefined;
+
+  /**
+   * For a rollout: whether the unit had a value to bucket by (targetingKey, or the rollout's
+   * bucket_by attribute); a unit without one falls through to the next rule.
+   *
+   * @generated from field: bool has_bucketing_value = 8;
+   */
+  hasBucketingValue: boolean;
+};
+
+/**
+ * Describes the message vane.evaluation.v1.RuleExplanation.
+ * Use `create(RuleExplanationSchema)` to create a new message.
+ */
+export const RuleExplanationSchema: GenMessage<RuleExplanation> = /*@__PURE__*/
+  messageDesc(file_vane_evaluation_v1_evaluation_service, 8);
+
+/**
+ * ConditionExplanation says whether one condition of a rule matched.
+ *
+ * @generated from message vane.evaluation.v1.ConditionExplanation
+ */
+export type ConditionExplanation = Message<"vane.evaluation.v1.ConditionExplanation"> & {
+  /**
+   * The condition's position in the rule's conditions.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The condition as written: attribute, operator and expected values, segment, layer, or JSON
+   * Logic.
+   *
+   * @generated from field: vane.flags.v1.Condition condition = 2;
+   */
+  condition?: Condition | undefined;
+
+  /**
+   * Evaluated: false when an earlier condition of the rule did not match.
+   *
+   * @generated from field: bool evaluated = 3;
+   */
+  evaluated: boolean;
+
+  /**
+   * It matched.
+   *
+   * @generated from field: bool matched = 4;
+   */
+  matched: boolean;
+
+  /**
+   * The context's value of the attribute the condition reads (attribute and layer conditions);
+   * unset when the context does not have it.
+   *
+   * @generated from field: google.protobuf.Value actual = 5;
+   */
+  actual?: Value | undefined;
+
+  /**
+   * For a segment condition: whether the unit is a member (before `negate`).
+   *
+   * @generated from field: bool segment_member = 6;
+   */
+  segmentMember: boolean;
+
+  /**
+   * For a layer condition: the unit's bucket in the layer (of 10,000).
+   *
+   * @generated from field: vane.evaluation.v1.BucketExplanation layer_bucket = 7;
+   */
+  layerBucket?: BucketExplanation | undefined;
+
+  /**
+   * Set when evaluating it failed the evaluation (reason ERROR).
+   *
+   * @generated from field: string error = 8;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message vane.evaluation.v1.ConditionExplanation.
+ * Use `create(ConditionExplanationSchema)` to create a new message.
+ */
+export const ConditionExplanationSchema: GenMessage<ConditionExplanation> = /*@__PURE__*/
+  messageDesc(file_vane_evaluation_v1_evaluation_service, 9);
+
+/**
+ * BucketExplanation says where a unit fell in a percentage split (flagd's `fractional`).
+ *
+ * @generated from message vane.evaluation.v1.BucketExplanation
+ */
+export type BucketExplanation = Message<"vane.evaluation.v1.BucketExplanation"> & {
+  /**
+   * The string hashed: the flag key followed by the targeting key, or the seed followed by the
+   * bucketing attribute.
+   *
+   * @generated from field: string bucketing_value = 1;
+   */
+  bucketingValue: string;
+
+  /**
+   * The unit's bucket, in [0, total_weight).
+   *
+   * @generated from field: int64 bucket = 2;
+   */
+  bucket: bigint;
+
+  /**
+   * The sum of the weights.
+   *
+   * @generated from field: int64 total_weight = 3;
+   */
+  totalWeight: bigint;
+
+  /**
+   * The variant (or layer slice) whose range holds the bucket.
+   *
+   * @generated from field: string variant = 4;
+   */
+  variant: string;
+
+  /**
+   * The bucket as a percentage of the total, in [0, 100).
+   *
+   * @generated from field: double percent = 5;
+   */
+  percent: number;
+};
+
+/**
+ * Describes the message vane.evaluation.v1.BucketExplanation.
+ * Use `create(BucketExplanationSchema)` to create a new message.
+ */
+export const BucketExplanationSchema: GenMessage<BucketExplanation> = /*@__PURE__*/
+  messageDesc(file_vane_evaluation_v1_evaluation_service, 10);
+
+/**
+ * LogicStep is one JSON Logic operation as it was evaluated.
+ *
+ * @generated from message vane.evaluation.v1.LogicStep
+ */
+export type LogicStep = Message<"vane.evaluation.v1.LogicStep"> & {
+  /**
+   * Where it is: `targeting.if[2].and[0]`, or `$evaluators.<name>…` inside a shared rule
+   * (segments are `$evaluators.segment:<key>`).
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The operator (`if`, `and`, `===`, `fractional`, `$ref`, …), or `value` for a literal.
+   *
+   * @generated from field: string operator = 2;
+   */
+  operator: string;
+
+  /**
+   * Nesting depth (0 for the targeting itself).
+   *
+   * @generated from field: int32 depth = 3;
+   */
+  depth: number;
+
+  /**
+   * The expression, for operations not broken down further (comparisons, `in`, `sem_ver`, …).
+   *
+   * @generated from field: google.protobuf.Value expression = 4;
+   */
+  expression?: Value | undefined;
+
+  /**
+   * What it evaluated to; unset when it failed.
+   *
+   * @generated from field: google.protobuf.Value result = 5;
+   */
+  result?: Value | undefined;
+
+  /**
+   * Whether that result counts as true (JSON Logic's truthiness).
+   *
+   * @generated from field: bool truthy = 6;
+   */
+  truthy: boolean;
+
+  /**
+   * For `if` and `?:`: the position of the argument whose value was returned (a branch, or the
+   * final else); -1 when it returned null for lack of an else.
+   *
+   * @generated from field: int32 branch = 7;
+   */
+  branch: number;
+
+  /**
+   * For `$ref`: the shared rule's name.
+   *
+   * @generated from field: string ref = 8;
+   */
+  ref: string;
+
+  /**
+   * For operations not broken down further: the context values they read, by variable name.
+   *
+   * @generated from field: map<string, google.protobuf.Value> variables = 9;
+   */
+  variables: { [key: string]: Value };
+
+  /**
+   * For `fractional`: where the unit fell.
+   *
+   * @generated from field: vane.evaluation.v1.BucketExplanation bucket = 10;
+   */
+  bucket?: BucketExplanation | undefined;
+
+  /**
+   * Set when it failed, failing the evaluation.
+   *
+   * @generated from field: string error = 11;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message vane.evaluation.v1.LogicStep.
+ * Use `create(LogicStepSchema)` to create a new message.
+ */
+export const LogicStepSchema: GenMessage<LogicStep> = /*@__PURE__*/
+  messageDesc(file_vane_evaluation_v1_evaluation_service, 11);
 
 /**
  * ValueType is the type a caller expects a flag to have.

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/flags/v1/events.proto.
  */
 export const file_vane_flags_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chp2YW5lL2ZsYWdzL3YxL2V2ZW50cy5wcm90bxINdmFuZS5mbGFncy52MSLVAQoNQ29uZmlnQ2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRIXCg9vcmdhbml6YXRpb25faWQYAiABKAkSEgoKcHJvamVjdF9pZBgDIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgDEhkKEWNoYW5nZWRfZmxhZ19rZXlzGAYgAygJEhAKCGF1ZGl0X2lkGAcgASgDEi8KC2NvbW1pdF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKwAQoLRmxhZ0NoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSFwoPb3JnYW5pemF0aW9uX2lkGAIgASgJEhIKCnByb2plY3RfaWQYAyABKAkSEAoIZmxhZ19rZXkYBCABKAkSDgoGYWN0aW9uGAUgASgJEg8KB3ZlcnNpb24YBiABKAMSLwoLY29tbWl0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chp2YW5lL2ZsYWdzL3YxL2V2ZW50cy5wcm90bxINdmFuZS5mbGFncy52MSKIAgoNQ29uZmlnQ2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRIXCg9vcmdhbml6YXRpb25faWQYAiABKAkSEgoKcHJvamVjdF9pZBgDIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgDEhkKEWNoYW5nZWRfZmxhZ19rZXlzGAYgAygJEhAKCGF1ZGl0X2lkGAcgASgDEi8KC2NvbW1pdF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgJIAEoCRISCgphY3Rvcl9raW5kGAogASgJEg4KBmFjdGlvbhgLIAEoCSLlAQoLRmxhZ0NoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSFwoPb3JnYW5pemF0aW9uX2lkGAIgASgJEhIKCnByb2plY3RfaWQYAyABKAkSEAoIZmxhZ19rZXkYBCABKAkSDgoGYWN0aW9uGAUgASgJEg8KB3ZlcnNpb24YBiABKAMSLwoLY29tbWl0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF1ZGl0X2lkGAggASgDEg0KBWFjdG9yGAkgASgJEhIKCmFjdG9yX2tpbmQYCiABKAki6wEKDlNlZ21lbnRDaGFuZ2VkEhAKCGV2ZW50X2lkGAEgASgJEhcKD29yZ2FuaXphdGlvbl9pZBgCIAEoCRISCgpwcm9qZWN0X2lkGAMgASgJEhMKC3NlZ21lbnRfa2V5GAQgASgJEg4KBmFjdGlvbhgFIAEoCRIPCgd2ZXJzaW9uGAYgASgDEhAKCGF1ZGl0X2lkGAcgASgDEg0KBWFjdG9yGAggASgJEhIKCmFjdG9yX2tpbmQYCSABKAkSLwoLY29tbWl0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * ConfigChanged says an environment has a new config version.
@@ -78,6 +78,27 @@ export type ConfigChanged = Message<"vane.flags.v1.ConfigChanged"> & {
    * @generated from field: google.protobuf.Timestamp commit_time = 8;
    */
   commitTime?: Timestamp | undefined;
+
+  /**
+   * Who made the change: the token's subject (as AuditEntry.actor).
+   *
+   * @generated from field: string actor = 9;
+   */
+  actor: string;
+
+  /**
+   * What kind of credential the actor used (as AuditEntry.actor_kind).
+   *
+   * @generated from field: string actor_kind = 10;
+   */
+  actorKind: string;
+
+  /**
+   * The audit action behind the change, e.g. "flag.environment.update", "segment.update".
+   *
+   * @generated from field: string action = 11;
+   */
+  action: string;
 };
 
 /**
@@ -141,6 +162,27 @@ export type FlagChanged = Message<"vane.flags.v1.FlagChanged"> & {
    * @generated from field: google.protobuf.Timestamp commit_time = 7;
    */
   commitTime?: Timestamp | undefined;
+
+  /**
+   * The audit entry recording the change.
+   *
+   * @generated from field: int64 audit_id = 8;
+   */
+  auditId: bigint;
+
+  /**
+   * Who made the change (as AuditEntry.actor).
+   *
+   * @generated from field: string actor = 9;
+   */
+  actor: string;
+
+  /**
+   * What kind of credential the actor used (as AuditEntry.actor_kind).
+   *
+   * @generated from field: string actor_kind = 10;
+   */
+  actorKind: string;
 };
 
 /**
@@ -149,4 +191,89 @@ export type FlagChanged = Message<"vane.flags.v1.FlagChanged"> & {
  */
 export const FlagChangedSchema: GenMessage<FlagChanged> = /*@__PURE__*/
   messageDesc(file_vane_flags_v1_events, 1);
+
+/**
+ * SegmentChanged says a segment was created, updated or deleted (every environment of the
+ * project also gets a ConfigChanged, since segments are part of every snapshot).
+ *
+ * @generated from message vane.flags.v1.SegmentChanged
+ */
+export type SegmentChanged = Message<"vane.flags.v1.SegmentChanged"> & {
+  /**
+   * Unique per event.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The organization.
+   *
+   * @generated from field: string organization_id = 2;
+   */
+  organizationId: string;
+
+  /**
+   * The project.
+   *
+   * @generated from field: string project_id = 3;
+   */
+  projectId: string;
+
+  /**
+   * The segment.
+   *
+   * @generated from field: string segment_key = 4;
+   */
+  segmentKey: string;
+
+  /**
+   * What happened: "create", "update", "delete".
+   *
+   * @generated from field: string action = 5;
+   */
+  action: string;
+
+  /**
+   * The segment's new version (its last one, for a deletion).
+   *
+   * @generated from field: int64 version = 6;
+   */
+  version: bigint;
+
+  /**
+   * The audit entry recording the change.
+   *
+   * @generated from field: int64 audit_id = 7;
+   */
+  auditId: bigint;
+
+  /**
+   * Who made the change (as AuditEntry.actor).
+   *
+   * @generated from field: string actor = 8;
+   */
+  actor: string;
+
+  /**
+   * What kind of credential the actor used (as AuditEntry.actor_kind).
+   *
+   * @generated from field: string actor_kind = 9;
+   */
+  actorKind: string;
+
+  /**
+   * When it was committed.
+   *
+   * @generated from field: google.protobuf.Timestamp commit_time = 10;
+   */
+  commitTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message vane.flags.v1.SegmentChanged.
+ * Use `create(SegmentChangedSchema)` to create a new message.
+ */
+export const SegmentChangedSchema: GenMessage<SegmentChanged> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_events, 2);
 

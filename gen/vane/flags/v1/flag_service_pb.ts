@@ -7,6 +7,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { AuditEntry, Flag, FlagEnvironment, FlagType, Rule, Variant } from "./flags_pb.js";
 import { file_vane_flags_v1_flags } from "./flags_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/flags/v1/flag_service.proto.
  */
 export const file_vane_flags_v1_flag_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB2YW5lL2ZsYWdzL3YxL2ZsYWdfc2VydmljZS5wcm90bxINdmFuZS5mbGFncy52MSL2AgoRQ3JlYXRlRmxhZ1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQESNgoDa2V5GAIgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOV8uLV17MCwxMjd9JBIYCgRuYW1lGAMgASgJQgq6SAdyBRABGMgBEh0KC2Rlc2NyaXB0aW9uGAQgASgJQgi6SAVyAxjQDxIeCgR0YWdzGAUgAygJQhC6SA2SAQoQFCIGcgQQARgyEhcKBW93bmVyGAYgASgJQgi6SAVyAxjIARIxCgR0eXBlGAcgASgOMhcudmFuZS5mbGFncy52MS5GbGFnVHlwZUIKukgHggEEEAEgABI0Cgh2YXJpYW50cxgIIAMoCzIWLnZhbmUuZmxhZ3MudjEuVmFyaWFudEIKukgHkgEECAEQZBIWCg5jbGllbnRfdmlzaWJsZRgJIAEoCBIYCgZyZWFzb24YCiABKAlCCLpIBXIDGOgHIjcKEkNyZWF0ZUZsYWdSZXNwb25zZRIhCgRmbGFnGAEgASgLMhMudmFuZS5mbGFncy52MS5GbGFnIkQKDkdldEZsYWdSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEhQKA2tleRgCIAEoCUIHukgEcgIQASJqCg9HZXRGbGFnUmVzcG9uc2USIQoEZmxhZxgBIAEoCzITLnZhbmUuZmxhZ3MudjEuRmxhZxI0CgxlbnZpcm9ubWVudHMYAiADKAsyHi52YW5lLmZsYWdzLnYxLkZsYWdFbnZpcm9ubWVudCLpAQoQTGlzdEZsYWdzUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIXCgVxdWVyeRgCIAEoCUIIukgFcgMYyAESFgoEdGFncxgDIAMoCUIIukgFkgECEBQSLwoEdHlwZRgEIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGVCCLpIBYIBAhABEhgKEGluY2x1ZGVfYXJjaGl2ZWQYBSABKAgSHQoJcGFnZV9zaXplGAYgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YByABKAlCCLpIBXIDGPQDIlAKEUxpc3RGbGFnc1Jlc3BvbnNlEiIKBWZsYWdzGAEgAygLMhMudmFuZS5mbGFncy52MS5GbGFnEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLEAgoRVXBkYXRlRmxhZ1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQESFAoDa2V5GAIgASgJQge6SARyAhABEiEKEGV4cGVjdGVkX3ZlcnNpb24YAyABKANCB7pIBCICIAASGAoEbmFtZRgEIAEoCUIKukgHcgUQARjIARIdCgtkZXNjcmlwdGlvbhgFIAEoCUIIukgFcgMY0A8SHgoEdGFncxgGIAMoCUIQukgNkgEKEBQiBnIEEAEYMhIXCgVvd25lchgHIAEoCUIIukgFcgMYyAESNAoIdmFyaWFudHMYCCADKAsyFi52YW5lLmZsYWdzLnYxLlZhcmlhbnRCCrpIB5IBBAgBEGQSFgoOY2xpZW50X3Zpc2libGUYCSABKAgSGAoGcmVhc29uGAogASgJQgi6SAVyAxjoByI3ChJVcGRhdGVGbGFnUmVzcG9uc2USIQoEZmxhZxgBIAEoCzITLnZhbmUuZmxhZ3MudjEuRmxhZyKFAQoSQXJjaGl2ZUZsYWdSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEhQKA2tleRgCIAEoCUIHukgEcgIQARIhChBleHBlY3RlZF92ZXJzaW9uGAMgASgDQge6SAQiAiAAEhgKBnJlYXNvbhgEIAEoCUIIukgFcgMY6AciOAoTQXJjaGl2ZUZsYWdSZXNwb25zZRIhCgRmbGFnGAEgASgLMhMudmFuZS5mbGFncy52MS5GbGFnIocBChRVbmFyY2hpdmVGbGFnUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIUCgNrZXkYAiABKAlCB7pIBHICEAESIQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0IHukgEIgIgABIYCgZyZWFzb24YBCABKAlCCLpIBXIDGOgHIjoKFVVuYXJjaGl2ZUZsYWdSZXNwb25zZRIhCgRmbGFnGAEgASgLMhMudmFuZS5mbGFncy52MS5GbGFnIvoBChxVcGRhdGVGbGFnRW52aXJvbm1lbnRSZXF1ZXN0EiAKDmVudmlyb25tZW50X2lkGAEgASgJQgi6SAVyA7ABARIZCghmbGFnX2tleRgCIAEoCUIHukgEcgIQARIhChBleHBlY3RlZF92ZXJzaW9uGAMgASgDQge6SAQiAigAEg8KB2VuYWJsZWQYBCABKAgSIAoPZGVmYXVsdF92YXJpYW50GAUgASgJQge6SARyAhhAEi0KBXJ1bGVzGAYgAygLMhMudmFuZS5mbGFncy52MS5SdWxlQgm6SAaSAQMQ9AMSGAoGcmVhc29uGAcgASgJQgi6SAVyAxjoByJsCh1VcGRhdGVGbGFnRW52aXJvbm1lbnRSZXNwb25zZRIzCgtlbnZpcm9ubWVudBgBIAEoCzIeLnZhbmUuZmxhZ3MudjEuRmxhZ0Vudmlyb25tZW50EhYKDmNvbmZpZ192ZXJzaW9uGAIgASgDIu0BChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIaCghmbGFnX2tleRgCIAEoCUIIukgFcgMYgAESIwoOZW52aXJvbm1lbnRfaWQYAyABKAlCC7pICNgBAXIDsAEBEh0KC3NlZ21lbnRfa2V5GAQgASgJQgi6SAVyAxiAARIXCgVhY3RvchgFIAEoCUIIukgFcgMYyAESHQoJcGFnZV9zaXplGAYgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YByABKAlCCLpIBXIDGMgBIl8KGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIqCgdlbnRyaWVzGAEgAygLMhkudmFuZS5mbGFncy52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLwAQoSSW1wb3J0RmxhZ2RSZXF1ZXN0EiAKDmVudmlyb25tZW50X2lkGAEgASgJQgi6SAVyA7ABARIgCgpmbGFnZF9qc29uGAIgASgJQgy6SAlyBxACGICS9AESMQoEbW9kZRgDIAEoDjIZLnZhbmUuZmxhZ3MudjEuSW1wb3J0TW9kZUIIukgFggECEAESGAoGcmVhc29uGAQgASgJQgi6SAVyAxjoBxItChdleHBlY3RlZF9jb25maWdfdmVyc2lvbhgFIAEoA0IHukgEIgIoAEgAiAEBQhoKGF9leHBlY3RlZF9jb25maWdfdmVyc2lvbiJ/ChNJbXBvcnRGbGFnZFJlc3BvbnNlEhkKEWNyZWF0ZWRfZmxhZ19rZXlzGAEgAygJEhkKEXVwZGF0ZWRfZmxhZ19rZXlzGAIgAygJEhoKEmRpc2FibGVkX2ZsYWdfa2V5cxgDIAMoCRIWCg5jb25maWdfdmVyc2lvbhgEIAEoAyI2ChJFeHBvcnRGbGFnZFJlcXVlc3QSIAoOZW52aXJvbm1lbnRfaWQYASABKAlCCLpIBXIDsAEBIlIKE0V4cG9ydEZsYWdkUmVzcG9uc2USEgoKZmxhZ2RfanNvbhgBIAEoCRIWCg5jb25maWdfdmVyc2lvbhgCIAEoAxIPCgdza2lwcGVkGAMgAygJIpUBChdSZXZlcnRBdWRpdEVudHJ5UmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIfCg5hdWRpdF9lbnRyeV9pZBgCIAEoA0IHukgEIgIgABIhChBleHBlY3RlZF92ZXJzaW9uGAMgASgDQge6SAQiAigAEhgKBnJlYXNvbhgEIAEoCUIIukgFcgMY6AciogEKGFJldmVydEF1ZGl0RW50cnlSZXNwb25zZRIhCgRmbGFnGAEgASgLMhMudmFuZS5mbGFncy52MS5GbGFnEjMKC2Vudmlyb25tZW50GAIgASgLMh4udmFuZS5mbGFncy52MS5GbGFnRW52aXJvbm1lbnQSFgoOY29uZmlnX3ZlcnNpb24YAyABKAMSFgoOYXVkaXRfZW50cnlfaWQYBCABKAMqWQoKSW1wb3J0TW9kZRIbChdJTVBPUlRfTU9ERV9VTlNQRUNJRklFRBAAEhUKEUlNUE9SVF9NT0RFX01FUkdFEAESFwoTSU1QT1JUX01PREVfUkVQTEFDRRACMukHCgtGbGFnU2VydmljZRJRCgpDcmVhdGVGbGFnEiAudmFuZS5mbGFncy52MS5DcmVhdGVGbGFnUmVxdWVzdBohLnZhbmUuZmxhZ3MudjEuQ3JlYXRlRmxhZ1Jlc3BvbnNlEkgKB0dldEZsYWcSHS52YW5lLmZsYWdzLnYxLkdldEZsYWdSZXF1ZXN0Gh4udmFuZS5mbGFncy52MS5HZXRGbGFnUmVzcG9uc2USTgoJTGlzdEZsYWdzEh8udmFuZS5mbGFncy52MS5MaXN0RmxhZ3NSZXF1ZXN0GiAudmFuZS5mbGFncy52MS5MaXN0RmxhZ3NSZXNwb25zZRJRCgpVcGRhdGVGbGFnEiAudmFuZS5mbGFncy52MS5VcGRhdGVGbGFnUmVxdWVzdBohLnZhbmUuZmxhZ3MudjEuVXBkYXRlRmxhZ1Jlc3BvbnNlElQKC0FyY2hpdmVGbGFnEiEudmFuZS5mbGFncy52MS5BcmNoaXZlRmxhZ1JlcXVlc3QaIi52YW5lLmZsYWdzLnYxLkFyY2hpdmVGbGFnUmVzcG9uc2USWgoNVW5hcmNoaXZlRmxhZxIjLnZhbmUuZmxhZ3MudjEuVW5hcmNoaXZlRmxhZ1JlcXVlc3QaJC52YW5lLmZsYWdzLnYxLlVuYXJjaGl2ZUZsYWdSZXNwb25zZRJyChVVcGRhdGVGbGFnRW52aXJvbm1lbnQSKy52YW5lLmZsYWdzLnYxLlVwZGF0ZUZsYWdFbnZpcm9ubWVudFJlcXVlc3QaLC52YW5lLmZsYWdzLnYxLlVwZGF0ZUZsYWdFbnZpcm9ubWVudFJlc3BvbnNlEmMKEExpc3RBdWRpdEVudHJpZXMSJi52YW5lLmZsYWdzLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GicudmFuZS5mbGFncy52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USVAoLSW1wb3J0RmxhZ2QSIS52YW5lLmZsYWdzLnYxLkltcG9ydEZsYWdkUmVxdWVzdBoiLnZhbmUuZmxhZ3MudjEuSW1wb3J0RmxhZ2RSZXNwb25zZRJUCgtFeHBvcnRGbGFnZBIhLnZhbmUuZmxhZ3MudjEuRXhwb3J0RmxhZ2RSZXF1ZXN0GiIudmFuZS5mbGFncy52MS5FeHBvcnRGbGFnZFJlc3BvbnNlEmMKEFJldmVydEF1ZGl0RW50cnkSJi52YW5lLmZsYWdzLnYxLlJldmVydEF1ZGl0RW50cnlSZXF1ZXN0GicudmFuZS5mbGFncy52MS5SZXZlcnRBdWRpdEVudHJ5UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_vane_flags_v1_flags]);
+  fileDesc("CiB2YW5lL2ZsYWdzL3YxL2ZsYWdfc2VydmljZS5wcm90bxINdmFuZS5mbGFncy52MSL2AgoRQ3JlYXRlRmxhZ1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQESNgoDa2V5GAIgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOV8uLV17MCwxMjd9JBIYCgRuYW1lGAMgASgJQgq6SAdyBRABGMgBEh0KC2Rlc2NyaXB0aW9uGAQgASgJQgi6SAVyAxjQDxIeCgR0YWdzGAUgAygJQhC6SA2SAQoQFCIGcgQQARgyEhcKBW93bmVyGAYgASgJQgi6SAVyAxjIARIxCgR0eXBlGAcgASgOMhcudmFuZS5mbGFncy52MS5GbGFnVHlwZUIKukgHggEEEAEgABI0Cgh2YXJpYW50cxgIIAMoCzIWLnZhbmUuZmxhZ3MudjEuVmFyaWFudEIKukgHkgEECAEQZBIWCg5jbGllbnRfdmlzaWJsZRgJIAEoCBIYCgZyZWFzb24YCiABKAlCCLpIBXIDGOgHIjcKEkNyZWF0ZUZsYWdSZXNwb25zZRIhCgRmbGFnGAEgASgLMhMudmFuZS5mbGFncy52MS5GbGFnIkQKDkdldEZsYWdSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEhQKA2tleRgCIAEoCUIHukgEcgIQASJqCg9HZXRGbGFnUmVzcG9uc2USIQoEZmxhZxgBIAEoCzITLnZhbmUuZmxhZ3MudjEuRmxhZxI0CgxlbnZpcm9ubWVudHMYAiADKAsyHi52YW5lLmZsYWdzLnYxLkZsYWdFbnZpcm9ubWVudCLbAgoQTGlzdEZsYWdzUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIXCgVxdWVyeRgCIAEoCUIIukgFcgMYyAESFgoEdGFncxgDIAMoCUIIukgFkgECEBQSLwoEdHlwZRgEIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGVCCLpIBYIBAhABEhgKEGluY2x1ZGVfYXJjaGl2ZWQYBSABKAgSHQoJcGFnZV9zaXplGAYgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YByABKAlCCLpIBXIDGPQDEisKFmVuYWJsZWRfaW5fZW52aXJvbm1lbnQYCCABKAlCC7pICNgBAXIDsAEBEiwKF2Rpc2FibGVkX2luX2Vudmlyb25tZW50GAkgASgJQgu6SAjYAQFyA7ABARIVCg1vbmx5X2FyY2hpdmVkGAogASgIIqUCChFMaXN0RmxhZ3NSZXNwb25zZRIiCgVmbGFncxgBIAMoCzITLnZhbmUuZmxhZ3MudjEuRmxhZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSWQoVZW52aXJvbm1lbnRfc3VtbWFyaWVzGAMgAygLMjoudmFuZS5mbGFncy52MS5MaXN0RmxhZ3NSZXNwb25zZS5FbnZpcm9ubWVudFN1bW1hcmllc0VudHJ5EhIKCnRvdGFsX3NpemUYBCABKAUaZAoZRW52aXJvbm1lbnRTdW1tYXJpZXNFbnRyeRILCgNrZXkYASABKAkSNgoFdmFsdWUYAiABKAsyJy52YW5lLmZsYWdzLnYxLkZsYWdFbnZpcm9ubWVudFN1bW1hcmllczoCOAEiVwoYRmxhZ0Vudmlyb25tZW50U3VtbWFyaWVzEjsKDGVudmlyb25tZW50cxgBIAMoCzIlLnZhbmUuZmxhZ3MudjEuRmxhZ0Vudmlyb25tZW50U3VtbWFyeSKwAQoWRmxhZ0Vudmlyb25tZW50U3VtbWFyeRIWCg5lbnZpcm9ubWVudF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIEhcKD2RlZmF1bHRfdmFyaWFudBgDIAEoCRISCgpydWxlX2NvdW50GAQgASgFEg8KB3ZlcnNpb24YBSABKAMSLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQCChFVcGRhdGVGbGFnUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIUCgNrZXkYAiABKAlCB7pIBHICEAESIQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0IHukgEIgIgABIYCgRuYW1lGAQgASgJQgq6SAdyBRABGMgBEh0KC2Rlc2NyaXB0aW9uGAUgASgJQgi6SAVyAxjQDxIeCgR0YWdzGAYgAygJQhC6SA2SAQoQFCIGcgQQARgyEhcKBW93bmVyGAcgASgJQgi6SAVyAxjIARI0Cgh2YXJpYW50cxgIIAMoCzIWLnZhbmUuZmxhZ3MudjEuVmFyaWFudEIKukgHkgEECAEQZBIWCg5jbGllbnRfdmlzaWJsZRgJIAEoCBIYCgZyZWFzb24YCiABKAlCCLpIBXIDGOgHIjcKElVwZGF0ZUZsYWdSZXNwb25zZRIhCgRmbGFnGAEgASgLMhMudmFuZS5mbGFncy52MS5GbGFnIoUBChJBcmNoaXZlRmxhZ1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQESFAoDa2V5GAIgASgJQge6SARyAhABEiEKEGV4cGVjdGVkX3ZlcnNpb24YAyABKANCB7pIBCICIAASGAoGcmVhc29uGAQgASgJQgi6SAVyAxjoByI4ChNBcmNoaXZlRmxhZ1Jlc3BvbnNlEiEKBGZsYWcYASABKAsyEy52YW5lLmZsYWdzLnYxLkZsYWcihwEKFFVuYXJjaGl2ZUZsYWdSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEhQKA2tleRgCIAEoCUIHukgEcgIQARIhChBleHBlY3RlZF92ZXJzaW9uGAMgASgDQge6SAQiAiAAEhgKBnJlYXNvbhgEIAEoCUIIukgFcgMY6AciOgoVVW5hcmNoaXZlRmxhZ1Jlc3BvbnNlEiEKBGZsYWcYASABKAsyEy52YW5lLmZsYWdzLnYxLkZsYWci+gEKHFVwZGF0ZUZsYWdFbnZpcm9ubWVudFJlcXVlc3QSIAoOZW52aXJvbm1lbnRfaWQYASABKAlCCLpIBXIDsAEBEhkKCGZsYWdfa2V5GAIgASgJQge6SARyAhABEiEKEGV4cGVjdGVkX3ZlcnNpb24YAyABKANCB7pIBCICKAASDwoHZW5hYmxlZBgEIAEoCBIgCg9kZWZhdWx0X3ZhcmlhbnQYBSABKAlCB7pIBHICGEASLQoFcnVsZXMYBiADKAsyEy52YW5lLmZsYWdzLnYxLlJ1bGVCCbpIBpIBAxD0AxIYCgZyZWFzb24YByABKAlCCLpIBXIDGOgHImwKHVVwZGF0ZUZsYWdFbnZpcm9ubWVudFJlc3BvbnNlEjMKC2Vudmlyb25tZW50GAEgASgLMh4udmFuZS5mbGFncy52MS5GbGFnRW52aXJvbm1lbnQSFgoOY29uZmlnX3ZlcnNpb24YAiABKAMi7QEKF0xpc3RBdWRpdEVudHJpZXNSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEhoKCGZsYWdfa2V5GAIgASgJQgi6SAVyAxiAARIjCg5lbnZpcm9ubWVudF9pZBgDIAEoCUILukgI2AEBcgOwAQESHQoLc2VnbWVudF9rZXkYBCABKAlCCLpIBXIDGIABEhcKBWFjdG9yGAUgASgJQgi6SAVyAxjIARIdCglwYWdlX3NpemUYBiABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgHIAEoCUIIukgFcgMYyAEiXwoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEioKB2VudHJpZXMYASADKAsyGS52YW5lLmZsYWdzLnYxLkF1ZGl0RW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIvABChJJbXBvcnRGbGFnZFJlcXVlc3QSIAoOZW52aXJvbm1lbnRfaWQYASABKAlCCLpIBXIDsAEBEiAKCmZsYWdkX2pzb24YAiABKAlCDLpICXIHEAIYgJL0ARIxCgRtb2RlGAMgASgOMhkudmFuZS5mbGFncy52MS5JbXBvcnRNb2RlQgi6SAWCAQIQARIYCgZyZWFzb24YBCABKAlCCLpIBXIDGOgHEi0KF2V4cGVjdGVkX2NvbmZpZ192ZXJzaW9uGAUgASgDQge6SAQiAigASACIAQFCGgoYX2V4cGVjdGVkX2NvbmZpZ192ZXJzaW9uIn8KE0ltcG9ydEZsYWdkUmVzcG9uc2USGQoRY3JlYXRlZF9mbGFnX2tleXMYASADKAkSGQoRdXBkYXRlZF9mbGFnX2tleXMYAiADKAkSGgoSZGlzYWJsZWRfZmxhZ19rZXlzGAMgAygJEhYKDmNvbmZpZ192ZXJzaW9uGAQgASgDIjYKEkV4cG9ydEZsYWdkUmVxdWVzdBIgCg5lbnZpcm9ubWVudF9pZBgBIAEoCUIIukgFcgOwAQEiUgoTRXhwb3J0RmxhZ2RSZXNwb25zZRISCgpmbGFnZF9qc29uGAEgASgJEhYKDmNvbmZpZ192ZXJzaW9uGAIgASgDEg8KB3NraXBwZWQYAyADKAkilQEKF1JldmVydEF1ZGl0RW50cnlSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEh8KDmF1ZGl0X2VudHJ5X2lkGAIgASgDQge6SAQiAiAAEiEKEGV4cGVjdGVkX3ZlcnNpb24YAyABKANCB7pIBCICKAASGAoGcmVhc29uGAQgASgJQgi6SAVyAxjoByKiAQoYUmV2ZXJ0QXVkaXRFbnRyeVJlc3BvbnNlEiEKBGZsYWcYASABKAsyEy52YW5lLmZsYWdzLnYxLkZsYWcSMwoLZW52aXJvbm1lbnQYAiABKAsyHi52YW5lLmZsYWdzLnYxLkZsYWdFbnZpcm9ubWVudBIWCg5jb25maWdfdmVyc2lvbhgDIAEoAxIWCg5hdWRpdF9lbnRyeV9pZBgEIAEoAypZCgpJbXBvcnRNb2RlEhsKF0lNUE9SVF9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRSU1QT1JUX01PREVfTUVSR0UQARIXChNJTVBPUlRfTU9ERV9SRVBMQUNFEAIy6QcKC0ZsYWdTZXJ2aWNlElEKCkNyZWF0ZUZsYWcSIC52YW5lLmZsYWdzLnYxLkNyZWF0ZUZsYWdSZXF1ZXN0GiEudmFuZS5mbGFncy52MS5DcmVhdGVGbGFnUmVzcG9uc2USSAoHR2V0RmxhZxIdLnZhbmUuZmxhZ3MudjEuR2V0RmxhZ1JlcXVlc3QaHi52YW5lLmZsYWdzLnYxLkdldEZsYWdSZXNwb25zZRJOCglMaXN0RmxhZ3MSHy52YW5lLmZsYWdzLnYxLkxpc3RGbGFnc1JlcXVlc3QaIC52YW5lLmZsYWdzLnYxLkxpc3RGbGFnc1Jlc3BvbnNlElEKClVwZGF0ZUZsYWcSIC52YW5lLmZsYWdzLnYxLlVwZGF0ZUZsYWdSZXF1ZXN0GiEudmFuZS5mbGFncy52MS5VcGRhdGVGbGFnUmVzcG9uc2USVAoLQXJjaGl2ZUZsYWcSIS52YW5lLmZsYWdzLnYxLkFyY2hpdmVGbGFnUmVxdWVzdBoiLnZhbmUuZmxhZ3MudjEuQXJjaGl2ZUZsYWdSZXNwb25zZRJaCg1VbmFyY2hpdmVGbGFnEiMudmFuZS5mbGFncy52MS5VbmFyY2hpdmVGbGFnUmVxdWVzdBokLnZhbmUuZmxhZ3MudjEuVW5hcmNoaXZlRmxhZ1Jlc3BvbnNlEnIKFVVwZGF0ZUZsYWdFbnZpcm9ubWVudBIrLnZhbmUuZmxhZ3MudjEuVXBkYXRlRmxhZ0Vudmlyb25tZW50UmVxdWVzdBosLnZhbmUuZmxhZ3MudjEuVXBkYXRlRmxhZ0Vudmlyb25tZW50UmVzcG9uc2USYwoQTGlzdEF1ZGl0RW50cmllcxImLnZhbmUuZmxhZ3MudjEuTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QaJy52YW5lLmZsYWdzLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJUCgtJbXBvcnRGbGFnZBIhLnZhbmUuZmxhZ3MudjEuSW1wb3J0RmxhZ2RSZXF1ZXN0GiIudmFuZS5mbGFncy52MS5JbXBvcnRGbGFnZFJlc3BvbnNlElQKC0V4cG9ydEZsYWdkEiEudmFuZS5mbGFncy52MS5FeHBvcnRGbGFnZFJlcXVlc3QaIi52YW5lLmZsYWdzLnYxLkV4cG9ydEZsYWdkUmVzcG9uc2USYwoQUmV2ZXJ0QXVkaXRFbnRyeRImLnZhbmUuZmxhZ3MudjEuUmV2ZXJ0QXVkaXRFbnRyeVJlcXVlc3QaJy52YW5lLmZsYWdzLnYxLlJldmVydEF1ZGl0RW50cnlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_vane_flags_v1_flags]);
 
 /**
  * CreateFlagRequest describes the new flag.
@@ -232,6 +234,28 @@ export type ListFlagsRequest = Message<"vane.flags.v1.ListFlagsRequest"> & {
    * @generated from field: string page_token = 7;
    */
   pageToken: string;
+
+  /**
+   * Only flags that are on in this environment (of the project).
+   *
+   * @generated from field: string enabled_in_environment = 8;
+   */
+  enabledInEnvironment: string;
+
+  /**
+   * Only flags that are off in this environment (of the project), including flags never
+   * configured there.
+   *
+   * @generated from field: string disabled_in_environment = 9;
+   */
+  disabledInEnvironment: string;
+
+  /**
+   * Only archived flags (implies include_archived).
+   *
+   * @generated from field: bool only_archived = 10;
+   */
+  onlyArchived: boolean;
 };
 
 /**
@@ -260,6 +284,22 @@ export type ListFlagsResponse = Message<"vane.flags.v1.ListFlagsResponse"> & {
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
+
+  /**
+   * Each listed flag's state in every environment where it has been configured, by flag key
+   * (an environment missing from a flag's list has never been configured: off, no default,
+   * no rules, version 0).
+   *
+   * @generated from field: map<string, vane.flags.v1.FlagEnvironmentSummaries> environment_summaries = 3;
+   */
+  environmentSummaries: { [key: string]: FlagEnvironmentSummaries };
+
+  /**
+   * How many flags match the filters, over all pages.
+   *
+   * @generated from field: int32 total_size = 4;
+   */
+  totalSize: number;
 };
 
 /**
@@ -268,6 +308,83 @@ export type ListFlagsResponse = Message<"vane.flags.v1.ListFlagsResponse"> & {
  */
 export const ListFlagsResponseSchema: GenMessage<ListFlagsResponse> = /*@__PURE__*/
   messageDesc(file_vane_flags_v1_flag_service, 5);
+
+/**
+ * FlagEnvironmentSummaries is one flag's state per environment.
+ *
+ * @generated from message vane.flags.v1.FlagEnvironmentSummaries
+ */
+export type FlagEnvironmentSummaries = Message<"vane.flags.v1.FlagEnvironmentSummaries"> & {
+  /**
+   * One per configured environment, ordered by environment id.
+   *
+   * @generated from field: repeated vane.flags.v1.FlagEnvironmentSummary environments = 1;
+   */
+  environments: FlagEnvironmentSummary[];
+};
+
+/**
+ * Describes the message vane.flags.v1.FlagEnvironmentSummaries.
+ * Use `create(FlagEnvironmentSummariesSchema)` to create a new message.
+ */
+export const FlagEnvironmentSummariesSchema: GenMessage<FlagEnvironmentSummaries> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_flag_service, 6);
+
+/**
+ * FlagEnvironmentSummary is a flag's state in one environment, at a glance.
+ *
+ * @generated from message vane.flags.v1.FlagEnvironmentSummary
+ */
+export type FlagEnvironmentSummary = Message<"vane.flags.v1.FlagEnvironmentSummary"> & {
+  /**
+   * The environment.
+   *
+   * @generated from field: string environment_id = 1;
+   */
+  environmentId: string;
+
+  /**
+   * On or off.
+   *
+   * @generated from field: bool enabled = 2;
+   */
+  enabled: boolean;
+
+  /**
+   * Served when no rule matches; empty for the caller's code default.
+   *
+   * @generated from field: string default_variant = 3;
+   */
+  defaultVariant: string;
+
+  /**
+   * How many targeting rules.
+   *
+   * @generated from field: int32 rule_count = 4;
+   */
+  ruleCount: number;
+
+  /**
+   * The FlagEnvironment's version (send it back as expected_version).
+   *
+   * @generated from field: int64 version = 5;
+   */
+  version: bigint;
+
+  /**
+   * When it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 6;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message vane.flags.v1.FlagEnvironmentSummary.
+ * Use `create(FlagEnvironmentSummarySchema)` to create a new message.
+ */
+export const FlagEnvironmentSummarySchema: GenMessage<FlagEnvironmentSummary> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_flag_service, 7);
 
 /**
  * UpdateFlagRequest replaces the mutable fields of a flag.
@@ -351,7 +468,7 @@ export type UpdateFlagRequest = Message<"vane.flags.v1.UpdateFlagRequest"> & {
  * Use `create(UpdateFlagRequestSchema)` to create a new message.
  */
 export const UpdateFlagRequestSchema: GenMessage<UpdateFlagRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 6);
+  messageDesc(file_vane_flags_v1_flag_service, 8);
 
 /**
  * UpdateFlagResponse returns the flag.
@@ -372,7 +489,7 @@ export type UpdateFlagResponse = Message<"vane.flags.v1.UpdateFlagResponse"> & {
  * Use `create(UpdateFlagResponseSchema)` to create a new message.
  */
 export const UpdateFlagResponseSchema: GenMessage<UpdateFlagResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 7);
+  messageDesc(file_vane_flags_v1_flag_service, 9);
 
 /**
  * ArchiveFlagRequest names a flag.
@@ -414,7 +531,7 @@ export type ArchiveFlagRequest = Message<"vane.flags.v1.ArchiveFlagRequest"> & {
  * Use `create(ArchiveFlagRequestSchema)` to create a new message.
  */
 export const ArchiveFlagRequestSchema: GenMessage<ArchiveFlagRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 8);
+  messageDesc(file_vane_flags_v1_flag_service, 10);
 
 /**
  * ArchiveFlagResponse returns the flag.
@@ -435,7 +552,7 @@ export type ArchiveFlagResponse = Message<"vane.flags.v1.ArchiveFlagResponse"> &
  * Use `create(ArchiveFlagResponseSchema)` to create a new message.
  */
 export const ArchiveFlagResponseSchema: GenMessage<ArchiveFlagResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 9);
+  messageDesc(file_vane_flags_v1_flag_service, 11);
 
 /**
  * UnarchiveFlagRequest names a flag.
@@ -477,7 +594,7 @@ export type UnarchiveFlagRequest = Message<"vane.flags.v1.UnarchiveFlagRequest">
  * Use `create(UnarchiveFlagRequestSchema)` to create a new message.
  */
 export const UnarchiveFlagRequestSchema: GenMessage<UnarchiveFlagRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 10);
+  messageDesc(file_vane_flags_v1_flag_service, 12);
 
 /**
  * UnarchiveFlagResponse returns the flag.
@@ -498,7 +615,7 @@ export type UnarchiveFlagResponse = Message<"vane.flags.v1.UnarchiveFlagResponse
  * Use `create(UnarchiveFlagResponseSchema)` to create a new message.
  */
 export const UnarchiveFlagResponseSchema: GenMessage<UnarchiveFlagResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 11);
+  messageDesc(file_vane_flags_v1_flag_service, 13);
 
 /**
  * UpdateFlagEnvironmentRequest replaces a flag's configuration in one environment.
@@ -561,7 +678,7 @@ export type UpdateFlagEnvironmentRequest = Message<"vane.flags.v1.UpdateFlagEnvi
  * Use `create(UpdateFlagEnvironmentRequestSchema)` to create a new message.
  */
 export const UpdateFlagEnvironmentRequestSchema: GenMessage<UpdateFlagEnvironmentRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 12);
+  messageDesc(file_vane_flags_v1_flag_service, 14);
 
 /**
  * UpdateFlagEnvironmentResponse returns the configuration.
@@ -589,7 +706,7 @@ export type UpdateFlagEnvironmentResponse = Message<"vane.flags.v1.UpdateFlagEnv
  * Use `create(UpdateFlagEnvironmentResponseSchema)` to create a new message.
  */
 export const UpdateFlagEnvironmentResponseSchema: GenMessage<UpdateFlagEnvironmentResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 13);
+  messageDesc(file_vane_flags_v1_flag_service, 15);
 
 /**
  * ListAuditEntriesRequest filters the audit log of a project.
@@ -652,7 +769,7 @@ export type ListAuditEntriesRequest = Message<"vane.flags.v1.ListAuditEntriesReq
  * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
  */
 export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 14);
+  messageDesc(file_vane_flags_v1_flag_service, 16);
 
 /**
  * ListAuditEntriesResponse is one page, newest first.
@@ -680,7 +797,7 @@ export type ListAuditEntriesResponse = Message<"vane.flags.v1.ListAuditEntriesRe
  * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
  */
 export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 15);
+  messageDesc(file_vane_flags_v1_flag_service, 17);
 
 /**
  * ImportFlagdRequest carries a flagd flag-definition file.
@@ -731,7 +848,7 @@ export type ImportFlagdRequest = Message<"vane.flags.v1.ImportFlagdRequest"> & {
  * Use `create(ImportFlagdRequestSchema)` to create a new message.
  */
 export const ImportFlagdRequestSchema: GenMessage<ImportFlagdRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 16);
+  messageDesc(file_vane_flags_v1_flag_service, 18);
 
 /**
  * ImportFlagdResponse says what changed.
@@ -773,7 +890,7 @@ export type ImportFlagdResponse = Message<"vane.flags.v1.ImportFlagdResponse"> &
  * Use `create(ImportFlagdResponseSchema)` to create a new message.
  */
 export const ImportFlagdResponseSchema: GenMessage<ImportFlagdResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 17);
+  messageDesc(file_vane_flags_v1_flag_service, 19);
 
 /**
  * ExportFlagdRequest names an environment.
@@ -794,7 +911,7 @@ export type ExportFlagdRequest = Message<"vane.flags.v1.ExportFlagdRequest"> & {
  * Use `create(ExportFlagdRequestSchema)` to create a new message.
  */
 export const ExportFlagdRequestSchema: GenMessage<ExportFlagdRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 18);
+  messageDesc(file_vane_flags_v1_flag_service, 20);
 
 /**
  * ExportFlagdResponse carries the file.
@@ -829,7 +946,7 @@ export type ExportFlagdResponse = Message<"vane.flags.v1.ExportFlagdResponse"> &
  * Use `create(ExportFlagdResponseSchema)` to create a new message.
  */
 export const ExportFlagdResponseSchema: GenMessage<ExportFlagdResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 19);
+  messageDesc(file_vane_flags_v1_flag_service, 21);
 
 /**
  * RevertAuditEntryRequest names the audit entry to undo.
@@ -872,7 +989,7 @@ export type RevertAuditEntryRequest = Message<"vane.flags.v1.RevertAuditEntryReq
  * Use `create(RevertAuditEntryRequestSchema)` to create a new message.
  */
 export const RevertAuditEntryRequestSchema: GenMessage<RevertAuditEntryRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 20);
+  messageDesc(file_vane_flags_v1_flag_service, 22);
 
 /**
  * RevertAuditEntryResponse returns the new state.
@@ -915,7 +1032,7 @@ export type RevertAuditEntryResponse = Message<"vane.flags.v1.RevertAuditEntryRe
  * Use `create(RevertAuditEntryResponseSchema)` to create a new message.
  */
 export const RevertAuditEntryResponseSchema: GenMessage<RevertAuditEntryResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_flag_service, 21);
+  messageDesc(file_vane_flags_v1_flag_service, 23);
 
 /**
  * ImportMode says what happens to flags absent from the file.

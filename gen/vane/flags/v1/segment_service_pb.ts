@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/flags/v1/segment_service.proto.
  */
 export const file_vane_flags_v1_segment_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN2YW5lL2ZsYWdzL3YxL3NlZ21lbnRfc2VydmljZS5wcm90bxINdmFuZS5mbGFncy52MSK7AgoUQ3JlYXRlU2VnbWVudFJlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQESNgoDa2V5GAIgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOV8uLV17MCwxMjd9JBIYCgRuYW1lGAMgASgJQgq6SAdyBRABGMgBEh0KC2Rlc2NyaXB0aW9uGAQgASgJQgi6SAVyAxjQDxI2Cgpjb25kaXRpb25zGAUgAygLMhgudmFuZS5mbGFncy52MS5Db25kaXRpb25CCLpIBZIBAhBkEiAKDWluY2x1ZGVkX2tleXMYBiADKAlCCbpIBpIBAxCQThIgCg1leGNsdWRlZF9rZXlzGAcgAygJQgm6SAaSAQMQkE4SGAoGcmVhc29uGAggASgJQgi6SAVyAxjoByJAChVDcmVhdGVTZWdtZW50UmVzcG9uc2USJwoHc2VnbWVudBgBIAEoCzIWLnZhbmUuZmxhZ3MudjEuU2VnbWVudCJHChFHZXRTZWdtZW50UmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIUCgNrZXkYAiABKAlCB7pIBHICEAEiPQoSR2V0U2VnbWVudFJlc3BvbnNlEicKB3NlZ21lbnQYASABKAsyFi52YW5lLmZsYWdzLnYxLlNlZ21lbnQiMwoTTGlzdFNlZ21lbnRzUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABASJAChRMaXN0U2VnbWVudHNSZXNwb25zZRIoCghzZWdtZW50cxgBIAMoCzIWLnZhbmUuZmxhZ3MudjEuU2VnbWVudCK8AgoUVXBkYXRlU2VnbWVudFJlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQESFAoDa2V5GAIgASgJQge6SARyAhABEiEKEGV4cGVjdGVkX3ZlcnNpb24YAyABKANCB7pIBCICIAASGAoEbmFtZRgEIAEoCUIKukgHcgUQARjIARIdCgtkZXNjcmlwdGlvbhgFIAEoCUIIukgFcgMY0A8SNgoKY29uZGl0aW9ucxgGIAMoCzIYLnZhbmUuZmxhZ3MudjEuQ29uZGl0aW9uQgi6SAWSAQIQZBIgCg1pbmNsdWRlZF9rZXlzGAcgAygJQgm6SAaSAQMQkE4SIAoNZXhjbHVkZWRfa2V5cxgIIAMoCUIJukgGkgEDEJBOEhgKBnJlYXNvbhgJIAEoCUIIukgFcgMY6AciQAoVVXBkYXRlU2VnbWVudFJlc3BvbnNlEicKB3NlZ21lbnQYASABKAsyFi52YW5lLmZsYWdzLnYxLlNlZ21lbnQihwEKFERlbGV0ZVNlZ21lbnRSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEhQKA2tleRgCIAEoCUIHukgEcgIQARIhChBleHBlY3RlZF92ZXJzaW9uGAMgASgDQge6SAQiAiAAEhgKBnJlYXNvbhgEIAEoCUIIukgFcgMY6AciFwoVRGVsZXRlU2VnbWVudFJlc3BvbnNlMtADCg5TZWdtZW50U2VydmljZRJaCg1DcmVhdGVTZWdtZW50EiMudmFuZS5mbGFncy52MS5DcmVhdGVTZWdtZW50UmVxdWVzdBokLnZhbmUuZmxhZ3MudjEuQ3JlYXRlU2VnbWVudFJlc3BvbnNlElEKCkdldFNlZ21lbnQSIC52YW5lLmZsYWdzLnYxLkdldFNlZ21lbnRSZXF1ZXN0GiEudmFuZS5mbGFncy52MS5HZXRTZWdtZW50UmVzcG9uc2USVwoMTGlzdFNlZ21lbnRzEiIudmFuZS5mbGFncy52MS5MaXN0U2VnbWVudHNSZXF1ZXN0GiMudmFuZS5mbGFncy52MS5MaXN0U2VnbWVudHNSZXNwb25zZRJaCg1VcGRhdGVTZWdtZW50EiMudmFuZS5mbGFncy52MS5VcGRhdGVTZWdtZW50UmVxdWVzdBokLnZhbmUuZmxhZ3MudjEuVXBkYXRlU2VnbWVudFJlc3BvbnNlEloKDURlbGV0ZVNlZ21lbnQSIy52YW5lLmZsYWdzLnYxLkRlbGV0ZVNlZ21lbnRSZXF1ZXN0GiQudmFuZS5mbGFncy52MS5EZWxldGVTZWdtZW50UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_vane_flags_v1_flags]);
+  fileDesc("CiN2YW5lL2ZsYWdzL3YxL3NlZ21lbnRfc2VydmljZS5wcm90bxINdmFuZS5mbGFncy52MSK7AgoUQ3JlYXRlU2VnbWVudFJlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQESNgoDa2V5GAIgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOV8uLV17MCwxMjd9JBIYCgRuYW1lGAMgASgJQgq6SAdyBRABGMgBEh0KC2Rlc2NyaXB0aW9uGAQgASgJQgi6SAVyAxjQDxI2Cgpjb25kaXRpb25zGAUgAygLMhgudmFuZS5mbGFncy52MS5Db25kaXRpb25CCLpIBZIBAhBkEiAKDWluY2x1ZGVkX2tleXMYBiADKAlCCbpIBpIBAxCQThIgCg1leGNsdWRlZF9rZXlzGAcgAygJQgm6SAaSAQMQkE4SGAoGcmVhc29uGAggASgJQgi6SAVyAxjoByJAChVDcmVhdGVTZWdtZW50UmVzcG9uc2USJwoHc2VnbWVudBgBIAEoCzIWLnZhbmUuZmxhZ3MudjEuU2VnbWVudCJHChFHZXRTZWdtZW50UmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIUCgNrZXkYAiABKAlCB7pIBHICEAEibwoSR2V0U2VnbWVudFJlc3BvbnNlEicKB3NlZ21lbnQYASABKAsyFi52YW5lLmZsYWdzLnYxLlNlZ21lbnQSMAoHdXNlZF9ieRgCIAMoCzIfLnZhbmUuZmxhZ3MudjEuU2VnbWVudFJlZmVyZW5jZSJUChBTZWdtZW50UmVmZXJlbmNlEhAKCGZsYWdfa2V5GAEgASgJEhcKD2Vudmlyb25tZW50X2lkcxgCIAMoCRIVCg1mbGFnX2FyY2hpdmVkGAMgASgIIkgKEVNlZ21lbnRSZWZlcmVuY2VzEjMKCnJlZmVyZW5jZXMYASADKAsyHy52YW5lLmZsYWdzLnYxLlNlZ21lbnRSZWZlcmVuY2UiMwoTTGlzdFNlZ21lbnRzUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABASLTAQoUTGlzdFNlZ21lbnRzUmVzcG9uc2USKAoIc2VnbWVudHMYASADKAsyFi52YW5lLmZsYWdzLnYxLlNlZ21lbnQSQAoHdXNlZF9ieRgCIAMoCzIvLnZhbmUuZmxhZ3MudjEuTGlzdFNlZ21lbnRzUmVzcG9uc2UuVXNlZEJ5RW50cnkaTwoLVXNlZEJ5RW50cnkSCwoDa2V5GAEgASgJEi8KBXZhbHVlGAIgASgLMiAudmFuZS5mbGFncy52MS5TZWdtZW50UmVmZXJlbmNlczoCOAEivAIKFFVwZGF0ZVNlZ21lbnRSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEhQKA2tleRgCIAEoCUIHukgEcgIQARIhChBleHBlY3RlZF92ZXJzaW9uGAMgASgDQge6SAQiAiAAEhgKBG5hbWUYBCABKAlCCrpIB3IFEAEYyAESHQoLZGVzY3JpcHRpb24YBSABKAlCCLpIBXIDGNAPEjYKCmNvbmRpdGlvbnMYBiADKAsyGC52YW5lLmZsYWdzLnYxLkNvbmRpdGlvbkIIukgFkgECEGQSIAoNaW5jbHVkZWRfa2V5cxgHIAMoCUIJukgGkgEDEJBOEiAKDWV4Y2x1ZGVkX2tleXMYCCADKAlCCbpIBpIBAxCQThIYCgZyZWFzb24YCSABKAlCCLpIBXIDGOgHIkAKFVVwZGF0ZVNlZ21lbnRSZXNwb25zZRInCgdzZWdtZW50GAEgASgLMhYudmFuZS5mbGFncy52MS5TZWdtZW50IocBChREZWxldGVTZWdtZW50UmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIUCgNrZXkYAiABKAlCB7pIBHICEAESIQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0IHukgEIgIgABIYCgZyZWFzb24YBCABKAlCCLpIBXIDGOgHIhcKFURlbGV0ZVNlZ21lbnRSZXNwb25zZTLQAwoOU2VnbWVudFNlcnZpY2USWgoNQ3JlYXRlU2VnbWVudBIjLnZhbmUuZmxhZ3MudjEuQ3JlYXRlU2VnbWVudFJlcXVlc3QaJC52YW5lLmZsYWdzLnYxLkNyZWF0ZVNlZ21lbnRSZXNwb25zZRJRCgpHZXRTZWdtZW50EiAudmFuZS5mbGFncy52MS5HZXRTZWdtZW50UmVxdWVzdBohLnZhbmUuZmxhZ3MudjEuR2V0U2VnbWVudFJlc3BvbnNlElcKDExpc3RTZWdtZW50cxIiLnZhbmUuZmxhZ3MudjEuTGlzdFNlZ21lbnRzUmVxdWVzdBojLnZhbmUuZmxhZ3MudjEuTGlzdFNlZ21lbnRzUmVzcG9uc2USWgoNVXBkYXRlU2VnbWVudBIjLnZhbmUuZmxhZ3MudjEuVXBkYXRlU2VnbWVudFJlcXVlc3QaJC52YW5lLmZsYWdzLnYxLlVwZGF0ZVNlZ21lbnRSZXNwb25zZRJaCg1EZWxldGVTZWdtZW50EiMudmFuZS5mbGFncy52MS5EZWxldGVTZWdtZW50UmVxdWVzdBokLnZhbmUuZmxhZ3MudjEuRGVsZXRlU2VnbWVudFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_vane_flags_v1_flags]);
 
 /**
  * CreateSegmentRequest describes the segment.
@@ -148,6 +148,14 @@ export type GetSegmentResponse = Message<"vane.flags.v1.GetSegmentResponse"> & {
    * @generated from field: vane.flags.v1.Segment segment = 1;
    */
   segment?: Segment | undefined;
+
+  /**
+   * The flags whose targeting uses the segment, and where (DeleteSegment refuses while any
+   * does).
+   *
+   * @generated from field: repeated vane.flags.v1.SegmentReference used_by = 2;
+   */
+  usedBy: SegmentReference[];
 };
 
 /**
@@ -156,6 +164,62 @@ export type GetSegmentResponse = Message<"vane.flags.v1.GetSegmentResponse"> & {
  */
 export const GetSegmentResponseSchema: GenMessage<GetSegmentResponse> = /*@__PURE__*/
   messageDesc(file_vane_flags_v1_segment_service, 3);
+
+/**
+ * SegmentReference is a flag whose rules use a segment.
+ *
+ * @generated from message vane.flags.v1.SegmentReference
+ */
+export type SegmentReference = Message<"vane.flags.v1.SegmentReference"> & {
+  /**
+   * The flag's key.
+   *
+   * @generated from field: string flag_key = 1;
+   */
+  flagKey: string;
+
+  /**
+   * The environments whose rules for the flag use the segment, in id order.
+   *
+   * @generated from field: repeated string environment_ids = 2;
+   */
+  environmentIds: string[];
+
+  /**
+   * The flag is archived (not served, but its rules still name the segment).
+   *
+   * @generated from field: bool flag_archived = 3;
+   */
+  flagArchived: boolean;
+};
+
+/**
+ * Describes the message vane.flags.v1.SegmentReference.
+ * Use `create(SegmentReferenceSchema)` to create a new message.
+ */
+export const SegmentReferenceSchema: GenMessage<SegmentReference> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_segment_service, 4);
+
+/**
+ * SegmentReferences lists the flags using one segment.
+ *
+ * @generated from message vane.flags.v1.SegmentReferences
+ */
+export type SegmentReferences = Message<"vane.flags.v1.SegmentReferences"> & {
+  /**
+   * Ordered by flag key.
+   *
+   * @generated from field: repeated vane.flags.v1.SegmentReference references = 1;
+   */
+  references: SegmentReference[];
+};
+
+/**
+ * Describes the message vane.flags.v1.SegmentReferences.
+ * Use `create(SegmentReferencesSchema)` to create a new message.
+ */
+export const SegmentReferencesSchema: GenMessage<SegmentReferences> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_segment_service, 5);
 
 /**
  * ListSegmentsRequest names a project.
@@ -176,7 +240,7 @@ export type ListSegmentsRequest = Message<"vane.flags.v1.ListSegmentsRequest"> &
  * Use `create(ListSegmentsRequestSchema)` to create a new message.
  */
 export const ListSegmentsRequestSchema: GenMessage<ListSegmentsRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_segment_service, 4);
+  messageDesc(file_vane_flags_v1_segment_service, 6);
 
 /**
  * ListSegmentsResponse holds the segments.
@@ -190,6 +254,13 @@ export type ListSegmentsResponse = Message<"vane.flags.v1.ListSegmentsResponse">
    * @generated from field: repeated vane.flags.v1.Segment segments = 1;
    */
   segments: Segment[];
+
+  /**
+   * Where each used segment is used, by segment key (unused segments are absent).
+   *
+   * @generated from field: map<string, vane.flags.v1.SegmentReferences> used_by = 2;
+   */
+  usedBy: { [key: string]: SegmentReferences };
 };
 
 /**
@@ -197,7 +268,7 @@ export type ListSegmentsResponse = Message<"vane.flags.v1.ListSegmentsResponse">
  * Use `create(ListSegmentsResponseSchema)` to create a new message.
  */
 export const ListSegmentsResponseSchema: GenMessage<ListSegmentsResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_segment_service, 5);
+  messageDesc(file_vane_flags_v1_segment_service, 7);
 
 /**
  * UpdateSegmentRequest replaces a segment's fields.
@@ -274,7 +345,7 @@ export type UpdateSegmentRequest = Message<"vane.flags.v1.UpdateSegmentRequest">
  * Use `create(UpdateSegmentRequestSchema)` to create a new message.
  */
 export const UpdateSegmentRequestSchema: GenMessage<UpdateSegmentRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_segment_service, 6);
+  messageDesc(file_vane_flags_v1_segment_service, 8);
 
 /**
  * UpdateSegmentResponse returns the segment.
@@ -295,7 +366,7 @@ export type UpdateSegmentResponse = Message<"vane.flags.v1.UpdateSegmentResponse
  * Use `create(UpdateSegmentResponseSchema)` to create a new message.
  */
 export const UpdateSegmentResponseSchema: GenMessage<UpdateSegmentResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_segment_service, 7);
+  messageDesc(file_vane_flags_v1_segment_service, 9);
 
 /**
  * DeleteSegmentRequest names a segment.
@@ -337,7 +408,7 @@ export type DeleteSegmentRequest = Message<"vane.flags.v1.DeleteSegmentRequest">
  * Use `create(DeleteSegmentRequestSchema)` to create a new message.
  */
 export const DeleteSegmentRequestSchema: GenMessage<DeleteSegmentRequest> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_segment_service, 8);
+  messageDesc(file_vane_flags_v1_segment_service, 10);
 
 /**
  * DeleteSegmentResponse is empty.
@@ -352,7 +423,7 @@ export type DeleteSegmentResponse = Message<"vane.flags.v1.DeleteSegmentResponse
  * Use `create(DeleteSegmentResponseSchema)` to create a new message.
  */
 export const DeleteSegmentResponseSchema: GenMessage<DeleteSegmentResponse> = /*@__PURE__*/
-  messageDesc(file_vane_flags_v1_segment_service, 9);
+  messageDesc(file_vane_flags_v1_segment_service, 11);
 
 /**
  * SegmentService manages a project's reusable audiences.

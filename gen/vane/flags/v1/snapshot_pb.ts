@@ -9,7 +9,7 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { FlagType } from "./flags_pb.js";
+import type { FlagType, Rule } from "./flags_pb.js";
 import { file_vane_flags_v1_flags } from "./flags_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/flags/v1/snapshot.proto.
  */
 export const file_vane_flags_v1_snapshot: GenFile = /*@__PURE__*/
-  fileDesc("Chx2YW5lL2ZsYWdzL3YxL3NuYXBzaG90LnByb3RvEg12YW5lLmZsYWdzLnYxIugDChNFbnZpcm9ubWVudFNuYXBzaG90EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEg8KB3ZlcnNpb24YBCABKAMSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBWZsYWdzGAYgAygLMhsudmFuZS5mbGFncy52MS5TbmFwc2hvdEZsYWcSRgoKZXZhbHVhdG9ycxgHIAMoCzIyLnZhbmUuZmxhZ3MudjEuRW52aXJvbm1lbnRTbmFwc2hvdC5FdmFsdWF0b3JzRW50cnkSQgoIbWV0YWRhdGEYCCADKAsyMC52YW5lLmZsYWdzLnYxLkVudmlyb25tZW50U25hcHNob3QuTWV0YWRhdGFFbnRyeRpJCg9FdmFsdWF0b3JzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ARpHCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAEiuwMKDFNuYXBzaG90RmxhZxILCgNrZXkYASABKAkSDwoHZW5hYmxlZBgCIAEoCBI7Cgh2YXJpYW50cxgDIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLlZhcmlhbnRzRW50cnkSFwoPZGVmYXVsdF92YXJpYW50GAQgASgJEikKCXRhcmdldGluZxgFIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRI7CghtZXRhZGF0YRgGIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLk1ldGFkYXRhRW50cnkSFgoOY2xpZW50X3Zpc2libGUYByABKAgSJQoEdHlwZRgIIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGUaRwoNVmFyaWFudHNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBGkcKDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4AWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_vane_flags_v1_flags]);
+  fileDesc("Chx2YW5lL2ZsYWdzL3YxL3NuYXBzaG90LnByb3RvEg12YW5lLmZsYWdzLnYxIugDChNFbnZpcm9ubWVudFNuYXBzaG90EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEg8KB3ZlcnNpb24YBCABKAMSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBWZsYWdzGAYgAygLMhsudmFuZS5mbGFncy52MS5TbmFwc2hvdEZsYWcSRgoKZXZhbHVhdG9ycxgHIAMoCzIyLnZhbmUuZmxhZ3MudjEuRW52aXJvbm1lbnRTbmFwc2hvdC5FdmFsdWF0b3JzRW50cnkSQgoIbWV0YWRhdGEYCCADKAsyMC52YW5lLmZsYWdzLnYxLkVudmlyb25tZW50U25hcHNob3QuTWV0YWRhdGFFbnRyeRpJCg9FdmFsdWF0b3JzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ARpHCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAEi3wMKDFNuYXBzaG90RmxhZxILCgNrZXkYASABKAkSDwoHZW5hYmxlZBgCIAEoCBI7Cgh2YXJpYW50cxgDIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLlZhcmlhbnRzRW50cnkSFwoPZGVmYXVsdF92YXJpYW50GAQgASgJEikKCXRhcmdldGluZxgFIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRI7CghtZXRhZGF0YRgGIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLk1ldGFkYXRhRW50cnkSFgoOY2xpZW50X3Zpc2libGUYByABKAgSJQoEdHlwZRgIIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGUSIgoFcnVsZXMYCSADKAsyEy52YW5lLmZsYWdzLnYxLlJ1bGUaRwoNVmFyaWFudHNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBGkcKDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4AWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_vane_flags_v1_flags]);
 
 /**
  * EnvironmentSnapshot is everything an evaluator needs for one environment.
@@ -150,6 +150,15 @@ export type SnapshotFlag = Message<"vane.flags.v1.SnapshotFlag"> & {
    * @generated from field: vane.flags.v1.FlagType type = 8;
    */
   type: FlagType;
+
+  /**
+   * The flag's rules in this environment as written (ids, descriptions, conditions, outcomes),
+   * in the order `targeting` evaluates them. Evaluators evaluate `targeting`, never these: they
+   * name rules and conditions in explanations (vane.evaluation.v1 `explain`).
+   *
+   * @generated from field: repeated vane.flags.v1.Rule rules = 9;
+   */
+  rules: Rule[];
 };
 
 /**
