@@ -43,6 +43,7 @@ import {
 } from "./convert.ts";
 import type { ProjectRef } from "#lib/identity-directory.ts";
 import { toFlagSet } from "./environment-config.ts";
+import { countFlags, environmentSummaries, stateFilterEnvironments, withStateFilters } from "./flag-list.ts";
 import type { FlagRow } from "./schema.ts";
 import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment, withRuleIds } from "./flag-writes.ts";
 import { createRevertAuditEntry } from "./revert.ts";
@@ -129,11 +130,12 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     },
 
     async listFlags(req, ctx) {
-      const { scope } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
+      const { scope, caller } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
+      await stateFilterEnvironments(req, scope.projectId, directory, caller);
       const size = pageSize(req.pageSize);
       const after = pageTokens.decode(req.pageToken, isKeyCursor);
       let q = db.selectFrom("flags").selectAll().where("project_id", "=", scope.projectId);
-      if (!req.includeArchived) q = q.where("archived", "=", false);
+      if (!req.includeArchived && !req.onlyArchived) q = q.where("archived", "=", false);
       if (req.type !== FlagType.UNSPECIFIED) q = q.where("type", "=", typeName(req.type));
       if (req.tags.length > 0) q = q.where(sql<boolean>`tags @> ${JSON.stringify(req.tags)}::jsonb`);
       if (req.query) {
@@ -142,12 +144,16 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
         const tagMatches = sql<boolean>`exists (select 1 from jsonb_array_elements_text(flags.tags) as tag where tag ilike ${like})`;
         q = q.where((eb) => eb.or([eb("key", "ilike", like), eb("name", "ilike", like), tagMatches]));
       }
+      q = withStateFilters(q, req);
+      const totalSize = await countFlags(q);
       if (after) q = q.where("key", ">", after[0]);
       const rows = await q.orderBy("key").limit(size + 1).execute();
       const page = rows.slice(0, size);
       return create(ListFlagsResponseSchema, {
         flags: page.map(toFlag),
         nextPageToken: rows.length > size ? pageTokens.encode([page.at(-1)!.key]) : "",
+        environmentSummaries: await environmentSummaries(db, page),
+        totalSize,
       });
     },
 

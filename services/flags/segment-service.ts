@@ -20,6 +20,7 @@ import { failedPrecondition, notFound } from "#lib/errors.ts";
 import { expectVersion, type FlagsDeps, inProject, mutate } from "./access.ts";
 import { auditJson, conditionsToJson, toSegment } from "./convert.ts";
 import type { SegmentRow } from "./schema.ts";
+import { segmentUsage } from "./segment-usage.ts";
 import { appendAudit, commitEnvironments, type Trx } from "./store.ts";
 import { throwIssues, validateConditions } from "./validate-targeting.ts";
 
@@ -80,13 +81,16 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
 
     async getSegment(req, ctx) {
       const { scope } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
-      return create(GetSegmentResponseSchema, { segment: toSegment(await findSegment(db, scope.projectId, req.key)) });
+      const segment = toSegment(await findSegment(db, scope.projectId, req.key));
+      const usage = await segmentUsage(db, scope.projectId, req.key);
+      return create(GetSegmentResponseSchema, { segment, usedBy: usage.get(req.key) ?? [] });
     },
 
     async listSegments(req, ctx) {
       const { scope } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
       const rows = await db.selectFrom("segments").selectAll().where("project_id", "=", scope.projectId).orderBy("key").execute();
-      return create(ListSegmentsResponseSchema, { segments: rows.map(toSegment) });
+      const usage = await segmentUsage(db, scope.projectId);
+      return create(ListSegmentsResponseSchema, { segments: rows.map(toSegment), usedBy: Object.fromEntries([...usage].map(([key, references]) => [key, { references }])) });
     },
 
     async updateSegment(req, ctx) {
