@@ -20,11 +20,14 @@ export function contextFromStruct(s: JsonObject | undefined): EvaluationContext 
   return s ?? EMPTY_CONTEXT;
 }
 
-/** Evaluates flags, counting them and reporting exposures. */
+/**
+ * Evaluates flags, counting them and reporting exposures — unless `exposures` is false: people
+ * previewing flags in the console or the CLI are not units of an experiment.
+ */
 export interface FlagEvaluator {
-  evaluate(state: EnvironmentState, key: string, context: EvaluationContext, type: FlagValueType | undefined, api: string): Resolution;
+  evaluate(state: EnvironmentState, key: string, context: EvaluationContext, type: FlagValueType | undefined, api: string, exposures?: boolean): Resolution;
   /** Evaluates every flag (every client-visible one when `clientOnly`), in definition order. */
-  evaluateAll(state: EnvironmentState, context: EvaluationContext, clientOnly: boolean, api: string): Map<string, Resolution>;
+  evaluateAll(state: EnvironmentState, context: EvaluationContext, clientOnly: boolean, api: string, exposures?: boolean): Map<string, Resolution>;
 }
 
 /** Creates the shared evaluation step. */
@@ -46,18 +49,18 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
     });
   };
   return {
-    evaluate(state, key, context, type, api) {
+    evaluate(state, key, context, type, api, exposures = true) {
       const res = state.flags.evaluate(key, context, type);
       counters.evaluation(api, res.reason);
-      if (res.experimentId !== undefined) expose(state, key, res, context);
+      if (res.experimentId !== undefined && exposures) expose(state, key, res, context);
       return res;
     },
-    evaluateAll(state, context, clientOnly, api) {
+    evaluateAll(state, context, clientOnly, api, exposures = true) {
       const all = state.flags.evaluateAll(context);
       if (clientOnly) for (const key of all.keys()) if (!state.clientVisible.has(key)) all.delete(key);
       for (const [key, res] of all) {
         counters.evaluation(api, res.reason);
-        if (res.experimentId !== undefined) expose(state, key, res, context);
+        if (res.experimentId !== undefined && exposures) expose(state, key, res, context);
       }
       return all;
     },

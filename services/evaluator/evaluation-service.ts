@@ -42,6 +42,8 @@ const types: Record<ValueType, FlagValueType | undefined> = {
 interface Target {
   environmentId: string;
   clientOnly: boolean;
+  /** Only server and client keys' evaluations are exposures; people's (console, CLI) never are. */
+  exposures: boolean;
 }
 
 /** Which environment the caller evaluates, and whether only client-visible flags. */
@@ -52,7 +54,7 @@ export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requ
     if (requested && requested !== p.environmentId) {
       throw new ConnectError("server and client keys evaluate their own environment only; leave environment_id empty", Code.PermissionDenied);
     }
-    return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT };
+    return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT, exposures: true };
   }
   if (!requested) throw new ConnectError("environment_id is required unless you call with a server or client key", Code.InvalidArgument);
   if (!hasRole(p, Role.VIEWER)) throw new ConnectError("this needs the viewer role or higher", Code.PermissionDenied);
@@ -62,7 +64,7 @@ export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requ
   const visible =
     s !== undefined && s.organizationId !== "" && s.organizationId === p.organizationId && (p.keyKind !== ApiKeyKind.ADMIN || s.projectId === p.projectId);
   if (!visible) throw missingEnvironment(store, requested);
-  return { environmentId: requested, clientOnly: false };
+  return { environmentId: requested, clientOnly: false, exposures: false };
 }
 
 // Until the initial load is done an environment not held may still arrive (retry); after it, it
@@ -86,7 +88,7 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
       const target = evaluationTarget(ctx, store, req.environmentId);
       const state = loadedState(store, target.environmentId);
       if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
-      const res = evaluator.evaluate(state, req.flagKey, contextFromStruct(req.context), types[req.type], "vane");
+      const res = evaluator.evaluate(state, req.flagKey, contextFromStruct(req.context), types[req.type], "vane", target.exposures);
       if (res.errorCode === "FLAG_NOT_FOUND") throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
       if (res.errorCode === "TYPE_MISMATCH") throw new ConnectError(res.errorMessage ?? "type mismatch", Code.InvalidArgument);
       return create(EvaluateResponseSchema, { evaluation: toEvaluation(req.flagKey, res), version: BigInt(state.version) });
@@ -94,7 +96,7 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
     evaluateAll(req, ctx) {
       const target = evaluationTarget(ctx, store, req.environmentId);
       const state = loadedState(store, target.environmentId);
-      const all = evaluator.evaluateAll(state, contextFromStruct(req.context), target.clientOnly, "vane_all");
+      const all = evaluator.evaluateAll(state, contextFromStruct(req.context), target.clientOnly, "vane_all", target.exposures);
       const evaluations: Evaluation[] = [];
       for (const [key, res] of all) evaluations.push(toEvaluation(key, res));
       return create(EvaluateAllResponseSchema, { evaluations, environmentId: state.environmentId, version: BigInt(state.version) });
@@ -114,7 +116,7 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
           {
             const current = new Map<string, Evaluation>();
             const changed: string[] = [];
-            for (const [key, res] of evaluator.evaluateAll(state, context, target.clientOnly, "vane_watch")) {
+            for (const [key, res] of evaluator.evaluateAll(state, context, target.clientOnly, "vane_watch", target.exposures)) {
               const e = toEvaluation(key, res);
               current.set(key, e);
               const before = previous.get(key);

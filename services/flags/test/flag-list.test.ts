@@ -75,7 +75,7 @@ describe("ListFlags at 10,000 flags", () => {
   afterAll(() => h?.close());
 
   /** Every page of a listing: keys in order, summaries, totals seen. */
-  async function listAll(req: Partial<ListFlagsRequest>, pageSize = 200) {
+  async function listAll(req: Omit<Partial<ListFlagsRequest>, "$typeName" | "$unknown">, pageSize = 200) {
     const keys: string[] = [];
     const totals = new Set<number>();
     const summaries = new Map<string, { environmentId: string; enabled: boolean; ruleCount: number; defaultVariant: string }[]>();
