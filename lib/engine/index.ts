@@ -9,3 +9,4 @@ export { compileJsonLogic, truthy, LogicError, OPERATORS, EXTENSION_OPERATORS, M
 export { murmur3Utf8 } from "#lib/engine/murmur3.ts";
 export { parseSemVer, compareSemVer, type SemVer } from "#lib/engine/semver.ts";
 export { bucketOf, MAX_TOTAL_WEIGHT } from "#lib/engine/fractional.ts";
+export { explainFlag, type ExplainOptions, type FlagExplanation, type TraceNode, type BucketTrace } from "#lib/engine/explain.ts";
