@@ -19,6 +19,7 @@ import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth.ts";
 import type { FlagValueType } from "#lib/engine/index.ts";
 import type { ChangeHub } from "./change-hub.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
+import { withExplanation } from "./explain.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
 
 /** Dependencies of {@link createEvaluationService}. */
@@ -67,6 +68,14 @@ export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requ
   return { environmentId: requested, clientOnly: false, exposures: false };
 }
 
+/**
+ * Explanations show targeting rules (attributes, values, segments): only for people and admin or
+ * personal keys, who may read them through the flags API; server and client keys may not.
+ */
+function mayExplain(target: Target): void {
+  if (target.exposures) throw new ConnectError("explain needs a person's token or an admin or personal key: explanations show targeting rules, which server and client keys may not read", Code.PermissionDenied);
+}
+
 // Until the initial load is done an environment not held may still arrive (retry); after it, it
 // does not exist.
 function missingEnvironment(store: SnapshotStore, environmentId: string): ConnectError {
@@ -86,19 +95,28 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
   return {
     evaluate(req, ctx) {
       const target = evaluationTarget(ctx, store, req.environmentId);
+      if (req.explain) mayExplain(target);
       const state = loadedState(store, target.environmentId);
       if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
       const res = evaluator.evaluate(state, req.flagKey, contextFromStruct(req.context), types[req.type], "vane", target.exposures);
       if (res.errorCode === "FLAG_NOT_FOUND") throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
       if (res.errorCode === "TYPE_MISMATCH") throw new ConnectError(res.errorMessage ?? "type mismatch", Code.InvalidArgument);
-      return create(EvaluateResponseSchema, { evaluation: toEvaluation(req.flagKey, res), version: BigInt(state.version) });
+      const evaluation = toEvaluation(req.flagKey, res);
+      return create(EvaluateResponseSchema, {
+        evaluation: req.explain ? withExplanation(evaluation, state, req.flagKey, contextFromStruct(req.context)) : evaluation,
+        version: BigInt(state.version),
+      });
     },
     evaluateAll(req, ctx) {
       const target = evaluationTarget(ctx, store, req.environmentId);
+      if (req.explain) mayExplain(target);
       const state = loadedState(store, target.environmentId);
       const all = evaluator.evaluateAll(state, contextFromStruct(req.context), target.clientOnly, "vane_all", target.exposures);
       const evaluations: Evaluation[] = [];
-      for (const [key, res] of all) evaluations.push(toEvaluation(key, res));
+      for (const [key, res] of all) {
+        const e = toEvaluation(key, res);
+        evaluations.push(req.explain ? withExplanation(e, state, key, contextFromStruct(req.context)) : e);
+      }
       return create(EvaluateAllResponseSchema, { evaluations, environmentId: state.environmentId, version: BigInt(state.version) });
     },
     async *watch(req, ctx) {

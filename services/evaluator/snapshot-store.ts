@@ -7,6 +7,7 @@
  */
 import { toJson } from "@bufbuild/protobuf";
 import { timestampMs, ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
+import type { Rule } from "#gen/vane/flags/v1/flags_pb.js";
 import type { EnvironmentSnapshot } from "#gen/vane/flags/v1/snapshot_pb.js";
 import {
   compileFlagSet,
@@ -36,6 +37,10 @@ export interface EnvironmentState {
   readonly loadedAtMs: number;
   readonly source: SnapshotSource;
   readonly definition: FlagSetDefinition;
+  /** What `flags` was compiled from (explanations walk it). */
+  readonly evaluationDefinition: FlagSetDefinition;
+  /** Each flag's rules as written, when the snapshot carries them (explanations name them). */
+  readonly rules: ReadonlyMap<string, readonly Rule[]>;
   readonly flags: CompiledFlagSet;
   /** Flags evaluable with a client key. */
   readonly clientVisible: ReadonlySet<string>;
@@ -72,6 +77,8 @@ export interface EnvironmentVersion {
   evaluationDefinition?: FlagSetDefinition;
   /** Client-visible keys; undefined: every flag. */
   clientVisible?: Iterable<string>;
+  /** Each flag's rules as written (Vane snapshots), for explanations. */
+  rules?: ReadonlyMap<string, readonly Rule[]>;
   source: SnapshotSource;
 }
 
@@ -192,6 +199,8 @@ function buildState(v: EnvironmentVersion, flags: CompiledFlagSet, loadedAtMs: n
     loadedAtMs,
     source: v.source,
     definition: v.definition,
+    evaluationDefinition: v.evaluationDefinition ?? v.definition,
+    rules: v.rules ?? NO_RULES,
     flags,
     clientVisible,
     experiments,
@@ -201,6 +210,8 @@ function buildState(v: EnvironmentVersion, flags: CompiledFlagSet, loadedAtMs: n
     },
   });
 }
+
+const NO_RULES: ReadonlyMap<string, readonly Rule[]> = new Map();
 
 function flagEntries(def: FlagSetDefinition): [string, FlagDefinition][] {
   return Array.isArray(def.flags) ? def.flags.map((f) => [f.key ?? "", f]) : Object.entries(def.flags);
@@ -238,7 +249,9 @@ function diffKeys(old: Map<string, string> | undefined, now: Map<string, string>
 export function versionFromSnapshot(s: EnvironmentSnapshot): EnvironmentVersion {
   const flags: Record<string, FlagDefinition> = {};
   const clientVisible: string[] = [];
+  const rules = new Map<string, readonly Rule[]>();
   for (const f of s.flags) {
+    if (f.rules.length > 0) rules.set(f.key, f.rules);
     const targeting = f.targeting ? (toJson(ValueSchema, f.targeting) as JsonValue) : undefined;
     const def: FlagDefinition = {
       state: f.enabled ? "ENABLED" : "DISABLED",
@@ -265,6 +278,7 @@ export function versionFromSnapshot(s: EnvironmentSnapshot): EnvironmentVersion 
     commitTimeMs: s.createTime ? timestampMs(s.createTime) : Date.now(),
     definition,
     clientVisible,
+    rules,
     source: "kv",
   };
 }

@@ -135,6 +135,8 @@ export function toSnapshot(state: EnvironmentState): EnvironmentSnapshot {
       metadata: Object.fromEntries(Object.entries(f.metadata ?? {}).map(([k, v]) => [k, fromJson(ValueSchema, v)])),
       clientVisible: byKey.get(key)!.clientVisible,
       type: byKey.get(key)!.type,
+      // Only to name rules in explanations; evaluators evaluate `targeting`.
+      rules: [...(byKey.get(key)!.environment?.rules ?? [])],
     })),
     evaluators: Object.fromEntries(Object.entries(def.$evaluators ?? {}).map(([k, v]) => [k, fromJson(ValueSchema, v)])),
     metadata: Object.fromEntries(Object.entries(def.metadata ?? {}).map(([k, v]) => [k, fromJson(ValueSchema, v)])),
