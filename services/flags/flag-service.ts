@@ -42,6 +42,7 @@ import {
   variantsToJson,
 } from "./convert.ts";
 import type { ProjectRef } from "#lib/identity-directory.ts";
+import { enqueueSegmentChanged } from "./change-events.ts";
 import { toFlagSet } from "./environment-config.ts";
 import { countFlags, environmentSummaries, stateFilterEnvironments, withStateFilters } from "./flag-list.ts";
 import type { FlagRow } from "./schema.ts";
@@ -309,6 +310,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
             .executeTakeFirstOrThrow();
           definitionsChanged = true;
           await audit({ segmentKey: s.key, action: "segment.create", before: null, after: auditJson.segment(toSegment(row)), reason: "" });
+          await enqueueSegmentChanged(trx, targets, env, p, { segmentKey: s.key, action: "create", version: 1n, auditId: lastAudit });
         }
         const segmentSet = await segmentKeys(trx, env.projectId);
         const inFile = new Set<string>();

@@ -6,6 +6,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
+import { ChangeService } from "#gen/vane/flags/v1/change_service_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
@@ -17,6 +18,8 @@ import { createOutboxRelay, type OutboxRecord, type OutboxRelay } from "#lib/out
 import { serve } from "#lib/server.ts";
 import type { ServiceModule } from "#lib/service-module.ts";
 import type { FlagsDeps } from "./access.ts";
+import { type ChangeFeed, createChangeFeed } from "./change-feed.ts";
+import { createChangeService } from "./change-service.ts";
 import type { ProjectDirectory } from "#lib/identity-directory.ts";
 import { createFlagService } from "./flag-service.ts";
 import { migrations } from "./migrations/index.ts";
@@ -53,6 +56,8 @@ export interface FlagsModuleOptions {
   logger: Logger;
   /** Outbox relay tuning (tests use short intervals). */
   relay?: { pollIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number };
+  /** WatchChanges: changes kept for resuming streams (default 10,000) and the heartbeat interval (default 15 s). */
+  changes?: { capacity?: number; heartbeatMs?: number };
 }
 
 /** The flags module, with handles tests use. */
@@ -61,6 +66,8 @@ export interface FlagsModule extends ServiceModule {
   relay: OutboxRelay;
   bus: Bus;
   snapshots: KV;
+  /** The domain events WatchChanges streams from. */
+  changeFeed: ChangeFeed;
 }
 
 /** Publishes outbox rows: snapshots as versioned KV writes that never go backwards, events with their id as the message id. */
@@ -131,15 +138,22 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
     const deps: FlagsDeps = {
       db: database.db,
       directory: opts.directory,
-      targets: { configChangedSubject: `${prefix}.flags.config_changed`, flagChangedSubject: `${prefix}.flags.flag_changed`, channel },
+      targets: { configChangedSubject: `${prefix}.flags.config_changed`, flagChangedSubject: `${prefix}.flags.flag_changed`, segmentChangedSubject: `${prefix}.flags.segment_changed`, channel },
     };
+    const changeFeed = createChangeFeed({ stream, subjectPrefix: prefix, capacity: opts.changes?.capacity, logger });
+    changeFeed.attach(bus);
     return {
       name: "flags",
       database,
       relay,
       bus,
       snapshots,
-      services: [serve(FlagService, createFlagService(deps)), serve(SegmentService, createSegmentService(deps))],
+      changeFeed,
+      services: [
+        serve(FlagService, createFlagService(deps)),
+        serve(SegmentService, createSegmentService(deps)),
+        serve(ChangeService, createChangeService(deps, changeFeed, { heartbeatMs: opts.changes?.heartbeatMs })),
+      ],
       healthChecks: {
         postgres: (signal) => database.ping(signal),
         nats: async () => {
@@ -147,6 +161,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
         },
       },
       async stop() {
+        await changeFeed.stop();
         await relay.stop();
         await ownBus?.drain();
         await database.destroy();

@@ -21,6 +21,7 @@ import { expectVersion, type FlagsDeps, inProject, mutate } from "./access.ts";
 import { auditJson, conditionsToJson, toSegment } from "./convert.ts";
 import type { SegmentRow } from "./schema.ts";
 import { segmentUsage } from "./segment-usage.ts";
+import { enqueueSegmentChanged } from "./change-events.ts";
 import { appendAudit, commitEnvironments, type Trx } from "./store.ts";
 import { throwIssues, validateConditions } from "./validate-targeting.ts";
 
@@ -73,6 +74,7 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
           .returningAll()
           .executeTakeFirstOrThrow();
         const auditId = await appendAudit(trx, scope, p, { segmentKey: req.key, action: "segment.create", reason: req.reason, before: null, after: auditJson.segment(toSegment(row)) });
+        await enqueueSegmentChanged(trx, targets, scope, p, { segmentKey: req.key, action: "create", version: 1n, auditId });
         await commitEnvironments(trx, targets, scope, environments, { changedFlagKeys: [], auditId });
         return row;
       });
@@ -121,6 +123,7 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
           before: auditJson.segment(toSegment(before)),
           after: auditJson.segment(toSegment(after)),
         });
+        await enqueueSegmentChanged(trx, targets, scope, p, { segmentKey: req.key, action: "update", version: BigInt(after.version), auditId });
         await commitEnvironments(trx, targets, scope, environments, { changedFlagKeys: await flagsUsing(trx, scope.projectId, req.key), auditId });
         return after;
       });
@@ -137,6 +140,7 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
         if (users.length > 0) throw failedPrecondition(`segment "${req.key}" is used by ${users.map((k) => `"${k}"`).join(", ")}; remove it from their targeting first`);
         await trx.deleteFrom("segments").where("id", "=", before.id).execute();
         const auditId = await appendAudit(trx, scope, p, { segmentKey: req.key, action: "segment.delete", reason: req.reason, before: auditJson.segment(toSegment(before)), after: null });
+        await enqueueSegmentChanged(trx, targets, scope, p, { segmentKey: req.key, action: "delete", version: BigInt(before.version), auditId });
         await commitEnvironments(trx, targets, scope, environments, { changedFlagKeys: [], auditId });
       });
       return create(DeleteSegmentResponseSchema, {});

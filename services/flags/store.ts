@@ -14,6 +14,7 @@ import { ApiKeyKind, kindClaim, type Principal } from "#lib/auth.ts";
 import { compileFlagSet, FlagSetError } from "#lib/engine/index.ts";
 import { invalidArgument } from "#lib/errors.ts";
 import { notifyOutbox } from "#lib/outbox.ts";
+import { auditActor, latestFlagAudit } from "./change-events.ts";
 import { conditionsFromRow, rulesFromRow, typeFromName, variantsFromRow } from "./convert.ts";
 import { type EnvironmentState, toFlagSet, toSnapshot } from "./environment-config.ts";
 import type { FlagsDatabase, StoredMetadata } from "./schema.ts";
@@ -27,6 +28,8 @@ export interface OutboxTargets {
   configChangedSubject: string;
   /** e.g. "vane.domain.flags.flag_changed". */
   flagChangedSubject: string;
+  /** e.g. "vane.domain.flags.segment_changed" (default: beside flagChangedSubject). */
+  segmentChangedSubject?: string;
   channel: string;
 }
 
@@ -74,7 +77,8 @@ export async function appendAudit(trx: Trx, scope: Scope, p: Principal, e: Audit
   return BigInt(row.id);
 }
 
-function traceHeaders(): string {
+/** The committing request's trace context, for an outbox row's headers. */
+export function traceHeaders(): string {
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   return JSON.stringify(carrier);
@@ -83,6 +87,7 @@ function traceHeaders(): string {
 /** Queues a FlagChanged event. */
 export async function enqueueFlagChanged(trx: Trx, targets: OutboxTargets, scope: Scope, flagKey: string, action: string, version: bigint): Promise<void> {
   const eventId = randomUUID();
+  const audit = await latestFlagAudit(trx, scope.projectId, flagKey);
   const event = create(FlagChangedSchema, {
     eventId,
     organizationId: scope.organizationId,
@@ -91,6 +96,9 @@ export async function enqueueFlagChanged(trx: Trx, targets: OutboxTargets, scope
     action,
     version,
     commitTime: timestampFromDate(new Date()),
+    auditId: audit?.auditId ?? 0n,
+    actor: audit?.actor ?? "",
+    actorKind: audit?.actorKind ?? "",
   });
   await trx
     .insertInto("outbox")
@@ -154,6 +162,7 @@ export async function commitEnvironments(
 ): Promise<Map<string, bigint>> {
   const versions = new Map<string, bigint>();
   const committedAt = new Date();
+  const audit = await auditActor(trx, change.auditId);
   for (const environmentId of [...new Set(environmentIds)].sort()) {
     const row = await trx
       .insertInto("environment_versions")
@@ -181,6 +190,9 @@ export async function commitEnvironments(
       changedFlagKeys: change.changedFlagKeys,
       auditId: change.auditId,
       commitTime: timestampFromDate(committedAt),
+      actor: audit?.actor ?? "",
+      actorKind: audit?.actorKind ?? "",
+      action: audit?.action ?? "",
     });
     const headers = traceHeaders();
     await trx

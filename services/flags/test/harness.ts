@@ -39,6 +39,8 @@ export interface FlagsHarness {
 export interface StartFlagsOptions {
   natsUrl?: string;
   snapshotHistory?: number;
+  /** WatchChanges tuning (window size, heartbeat interval). */
+  changes?: { capacity?: number; heartbeatMs?: number };
 }
 
 /** Starts identity and flags on one server. */
@@ -68,6 +70,7 @@ export async function startFlags(options: StartFlagsOptions = {}): Promise<Flags
     migrate: true,
     logger,
     relay: { pollIntervalMs: 200, retryMinMs: 50, retryMaxMs: 500 },
+    changes: options.changes,
   });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
   const running = await startModules({ config: common, logger, modules: [identity, flags], verifier });

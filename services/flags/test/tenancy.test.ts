@@ -8,6 +8,7 @@ import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
+import { ChangeService } from "#gen/vane/flags/v1/change_service_pb.js";
 import { assertTenancyMatrix } from "#lib/test-tenancy.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
@@ -67,6 +68,15 @@ describe("tenancy", () => {
           listSegments: { expect: Code.NotFound, call: () => s.listSegments({ projectId }) },
           updateSegment: { expect: Code.NotFound, call: () => s.updateSegment({ projectId, key: "vips", expectedVersion: 1n, name: "x" }) },
           deleteSegment: { expect: Code.NotFound, call: () => s.deleteSegment({ projectId, key: "vips", expectedVersion: 1n }) },
+        });
+        const c = h.client(ChangeService, token);
+        await assertTenancyMatrix(ChangeService, {
+          watchChanges: {
+            expect: Code.NotFound,
+            call: async () => {
+              for await (const _ of c.watchChanges({ projectId })) break;
+            },
+          },
         });
       }
     });
