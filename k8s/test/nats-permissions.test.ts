@@ -15,6 +15,9 @@ import { parse } from "yaml";
 import { type Bus, connectBus, ensureKv, ensureStream, publishEvent } from "#lib/bus.ts";
 import { findNatsServer, freePort } from "#lib/local-infra.ts";
 import { eventsStream } from "#lib/streams.ts";
+import { eventually } from "#lib/test-support.ts";
+import { pino } from "pino";
+import { createChangeFeed } from "../../services/flags/change-feed.ts";
 import { k8sPath } from "../src/render.ts";
 
 interface NatsUser { user: string; password: string; permissions?: unknown }
@@ -94,6 +97,11 @@ describe("NATS users (helm-values.yaml)", () => {
     expect((await kv.get("env-1"))?.string()).toBe("x");
     const ack = await publishEvent(b.js, "vane.domain.flags.changed", payload, { msgId: "d1", expectStream: "VANE_DOMAIN" });
     expect(ack.stream).toBe("VANE_DOMAIN");
+    // WatchChanges' feed: an ordered consumer reading its own domain events back.
+    const feed = createChangeFeed({ stream: "VANE_DOMAIN", subjectPrefix: "vane.domain", logger: pino({ level: "silent" }) });
+    feed.attach(b);
+    await eventually(() => feed.ready && feed.position >= ack.seq, 10_000, "the change feed read the stream");
+    await feed.stop();
     await refused(publishEvent(b.js, "vane.events.track", payload, { msgId: "f1", timeoutMs: 1000 }));
     await refused(b.jsm.streams.update("VANE_DOMAIN", { max_age: 1 }));
   }, 30_000);
