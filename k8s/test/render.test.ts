@@ -107,11 +107,11 @@ describe("overlays", () => {
     expect(find(get("overlays/dev"), "Secret", "vane-nats-identity")).toBeUndefined();
   });
 
-  it("the Gateway lets the evaluation API's streams live, and bounds unary APIs", () => {
+  it("the Gateway lets the evaluation API's and the change feed's streams live, and bounds unary APIs", () => {
     const route = find(get("overlays/prod"), "HTTPRoute", "vane-api");
     for (const rule of route.spec.rules) {
       const prefix = rule.matches[0].path.value;
-      expect(rule.timeouts?.request, prefix).toBe(prefix === "/vane.evaluation.v1." ? "0s" : "60s");
+      expect(rule.timeouts?.request, prefix).toBe(["/vane.evaluation.v1.", "/vane.flags.v1.ChangeService/"].includes(prefix) ? "0s" : "60s");
     }
   });
 
