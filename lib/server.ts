@@ -12,16 +12,18 @@ import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import type { UniversalHandlerOptions } from "@connectrpc/connect/protocol";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "#gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { createConnectAdapter } from "#lib/connect-adapter.ts";
 import { applyCors } from "#lib/cors.ts";
 import { createDualListener } from "#lib/dual-listener.ts";
 import { createGrpcFastPath, type FastUnaryMethod } from "#lib/grpc-fast-path.ts";
 import { createHealthService, type HealthRegistry } from "#lib/health.ts";
 import type { Logger } from "#lib/logger.ts";
 import { createReflectionServices } from "#lib/reflection.ts";
+import { strictJsonTextDecoder } from "#lib/request-decoding.ts";
+import { createErrorInterceptor } from "#lib/rpc-errors.ts";
 import { createRuleAwareValidateInterceptor } from "#lib/validation.ts";
 
 /** A plain HTTP handler mounted at an exact path (GET and HEAD). */
@@ -119,15 +121,21 @@ export function createServer(opts: ServerOptions): VaneServer {
   for (const s of opts.services) opts.health.addService(s.service.typeName);
   const reflection = createReflectionServices([...opts.services.map((s) => s.service), Health]);
   const routes = (router: ConnectRouter) => {
-    for (const s of opts.services) router.service(s.service, s.impl, s.options);
+    for (const s of opts.services) router.service(s.service, s.impl, s.options && { ...s.options, jsonOptions: { ...jsonOptions, ...s.options.jsonOptions } });
     router.service(Health, createHealthService(opts.health));
     router.service(reflectionV1.ServerReflection, reflection.v1);
     router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
   };
 
+  // JSON must be UTF-8: invalid bytes are refused, not replaced (lib/request-decoding.ts).
+  // Connect's JSON codec reads `textDecoder` from these options; unknown fields are ignored, as
+  // Connect does by default.
+  const jsonOptions = { ignoreUnknownFields: true, textDecoder: strictJsonTextDecoder };
   const defaultTimeoutMs = opts.defaultTimeoutMs ?? 30_000;
   const validate = createRuleAwareValidateInterceptor();
-  const interceptors = [...(opts.interceptors ?? []), createDefaultDeadlineInterceptor(defaultTimeoutMs), validate];
+  // Inside telemetry and auth: spans and metrics record the code the caller gets.
+  const errors = createErrorInterceptor(opts.logger);
+  const interceptors = [...(opts.interceptors ?? []), errors, createDefaultDeadlineInterceptor(defaultTimeoutMs), validate];
   const maxTimeoutMs = opts.maxTimeoutMs ?? 5 * 60_000;
   const readMaxBytes = opts.readMaxBytes ?? 4 * 1024 * 1024;
   const fastMethods: FastUnaryMethod[] = opts.services
@@ -142,19 +150,22 @@ export function createServer(opts: ServerOptions): VaneServer {
   const fastPath = fastMethods.length > 0 ? createGrpcFastPath({
           methods: fastMethods,
           // The fast path applies the default deadline itself, without an AbortSignal.any per call.
-          interceptors: [...(opts.interceptors ?? []), validate],
+          interceptors: [...(opts.interceptors ?? []), errors, validate],
+          logger: opts.logger,
           defaultTimeoutMs,
           shutdownSignal: shutdown.signal,
           maxTimeoutMs,
           readMaxBytes,
         }) : undefined;
 
-  const handler = connectNodeAdapter({
+  const handler = createConnectAdapter({
     routes,
     interceptors,
     maxTimeoutMs,
     readMaxBytes,
+    jsonOptions,
     shutdownSignal: shutdown.signal,
+    logger: opts.logger,
     fallback(req, res) {
       res.writeHead(404, { "content-type": "application/json" });
       res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${req.url}` }));
