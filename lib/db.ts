@@ -75,6 +75,10 @@ export async function createDatabase<DB>(options: DatabaseOptions): Promise<Data
   });
   // Without a listener an idle client's error (server restart) crashes the process.
   pool.on("error", (err) => logger.warn({ err }, "idle postgres connection failed"));
+  // A client checked out of the pool has no listener (pg-pool removes its own, kysely adds
+  // none), yet emits "error" when its connection dies: a query in flight when Postgres goes
+  // away would crash the process. The query fails with the same error, answered by the caller.
+  pool.on("connect", (client) => client.on("error", (err) => logger.debug({ err }, "postgres connection failed")));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 
   let destroyed: Promise<void> | undefined;

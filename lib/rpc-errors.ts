@@ -9,6 +9,7 @@
  */
 import { context, isSpanContextValid, trace } from "@opentelemetry/api";
 import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { isConnectionError, isQueryCanceledCause, isRetryableTransactionCause } from "#lib/db.ts";
 import type { Logger } from "#lib/logger.ts";
 import { describeError } from "#lib/process.ts";
@@ -29,7 +30,7 @@ export function answerFor(err: unknown, call: { rpc: string; signal?: AbortSigna
   if (!(err instanceof ConnectError) || cause !== err) {
     const mapped = infrastructureFailure(cause);
     if (mapped) {
-      logger.warn({ rpc: call.rpc, code: Code[mapped.code], traceId: traceId(), cause: redactSecrets(describeError(cause)) }, `RPC failed: ${mapped.rawMessage}`);
+      logger.warn({ rpc: call.rpc, code: codeToString(mapped.code), traceId: traceId(), cause: redactSecrets(describeError(cause)) }, `RPC failed: ${mapped.rawMessage}`);
       return mapped;
     }
   }
@@ -48,7 +49,7 @@ export function logServerFault(logger: Logger, err: ConnectError, call: { rpc: s
   logger.error(
     {
       rpc: call.rpc,
-      code: Code[err.code],
+      code: codeToString(err.code),
       traceId: traceId(),
       error: redactSecrets(err.rawMessage),
       cause: redactSecrets(describeError(cause)),
@@ -140,7 +141,7 @@ function withTraceId(message: string): string {
 export function redactSecrets(text: string): string {
   return text
     .replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:'"]+):([^\s/@'"]*)@/gi, "$1$2:***@")
-    .replace(/\b(password|passwd|pwd|secret|token|api_?key)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&]+)/gi, "$1$2***")
+    .replace(/\b(password|passwd|pwd|secret|token|api_?key)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&)'"]+)/gi, "$1$2***")
     .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, "$1 ***")
     .replace(/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, "***")
     .replace(/\b(vane_[a-z]+_)[A-Za-z0-9_-]{8,}/g, "$1***");
