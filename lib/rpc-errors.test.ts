@@ -102,7 +102,7 @@ describe("a service whose Postgres goes away", () => {
 
   beforeAll(async () => {
     proxy = await postgresProxy();
-    const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1" });
+    const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" });
     const common = readCommonConfig(reader);
     module = await createIdentityModule({ databaseUrl: proxy.url, schema, tokenIssuer: common.tokenIssuer, migrate: true, config: readIdentityConfig(reader), logger });
     running = await startModules({ config: common, logger, modules: [module], verifier: createTokenVerifier({ issuer: common.tokenIssuer, keys: module.keys.keySet }) });

@@ -13,7 +13,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { AuthService, WhoAmIResponseSchema } from "#gen/vane/identity/v1/auth_service_pb.js";
+import { createEnvReader } from "#lib/config.ts";
 import { createHealthRegistry } from "#lib/health.ts";
+import { readCommonConfig } from "#lib/service-config.ts";
 import { createServer, serve, type VaneServer } from "#lib/server.ts";
 import { createTestLogger, eventually } from "#lib/test-support.ts";
 
@@ -205,6 +207,10 @@ describe("graceful shutdown", () => {
       if (drainDelayMs > 0) expect(t.notServing, name).toBeGreaterThan(0);
     }
   }, 60_000);
+
+  it("is graceful by default: a service keeps answering, NOT_SERVING, for VANE_DRAIN_DELAY (5 s) before refusing connections", () => {
+    expect(readCommonConfig(createEnvReader({})).drainDelayMs).toBe(5_000);
+  });
 
   it("an idle keep-alive connection is closed between requests, and its client simply reconnects", async () => {
     server = startServer(0);
