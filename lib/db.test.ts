@@ -82,9 +82,12 @@ describe("createDatabase", () => {
         .connection()
         .execute(async (conn) => {
           const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(conn);
-          const sleeping = sql`select pg_sleep(5)`.execute(conn);
+          const sleeping = sql`select pg_sleep(5)`.execute(conn).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           await killer.query("select pg_terminate_backend($1)", [rows[0].pid]);
-          await sleeping;
+          throw await sleeping;
         })
         .catch((e: unknown) => e);
       expect(isConnectionError(err)).toBe(true);
