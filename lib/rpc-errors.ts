@@ -8,7 +8,7 @@
  * the trace id to quote.
  */
 import { context, isSpanContextValid, trace } from "@opentelemetry/api";
-import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { isConnectionError, isQueryCanceledCause, isRetryableTransactionCause } from "#lib/db.ts";
 import type { Logger } from "#lib/logger.ts";
@@ -80,25 +80,32 @@ function infrastructureFailure(err: unknown): ConnectError | undefined {
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
   const log = logger.child({ component: "rpc" });
+  const callOf = (req: UnaryRequest | StreamRequest) => ({ rpc: `${req.service.typeName}/${req.method.name}`, signal: req.signal, values: req.contextValues });
   return (next) => async (req) => {
-    const call = { rpc: `${req.service.typeName}/${req.method.name}`, signal: req.signal, values: req.contextValues };
+    // Unary calls, the hot path: nothing more than a try.
+    if (!req.stream) {
+      try {
+        return await next(req);
+      } catch (err) {
+        throw answerFor(err, callOf(req), log);
+      }
+    }
     // A streaming request is decoded while the handler reads it: such a failure is the caller's.
     let inputFailure: unknown;
-    if (req.stream) req = { ...req, message: watched(req.message, (err) => (inputFailure = err)) };
+    const streaming = { ...req, message: watched(req.message, (err) => (inputFailure = err)) };
     const answer = (err: unknown): ConnectError => {
       if (err === inputFailure && err instanceof ConnectError) {
         return isBinaryParseFailure(err) ? fromBinaryParseFailure(req.method.input, req.contextValues.get(receivedRequestBytes)?.(), err) : err;
       }
-      return answerFor(err, call, log);
+      return answerFor(err, callOf(req), log);
     };
     let res;
     try {
-      res = await next(req);
+      res = await next(streaming);
     } catch (err) {
       throw answer(err);
     }
-    if (!res.stream) return res;
-    return { ...res, message: guarded(res, answer) };
+    return res.stream ? { ...res, message: guarded(res, answer) } : res;
   };
 }
 
