@@ -126,6 +126,10 @@ export function createServer(opts: ServerOptions): VaneServer {
 
   for (const s of opts.services) opts.health.addService(s.service.typeName);
   const reflection = createReflectionServices([...opts.services.map((s) => s.service), Health]);
+  // JSON must be UTF-8: invalid bytes are refused, not replaced (lib/request-decoding.ts).
+  // Connect's JSON codec reads `textDecoder` from these options; unknown fields are ignored, as
+  // Connect does by default.
+  const jsonOptions = { ignoreUnknownFields: true, textDecoder: strictJsonTextDecoder };
   const routes = (router: ConnectRouter) => {
     for (const s of opts.services) router.service(s.service, s.impl, s.options && { ...s.options, jsonOptions: { ...jsonOptions, ...s.options.jsonOptions } });
     router.service(Health, createHealthService(opts.health));
@@ -133,10 +137,6 @@ export function createServer(opts: ServerOptions): VaneServer {
     router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
   };
 
-  // JSON must be UTF-8: invalid bytes are refused, not replaced (lib/request-decoding.ts).
-  // Connect's JSON codec reads `textDecoder` from these options; unknown fields are ignored, as
-  // Connect does by default.
-  const jsonOptions = { ignoreUnknownFields: true, textDecoder: strictJsonTextDecoder };
   const defaultTimeoutMs = opts.defaultTimeoutMs ?? 30_000;
   const validate = createRuleAwareValidateInterceptor();
   // Inside telemetry and auth: spans and metrics record the code the caller gets.
