@@ -89,7 +89,7 @@ function guard(handler: UniversalHandler, logger: Logger, readMaxBytes: number):
     const correct = (err: ConnectError): ConnectError | undefined => {
       if (err.code !== Code.Internal || req.contextValues?.get(internalErrorLogged)) return undefined;
       // Before any interceptor ran: the request did not decode.
-      if (kept && isBinaryParseFailure(err)) return fromBinaryParseFailure(method.input, received(), err);
+      if (isBinaryParseFailure(err)) return fromBinaryParseFailure(method.input, received(), err);
       logServerFault(logger, err, { rpc, values: req.contextValues });
       return undefined;
     };
