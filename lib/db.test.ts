@@ -1,4 +1,5 @@
 import { sql, type Generated } from "kysely";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   assertSchemaName,
@@ -71,6 +72,30 @@ describe("createDatabase", () => {
   it("pings, and honours an aborted signal", async () => {
     await database.ping();
     await expect(database.ping(AbortSignal.abort())).rejects.toThrow();
+  });
+
+  it("fails a query whose connection dies while checked out, as a connection error, without crashing the process", async () => {
+    const killer = new pg.Client({ connectionString: testDatabaseUrl });
+    await killer.connect();
+    try {
+      const err = await database.db
+        .connection()
+        .execute(async (conn) => {
+          const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(conn);
+          const sleeping = sql`select pg_sleep(5)`.execute(conn).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          await killer.query("select pg_terminate_backend($1)", [rows[0].pid]);
+          throw await sleeping;
+        })
+        .catch((e: unknown) => e);
+      expect(isConnectionError(err)).toBe(true);
+    } finally {
+      await killer.end();
+    }
+    // The pool replaces the dead connection.
+    await database.ping();
   });
 
   it("fails to start, with a connection error, when the server is unreachable", async () => {

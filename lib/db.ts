@@ -75,6 +75,10 @@ export async function createDatabase<DB>(options: DatabaseOptions): Promise<Data
   });
   // Without a listener an idle client's error (server restart) crashes the process.
   pool.on("error", (err) => logger.warn({ err }, "idle postgres connection failed"));
+  // A client checked out of the pool has no listener (pg-pool removes its own, kysely adds
+  // none), yet emits "error" when its connection dies: a query in flight when Postgres goes
+  // away would crash the process. The query fails with the same error, answered by the caller.
+  pool.on("connect", (client) => client.on("error", (err) => logger.debug({ err }, "postgres connection failed")));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 
   let destroyed: Promise<void> | undefined;
@@ -212,13 +216,19 @@ export function isLockNotAvailable(err: unknown): boolean {
   return pgErrorCode(err) === PgErrorCode.LockNotAvailable;
 }
 
-const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"]);
+const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE"]);
 
 /**
  * The database is unreachable or going away (map to Unavailable): socket
- * errors, connection-class SQLSTATEs (08…), shutdowns, and pool timeouts.
+ * errors, connection-class SQLSTATEs (08…), shutdowns, pool timeouts and a
+ * pool already closed — also when wrapped, as the `cause` of another error
+ * or among an AggregateError's errors (a refused connect to every address).
  */
 export function isConnectionError(err: unknown): boolean {
+  return someCause(err, isConnectionErrorItself);
+}
+
+function isConnectionErrorItself(err: unknown): boolean {
   const code = pgErrorCode(err);
   if (code !== undefined) {
     return code.startsWith("08") || code === PgErrorCode.AdminShutdown || code === PgErrorCode.CannotConnectNow;
@@ -227,11 +237,29 @@ export function isConnectionError(err: unknown): boolean {
   const errno = (err as { code?: unknown }).code;
   if (typeof errno === "string" && CONNECTION_ERRNOS.has(errno)) return true;
   const message = (err as { message?: unknown }).message;
-  // pg-pool reports checkout timeouts and dead connections only by message.
+  // pg and pg-pool report checkout timeouts and dead or closed connections only by message.
   return (
     typeof message === "string" &&
-    /timeout exceeded when trying to connect|Connection terminated|connection timeout/i.test(message)
+    /timeout exceeded when trying to connect|Connection terminated|connection timeout|not queryable|Cannot use a pool after calling end/i.test(message)
   );
+}
+
+/** True when `test` holds for `err`, its `cause`s or an AggregateError's errors (bounded depth). */
+function someCause(err: unknown, test: (e: unknown) => boolean, depth = 0): boolean {
+  if (err === undefined || err === null || depth > 5) return false;
+  if (test(err)) return true;
+  if (err instanceof AggregateError && err.errors.some((e) => someCause(e, test, depth + 1))) return true;
+  return err instanceof Error && someCause(err.cause, test, depth + 1);
+}
+
+/** The statement was cancelled (`statement_timeout`, or an operator), also as a `cause`. */
+export function isQueryCanceledCause(err: unknown): boolean {
+  return someCause(err, isQueryCanceled);
+}
+
+/** A serialization failure or deadlock, also as a `cause` (retries were exhausted). */
+export function isRetryableTransactionCause(err: unknown): boolean {
+  return someCause(err, isRetryableTransactionError);
 }
 
 /** Options for {@link withTransaction}. */

@@ -22,10 +22,15 @@ export interface DualListener {
   tcp: net.Server;
   h1: http.Server;
   h2: http2.Http2Server;
-  /** HTTP/1.1 sockets: Node tracks them only for servers that listen themselves. */
-  h1Sockets: Set<net.Socket>;
-  /** HTTP/1.1 sockets with a request in progress. */
-  h1Busy: Set<net.Socket>;
+  /** HTTP/1.1 connections: Node tracks them only for servers that listen themselves. */
+  h1Connections: Map<net.Socket, H1Connection>;
+}
+
+/** An HTTP/1.1 connection: the response in progress, or since when it has been idle. */
+export interface H1Connection {
+  response: http.ServerResponse | undefined;
+  /** `performance.now()` when the last response finished (or the connection opened). */
+  idleSince: number;
 }
 
 /**
@@ -48,15 +53,20 @@ export function createDualListener(handler: DualHandler, claim?: StreamClaim): D
     const res = new http2.Http2ServerResponse(stream);
     handler(req, res);
   });
-  const h1Sockets = new Set<net.Socket>();
-  const h1Busy = new Set<net.Socket>();
+  const h1Connections = new Map<net.Socket, H1Connection>();
   h1.on("connection", (socket: net.Socket) => {
-    h1Sockets.add(socket);
-    socket.once("close", () => (h1Sockets.delete(socket), h1Busy.delete(socket)));
+    h1Connections.set(socket, { response: undefined, idleSince: performance.now() });
+    socket.once("close", () => h1Connections.delete(socket));
   });
   h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    h1Busy.add(req.socket);
-    res.once("close", () => h1Busy.delete(req.socket));
+    const connection = h1Connections.get(req.socket);
+    if (!connection) return;
+    connection.response = res;
+    res.once("close", () => {
+      if (connection.response !== res) return;
+      connection.response = undefined;
+      connection.idleSince = performance.now();
+    });
   });
   const tcp = net.createServer((socket) => {
     socket.once("error", () => socket.destroy());
@@ -84,5 +94,5 @@ export function createDualListener(handler: DualHandler, claim?: StreamClaim): D
     };
     socket.on("data", onData);
   });
-  return { tcp, h1, h2, h1Sockets, h1Busy };
+  return { tcp, h1, h2, h1Connections };
 }

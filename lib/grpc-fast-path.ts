@@ -17,6 +17,9 @@ import { fromBinary, toBinary, type DescMethod, type Message } from "@bufbuild/p
 import { Code, ConnectError, createContextValues, createMethodImplSpec, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { Logger } from "#lib/logger.ts";
+import { binaryDecodeError } from "#lib/request-decoding.ts";
+import { answerFor } from "#lib/rpc-errors.ts";
 
 /** One unary or server-streaming method and its implementation, as Connect's router would hold it. */
 export interface FastUnaryMethod {
@@ -35,6 +38,8 @@ export interface GrpcFastPathOptions {
   shutdownSignal: AbortSignal;
   maxTimeoutMs: number;
   readMaxBytes: number;
+  /** Where failures no interceptor answered are logged. */
+  logger: Logger;
 }
 
 /** Handles the stream and returns true when it is a call for this path; false leaves it alone. */
@@ -61,6 +66,7 @@ interface Call {
 
 /** Creates the fast path for `methods`, keyed by their `/package.Service/Method` path. */
 export function createGrpcFastPath(opts: GrpcFastPathOptions): GrpcFastPath {
+  const log = opts.logger.child({ component: "rpc" });
   const live = new Set<AbortController>();
   opts.shutdownSignal.addEventListener("abort", () => {
     for (const c of live) c.abort(opts.shutdownSignal.reason);
@@ -122,7 +128,7 @@ export function createGrpcFastPath(opts: GrpcFastPathOptions): GrpcFastPath {
     stream.once("end", () => {
       if (failed) return;
       serve(stream, headers, route.spec, route.method, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), opts, startCall).catch((err: unknown) =>
-        respondError(stream, ConnectError.from(err, Code.Internal)),
+        respondError(stream, answerFor(err, { rpc: `${route.method.parent.typeName}/${route.method.name}` }, log)),
       );
     });
     return true;
@@ -143,7 +149,12 @@ async function serve(
     const why = body.length >= 5 && body[0] & 1 ? "a compressed message without grpc-encoding" : "not exactly one message";
     return respondError(stream, new ConnectError(`protocol error: ${why}`, Code.InvalidArgument));
   }
-  const input = fromBinary(method.input, body.subarray(5));
+  let input;
+  try {
+    input = fromBinary(method.input, body.subarray(5));
+  } catch (err) {
+    return respondError(stream, binaryDecodeError(method.input, body.subarray(5), err instanceof Error ? err.message : String(err)));
+  }
   const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), opts.maxTimeoutMs);
   if (timeout.error) return respondError(stream, timeout.error);
   const requestHeader = new Headers();
@@ -154,7 +165,7 @@ async function serve(
   // A reset before the answer aborts the call (with a reason, so no DOMException is built).
   const onClose = () => controller.abort(new ConnectError("the client went away", Code.Canceled));
   stream.once("close", onClose);
-  if (!unary) return serveStream(stream, spec, method, input, call, onClose, opts.interceptors);
+  if (!unary) return serveStream(stream, spec, method, input, call, onClose, opts);
   let output;
   try {
     // The deadline (the client's or the default) answers DEADLINE_EXCEEDED even if the handler
@@ -162,7 +173,7 @@ async function serve(
     const expired = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true }));
     output = await Promise.race([invokeUnaryImplementation(spec as Parameters<typeof invokeUnaryImplementation>[0], context, input, opts.interceptors), expired]);
   } catch (err) {
-    return respondError(stream, ConnectError.from(err), context.responseHeader);
+    return respondError(stream, err instanceof ConnectError ? err : answerFor(err, { rpc: `${method.parent.typeName}/${method.name}` }, opts.logger), context.responseHeader);
   } finally {
     stream.off("close", onClose);
     call.end();
@@ -188,12 +199,12 @@ async function serveStream(
   input: unknown,
   call: Call,
   onClose: () => void,
-  interceptors: Interceptor[],
+  opts: GrpcFastPathOptions,
 ): Promise<void> {
   const { context } = call;
   let error: ConnectError | undefined;
   try {
-    const run = transformInvokeImplementation(spec as Parameters<typeof transformInvokeImplementation>[0], context, interceptors);
+    const run = transformInvokeImplementation(spec as Parameters<typeof transformInvokeImplementation>[0], context, opts.interceptors);
     for await (const message of run(createAsyncIterable([input as Message]))) {
       if (stream.destroyed || stream.closed) break;
       if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
@@ -202,7 +213,7 @@ async function serveStream(
     const reason: unknown = context.signal.reason;
     if (context.signal.aborted && reason instanceof ConnectError && reason !== CALL_ENDED) error = reason;
   } catch (err) {
-    error = ConnectError.from(err);
+    error = err instanceof ConnectError ? err : answerFor(err, { rpc: `${method.parent.typeName}/${method.name}` }, opts.logger);
   } finally {
     stream.off("close", onClose);
     call.end();

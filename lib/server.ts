@@ -2,8 +2,9 @@
  * The server every service runs on: Connect, gRPC and gRPC-Web on one port, over HTTP/2
  * cleartext and HTTP/1.1; CORS; grpc.health.v1 and server reflection; protovalidate on every
  * request; a default deadline for unary calls; plain HTTP routes (metrics, JWKS, probes); and a
- * graceful shutdown that reports NOT_SERVING, stops accepting, drains in-flight calls, then
- * closes kept-alive HTTP/2 sessions.
+ * graceful shutdown that reports NOT_SERVING, keeps serving for the drain delay, stops
+ * accepting, finishes in-flight calls and ends every kept-alive connection politely (HTTP/2
+ * GOAWAY; HTTP/1.1 `Connection: close`, idle connections closed between requests).
  */
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
@@ -12,16 +13,18 @@ import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import type { UniversalHandlerOptions } from "@connectrpc/connect/protocol";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "#gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { createConnectAdapter } from "#lib/connect-adapter.ts";
 import { applyCors } from "#lib/cors.ts";
 import { createDualListener } from "#lib/dual-listener.ts";
 import { createGrpcFastPath, type FastUnaryMethod } from "#lib/grpc-fast-path.ts";
 import { createHealthService, type HealthRegistry } from "#lib/health.ts";
 import type { Logger } from "#lib/logger.ts";
 import { createReflectionServices } from "#lib/reflection.ts";
+import { strictJsonTextDecoder } from "#lib/request-decoding.ts";
+import { createErrorInterceptor } from "#lib/rpc-errors.ts";
 import { createRuleAwareValidateInterceptor } from "#lib/validation.ts";
 
 /** A plain HTTP handler mounted at an exact path (GET and HEAD). */
@@ -71,7 +74,10 @@ export interface ServerOptions {
   readMaxBytes?: number;
   /** Plain HTTP routes by exact path, e.g. "/metrics". */
   httpRoutes?: Record<string, HttpRoute>;
-  /** Time between reporting NOT_SERVING and refusing new connections (lets load balancers notice). */
+  /**
+   * Time between reporting NOT_SERVING and refusing new connections, serving as usual meanwhile,
+   * so load balancers and probes notice (default 0 here; services read VANE_DRAIN_DELAY).
+   */
   drainDelayMs?: number;
   /** Longest time to wait for in-flight calls before closing connections. */
   shutdownTimeoutMs?: number;
@@ -115,11 +121,17 @@ export function createServer(opts: ServerOptions): VaneServer {
   let inFlight = 0;
   let boundPort = opts.port;
   let closing: Promise<void> | undefined;
+  /** Set once the listener stops accepting: from then on, every connection is ended politely. */
+  let draining = false;
 
   for (const s of opts.services) opts.health.addService(s.service.typeName);
   const reflection = createReflectionServices([...opts.services.map((s) => s.service), Health]);
+  // JSON must be UTF-8: invalid bytes are refused, not replaced (lib/request-decoding.ts).
+  // Connect's JSON codec reads `textDecoder` from these options; unknown fields are ignored, as
+  // Connect does by default.
+  const jsonOptions = { ignoreUnknownFields: true, textDecoder: strictJsonTextDecoder };
   const routes = (router: ConnectRouter) => {
-    for (const s of opts.services) router.service(s.service, s.impl, s.options);
+    for (const s of opts.services) router.service(s.service, s.impl, s.options && { ...s.options, jsonOptions: { ...jsonOptions, ...s.options.jsonOptions } });
     router.service(Health, createHealthService(opts.health));
     router.service(reflectionV1.ServerReflection, reflection.v1);
     router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
@@ -127,7 +139,9 @@ export function createServer(opts: ServerOptions): VaneServer {
 
   const defaultTimeoutMs = opts.defaultTimeoutMs ?? 30_000;
   const validate = createRuleAwareValidateInterceptor();
-  const interceptors = [...(opts.interceptors ?? []), createDefaultDeadlineInterceptor(defaultTimeoutMs), validate];
+  // Inside telemetry and auth: spans and metrics record the code the caller gets.
+  const errors = createErrorInterceptor(opts.logger);
+  const interceptors = [...(opts.interceptors ?? []), errors, createDefaultDeadlineInterceptor(defaultTimeoutMs), validate];
   const maxTimeoutMs = opts.maxTimeoutMs ?? 5 * 60_000;
   const readMaxBytes = opts.readMaxBytes ?? 4 * 1024 * 1024;
   const fastMethods: FastUnaryMethod[] = opts.services
@@ -142,19 +156,22 @@ export function createServer(opts: ServerOptions): VaneServer {
   const fastPath = fastMethods.length > 0 ? createGrpcFastPath({
           methods: fastMethods,
           // The fast path applies the default deadline itself, without an AbortSignal.any per call.
-          interceptors: [...(opts.interceptors ?? []), validate],
+          interceptors: [...(opts.interceptors ?? []), errors, validate],
+          logger: opts.logger,
           defaultTimeoutMs,
           shutdownSignal: shutdown.signal,
           maxTimeoutMs,
           readMaxBytes,
         }) : undefined;
 
-  const handler = connectNodeAdapter({
+  const handler = createConnectAdapter({
     routes,
     interceptors,
     maxTimeoutMs,
     readMaxBytes,
+    jsonOptions,
     shutdownSignal: shutdown.signal,
+    logger: opts.logger,
     fallback(req, res) {
       res.writeHead(404, { "content-type": "application/json" });
       res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${req.url}` }));
@@ -174,11 +191,12 @@ export function createServer(opts: ServerOptions): VaneServer {
     ...opts.httpRoutes,
   };
 
-  const { tcp, h2, h1Sockets, h1Busy } = createDualListener((req, res) => {
+  const { tcp, h2, h1Connections } = createDualListener((req, res) => {
     inFlight++;
     res.once("close", () => inFlight--);
-    // While draining, HTTP/1.1 clients are told not to reuse the connection.
-    if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    // While draining, HTTP/1.1 clients are told not to reuse the connection: Node closes it
+    // after the response, and the client knows it.
+    if (draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
     if (applyCors(opts.corsOrigins ?? [], req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     const route = (req.method === "GET" || req.method === "HEAD") && httpRoutes[path];
@@ -199,7 +217,25 @@ export function createServer(opts: ServerOptions): VaneServer {
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    // A connection accepted just before the listener closed.
+    if (draining) session.close();
   });
+  /**
+   * Closes HTTP/1.1 connections that have been idle for IDLE_GRACE_MS (between requests: their
+   * last response is complete) with a FIN; returns how many idle ones are left open. A client
+   * that just received a response may be sending its next request on the connection: given the
+   * grace, that request is answered (with Connection: close) instead of racing the close.
+   */
+  const closeIdle = (): number => {
+    let left = 0;
+    const now = performance.now();
+    for (const [socket, c] of h1Connections) {
+      if (c.response || socket.writableEnded) continue;
+      if (now - c.idleSince >= IDLE_GRACE_MS) socket.end();
+      else left++;
+    }
+    return left;
+  };
 
   return {
     get port() {
@@ -225,26 +261,25 @@ export function createServer(opts: ServerOptions): VaneServer {
     close() {
       closing ??= (async () => {
         opts.health.shutdown();
-        log.info({ inFlight }, "shutting down: NOT_SERVING");
+        log.info({ inFlight, drainDelayMs: opts.drainDelayMs ?? 0 }, "shutting down: NOT_SERVING");
+        // Serve as usual while load balancers and probes notice NOT_SERVING.
         if (opts.drainDelayMs) await sleep(opts.drainDelayMs);
+        draining = true;
+        log.info({ inFlight }, "shutting down: refusing new connections, finishing calls in flight");
         const stopped = new Promise<void>((resolve) => tcp.close(() => resolve()));
-        // Ask HTTP/2 clients to go away once their open streams finish (GOAWAY); HTTP/1.1
-        // keep-alive connections close when idle.
+        // HTTP/1.1: responses not yet begun say Connection: close too; idle connections close
+        // between requests (closeIdle). HTTP/2: GOAWAY naming the last stream processed, each
+        // session closing once its streams end (a stream the client sent meanwhile is refused
+        // with REFUSED_STREAM: unprocessed, safe to retry, which gRPC clients do by themselves).
+        for (const c of h1Connections.values()) if (c.response && !c.response.headersSent) c.response.setHeader("connection", "close");
         for (const s of sessions) s.close();
-        const closeIdle = () => {
-          for (const socket of h1Sockets) if (!h1Busy.has(socket)) socket.destroy();
-        };
-        closeIdle();
-        const deadline = Date.now() + (opts.shutdownTimeoutMs ?? 10_000);
-        while (inFlight > 0 && Date.now() < deadline) {
-          await sleep(25);
-          closeIdle();
-        }
+        const deadline = performance.now() + (opts.shutdownTimeoutMs ?? 10_000);
+        while (performance.now() < deadline && (closeIdle() > 0 || inFlight > 0 || sessions.size > 0)) await sleep(25);
         // Streams that are still open (watches) are told to end, then connections are cut.
         shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
         await sleep(inFlight > 0 ? 100 : 0);
         for (const s of sessions) s.destroy();
-        for (const socket of h1Sockets) socket.destroy();
+        for (const socket of h1Connections.keys()) socket.destroy();
         await stopped;
         log.info("stopped");
       })();
@@ -253,6 +288,8 @@ export function createServer(opts: ServerOptions): VaneServer {
   };
 }
 
+/** How long an HTTP/1.1 connection must have been idle before shutdown closes it. */
+const IDLE_GRACE_MS = 250;
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }

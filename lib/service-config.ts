@@ -38,7 +38,7 @@ export function readCommonConfig(env: EnvReader): CommonConfig {
     tokenIssuer: env.string("VANE_TOKEN_ISSUER", "vane"),
     jwksUrl: env.url("VANE_JWKS_URL", undefined, ["http", "https"]),
     migrateOnStart: env.bool("VANE_MIGRATE_ON_START", true),
-    drainDelayMs: env.durationMs("VANE_DRAIN_DELAY", "0s"),
+    drainDelayMs: env.durationMs("VANE_DRAIN_DELAY", "5s"),
     shutdownTimeoutMs: env.durationMs("VANE_SHUTDOWN_TIMEOUT", "20s"),
     defaultTimeoutMs: env.durationMs("VANE_DEFAULT_TIMEOUT", "30s"),
     jetStream: env.oneOf("VANE_JETSTREAM_MANAGED", "service", ["service", "external"] as const),

@@ -114,7 +114,7 @@ const USAGE = `usage: npm start [-- --port N] [--host ADDRESS] [--flagd-file PAT
 flagd-compatible ports: VANE_FLAGD_PORT (8013, evaluation) and VANE_FLAGD_SYNC_PORT (8015, sync); "off" disables one.
 Postgres: VANE_DATABASE_URL, else 127.0.0.1:5432 when reachable, else an embedded one (data in .vane/; as root in /var/lib/vane/).
 NATS: VANE_NATS_URL, else 127.0.0.1:4222 when reachable, else a nats-server it starts (data in .vane/).
-Every other VANE_* setting works as for the services; VANE_LOG_LEVEL defaults to warn here.`;
+Every other VANE_* setting works as for the services; VANE_LOG_LEVEL defaults to warn here, VANE_DRAIN_DELAY to 1s.`;
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const print = (text = "") => void process.stdout.write(`${text}\n`);
@@ -144,6 +144,8 @@ function parseCommandLine(argv: string[]): { port?: string; host?: string; flagd
 const cli = parseCommandLine(process.argv.slice(2));
 const vars = {
   VANE_LOG_LEVEL: "warn", // the summary below says what matters; logs are JSON lines
+  // Graceful, yet quick to stop at the terminal: NOT_SERVING for a second, then the drain.
+  VANE_DRAIN_DELAY: "1s",
   ...process.env,
   ...(cli.port !== undefined ? { VANE_PORT: cli.port } : {}),
   ...(cli.host !== undefined ? { VANE_HOST: cli.host } : {}),
@@ -227,7 +229,7 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
     }),
   );
   onStop(() => print("Stopping Vane…"));
-}, { interactive: true });
+}, { interactive: true, stopWithParent: true });
 
 interface Summary {
   url: string;

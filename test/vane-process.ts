@@ -14,6 +14,8 @@ const SCHEMAS = ["identity", "flags", "analytics"];
 /** A running `npm start`. */
 export interface VaneProcess {
   readonly prefix: string;
+  /** The spawned process: npm itself with `{ npm: true }`, else the node process. */
+  readonly pid: number;
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
   /** Resolves with the match once `pattern` appears in stdout; rejects if the process exits first. */
@@ -28,8 +30,11 @@ export interface VaneProcess {
   cleanup(): Promise<void>;
 }
 
-/** Starts `scripts/start.ts` with `args`; `env` adds to (or overrides) the test settings. */
-export function startVane(args: string[] = [], env: Record<string, string> = {}): VaneProcess {
+/**
+ * Starts `scripts/start.ts` with `args`; `env` adds to (or overrides) the test settings. With
+ * `npm: true` it runs `npm start` itself, as a person does (npm, then node as its child).
+ */
+export function startVane(args: string[] = [], env: Record<string, string> = {}, options: { npm?: boolean } = {}): VaneProcess {
   const prefix = `${uniqueName("vane")}_`;
   const names = {
     VANE_SNAPSHOT_BUCKET: `${prefix}snapshots`,
@@ -37,7 +42,10 @@ export function startVane(args: string[] = [], env: Record<string, string> = {})
     VANE_DOMAIN_SUBJECT_PREFIX: `${prefix}domain`,
     VANE_EVENTS_STREAM: `${prefix}EVENTS`.toUpperCase(),
   };
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--port", "0", ...args], {
+  const [command, commandArgs] = options.npm
+    ? ["npm", ["start", "--", "--port", "0", ...args]]
+    : [process.execPath, ["--import", "tsx", "scripts/start.ts", "--port", "0", ...args]];
+  const child: ChildProcess = spawn(command, commandArgs, {
     cwd: root,
     env: {
       ...process.env,
@@ -80,6 +88,7 @@ export function startVane(args: string[] = [], env: Record<string, string> = {})
 
   return {
     prefix,
+    pid: child.pid!,
     output: () => out,
     waitForOutput,
     async started(timeoutMs = 20_000) {

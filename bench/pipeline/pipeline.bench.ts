@@ -133,7 +133,7 @@ try {
   await ensureStream(bus.jsm, spec);
   const tokens = await createTestTokens();
   const collector = await createCollectorModule({ bus, streamName: stream, rateLimit: { perSecond: 10_000_000, burst: 10_000_000 }, publishTimeoutMs: 30_000, logger });
-  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1" });
+  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" });
   const running = await startModules({ config: readCommonConfig(reader), logger, modules: [collector], verifier: tokens.verifier });
   const pipeline = await startPipeline({ db: database.db, bus, stream, consumerName: "bench", batchSize: BATCH, logger });
   try {

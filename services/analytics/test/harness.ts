@@ -56,7 +56,7 @@ export async function startAnalytics(opts: AnalyticsHarnessOptions = {}): Promis
   const bucket = uniqueName("snapshots_at");
   const domainStream = uniqueName("DOMAIN_AT").toUpperCase();
   const events = uniqueName("EVENTS_AT").toUpperCase();
-  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1" });
+  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" });
   const common = readCommonConfig(reader);
   const idConfig = readIdentityConfig(reader);
   reader.done();

@@ -37,7 +37,7 @@ describe("collector during a NATS outage", () => {
     const tokens = await createTestTokens();
     const module = await createCollectorModule({ bus, streamName: "VANE_EVENTS", publishTimeoutMs: 500, logger: createTestLogger() });
     running = await startModules({
-      config: readCommonConfig(createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1" })),
+      config: readCommonConfig(createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" })),
       logger: createTestLogger(),
       modules: [module],
       verifier: tokens.verifier,

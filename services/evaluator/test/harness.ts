@@ -131,6 +131,7 @@ export async function startEvaluator(opts: StartEvaluatorOptions = {}): Promise<
     VANE_SNAPSHOT_BUCKET: bucket,
     VANE_EVENTS_STREAM: stream,
     VANE_SHUTDOWN_TIMEOUT: "1s",
+    VANE_DRAIN_DELAY: "0s",
     ...opts.env,
   });
   const common = readCommonConfig(reader);

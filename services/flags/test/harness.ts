@@ -51,7 +51,7 @@ export async function startFlags(options: StartFlagsOptions = {}): Promise<Flags
   const stream = uniqueName("DOMAIN_TEST").toUpperCase();
   const subjectPrefix = `vanetest.${stream.toLowerCase()}`;
   const natsUrl = options.natsUrl ?? testNatsUrl;
-  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1" });
+  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" });
   const common = readCommonConfig(reader);
   const idConfig = readIdentityConfig(reader);
   reader.done();

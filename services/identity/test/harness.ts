@@ -38,7 +38,7 @@ export interface IdentityHarness {
 
 /** Starts identity with test settings; `env` overrides variables, `schema` the unique schema. */
 export async function startIdentity(env: Record<string, string> = {}, schema = uniqueName("identity_test")): Promise<IdentityHarness> {
-  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", ...env });
+  const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s", ...env });
   const common = readCommonConfig(reader);
   const config = readIdentityConfig(reader);
   reader.done();
