@@ -16,6 +16,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "#gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { requestContextValues } from "#lib/client-address.ts";
 import { applyCors } from "#lib/cors.ts";
 import { createDualListener } from "#lib/dual-listener.ts";
 import { createGrpcFastPath, type FastUnaryMethod } from "#lib/grpc-fast-path.ts";
@@ -151,6 +152,8 @@ export function createServer(opts: ServerOptions): VaneServer {
 
   const handler = connectNodeAdapter({
     routes,
+    // The peer address, for limits by source (lib/client-address.ts).
+    contextValues: requestContextValues,
     interceptors,
     maxTimeoutMs,
     readMaxBytes,
