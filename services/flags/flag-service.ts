@@ -348,7 +348,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
               else if (canonicalJson(merged[i].value) !== canonicalJson(v.value)) merged[i] = { ...merged[i], value: v.value };
             }
             if (variantsToJson(merged) !== variantsToJson(current.variants)) {
-              requireProjectWide(p, `change flag "${f.key}"'s variants (they reach every environment)`);
+              requireProjectWide(p, `change flag "${f.key}"'s variants`);
               const before = flag;
               flag = await trx
                 .updateTable("flags")
