@@ -201,9 +201,14 @@ const roleRank: Record<Role, number> = {
   [Role.OWNER]: 4,
 };
 
+/** True when `role` includes `min` (each role includes the ones below it). */
+export function roleIncludes(role: Role, min: Role): boolean {
+  return roleRank[role] >= roleRank[min];
+}
+
 /** True when the principal's role includes `role`. */
 export function hasRole(p: Principal, role: Role): boolean {
-  return roleRank[p.role] >= roleRank[role];
+  return roleIncludes(p.role, role);
 }
 
 /**
@@ -216,5 +221,57 @@ export function requireRole(p: Principal, role: Role): void {
   }
   if (!hasRole(p, role)) {
     throw new ConnectError(`this needs the ${roleClaim(role)} role or higher`, Code.PermissionDenied);
+  }
+}
+
+/**
+ * An admin key: bound to one environment (the `env` claim), it changes nothing outside it. A
+ * person (session or personal key) acts with their role across the organization.
+ */
+export function isEnvironmentScoped(p: Principal): boolean {
+  return p.keyKind === ApiKeyKind.ADMIN && p.environmentId !== "";
+}
+
+/**
+ * Changes shared by every environment of a project (flag definitions, segment edits, the
+ * environments themselves) are refused to environment-scoped keys, before any lookup.
+ */
+export function requireProjectWide(p: Principal, what: string): void {
+  if (isEnvironmentScoped(p)) {
+    throw new ConnectError(
+      `an admin key is bound to one environment and cannot ${what}, which reaches every environment of the project; use a personal key`,
+      Code.PermissionDenied,
+    );
+  }
+}
+
+/** Before any lookup: an environment-scoped key changes only its own environment. */
+export function requireEnvironmentScope(p: Principal, environmentId: string): void {
+  if (isEnvironmentScoped(p) && p.environmentId !== environmentId) {
+    throw new ConnectError(
+      `this admin key is bound to environment ${p.environmentId} and cannot change environment ${environmentId}; use an admin key of that environment or a personal key`,
+      Code.PermissionDenied,
+    );
+  }
+}
+
+/** What the protection check needs to know of an environment. */
+export interface ProtectedEnvironment {
+  environmentId: string;
+  key: string;
+  protected: boolean;
+}
+
+/**
+ * The caller may change `env`: inside an environment-scoped key's environment, and with the
+ * admin role or higher when the environment is protected.
+ */
+export function requireChangeIn(p: Principal, env: ProtectedEnvironment): void {
+  requireEnvironmentScope(p, env.environmentId);
+  if (env.protected && !hasRole(p, Role.ADMIN)) {
+    throw new ConnectError(
+      `environment "${env.key}" is protected: changes there need the admin role or higher; ask an admin`,
+      Code.PermissionDenied,
+    );
   }
 }

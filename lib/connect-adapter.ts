@@ -16,7 +16,7 @@
  */
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import { createAsyncIterable, encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, createEndStreamSerialization, endStreamFlag, endStreamFromJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -34,6 +34,8 @@ export interface ConnectAdapterOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
   fallback: NodeHandler;
   logger: Logger;
+  /** Context values for each request (e.g. the peer address); empty by default. */
+  contextValues?: (req: http.IncomingMessage | http2.Http2ServerRequest) => ContextValues;
 }
 
 /** A Node request handler serving the routes' RPCs (see the module comment). */
@@ -46,7 +48,7 @@ export function createConnectAdapter(options: ConnectAdapterOptions): NodeHandle
   return (req, res) => {
     const handler = paths.get((req.url ?? "").split("?", 1)[0]);
     if (!handler) return options.fallback(req, res);
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues());
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req) ?? createContextValues());
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {

@@ -4,9 +4,11 @@
  * with the caller's own bearer token, so identity enforces tenancy (a foreign id is NOT_FOUND);
  * the id → (organization, project) mapping is immutable and cached for a minute (so a deleted
  * environment stops accepting writes soon after), and the cached answer is checked against the
- * caller locally with the same rules.
+ * caller locally with the same rules. An environment's protection can change: changes ask
+ * identity afresh (`fresh`), so protecting an environment binds the next change at once.
  */
 import { type CallOptions, Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Environment } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { type Principal, requireRole, Role } from "#lib/auth.ts";
 import { notFound, unavailable } from "#lib/errors.ts";
@@ -21,6 +23,15 @@ export interface ProjectRef {
 /** An environment, its project and organization. */
 export interface EnvironmentRef extends ProjectRef {
   environmentId: string;
+  key: string;
+  /** Changes there need the admin role (Environment.protected). */
+  protected: boolean;
+}
+
+/** Options of {@link ProjectDirectory.environment}. */
+export interface EnvironmentLookup {
+  /** Ask identity even when cached (for changes: protection may have just changed). */
+  fresh?: boolean;
 }
 
 /** The caller, as the directory (and clients of other services) forward it. */
@@ -36,7 +47,7 @@ export interface ProjectDirectory {
   /** The project, or NOT_FOUND when the caller cannot see it. */
   project(id: string, caller: Caller): Promise<ProjectRef>;
   /** The environment, or NOT_FOUND when the caller cannot see it. */
-  environment(id: string, caller: Caller): Promise<EnvironmentRef>;
+  environment(id: string, caller: Caller, lookup?: EnvironmentLookup): Promise<EnvironmentRef>;
   /** Ids of every environment of a project the caller can see. */
   environments(projectId: string, caller: Caller): Promise<string[]>;
 }
@@ -61,6 +72,10 @@ export interface IdentityDirectoryOptions {
 /** Checks a mapping against the caller, as identity's tenancy does: org, and a key's project. */
 export function assertVisible(p: Principal, ref: ProjectRef, what: string): void {
   if (ref.organizationId !== p.organizationId || (p.projectId && p.projectId !== ref.projectId)) throw notFound(what);
+}
+
+function toRef(e: Environment): EnvironmentRef {
+  return { organizationId: e.organizationId, projectId: e.projectId, environmentId: e.id, key: e.key, protected: e.protected };
 }
 
 /** A directory that asks identity (vane.identity.v1.IdentityService) over gRPC. */
@@ -97,9 +112,10 @@ export function createIdentityDirectory(opts: IdentityDirectoryOptions): Project
     caller: Caller,
     what: "project" | "environment",
     fetch: (o: CallOptions) => Promise<T | undefined>,
+    fresh = false,
   ): Promise<T> => {
     requireRole(caller.principal, Role.VIEWER);
-    let ref = cached(cache, id);
+    let ref = fresh ? undefined : cached(cache, id);
     if (!ref) {
       ref = await call(caller, fetch, what);
       if (!ref) throw unavailable(`identity answered without ${what === "project" ? "a project" : "an environment"}`);
@@ -114,14 +130,21 @@ export function createIdentityDirectory(opts: IdentityDirectoryOptions): Project
         const { project } = await identity().getProject({ id }, o);
         return project && { organizationId: project.organizationId, projectId: project.id };
       }),
-    environment: (id, caller) =>
-      resolve(envs, id, caller, "environment", async (o) => {
-        const { environment } = await identity().getEnvironment({ id }, o);
-        return environment && { organizationId: environment.organizationId, projectId: environment.projectId, environmentId: environment.id };
-      }),
+    environment: (id, caller, lookup) =>
+      resolve(
+        envs,
+        id,
+        caller,
+        "environment",
+        async (o) => {
+          const { environment } = await identity().getEnvironment({ id }, o);
+          return environment && toRef(environment);
+        },
+        lookup?.fresh,
+      ),
     async environments(projectId, caller) {
       const { environments } = await call(caller, (o) => identity().listEnvironments({ projectId }, o), "project");
-      for (const e of environments) remember(envs, e.id, { organizationId: e.organizationId, projectId: e.projectId, environmentId: e.id });
+      for (const e of environments) remember(envs, e.id, toRef(e));
       return environments.map((e) => e.id);
     },
   };

@@ -17,6 +17,7 @@ import { Health } from "#gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createConnectAdapter } from "#lib/connect-adapter.ts";
+import { requestContextValues } from "#lib/client-address.ts";
 import { applyCors } from "#lib/cors.ts";
 import { createDualListener } from "#lib/dual-listener.ts";
 import { createGrpcFastPath, type FastUnaryMethod } from "#lib/grpc-fast-path.ts";
@@ -166,6 +167,8 @@ export function createServer(opts: ServerOptions): VaneServer {
 
   const handler = createConnectAdapter({
     routes,
+    // The peer address, for limits by source (lib/client-address.ts).
+    contextValues: requestContextValues,
     interceptors,
     maxTimeoutMs,
     readMaxBytes,

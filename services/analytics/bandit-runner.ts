@@ -120,7 +120,7 @@ export function createBanditRunner(opts: BanditRunnerOptions): BanditRunner {
       const weights = toRolloutWeights(sampled.weights, minWeight);
       const rollout = x.variants.map((v, i) => ({ variant: v.variant, weight: weights[i] }));
       const caller: Caller = {
-        principal: create(PrincipalSchema, { subject: "analytics-bandit", organizationId: x.organization_id, projectId: x.project_id, role: Role.EDITOR }),
+        principal: create(PrincipalSchema, { subject: "analytics-bandit", organizationId: x.organization_id, projectId: x.project_id, role: Role.ADMIN }),
         authorization: await opts.credentials({ organizationId: x.organization_id, projectId: x.project_id }),
       };
       flagVersion = await changeFlagEnvironment(opts, x, caller, `bandit re-weighting of experiment ${x.key}`, async (env) => {
@@ -180,16 +180,21 @@ export function createBanditRunner(opts: BanditRunnerOptions): BanditRunner {
   };
 }
 
-/** Credentials from a token signer in the same process (`npm start`: identity's key ring). */
+/**
+ * Credentials from a token signer in the same process (`npm start`: identity's key ring). Role
+ * admin: a bandit only re-weights the rollout of an experiment someone allowed to change its
+ * environment started, protected environments included.
+ */
 export function signedBanditCredentials(sign: (claims: Record<string, string>, ttlMs: number) => Promise<{ token: string }>): BanditCredentials {
   return async ({ organizationId, projectId }) =>
-    `Bearer ${(await sign({ sub: "service:analytics-bandit", org: organizationId, prj: projectId, role: "editor", kind: "admin" }, 60_000)).token}`;
+    `Bearer ${(await sign({ sub: "service:analytics-bandit", org: organizationId, prj: projectId, role: "admin", kind: "admin" }, 60_000)).token}`;
 }
 
 /**
- * Credentials from an API key exchanged at identity (the service on its own, in Kubernetes): an
- * admin key of a project, or a personal key of an editor, whose token is cached until shortly
- * before it expires. Bandits of experiments the key cannot reach fail their run, logged.
+ * Credentials from an API key exchanged at identity (the service on its own, in Kubernetes): a
+ * personal key of an admin (every environment of the organization), or an admin key (its own
+ * environment only), whose token is cached until shortly before it expires. Bandits of
+ * experiments the key cannot reach fail their run, logged.
  */
 export function apiKeyBanditCredentials(opts: { identityUrl: string; apiKey: string; interceptors?: Interceptor[] }): BanditCredentials {
   const auth = createClient(AuthService, createGrpcTransport({ baseUrl: opts.identityUrl, interceptors: opts.interceptors }));

@@ -21,7 +21,7 @@ import {
   StopExperimentResponseSchema,
 } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import { Direction, type Experiment, ExperimentSchema, ExperimentStatus, type Metric, MetricKind, MetricSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
-import { requirePrincipal, requireRole, Role } from "#lib/auth.ts";
+import { requireChangeIn, requireEnvironmentScope, requirePrincipal, requireRole, Role } from "#lib/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/errors.ts";
 import { assertVisible, type Caller, type ProjectDirectory } from "#lib/identity-directory.ts";
@@ -123,6 +123,16 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
     return { x, caller };
   }
 
+  /**
+   * Starting and stopping change the flag in the experiment's environment: an admin key of
+   * another environment is refused, and a protected one needs the admin role. Checked here,
+   * before the experiment moves, though flags checks the flag change again.
+   */
+  async function requireChangeOf(x: ExperimentRow, caller: Caller): Promise<void> {
+    requireEnvironmentScope(caller.principal, x.environment_id);
+    requireChangeIn(caller.principal, await deps.directory.environment(x.environment_id, caller, { fresh: true }));
+  }
+
   return {
     async createMetric(req, ctx) {
       const caller = callerOf(ctx);
@@ -163,6 +173,9 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
     async createExperiment(req, ctx) {
       const caller = callerOf(ctx);
       requireRole(caller.principal, Role.EDITOR);
+      // A draft changes nothing yet (so editors may prepare one in a protected environment);
+      // an admin key still works only in its own environment.
+      requireEnvironmentScope(caller.principal, req.environmentId);
       const scope = await deps.directory.project(req.projectId, caller);
       const env = await deps.directory.environment(req.environmentId, caller);
       if (env.projectId !== scope.projectId) throw invalidArgument("environment_id must be an environment of the experiment's project");
@@ -260,12 +273,14 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
 
     async startExperiment(req, ctx) {
       const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
+      await requireChangeOf(x, caller);
       const row = await startExperiment(deps, x.id, caller, req.reason || `start experiment ${x.key}`);
       return create(StartExperimentResponseSchema, { experiment: toExperiment(row) });
     },
 
     async stopExperiment(req, ctx) {
       const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
+      await requireChangeOf(x, caller);
       if (req.shipVariant && !x.variants.some((v) => v.variant === req.shipVariant)) throw invalidArgument(`ship_variant "${req.shipVariant}" is not one of the experiment's variants`);
       const ship = req.shipVariant || (x.status === "stopping" ? x.shipped_variant : "");
       const row = await stopExperiment(deps, x.id, caller, req.shipVariant, req.reason || (ship ? `stop experiment ${x.key}, ship ${ship}` : `stop experiment ${x.key}`));

@@ -21,7 +21,7 @@ const { common, analytics, banditApiKey } = readConfigOrExit(process.env, (env, 
   if (!common.jwksUrl) fail("VANE_JWKS_URL is required: analytics verifies access tokens against identity's JWKS");
   if (!analytics.identityUrl) fail("VANE_IDENTITY_URL is required: analytics resolves projects and environments through identity");
   if (!analytics.flagsUrl) fail("VANE_FLAGS_URL is required: analytics configures experiment flags through the flags service");
-  // Optional: the API key bandits re-weight rollouts with (an admin key of a project, or an editor's personal key).
+  // Optional: the API key bandits re-weight rollouts with (an admin's personal key, or an admin key: its environment only).
   return { common, analytics, banditApiKey: env.optional("VANE_BANDIT_API_KEY") };
 });
 

@@ -2,10 +2,17 @@
  * Who may do what, and the helpers every RPC shares: resolving the caller's project or
  * environment through the directory (tenancy), running a mutation under the project's lock, and
  * optimistic-concurrency checks.
+ *
+ * Changes come in two kinds. A change in one environment (its targeting) is refused to an admin
+ * key of another environment before any lookup, and needs the admin role in a protected
+ * environment (asked of identity afresh, so a new protection binds at once). A change shared by
+ * every environment (a flag's definition, a segment edit) is refused to every admin key, since
+ * each is bound to one environment; creating a flag or segment is not, as no environment uses
+ * it yet. The README's "Identity and tenancy" has the whole table.
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
-import { type Principal, requirePrincipal, requireRole, Role } from "#lib/auth.ts";
+import { type Principal, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role, roleIncludes } from "#lib/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/db.ts";
 import { alreadyExists, invalidArgument } from "#lib/errors.ts";
 import type { Caller, EnvironmentRef, ProjectDirectory, ProjectRef } from "#lib/identity-directory.ts";
@@ -23,20 +30,53 @@ export function callerOf(ctx: HandlerContext): Caller {
   return { principal: requirePrincipal(ctx), authorization: ctx.requestHeader.get("authorization"), signal: ctx.signal };
 }
 
-/** Role first (refused before any lookup), then the project through identity (NOT_FOUND if foreign). */
-export async function inProject(deps: FlagsDeps, ctx: HandlerContext, projectId: string, role: Role): Promise<{ p: Principal; caller: Caller; scope: ProjectRef }> {
+/** What a project-level change (role editor or above) does to the project's environments. */
+export type ProjectChange =
+  /** Reaches every environment (a flag's definition, a segment edit): not with an admin key. */
+  | "shared"
+  /** Adds what no environment uses yet (a new flag or segment): admin keys too. */
+  | "additive"
+  /** The handler checks each environment it changes ({@link environmentForChange}). */
+  | "per-environment";
+
+/**
+ * Role first (refused before any lookup), then the project through identity (NOT_FOUND if
+ * foreign). A change is "shared" unless the handler says otherwise.
+ */
+export async function inProject(
+  deps: FlagsDeps,
+  ctx: HandlerContext,
+  projectId: string,
+  role: Role,
+  change: ProjectChange = "shared",
+): Promise<{ p: Principal; caller: Caller; scope: ProjectRef }> {
   const caller = callerOf(ctx);
   requireRole(caller.principal, role);
+  if (roleIncludes(role, Role.EDITOR) && change === "shared") requireProjectWide(caller.principal, `call ${ctx.method.name}`);
   const scope = await deps.directory.project(projectId, caller);
   return { p: caller.principal, caller, scope };
 }
 
-/** Role first, then the environment through identity. */
+/**
+ * Role first, then the environment through identity. For a change (role editor or above): an
+ * admin key of another environment is refused before the lookup, and a protected environment
+ * needs the admin role.
+ */
 export async function inEnvironment(deps: FlagsDeps, ctx: HandlerContext, environmentId: string, role: Role): Promise<{ p: Principal; caller: Caller; env: EnvironmentRef }> {
   const caller = callerOf(ctx);
   requireRole(caller.principal, role);
-  const env = await deps.directory.environment(environmentId, caller);
+  const env = roleIncludes(role, Role.EDITOR)
+    ? await environmentForChange(deps, caller, environmentId)
+    : await deps.directory.environment(environmentId, caller);
   return { p: caller.principal, caller, env };
+}
+
+/** An environment the caller is about to change: in its key's scope, and protection honoured. */
+export async function environmentForChange(deps: FlagsDeps, caller: Caller, environmentId: string): Promise<EnvironmentRef> {
+  requireEnvironmentScope(caller.principal, environmentId);
+  const env = await deps.directory.environment(environmentId, caller, { fresh: true });
+  requireChangeIn(caller.principal, env);
+  return env;
 }
 
 /**
@@ -96,4 +136,4 @@ export const pageTokens = {
   },
 };
 
-export { Role };
+export { requireProjectWide, Role };

@@ -26,7 +26,7 @@ import { type Principal, Role } from "#lib/auth.ts";
 import { FlagSetError, parseFlagdJson, toFlagdJson } from "#lib/engine/index.ts";
 import { failedPrecondition, invalidArgument } from "#lib/errors.ts";
 import { pageSize } from "#lib/pagination.ts";
-import { expectVersion, type FlagsDeps, inEnvironment, inProject, mutate, pageTokens } from "./access.ts";
+import { expectVersion, type FlagsDeps, inEnvironment, inProject, mutate, pageTokens, requireProjectWide } from "./access.ts";
 import {
   auditJson,
   conditionsFromRow,
@@ -92,7 +92,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
 
   return {
     async createFlag(req, ctx) {
-      const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
+      const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR, "additive");
       throwIssues(validateVariants(req.type, req.variants));
       const environments = await directory.environments(scope.projectId, caller);
       const row = await mutate(deps, scope.projectId, `a flag with key "${req.key}"`, ctx.signal, async (trx) => {
@@ -356,6 +356,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
               else if (canonicalJson(merged[i].value) !== canonicalJson(v.value)) merged[i] = { ...merged[i], value: v.value };
             }
             if (variantsToJson(merged) !== variantsToJson(current.variants)) {
+              requireProjectWide(p, `change flag "${f.key}"'s variants`);
               const before = flag;
               flag = await trx
                 .updateTable("flags")

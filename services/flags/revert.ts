@@ -9,7 +9,7 @@ import { sql } from "kysely";
 import { type RevertAuditEntryRequest, type RevertAuditEntryResponse, RevertAuditEntryResponseSchema } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagEnvironmentSchema, FlagSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { failedPrecondition, notFound } from "#lib/errors.ts";
-import { expectVersion, type FlagsDeps, inProject, mutate, Role } from "./access.ts";
+import { environmentForChange, expectVersion, type FlagsDeps, inProject, mutate, requireProjectWide, Role } from "./access.ts";
 import { auditJson, toFlag, toFlagEnvironment, variantsToJson } from "./convert.ts";
 import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment } from "./flag-writes.ts";
 import type { AuditEntryRow, StoredMetadata } from "./schema.ts";
@@ -32,15 +32,16 @@ function notRevertible(e: AuditEntryRow): string {
 export function createRevertAuditEntry(deps: FlagsDeps) {
   const { db, directory, targets } = deps;
   return async function revertAuditEntry(req: RevertAuditEntryRequest, ctx: HandlerContext): Promise<RevertAuditEntryResponse> {
-    const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
+    const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR, "per-environment");
     const entry = await db.selectFrom("audit_entries").selectAll().where("project_id", "=", scope.projectId).where("id", "=", String(req.auditEntryId)).executeTakeFirst();
     if (!entry) throw notFound(`audit entry ${req.auditEntryId}`);
     const reason = `revert of audit entry ${entry.id}${req.reason ? `: ${req.reason}` : ""}`;
     const key = entry.flag_key ?? "";
 
     if (ENVIRONMENT_ACTIONS.has(entry.action) && entry.environment_id && key) {
-      // Through identity: the environment must still exist and be visible to the caller.
-      const env = await directory.environment(entry.environment_id, caller);
+      // Through identity: the environment must still exist, be visible to the caller, and be
+      // theirs to change (an admin key's own environment; the admin role if protected).
+      const env = await environmentForChange(deps, caller, entry.environment_id);
       const before = entry.before === null ? undefined : fromJson(FlagEnvironmentSchema, entry.before as JsonValue);
       return mutate(deps, scope.projectId, `flag "${key}"`, ctx.signal, async (trx) => {
         const flag = await findFlag(trx, scope.projectId, key);
@@ -78,6 +79,7 @@ export function createRevertAuditEntry(deps: FlagsDeps) {
     }
 
     if (FLAG_ACTIONS.has(entry.action) && key && entry.before !== null) {
+      requireProjectWide(p, "revert a flag's definition");
       const before = fromJson(FlagSchema, entry.before as JsonValue);
       const environments = await directory.environments(scope.projectId, caller);
       return mutate(deps, scope.projectId, `flag "${key}"`, ctx.signal, async (trx) => {

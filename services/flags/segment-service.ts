@@ -53,7 +53,7 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
   const { db, directory, targets } = deps;
   return {
     async createSegment(req, ctx) {
-      const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR);
+      const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR, "additive");
       throwIssues(validateConditions(req.conditions, { variants: new Set() }, "conditions"));
       const environments = await directory.environments(scope.projectId, caller);
       const row = await mutate(deps, scope.projectId, `a segment with key "${req.key}"`, ctx.signal, async (trx) => {

@@ -8,7 +8,16 @@ import type { KeyKindName } from "./schema.ts";
 /** A new secret, e.g. `vane_server_3q2…`, and what is stored of it. */
 export function newSecret(kind: KeyKindName): { secret: string; prefix: string; hash: Buffer } {
   const secret = `vane_${kind}_${randomBytes(32).toString("base64url")}`;
-  return { secret, prefix: secret.slice(0, secret.indexOf("_", 5) + 7), hash: hashSecret(secret) };
+  return { secret, prefix: keyPrefixOf(secret)!, hash: hashSecret(secret) };
+}
+
+/**
+ * The public part of a key, e.g. `vane_server_3q2x9a` (kind and 6 characters of the secret):
+ * shown in ListApiKeys, and what failed exchanges are limited by. Undefined for a string that is
+ * not shaped like a key.
+ */
+export function keyPrefixOf(secret: string): string | undefined {
+  return /^vane_(?:server|client|admin|personal)_[A-Za-z0-9_-]{6}/.exec(secret)?.[0];
 }
 
 /** The stored form of a secret. */

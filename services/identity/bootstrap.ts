@@ -1,6 +1,6 @@
 /**
  * The first tenant of a fresh installation, for `npm start`: organization "Default" with project
- * `default` (environments development, staging, production), an owner, and that owner's personal
+ * `default` (environments development, staging, and production, protected), an owner, and that owner's personal
  * API key, whose secret is kept in a local file (mode 0600) so later starts can show it again.
  */
 import { randomUUID } from "node:crypto";
@@ -13,11 +13,11 @@ import type { IdentityDatabase } from "./schema.ts";
 /** The admin's email when none is given. */
 export const DEFAULT_ADMIN_EMAIL = "admin@vane.local";
 
-/** The environments of the default project, in order. */
+/** The environments of the default project, in order; production is protected (changes need an admin). */
 export const DEFAULT_ENVIRONMENTS = [
-  { key: "development", name: "Development" },
-  { key: "staging", name: "Staging" },
-  { key: "production", name: "Production" },
+  { key: "development", name: "Development", protected: false },
+  { key: "staging", name: "Staging", protected: false },
+  { key: "production", name: "Production", protected: true },
 ] as const;
 
 /** Options for {@link ensureBootstrap}. */
@@ -85,7 +85,9 @@ export async function ensureBootstrap(db: Kysely<IdentityDatabase>, opts: Bootst
     const environments = DEFAULT_ENVIRONMENTS.map((e) => ({ id: randomUUID(), key: e.key }));
     await trx
       .insertInto("environments")
-      .values(DEFAULT_ENVIRONMENTS.map((e, i) => ({ id: environments[i].id, project_id: projectId, organization_id: orgId, key: e.key, name: e.name })))
+      .values(
+        DEFAULT_ENVIRONMENTS.map((e, i) => ({ id: environments[i].id, project_id: projectId, organization_id: orgId, key: e.key, name: e.name, protected: e.protected })),
+      )
       .execute();
     const environmentsCreated = { created: true as const, orgId, projectId, environments, adminEmail };
     if (!opts.credentialFile) return environmentsCreated;

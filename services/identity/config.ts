@@ -1,5 +1,6 @@
 /** Identity's own settings. */
 import type { EnvReader } from "#lib/config.ts";
+import { FAILURE_COST, type ExchangeLimitSettings } from "./exchange-limits.ts";
 
 export interface IdentityConfig {
   keyTokenTtlMs: number;
@@ -11,6 +12,10 @@ export interface IdentityConfig {
   signingKeyPublishAheadMs: number;
   oidcIssuer: string | undefined;
   oidcAudience: string | undefined;
+  /** Rate limits of ExchangeApiKey and ExchangeOidcToken. */
+  exchangeLimits: ExchangeLimitSettings;
+  /** Proxies in front of identity that append the caller to X-Forwarded-For (lib/client-address.ts). */
+  trustedProxyHops: number;
 }
 
 /** Reads identity's settings. */
@@ -26,6 +31,13 @@ export function readIdentityConfig(env: EnvReader): IdentityConfig {
     signingKeyPublishAheadMs: env.durationMs("VANE_SIGNING_KEY_PUBLISH_AHEAD", "2m"),
     oidcIssuer,
     oidcAudience,
+    exchangeLimits: {
+      windowMs: env.durationMs("VANE_EXCHANGE_WINDOW", "1m"),
+      // At least one failure's cost, so a single wrong key never locks its source out.
+      sourceBudget: env.int("VANE_EXCHANGE_SOURCE_BUDGET", 600, { min: FAILURE_COST + 1 }),
+      keyFailures: env.int("VANE_EXCHANGE_KEY_FAILURES", 20, { min: 1 }),
+    },
+    trustedProxyHops: env.int("VANE_TRUSTED_PROXY_HOPS", 0, { min: 0, max: 10 }),
   };
   if (oidcIssuer && !oidcAudience) env.string("VANE_OIDC_AUDIENCE"); // records "is required"
   return cfg;

@@ -44,6 +44,7 @@ export const toEnvironment = (r: EnvironmentRow) =>
     key: r.key,
     name: r.name,
     createTime: timestampFromDate(r.created_at),
+    protected: r.protected,
   });
 
 export const toMember = (r: MemberRow & { email: string }) =>

@@ -24,11 +24,12 @@ import {
   ListProjectsResponseSchema,
   RemoveMemberResponseSchema,
   RevokeApiKeyResponseSchema,
+  UpdateEnvironmentResponseSchema,
   UpdateMemberRoleResponseSchema,
   UpdateOrganizationResponseSchema,
   UpdateProjectResponseSchema,
 } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { ApiKeyKind, requirePrincipal, requireRole, Role } from "#lib/auth.ts";
+import { ApiKeyKind, isEnvironmentScoped, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role } from "#lib/auth.ts";
 import { isForeignKeyViolation, isUniqueViolation } from "#lib/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "#lib/errors.ts";
 import { decodePageToken, encodePageToken, pageSize } from "#lib/pagination.ts";
@@ -36,6 +37,9 @@ import { newSecret } from "./api-key-secrets.ts";
 import { kindName, roleName, toApiKey, toEnvironment, toMember, toOrganization, toProject } from "./convert.ts";
 import type { IdentityDatabase } from "./schema.ts";
 import { inOrganization, isPerson, requireOrganizationWide, visible } from "./tenancy.ts";
+
+/** New environments with this key are protected unless the request says otherwise. */
+export const PROTECTED_BY_DEFAULT = "production";
 
 /** Runs an insert, turning a unique violation into ALREADY_EXISTS for `what`. */
 async function unique<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -171,6 +175,7 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
     async updateProject(req, ctx) {
       const p = requirePrincipal(ctx);
       requireRole(p, Role.ADMIN);
+      requireProjectWide(p, "rename the project");
       visible(p, await findProject(req.id), "project", (r) => r.id);
       const row = await db.updateTable("projects").set({ name: req.name }).where("id", "=", req.id).returningAll().executeTakeFirstOrThrow();
       return create(UpdateProjectResponseSchema, { project: toProject(row) });
@@ -193,11 +198,13 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
     async createEnvironment(req, ctx) {
       const p = requirePrincipal(ctx);
       requireRole(p, Role.ADMIN);
+      requireProjectWide(p, "create environments");
       const project = visible(p, await findProject(req.projectId), "project", (r) => r.id);
+      const isProtected = req.protected ?? req.key === PROTECTED_BY_DEFAULT;
       const row = await unique(`an environment with key "${req.key}"`, () =>
         db
           .insertInto("environments")
-          .values({ id: randomUUID(), project_id: project.id, organization_id: project.organization_id, key: req.key, name: req.name })
+          .values({ id: randomUUID(), project_id: project.id, organization_id: project.organization_id, key: req.key, name: req.name, protected: isProtected })
           .returningAll()
           .executeTakeFirstOrThrow(),
       );
@@ -219,9 +226,26 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       return create(ListEnvironmentsResponseSchema, { environments: rows.map(toEnvironment) });
     },
 
+    async updateEnvironment(req, ctx) {
+      const p = requirePrincipal(ctx);
+      requireRole(p, Role.ADMIN);
+      requireProjectWide(p, "change environments");
+      if (req.name === undefined && req.protected === undefined) throw invalidArgument("name, protected: set at least one");
+      visible(p, await findEnvironment(req.id), "environment", (r) => r.project_id);
+      const row = await db
+        .updateTable("environments")
+        .set({ ...(req.name !== undefined ? { name: req.name } : {}), ...(req.protected !== undefined ? { protected: req.protected } : {}) })
+        .where("id", "=", req.id)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) throw notFound("environment");
+      return create(UpdateEnvironmentResponseSchema, { environment: toEnvironment(row) });
+    },
+
     async deleteEnvironment(req, ctx) {
       const p = requirePrincipal(ctx);
       requireRole(p, Role.ADMIN);
+      requireProjectWide(p, "delete environments");
       visible(p, await findEnvironment(req.id), "environment", (r) => r.project_id);
       await db.transaction().execute(async (trx) => {
         await trx.updateTable("api_keys").set({ revoked_at: sql`now()` }).where("environment_id", "=", req.id).where("revoked_at", "is", null).execute();
@@ -327,7 +351,9 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       } else {
         if (!req.environmentId) throw invalidArgument("environment_id: required for server, client and admin keys");
         requireRole(p, Role.ADMIN);
+        requireEnvironmentScope(p, req.environmentId);
         const env = visible(p, await findEnvironment(req.environmentId), "environment", (r) => r.project_id);
+        requireChangeIn(p, { environmentId: env.id, key: env.key, protected: env.protected });
         values = { organization_id: env.organization_id, project_id: env.project_id, environment_id: env.id, member_id: null };
       }
       const row = await db
@@ -343,6 +369,7 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       let q = db.selectFrom("api_keys").selectAll();
       if (req.environmentId) {
         requireRole(p, Role.ADMIN);
+        requireEnvironmentScope(p, req.environmentId);
         visible(p, await findEnvironment(req.environmentId), "environment", (r) => r.project_id);
         q = q.where("environment_id", "=", req.environmentId);
       } else {
@@ -366,6 +393,8 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
         if (!own) requireRole(p, Role.ADMIN);
       } else {
         requireRole(p, Role.ADMIN);
+        // An admin key manages the keys of its own environment only.
+        if (isEnvironmentScoped(p) && key.environment_id) requireEnvironmentScope(p, key.environment_id);
       }
       const row = await db
         .updateTable("api_keys")

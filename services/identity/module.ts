@@ -11,6 +11,7 @@ import { serve } from "#lib/server.ts";
 import type { ServiceModule } from "#lib/service-module.ts";
 import { createAuthService } from "./auth-service.ts";
 import type { IdentityConfig } from "./config.ts";
+import { createExchangeLimits } from "./exchange-limits.ts";
 import { createIdentityService } from "./identity-service.ts";
 import { migrations } from "./migrations/index.ts";
 import { createOidcVerifier } from "./oidc.ts";
@@ -26,6 +27,8 @@ export interface IdentityModuleOptions {
   migrate: boolean;
   config: IdentityConfig;
   logger: Logger;
+  /** The clock of the exchange limits' windows (tests). */
+  now?: () => number;
 }
 
 /** The identity module, with its key ring for in-process token verification. */
@@ -60,7 +63,15 @@ export async function createIdentityModule(opts: IdentityModuleOptions): Promise
         serve(IdentityService, createIdentityService(database.db)),
         serve(
           AuthService,
-          createAuthService({ db: database.db, keys, keyTokenTtlMs: opts.config.keyTokenTtlMs, userTokenTtlMs: opts.config.userTokenTtlMs, oidc }),
+          createAuthService({
+            db: database.db,
+            keys,
+            keyTokenTtlMs: opts.config.keyTokenTtlMs,
+            userTokenTtlMs: opts.config.userTokenTtlMs,
+            oidc,
+            limits: createExchangeLimits({ db: database.db, logger, now: opts.now, ...opts.config.exchangeLimits }),
+            trustedProxyHops: opts.config.trustedProxyHops,
+          }),
         ),
       ],
       publicProcedures: [`/${AuthService.typeName}/ExchangeApiKey`, `/${AuthService.typeName}/ExchangeOidcToken`],

@@ -40,6 +40,8 @@ export interface EnvironmentTable {
   organization_id: string;
   key: string;
   name: string;
+  /** Changes need the admin role. */
+  protected: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
 }
 export type KeyKindName = "server" | "client" | "admin" | "personal";
@@ -68,6 +70,15 @@ export interface SigningKeyTable {
   revoked_at: NullableTimestamp;
 }
 
+/** Failed credential exchanges in one fixed window, shared by every replica. */
+export interface CredentialFailureTable {
+  dimension: "source" | "key";
+  /** The source address, or the API key prefix. */
+  subject: string;
+  window_start: Date;
+  failures: number;
+}
+
 export interface IdentityDatabase {
   organizations: OrganizationTable;
   users: UserTable;
@@ -76,6 +87,7 @@ export interface IdentityDatabase {
   environments: EnvironmentTable;
   api_keys: ApiKeyTable;
   signing_keys: SigningKeyTable;
+  credential_failures: CredentialFailureTable;
 }
 
 export type OrganizationRow = Selectable<OrganizationTable>;

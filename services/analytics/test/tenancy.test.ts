@@ -4,13 +4,13 @@ import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
-import { Direction, MetricKind } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { Direction, ExperimentStatus, MetricKind } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType } from "#gen/vane/flags/v1/flags_pb.js";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { assertTenancyMatrix } from "#lib/test-tenancy.ts";
+import { assertTenancyMatrix, type TenancyDimension } from "#lib/test-tenancy.ts";
 import { type AnalyticsHarness, startAnalytics, type Tenant } from "./harness.ts";
 
 const variants = ["a", "b"].map((key) => ({ key, value: fromJson(ValueSchema, key) }));
@@ -58,7 +58,11 @@ describe("tenancy", () => {
         await assertTenancyMatrix(ExperimentService, {
           createMetric: { expect: Code.NotFound, call: () => x.createMetric({ projectId, key: "k", name: "k", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }) },
           listMetrics: { expect: Code.NotFound, call: () => x.listMetrics({ projectId }) },
-          createExperiment: { expect: Code.NotFound, call: () => x.createExperiment({ projectId, environmentId, flagKey: "f1", key: "k", name: "k", variants: arms, primaryMetricKeys: ["m"] }) },
+          // An admin key is bound to its environment: another one is refused before any lookup.
+          createExperiment: {
+            expect: as === "admin key" ? Code.PermissionDenied : Code.NotFound,
+            call: () => x.createExperiment({ projectId, environmentId, flagKey: "f1", key: "k", name: "k", variants: arms, primaryMetricKeys: ["m"] }),
+          },
           getExperiment: { expect: Code.NotFound, call: () => x.getExperiment({ id: target.draftId }) },
           listExperiments: { expect: Code.NotFound, call: () => x.listExperiments({ projectId }) },
           startExperiment: { expect: Code.NotFound, call: () => x.startExperiment({ id: target.draftId }) },
@@ -69,6 +73,67 @@ describe("tenancy", () => {
       }
     });
   }
+
+  /**
+   * A tenant of its own whose production (protected) holds a draft and a running experiment, and
+   * callers: an admin key of staging, an editor, an admin.
+   */
+  async function productionTenant() {
+    const t = await h.seedTenant();
+    const flags = h.client(FlagService, t.ownerToken);
+    for (const key of ["f1", "f2"]) await flags.createFlag({ projectId: t.projectId, key, name: key, type: FlagType.STRING, variants });
+    const x = h.client(ExperimentService, t.ownerToken);
+    await x.createMetric({ projectId: t.projectId, key: "m", name: "m", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE });
+    const base = { projectId: t.projectId, environmentId: t.environmentId, name: "x", variants: arms, primaryMetricKeys: ["m"] };
+    const draft = (await x.createExperiment({ ...base, key: "draft", flagKey: "f1" })).experiment!.id;
+    const running = (await x.createExperiment({ ...base, key: "running", flagKey: "f2" })).experiment!.id;
+    await x.startExperiment({ id: running });
+    await h.client(IdentityService, t.ownerToken).updateEnvironment({ id: t.environmentId, protected: true });
+    const created = await h.client(IdentityService, t.ownerToken).createApiKey({ environmentId: t.stagingId, kind: ApiKeyKind.ADMIN, name: "staging admin" });
+    const stagingAdmin = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
+    return { t, draft, running, stagingAdmin, editor: (await h.member(t, "editor")).token, admin: (await h.member(t, "admin")).token };
+  }
+
+  /** ExperimentService against production; `create` is what creating a draft there gives. */
+  async function productionMatrix(token: string, p: Awaited<ReturnType<typeof productionTenant>>, create: Code.PermissionDenied | "allowed", dimension: TenancyDimension) {
+    const x = h.client(ExperimentService, token);
+    const { projectId, environmentId } = p.t;
+    await assertTenancyMatrix(
+      ExperimentService,
+      {
+        createMetric: { expect: "allowed", call: () => x.createMetric({ projectId, key: "k", name: "k", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }) },
+        listMetrics: { expect: "allowed", call: () => x.listMetrics({ projectId }) },
+        createExperiment: { expect: create, call: () => x.createExperiment({ projectId, environmentId, flagKey: "f1", key: "k", name: "k", variants: arms, primaryMetricKeys: ["m"] }) },
+        getExperiment: { expect: "allowed", call: () => x.getExperiment({ id: p.draft }) },
+        listExperiments: { expect: "allowed", call: () => x.listExperiments({ projectId }) },
+        startExperiment: { expect: Code.PermissionDenied, call: () => x.startExperiment({ id: p.draft }) },
+        stopExperiment: { expect: Code.PermissionDenied, call: () => x.stopExperiment({ id: p.running, shipVariant: "b" }) },
+        getResults: { expect: "allowed", call: () => x.getResults({ id: p.running }) },
+        getResultsTimeline: { expect: "allowed", call: () => x.getResultsTimeline({ id: p.running }) },
+      },
+      dimension,
+    );
+    // Nothing moved: the draft is a draft, the running experiment runs.
+    const list = (await h.client(ExperimentService, p.t.ownerToken).listExperiments({ projectId })).experiments;
+    expect(list.filter((e) => e.key !== "k").map((e) => [e.key, e.version])).toEqual(expect.arrayContaining([["draft", 1n], ["running", 3n]]));
+  }
+
+  it("keeps an admin key's experiments inside its environment (environment scope)", async () => {
+    const p = await productionTenant();
+    await productionMatrix(p.stagingAdmin, p, Code.PermissionDenied, "environment scope");
+    // In its own environment it runs experiments.
+    const x = h.client(ExperimentService, p.stagingAdmin);
+    const { experiment } = await x.createExperiment({ projectId: p.t.projectId, environmentId: p.t.stagingId, flagKey: "f1", key: "staged", name: "s", variants: arms, primaryMetricKeys: ["m"] });
+    expect((await x.startExperiment({ id: experiment!.id })).experiment?.status).toBe(ExperimentStatus.RUNNING);
+  });
+
+  it("lets editors draft but not start or stop experiments in a protected environment (protected environment)", async () => {
+    const p = await productionTenant();
+    await productionMatrix(p.editor, p, "allowed", "protected environment");
+    // An admin starts what the editor drafted.
+    const drafted = (await h.client(ExperimentService, p.editor).listExperiments({ projectId: p.t.projectId })).experiments.find((e) => e.key === "k")!;
+    expect((await h.client(ExperimentService, p.admin).startExperiment({ id: drafted.id })).experiment?.status).toBe(ExperimentStatus.RUNNING);
+  });
 
   it("refuses server keys and lower roles before any lookup", async () => {
     const server = await h.sign({ sub: randomUUID(), org: victim.orgId, prj: victim.projectId, env: victim.environmentId, kind: "server" });

@@ -51,8 +51,8 @@ describe("ensureBootstrap", () => {
     expect(org).toMatchObject({ id: first.orgId, name: "Default", slug: "default" });
     const project = await db.selectFrom("projects").selectAll().executeTakeFirstOrThrow();
     expect(project).toMatchObject({ id: first.projectId, organization_id: first.orgId, key: "default" });
-    const envs = await db.selectFrom("environments").select(["id", "key", "project_id"]).orderBy("key").execute();
-    expect(envs.map((e) => e.key)).toEqual(["development", "production", "staging"]);
+    const envs = await db.selectFrom("environments").select(["id", "key", "project_id", "protected"]).orderBy("key").execute();
+    expect(envs.map((e) => [e.key, e.protected])).toEqual([["development", false], ["production", true], ["staging", false]]);
     expect(new Set(envs.map((e) => e.project_id))).toEqual(new Set([first.projectId]));
     const owner = await db
       .selectFrom("members")

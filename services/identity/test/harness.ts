@@ -36,14 +36,22 @@ export interface IdentityHarness {
   close(): Promise<void>;
 }
 
+/** Options of {@link startIdentity}. */
+export interface StartIdentityOptions {
+  /** The clock of the exchange limits' windows. */
+  now?: () => number;
+  /** Leave the schema in place on close (a second instance on another's schema). */
+  keepSchema?: boolean;
+}
+
 /** Starts identity with test settings; `env` overrides variables, `schema` the unique schema. */
-export async function startIdentity(env: Record<string, string> = {}, schema = uniqueName("identity_test")): Promise<IdentityHarness> {
+export async function startIdentity(env: Record<string, string> = {}, schema = uniqueName("identity_test"), options: StartIdentityOptions = {}): Promise<IdentityHarness> {
   const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s", ...env });
   const common = readCommonConfig(reader);
   const config = readIdentityConfig(reader);
   reader.done();
   const logger = createTestLogger();
-  const module = await createIdentityModule({ databaseUrl: testDatabaseUrl, schema, tokenIssuer: common.tokenIssuer, migrate: true, config, logger });
+  const module = await createIdentityModule({ databaseUrl: testDatabaseUrl, schema, tokenIssuer: common.tokenIssuer, migrate: true, config, logger, now: options.now });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: module.keys.keySet });
   const running = await startModules({ config: common, logger, modules: [module], verifier });
   const baseUrl = `http://127.0.0.1:${running.port}`;
@@ -89,7 +97,7 @@ export async function startIdentity(env: Record<string, string> = {}, schema = u
     },
     async close() {
       await running.stop();
-      await dropSchema(testDatabaseUrl, schema);
+      if (!options.keepSchema) await dropSchema(testDatabaseUrl, schema);
     },
   };
 }

@@ -49,6 +49,22 @@ describe("IdentityService", () => {
     expect(await codeOf(c.getProject({ id: project!.id }))).toBe("NotFound");
   });
 
+  it("protects production by default, and lets an admin change protection", async () => {
+    const c = h.client(IdentityService, t.ownerToken);
+    const { project } = await c.createProject({ organizationId: t.orgId, key: `protect-${Date.now()}`, name: "Protect" });
+    const create = (key: string, isProtected?: boolean) => c.createEnvironment({ projectId: project!.id, key, name: key, protected: isProtected });
+    expect((await create("production")).environment?.protected).toBe(true);
+    expect((await create("staging")).environment?.protected).toBe(false);
+    expect((await create("production-eu", true)).environment?.protected).toBe(true);
+    const { environment: lab } = await create("lab", false);
+    const { environment: updated } = await c.updateEnvironment({ id: lab!.id, protected: true });
+    expect(updated).toMatchObject({ id: lab!.id, name: "lab", protected: true });
+    expect((await c.updateEnvironment({ id: lab!.id, name: "Lab" })).environment).toMatchObject({ name: "Lab", protected: true });
+    expect((await c.getEnvironment({ id: lab!.id })).environment?.protected).toBe(true);
+    expect(await codeOf(c.updateEnvironment({ id: lab!.id }))).toBe("InvalidArgument");
+    expect(await codeOf(c.updateEnvironment({ id: lab!.id, name: "" }))).toBe("InvalidArgument");
+  });
+
   it("pages through projects with opaque tokens", async () => {
     const c = h.client(IdentityService, t.ownerToken);
     for (let i = 0; i < 5; i++) await c.createProject({ organizationId: t.orgId, key: `paged-${i}`, name: `P${i}` });
@@ -133,7 +149,7 @@ describe("IdentityService", () => {
     expect(await codeOf(c.createApiKey({ environmentId: t.environmentId, kind: ApiKeyKind.PERSONAL, name: "x" }))).toBe("InvalidArgument");
   });
 
-  it("lets a personal key act as its member, and an admin key only inside its project", async () => {
+  it("lets a personal key act as its member, and an admin key only inside its environment's project", async () => {
     const c = h.client(IdentityService, t.ownerToken);
     const personal = await c.createApiKey({ kind: ApiKeyKind.PERSONAL, name: "cli" });
     const auth = h.client(AuthService);

@@ -117,4 +117,28 @@ describe("OpenID Connect login", () => {
     ];
     for (const idToken of bad) expect(await codeOf(auth.exchangeOidcToken({ idToken }))).toBe("Unauthenticated");
   });
+
+  it("stops a source replaying bad ID tokens, and no one else", async () => {
+    const limited = await startIdentity(
+      { VANE_OIDC_ISSUER: issuer, VANE_OIDC_AUDIENCE: "vane-console", VANE_EXCHANGE_SOURCE_BUDGET: "30", VANE_TRUSTED_PROXY_HOPS: "1" },
+      h.schema,
+      { keepSchema: true },
+    );
+    try {
+      const from = (source: string) => ({ headers: { "x-forwarded-for": source } });
+      const auth = limited.client(AuthService);
+      const forged = await sign({ sub: "x", email: "x@example.test" }, { aud: "someone-else" });
+      const codes: string[] = [];
+      for (let i = 0; i < 5; i++) codes.push(await codeOf(auth.exchangeOidcToken({ idToken: forged }, from("203.0.113.50"))));
+      // 30 points: three failures (10 each), then refused, a valid token included.
+      expect(codes).toEqual(["Unauthenticated", "Unauthenticated", "Unauthenticated", "ResourceExhausted", "ResourceExhausted"]);
+      const valid = await sign({ sub: "provider-user-9", email: "nine@example.test", email_verified: true });
+      const refused = await auth.exchangeOidcToken({ idToken: valid }, from("203.0.113.50")).catch((e: unknown) => ConnectError.from(e));
+      expect(refused).toMatchObject({ code: Code.ResourceExhausted });
+      expect(Number((refused as ConnectError).metadata.get("retry-after"))).toBeGreaterThan(0);
+      expect(await codeOf(auth.exchangeOidcToken({ idToken: valid }, from("203.0.113.51")))).toBe("OK");
+    } finally {
+      await limited.close();
+    }
+  });
 });

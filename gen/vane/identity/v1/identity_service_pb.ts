@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/identity/v1/identity_service.proto.
  */
 export const file_vane_identity_v1_identity_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid2YW5lL2lkZW50aXR5L3YxL2lkZW50aXR5X3NlcnZpY2UucHJvdG8SEHZhbmUuaWRlbnRpdHkudjEibAoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIXCgRuYW1lGAEgASgJQgm6SAZyBBABGGQSNgoEc2x1ZxgCIAEoCUIoukglciMyIV5bYS16MC05XVthLXowLTktXXsxLDM4fVthLXowLTldJCJSChpDcmVhdGVPcmdhbml6YXRpb25SZXNwb25zZRI0Cgxvcmdhbml6YXRpb24YASABKAsyHi52YW5lLmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvbiIuChZHZXRPcmdhbml6YXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJPChdHZXRPcmdhbml6YXRpb25SZXNwb25zZRI0Cgxvcmdhbml6YXRpb24YASABKAsyHi52YW5lLmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvbiJKChlVcGRhdGVPcmdhbml6YXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABARIXCgRuYW1lGAIgASgJQgm6SAZyBBABGGQiUgoaVXBkYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USNAoMb3JnYW5pemF0aW9uGAEgASgLMh4udmFuZS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iVwoYTGlzdE9yZ2FuaXphdGlvbnNSZXF1ZXN0Eh0KCXBhZ2Vfc2l6ZRgBIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxjIASJrChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEjUKDW9yZ2FuaXphdGlvbnMYASADKAsyHi52YW5lLmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiggEKFENyZWF0ZVByb2plY3RSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESLgoDa2V5GAIgASgJQiG6SB5yHDIaXlthLXowLTldW2EtejAtOV8tXXswLDYyfSQSFwoEbmFtZRgDIAEoCUIJukgGcgQQARhkIkMKFUNyZWF0ZVByb2plY3RSZXNwb25zZRIqCgdwcm9qZWN0GAEgASgLMhkudmFuZS5pZGVudGl0eS52MS5Qcm9qZWN0IikKEUdldFByb2plY3RSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJAChJHZXRQcm9qZWN0UmVzcG9uc2USKgoHcHJvamVjdBgBIAEoCzIZLnZhbmUuaWRlbnRpdHkudjEuUHJvamVjdCJ1ChNMaXN0UHJvamVjdHNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGMgBIlwKFExpc3RQcm9qZWN0c1Jlc3BvbnNlEisKCHByb2plY3RzGAEgAygLMhkudmFuZS5pZGVudGl0eS52MS5Qcm9qZWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJFChRVcGRhdGVQcm9qZWN0UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESFwoEbmFtZRgCIAEoCUIJukgGcgQQARhkIkMKFVVwZGF0ZVByb2plY3RSZXNwb25zZRIqCgdwcm9qZWN0GAEgASgLMhkudmFuZS5pZGVudGl0eS52MS5Qcm9qZWN0IiwKFERlbGV0ZVByb2plY3RSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASIXChVEZWxldGVQcm9qZWN0UmVzcG9uc2UigQEKGENyZWF0ZUVudmlyb25tZW50UmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIuCgNrZXkYAiABKAlCIbpIHnIcMhpeW2EtejAtOV1bYS16MC05Xy1dezAsNjJ9JBIXCgRuYW1lGAMgASgJQgm6SAZyBBABGGQiTwoZQ3JlYXRlRW52aXJvbm1lbnRSZXNwb25zZRIyCgtlbnZpcm9ubWVudBgBIAEoCzIdLnZhbmUuaWRlbnRpdHkudjEuRW52aXJvbm1lbnQiLQoVR2V0RW52aXJvbm1lbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJMChZHZXRFbnZpcm9ubWVudFJlc3BvbnNlEjIKC2Vudmlyb25tZW50GAEgASgLMh0udmFuZS5pZGVudGl0eS52MS5FbnZpcm9ubWVudCI3ChdMaXN0RW52aXJvbm1lbnRzUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABASJPChhMaXN0RW52aXJvbm1lbnRzUmVzcG9uc2USMwoMZW52aXJvbm1lbnRzGAEgAygLMh0udmFuZS5pZGVudGl0eS52MS5FbnZpcm9ubWVudCIwChhEZWxldGVFbnZpcm9ubWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIhsKGURlbGV0ZUVudmlyb25tZW50UmVzcG9uc2UifwoQQWRkTWVtYmVyUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEhYKBWVtYWlsGAIgASgJQge6SARyAmABEjAKBHJvbGUYAyABKA4yFi52YW5lLmlkZW50aXR5LnYxLlJvbGVCCrpIB4IBBBABIAAiPQoRQWRkTWVtYmVyUmVzcG9uc2USKAoGbWVtYmVyGAEgASgLMhgudmFuZS5pZGVudGl0eS52MS5NZW1iZXIidAoSTGlzdE1lbWJlcnNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGMgBIlkKE0xpc3RNZW1iZXJzUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLnZhbmUuaWRlbnRpdHkudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJoChdVcGRhdGVNZW1iZXJSb2xlUmVxdWVzdBIbCgltZW1iZXJfaWQYASABKAlCCLpIBXIDsAEBEjAKBHJvbGUYAiABKA4yFi52YW5lLmlkZW50aXR5LnYxLlJvbGVCCrpIB4IBBBABIAAiRAoYVXBkYXRlTWVtYmVyUm9sZVJlc3BvbnNlEigKBm1lbWJlchgBIAEoCzIYLnZhbmUuaWRlbnRpdHkudjEuTWVtYmVyIjIKE1JlbW92ZU1lbWJlclJlcXVlc3QSGwoJbWVtYmVyX2lkGAEgASgJQgi6SAVyA7ABASIWChRSZW1vdmVNZW1iZXJSZXNwb25zZSKLAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIjCg5lbnZpcm9ubWVudF9pZBgBIAEoCUILukgI2AEBcgOwAQESNgoEa2luZBgCIAEoDjIcLnZhbmUuaWRlbnRpdHkudjEuQXBpS2V5S2luZEIKukgHggEEEAEgABIXCgRuYW1lGAMgASgJQgm6SAZyBBABGGQiUQoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USKQoHYXBpX2tleRgBIAEoCzIYLnZhbmUuaWRlbnRpdHkudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJSChJMaXN0QXBpS2V5c1JlcXVlc3QSIwoOZW52aXJvbm1lbnRfaWQYASABKAlCC7pICNgBAXIDsAEBEhcKD2luY2x1ZGVfcmV2b2tlZBgCIAEoCCJBChNMaXN0QXBpS2V5c1Jlc3BvbnNlEioKCGFwaV9rZXlzGAEgAygLMhgudmFuZS5pZGVudGl0eS52MS5BcGlLZXkiKwoTUmV2b2tlQXBpS2V5UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiQQoUUmV2b2tlQXBpS2V5UmVzcG9uc2USKQoHYXBpX2tleRgBIAEoCzIYLnZhbmUuaWRlbnRpdHkudjEuQXBpS2V5MukPCg9JZGVudGl0eVNlcnZpY2USbwoSQ3JlYXRlT3JnYW5pemF0aW9uEisudmFuZS5pZGVudGl0eS52MS5DcmVhdGVPcmdhbml6YXRpb25SZXF1ZXN0GiwudmFuZS5pZGVudGl0eS52MS5DcmVhdGVPcmdhbml6YXRpb25SZXNwb25zZRJmCg9HZXRPcmdhbml6YXRpb24SKC52YW5lLmlkZW50aXR5LnYxLkdldE9yZ2FuaXphdGlvblJlcXVlc3QaKS52YW5lLmlkZW50aXR5LnYxLkdldE9yZ2FuaXphdGlvblJlc3BvbnNlEm8KElVwZGF0ZU9yZ2FuaXphdGlvbhIrLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlT3JnYW5pemF0aW9uUmVxdWVzdBosLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USbAoRTGlzdE9yZ2FuaXphdGlvbnMSKi52YW5lLmlkZW50aXR5LnYxLkxpc3RPcmdhbml6YXRpb25zUmVxdWVzdBorLnZhbmUuaWRlbnRpdHkudjEuTGlzdE9yZ2FuaXphdGlvbnNSZXNwb25zZRJgCg1DcmVhdGVQcm9qZWN0EiYudmFuZS5pZGVudGl0eS52MS5DcmVhdGVQcm9qZWN0UmVxdWVzdBonLnZhbmUuaWRlbnRpdHkudjEuQ3JlYXRlUHJvamVjdFJlc3BvbnNlElcKCkdldFByb2plY3QSIy52YW5lLmlkZW50aXR5LnYxLkdldFByb2plY3RSZXF1ZXN0GiQudmFuZS5pZGVudGl0eS52MS5HZXRQcm9qZWN0UmVzcG9uc2USXQoMTGlzdFByb2plY3RzEiUudmFuZS5pZGVudGl0eS52MS5MaXN0UHJvamVjdHNSZXF1ZXN0GiYudmFuZS5pZGVudGl0eS52MS5MaXN0UHJvamVjdHNSZXNwb25zZRJgCg1VcGRhdGVQcm9qZWN0EiYudmFuZS5pZGVudGl0eS52MS5VcGRhdGVQcm9qZWN0UmVxdWVzdBonLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlUHJvamVjdFJlc3BvbnNlEmAKDURlbGV0ZVByb2plY3QSJi52YW5lLmlkZW50aXR5LnYxLkRlbGV0ZVByb2plY3RSZXF1ZXN0GicudmFuZS5pZGVudGl0eS52MS5EZWxldGVQcm9qZWN0UmVzcG9uc2USbAoRQ3JlYXRlRW52aXJvbm1lbnQSKi52YW5lLmlkZW50aXR5LnYxLkNyZWF0ZUVudmlyb25tZW50UmVxdWVzdBorLnZhbmUuaWRlbnRpdHkudjEuQ3JlYXRlRW52aXJvbm1lbnRSZXNwb25zZRJjCg5HZXRFbnZpcm9ubWVudBInLnZhbmUuaWRlbnRpdHkudjEuR2V0RW52aXJvbm1lbnRSZXF1ZXN0GigudmFuZS5pZGVudGl0eS52MS5HZXRFbnZpcm9ubWVudFJlc3BvbnNlEmkKEExpc3RFbnZpcm9ubWVudHMSKS52YW5lLmlkZW50aXR5LnYxLkxpc3RFbnZpcm9ubWVudHNSZXF1ZXN0GioudmFuZS5pZGVudGl0eS52MS5MaXN0RW52aXJvbm1lbnRzUmVzcG9uc2USbAoRRGVsZXRlRW52aXJvbm1lbnQSKi52YW5lLmlkZW50aXR5LnYxLkRlbGV0ZUVudmlyb25tZW50UmVxdWVzdBorLnZhbmUuaWRlbnRpdHkudjEuRGVsZXRlRW52aXJvbm1lbnRSZXNwb25zZRJUCglBZGRNZW1iZXISIi52YW5lLmlkZW50aXR5LnYxLkFkZE1lbWJlclJlcXVlc3QaIy52YW5lLmlkZW50aXR5LnYxLkFkZE1lbWJlclJlc3BvbnNlEloKC0xpc3RNZW1iZXJzEiQudmFuZS5pZGVudGl0eS52MS5MaXN0TWVtYmVyc1JlcXVlc3QaJS52YW5lLmlkZW50aXR5LnYxLkxpc3RNZW1iZXJzUmVzcG9uc2USaQoQVXBkYXRlTWVtYmVyUm9sZRIpLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlTWVtYmVyUm9sZVJlcXVlc3QaKi52YW5lLmlkZW50aXR5LnYxLlVwZGF0ZU1lbWJlclJvbGVSZXNwb25zZRJdCgxSZW1vdmVNZW1iZXISJS52YW5lLmlkZW50aXR5LnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaJi52YW5lLmlkZW50aXR5LnYxLlJlbW92ZU1lbWJlclJlc3BvbnNlEl0KDENyZWF0ZUFwaUtleRIlLnZhbmUuaWRlbnRpdHkudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBomLnZhbmUuaWRlbnRpdHkudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USWgoLTGlzdEFwaUtleXMSJC52YW5lLmlkZW50aXR5LnYxLkxpc3RBcGlLZXlzUmVxdWVzdBolLnZhbmUuaWRlbnRpdHkudjEuTGlzdEFwaUtleXNSZXNwb25zZRJdCgxSZXZva2VBcGlLZXkSJS52YW5lLmlkZW50aXR5LnYxLlJldm9rZUFwaUtleVJlcXVlc3QaJi52YW5lLmlkZW50aXR5LnYxLlJldm9rZUFwaUtleVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_vane_identity_v1_identity]);
+  fileDesc("Cid2YW5lL2lkZW50aXR5L3YxL2lkZW50aXR5X3NlcnZpY2UucHJvdG8SEHZhbmUuaWRlbnRpdHkudjEibAoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIXCgRuYW1lGAEgASgJQgm6SAZyBBABGGQSNgoEc2x1ZxgCIAEoCUIoukglciMyIV5bYS16MC05XVthLXowLTktXXsxLDM4fVthLXowLTldJCJSChpDcmVhdGVPcmdhbml6YXRpb25SZXNwb25zZRI0Cgxvcmdhbml6YXRpb24YASABKAsyHi52YW5lLmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvbiIuChZHZXRPcmdhbml6YXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJPChdHZXRPcmdhbml6YXRpb25SZXNwb25zZRI0Cgxvcmdhbml6YXRpb24YASABKAsyHi52YW5lLmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvbiJKChlVcGRhdGVPcmdhbml6YXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABARIXCgRuYW1lGAIgASgJQgm6SAZyBBABGGQiUgoaVXBkYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USNAoMb3JnYW5pemF0aW9uGAEgASgLMh4udmFuZS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iVwoYTGlzdE9yZ2FuaXphdGlvbnNSZXF1ZXN0Eh0KCXBhZ2Vfc2l6ZRgBIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxjIASJrChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEjUKDW9yZ2FuaXphdGlvbnMYASADKAsyHi52YW5lLmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiggEKFENyZWF0ZVByb2plY3RSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESLgoDa2V5GAIgASgJQiG6SB5yHDIaXlthLXowLTldW2EtejAtOV8tXXswLDYyfSQSFwoEbmFtZRgDIAEoCUIJukgGcgQQARhkIkMKFUNyZWF0ZVByb2plY3RSZXNwb25zZRIqCgdwcm9qZWN0GAEgASgLMhkudmFuZS5pZGVudGl0eS52MS5Qcm9qZWN0IikKEUdldFByb2plY3RSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJAChJHZXRQcm9qZWN0UmVzcG9uc2USKgoHcHJvamVjdBgBIAEoCzIZLnZhbmUuaWRlbnRpdHkudjEuUHJvamVjdCJ1ChNMaXN0UHJvamVjdHNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGMgBIlwKFExpc3RQcm9qZWN0c1Jlc3BvbnNlEisKCHByb2plY3RzGAEgAygLMhkudmFuZS5pZGVudGl0eS52MS5Qcm9qZWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJFChRVcGRhdGVQcm9qZWN0UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESFwoEbmFtZRgCIAEoCUIJukgGcgQQARhkIkMKFVVwZGF0ZVByb2plY3RSZXNwb25zZRIqCgdwcm9qZWN0GAEgASgLMhkudmFuZS5pZGVudGl0eS52MS5Qcm9qZWN0IiwKFERlbGV0ZVByb2plY3RSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASIXChVEZWxldGVQcm9qZWN0UmVzcG9uc2UipwEKGENyZWF0ZUVudmlyb25tZW50UmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARIuCgNrZXkYAiABKAlCIbpIHnIcMhpeW2EtejAtOV1bYS16MC05Xy1dezAsNjJ9JBIXCgRuYW1lGAMgASgJQgm6SAZyBBABGGQSFgoJcHJvdGVjdGVkGAQgASgISACIAQFCDAoKX3Byb3RlY3RlZCJPChlDcmVhdGVFbnZpcm9ubWVudFJlc3BvbnNlEjIKC2Vudmlyb25tZW50GAEgASgLMh0udmFuZS5pZGVudGl0eS52MS5FbnZpcm9ubWVudCItChVHZXRFbnZpcm9ubWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIkwKFkdldEVudmlyb25tZW50UmVzcG9uc2USMgoLZW52aXJvbm1lbnQYASABKAsyHS52YW5lLmlkZW50aXR5LnYxLkVudmlyb25tZW50IjcKF0xpc3RFbnZpcm9ubWVudHNSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBIk8KGExpc3RFbnZpcm9ubWVudHNSZXNwb25zZRIzCgxlbnZpcm9ubWVudHMYASADKAsyHS52YW5lLmlkZW50aXR5LnYxLkVudmlyb25tZW50In0KGFVwZGF0ZUVudmlyb25tZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESHAoEbmFtZRgCIAEoCUIJukgGcgQQARhkSACIAQESFgoJcHJvdGVjdGVkGAMgASgISAGIAQFCBwoFX25hbWVCDAoKX3Byb3RlY3RlZCJPChlVcGRhdGVFbnZpcm9ubWVudFJlc3BvbnNlEjIKC2Vudmlyb25tZW50GAEgASgLMh0udmFuZS5pZGVudGl0eS52MS5FbnZpcm9ubWVudCIwChhEZWxldGVFbnZpcm9ubWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIhsKGURlbGV0ZUVudmlyb25tZW50UmVzcG9uc2UifwoQQWRkTWVtYmVyUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEhYKBWVtYWlsGAIgASgJQge6SARyAmABEjAKBHJvbGUYAyABKA4yFi52YW5lLmlkZW50aXR5LnYxLlJvbGVCCrpIB4IBBBABIAAiPQoRQWRkTWVtYmVyUmVzcG9uc2USKAoGbWVtYmVyGAEgASgLMhgudmFuZS5pZGVudGl0eS52MS5NZW1iZXIidAoSTGlzdE1lbWJlcnNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGMgBIlkKE0xpc3RNZW1iZXJzUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLnZhbmUuaWRlbnRpdHkudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJoChdVcGRhdGVNZW1iZXJSb2xlUmVxdWVzdBIbCgltZW1iZXJfaWQYASABKAlCCLpIBXIDsAEBEjAKBHJvbGUYAiABKA4yFi52YW5lLmlkZW50aXR5LnYxLlJvbGVCCrpIB4IBBBABIAAiRAoYVXBkYXRlTWVtYmVyUm9sZVJlc3BvbnNlEigKBm1lbWJlchgBIAEoCzIYLnZhbmUuaWRlbnRpdHkudjEuTWVtYmVyIjIKE1JlbW92ZU1lbWJlclJlcXVlc3QSGwoJbWVtYmVyX2lkGAEgASgJQgi6SAVyA7ABASIWChRSZW1vdmVNZW1iZXJSZXNwb25zZSKLAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIjCg5lbnZpcm9ubWVudF9pZBgBIAEoCUILukgI2AEBcgOwAQESNgoEa2luZBgCIAEoDjIcLnZhbmUuaWRlbnRpdHkudjEuQXBpS2V5S2luZEIKukgHggEEEAEgABIXCgRuYW1lGAMgASgJQgm6SAZyBBABGGQiUQoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USKQoHYXBpX2tleRgBIAEoCzIYLnZhbmUuaWRlbnRpdHkudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJSChJMaXN0QXBpS2V5c1JlcXVlc3QSIwoOZW52aXJvbm1lbnRfaWQYASABKAlCC7pICNgBAXIDsAEBEhcKD2luY2x1ZGVfcmV2b2tlZBgCIAEoCCJBChNMaXN0QXBpS2V5c1Jlc3BvbnNlEioKCGFwaV9rZXlzGAEgAygLMhgudmFuZS5pZGVudGl0eS52MS5BcGlLZXkiKwoTUmV2b2tlQXBpS2V5UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiQQoUUmV2b2tlQXBpS2V5UmVzcG9uc2USKQoHYXBpX2tleRgBIAEoCzIYLnZhbmUuaWRlbnRpdHkudjEuQXBpS2V5MtcQCg9JZGVudGl0eVNlcnZpY2USbwoSQ3JlYXRlT3JnYW5pemF0aW9uEisudmFuZS5pZGVudGl0eS52MS5DcmVhdGVPcmdhbml6YXRpb25SZXF1ZXN0GiwudmFuZS5pZGVudGl0eS52MS5DcmVhdGVPcmdhbml6YXRpb25SZXNwb25zZRJmCg9HZXRPcmdhbml6YXRpb24SKC52YW5lLmlkZW50aXR5LnYxLkdldE9yZ2FuaXphdGlvblJlcXVlc3QaKS52YW5lLmlkZW50aXR5LnYxLkdldE9yZ2FuaXphdGlvblJlc3BvbnNlEm8KElVwZGF0ZU9yZ2FuaXphdGlvbhIrLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlT3JnYW5pemF0aW9uUmVxdWVzdBosLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USbAoRTGlzdE9yZ2FuaXphdGlvbnMSKi52YW5lLmlkZW50aXR5LnYxLkxpc3RPcmdhbml6YXRpb25zUmVxdWVzdBorLnZhbmUuaWRlbnRpdHkudjEuTGlzdE9yZ2FuaXphdGlvbnNSZXNwb25zZRJgCg1DcmVhdGVQcm9qZWN0EiYudmFuZS5pZGVudGl0eS52MS5DcmVhdGVQcm9qZWN0UmVxdWVzdBonLnZhbmUuaWRlbnRpdHkudjEuQ3JlYXRlUHJvamVjdFJlc3BvbnNlElcKCkdldFByb2plY3QSIy52YW5lLmlkZW50aXR5LnYxLkdldFByb2plY3RSZXF1ZXN0GiQudmFuZS5pZGVudGl0eS52MS5HZXRQcm9qZWN0UmVzcG9uc2USXQoMTGlzdFByb2plY3RzEiUudmFuZS5pZGVudGl0eS52MS5MaXN0UHJvamVjdHNSZXF1ZXN0GiYudmFuZS5pZGVudGl0eS52MS5MaXN0UHJvamVjdHNSZXNwb25zZRJgCg1VcGRhdGVQcm9qZWN0EiYudmFuZS5pZGVudGl0eS52MS5VcGRhdGVQcm9qZWN0UmVxdWVzdBonLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlUHJvamVjdFJlc3BvbnNlEmAKDURlbGV0ZVByb2plY3QSJi52YW5lLmlkZW50aXR5LnYxLkRlbGV0ZVByb2plY3RSZXF1ZXN0GicudmFuZS5pZGVudGl0eS52MS5EZWxldGVQcm9qZWN0UmVzcG9uc2USbAoRQ3JlYXRlRW52aXJvbm1lbnQSKi52YW5lLmlkZW50aXR5LnYxLkNyZWF0ZUVudmlyb25tZW50UmVxdWVzdBorLnZhbmUuaWRlbnRpdHkudjEuQ3JlYXRlRW52aXJvbm1lbnRSZXNwb25zZRJjCg5HZXRFbnZpcm9ubWVudBInLnZhbmUuaWRlbnRpdHkudjEuR2V0RW52aXJvbm1lbnRSZXF1ZXN0GigudmFuZS5pZGVudGl0eS52MS5HZXRFbnZpcm9ubWVudFJlc3BvbnNlEmkKEExpc3RFbnZpcm9ubWVudHMSKS52YW5lLmlkZW50aXR5LnYxLkxpc3RFbnZpcm9ubWVudHNSZXF1ZXN0GioudmFuZS5pZGVudGl0eS52MS5MaXN0RW52aXJvbm1lbnRzUmVzcG9uc2USbAoRVXBkYXRlRW52aXJvbm1lbnQSKi52YW5lLmlkZW50aXR5LnYxLlVwZGF0ZUVudmlyb25tZW50UmVxdWVzdBorLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlRW52aXJvbm1lbnRSZXNwb25zZRJsChFEZWxldGVFbnZpcm9ubWVudBIqLnZhbmUuaWRlbnRpdHkudjEuRGVsZXRlRW52aXJvbm1lbnRSZXF1ZXN0GisudmFuZS5pZGVudGl0eS52MS5EZWxldGVFbnZpcm9ubWVudFJlc3BvbnNlElQKCUFkZE1lbWJlchIiLnZhbmUuaWRlbnRpdHkudjEuQWRkTWVtYmVyUmVxdWVzdBojLnZhbmUuaWRlbnRpdHkudjEuQWRkTWVtYmVyUmVzcG9uc2USWgoLTGlzdE1lbWJlcnMSJC52YW5lLmlkZW50aXR5LnYxLkxpc3RNZW1iZXJzUmVxdWVzdBolLnZhbmUuaWRlbnRpdHkudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJpChBVcGRhdGVNZW1iZXJSb2xlEikudmFuZS5pZGVudGl0eS52MS5VcGRhdGVNZW1iZXJSb2xlUmVxdWVzdBoqLnZhbmUuaWRlbnRpdHkudjEuVXBkYXRlTWVtYmVyUm9sZVJlc3BvbnNlEl0KDFJlbW92ZU1lbWJlchIlLnZhbmUuaWRlbnRpdHkudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBomLnZhbmUuaWRlbnRpdHkudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USXQoMQ3JlYXRlQXBpS2V5EiUudmFuZS5pZGVudGl0eS52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiYudmFuZS5pZGVudGl0eS52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJaCgtMaXN0QXBpS2V5cxIkLnZhbmUuaWRlbnRpdHkudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiUudmFuZS5pZGVudGl0eS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlEl0KDFJldm9rZUFwaUtleRIlLnZhbmUuaWRlbnRpdHkudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBomLnZhbmUuaWRlbnRpdHkudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_vane_identity_v1_identity]);
 
 /**
  * CreateOrganizationRequest names the new organization.
@@ -485,6 +485,14 @@ export type CreateEnvironmentRequest = Message<"vane.identity.v1.CreateEnvironme
    * @generated from field: string name = 3;
    */
   name: string;
+
+  /**
+   * Whether changes in it need the admin role (Environment.protected); unset: protected when
+   * the key is "production".
+   *
+   * @generated from field: optional bool protected = 4;
+   */
+  protected?: boolean | undefined;
 };
 
 /**
@@ -600,6 +608,62 @@ export const ListEnvironmentsResponseSchema: GenMessage<ListEnvironmentsResponse
   messageDesc(file_vane_identity_v1_identity_service, 23);
 
 /**
+ * UpdateEnvironmentRequest changes the fields that are set.
+ *
+ * @generated from message vane.identity.v1.UpdateEnvironmentRequest
+ */
+export type UpdateEnvironmentRequest = Message<"vane.identity.v1.UpdateEnvironmentRequest"> & {
+  /**
+   * The environment's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The new name; unset keeps it.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * Protect or unprotect it; unset keeps it.
+   *
+   * @generated from field: optional bool protected = 3;
+   */
+  protected?: boolean | undefined;
+};
+
+/**
+ * Describes the message vane.identity.v1.UpdateEnvironmentRequest.
+ * Use `create(UpdateEnvironmentRequestSchema)` to create a new message.
+ */
+export const UpdateEnvironmentRequestSchema: GenMessage<UpdateEnvironmentRequest> = /*@__PURE__*/
+  messageDesc(file_vane_identity_v1_identity_service, 24);
+
+/**
+ * UpdateEnvironmentResponse returns the environment.
+ *
+ * @generated from message vane.identity.v1.UpdateEnvironmentResponse
+ */
+export type UpdateEnvironmentResponse = Message<"vane.identity.v1.UpdateEnvironmentResponse"> & {
+  /**
+   * The updated environment.
+   *
+   * @generated from field: vane.identity.v1.Environment environment = 1;
+   */
+  environment?: Environment | undefined;
+};
+
+/**
+ * Describes the message vane.identity.v1.UpdateEnvironmentResponse.
+ * Use `create(UpdateEnvironmentResponseSchema)` to create a new message.
+ */
+export const UpdateEnvironmentResponseSchema: GenMessage<UpdateEnvironmentResponse> = /*@__PURE__*/
+  messageDesc(file_vane_identity_v1_identity_service, 25);
+
+/**
  * DeleteEnvironmentRequest names an environment.
  *
  * @generated from message vane.identity.v1.DeleteEnvironmentRequest
@@ -618,7 +682,7 @@ export type DeleteEnvironmentRequest = Message<"vane.identity.v1.DeleteEnvironme
  * Use `create(DeleteEnvironmentRequestSchema)` to create a new message.
  */
 export const DeleteEnvironmentRequestSchema: GenMessage<DeleteEnvironmentRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 24);
+  messageDesc(file_vane_identity_v1_identity_service, 26);
 
 /**
  * DeleteEnvironmentResponse is empty.
@@ -633,7 +697,7 @@ export type DeleteEnvironmentResponse = Message<"vane.identity.v1.DeleteEnvironm
  * Use `create(DeleteEnvironmentResponseSchema)` to create a new message.
  */
 export const DeleteEnvironmentResponseSchema: GenMessage<DeleteEnvironmentResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 25);
+  messageDesc(file_vane_identity_v1_identity_service, 27);
 
 /**
  * AddMemberRequest adds a user to an organization.
@@ -668,7 +732,7 @@ export type AddMemberRequest = Message<"vane.identity.v1.AddMemberRequest"> & {
  * Use `create(AddMemberRequestSchema)` to create a new message.
  */
 export const AddMemberRequestSchema: GenMessage<AddMemberRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 26);
+  messageDesc(file_vane_identity_v1_identity_service, 28);
 
 /**
  * AddMemberResponse returns the membership.
@@ -689,7 +753,7 @@ export type AddMemberResponse = Message<"vane.identity.v1.AddMemberResponse"> & 
  * Use `create(AddMemberResponseSchema)` to create a new message.
  */
 export const AddMemberResponseSchema: GenMessage<AddMemberResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 27);
+  messageDesc(file_vane_identity_v1_identity_service, 29);
 
 /**
  * ListMembersRequest lists an organization's members.
@@ -724,7 +788,7 @@ export type ListMembersRequest = Message<"vane.identity.v1.ListMembersRequest"> 
  * Use `create(ListMembersRequestSchema)` to create a new message.
  */
 export const ListMembersRequestSchema: GenMessage<ListMembersRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 28);
+  messageDesc(file_vane_identity_v1_identity_service, 30);
 
 /**
  * ListMembersResponse is one page.
@@ -752,7 +816,7 @@ export type ListMembersResponse = Message<"vane.identity.v1.ListMembersResponse"
  * Use `create(ListMembersResponseSchema)` to create a new message.
  */
 export const ListMembersResponseSchema: GenMessage<ListMembersResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 29);
+  messageDesc(file_vane_identity_v1_identity_service, 31);
 
 /**
  * UpdateMemberRoleRequest changes a member's role.
@@ -780,7 +844,7 @@ export type UpdateMemberRoleRequest = Message<"vane.identity.v1.UpdateMemberRole
  * Use `create(UpdateMemberRoleRequestSchema)` to create a new message.
  */
 export const UpdateMemberRoleRequestSchema: GenMessage<UpdateMemberRoleRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 30);
+  messageDesc(file_vane_identity_v1_identity_service, 32);
 
 /**
  * UpdateMemberRoleResponse returns the member.
@@ -801,7 +865,7 @@ export type UpdateMemberRoleResponse = Message<"vane.identity.v1.UpdateMemberRol
  * Use `create(UpdateMemberRoleResponseSchema)` to create a new message.
  */
 export const UpdateMemberRoleResponseSchema: GenMessage<UpdateMemberRoleResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 31);
+  messageDesc(file_vane_identity_v1_identity_service, 33);
 
 /**
  * RemoveMemberRequest names a member.
@@ -822,7 +886,7 @@ export type RemoveMemberRequest = Message<"vane.identity.v1.RemoveMemberRequest"
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 32);
+  messageDesc(file_vane_identity_v1_identity_service, 34);
 
 /**
  * RemoveMemberResponse is empty.
@@ -837,7 +901,7 @@ export type RemoveMemberResponse = Message<"vane.identity.v1.RemoveMemberRespons
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 33);
+  messageDesc(file_vane_identity_v1_identity_service, 35);
 
 /**
  * CreateApiKeyRequest describes the new key.
@@ -872,7 +936,7 @@ export type CreateApiKeyRequest = Message<"vane.identity.v1.CreateApiKeyRequest"
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 34);
+  messageDesc(file_vane_identity_v1_identity_service, 36);
 
 /**
  * CreateApiKeyResponse returns the key and, this once, its secret.
@@ -900,7 +964,7 @@ export type CreateApiKeyResponse = Message<"vane.identity.v1.CreateApiKeyRespons
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 35);
+  messageDesc(file_vane_identity_v1_identity_service, 37);
 
 /**
  * ListApiKeysRequest lists keys of an environment, or the caller's personal keys.
@@ -928,7 +992,7 @@ export type ListApiKeysRequest = Message<"vane.identity.v1.ListApiKeysRequest"> 
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 36);
+  messageDesc(file_vane_identity_v1_identity_service, 38);
 
 /**
  * ListApiKeysResponse holds the keys.
@@ -949,7 +1013,7 @@ export type ListApiKeysResponse = Message<"vane.identity.v1.ListApiKeysResponse"
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 37);
+  messageDesc(file_vane_identity_v1_identity_service, 39);
 
 /**
  * RevokeApiKeyRequest names a key.
@@ -970,7 +1034,7 @@ export type RevokeApiKeyRequest = Message<"vane.identity.v1.RevokeApiKeyRequest"
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 38);
+  messageDesc(file_vane_identity_v1_identity_service, 40);
 
 /**
  * RevokeApiKeyResponse returns the revoked key.
@@ -991,7 +1055,7 @@ export type RevokeApiKeyResponse = Message<"vane.identity.v1.RevokeApiKeyRespons
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_identity_service, 39);
+  messageDesc(file_vane_identity_v1_identity_service, 41);
 
 /**
  * IdentityService manages organizations, projects, environments, members and API keys.
@@ -1119,6 +1183,17 @@ export const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof ListEnvironmentsRequestSchema;
     output: typeof ListEnvironmentsResponseSchema;
+  },
+  /**
+   * UpdateEnvironment renames an environment or changes its protection (admin, not with an
+   * environment-scoped admin key).
+   *
+   * @generated from rpc vane.identity.v1.IdentityService.UpdateEnvironment
+   */
+  updateEnvironment: {
+    methodKind: "unary";
+    input: typeof UpdateEnvironmentRequestSchema;
+    output: typeof UpdateEnvironmentResponseSchema;
   },
   /**
    * DeleteEnvironment deletes an environment and revokes its keys (admin).
