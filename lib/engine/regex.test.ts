@@ -116,6 +116,7 @@ describe("regex_match on RE2", () => {
     expect(regexProblem("\\k<x>")).toMatch(/^named backreferences/);
     expect(regexProblem("\\p{Script=Greek}")).toMatch(/unknown Unicode class `\\p\{Script=Greek\}`/);
     expect(regexProblem("a{1001}")).toMatch(/invalid repeat count `\{1001\}` \(at most 1000/);
+    expect(regexProblem("(a{100}){11}")).toMatch(/invalid repeat count `\{11\}` \(at most 1000, nested repeats multiplied\)/);
     expect(regexProblem("[unclosed")).toMatch(/^not a valid regular expression \(RE2 syntax.*\): missing closing \]: `\[unclosed`/);
     expect(regexProblem("a++")).toMatch(/^not a valid regular expression .*: invalid nested repetition operator: `\+\+`/);
   });

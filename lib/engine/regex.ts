@@ -68,6 +68,6 @@ function explain(err: unknown): string {
   if (at.startsWith("(?<=") || at.startsWith("(?<!")) return `lookbehind (${at.slice(0, 4)}…) is not supported ${RE2}`;
   if (at.startsWith("\\u")) return `\\u escapes are not supported ${RE2}: write \\x{00E9} for a code point`;
   if (/^\\[pP]/.test(at)) return `not a valid regular expression ${RE2}: unknown Unicode class \`${at}\` (write \\p{Greek}, \\p{L}, \\p{Lu}…)`;
-  if (what === "invalid repeat count") return `not a valid regular expression ${RE2}: invalid repeat count \`${at}\` (at most 1000, nested repeats included)`;
+  if (what === "invalid repeat count") return `not a valid regular expression ${RE2}: invalid repeat count \`${at}\` (at most 1000, nested repeats multiplied)`;
   return `not a valid regular expression ${RE2}: ${what}: \`${at}\``;
 }
