@@ -7,6 +7,11 @@
  *
  * The mix, round-robin: a static flag, an attribute rule, a shared ($ref) rule, two fractional
  * splits and a semver rule. Prints a markdown table (median of the rounds).
+ *
+ * Then `regex_match` (Vane snapshots' MATCHES): a mix of four regex flags through the engine, and
+ * the same patterns on the same strings through the matcher alone, RE2 (re2js, what the operator
+ * calls) beside JavaScript's RegExp with the `u` flag (what it called before), as a ratio; and one
+ * pattern that backtracks exponentially, timed per match at growing input lengths.
  */
 import { EventEmitter } from "node:events";
 import os from "node:os";
@@ -15,6 +20,7 @@ import { FlagdCore } from "@openfeature/flagd-core";
 import { GrowthBookClient } from "@growthbook/growthbook";
 import { Unleash } from "unleash-client";
 import { compileFlagSet } from "#lib/engine/flag-set.ts";
+import { compileRegex } from "#lib/engine/regex.ts";
 import type { FlagSetDefinition } from "#lib/engine/types.ts";
 
 const arg = (name: string, dflt: number) => {
@@ -242,6 +248,96 @@ function cpuModel(): string {
   }
 }
 
+// --- regex_match -----------------------------------------------------------------------------------
+
+const REGEX_FLAGS: [key: string, attribute: "email" | "userAgent" | "version", pattern: string, flags: string][] = [
+  ["staff-email", "email", "^[a-z.]+[0-9]*@(example|acme)\\.(com|io)$", "i"],
+  ["beta-user", "email", "^beta\\.", ""],
+  ["mobile", "userAgent", "(iPhone|iPad|Android).*Mobile", ""],
+  ["new-version", "version", "^(2\\.[5-9]|[3-9])\\.", ""],
+];
+const regexFlagd: FlagSetDefinition = {
+  flags: Object.fromEntries(
+    REGEX_FLAGS.map(([key, attribute, pattern, flags]) => [
+      key,
+      {
+        state: "ENABLED",
+        variants: { on: true, off: false },
+        defaultVariant: "off",
+        targeting: { if: [{ regex_match: [{ var: attribute }, pattern, ...(flags ? [flags] : [])] }, "on", "off"] },
+      },
+    ]),
+  ),
+};
+const USER_AGENTS = [
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+  "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+  "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+];
+const regexContexts = contexts.map((c) => ({ ...c, userAgent: pick(USER_AGENTS) }));
+
+function regexBenches(): Record<string, Bench> {
+  const vane = compileFlagSet(regexFlagd, { extensions: true });
+  const keys = REGEX_FLAGS.map(([key]) => key);
+  const re2 = REGEX_FLAGS.map(([, , pattern, flags]) => compileRegex(pattern, flags));
+  const js = REGEX_FLAGS.map(([, , pattern, flags]) => new RegExp(pattern, `u${flags}`));
+  const attrs = REGEX_FLAGS.map(([, attribute]) => attribute);
+  const n = keys.length;
+  const m = regexContexts.length;
+  // Every flag meets every context: flag i % n, context ⌊i / n⌋ % m.
+  const ctx = (i: number) => regexContexts[Math.floor(i / n) % m];
+  return {
+    "Vane engine, regex_match flags (evaluations)": (i) => (vane.evaluate(keys[i % n], ctx(i), "boolean").value === true ? 1 : 0),
+    "matcher alone: RE2 (re2js), as regex_match calls it": (i) => (re2[i % n].test(ctx(i)[attrs[i % n]]) ? 1 : 0),
+    "matcher alone: JavaScript RegExp (u flag), the previous engine's": (i) => (js[i % n].test(ctx(i)[attrs[i % n]]) ? 1 : 0),
+  };
+}
+
+/** Median milliseconds of one `test` call, over `times` calls. */
+function timeMatch(re: { test(s: string): boolean }, s: string, times: number): number {
+  const xs: number[] = [];
+  for (let t = 0; t < times; t++) {
+    const start = process.hrtime.bigint();
+    re.test(s);
+    xs.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  return median(xs);
+}
+
+function runRegex(): void {
+  const benches = regexBenches();
+  const names = Object.keys(benches);
+  // The engine and both matchers must agree on every (flag, context) pair.
+  for (let i = 0; i < REGEX_FLAGS.length * regexContexts.length; i++) {
+    const answers = names.map((name) => benches[name](i));
+    if (new Set(answers).size !== 1) throw new Error(`regex benches disagree at ${i}: ${answers.join(", ")}`);
+  }
+  for (const name of names) measure(benches[name], SECONDS); // warm-up
+  const results: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 0; round < ROUNDS; round++) for (const name of names) results[name].push(measure(benches[name], SECONDS).opsPerSec);
+  const med = Object.fromEntries(names.map((n) => [n, median(results[n])]));
+  const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+  console.log(`\nregex_match: ${REGEX_FLAGS.length} patterns round-robin over the same contexts (email, user agent, version)\n`);
+  console.log("| regex_match | operations/s (median) | min | max |");
+  console.log("|---|---:|---:|---:|");
+  for (const n of names) console.log(`| ${n} | ${fmt(med[n])} | ${fmt(Math.min(...results[n]))} | ${fmt(Math.max(...results[n]))} |`);
+  const [engine, re2, js] = names;
+  console.log(`\nRE2 matcher / RegExp matcher: ${(med[re2] / med[js]).toFixed(2)}×; one match costs ${(1e9 / med[re2]).toFixed(0)} ns (RE2) vs ${(1e9 / med[js]).toFixed(0)} ns (RegExp); one regex evaluation ${(1e9 / med[engine]).toFixed(0)} ns`);
+
+  // A pattern that backtracks exponentially: "a" × n + "!" against (a|aa)+$ (no match).
+  const pattern = "(a|aa)+$";
+  const slowRe2 = compileRegex(pattern);
+  const slowJs = new RegExp(pattern, "u");
+  console.log(`\n| \`${pattern.replace("|", "\\|")}\` on "a" × n + "!" | RE2, ms per match (median) | RegExp, ms per match |`);
+  console.log("|---|---:|---:|");
+  for (const n of [24, 28, 32, 5_000, 100_000]) {
+    const s = `${"a".repeat(n)}!`;
+    const jsMs = n <= 32 ? timeMatch(slowJs, s, 3).toFixed(2) : "does not return";
+    console.log(`| ${n.toLocaleString("en-US")} | ${timeMatch(slowRe2, s, n > 5_000 ? 5 : 21).toFixed(3)} | ${jsMs} |`);
+  }
+}
+
 async function main(): Promise<void> {
   const benches = await setup();
   const names = Object.keys(benches);
@@ -282,6 +378,7 @@ async function main(): Promise<void> {
     console.log(`| ${n} | ${fmt(med[n])} | ${fmt(Math.min(...results[n]))} | ${fmt(Math.max(...results[n]))} | ${n === "Vane engine" ? "1.00×" : `${ratio.toFixed(2)}× faster`} |`);
   }
   console.log(`\nVane / fastest competitor (${fastest}): ${(med["Vane engine"] / med[fastest]).toFixed(2)}×`);
+  runRegex();
   process.exit(0);
 }
 

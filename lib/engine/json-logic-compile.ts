@@ -14,6 +14,7 @@ import type { EvaluationContext, FlagSetIssue, JsonValue } from "#lib/engine/typ
 import { createMurmur3Prefix, murmur3Utf8, murmur3Utf8Continue } from "#lib/engine/murmur3.ts";
 import { MAX_TOTAL_WEIGHT, pickBucket } from "#lib/engine/fractional.ts";
 import { SEMVER_OPERATORS, compareSemVer, parseSemVer, semVerOperator, type SemVer } from "#lib/engine/semver.ts";
+import { compileRegex, MAX_REGEX_LENGTH, validRegexFlags, type CompiledRegex } from "#lib/engine/regex.ts";
 
 /** A compiled expression: takes the data in scope (the context at top level, the element inside `map` & co). */
 type Fn = (data: any) => unknown;
@@ -44,8 +45,8 @@ export interface CompileLogicOptions {
 /**
  * Vane's operators beyond flagd's dialect:
  * - `{"regex_match": [value, "pattern", "flags"?]}`: true when the string value matches the
- *   (literal) pattern, compiled once with the `u` flag plus the given ones (`i`, `m`, `s`); null
- *   when the value is not a string, like flagd's custom operators on bad input.
+ *   (literal) pattern, compiled once with RE2 semantics (`regex.ts`) and the given flags (`i`,
+ *   `m`, `s`); null when the value is not a string, like flagd's custom operators on bad input.
  * - `{"experiment": ["experimentId", expr]}`: evaluates `expr`; when it names a variant, the
  *   resolution records that the experiment assigned it (`Resolution.experimentId`), which is what
  *   makes an evaluation an exposure.
@@ -1027,22 +1028,19 @@ function compileStringComparison(op: string, raw: JsonValue, path: string, scope
   };
 }
 
-/** Largest regex_match pattern, in characters. */
-export const MAX_REGEX_LENGTH = 256;
-
 function compileRegexMatch(raw: JsonValue, path: string, scope: Scope, state: State, issue: Issue): Node {
   if (!Array.isArray(raw) || raw.length < 2 || raw.length > 3) return issue('regex_match takes [value, "pattern", "flags"?]');
   const [value, pattern, flags = ""] = raw;
   if (typeof pattern !== "string") return issue("regex_match: the pattern must be a string literal", `${path}[1]`);
   if (pattern.length > MAX_REGEX_LENGTH) return issue(`regex_match: the pattern is longer than ${MAX_REGEX_LENGTH} characters`, `${path}[1]`);
-  if (typeof flags !== "string" || !/^[ims]*$/.test(flags) || new Set(flags).size !== flags.length) {
-    return issue('regex_match: flags must be a string of distinct "i", "m", "s"', `${path}[2]`);
-  }
-  let re: RegExp;
+  if (typeof flags !== "string" || !validRegexFlags(flags)) return issue('regex_match: flags must be a string of distinct "i", "m", "s"', `${path}[2]`);
+  // RE2 (linear time), compiled once per flag set version. A pattern it refuses (e.g. one stored
+  // before RE2, with a lookahead) fails only its flag, as flagd treats per-flag errors.
+  let re: CompiledRegex;
   try {
-    re = new RegExp(pattern, `u${flags}`);
+    re = compileRegex(pattern, flags);
   } catch (e) {
-    return issue(`regex_match: invalid pattern: ${errorText(e)}`, `${path}[1]`);
+    return failsAtEvaluation(state, `${path}[1]`, `regex_match: ${errorText(e)}`);
   }
   const v = compileNode(value, `${path}[0]`, scope, state).fn;
   return {

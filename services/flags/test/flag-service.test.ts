@@ -132,8 +132,8 @@ describe("FlagService", () => {
     expect(await bad([rule({ conditions: [attr("v", Operator.SEMVER_CARET, ["one"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(/semantic version/);
     expect(await bad([rule({ conditions: [attr("d", Operator.BEFORE, ["yesterday"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(/RFC 3339/);
     expect(await bad([rule({ conditions: [attr("d", Operator.EQUALS, ["a", "b"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(/exactly one value/);
-    expect(await bad([rule({ conditions: [attr("email", Operator.MATCHES, ["(a+)+$"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
-      /^rules\[0\]\.conditions\[0\]\.attribute\.values\[0\]: the pattern nests quantifiers/,
+    expect(await bad([rule({ conditions: [attr("email", Operator.MATCHES, ["(a)\\1"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
+      /^rules\[0\]\.conditions\[0\]\.attribute\.values\[0\]: backreferences \(\\1\) are not supported/,
     );
     expect(await bad([rule({ conditions: [{ kind: { case: "jsonLogic", value: v({ regex_match: [1] }) } }], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
       /^rules\[0\]\.conditions\[0\]\.json_logic\.regex_match: unknown operator/,
