@@ -193,9 +193,11 @@ describe("pipeline exactly once", () => {
     try {
       // Odd rounds: SIGKILL from outside at a random moment once the child has committed since its
       // start. Even rounds: the child kills itself right after some commit, before acknowledging.
-      // Rounds go on until the killed children have done most of the work.
-      for (let round = 0; kills < 9 || selfKills < 3 || publishing || (await outstanding()) > messages.length * 0.4; round++) {
-        if (round > 60) throw new Error(`too many rounds: ${JSON.stringify({ kills, selfKills, published, outstanding: await outstanding() })}`);
+      // Rounds go on until seven outside kills have landed mid-work (a loaded machine may need more
+      // rounds for that, never a lower bar), three children killed themselves, and the killed
+      // children have done most of the work.
+      for (let round = 0; activeKills < 7 || selfKills < 3 || publishing || (await outstanding()) > messages.length * 0.4; round++) {
+        if (round > 80) throw new Error(`too many rounds: ${JSON.stringify({ kills, activeKills, selfKills, published, outstanding: await outstanding() })}`);
         const self = round % 2 === 1 && selfKills < 3;
         const p = await startChild(self ? crashingArgs : args);
         const exited = new Promise((r) => p.once("exit", r));
@@ -241,10 +243,9 @@ describe("pipeline exactly once", () => {
     } finally {
       proc?.kill("SIGKILL");
     }
-    expect(kills).toBeGreaterThanOrEqual(9);
     expect(selfKills).toBe(3);
-    // Most external kills hit a child in the middle of its work.
-    expect(activeKills).toBeGreaterThanOrEqual(Math.ceil(kills * 0.7));
+    // Kills that hit a child in the middle of its work.
+    expect(activeKills).toBeGreaterThanOrEqual(7);
 
     // Ground truth from the stream's own order.
     const info = await bus.jsm.streams.info(streamName);
