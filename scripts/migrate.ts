@@ -4,10 +4,10 @@
  *   node --import tsx scripts/migrate.ts identity
  * Reads VANE_DATABASE_URL (or DATABASE_URL); VANE_SCHEMA_PREFIX as `npm start` does.
  */
-import { createLogger } from "#lib/logger.ts";
-import { runMigrationsCli, type Migration } from "#lib/migrations.ts";
-import { readConfigOrExit, readSchemaPrefix } from "#lib/process.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { runMigrationsCli, type Migration } from "#lib/data/migrations.ts";
+import { readConfigOrExit, readSchemaPrefix } from "#lib/process/process.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
 import { migrations as analytics } from "../services/analytics/migrations/index.ts";
 import { migrations as flags } from "../services/flags/migrations/index.ts";
 import { migrations as identity } from "../services/identity/migrations/index.ts";

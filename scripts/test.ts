@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { startLocalInfra } from "#lib/local-infra.ts";
+import { startLocalInfra } from "#dev/local-infra.ts";
 import { CHROMIUM_HINT, findChromium } from "../test/chromium.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "#lib/test-support.ts";
+import { eventually } from "#test/support/harness.ts";
 import type { BrowserApi } from "./browser/app.ts";
 import { CHROMIUM_ARGS, CHROMIUM_HINT, findChromium } from "./chromium.ts";
 import { adminSession, startVane, type VaneProcess } from "./vane-process.ts";

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/grpc/health/v1/health_pb.js";
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { createTestTokens, startEvaluator, type EvaluatorHarness } from "../services/evaluator/test/harness.ts";
-import { connectTestNats, deleteStreams, eventually } from "#lib/test-support.ts";
+import { connectTestNats, deleteStreams, eventually } from "#test/support/harness.ts";
 import { adminSession, startVane, type VaneProcess } from "./vane-process.ts";
 
 let vane: VaneProcess;

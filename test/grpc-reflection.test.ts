@@ -10,7 +10,7 @@ import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/pr
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, reflectionStream } from "#lib/test-support.ts";
+import { eventually, reflectionStream } from "#test/support/harness.ts";
 import { adminSession, startVane, type VaneProcess } from "./vane-process.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));

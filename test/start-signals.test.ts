@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually } from "#lib/test-support.ts";
+import { eventually } from "#test/support/harness.ts";
 import { startVane, type VaneProcess } from "./vane-process.ts";
 
 /** Every process below `pid` now (Linux: from /proc). */

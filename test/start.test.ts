@@ -6,7 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/grpc/health/v1/health_pb.js";
-import { eventually } from "#lib/test-support.ts";
+import { eventually } from "#test/support/harness.ts";
 import { startVane, type VaneProcess } from "./vane-process.ts";
 
 let vane: VaneProcess;

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const SCHEMAS = ["identity", "flags", "analytics"];

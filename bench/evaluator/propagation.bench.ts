@@ -20,7 +20,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { connectTestNats, deleteStreams, uniqueName } from "#lib/test-support.ts";
+import { connectTestNats, deleteStreams, uniqueName } from "#test/support/harness.ts";
 import { fixture, snapshotOf } from "../../services/evaluator/test/harness.ts";
 import { adminSession, startVane } from "../../test/vane-process.ts";
 import { startProcess, stopProcess } from "./run.ts";

@@ -1,6 +1,6 @@
 /**
  * Remote evaluation: throughput at saturation and latency at 70% of it, for Vane's flagd port
- * (gRPC h2c, served by lib/grpc-fast-path.ts), the flagd implementation as a bare connect-node
+ * (gRPC h2c, served by lib/server/grpc-fast-path.ts), the flagd implementation as a bare connect-node
  * handler (what the fast path saves), Vane's main port (vane.evaluation.v1 with a server key's
  * token), Connect JSON over HTTP/1.1, and a no-op @grpc/grpc-js server, all driven by the same load generator (bench/evaluator/loadgen.ts)
  * in a separate process. `npm run bench:remote`.
@@ -48,7 +48,7 @@ interface Scenario {
 const scenarios: Scenario[] = [
   { name: "no-op @grpc/grpc-js server (gRPC)", server: "noop", protocol: "grpc", port: (i) => i.grpc as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
   { name: "Vane flagd port, v2 ResolveBoolean (gRPC, fast path)", server: "vane", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "bare connect-node handler behind lib/dual-listener.ts (gRPC)", server: "vane-dual", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
+  { name: "bare connect-node handler behind lib/server/dual-listener.ts (gRPC)", server: "vane-dual", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
   { name: "bare connect-node handler on plain http2.createServer (gRPC)", server: "vane-h2", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
   { name: "Vane main port, vane.evaluation.v1 Evaluate (gRPC, token, fast path)", server: "vane", protocol: "grpc", port: (i) => i.main as number, path: "/vane.evaluation.v1.EvaluationService/Evaluate", body: grpcMain, auth: true },
   { name: "Vane flagd port, v1 ResolveBoolean (Connect JSON, HTTP/1.1)", server: "vane", protocol: "connect", port: (i) => i.flagd as number, path: "/flagd.evaluation.v1.Service/ResolveBoolean", body: jsonV1 },

@@ -6,8 +6,8 @@
  *            flagd file, exactly as `main.ts` assembles it;
  *   vane-h2 — the same flagd.evaluation.v2 implementation on a plain `http2.createServer`
  *            (no dual listener, no interceptors: telemetry, auth, deadline, protovalidate);
- *   vane-dual — that bare handler behind lib/dual-listener.ts: vane-dual vs vane-h2 prices the
- *            listener's JS Duplex alone; vane vs vane-dual prices the rest of lib/server.ts.
+ *   vane-dual — that bare handler behind lib/server/dual-listener.ts: vane-dual vs vane-h2 prices the
+ *            listener's JS Duplex alone; vane vs vane-dual prices the rest of lib/server/server.ts.
  * Prints one JSON line with its ports (and a server-key token for the main port), then serves.
  */
 import * as http2 from "node:http2";
@@ -15,12 +15,12 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createEnvReader } from "#lib/config.ts";
-import { createDualListener } from "#lib/dual-listener.ts";
-import { createLogger } from "#lib/logger.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules } from "#lib/service-module.ts";
-import { startTelemetry } from "#lib/telemetry.ts";
+import { createEnvReader } from "#lib/process/config.ts";
+import { createDualListener } from "#lib/server/dual-listener.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules } from "#lib/process/service-module.ts";
+import { startTelemetry } from "#lib/process/telemetry.ts";
 import * as v2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
 import { readEvaluatorConfig } from "../../services/evaluator/config.ts";
 import { createEvaluatorModule } from "../../services/evaluator/module.ts";
@@ -80,7 +80,7 @@ if (mode === "noop") {
       keepAliveMs: 20_000,
     });
     const handler = connectNodeAdapter({ routes: (r) => r.service(v2.Service, impl) });
-    // vane-dual: the same bare handler behind lib/dual-listener.ts, to price the listener alone.
+    // vane-dual: the same bare handler behind lib/server/dual-listener.ts, to price the listener alone.
     const server = mode === "vane-dual" ? createDualListener(handler).tcp : http2.createServer(handler);
     server.listen(0, "127.0.0.1", () => say({ flagd: (server.address() as { port: number }).port }));
   }

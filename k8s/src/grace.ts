@@ -6,10 +6,9 @@
  * worst case, and keeps a margin for closing NATS, Postgres and telemetry.
  */
 import type { IContainer, IPodSpec } from "kubernetes-models/v1";
-import { createEnvReader } from "#lib/config.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import type { Violation } from "./policy.ts";
-import { ref, type K8sObject } from "./render.ts";
+import { createEnvReader } from "#lib/process/config.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { ref, type K8sObject, type Violation } from "./render.ts";
 
 /** Seconds kept for closing connections after the servers stopped. */
 export const GRACE_MARGIN_SECONDS = 5;

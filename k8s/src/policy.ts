@@ -5,14 +5,9 @@
  */
 import type { IContainer, IPodSpec, IPodTemplateSpec } from "kubernetes-models/v1";
 import { checkGracePeriods } from "./grace.ts";
-import { ref, type K8sObject } from "./render.ts";
+import { ref, type K8sObject, type Violation } from "./render.ts";
 
-/** One broken rule in one object. */
-export interface Violation {
-  object: string;
-  rule: string;
-  detail: string;
-}
+export type { Violation };
 
 const workloadKinds = new Set(["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"]);
 const longRunning = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"]);

@@ -76,3 +76,10 @@ export function ref(obj: K8sObject): string {
 export function k8sPath(...parts: string[]): string {
   return join(k8sDir, ...parts);
 }
+
+/** One broken rule in one object. */
+export interface Violation {
+  object: string;
+  rule: string;
+  detail: string;
+}

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { eventsStream } from "#lib/streams.ts";
+import { eventsStream } from "#lib/bus/streams.ts";
 import { DEFAULT_DOMAIN_STREAM, DEFAULT_DOMAIN_SUBJECT_PREFIX, DEFAULT_SNAPSHOT_BUCKET } from "../../services/flags/module.ts";
 import { render, type K8sObject } from "../src/render.ts";
 

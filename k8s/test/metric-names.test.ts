@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { freePort } from "#lib/local-infra.ts";
-import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { freePort } from "#dev/local-infra.ts";
+import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
 import { dashboardExpressions, exposedNames, externalMetrics, labelNamesIn, metricNamesIn, recordedNames, ruleExpressions, targetLabels } from "../src/metric-names.ts";
 import { k8sPath } from "../src/render.ts";
 

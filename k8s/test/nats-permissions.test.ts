@@ -1,6 +1,6 @@
 /**
  * The NATS users of k8s/infra/nats/helm-values.yaml, on a real nats-server: each service's
- * allow-list admits exactly the calls that service makes (through lib/bus.ts, as the services
+ * allow-list admits exactly the calls that service makes (through lib/bus/bus.ts, as the services
  * do with VANE_JETSTREAM_MANAGED=external) and refuses what belongs to another.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -12,10 +12,10 @@ import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { type Bus, connectBus, ensureKv, ensureStream, publishEvent } from "#lib/bus.ts";
-import { findNatsServer, freePort } from "#lib/local-infra.ts";
-import { eventsStream } from "#lib/streams.ts";
-import { eventually } from "#lib/test-support.ts";
+import { type Bus, connectBus, ensureKv, ensureStream, publishEvent } from "#lib/bus/bus.ts";
+import { findNatsServer, freePort } from "#dev/local-infra.ts";
+import { eventsStream } from "#lib/bus/streams.ts";
+import { eventually } from "#test/support/harness.ts";
 import { pino } from "pino";
 import { createChangeFeed } from "../../services/flags/change-feed.ts";
 import { k8sPath } from "../src/render.ts";

@@ -21,10 +21,11 @@ import {
   StopExperimentResponseSchema,
 } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import { Direction, type Experiment, ExperimentSchema, ExperimentStatus, type Metric, MetricKind, MetricSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
-import { requireChangeIn, requireEnvironmentScope, requirePrincipal, requireRole, Role } from "#lib/auth.ts";
-import { isUniqueViolation, withTransaction } from "#lib/db.ts";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/errors.ts";
-import { assertVisible, type Caller, type ProjectDirectory } from "#lib/identity-directory.ts";
+import { requireChangeIn, requireEnvironmentScope, requirePrincipal, requireRole, Role } from "#lib/auth/auth.ts";
+import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/process/errors.ts";
+import type { Caller } from "#lib/auth/auth.ts";
+import { assertVisible, type ProjectDirectory } from "#lib/clients/identity-directory.ts";
 import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { loadResults, loadTimeline } from "./results.ts";

@@ -13,8 +13,8 @@ import {
   type UpdateFlagEnvironmentRequestSchema,
   type UpdateFlagEnvironmentResponse,
 } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { callerOptions, lazyGrpcClient } from "#lib/grpc-client.ts";
-import type { Caller } from "#lib/identity-directory.ts";
+import { callerOptions, lazyGrpcClient } from "#lib/clients/grpc-client.ts";
+import type { Caller } from "#lib/auth/auth.ts";
 
 /** The two flags RPCs analytics uses, on behalf of a caller. */
 export interface FlagsClient {

@@ -1,14 +1,14 @@
 /** The analytics service on its own: `node --import tsx services/analytics/main.ts`. */
-import { createTokenVerifier, remoteKeySet } from "#lib/auth.ts";
-import { connectBus } from "#lib/bus.ts";
-import { createLogger } from "#lib/logger.ts";
-import { readConfigOrExit, runMain } from "#lib/process.ts";
-import { createClientTracingInterceptor } from "#lib/rpc-telemetry.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules } from "#lib/service-module.ts";
-import { startTelemetry } from "#lib/telemetry.ts";
+import { createTokenVerifier, remoteKeySet } from "#lib/auth/auth.ts";
+import { connectBus } from "#lib/bus/bus.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { readConfigOrExit, runMain } from "#lib/process/process.ts";
+import { createClientTracingInterceptor } from "#lib/server/rpc-telemetry.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules } from "#lib/process/service-module.ts";
+import { startTelemetry } from "#lib/process/telemetry.ts";
 import { readAnalyticsConfig } from "./config.ts";
-import { createIdentityDirectory } from "#lib/identity-directory.ts";
+import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createRemoteFlagsClient } from "./flags-client.ts";
 import { createAnalyticsModule } from "./module.ts";
 import { apiKeyBanditCredentials } from "./bandit-runner.ts";

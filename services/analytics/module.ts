@@ -4,15 +4,15 @@
  * ExperimentService.
  */
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
-import { type Bus, ensureStream } from "#lib/bus.ts";
-import { createDatabase, type Database } from "#lib/db.ts";
-import type { Logger } from "#lib/logger.ts";
-import { migrateToLatest } from "#lib/migrations.ts";
-import { serve } from "#lib/server.ts";
-import type { ServiceModule } from "#lib/service-module.ts";
-import { eventsStream } from "#lib/streams.ts";
+import { type Bus, ensureStream } from "#lib/bus/bus.ts";
+import { createDatabase, type Database } from "#lib/data/db.ts";
+import type { Logger } from "#lib/process/logger.ts";
+import { migrateToLatest } from "#lib/data/migrations.ts";
+import { serve } from "#lib/server/server.ts";
+import type { ServiceModule } from "#lib/process/service-module.ts";
+import { eventsStream } from "#lib/bus/streams.ts";
 import { type BanditCredentials, type BanditRunner, createBanditRunner } from "./bandit-runner.ts";
-import type { ProjectDirectory } from "#lib/identity-directory.ts";
+import type { ProjectDirectory } from "#lib/clients/identity-directory.ts";
 import { createExperimentService } from "./experiment-service.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { migrations } from "./migrations/index.ts";

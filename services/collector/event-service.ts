@@ -16,8 +16,8 @@ import {
   TrackedEventSchema,
 } from "#gen/vane/events/v1/events_pb.js";
 import { EventRejectionSchema, EventService, TrackResponseSchema } from "#gen/vane/events/v1/event_service_pb.js";
-import { ApiKeyKind, requirePrincipal } from "#lib/auth.ts";
-import { publishEvent } from "#lib/bus.ts";
+import { ApiKeyKind, requirePrincipal } from "#lib/auth/auth.ts";
+import { publishEvent } from "#lib/bus/bus.ts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { RateLimiter } from "./rate-limit.ts";
 

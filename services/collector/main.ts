@@ -1,11 +1,11 @@
 /** The collector on its own: `node --import tsx services/collector/main.ts`. */
-import { remoteKeySet, createTokenVerifier } from "#lib/auth.ts";
-import { connectBus } from "#lib/bus.ts";
-import { createLogger } from "#lib/logger.ts";
-import { readConfigOrExit, runMain } from "#lib/process.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules } from "#lib/service-module.ts";
-import { startTelemetry } from "#lib/telemetry.ts";
+import { remoteKeySet, createTokenVerifier } from "#lib/auth/auth.ts";
+import { connectBus } from "#lib/bus/bus.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { readConfigOrExit, runMain } from "#lib/process/process.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules } from "#lib/process/service-module.ts";
+import { startTelemetry } from "#lib/process/telemetry.ts";
 import { createCollectorModule } from "./module.ts";
 
 const { common, rate } = readConfigOrExit(process.env, (env, fail) => {

@@ -2,11 +2,11 @@
  * Assembles the collector: the events stream, the EventService, and readiness on NATS.
  */
 import { EventService } from "#gen/vane/events/v1/event_service_pb.js";
-import { type Bus, ensureStream } from "#lib/bus.ts";
-import type { Logger } from "#lib/logger.ts";
-import { serve } from "#lib/server.ts";
-import type { ServiceModule } from "#lib/service-module.ts";
-import { eventsStream, eventsSubjectPrefix } from "#lib/streams.ts";
+import { type Bus, ensureStream } from "#lib/bus/bus.ts";
+import type { Logger } from "#lib/process/logger.ts";
+import { serve } from "#lib/server/server.ts";
+import type { ServiceModule } from "#lib/process/service-module.ts";
+import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
 import { createEventService } from "./event-service.ts";
 import { createRateLimiter } from "./rate-limit.ts";
 

@@ -1,5 +1,5 @@
 /** The evaluator's own settings, read from `VANE_*` variables. */
-import type { EnvReader } from "#lib/config.ts";
+import type { EnvReader } from "#lib/process/config.ts";
 
 /** Settings of the evaluator beyond the shared ones. */
 export interface EvaluatorConfig {

@@ -13,9 +13,9 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
-import { ensureStream, type BusStatus } from "#lib/bus.ts";
-import type { Logger } from "#lib/logger.ts";
-import { eventsStream, eventsSubjectPrefix } from "#lib/streams.ts";
+import { ensureStream, type BusStatus } from "#lib/bus/bus.ts";
+import type { Logger } from "#lib/process/logger.ts";
+import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
 
 /** One exposure, as the evaluation path reports it. */
 export interface Exposure {
@@ -49,7 +49,7 @@ export interface ExposureStats {
 /** Options for {@link createExposurePublisher}. */
 export interface ExposurePublisherOptions {
   logger: Logger;
-  /** The events stream (lib/streams.ts's spec, ensured like the collector does). */
+  /** The events stream (lib/bus/streams.ts's spec, ensured like the collector does). */
   stream: string;
   /** Most exposures held while they cannot be published (default 10 000). */
   capacity?: number;

@@ -18,7 +18,7 @@
  * still arrive), then NOT_FOUND, as flagd answers an unknown selector.
  */
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { ApiKeyKind, principalKey, type TokenVerifier } from "#lib/auth.ts";
+import { ApiKeyKind, principalKey, type TokenVerifier } from "#lib/auth/auth.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
 
 /** The environment a flagd call evaluates. */

@@ -1,10 +1,10 @@
 /** The evaluator on its own: `node --import tsx services/evaluator/main.ts`. */
-import { createTokenVerifier, remoteKeySet } from "#lib/auth.ts";
-import { createLogger } from "#lib/logger.ts";
-import { readConfigOrExit, runMain } from "#lib/process.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules } from "#lib/service-module.ts";
-import { startTelemetry } from "#lib/telemetry.ts";
+import { createTokenVerifier, remoteKeySet } from "#lib/auth/auth.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { readConfigOrExit, runMain } from "#lib/process/process.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules } from "#lib/process/service-module.ts";
+import { startTelemetry } from "#lib/process/telemetry.ts";
 import { readEvaluatorConfig } from "./config.ts";
 import { createEvaluatorModule } from "./module.ts";
 import { createCachingVerifier } from "./token-cache.ts";

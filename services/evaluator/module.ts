@@ -4,18 +4,18 @@
  * (8013 evaluation, 8015 sync), exposures, metrics and readiness. It serves without NATS: the
  * bus is connected in the background, and what was loaded keeps being served through outages.
  */
-import { connectBus, type Bus, type JetStreamManagement } from "#lib/bus.ts";
+import { connectBus, type Bus, type JetStreamManagement } from "#lib/bus/bus.ts";
 import * as flagdV1 from "#gen/flagd/evaluation/v1/evaluation_pb.js";
 import * as flagdV2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
 import { FlagSyncService } from "#gen/flagd/sync/v1/sync_pb.js";
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
-import type { TokenVerifier } from "#lib/auth.ts";
-import { createHealthRegistry, type HealthCheck } from "#lib/health.ts";
-import type { Logger } from "#lib/logger.ts";
-import { createRpcMetricsInterceptor, createTracingInterceptor } from "#lib/rpc-telemetry.ts";
-import { createServer, serve, type ServiceRegistration, type VaneServer } from "#lib/server.ts";
-import type { CommonConfig } from "#lib/service-config.ts";
-import type { ServiceModule } from "#lib/service-module.ts";
+import type { TokenVerifier } from "#lib/auth/auth.ts";
+import { createHealthRegistry, type HealthCheck } from "#lib/server/health.ts";
+import type { Logger } from "#lib/process/logger.ts";
+import { createRpcMetricsInterceptor, createTracingInterceptor } from "#lib/server/rpc-telemetry.ts";
+import { createServer, serve, type ServiceRegistration, type VaneServer } from "#lib/server/server.ts";
+import type { CommonConfig } from "#lib/process/service-config.ts";
+import type { ServiceModule } from "#lib/process/service-module.ts";
 import { createChangeHub } from "./change-hub.ts";
 import type { EvaluatorConfig } from "./config.ts";
 import { createEvaluationService } from "./evaluation-service.ts";
@@ -149,7 +149,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     kvSource,
     fileSource,
     bus,
-    // Evaluation is the hot path: its unary gRPC calls take lib/grpc-fast-path.ts.
+    // Evaluation is the hot path: its unary gRPC calls take lib/server/grpc-fast-path.ts.
     services: [
       {
         ...serve(EvaluationService, createEvaluationService({ store, evaluator, hub, onStream: () => counters.streamOpened("vane_watch") })),
@@ -162,7 +162,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
       const health = createHealthRegistry();
       health.addCheck("evaluator.snapshots", snapshots);
       // Connect JSON answers carry zero values, as flagd's do (e.g. "value": false). Needs
-      // lib/server.ts to pass a registration's `options` to the router.
+      // lib/server/server.ts to pass a registration's `options` to the router.
       const flagdJson = { options: { jsonOptions: { alwaysEmitImplicit: true }, compressMinBytes: UNCOMPRESSED_UP_TO } };
       const hot = { ...flagdJson, fastUnary: true };
       const start = async (port: number, services: ServiceRegistration[], portSetting: string) => {

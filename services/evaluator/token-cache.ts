@@ -4,7 +4,7 @@
  * more than the evaluation itself; a verified token stays valid until its `exp` anyway.
  */
 import { decodeJwt } from "jose";
-import type { Principal, TokenVerifier } from "#lib/auth.ts";
+import type { Principal, TokenVerifier } from "#lib/auth/auth.ts";
 
 /** Options for {@link createCachingVerifier}. */
 export interface CachingVerifierOptions {

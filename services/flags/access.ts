@@ -12,10 +12,11 @@
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
-import { type Principal, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role, roleIncludes } from "#lib/auth.ts";
-import { isUniqueViolation, withTransaction } from "#lib/db.ts";
-import { alreadyExists, invalidArgument } from "#lib/errors.ts";
-import type { Caller, EnvironmentRef, ProjectDirectory, ProjectRef } from "#lib/identity-directory.ts";
+import { type Principal, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role, roleIncludes } from "#lib/auth/auth.ts";
+import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
+import { alreadyExists, invalidArgument } from "#lib/process/errors.ts";
+import type { Caller } from "#lib/auth/auth.ts";
+import type { EnvironmentRef, ProjectDirectory, ProjectRef } from "#lib/clients/identity-directory.ts";
 import { type Db, lockProject, type OutboxTargets, type Trx } from "./store.ts";
 
 /** What the flags and segment services are built from. */

@@ -10,8 +10,8 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { type Change, ChangeKind, ChangeSchema } from "#gen/vane/flags/v1/change_service_pb.js";
 import { ConfigChangedSchema, FlagChangedSchema, SegmentChangedSchema } from "#gen/vane/flags/v1/events_pb.js";
-import type { Bus } from "#lib/bus.ts";
-import type { Logger } from "#lib/logger.ts";
+import type { Bus } from "#lib/bus/bus.ts";
+import type { Logger } from "#lib/process/logger.ts";
 
 /** Options for {@link createChangeFeed}. */
 export interface ChangeFeedOptions {

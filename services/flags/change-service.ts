@@ -9,7 +9,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type Change, type ChangeService, WatchChangesResponseSchema } from "#gen/vane/flags/v1/change_service_pb.js";
-import { Role } from "#lib/auth.ts";
+import { Role } from "#lib/auth/auth.ts";
 import { type FlagsDeps, inProject } from "./access.ts";
 import type { ChangeFeed } from "./change-feed.ts";
 

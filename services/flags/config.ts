@@ -1,5 +1,5 @@
 /** The flags service's own settings. */
-import type { EnvReader } from "#lib/config.ts";
+import type { EnvReader } from "#lib/process/config.ts";
 
 export interface FlagsConfig {
   /** identity's gRPC base URL, for resolving projects and environments. */

@@ -9,8 +9,9 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sql, type SelectQueryBuilder } from "kysely";
 import { type FlagEnvironmentSummaries, FlagEnvironmentSummariesSchema, FlagEnvironmentSummarySchema, type ListFlagsRequest } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { invalidArgument } from "#lib/errors.ts";
-import type { Caller, ProjectDirectory } from "#lib/identity-directory.ts";
+import { invalidArgument } from "#lib/process/errors.ts";
+import type { Caller } from "#lib/auth/auth.ts";
+import type { ProjectDirectory } from "#lib/clients/identity-directory.ts";
 import type { FlagRow, FlagsDatabase } from "./schema.ts";
 import type { Db } from "./store.ts";
 

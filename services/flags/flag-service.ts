@@ -22,10 +22,10 @@ import {
   UpdateFlagResponseSchema,
 } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
-import { type Principal, Role } from "#lib/auth.ts";
+import { type Principal, Role } from "#lib/auth/auth.ts";
 import { FlagSetError, parseFlagdJson, toFlagdJson } from "#lib/engine/index.ts";
-import { failedPrecondition, invalidArgument } from "#lib/errors.ts";
-import { pageSize } from "#lib/pagination.ts";
+import { failedPrecondition, invalidArgument } from "#lib/process/errors.ts";
+import { pageSize } from "#lib/data/pagination.ts";
 import { expectVersion, type FlagsDeps, inEnvironment, inProject, mutate, pageTokens, requireProjectWide } from "./access.ts";
 import {
   auditJson,
@@ -41,7 +41,7 @@ import {
   variantsFromRow,
   variantsToJson,
 } from "./convert.ts";
-import type { ProjectRef } from "#lib/identity-directory.ts";
+import type { ProjectRef } from "#lib/clients/identity-directory.ts";
 import { enqueueSegmentChanged } from "./change-events.ts";
 import { toFlagSet } from "./environment-config.ts";
 import { countFlags, environmentSummaries, stateFilterEnvironments, withStateFilters } from "./flag-list.ts";

@@ -1,13 +1,13 @@
 /** The flags service on its own: `node --import tsx services/flags/main.ts`. */
-import { createTokenVerifier, remoteKeySet } from "#lib/auth.ts";
-import { createLogger } from "#lib/logger.ts";
-import { readConfigOrExit, runMain } from "#lib/process.ts";
-import { createClientTracingInterceptor } from "#lib/rpc-telemetry.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules } from "#lib/service-module.ts";
-import { startTelemetry } from "#lib/telemetry.ts";
+import { createTokenVerifier, remoteKeySet } from "#lib/auth/auth.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { readConfigOrExit, runMain } from "#lib/process/process.ts";
+import { createClientTracingInterceptor } from "#lib/server/rpc-telemetry.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules } from "#lib/process/service-module.ts";
+import { startTelemetry } from "#lib/process/telemetry.ts";
 import { readFlagsConfig } from "./config.ts";
-import { createIdentityDirectory } from "#lib/identity-directory.ts";
+import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createFlagsModule } from "./module.ts";
 
 const { common, flags } = readConfigOrExit(process.env, (env, fail) => {

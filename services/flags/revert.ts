@@ -8,7 +8,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { type RevertAuditEntryRequest, type RevertAuditEntryResponse, RevertAuditEntryResponseSchema } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagEnvironmentSchema, FlagSchema } from "#gen/vane/flags/v1/flags_pb.js";
-import { failedPrecondition, notFound } from "#lib/errors.ts";
+import { failedPrecondition, notFound } from "#lib/process/errors.ts";
 import { environmentForChange, expectVersion, type FlagsDeps, inProject, mutate, requireProjectWide, Role } from "./access.ts";
 import { auditJson, toFlag, toFlagEnvironment, variantsToJson } from "./convert.ts";
 import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment } from "./flag-writes.ts";

@@ -15,8 +15,8 @@ import {
   SegmentService,
   UpdateSegmentResponseSchema,
 } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { Role } from "#lib/auth.ts";
-import { failedPrecondition, notFound } from "#lib/errors.ts";
+import { Role } from "#lib/auth/auth.ts";
+import { failedPrecondition, notFound } from "#lib/process/errors.ts";
 import { expectVersion, type FlagsDeps, inProject, mutate } from "./access.ts";
 import { auditJson, conditionsToJson, toSegment } from "./convert.ts";
 import type { SegmentRow } from "./schema.ts";

@@ -12,9 +12,9 @@ import {
   ExchangeOidcTokenResponseSchema,
   WhoAmIResponseSchema,
 } from "#gen/vane/identity/v1/auth_service_pb.js";
-import { principalFromClaims, requirePrincipal, type VaneClaims } from "#lib/auth.ts";
-import { clientAddress, sourceOf } from "#lib/client-address.ts";
-import { failedPrecondition, notFound, unauthenticated } from "#lib/errors.ts";
+import { principalFromClaims, requirePrincipal, type VaneClaims } from "#lib/auth/auth.ts";
+import { clientAddress, sourceOf } from "#lib/server/client-address.ts";
+import { failedPrecondition, notFound, unauthenticated } from "#lib/process/errors.ts";
 import { hashSecret, keyPrefixOf } from "./api-key-secrets.ts";
 import type { ExchangeLimits } from "./exchange-limits.ts";
 import type { OidcVerifier } from "./oidc.ts";

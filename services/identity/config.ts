@@ -1,5 +1,5 @@
 /** Identity's own settings. */
-import type { EnvReader } from "#lib/config.ts";
+import type { EnvReader } from "#lib/process/config.ts";
 import { FAILURE_COST, type ExchangeLimitSettings } from "./exchange-limits.ts";
 
 export interface IdentityConfig {
@@ -14,7 +14,7 @@ export interface IdentityConfig {
   oidcAudience: string | undefined;
   /** Rate limits of ExchangeApiKey and ExchangeOidcToken. */
   exchangeLimits: ExchangeLimitSettings;
-  /** Proxies in front of identity that append the caller to X-Forwarded-For (lib/client-address.ts). */
+  /** Proxies in front of identity that append the caller to X-Forwarded-For (lib/server/client-address.ts). */
   trustedProxyHops: number;
 }
 

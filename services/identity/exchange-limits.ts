@@ -2,7 +2,7 @@
  * Limits on credential exchanges (ExchangeApiKey, ExchangeOidcToken), so guessing keys or
  * replaying ID tokens cannot run at the speed of the network:
  *
- * - per source (client address, lib/client-address.ts): a budget of points per window, a
+ * - per source (client address, lib/server/client-address.ts): a budget of points per window, a
  *   success costing 1 and a failure FAILURE_COST, so a backend fleet behind one address
  *   exchanges freely while a stream of wrong keys is stopped after a few dozen;
  * - per API key prefix (its public part, e.g. `vane_server_3q2x9a`): failed attempts per
@@ -22,7 +22,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { metrics } from "@opentelemetry/api";
 import { type Kysely, sql } from "kysely";
-import type { Logger } from "#lib/logger.ts";
+import type { Logger } from "#lib/process/logger.ts";
 import type { IdentityDatabase } from "./schema.ts";
 
 /** Points a failed attempt costs against its source's budget (a success costs 1). */
@@ -50,7 +50,7 @@ export interface ExchangeLimitsOptions extends ExchangeLimitSettings {
 
 /** One exchange attempt. */
 export interface Attempt {
-  /** The source (lib/client-address.ts `sourceOf`). */
+  /** The source (lib/server/client-address.ts `sourceOf`). */
   source: string;
   /** The API key's public prefix, when the credential is a well-formed API key. */
   keyPrefix?: string;

@@ -29,10 +29,10 @@ import {
   UpdateOrganizationResponseSchema,
   UpdateProjectResponseSchema,
 } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { ApiKeyKind, isEnvironmentScoped, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role } from "#lib/auth.ts";
-import { isForeignKeyViolation, isUniqueViolation } from "#lib/db.ts";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "#lib/errors.ts";
-import { decodePageToken, encodePageToken, pageSize } from "#lib/pagination.ts";
+import { ApiKeyKind, isEnvironmentScoped, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role } from "#lib/auth/auth.ts";
+import { isForeignKeyViolation, isUniqueViolation } from "#lib/data/db.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "#lib/process/errors.ts";
+import { decodePageToken, encodePageToken, pageSize } from "#lib/data/pagination.ts";
 import { newSecret } from "./api-key-secrets.ts";
 import { kindName, roleName, toApiKey, toEnvironment, toMember, toOrganization, toProject } from "./convert.ts";
 import type { IdentityDatabase } from "./schema.ts";

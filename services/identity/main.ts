@@ -2,12 +2,12 @@
  * The identity service on its own: `node --import tsx services/identity/main.ts`. Its schema is
  * `identity`, behind VANE_SCHEMA_PREFIX as with `npm start`.
  */
-import { createTokenVerifier } from "#lib/auth.ts";
-import { createLogger } from "#lib/logger.ts";
-import { readConfigOrExit, readSchemaPrefix, runMain } from "#lib/process.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules } from "#lib/service-module.ts";
-import { startTelemetry } from "#lib/telemetry.ts";
+import { createTokenVerifier } from "#lib/auth/auth.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { readConfigOrExit, readSchemaPrefix, runMain } from "#lib/process/process.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules } from "#lib/process/service-module.ts";
+import { startTelemetry } from "#lib/process/telemetry.ts";
 import { ensureBootstrap } from "./bootstrap.ts";
 import { readIdentityConfig } from "./config.ts";
 import { createIdentityModule } from "./module.ts";

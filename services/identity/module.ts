@@ -4,11 +4,11 @@
  */
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
-import { createDatabase } from "#lib/db.ts";
-import type { Logger } from "#lib/logger.ts";
-import { migrateToLatest } from "#lib/migrations.ts";
-import { serve } from "#lib/server.ts";
-import type { ServiceModule } from "#lib/service-module.ts";
+import { createDatabase } from "#lib/data/db.ts";
+import type { Logger } from "#lib/process/logger.ts";
+import { migrateToLatest } from "#lib/data/migrations.ts";
+import { serve } from "#lib/server/server.ts";
+import type { ServiceModule } from "#lib/process/service-module.ts";
 import { createAuthService } from "./auth-service.ts";
 import type { IdentityConfig } from "./config.ts";
 import { createExchangeLimits } from "./exchange-limits.ts";

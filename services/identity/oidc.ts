@@ -3,7 +3,7 @@
  * provider's JWKS, found through its discovery document.
  */
 import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
-import { unauthenticated, unavailable } from "#lib/errors.ts";
+import { unauthenticated, unavailable } from "#lib/process/errors.ts";
 
 /** Options for {@link createOidcVerifier}. */
 export interface OidcOptions {

@@ -11,10 +11,10 @@
  * Reads VANE_DATABASE_URL (or DATABASE_URL) and VANE_SCHEMA_PREFIX as identity's main.ts does.
  */
 import { parseArgs } from "node:util";
-import { createDatabase } from "#lib/db.ts";
-import { createLogger } from "#lib/logger.ts";
-import { describeError, EXIT_USAGE, readConfigOrExit, readSchemaPrefix } from "#lib/process.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
+import { createDatabase } from "#lib/data/db.ts";
+import { createLogger } from "#lib/process/logger.ts";
+import { describeError, EXIT_USAGE, readConfigOrExit, readSchemaPrefix } from "#lib/process/process.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
 import { readIdentityConfig } from "./config.ts";
 import type { IdentityDatabase } from "./schema.ts";
 import { rotateSigningKey } from "./signing-keys.ts";

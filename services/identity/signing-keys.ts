@@ -21,8 +21,8 @@ import {
   SignJWT,
 } from "jose";
 import { type Kysely, sql } from "kysely";
-import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, type VaneClaims } from "#lib/auth.ts";
-import type { Logger } from "#lib/logger.ts";
+import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, type VaneClaims } from "#lib/auth/auth.ts";
+import type { Logger } from "#lib/process/logger.ts";
 import type { IdentityDatabase } from "./schema.ts";
 
 /** How often replicas reload the keys from Postgres by default. */

@@ -2,8 +2,8 @@
  * Tenancy checks. Every lookup is scoped to the caller's organization (and, for project-scoped
  * admin keys, to its project); anything outside is NOT_FOUND, exactly like an id that never existed.
  */
-import { ApiKeyKind, type Principal, Role, requireRole } from "#lib/auth.ts";
-import { notFound, permissionDenied } from "#lib/errors.ts";
+import { ApiKeyKind, type Principal, Role, requireRole } from "#lib/auth/auth.ts";
+import { notFound, permissionDenied } from "#lib/process/errors.ts";
 
 /** True for a person: a user session or a personal key. */
 export function isPerson(p: Principal): boolean {

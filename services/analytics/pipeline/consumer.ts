@@ -10,10 +10,10 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { metrics } from "@opentelemetry/api";
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
-import type { Bus } from "#lib/bus.ts";
-import { withConsumerSpan } from "#lib/bus-trace.ts";
-import { withTransaction } from "#lib/db.ts";
-import type { Logger } from "#lib/logger.ts";
+import type { Bus } from "#lib/bus/bus.ts";
+import { withConsumerSpan } from "#lib/bus/bus-trace.ts";
+import { withTransaction } from "#lib/data/db.ts";
+import type { Logger } from "#lib/process/logger.ts";
 import type { Db } from "../store.ts";
 import { type ApplyResult, applyBatch, lockPipeline, type PipelineEvent, pruneProcessed } from "./apply.ts";
 

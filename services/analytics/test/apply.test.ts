@@ -4,9 +4,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDatabase, type Database, withTransaction } from "#lib/db.ts";
-import { migrateToLatest } from "#lib/migrations.ts";
-import { createTestLogger, dropSchema, testDatabaseUrl, uniqueName } from "#lib/test-support.ts";
+import { createDatabase, type Database, withTransaction } from "#lib/data/db.ts";
+import { migrateToLatest } from "#lib/data/migrations.ts";
+import { createTestLogger, dropSchema, testDatabaseUrl, uniqueName } from "#test/support/harness.ts";
 import { applyBatch, type PipelineEvent } from "../pipeline/apply.ts";
 import { migrations } from "../migrations/index.ts";
 import type { AnalyticsDatabase } from "../schema.ts";

@@ -6,20 +6,20 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { createTokenVerifier, type VaneClaims } from "#lib/auth.ts";
-import { type Bus, connectBus } from "#lib/bus.ts";
-import { createEnvReader } from "#lib/config.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { type RunningModules, startModules } from "#lib/service-module.ts";
-import { eventsStream, eventsSubjectPrefix } from "#lib/streams.ts";
-import { createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { createTokenVerifier, type VaneClaims } from "#lib/auth/auth.ts";
+import { type Bus, connectBus } from "#lib/bus/bus.ts";
+import { createEnvReader } from "#lib/process/config.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { type RunningModules, startModules } from "#lib/process/service-module.ts";
+import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
+import { createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
 import { createCollectorModule } from "../../collector/module.ts";
 import { createFlagsModule } from "../../flags/module.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
 import { addMember, seedTenant, type Tenant } from "../../identity/test/seed-tenant.ts";
 import { signedBanditCredentials } from "../bandit-runner.ts";
-import { createIdentityDirectory } from "#lib/identity-directory.ts";
+import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createRemoteFlagsClient, type FlagsClient } from "../flags-client.ts";
 import { type AnalyticsModule, createAnalyticsModule } from "../module.ts";
 

@@ -3,9 +3,9 @@
  * Prints "ready" once consuming, and "committed <events>" after each batch commits (before its
  * acknowledgement), so the test can kill it while it is demonstrably working. Test code only.
  */
-import { connectBus } from "#lib/bus.ts";
-import { createDatabase } from "#lib/db.ts";
-import { createTestLogger } from "#lib/test-support.ts";
+import { connectBus } from "#lib/bus/bus.ts";
+import { createDatabase } from "#lib/data/db.ts";
+import { createTestLogger } from "#test/support/harness.ts";
 import { startPipeline } from "../pipeline/consumer.ts";
 import type { AnalyticsDatabase } from "../schema.ts";
 

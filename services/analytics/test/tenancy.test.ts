@@ -10,7 +10,7 @@ import { FlagType } from "#gen/vane/flags/v1/flags_pb.js";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { assertTenancyMatrix, type TenancyDimension } from "#lib/test-tenancy.ts";
+import { assertTenancyMatrix, type TenancyDimension } from "#test/support/tenancy.ts";
 import { type AnalyticsHarness, startAnalytics, type Tenant } from "./harness.ts";
 
 const variants = ["a", "b"].map((key) => ({ key, value: fromJson(ValueSchema, key) }));

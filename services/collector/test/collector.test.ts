@@ -6,12 +6,12 @@ import { AckPolicy, DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import { EventService } from "#gen/vane/events/v1/event_service_pb.js";
-import { type Bus, connectBus } from "#lib/bus.ts";
-import { createEnvReader } from "#lib/config.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { type RunningModules, startModules } from "#lib/service-module.ts";
-import { createTestLogger, deleteStreams, testNatsUrl, uniqueName } from "#lib/test-support.ts";
-import { createTestTokens, type TestTokens } from "#lib/test-tokens.ts";
+import { type Bus, connectBus } from "#lib/bus/bus.ts";
+import { createEnvReader } from "#lib/process/config.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { type RunningModules, startModules } from "#lib/process/service-module.ts";
+import { createTestLogger, deleteStreams, testNatsUrl, uniqueName } from "#test/support/harness.ts";
+import { createTestTokens, type TestTokens } from "#test/support/tokens.ts";
 import { createCollectorModule } from "../module.ts";
 
 describe("collector", () => {

@@ -10,13 +10,13 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventService } from "#gen/vane/events/v1/event_service_pb.js";
-import { type Bus, connectBus } from "#lib/bus.ts";
-import { createEnvReader } from "#lib/config.ts";
-import { findNatsServer, freePort, type StartedServer, startNatsServer } from "#lib/local-infra.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { type RunningModules, startModules } from "#lib/service-module.ts";
-import { createTestLogger } from "#lib/test-support.ts";
-import { createTestTokens } from "#lib/test-tokens.ts";
+import { type Bus, connectBus } from "#lib/bus/bus.ts";
+import { createEnvReader } from "#lib/process/config.ts";
+import { findNatsServer, freePort, type StartedServer, startNatsServer } from "#dev/local-infra.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { type RunningModules, startModules } from "#lib/process/service-module.ts";
+import { createTestLogger } from "#test/support/harness.ts";
+import { createTestTokens } from "#test/support/tokens.ts";
 import { createCollectorModule } from "../module.ts";
 
 describe("collector during a NATS outage", () => {

@@ -19,8 +19,8 @@ import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { createTokenVerifier } from "#lib/auth.ts";
-import { connectTestNats, deleteStreams, eventually, failure } from "#lib/test-support.ts";
+import { createTokenVerifier } from "#lib/auth/auth.ts";
+import { connectTestNats, deleteStreams, eventually, failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "../../flags/test/harness.ts";
 import { type EvaluatorHarness, startEvaluator } from "./harness.ts";
 

@@ -10,7 +10,7 @@ import { FlagdProvider } from "@openfeature/flagd-provider";
 import { OpenFeature, ProviderEvents } from "@openfeature/server-sdk";
 import { createSnapshotStore } from "../snapshot-store.ts";
 import { createFlagdFileSource } from "../file-source.ts";
-import { createTestLogger } from "#lib/test-support.ts";
+import { createTestLogger } from "#test/support/harness.ts";
 import { createTestTokens, eventually, fixture, fixtureText, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 
 let dir: string;

@@ -15,17 +15,17 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { EnvironmentSnapshotSchema, SnapshotFlagSchema, type EnvironmentSnapshot } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { createTokenVerifier, TOKEN_AUDIENCE, type TokenVerifier, type VaneClaims } from "#lib/auth.ts";
-import { createEnvReader } from "#lib/config.ts";
+import { createTokenVerifier, TOKEN_AUDIENCE, type TokenVerifier, type VaneClaims } from "#lib/auth/auth.ts";
+import { createEnvReader } from "#lib/process/config.ts";
 import type { FlagSetDefinition, FlagDefinition } from "#lib/engine/index.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules, type RunningModules } from "#lib/service-module.ts";
-import { startTelemetry } from "#lib/telemetry.ts";
-import { connectTestNats, createTestLogger, deleteStreams, testNatsUrl, uniqueName } from "#lib/test-support.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules, type RunningModules } from "#lib/process/service-module.ts";
+import { startTelemetry } from "#lib/process/telemetry.ts";
+import { connectTestNats, createTestLogger, deleteStreams, testNatsUrl, uniqueName } from "#test/support/harness.ts";
 import { readEvaluatorConfig } from "../config.ts";
 import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "../module.ts";
 
-export { eventually } from "#lib/test-support.ts";
+export { eventually } from "#test/support/harness.ts";
 
 /** The flag set every suite uses (services/evaluator/test/flags.fixture.json). */
 /** What the tests compare of a provider's answer. */

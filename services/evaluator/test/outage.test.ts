@@ -13,7 +13,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { fromBinary } from "@bufbuild/protobuf";
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
-import { findNatsServer, freePort, startNatsServer, type StartedServer } from "#lib/local-infra.ts";
+import { findNatsServer, freePort, startNatsServer, type StartedServer } from "#dev/local-infra.ts";
 import { createTestTokens, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 
 const ENV = "env-outage";

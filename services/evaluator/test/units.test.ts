@@ -4,7 +4,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet, FlagSetError } from "#lib/engine/index.ts";
-import { createTestLogger } from "#lib/test-support.ts";
+import { createTestLogger } from "#test/support/harness.ts";
 import { createExposurePublisher, type Exposure, type ExposureBus } from "../exposures.ts";
 import { environmentFromSelector } from "../flagd-access.ts";
 import { createSnapshotStore, versionFromSnapshot, type EnvironmentChange } from "../snapshot-store.ts";

@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { createChangeHub } from "../change-hub.ts";
 import { createSnapshotStore, versionFromSnapshot } from "../snapshot-store.ts";
-import { freePort } from "#lib/local-infra.ts";
+import { freePort } from "#dev/local-infra.ts";
 import { createTestTokens, envelope, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 
 const ENV = "env-known";

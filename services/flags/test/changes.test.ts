@@ -18,7 +18,7 @@ import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { eventually, failure } from "#lib/test-support.ts";
+import { eventually, failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const variants = [create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }), create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) })];

@@ -1,8 +1,8 @@
 /** The identity directory's cache: trusted for its TTL only, so deleted environments stop resolving. */
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { principalFromClaims } from "#lib/auth.ts";
-import { createIdentityDirectory } from "#lib/identity-directory.ts";
+import { principalFromClaims } from "#lib/auth/auth.ts";
+import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 describe("identity directory cache", () => {

@@ -11,7 +11,7 @@ import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService, type ListFlagsRequest } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
-import { failure } from "#lib/test-support.ts";
+import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const COUNT = 10_000;

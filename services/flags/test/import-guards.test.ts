@@ -6,7 +6,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { failure } from "#lib/test-support.ts";
+import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const file = (flags: Record<string, unknown>) => JSON.stringify({ flags });

@@ -16,9 +16,9 @@ import { ConfigChangedSchema } from "#gen/vane/flags/v1/events_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { findNatsServer, freePort, type StartedServer, startNatsServer } from "#lib/local-infra.ts";
-import { connectTestNats, createTestLogger, testDatabaseUrl } from "#lib/test-support.ts";
-import { createIdentityDirectory } from "#lib/identity-directory.ts";
+import { findNatsServer, freePort, type StartedServer, startNatsServer } from "#dev/local-infra.ts";
+import { connectTestNats, createTestLogger, testDatabaseUrl } from "#test/support/harness.ts";
+import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createFlagsModule, type FlagsModule } from "../module.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 

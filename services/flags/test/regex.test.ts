@@ -12,7 +12,7 @@ import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { type EnvironmentSnapshot, EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet } from "#lib/engine/index.ts";
 import { snapshotToFlagSet } from "../environment-config.ts";
-import { failure } from "#lib/test-support.ts";
+import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);

@@ -8,7 +8,7 @@ import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { failure } from "#lib/test-support.ts";
+import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { failure } from "#lib/test-support.ts";
+import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const variants = [create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }), create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) })];

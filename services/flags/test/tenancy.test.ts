@@ -9,7 +9,7 @@ import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { ChangeService } from "#gen/vane/flags/v1/change_service_pb.js";
-import { assertTenancyMatrix, type TenancyDimension } from "#lib/test-tenancy.ts";
+import { assertTenancyMatrix, type TenancyDimension } from "#test/support/tenancy.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const variants = [create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }), create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) })];

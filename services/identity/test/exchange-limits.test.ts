@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { uniqueName } from "#lib/test-support.ts";
+import { uniqueName } from "#test/support/harness.ts";
 import { type IdentityHarness, startIdentity, type Tenant } from "./harness.ts";
 
 /** Small budgets: a source may fail 6 times a window (60 points, 10 per failure), a key prefix 5 times. */

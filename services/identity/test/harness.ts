@@ -6,11 +6,11 @@ import { randomUUID } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { createEnvReader } from "#lib/config.ts";
-import { createTokenVerifier, type VaneClaims } from "#lib/auth.ts";
-import { readCommonConfig } from "#lib/service-config.ts";
-import { startModules, type RunningModules } from "#lib/service-module.ts";
-import { createTestLogger, dropSchema, testDatabaseUrl, uniqueName } from "#lib/test-support.ts";
+import { createEnvReader } from "#lib/process/config.ts";
+import { createTokenVerifier, type VaneClaims } from "#lib/auth/auth.ts";
+import { readCommonConfig } from "#lib/process/service-config.ts";
+import { startModules, type RunningModules } from "#lib/process/service-module.ts";
+import { createTestLogger, dropSchema, testDatabaseUrl, uniqueName } from "#test/support/harness.ts";
 import { readIdentityConfig } from "../config.ts";
 import { createIdentityModule, type IdentityModule } from "../module.ts";
 

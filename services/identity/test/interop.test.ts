@@ -11,7 +11,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
-import { reflectionStream } from "#lib/test-support.ts";
+import { reflectionStream } from "#test/support/harness.ts";
 import { writeProtoDeps } from "../../../scripts/proto-deps.ts";
 import { type IdentityHarness, startIdentity, type Tenant } from "./harness.ts";
 

@@ -1,9 +1,9 @@
 /** Identity's migrations on a database that already holds data. */
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
-import { createDatabase } from "#lib/db.ts";
-import { migrateToLatest } from "#lib/migrations.ts";
-import { dropSchema, testDatabaseUrl, uniqueName } from "#lib/test-support.ts";
+import { createDatabase } from "#lib/data/db.ts";
+import { migrateToLatest } from "#lib/data/migrations.ts";
+import { dropSchema, testDatabaseUrl, uniqueName } from "#test/support/harness.ts";
 import { migrations } from "../migrations/index.ts";
 
 describe("identity migrations", () => {

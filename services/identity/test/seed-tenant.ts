@@ -5,8 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
-import type { VaneClaims } from "#lib/auth.ts";
-import { uniqueName } from "#lib/test-support.ts";
+import type { VaneClaims } from "#lib/auth/auth.ts";
+import { uniqueName } from "#test/support/harness.ts";
 import type { IdentityDatabase } from "../schema.ts";
 
 /** An organization with one project, its two environments and its owner. */

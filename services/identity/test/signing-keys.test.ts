@@ -11,8 +11,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
-import { createTokenVerifier, remoteKeySet, type TokenVerifier } from "#lib/auth.ts";
-import { testDatabaseUrl, uniqueName } from "#lib/test-support.ts";
+import { createTokenVerifier, remoteKeySet, type TokenVerifier } from "#lib/auth/auth.ts";
+import { testDatabaseUrl, uniqueName } from "#test/support/harness.ts";
 import { type IdentityHarness, startIdentity } from "./harness.ts";
 
 const run = promisify(execFile);

@@ -4,7 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { ApiKeyKind, Role } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { assertTenancyMatrix, type TenancyCase } from "#lib/test-tenancy.ts";
+import { assertTenancyMatrix, type TenancyCase } from "#test/support/tenancy.ts";
 import { type IdentityHarness, startIdentity, type Tenant } from "./harness.ts";
 
 describe("tenancy", () => {
