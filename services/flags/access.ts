@@ -14,7 +14,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
 import { type Principal, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role, roleIncludes } from "#lib/auth/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
-import { alreadyExists, invalidArgument } from "#lib/process/errors.ts";
+import { alreadyExists } from "#lib/process/errors.ts";
 import type { Caller } from "#lib/auth/auth.ts";
 import type { EnvironmentRef, ProjectDirectory, ProjectRef } from "#lib/clients/identity-directory.ts";
 import { type Db, lockProject, type OutboxTargets, type Trx } from "./store.ts";
@@ -121,20 +121,5 @@ export function expectVersion(what: string, current: bigint, expected: bigint): 
     ]);
   }
 }
-
-/** An opaque page token over any JSON cursor. */
-export const pageTokens = {
-  encode: (cursor: unknown) => Buffer.from(JSON.stringify(cursor)).toString("base64url"),
-  decode<T>(token: string, check: (v: unknown) => v is T): T | undefined {
-    if (!token) return undefined;
-    try {
-      const v: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-      if (check(v)) return v;
-    } catch {
-      // fall through
-    }
-    throw invalidArgument("page_token is not a token from a previous response");
-  },
-};
 
 export { requireProjectWide, Role };

@@ -25,8 +25,8 @@ import { FlagType, type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js"
 import { type Principal, Role } from "#lib/auth/auth.ts";
 import { FlagSetError, parseFlagdJson, toFlagdJson } from "#lib/engine/index.ts";
 import { failedPrecondition, invalidArgument } from "#lib/process/errors.ts";
-import { pageSize } from "#lib/data/pagination.ts";
-import { expectVersion, type FlagsDeps, inEnvironment, inProject, mutate, pageTokens, requireProjectWide } from "./access.ts";
+import { decodePageToken, pageSize, takePage } from "#lib/data/pagination.ts";
+import { expectVersion, type FlagsDeps, inEnvironment, inProject, mutate, requireProjectWide } from "./access.ts";
 import {
   auditJson,
   conditionsFromRow,
@@ -53,9 +53,7 @@ import { compileSegment } from "./targeting-compile.ts";
 import { canonicalJson, importFlagSet, keyIssues } from "./targeting-import.ts";
 import { throwIssues, validateVariants } from "./validate-targeting.ts";
 
-const isString = (v: unknown): v is string => typeof v === "string";
-const isKeyCursor = (v: unknown): v is [string] => Array.isArray(v) && v.length === 1 && isString(v[0]);
-const isIdCursor = (v: unknown): v is [string] => Array.isArray(v) && v.length === 1 && isString(v[0]) && /^\d+$/.test(v[0]);
+const isAuditId = (part: string) => /^\d{1,18}$/.test(part);
 
 /** Creates the FlagService implementation. */
 export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagService> {
@@ -134,7 +132,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       const { scope, caller } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
       await stateFilterEnvironments(req, scope.projectId, directory, caller);
       const size = pageSize(req.pageSize);
-      const after = pageTokens.decode(req.pageToken, isKeyCursor);
+      const after = decodePageToken(req.pageToken, 1);
       let q = db.selectFrom("flags").selectAll().where("project_id", "=", scope.projectId);
       if (!req.includeArchived && !req.onlyArchived) q = q.where("archived", "=", false);
       if (req.type !== FlagType.UNSPECIFIED) q = q.where("type", "=", typeName(req.type));
@@ -149,10 +147,10 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       const totalSize = await countFlags(q);
       if (after) q = q.where("key", ">", after[0]);
       const rows = await q.orderBy("key").limit(size + 1).execute();
-      const page = rows.slice(0, size);
+      const { page, nextPageToken } = takePage(rows, size, (row) => [row.key]);
       return create(ListFlagsResponseSchema, {
         flags: page.map(toFlag),
-        nextPageToken: rows.length > size ? pageTokens.encode([page.at(-1)!.key]) : "",
+        nextPageToken,
         environmentSummaries: await environmentSummaries(db, page),
         totalSize,
       });
@@ -240,7 +238,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     async listAuditEntries(req, ctx) {
       const { scope } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
       const size = pageSize(req.pageSize);
-      const after = pageTokens.decode(req.pageToken, isIdCursor);
+      const after = decodePageToken(req.pageToken, 1, isAuditId);
       let q = db.selectFrom("audit_entries").selectAll().where("project_id", "=", scope.projectId);
       if (req.flagKey) q = q.where("flag_key", "=", req.flagKey);
       if (req.environmentId) q = q.where("environment_id", "=", req.environmentId);
@@ -248,11 +246,8 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       if (req.actor) q = q.where("actor", "=", req.actor);
       if (after) q = q.where("id", "<", after[0]);
       const rows = await q.orderBy("id", "desc").limit(size + 1).execute();
-      const page = rows.slice(0, size);
-      return create(ListAuditEntriesResponseSchema, {
-        entries: page.map(toAuditEntry),
-        nextPageToken: rows.length > size ? pageTokens.encode([String(page.at(-1)!.id)]) : "",
-      });
+      const { page, nextPageToken } = takePage(rows, size, (row) => [String(row.id)]);
+      return create(ListAuditEntriesResponseSchema, { entries: page.map(toAuditEntry), nextPageToken });
     },
 
     async importFlagd(req, ctx) {

@@ -32,7 +32,7 @@ import {
 import { ApiKeyKind, isEnvironmentScoped, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role } from "#lib/auth/auth.ts";
 import { isForeignKeyViolation, isUniqueViolation } from "#lib/data/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "#lib/process/errors.ts";
-import { decodePageToken, encodePageToken, pageSize } from "#lib/data/pagination.ts";
+import { createdKey, decodeCreatedCursor, pageSize, takePage } from "#lib/data/pagination.ts";
 import { newSecret } from "./api-key-secrets.ts";
 import { kindName, roleName, toApiKey, toEnvironment, toMember, toOrganization, toProject } from "./convert.ts";
 import type { IdentityDatabase } from "./schema.ts";
@@ -111,7 +111,7 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
     async listOrganizations(req, ctx) {
       const p = requirePrincipal(ctx);
       const size = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken);
+      const after = decodeCreatedCursor(req.pageToken);
       let q = db.selectFrom("organizations").selectAll("organizations");
       if (isPerson(p)) {
         q = q.where("organizations.id", "in", db.selectFrom("members").select("organization_id").where("user_id", "=", p.subject));
@@ -124,12 +124,8 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
         );
       }
       const rows = await q.orderBy("created_at").orderBy("organizations.id").limit(size + 1).execute();
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
-      return create(ListOrganizationsResponseSchema, {
-        organizations: page.map(toOrganization),
-        nextPageToken: rows.length > size && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
-      });
+      const { page, nextPageToken } = takePage(rows, size, createdKey);
+      return create(ListOrganizationsResponseSchema, { organizations: page.map(toOrganization), nextPageToken });
     },
 
     async createProject(req, ctx) {
@@ -157,19 +153,15 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       const p = requirePrincipal(ctx);
       inOrganization(p, req.organizationId, Role.VIEWER);
       const size = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken);
+      const after = decodeCreatedCursor(req.pageToken);
       let q = db.selectFrom("projects").selectAll().where("organization_id", "=", req.organizationId);
       if (p.projectId) q = q.where("id", "=", p.projectId);
       if (after) {
         q = q.where((eb) => eb.or([eb("created_at", ">", after.createdAt), eb.and([eb("created_at", "=", after.createdAt), eb("id", ">", after.id)])]));
       }
       const rows = await q.orderBy("created_at").orderBy("id").limit(size + 1).execute();
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
-      return create(ListProjectsResponseSchema, {
-        projects: page.map(toProject),
-        nextPageToken: rows.length > size && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
-      });
+      const { page, nextPageToken } = takePage(rows, size, createdKey);
+      return create(ListProjectsResponseSchema, { projects: page.map(toProject), nextPageToken });
     },
 
     async updateProject(req, ctx) {
@@ -279,7 +271,7 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       requireOrganizationWide(p);
       inOrganization(p, req.organizationId, Role.VIEWER);
       const size = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken);
+      const after = decodeCreatedCursor(req.pageToken);
       let q = db
         .selectFrom("members")
         .innerJoin("users", "users.id", "members.user_id")
@@ -292,12 +284,8 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
         );
       }
       const rows = await q.orderBy("members.created_at").orderBy("members.id").limit(size + 1).execute();
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
-      return create(ListMembersResponseSchema, {
-        members: page.map(toMember),
-        nextPageToken: rows.length > size && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
-      });
+      const { page, nextPageToken } = takePage(rows, size, createdKey);
+      return create(ListMembersResponseSchema, { members: page.map(toMember), nextPageToken });
     },
 
     async updateMemberRole(req, ctx) {
