@@ -2,6 +2,7 @@
  * The layers of the tree, checked on the import graph: what the image runs reaches only production
  * code and production dependencies, and the kit has no import cycles.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
@@ -81,6 +82,22 @@ describe("layers", () => {
   it("the checker sees a development import (it can fail)", () => {
     const { files } = reach([join(root, "scripts", "start.ts")]);
     expect([...files].some((f) => relative(root, f).startsWith("dev/"))).toBe(true);
+  });
+
+  it("no service imports another service; tests may start another service, never reach into its tests", () => {
+    const files = execFileSync("git", ["ls-files", "services"], { cwd: root, encoding: "utf8" }).split("\n").filter((f) => f.endsWith(".ts"));
+    const crossings: string[] = [];
+    for (const f of files) {
+      const own = f.split("/")[1];
+      for (const spec of specifiers(join(root, f))) {
+        const target = resolveSpecifier(join(root, f), spec);
+        if (!target || !("file" in target)) continue;
+        const to = relative(root, target.file).split("/");
+        const isTest = f.includes("/test/") || f.endsWith(".test.ts");
+        if (to[0] === "services" && to[1] !== own && (!isTest || to[2] === "test")) crossings.push(`${f} → ${to.join("/")}`);
+      }
+    }
+    expect(crossings).toEqual([]);
   });
 
   it("the runtime kit has no import cycles", () => {

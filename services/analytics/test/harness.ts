@@ -17,7 +17,7 @@ import { createCollectorModule } from "../../collector/module.ts";
 import { createFlagsModule } from "../../flags/module.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
-import { addMember, seedTenant, type Tenant } from "../../identity/test/seed-tenant.ts";
+import { addMember, seedTenant, type Tenant } from "#test/support/seed-tenant.ts";
 import { signedBanditCredentials } from "../bandit-runner.ts";
 import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createRemoteFlagsClient, type FlagsClient } from "../flags-client.ts";

@@ -13,7 +13,7 @@ import { type RunningModules, startModules } from "#lib/process/service-module.t
 import { connectTestNats, createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
 import { readIdentityConfig } from "../../identity/config.ts";
 import { createIdentityModule, type IdentityModule } from "../../identity/module.ts";
-import { addMember, seedTenant, type Tenant } from "../../identity/test/seed-tenant.ts";
+import { addMember, seedTenant, type Tenant } from "#test/support/seed-tenant.ts";
 import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createFlagsModule, type FlagsModule } from "../module.ts";
 

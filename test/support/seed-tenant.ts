@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import type { VaneClaims } from "#lib/auth/auth.ts";
 import { uniqueName } from "#test/support/harness.ts";
-import type { IdentityDatabase } from "../schema.ts";
+import type { IdentityDatabase } from "../../services/identity/schema.ts";
 
 /** An organization with one project, its two environments and its owner. */
 export interface Tenant {

@@ -21,8 +21,8 @@ import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { createTokenVerifier } from "#lib/auth/auth.ts";
 import { connectTestNats, deleteStreams, eventually, failure } from "#test/support/harness.ts";
-import { type FlagsHarness, startFlags, type Tenant } from "../../flags/test/harness.ts";
-import { type EvaluatorHarness, startEvaluator } from "./harness.ts";
+import { type FlagsHarness, startFlags, type Tenant } from "../services/flags/test/harness.ts";
+import { type EvaluatorHarness, startEvaluator } from "../services/evaluator/test/harness.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const variants = [create(VariantSchema, { key: "on", value: v(true) }), create(VariantSchema, { key: "off", value: v(false) })];
