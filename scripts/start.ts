@@ -30,9 +30,6 @@ import type { KeyRing } from "../services/identity/signing-keys.ts";
 import { readEvaluatorConfig } from "../services/evaluator/config.ts";
 import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "../services/evaluator/module.ts";
 
-/** Identity's key ring, once identity's module exists (the bandit signs its calls with it). */
-let identityKeys: KeyRing | undefined;
-
 /** What `npm start` hands each service's module factory. */
 interface StartContext {
   config: CommonConfig;
@@ -44,6 +41,8 @@ interface StartContext {
   bus(): Promise<Bus>;
   /** This process's own URL, known once the server listens (for calls between modules). */
   selfUrl(): string;
+  /** Identity's key ring, once identity's module exists (the bandit signs its calls with it). */
+  identityKeys(): KeyRing;
   logger: Logger;
 }
 
@@ -55,11 +54,8 @@ interface StartContext {
 const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModule>)[] = [
   (env) => {
     const config = readIdentityConfig(env);
-    return async (ctx) => {
-      const module = await createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
-      identityKeys = module.keys;
-      return module;
-    };
+    return (ctx) =>
+      createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
   },
   (env) => {
     const flags = readFlagsConfig(env);
@@ -97,7 +93,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         consumerName: analytics.consumerName,
         pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs },
         // One process: the bandit's calls to flags are signed with identity's own keys.
-        bandit: { credentials: signedBanditCredentials((claims, ttlMs) => identityKeys!.sign(claims, ttlMs)), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 },
+        bandit: { credentials: signedBanditCredentials((claims, ttlMs) => ctx.identityKeys().sign(claims, ttlMs)), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 },
         flags: createRemoteFlagsClient({ baseUrl: ctx.selfUrl }),
         directory: createIdentityDirectory({ baseUrl: ctx.selfUrl }),
         migrate: ctx.config.migrateOnStart,
@@ -186,6 +182,7 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
     return bus;
   };
   let selfUrl = "";
+  const modules: ServiceModule[] = [];
   const ctx: StartContext = {
     config: common,
     databaseUrl: infra.databaseUrl,
@@ -193,9 +190,9 @@ runMain("vane", async ({ signal, onStop, useLogger }) => {
     schema,
     bus: sharedBus,
     selfUrl: () => selfUrl,
+    identityKeys: () => modules.find((m): m is IdentityModule => m.name === "identity")!.keys,
     logger,
   };
-  const modules: ServiceModule[] = [];
   for (const create of factories) {
     const module = await create(ctx);
     onStop(() => module.stop());
