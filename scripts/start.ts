@@ -23,6 +23,7 @@ import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createFlagsModule } from "../services/flags/module.ts";
 import { readFlagsConfig } from "../services/flags/config.ts";
 import { readAnalyticsConfig } from "../services/analytics/config.ts";
+import { readCollectorConfig } from "../services/collector/config.ts";
 import { createRemoteFlagsClient } from "../services/analytics/flags-client.ts";
 import { createAnalyticsModule } from "../services/analytics/module.ts";
 import { signedBanditCredentials } from "../services/analytics/bandit-runner.ts";
@@ -74,8 +75,9 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     });
   },
   (env) => {
-    const streamName = env.string("VANE_EVENTS_STREAM", "VANE_EVENTS");
-    return async (ctx) => createCollectorModule({ bus: await ctx.bus(), streamName, logger: ctx.logger });
+    const collector = readCollectorConfig(env);
+    return async (ctx) =>
+      createCollectorModule({ bus: await ctx.bus(), streamName: collector.eventsStream, rateLimit: collector.rate, replicas: collector.replicas, logger: ctx.logger });
   },
   (env) => {
     const evaluator = readEvaluatorConfig(env);

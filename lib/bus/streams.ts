@@ -3,6 +3,15 @@
  * them at start-up asks for the same configuration.
  */
 import type { StreamSpec } from "#lib/bus/bus.ts";
+import type { EnvReader } from "#lib/process/config.ts";
+
+/**
+ * `VANE_EVENTS_STREAM`: the events stream's name. The collector and the evaluator publish to it and
+ * analytics consumes it, so all three read it here, alike.
+ */
+export function eventsStreamSetting(env: EnvReader): string {
+  return env.string("VANE_EVENTS_STREAM", "VANE_EVENTS");
+}
 
 /** VANE_EVENTS: tracked events and exposures, `vane.events.<environment_id>.<kind>`. */
 export function eventsStream(name = "VANE_EVENTS", replicas = 1): StreamSpec {

@@ -1,4 +1,5 @@
 /** The analytics service's own settings. */
+import { eventsStreamSetting } from "#lib/bus/streams.ts";
 import type { EnvReader } from "#lib/process/config.ts";
 
 export interface AnalyticsConfig {
@@ -25,7 +26,7 @@ export function readAnalyticsConfig(env: EnvReader): AnalyticsConfig {
   return {
     identityUrl: env.url("VANE_IDENTITY_URL", undefined, ["http", "https"]),
     flagsUrl: env.url("VANE_FLAGS_URL", undefined, ["http", "https"]),
-    eventsStream: env.string("VANE_EVENTS_STREAM", "VANE_EVENTS"),
+    eventsStream: eventsStreamSetting(env),
     consumerName: env.string("VANE_ANALYTICS_CONSUMER", "analytics"),
     batchSize: env.int("VANE_ANALYTICS_BATCH", 2000, { min: 1, max: 50_000 }),
     clockSkewMs: env.int("VANE_ANALYTICS_CLOCK_SKEW_MS", 1000, { min: 0, max: 3_600_000 }),

@@ -6,16 +6,14 @@ import { readConfigOrExit, runMain } from "#lib/process/process.ts";
 import { readCommonConfig } from "#lib/process/service-config.ts";
 import { startModules } from "#lib/process/service-module.ts";
 import { startTelemetry } from "#lib/process/telemetry.ts";
+import { readCollectorConfig } from "./config.ts";
 import { createCollectorModule } from "./module.ts";
 
-const { common, rate } = readConfigOrExit(process.env, (env, fail) => {
+const { common, collector } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
   if (!common.natsUrl) fail("VANE_NATS_URL (or NATS_URL) is required: events are stored on JetStream");
   if (!common.jwksUrl) fail("VANE_JWKS_URL is required: tokens are verified against identity's JWKS");
-  // The burst must hold the largest batch the contract allows (1,000 events), or such a batch
-  // would be told to retry forever.
-  const rate = { perSecond: env.int("VANE_TRACK_RATE", 2000, { min: 1 }), burst: env.int("VANE_TRACK_BURST", 10_000, { min: 1000 }) };
-  return { common, rate };
+  return { common, collector: readCollectorConfig(env) };
 });
 
 runMain("collector", async ({ onStop, useLogger }) => {
@@ -25,7 +23,7 @@ runMain("collector", async ({ onStop, useLogger }) => {
   useLogger(logger);
   const bus = await connectBus({ servers: common.natsUrl!, name: "collector", logger, jetStream: common.jetStream });
   onStop(() => bus.drain());
-  const module = await createCollectorModule({ bus, rateLimit: rate, logger });
+  const module = await createCollectorModule({ bus, streamName: collector.eventsStream, rateLimit: collector.rate, replicas: collector.replicas, logger });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) });
   const running = await startModules({ config: common, logger, modules: [module], verifier });
   onStop(() => running.server.close());

@@ -1,4 +1,5 @@
 /** The evaluator's own settings, read from `VANE_*` variables. */
+import { eventsStreamSetting } from "#lib/bus/streams.ts";
 import type { EnvReader } from "#lib/process/config.ts";
 
 /** Settings of the evaluator beyond the shared ones. */
@@ -42,7 +43,7 @@ export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
     flagdFile: env.optional("VANE_FLAGD_FILE"),
     flagdFileEnvironment: env.string("VANE_FLAGD_FILE_ENVIRONMENT", "local"),
     snapshotBucket: env.string("VANE_SNAPSHOT_BUCKET", "vane_snapshots"),
-    eventsStream: env.string("VANE_EVENTS_STREAM", "VANE_EVENTS"),
+    eventsStream: eventsStreamSetting(env),
     exposureBufferSize: env.int("VANE_EXPOSURE_BUFFER", 10_000, { min: 1, max: 10_000_000 }),
     readyWithoutSnapshots: env.bool("VANE_EVALUATOR_READY_WITHOUT_SNAPSHOTS", false),
   };

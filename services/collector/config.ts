@@ -1,0 +1,23 @@
+/** The collector's own settings, read alike by its standalone entry point and by `npm start`. */
+import type { EnvReader } from "#lib/process/config.ts";
+import { eventsStreamSetting } from "#lib/bus/streams.ts";
+
+export interface CollectorConfig {
+  /** `VANE_EVENTS_STREAM` (default VANE_EVENTS): the stream the evaluator and analytics use too. */
+  eventsStream: string;
+  /** `VANE_TRACK_RATE` / `VANE_TRACK_BURST`: events per second and burst, per key. */
+  rate: { perSecond: number; burst: number };
+  /** `VANE_JETSTREAM_REPLICAS` for the stream when this process creates it (default 1). */
+  replicas: number;
+}
+
+/** Reads the collector's settings. */
+export function readCollectorConfig(env: EnvReader): CollectorConfig {
+  return {
+    eventsStream: eventsStreamSetting(env),
+    // The burst must hold the largest batch the contract allows (1,000 events), or such a batch
+    // would be told to retry forever.
+    rate: { perSecond: env.int("VANE_TRACK_RATE", 2000, { min: 1 }), burst: env.int("VANE_TRACK_BURST", 10_000, { min: 1000 }) },
+    replicas: env.int("VANE_JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),
+  };
+}
