@@ -28,6 +28,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json tsconfig.json ./
 COPY gen ./gen
 COPY lib ./lib
+COPY engine ./engine
 COPY services ./services
 COPY scripts ./scripts
 # Files stay root-owned and read-only to the service user.

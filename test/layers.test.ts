@@ -100,6 +100,24 @@ describe("layers", () => {
     expect(crossings).toEqual([]);
   });
 
+  it("the engine is a package of its own: it imports only itself and its declared dependencies", () => {
+    const enginePkg = JSON.parse(readFileSync(join(root, "engine", "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const entries = Object.values({ index: "index.ts", testing: "testing.ts" }).map((f) => join(root, "engine", f));
+    const { files, packages } = reach(entries);
+    expect([...files].map((f) => relative(root, f)).filter((f) => !f.startsWith("engine/"))).toEqual([]);
+    expect([...packages.keys()].filter((name) => !(name in enginePkg.dependencies))).toEqual([]);
+  });
+
+  it("everyone else reaches the engine through its entry points only", () => {
+    const files = execFileSync("git", ["ls-files", "*.ts"], { cwd: root, encoding: "utf8" }).split("\n").filter((f) => f && !f.startsWith("engine/") && !f.startsWith("gen/"));
+    const reachIns = files.flatMap((f) =>
+      specifiers(join(root, f))
+        .filter((spec) => !spec.startsWith("#engine") && /(^|\/)engine\//.test(spec))
+        .map((spec) => `${f}: ${spec}`),
+    );
+    expect(reachIns).toEqual([]);
+  });
+
   it("the runtime kit has no import cycles", () => {
     const { files } = reach(imageEntries);
     const kit = [...files].filter((f) => relative(root, f).startsWith("lib/"));

@@ -19,9 +19,9 @@ import { readFileSync } from "node:fs";
 import { FlagdCore } from "@openfeature/flagd-core";
 import { GrowthBookClient } from "@growthbook/growthbook";
 import { Unleash } from "unleash-client";
-import { compileFlagSet } from "#lib/engine/flag-set.ts";
-import { compileRegex } from "#lib/engine/regex.ts";
-import type { FlagSetDefinition } from "#lib/engine/types.ts";
+import { compileFlagSet } from "#engine";
+import { compileRegex } from "#engine";
+import type { FlagSetDefinition } from "#engine";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);

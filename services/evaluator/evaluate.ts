@@ -8,7 +8,7 @@
 import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { ErrorCode, EvaluationSchema, Reason, type Evaluation } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
-import type { EvaluationContext, FlagValueType, Resolution } from "#lib/engine/index.ts";
+import type { EvaluationContext, FlagValueType, Resolution } from "#engine";
 import type { ExposurePublisher } from "./exposures.ts";
 import type { EvaluatorCounters } from "./metrics.ts";
 import type { EnvironmentState } from "./snapshot-store.ts";

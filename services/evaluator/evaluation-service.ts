@@ -16,7 +16,7 @@ import {
   type Evaluation,
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth/auth.ts";
-import type { FlagValueType } from "#lib/engine/index.ts";
+import type { FlagValueType } from "#engine";
 import type { ChangeHub } from "./change-hub.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
 import { withExplanation } from "./explain.ts";

@@ -1,5 +1,5 @@
 /**
- * Explanations for vane.evaluation.v1 (`explain`): lib/engine's walk of the flag's JSON Logic,
+ * Explanations for vane.evaluation.v1 (`explain`): the engine's walk of the flag's JSON Logic,
  * mapped back onto the flag's rules as written (the snapshot carries them): the flags service
  * compiles rules into one `if` chain — rule i's conditions (AND-ed, a rollout's guard last) at
  * operand 2i, its outcome at 2i + 1, a last unconditional rule as the else — so each rule and
@@ -23,7 +23,7 @@ import {
   RuleExplanationSchema,
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import type { Condition, Rule } from "#gen/vane/flags/v1/flags_pb.js";
-import { bucketOf, type BucketTrace, type EvaluationContext, explainFlag, type FlagExplanation, murmur3Utf8, type TraceNode } from "#lib/engine/index.ts";
+import { bucketOf, type BucketTrace, type EvaluationContext, explainFlag, type FlagExplanation, murmur3Utf8, type TraceNode } from "#engine";
 import type { EnvironmentState } from "./snapshot-store.ts";
 
 /** Steps per explanation; a longer trace is cut (`steps_truncated`). */

@@ -8,7 +8,7 @@
 import { watch, watchFile, unwatchFile, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { FlagSetError, parseFlagdJson } from "#lib/engine/index.ts";
+import { FlagSetError, parseFlagdJson } from "#engine";
 import type { Logger } from "#lib/process/logger.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 

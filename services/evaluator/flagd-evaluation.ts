@@ -12,7 +12,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import * as v1 from "#gen/flagd/evaluation/v1/evaluation_pb.js";
 import * as v2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
-import type { FlagValueType, Resolution } from "#lib/engine/index.ts";
+import type { FlagValueType, Resolution } from "#engine";
 import type { ChangeHub } from "./change-hub.ts";
 import { contextFromStruct, createResponseCache, structOf, type FlagEvaluator } from "./evaluate.ts";
 import { targetState, unknownEnvironment, type FlagdAccess } from "./flagd-access.ts";

@@ -9,7 +9,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import type { Bus } from "#lib/bus/bus.ts";
-import { FlagSetError } from "#lib/engine/index.ts";
+import { FlagSetError } from "#engine";
 import type { Logger } from "#lib/process/logger.ts";
 import { versionFromSnapshot, type SnapshotStore } from "./snapshot-store.ts";
 

@@ -17,7 +17,7 @@ import {
   type FlagSetDefinition,
   type JsonValue,
   type MetadataValue,
-} from "#lib/engine/index.ts";
+} from "#engine";
 
 /** The flag metadata key that marks a flag as part of a running experiment. */
 export const EXPERIMENT_METADATA_KEY = "experimentId";

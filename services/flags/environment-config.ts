@@ -6,7 +6,7 @@ import { create, fromJson, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type FlagType, type Rule, type Variant, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { type EnvironmentSnapshot, EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import type { FlagDefinition, FlagSetDefinition, JsonValue, MetadataValue } from "#lib/engine/index.ts";
+import type { FlagDefinition, FlagSetDefinition, JsonValue, MetadataValue } from "#engine";
 import { compileRules, compileSegment, experimentOf, NotExpressibleError, segmentRefName, type SegmentLike } from "./targeting-compile.ts";
 
 /** A served flag and its configuration in the environment (absent: off, no default, no rules). */
@@ -114,7 +114,7 @@ function substitute(v: JsonValue, refs: ReadonlyMap<string, JsonValue>): JsonVal
 
 /**
  * The snapshot evaluators load: every served flag, segments as `$evaluators`, with Vane's
- * extension operators (evaluators compile snapshots with lib/engine's `extensions: true`).
+ * extension operators (evaluators compile snapshots with the engine's `extensions: true`).
  */
 export function toSnapshot(state: EnvironmentState): EnvironmentSnapshot {
   const { def } = toFlagSet(state, { extensions: true });

@@ -23,7 +23,7 @@ import {
 } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { type Principal, Role } from "#lib/auth/auth.ts";
-import { FlagSetError, parseFlagdJson, toFlagdJson } from "#lib/engine/index.ts";
+import { FlagSetError, parseFlagdJson, toFlagdJson } from "#engine";
 import { failedPrecondition, invalidArgument } from "#lib/process/errors.ts";
 import { decodePageToken, pageSize, takePage } from "#lib/data/pagination.ts";
 import { expectVersion, type FlagsDeps, inEnvironment, inProject, mutate, requireProjectWide } from "./access.ts";

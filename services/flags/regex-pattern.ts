@@ -1,8 +1,8 @@
 /**
- * Write-time checks of MATCHES patterns, which evaluators run on every evaluation (lib/engine's
+ * Write-time checks of MATCHES patterns, which evaluators run on every evaluation (the engine's
  * `regex_match`: RE2 syntax, searching, not anchored, linear time whatever the pattern).
  */
-import { MAX_REGEX_LENGTH, regexProblem, validRegexFlags } from "#lib/engine/index.ts";
+import { MAX_REGEX_LENGTH, regexProblem, validRegexFlags } from "#engine";
 
 /**
  * Why a pattern cannot be used, or undefined: bad flags, empty, too long, or not compilable by

@@ -11,7 +11,7 @@ import { sql, type Kysely, type Transaction } from "kysely";
 import { ConfigChangedSchema, FlagChangedSchema } from "#gen/vane/flags/v1/events_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { ApiKeyKind, kindClaim, type Principal } from "#lib/auth/auth.ts";
-import { compileFlagSet, FlagSetError } from "#lib/engine/index.ts";
+import { compileFlagSet, FlagSetError } from "#engine";
 import { invalidArgument } from "#lib/process/errors.ts";
 import { notifyOutbox } from "#lib/data/outbox.ts";
 import { auditActor, latestFlagAudit } from "./change-events.ts";

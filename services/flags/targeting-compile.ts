@@ -8,7 +8,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import { type Condition, type LayerCondition, Operator, type Outcome, type Rule, type Rollout } from "#gen/vane/flags/v1/flags_pb.js";
-import type { JsonValue } from "#lib/engine/index.ts";
+import type { JsonValue } from "#engine";
 
 /** What `$ref` names look like for segments: `segment:<key>`, with `.` written as `~`. */
 export const SEGMENT_REF_PREFIX = "segment:";
@@ -31,7 +31,7 @@ export function segmentKeyFromRef(name: string): string | undefined {
 /** Options of the compilers below. */
 export interface CompileOptions {
   /**
-   * Emit Vane's extension operators (`regex_match` for MATCHES), which lib/engine evaluates only
+   * Emit Vane's extension operators (`regex_match` for MATCHES), which the engine evaluates only
    * when compiling with `extensions: true`: for snapshots, never for flagd files.
    */
   extensions?: boolean;

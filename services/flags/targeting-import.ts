@@ -19,8 +19,8 @@ import {
   type WeightedVariant,
   WeightedVariantSchema,
 } from "#gen/vane/flags/v1/flags_pb.js";
-import { MAX_TOTAL_WEIGHT, parseSemVer, type FlagDefinition, type FlagSetDefinition, type JsonValue, type MetadataValue } from "#lib/engine/index.ts";
-import { variantKind } from "#lib/engine/flagd-format.ts";
+import { MAX_TOTAL_WEIGHT, parseSemVer, type FlagDefinition, type FlagSetDefinition, type JsonValue, type MetadataValue } from "#engine";
+import { variantKind } from "#engine";
 import { VANE_FLAG_METADATA, VANE_SET_METADATA, withoutVaneKeys } from "./environment-config.ts";
 import {
   attributeGuard,
@@ -399,7 +399,7 @@ const typeOf: Record<string, FlagType> = {
   object: FlagType.OBJECT,
 };
 
-/** Maps a parsed, validated flag set (lib/engine parseFlagdJson) into Vane's model. */
+/** Maps a parsed, validated flag set (the engine's parseFlagdJson) into Vane's model. */
 export function importFlagSet(def: FlagSetDefinition, options: ImportOptions = {}): ImportedFlagSet {
   const evaluators = def.$evaluators ?? {};
   const segments: ImportedSegment[] = [];

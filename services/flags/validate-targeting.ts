@@ -5,7 +5,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import { type Condition, FlagType, Operator, type Rule, type Variant } from "#gen/vane/flags/v1/flags_pb.js";
-import { compileJsonLogic, MAX_TOTAL_WEIGHT, parseSemVer, type JsonValue } from "#lib/engine/index.ts";
+import { compileJsonLogic, MAX_TOTAL_WEIGHT, parseSemVer, type JsonValue } from "#engine";
 import { invalidArgument } from "#lib/process/errors.ts";
 import { patternProblem } from "./regex-pattern.ts";
 

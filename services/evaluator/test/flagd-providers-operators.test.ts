@@ -16,8 +16,8 @@ import { FlagdProvider } from "@openfeature/flagd-provider";
 import { FlagdWebProvider } from "@openfeature/flagd-web-provider";
 import { OpenFeature, ProviderEvents, type Client, type EvaluationContext } from "@openfeature/server-sdk";
 import { OpenFeature as WebOpenFeature, type Client as WebClient } from "@openfeature/web-sdk";
-import { compileFlagSet } from "#lib/engine/index.ts";
-import { referenceBucket } from "#lib/engine/reference-murmur3.ts";
+import { compileFlagSet } from "#engine";
+import { referenceBucket } from "#engine/testing";
 import { eventually, fixture, fixtureText, pick, snapshotOf, startEvaluator, type EvaluatorHarness, type Picked } from "./harness.ts";
 
 const ENV = "env-flagd-ops";
@@ -245,7 +245,7 @@ describe("a rule that fails while evaluating", () => {
 
   it("is GENERAL through the in-process resolver: flagd-core's own verdict, not Vane's (docs/engine.md)", async () => {
     // The in-process provider evaluates with flagd-core; Vane only syncs the flag set. flagd-core
-    // reports a rule that throws at evaluation as GENERAL (lib/engine/conformance.test.ts).
+    // reports a rule that throws at evaluation as GENERAL (engine/conformance.test.ts).
     const core = new FlagdCore();
     core.setConfigurations(fixtureText);
     expect(core.resolveBooleanEvaluation("parse-error", true, { targetingKey: "u", name: "abc" })).toMatchObject({ reason: "ERROR", errorCode: "GENERAL" });

@@ -8,7 +8,7 @@ import { FlagdProvider } from "@openfeature/flagd-provider";
 import { FlagdWebProvider } from "@openfeature/flagd-web-provider";
 import { OpenFeature, ProviderEvents, type Client } from "@openfeature/server-sdk";
 import { OpenFeature as WebOpenFeature, ProviderEvents as WebEvents } from "@openfeature/web-sdk";
-import { compileFlagSet } from "#lib/engine/index.ts";
+import { compileFlagSet } from "#engine";
 import { createTestTokens, envelope, eventually, fixture, pick, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 
 const ENV = "env-flagd";

@@ -17,7 +17,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { EnvironmentSnapshotSchema, SnapshotFlagSchema, type EnvironmentSnapshot } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { createTokenVerifier, TOKEN_AUDIENCE, type TokenVerifier, type VaneClaims } from "#lib/auth/auth.ts";
 import { createEnvReader } from "#lib/process/config.ts";
-import type { FlagSetDefinition, FlagDefinition } from "#lib/engine/index.ts";
+import type { FlagSetDefinition, FlagDefinition } from "#engine";
 import { readCommonConfig } from "#lib/process/service-config.ts";
 import { startModules, type RunningModules } from "#lib/process/service-module.ts";
 import { startTelemetry } from "#lib/process/telemetry.ts";

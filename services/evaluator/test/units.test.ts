@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { compileFlagSet, FlagSetError } from "#lib/engine/index.ts";
+import { compileFlagSet, FlagSetError } from "#engine";
 import { createTestLogger } from "#test/support/harness.ts";
 import { createExposurePublisher, type Exposure, type ExposureBus } from "../exposures.ts";
 import { environmentFromSelector } from "../flagd-access.ts";

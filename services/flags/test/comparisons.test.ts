@@ -8,7 +8,7 @@ import { create, fromJson, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { ConditionSchema, Operator, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
-import { compileFlagSet, type JsonValue } from "#lib/engine/index.ts";
+import { compileFlagSet, type JsonValue } from "#engine";
 import { compileRules } from "../targeting-compile.ts";
 import { importFlagSet } from "../targeting-import.ts";
 

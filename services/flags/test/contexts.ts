@@ -3,7 +3,7 @@
  * attributes, non-ASCII keys), plus contexts that land exactly on the bucket boundaries of every
  * `fractional` in a flag set. Test code only.
  */
-import { bucketOf, type FlagSetDefinition, type JsonValue, murmur3Utf8 } from "#lib/engine/index.ts";
+import { bucketOf, type FlagSetDefinition, type JsonValue, murmur3Utf8 } from "#engine";
 
 /** mulberry32: small and deterministic, so failures reproduce. */
 export function rng(seed: number): () => number {

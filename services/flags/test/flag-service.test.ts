@@ -6,7 +6,7 @@ import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, Operator, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { compileFlagSet } from "#lib/engine/index.ts";
+import { compileFlagSet } from "#engine";
 import { snapshotToFlagSet } from "../environment-config.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 

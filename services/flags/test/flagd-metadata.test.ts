@@ -5,7 +5,7 @@ import type { Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { compileFlagSet, parseFlagdJson } from "#lib/engine/index.ts";
+import { compileFlagSet, parseFlagdJson } from "#engine";
 import { snapshotToFlagSet } from "../environment-config.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 

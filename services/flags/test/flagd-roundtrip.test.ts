@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService, ImportMode } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { type Condition, ConditionSchema, FlagType, Operator, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { compileFlagSet, type CompiledFlagSet, type FlagSetDefinition, parseFlagdJson, type Resolution, toFlagdJson } from "#lib/engine/index.ts";
+import { compileFlagSet, type CompiledFlagSet, type FlagSetDefinition, parseFlagdJson, type Resolution, toFlagdJson } from "#engine";
 import { type EnvironmentState, toFlagSet, VANE_SET_METADATA } from "../environment-config.ts";
 import { importFlagSet } from "../targeting-import.ts";
 import { validateRules, validateVariants } from "../validate-targeting.ts";
@@ -19,7 +19,7 @@ import { boundaryContexts, generateContexts, rng } from "./contexts.ts";
 import { type FlagsHarness, startFlags } from "./harness.ts";
 
 const NOW = Date.parse("2025-11-01T12:00:00Z");
-const engineData = new URL("../../../lib/engine/testdata/", import.meta.url);
+const engineData = new URL("../../../engine/testdata/", import.meta.url);
 const corpusDir = new URL("./corpus/", import.meta.url);
 const corpus = [
   ...readdirSync(engineData).filter((f) => f.endsWith(".json")).map((f) => ({ name: `engine/${f}`, text: readFileSync(new URL(f, engineData), "utf8") })),
@@ -53,7 +53,7 @@ function stateOf(def: FlagSetDefinition): EnvironmentState {
   };
 }
 
-/** Exported flagd text of a state, checked by flagd's own rules (lib/engine's parser). */
+/** Exported flagd text of a state, checked by flagd's own rules (the engine's parser). */
 function exportOf(state: EnvironmentState): FlagSetDefinition {
   const { def, skipped } = toFlagSet(state, { forFlagd: true });
   expect(skipped).toEqual([]);

@@ -10,7 +10,7 @@ import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, Operator, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { type EnvironmentSnapshot, EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
-import { compileFlagSet } from "#lib/engine/index.ts";
+import { compileFlagSet } from "#engine";
 import { snapshotToFlagSet } from "../environment-config.ts";
 import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
@@ -76,7 +76,7 @@ describe("MATCHES (regular expressions)", () => {
       rules: [create(RuleSchema, { conditions: slow.map((p) => matches("name", [p])), outcome: { kind: { case: "variant", value: "staff" } } })],
     });
     const set = compileFlagSet(snapshotToFlagSet(await snapshotAt(configVersion)), { extensions: true });
-    // Short inputs: lib/engine/regex.test.ts evaluates these on long ones (in a child process).
+    // Short inputs: engine/regex.test.ts evaluates these on long ones (in a child process).
     // Every condition must hold: (x*)*y needs a "y", (a|aa)+$ and (a+)+$ a run of a's at the end.
     const as = "a".repeat(20);
     expect(set.evaluate("slow-looking", { name: `${as}y${as}` })).toMatchObject({ variant: "staff", reason: "TARGETING_MATCH" });

@@ -6,8 +6,8 @@
  * carry `atEvaluation`: flagd loads them, and so does the engine, failing (or nulling) only the
  * affected flag's evaluations the way flagd does.
  */
-import { FlagSetError, type FlagDefinition, type FlagSetDefinition, type FlagSetIssue, type JsonValue, type MetadataValue } from "#lib/engine/types.ts";
-import { compileJsonLogic, type CompiledLogic } from "#lib/engine/json-logic-compile.ts";
+import { FlagSetError, type FlagDefinition, type FlagSetDefinition, type FlagSetIssue, type JsonValue, type MetadataValue } from "./types.ts";
+import { compileJsonLogic, type CompiledLogic } from "./json-logic-compile.ts";
 
 /** The JSON schema flagd publishes for this format; written by {@link toFlagdJson}. */
 export const FLAGD_SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json";

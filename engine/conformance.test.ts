@@ -13,9 +13,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { FlagdCore } from "@openfeature/flagd-core";
-import { compileFlagSet } from "#lib/engine/flag-set.ts";
-import type { FlagSetDefinition, Resolution } from "#lib/engine/types.ts";
-import { referenceBucket } from "#lib/engine/reference-murmur3.ts";
+import { compileFlagSet } from "./flag-set.ts";
+import type { FlagSetDefinition, Resolution } from "./types.ts";
+import { referenceBucket } from "./reference-murmur3.ts";
 
 const NO_VALUE = Symbol("caller default");
 const files = ["static.json", "targeting.json", "fractional.json", "evaluators.json"];

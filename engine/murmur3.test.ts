@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createMurmur3Prefix, murmur3Utf8, murmur3Utf8Continue } from "#lib/engine/murmur3.ts";
-import { referenceMurmur3 } from "#lib/engine/reference-murmur3.ts";
+import { createMurmur3Prefix, murmur3Utf8, murmur3Utf8Continue } from "./murmur3.ts";
+import { referenceMurmur3 } from "./reference-murmur3.ts";
 
 describe("murmur3Utf8", () => {
   it("matches published MurmurHash3 x86_32 vectors", () => {

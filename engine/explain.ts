@@ -10,11 +10,11 @@
  * leaf, compiled with the same compiler as the rule, so its semantics cannot drift. A rule that
  * fails at build time fails here too. For debuggers only: nothing here runs on the hot path.
  */
-import { isEmptyTargeting } from "#lib/engine/flagd-format.ts";
-import { bucketOf } from "#lib/engine/fractional.ts";
-import { assignment, compileJsonLogic, type CompiledLogic, type CompileLogicOptions, truthy } from "#lib/engine/json-logic-compile.ts";
-import { murmur3Utf8 } from "#lib/engine/murmur3.ts";
-import type { EvaluationContext, FlagDefinition, FlagSetDefinition, JsonValue, ResolutionErrorCode, ResolutionReason } from "#lib/engine/types.ts";
+import { isEmptyTargeting } from "./flagd-format.ts";
+import { bucketOf } from "./fractional.ts";
+import { assignment, compileJsonLogic, type CompiledLogic, type CompileLogicOptions, truthy } from "./json-logic-compile.ts";
+import { murmur3Utf8 } from "./murmur3.ts";
+import type { EvaluationContext, FlagDefinition, FlagSetDefinition, JsonValue, ResolutionErrorCode, ResolutionReason } from "./types.ts";
 
 /** Options for {@link explainFlag}; pass what the flag set was compiled with. */
 export interface ExplainOptions {

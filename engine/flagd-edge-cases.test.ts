@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileFlagSet, FlagSetError, parseFlagdJson } from "#lib/engine/index.ts";
+import { compileFlagSet, FlagSetError, parseFlagdJson } from "./index.ts";
 
 const text = readFileSync(new URL("./testdata/flagd-file/edge-cases.json", import.meta.url), "utf8");
 

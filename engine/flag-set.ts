@@ -13,9 +13,9 @@ import {
   type MetadataValue,
   type Resolution,
   type ResolutionErrorCode,
-} from "#lib/engine/types.ts";
-import { checkFlagSet, variantKind } from "#lib/engine/flagd-format.ts";
-import { assignment, type CompiledLogic } from "#lib/engine/json-logic-compile.ts";
+} from "./types.ts";
+import { checkFlagSet, variantKind } from "./flagd-format.ts";
+import { assignment, type CompiledLogic } from "./json-logic-compile.ts";
 
 /** Options for {@link compileFlagSet}. */
 export interface CompileFlagSetOptions {

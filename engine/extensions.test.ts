@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compileFlagSet, FlagSetError, parseFlagdJson, validateFlagSet, type FlagSetDefinition } from "#lib/engine/index.ts";
+import { compileFlagSet, FlagSetError, parseFlagdJson, validateFlagSet, type FlagSetDefinition } from "./index.ts";
 
 const regexFlag = (targeting: unknown): FlagSetDefinition => ({
   flags: {

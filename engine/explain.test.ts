@@ -5,15 +5,15 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileFlagSet } from "#lib/engine/flag-set.ts";
-import { explainFlag, type FlagExplanation, type TraceNode } from "#lib/engine/explain.ts";
-import type { FlagSetDefinition, Resolution } from "#lib/engine/types.ts";
+import { compileFlagSet } from "./flag-set.ts";
+import { explainFlag, type FlagExplanation, type TraceNode } from "./explain.ts";
+import type { FlagSetDefinition, Resolution } from "./types.ts";
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const now = () => NOW;
 
 function flagSets(): { name: string; def: FlagSetDefinition }[] {
-  const dirs = [new URL("./testdata/", import.meta.url), new URL("./testdata/flagd-file/", import.meta.url), new URL("../../services/flags/test/corpus/", import.meta.url)];
+  const dirs = [new URL("./testdata/", import.meta.url), new URL("./testdata/flagd-file/", import.meta.url), new URL("../services/flags/test/corpus/", import.meta.url)];
   return dirs.flatMap((dir) =>
     readdirSync(dir)
       .filter((f) => f.endsWith(".json"))

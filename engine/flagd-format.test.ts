@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseFlagdJson, toFlagdJson, validateFlagSet } from "#lib/engine/flagd-format.ts";
-import { compileFlagSet } from "#lib/engine/flag-set.ts";
-import { FlagSetError } from "#lib/engine/types.ts";
+import { parseFlagdJson, toFlagdJson, validateFlagSet } from "./flagd-format.ts";
+import { compileFlagSet } from "./flag-set.ts";
+import { FlagSetError } from "./types.ts";
 
 const paths = (def: unknown) => validateFlagSet(def).map((i) => i.path);
 const flag = (extra: Record<string, unknown>) => ({ flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on", ...extra } } });

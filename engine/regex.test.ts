@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { RE2JS } from "re2js";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { compileFlagSet, FlagSetError, regexProblem, validateFlagSet, type FlagSetDefinition } from "#lib/engine/index.ts";
+import { compileFlagSet, FlagSetError, regexProblem, validateFlagSet, type FlagSetDefinition } from "./index.ts";
 
 const regexFlag = (pattern: string, flags?: string) => ({
   state: "ENABLED" as const,
@@ -27,7 +27,7 @@ afterEach(() => {
  */
 async function evaluateInChild(def: FlagSetDefinition, calls: { flag: string; s: string }[]): Promise<string[]> {
   const code = `
-    import { compileFlagSet } from "#lib/engine/index.ts";
+    import { compileFlagSet } from ${JSON.stringify(new URL("./index.ts", import.meta.url).href)};
     let input = "";
     for await (const chunk of process.stdin) input += chunk;
     const { def, calls } = JSON.parse(input);

@@ -10,11 +10,11 @@
  * for null as well as missing values, and sub-expressions without variables being evaluated once at
  * build time (where a failure fails the whole rule).
  */
-import type { EvaluationContext, FlagSetIssue, JsonValue } from "#lib/engine/types.ts";
-import { createMurmur3Prefix, murmur3Utf8, murmur3Utf8Continue } from "#lib/engine/murmur3.ts";
-import { MAX_TOTAL_WEIGHT, pickBucket } from "#lib/engine/fractional.ts";
-import { SEMVER_OPERATORS, compareSemVer, parseSemVer, semVerOperator, type SemVer } from "#lib/engine/semver.ts";
-import { compileRegex, MAX_REGEX_LENGTH, validRegexFlags, type CompiledRegex } from "#lib/engine/regex.ts";
+import type { EvaluationContext, FlagSetIssue, JsonValue } from "./types.ts";
+import { createMurmur3Prefix, murmur3Utf8, murmur3Utf8Continue } from "./murmur3.ts";
+import { MAX_TOTAL_WEIGHT, pickBucket } from "./fractional.ts";
+import { SEMVER_OPERATORS, compareSemVer, parseSemVer, semVerOperator, type SemVer } from "./semver.ts";
+import { compileRegex, MAX_REGEX_LENGTH, validRegexFlags, type CompiledRegex } from "./regex.ts";
 
 /** A compiled expression: takes the data in scope (the context at top level, the element inside `map` & co). */
 type Fn = (data: any) => unknown;

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileFlagSet } from "#lib/engine/flag-set.ts";
-import { FlagSetError, type FlagSetDefinition } from "#lib/engine/types.ts";
+import { compileFlagSet } from "./flag-set.ts";
+import { FlagSetError, type FlagSetDefinition } from "./types.ts";
 
 const load = (name: string) => JSON.parse(readFileSync(new URL(`./testdata/${name}`, import.meta.url), "utf8")) as FlagSetDefinition;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compareSemVer, parseSemVer, semVerOperator } from "#lib/engine/semver.ts";
+import { compareSemVer, parseSemVer, semVerOperator } from "./semver.ts";
 
 describe("parseSemVer", () => {
   it("parses full, prefixed and partial versions", () => {
