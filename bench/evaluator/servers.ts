@@ -67,10 +67,10 @@ if (mode === "noop") {
     say({ main: running.port, flagd: ports.evaluationPort, token: await tokens.sign({ sub: "bench", env: nats ? "bench" : "local", kind: "server" }, 3600) });
   } else {
     // The module's flagd v2 implementation, served without the dual listener.
-    const { createFlagdEvaluationV2 } = await import("../../services/evaluator/flagd-evaluation.ts");
-    const { createChangeHub } = await import("../../services/evaluator/change-hub.ts");
+    const { createFlagdEvaluationV2 } = await import("../../services/evaluator/flagd/evaluation.ts");
+    const { createChangeHub } = await import("../../services/evaluator/snapshots/change-hub.ts");
     const { createFlagEvaluator } = await import("../../services/evaluator/evaluate.ts");
-    const { createFlagdAccess } = await import("../../services/evaluator/flagd-access.ts");
+    const { createFlagdAccess } = await import("../../services/evaluator/flagd/access.ts");
     const counters = { evaluation() {}, streamOpened: () => () => {}, snapshotRejected() {} };
     const impl = createFlagdEvaluationV2({
       store: module.store,

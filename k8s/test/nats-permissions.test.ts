@@ -17,7 +17,7 @@ import { findNatsServer, freePort } from "#dev/local-infra.ts";
 import { eventsStream } from "#lib/bus/streams.ts";
 import { eventually } from "#test/support/harness.ts";
 import { pino } from "pino";
-import { createChangeFeed } from "../../services/flags/change-feed.ts";
+import { createChangeFeed } from "../../services/flags/changes/feed.ts";
 import { k8sPath } from "../src/render.ts";
 
 interface NatsUser { user: string; password: string; permissions?: unknown }

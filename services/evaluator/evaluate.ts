@@ -11,7 +11,7 @@ import { ErrorCode, EvaluationSchema, Reason, type Evaluation } from "#gen/vane/
 import type { EvaluationContext, FlagValueType, Resolution } from "#engine";
 import type { ExposurePublisher } from "./exposures.ts";
 import type { EvaluatorCounters } from "./metrics.ts";
-import type { EnvironmentState } from "./snapshot-store.ts";
+import type { EnvironmentState } from "./snapshots/store.ts";
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 

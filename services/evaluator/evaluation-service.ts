@@ -17,10 +17,10 @@ import {
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth/auth.ts";
 import type { FlagValueType } from "#engine";
-import type { ChangeHub } from "./change-hub.ts";
+import type { ChangeHub } from "./snapshots/change-hub.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
 import { withExplanation } from "./explain.ts";
-import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
+import type { EnvironmentState, SnapshotStore } from "./snapshots/store.ts";
 
 /** Dependencies of {@link createEvaluationService}. */
 export interface EvaluationServiceDeps {

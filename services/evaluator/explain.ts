@@ -24,11 +24,11 @@ import {
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import type { Condition, Rule } from "#gen/vane/flags/v1/flags_pb.js";
 import { bucketOf, type BucketTrace, type EvaluationContext, explainFlag, type FlagExplanation, murmur3Utf8, type TraceNode } from "#engine";
-import type { EnvironmentState } from "./snapshot-store.ts";
+import type { EnvironmentState } from "./snapshots/store.ts";
 
 /** Steps per explanation; a longer trace is cut (`steps_truncated`). */
 export const MAX_STEPS = 1000;
-/** Buckets of a layer (services/flags targeting-compile.ts LAYER_BUCKETS). */
+/** Buckets of a layer (services/flags/targeting/compile.ts LAYER_BUCKETS). */
 const LAYER_BUCKETS = 10_000;
 
 /** The evaluation with its explanation (a copy: evaluations are shared, never mutated). */

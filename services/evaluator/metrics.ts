@@ -3,7 +3,7 @@
  * instruments at collection time, so evaluating never touches the metrics SDK.
  */
 import { metrics, type BatchObservableResult, type Observable } from "@opentelemetry/api";
-import type { SnapshotStore } from "./snapshot-store.ts";
+import type { SnapshotStore } from "./snapshots/store.ts";
 
 /** Counters the evaluation surfaces bump. Keys are `<api>|<reason>`. */
 export interface EvaluatorCounters {

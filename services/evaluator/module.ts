@@ -16,18 +16,18 @@ import { createRpcMetricsInterceptor, createTracingInterceptor } from "#lib/serv
 import { createServer, serve, type ServiceRegistration, type VaneServer } from "#lib/server/server.ts";
 import type { CommonConfig } from "#lib/process/service-config.ts";
 import type { ServiceModule } from "#lib/process/service-module.ts";
-import { createChangeHub } from "./change-hub.ts";
+import { createChangeHub } from "./snapshots/change-hub.ts";
 import type { EvaluatorConfig } from "./config.ts";
 import { createEvaluationService } from "./evaluation-service.ts";
 import { createFlagEvaluator } from "./evaluate.ts";
 import { createExposurePublisher, type ExposurePublisher } from "./exposures.ts";
-import { createFlagdFileSource, type FlagdFileSource } from "./file-source.ts";
-import { createFlagdAccess, createOptionalAuthInterceptor } from "./flagd-access.ts";
-import { createFlagdEvaluationV1, createFlagdEvaluationV2 } from "./flagd-evaluation.ts";
-import { createFlagdSyncService } from "./flagd-sync.ts";
-import { createKvSnapshotSource, type KvSnapshotSource } from "./kv-source.ts";
+import { createFlagdFileSource, type FlagdFileSource } from "./snapshots/file-source.ts";
+import { createFlagdAccess, createOptionalAuthInterceptor } from "./flagd/access.ts";
+import { createFlagdEvaluationV1, createFlagdEvaluationV2 } from "./flagd/evaluation.ts";
+import { createFlagdSyncService } from "./flagd/sync.ts";
+import { createKvSnapshotSource, type KvSnapshotSource } from "./snapshots/kv-source.ts";
 import { createEvaluatorMetrics } from "./metrics.ts";
-import { createSnapshotStore, type SnapshotStore } from "./snapshot-store.ts";
+import { createSnapshotStore, type SnapshotStore } from "./snapshots/store.ts";
 
 /**
  * Evaluation answers are small and go to nearby callers: compressing them (Connect's default

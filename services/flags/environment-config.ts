@@ -7,7 +7,7 @@ import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type FlagType, type Rule, type Variant, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { type EnvironmentSnapshot, EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import type { FlagDefinition, FlagSetDefinition, JsonValue, MetadataValue } from "#engine";
-import { compileRules, compileSegment, experimentOf, NotExpressibleError, segmentRefName, type SegmentLike } from "./targeting-compile.ts";
+import { compileRules, compileSegment, experimentOf, NotExpressibleError, segmentRefName, type SegmentLike } from "./targeting/compile.ts";
 
 /** A served flag and its configuration in the environment (absent: off, no default, no rules). */
 export interface FlagState {

@@ -42,16 +42,16 @@ import {
   variantsToJson,
 } from "./convert.ts";
 import type { ProjectRef } from "#lib/clients/identity-directory.ts";
-import { enqueueSegmentChanged } from "./change-events.ts";
+import { enqueueSegmentChanged } from "./changes/events.ts";
 import { toFlagSet } from "./environment-config.ts";
 import { countFlags, environmentSummaries, stateFilterEnvironments, withStateFilters } from "./flag-list.ts";
 import type { FlagRow } from "./schema.ts";
 import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment, withRuleIds } from "./flag-writes.ts";
 import { createRevertAuditEntry } from "./revert.ts";
 import { appendAudit, commitEnvironments, enqueueFlagChanged, environmentMetadata, environmentVersion, loadEnvironmentState, type Trx } from "./store.ts";
-import { compileSegment } from "./targeting-compile.ts";
-import { canonicalJson, importFlagSet, keyIssues } from "./targeting-import.ts";
-import { throwIssues, validateVariants } from "./validate-targeting.ts";
+import { compileSegment } from "./targeting/compile.ts";
+import { canonicalJson, importFlagSet, keyIssues } from "./targeting/import.ts";
+import { throwIssues, validateVariants } from "./targeting/validate.ts";
 
 const isAuditId = (part: string) => /^\d{1,18}$/.test(part);
 

@@ -9,7 +9,7 @@ import { rulesFromRow, rulesToJson } from "./convert.ts";
 import type { EnvironmentRef } from "#lib/clients/identity-directory.ts";
 import type { FlagEnvironmentRow, FlagRow, StoredMetadata } from "./schema.ts";
 import type { Trx } from "./store.ts";
-import { type Issue, validateRules } from "./validate-targeting.ts";
+import { type Issue, validateRules } from "./targeting/validate.ts";
 
 /** Gives rules without an id a fresh one. */
 export function withRuleIds(rules: readonly Rule[]): Rule[] {

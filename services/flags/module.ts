@@ -18,8 +18,8 @@ import { createOutboxRelay, type OutboxRecord, type OutboxRelay } from "#lib/dat
 import { serve } from "#lib/server/server.ts";
 import type { ServiceModule } from "#lib/process/service-module.ts";
 import type { FlagsDeps } from "./access.ts";
-import { type ChangeFeed, createChangeFeed } from "./change-feed.ts";
-import { createChangeService } from "./change-service.ts";
+import { type ChangeFeed, createChangeFeed } from "./changes/feed.ts";
+import { createChangeService } from "./changes/service.ts";
 import type { ProjectDirectory } from "#lib/clients/identity-directory.ts";
 import { createFlagService } from "./flag-service.ts";
 import { migrations } from "./migrations/index.ts";

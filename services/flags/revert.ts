@@ -14,7 +14,7 @@ import { auditJson, toFlag, toFlagEnvironment, variantsToJson } from "./convert.
 import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment } from "./flag-writes.ts";
 import type { AuditEntryRow, StoredMetadata } from "./schema.ts";
 import { appendAudit, commitEnvironments, enqueueFlagChanged } from "./store.ts";
-import { validateVariants } from "./validate-targeting.ts";
+import { validateVariants } from "./targeting/validate.ts";
 
 /** Entries whose `before` is a whole Flag that can be written back. */
 const FLAG_ACTIONS = new Set(["flag.update", "flag.archive", "flag.unarchive", "flag.revert"]);

@@ -21,9 +21,9 @@ import { expectVersion, type FlagsDeps, inProject, mutate } from "./access.ts";
 import { auditJson, conditionsToJson, toSegment } from "./convert.ts";
 import type { SegmentRow } from "./schema.ts";
 import { segmentUsage } from "./segment-usage.ts";
-import { enqueueSegmentChanged } from "./change-events.ts";
+import { enqueueSegmentChanged } from "./changes/events.ts";
 import { appendAudit, commitEnvironments, type Trx } from "./store.ts";
-import { throwIssues, validateConditions } from "./validate-targeting.ts";
+import { throwIssues, validateConditions } from "./targeting/validate.ts";
 
 async function findSegment(db: Trx | FlagsDeps["db"], projectId: string, key: string, lock = false): Promise<SegmentRow> {
   let q = db.selectFrom("segments").selectAll().where("project_id", "=", projectId).where("key", "=", key);

@@ -14,7 +14,7 @@ import { ApiKeyKind, kindClaim, type Principal } from "#lib/auth/auth.ts";
 import { compileFlagSet, FlagSetError } from "#engine";
 import { invalidArgument } from "#lib/process/errors.ts";
 import { notifyOutbox } from "#lib/data/outbox.ts";
-import { auditActor, latestFlagAudit } from "./change-events.ts";
+import { auditActor, latestFlagAudit } from "./changes/events.ts";
 import { conditionsFromRow, rulesFromRow, typeFromName, variantsFromRow } from "./convert.ts";
 import { type EnvironmentState, toFlagSet, toSnapshot } from "./environment-config.ts";
 import type { FlagsDatabase, StoredMetadata } from "./schema.ts";

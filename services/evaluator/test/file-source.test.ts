@@ -8,8 +8,8 @@ import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagdProvider } from "@openfeature/flagd-provider";
 import { OpenFeature, ProviderEvents } from "@openfeature/server-sdk";
-import { createSnapshotStore } from "../snapshot-store.ts";
-import { createFlagdFileSource } from "../file-source.ts";
+import { createSnapshotStore } from "../snapshots/store.ts";
+import { createFlagdFileSource } from "../snapshots/file-source.ts";
 import { createTestLogger } from "#test/support/harness.ts";
 import { createTestTokens, eventually, fixture, fixtureText, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 

@@ -6,8 +6,8 @@ import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet, FlagSetError } from "#engine";
 import { createTestLogger } from "#test/support/harness.ts";
 import { createExposurePublisher, type Exposure, type ExposureBus } from "../exposures.ts";
-import { environmentFromSelector } from "../flagd-access.ts";
-import { createSnapshotStore, versionFromSnapshot, type EnvironmentChange } from "../snapshot-store.ts";
+import { environmentFromSelector } from "../flagd/access.ts";
+import { createSnapshotStore, versionFromSnapshot, type EnvironmentChange } from "../snapshots/store.ts";
 import { createCachingVerifier } from "../token-cache.ts";
 import { createTestTokens, fixture, snapshotOf } from "./harness.ts";
 

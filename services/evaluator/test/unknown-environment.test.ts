@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
-import { createChangeHub } from "../change-hub.ts";
-import { createSnapshotStore, versionFromSnapshot } from "../snapshot-store.ts";
+import { createChangeHub } from "../snapshots/change-hub.ts";
+import { createSnapshotStore, versionFromSnapshot } from "../snapshots/store.ts";
 import { freePort } from "#dev/local-infra.ts";
 import { createTestTokens, envelope, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 

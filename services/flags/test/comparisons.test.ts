@@ -9,8 +9,8 @@ import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { ConditionSchema, Operator, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { compileFlagSet, type JsonValue } from "#engine";
-import { compileRules } from "../targeting-compile.ts";
-import { importFlagSet } from "../targeting-import.ts";
+import { compileRules } from "../targeting/compile.ts";
+import { importFlagSet } from "../targeting/import.ts";
 
 const cutoff = "2026-01-01T00:00:00Z";
 const unix = Date.parse(cutoff) / 1000;

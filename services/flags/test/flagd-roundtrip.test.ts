@@ -13,8 +13,8 @@ import { type Condition, ConditionSchema, FlagType, Operator, type Rule, RuleSch
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { compileFlagSet, type CompiledFlagSet, type FlagSetDefinition, parseFlagdJson, type Resolution, toFlagdJson } from "#engine";
 import { type EnvironmentState, toFlagSet, VANE_SET_METADATA } from "../environment-config.ts";
-import { importFlagSet } from "../targeting-import.ts";
-import { validateRules, validateVariants } from "../validate-targeting.ts";
+import { importFlagSet } from "../targeting/import.ts";
+import { validateRules, validateVariants } from "../targeting/validate.ts";
 import { boundaryContexts, generateContexts, rng } from "./contexts.ts";
 import { type FlagsHarness, startFlags } from "./harness.ts";
 

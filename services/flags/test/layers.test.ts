@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ConditionSchema, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { compileFlagSet } from "#engine";
-import { compileRules, experimentOf } from "../targeting-compile.ts";
+import { compileRules, experimentOf } from "../targeting/compile.ts";
 
 const layerRule = (experimentId: string, start: number, end: number) =>
   create(RuleSchema, {

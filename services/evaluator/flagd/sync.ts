@@ -12,10 +12,10 @@ import {
   SyncFlagsResponseSchema,
   type SyncFlagsResponse,
 } from "#gen/flagd/sync/v1/sync_pb.js";
-import type { ChangeHub } from "./change-hub.ts";
-import { structOf } from "./evaluate.ts";
-import { targetState, unknownEnvironment, type FlagdAccess } from "./flagd-access.ts";
-import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
+import type { ChangeHub } from "../snapshots/change-hub.ts";
+import { structOf } from "../evaluate.ts";
+import { targetState, unknownEnvironment, type FlagdAccess } from "./access.ts";
+import type { EnvironmentState, SnapshotStore } from "../snapshots/store.ts";
 
 /** Dependencies of {@link createFlagdSyncService}. */
 export interface FlagdSyncDeps {

@@ -21,7 +21,7 @@ import {
 } from "#gen/vane/flags/v1/flags_pb.js";
 import { MAX_TOTAL_WEIGHT, parseSemVer, type FlagDefinition, type FlagSetDefinition, type JsonValue, type MetadataValue } from "#engine";
 import { variantKind } from "#engine";
-import { VANE_FLAG_METADATA, VANE_SET_METADATA, withoutVaneKeys } from "./environment-config.ts";
+import { VANE_FLAG_METADATA, VANE_SET_METADATA, withoutVaneKeys } from "../environment-config.ts";
 import {
   attributeGuard,
   compileSegment,
@@ -31,7 +31,7 @@ import {
   segmentKeyFromRef,
   TARGETING_KEY_GUARD,
   type SegmentLike,
-} from "./targeting-compile.ts";
+} from "./compile.ts";
 
 /** A segment made from an `$evaluators` entry. */
 export interface ImportedSegment extends SegmentLike {

@@ -11,7 +11,7 @@ import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import type { Bus } from "#lib/bus/bus.ts";
 import { FlagSetError } from "#engine";
 import type { Logger } from "#lib/process/logger.ts";
-import { versionFromSnapshot, type SnapshotStore } from "./snapshot-store.ts";
+import { versionFromSnapshot, type SnapshotStore } from "./store.ts";
 
 /** The state of the feed, for readiness and metrics. */
 export interface KvSourceStatus {

@@ -19,7 +19,7 @@
  */
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { ApiKeyKind, principalKey, type TokenVerifier } from "#lib/auth/auth.ts";
-import type { EnvironmentState, SnapshotStore } from "./snapshot-store.ts";
+import type { EnvironmentState, SnapshotStore } from "../snapshots/store.ts";
 
 /** The environment a flagd call evaluates. */
 export interface FlagdTarget {

@@ -13,10 +13,10 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import * as v1 from "#gen/flagd/evaluation/v1/evaluation_pb.js";
 import * as v2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
 import type { FlagValueType, Resolution } from "#engine";
-import type { ChangeHub } from "./change-hub.ts";
-import { contextFromStruct, createResponseCache, structOf, type FlagEvaluator } from "./evaluate.ts";
-import { targetState, unknownEnvironment, type FlagdAccess } from "./flagd-access.ts";
-import type { EnvironmentChange, SnapshotStore } from "./snapshot-store.ts";
+import type { ChangeHub } from "../snapshots/change-hub.ts";
+import { contextFromStruct, createResponseCache, structOf, type FlagEvaluator } from "../evaluate.ts";
+import { targetState, unknownEnvironment, type FlagdAccess } from "./access.ts";
+import type { EnvironmentChange, SnapshotStore } from "../snapshots/store.ts";
 
 /** Dependencies of the flagd evaluation services. */
 export interface FlagdEvaluationDeps {

@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { FlagSetError, parseFlagdJson } from "#engine";
 import type { Logger } from "#lib/process/logger.ts";
-import type { SnapshotStore } from "./snapshot-store.ts";
+import type { SnapshotStore } from "./store.ts";
 
 /** Options for {@link createFlagdFileSource}. */
 export interface FlagdFileSourceOptions {

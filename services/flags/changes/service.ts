@@ -10,8 +10,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type Change, type ChangeService, WatchChangesResponseSchema } from "#gen/vane/flags/v1/change_service_pb.js";
 import { Role } from "#lib/auth/auth.ts";
-import { type FlagsDeps, inProject } from "./access.ts";
-import type { ChangeFeed } from "./change-feed.ts";
+import { type FlagsDeps, inProject } from "../access.ts";
+import type { ChangeFeed } from "./feed.ts";
 
 /** Heartbeat interval: below the idle timeouts of common proxies and load balancers (30–60 s). */
 export const DEFAULT_CHANGE_HEARTBEAT_MS = 15_000;

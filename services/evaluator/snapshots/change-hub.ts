@@ -3,7 +3,7 @@
  * follow that environment. A stream reads its changes as an async queue that never grows past
  * one pending wake-up per change burst (streams re-read the latest state when they wake).
  */
-import type { EnvironmentChange, SnapshotStore } from "./snapshot-store.ts";
+import type { EnvironmentChange, SnapshotStore } from "./store.ts";
 
 /** Streams woken per turn of the event loop. */
 const WAKE_SLICE = 50;

@@ -10,7 +10,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { SegmentChangedSchema } from "#gen/vane/flags/v1/events_pb.js";
 import type { Principal } from "#lib/auth/auth.ts";
 import { ApiKeyKind, kindClaim } from "#lib/auth/auth.ts";
-import { type OutboxTargets, type Scope, traceHeaders, type Trx } from "./store.ts";
+import { type OutboxTargets, type Scope, traceHeaders, type Trx } from "../store.ts";
 
 /** The actor and action of an audit entry. */
 export interface AuditActor {
