@@ -66,6 +66,8 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
       schema: ctx.schema("flags"),
       nats: { bus: await ctx.bus() },
       snapshotBucket: flags.snapshotBucket,
+      maxSnapshotBytes: flags.maxSnapshotBytes,
+      relay: { maxAttempts: flags.outboxMaxAttempts },
       domainStream: flags.domainStream,
       domainSubjectPrefix: flags.domainSubjectPrefix,
       replicas: flags.replicas,

@@ -1,7 +1,11 @@
 /**
  * The transactional outbox's relay. A service writes outbox rows in the same transaction as the
- * change they announce; the relay publishes them strictly in id order, one at a time, retrying a
- * row until it is published (never skipping or reordering), then marks it published.
+ * change they announce; the relay publishes them in id order per ordering key (an environment, a
+ * flag: `ordering_key`, else the target), marking each published. A row that fails is retried with
+ * backoff while other keys go on, so one key's failure never holds back another's; after
+ * `maxAttempts` failures it is parked (`parked_at`, `last_error`), counted by the
+ * `vane_outbox_parked` gauge (an alert), and the key's later rows go on. Parked rows wait for an
+ * operator: the service's republish command supersedes them.
  *
  * Exactly one relay publishes at a time across replicas: the leader holds a session advisory lock
  * on a dedicated connection (FOR UPDATE SKIP LOCKED would let two replicas publish out of order).
@@ -31,7 +35,10 @@ export interface OutboxRecord {
 export interface OutboxRelayOptions {
   /** The service's pool; its connections' search_path must contain `table`. */
   pool: pg.Pool;
-  /** The outbox table: `id bigserial, kind, target, payload bytea, msg_id, headers jsonb, published_at` (default "outbox"). */
+  /**
+   * The outbox table (default "outbox"): `id bigserial, kind, target, payload bytea, msg_id, headers jsonb,
+   * published_at`, and for per-key order and parking `ordering_key text, attempts int, parked_at, last_error`.
+   */
   table?: string;
   /** NOTIFY channel writers signal on (see {@link notifyOutbox}). */
   channel: string;
@@ -44,9 +51,11 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Poll interval when no notification arrives, in ms (default 1 000). */
   pollIntervalMs?: number;
-  /** First and largest pause between publish attempts, in ms (default 100 and 5 000). */
+  /** First and largest pause between publish attempts of one key, in ms (default 100 and 5 000). */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** Failed attempts after which a row is parked (default 20). */
+  maxAttempts?: number;
   /** Label of the `vane_outbox_backlog` gauge (default: the table name). */
   name?: string;
 }
@@ -55,6 +64,8 @@ export interface OutboxRelayOptions {
 export interface OutboxRelay {
   /** Unpublished rows, as last counted by the leader (0 on followers). */
   backlog(): number;
+  /** Parked rows, as last counted by the leader (0 on followers). */
+  parked(): number;
   /** True while this relay holds the lock. */
   isLeader(): boolean;
   /** Resolves once no unpublished row is left (for tests and graceful stops). */
@@ -71,9 +82,13 @@ export async function notifyOutbox(db: Kysely<any>, channel: string): Promise<vo
 }
 
 let gauge: ObservableGauge | undefined;
-const relays = new Set<{ name: string; backlog: () => number; leader: () => boolean }>();
+let parkedGauge: ObservableGauge | undefined;
+const relays = new Set<{ name: string; backlog: () => number; parked: () => number; leader: () => boolean }>();
 function observe(result: ObservableResult): void {
   for (const r of relays) if (r.leader()) result.observe(r.backlog(), { outbox: r.name });
+}
+function observeParked(result: ObservableResult): void {
+  for (const r of relays) if (r.leader()) result.observe(r.parked(), { outbox: r.name });
 }
 
 /** Starts a relay; it runs until {@link OutboxRelay.stop}. */
@@ -85,17 +100,23 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const pollMs = opts.pollIntervalMs ?? 1_000;
   const retryMin = opts.retryMinMs ?? 100;
   const retryMax = opts.retryMaxMs ?? 5_000;
+  const maxAttempts = opts.maxAttempts ?? 20;
   const stopping = new AbortController();
   let leader = false;
   let backlog = 0;
+  let parked = 0;
   let wake: (() => void) | undefined;
   let queries = 0;
   const waiters = new Map<() => void, number>();
 
-  const entry = { name: opts.name ?? table, backlog: () => backlog, leader: () => leader };
+  const entry = { name: opts.name ?? table, backlog: () => backlog, parked: () => parked, leader: () => leader };
   relays.add(entry);
   gauge ??= metrics.getMeter("vane.outbox").createObservableGauge("vane_outbox_backlog", { description: "outbox rows not yet published" });
-  if (relays.size === 1) gauge.addCallback(observe);
+  parkedGauge ??= metrics.getMeter("vane.outbox").createObservableGauge("vane_outbox_parked", { description: "outbox rows parked after repeated publish failures" });
+  if (relays.size === 1) {
+    gauge.addCallback(observe);
+    parkedGauge.addCallback(observeParked);
+  }
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -110,41 +131,60 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       stopping.signal.addEventListener("abort", done, { once: true });
     });
 
-  const publishWithRetry = async (record: OutboxRecord) => {
-    for (let attempt = 0; ; attempt++) {
-      stopping.signal.throwIfAborted();
-      try {
-        await opts.publish(record);
-        return;
-      } catch (err) {
-        const pause = Math.min(retryMax, retryMin * 2 ** Math.min(attempt, 16));
-        if (attempt === 0 || attempt % 10 === 0) logger.warn({ err, outboxId: record.id, kind: record.kind, target: record.target, attempt }, "outbox publish failed; retrying");
-        await sleep(pause * (0.5 + Math.random() / 2));
-      }
-    }
-  };
+  const backoff = (attempts: number) => Math.min(retryMax, retryMin * 2 ** Math.min(attempts - 1, 16)) * (0.5 + Math.random() / 2);
 
   const lead = async (client: pg.PoolClient) => {
     await client.query(`listen ${opts.channel}`);
     client.on("notification", () => wake?.());
+    // Keys whose last attempt failed, with the earliest time of the next one.
+    const retryAt = new Map<string, number>();
+    const countParked = async () => {
+      parked = Number((await client.query<{ n: string }>(`select count(*) as n from ${table} where published_at is null and parked_at is not null`)).rows[0].n);
+    };
+    await countParked();
     while (!stopping.signal.aborted) {
       const query = ++queries;
-      const { rows } = await client.query<{ id: string; kind: string; target: string; payload: Buffer; msg_id: string; headers: Record<string, string> }>(
-        `select id, kind, target, payload, msg_id, headers from ${table} where published_at is null order by id limit $1`,
-        [batchSize],
+      const now = Date.now();
+      for (const [key, at] of retryAt) if (at <= now) retryAt.delete(key);
+      const waiting = [...retryAt.keys()];
+      const { rows } = await client.query<{ id: string; kind: string; target: string; payload: Buffer; msg_id: string; headers: Record<string, string>; key: string; attempts: number }>(
+        `select id, kind, target, payload, msg_id, headers, coalesce(ordering_key, target) as key, attempts from ${table}
+          where published_at is null and parked_at is null and coalesce(ordering_key, target) <> all($2::text[])
+          order by id limit $1`,
+        [batchSize, waiting],
       );
-      if (rows.length < batchSize) backlog = rows.length;
-      else backlog = Number((await client.query<{ n: string }>(`select count(*) as n from ${table} where published_at is null`)).rows[0].n);
+      backlog = Number((await client.query<{ n: string }>(`select count(*) as n from ${table} where published_at is null and parked_at is null`)).rows[0].n);
       if (rows.length === 0) {
-        for (const [w, since] of waiters) if (query > since) w();
-        await sleep(pollMs);
+        if (retryAt.size === 0) for (const [w, since] of waiters) if (query > since) w();
+        await sleep(retryAt.size === 0 ? pollMs : Math.max(5, Math.min(pollMs, Math.min(...retryAt.values()) - Date.now())));
         continue;
       }
+      // Rows of one key in id order; a failure stops that key for this round, never the others.
+      const failed = new Set<string>();
       for (const row of rows) {
-        await publishWithRetry({ id: row.id, kind: row.kind, target: row.target, payload: new Uint8Array(row.payload), msgId: row.msg_id, headers: row.headers });
+        stopping.signal.throwIfAborted();
+        if (failed.has(row.key)) continue;
+        try {
+          await opts.publish({ id: row.id, kind: row.kind, target: row.target, payload: new Uint8Array(row.payload), msgId: row.msg_id, headers: row.headers });
+        } catch (err) {
+          failed.add(row.key);
+          const attempts = row.attempts + 1;
+          const error = String((err as Error)?.message ?? err).slice(0, 1000);
+          if (attempts >= maxAttempts) {
+            await client.query(`update ${table} set attempts = $2, last_error = $3, parked_at = now() where id = $1`, [row.id, attempts, error]);
+            logger.error({ err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts }, "outbox message parked after repeated publish failures; the key's later messages go on");
+            await countParked();
+          } else {
+            await client.query(`update ${table} set attempts = $2, last_error = $3 where id = $1`, [row.id, attempts, error]);
+            if (attempts === 1 || attempts % 5 === 0) logger.warn({ err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts }, "outbox publish failed; retrying");
+            retryAt.set(row.key, Date.now() + backoff(attempts));
+          }
+          continue;
+        }
         await client.query(`update ${table} set published_at = now() where id = $1`, [row.id]);
         backlog = Math.max(0, backlog - 1);
       }
+      if (query % 20 === 0) await countParked();
     }
   };
 
@@ -184,6 +224,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   return {
     backlog: () => backlog,
+    parked: () => parked,
     isLeader: () => leader,
     drained(timeoutMs = 30_000) {
       return new Promise<void>((resolve, reject) => {
@@ -205,7 +246,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       wake?.();
       await loop;
       relays.delete(entry);
-      if (relays.size === 0) gauge?.removeCallback(observe);
+      if (relays.size === 0) {
+        gauge?.removeCallback(observe);
+        parkedGauge?.removeCallback(observeParked);
+      }
     },
   };
 }

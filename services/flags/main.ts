@@ -29,6 +29,8 @@ runMain("flags", async ({ onStop, useLogger }) => {
     databaseUrl: common.databaseUrl!,
     nats: { url: common.natsUrl!, jetStream: common.jetStream },
     snapshotBucket: flags.snapshotBucket,
+    maxSnapshotBytes: flags.maxSnapshotBytes,
+    relay: { maxAttempts: flags.outboxMaxAttempts },
     domainStream: flags.domainStream,
     domainSubjectPrefix: flags.domainSubjectPrefix,
     replicas: flags.replicas,

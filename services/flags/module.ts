@@ -2,14 +2,12 @@
  * Assembles the flags service: database and migrations, NATS (the snapshot bucket and the domain
  * stream), the outbox relay, and the two Connect services.
  */
-import { fromBinary } from "@bufbuild/protobuf";
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
 import { ChangeService } from "#gen/vane/flags/v1/change_service_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { type Bus, connectBus, ensureKv, ensureStream, type JetStreamManagement, publishEvent } from "#lib/bus/bus.ts";
 import { createDatabase, type Database } from "#lib/data/db.ts";
 import type { Logger } from "#lib/process/logger.ts";
@@ -25,6 +23,8 @@ import { createFlagService } from "./flag-service.ts";
 import { migrations } from "./migrations/index.ts";
 import type { FlagsDatabase } from "./schema.ts";
 import { createSegmentService } from "./segment-service.ts";
+import { snapshotVersion } from "./snapshot-version.ts";
+import { snapshotByteLimit } from "./limits.ts";
 
 /** The KV bucket evaluators watch: key = environment id, value = EnvironmentSnapshot (binary). */
 export const DEFAULT_SNAPSHOT_BUCKET = "vane_snapshots";
@@ -44,6 +44,8 @@ export interface FlagsModuleOptions {
   snapshotBucket?: string;
   /** KV history kept per environment (default 5). */
   snapshotHistory?: number;
+  /** Ceiling on one environment's encoded snapshot (VANE_SNAPSHOT_MAX_BYTES, default 8 MiB), further bounded by NATS's max_payload. */
+  maxSnapshotBytes?: number;
   /** Default "VANE_DOMAIN" capturing `<domainSubjectPrefix>.>`. */
   domainStream?: string;
   /** Default "vane.domain". */
@@ -55,7 +57,7 @@ export interface FlagsModuleOptions {
   migrate: boolean;
   logger: Logger;
   /** Outbox relay tuning (tests use short intervals). */
-  relay?: { pollIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number };
+  relay?: { pollIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number; maxAttempts?: number };
   /** WatchChanges: changes kept for resuming streams (default 10,000) and the heartbeat interval (default 15 s). */
   changes?: { capacity?: number; heartbeatMs?: number };
 }
@@ -83,8 +85,10 @@ export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string
     for (;;) {
       const current = await opts.kv.get(rec.target);
       if (current && current.operation === "PUT" && current.value.length > 0) {
-        // Already there (a re-publish after a crash) or newer (another relay): never regress.
-        if (fromBinary(EnvironmentSnapshotSchema, current.value).version >= version) return;
+        // Already there (a re-publish after a crash) or newer (another relay): never regress. The
+        // version is read without decoding the payload; an unreadable value is overwritten.
+        const stored = snapshotVersion(current.value);
+        if (stored !== undefined && stored >= version) return;
       }
       try {
         await opts.kv.put(rec.target, rec.payload, { previousSeq: current ? current.revision : 0 });
@@ -96,6 +100,9 @@ export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string
     }
   };
 }
+
+/** The snapshot bucket's value limit, and the default ceiling on one snapshot. */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 8 << 20;
 
 /** Creates and starts the flags service's parts. */
 export async function createFlagsModule(opts: FlagsModuleOptions): Promise<FlagsModule> {
@@ -121,7 +128,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
       bucket: opts.snapshotBucket ?? DEFAULT_SNAPSHOT_BUCKET,
       history: opts.snapshotHistory ?? 5,
       replicas: opts.replicas ?? 1,
-      maxValueSize: 8 << 20,
+      maxValueSize: DEFAULT_MAX_SNAPSHOT_BYTES,
       description: "Vane environment snapshots (key: environment id)",
       manage: bus.manageJetStream,
     });
@@ -138,7 +145,13 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
     const deps: FlagsDeps = {
       db: database.db,
       directory: opts.directory,
-      targets: { configChangedSubject: `${prefix}.flags.config_changed`, flagChangedSubject: `${prefix}.flags.flag_changed`, segmentChangedSubject: `${prefix}.flags.segment_changed`, channel },
+      targets: {
+        configChangedSubject: `${prefix}.flags.config_changed`,
+        flagChangedSubject: `${prefix}.flags.flag_changed`,
+        segmentChangedSubject: `${prefix}.flags.segment_changed`,
+        channel,
+        maxSnapshotBytes: snapshotByteLimit(Math.min(opts.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES), bus.nc.info?.max_payload),
+      },
     };
     const changeFeed = createChangeFeed({ stream, subjectPrefix: prefix, capacity: opts.changes?.capacity, logger });
     changeFeed.attach(bus);

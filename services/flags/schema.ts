@@ -117,6 +117,13 @@ export interface OutboxTable {
   headers: Json<Record<string, string>>;
   created_at: CreatedAt;
   published_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Rows of one key are published in id order (an environment id, `flag:<project>/<key>`, …); null: the target. */
+  ordering_key: string | null;
+  /** Failed publish attempts so far. */
+  attempts: Generated<number>;
+  /** Set when the relay gave up on the row (see lib/data/outbox.ts). */
+  parked_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  last_error: string | null;
 }
 
 export interface FlagsDatabase {

@@ -18,6 +18,7 @@ import { auditActor, latestFlagAudit } from "./changes/events.ts";
 import { conditionsFromRow, rulesFromRow, typeFromName, variantsFromRow } from "./convert.ts";
 import { type EnvironmentState, toFlagSet, toSnapshot } from "./environment-config.ts";
 import type { FlagsDatabase, StoredMetadata } from "./schema.ts";
+import { assertPublishable } from "./limits.ts";
 
 export type Db = Kysely<FlagsDatabase>;
 export type Trx = Transaction<FlagsDatabase>;
@@ -31,6 +32,8 @@ export interface OutboxTargets {
   /** e.g. "vane.domain.flags.segment_changed" (default: beside flagChangedSubject). */
   segmentChangedSubject?: string;
   channel: string;
+  /** The largest snapshot that can be published (see limits.ts); a change beyond it is refused. */
+  maxSnapshotBytes: number;
 }
 
 /** The project a mutation happens in. */
@@ -102,7 +105,14 @@ export async function enqueueFlagChanged(trx: Trx, targets: OutboxTargets, scope
   });
   await trx
     .insertInto("outbox")
-    .values({ kind: "event", target: targets.flagChangedSubject, payload: Buffer.from(toBinary(FlagChangedSchema, event)), msg_id: eventId, headers: traceHeaders() })
+    .values({
+      kind: "event",
+      target: targets.flagChangedSubject,
+      ordering_key: `flag:${scope.projectId}/${flagKey}`,
+      payload: Buffer.from(toBinary(FlagChangedSchema, event)),
+      msg_id: eventId,
+      headers: traceHeaders(),
+    })
     .execute();
 }
 
@@ -180,6 +190,7 @@ export async function commitEnvironments(
       throw err;
     }
     const snapshot = toBinary(EnvironmentSnapshotSchema, toSnapshot(state));
+    assertPublishable(snapshot, environmentId, targets.maxSnapshotBytes);
     const eventId = randomUUID();
     const event = create(ConfigChangedSchema, {
       eventId,
@@ -198,8 +209,9 @@ export async function commitEnvironments(
     await trx
       .insertInto("outbox")
       .values([
-        { kind: "kv", target: environmentId, payload: Buffer.from(snapshot), msg_id: String(version), headers },
-        { kind: "event", target: targets.configChangedSubject, payload: Buffer.from(toBinary(ConfigChangedSchema, event)), msg_id: eventId, headers },
+        // One key per environment: its snapshot, then the event announcing it.
+        { kind: "kv", target: environmentId, ordering_key: environmentId, payload: Buffer.from(snapshot), msg_id: String(version), headers },
+        { kind: "event", target: targets.configChangedSubject, ordering_key: environmentId, payload: Buffer.from(toBinary(ConfigChangedSchema, event)), msg_id: eventId, headers },
       ])
       .execute();
   }

@@ -68,6 +68,13 @@ export async function enqueueSegmentChanged(
   });
   await trx
     .insertInto("outbox")
-    .values({ kind: "event", target: segmentChangedSubject(targets), payload: Buffer.from(toBinary(SegmentChangedSchema, event)), msg_id: eventId, headers: traceHeaders() })
+    .values({
+      kind: "event",
+      target: segmentChangedSubject(targets),
+      ordering_key: `segment:${scope.projectId}/${change.segmentKey}`,
+      payload: Buffer.from(toBinary(SegmentChangedSchema, event)),
+      msg_id: eventId,
+      headers: traceHeaders(),
+    })
     .execute();
 }

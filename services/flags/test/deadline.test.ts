@@ -12,7 +12,7 @@ describe("mutations and deadlines", () => {
   beforeAll(async () => {
     h = await startFlags();
     t = await h.seedTenant();
-    deps = { db: h.flags.database.db, directory: undefined as never, targets: { configChangedSubject: "unused", flagChangedSubject: "unused", channel: "unused" } };
+    deps = { db: h.flags.database.db, directory: undefined as never, targets: { configChangedSubject: "unused", flagChangedSubject: "unused", channel: "unused", maxSnapshotBytes: 1 << 20 } };
   });
   afterAll(() => h?.close());
 

@@ -1,0 +1,58 @@
+/**
+ * Limits that keep everything the flags API accepts publishable and evaluable: a snapshot must
+ * fit in one NATS message and decode under protobuf's nesting limit (100 messages deep), and the
+ * evaluator must compile it. Values are checked at the edge with the path of the offending value;
+ * the encoded snapshot is checked once more at commit, as the last guard before the outbox.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
+import type { JsonValue } from "#engine";
+import { invalidArgument } from "#lib/process/errors.ts";
+
+/**
+ * Deepest nesting of JSON (objects and arrays) in a variant value, a condition value, JSON Logic
+ * or metadata. A snapshot decodes up to 48 levels inside a flag's targeting; 32 leaves room for
+ * the messages around it and is far beyond any hand-written rule.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** Room kept under NATS's max_payload for the message's headers. */
+const HEADER_ROOM = 4096;
+
+/** The nesting depth of a JSON value (a scalar is 0), counting no further than `stop`. */
+export function jsonDepth(v: JsonValue | undefined, stop = MAX_JSON_DEPTH + 1): number {
+  if (v === null || typeof v !== "object") return 0;
+  if (stop <= 1) return 1;
+  let deepest = 0;
+  for (const child of Array.isArray(v) ? v : Object.values(v)) {
+    deepest = Math.max(deepest, jsonDepth(child, stop - 1));
+    if (deepest >= stop - 1) break;
+  }
+  return 1 + deepest;
+}
+
+/** An issue for a value nested deeper than {@link MAX_JSON_DEPTH}, or undefined. */
+export function depthIssue(v: JsonValue | undefined, path: string): { path: string; message: string } | undefined {
+  if (jsonDepth(v) <= MAX_JSON_DEPTH) return undefined;
+  return { path, message: `nests more than ${MAX_JSON_DEPTH} levels of objects and lists (the limit)` };
+}
+
+/** The largest snapshot this deployment can publish: the configured ceiling, within NATS's max_payload. */
+export function snapshotByteLimit(configured: number, maxPayload: number | undefined): number {
+  return maxPayload && maxPayload > HEADER_ROOM ? Math.min(configured, maxPayload - HEADER_ROOM) : configured;
+}
+
+/** Refuses (INVALID_ARGUMENT) an encoded snapshot that could not be published or decoded. */
+export function assertPublishable(snapshot: Uint8Array, environmentId: string, maxBytes: number): void {
+  if (snapshot.length > maxBytes) {
+    throw invalidArgument(
+      `this change would make environment ${environmentId}'s configuration ${snapshot.length} bytes, over the limit of ${maxBytes} bytes ` +
+        "(one NATS message; VANE_SNAPSHOT_MAX_BYTES and the server's max_payload): remove or archive flags, or shorten rules and values",
+    );
+  }
+  try {
+    fromBinary(EnvironmentSnapshotSchema, snapshot);
+  } catch (err) {
+    throw invalidArgument(`this change would make environment ${environmentId}'s configuration undecodable (${(err as Error).message}): values nest too deeply`);
+  }
+}
