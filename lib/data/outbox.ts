@@ -138,10 +138,6 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     client.on("notification", () => wake?.());
     // Keys whose last attempt failed, with the earliest time of the next one.
     const retryAt = new Map<string, number>();
-    const countParked = async () => {
-      parked = Number((await client.query<{ n: string }>(`select count(*) as n from ${table} where published_at is null and parked_at is not null`)).rows[0].n);
-    };
-    await countParked();
     while (!stopping.signal.aborted) {
       const query = ++queries;
       const now = Date.now();
@@ -153,7 +149,11 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           order by id limit $1`,
         [batchSize, waiting],
       );
-      backlog = Number((await client.query<{ n: string }>(`select count(*) as n from ${table} where published_at is null and parked_at is null`)).rows[0].n);
+      const counts = await client.query<{ pending: string; parked: string }>(
+        `select count(*) filter (where parked_at is null) as pending, count(*) filter (where parked_at is not null) as parked from ${table} where published_at is null`,
+      );
+      backlog = Number(counts.rows[0].pending);
+      parked = Number(counts.rows[0].parked);
       if (rows.length === 0) {
         if (retryAt.size === 0) for (const [w, since] of waiters) if (query > since) w();
         await sleep(retryAt.size === 0 ? pollMs : Math.max(5, Math.min(pollMs, Math.min(...retryAt.values()) - Date.now())));
@@ -173,7 +173,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           if (attempts >= maxAttempts) {
             await client.query(`update ${table} set attempts = $2, last_error = $3, parked_at = now() where id = $1`, [row.id, attempts, error]);
             logger.error({ err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts }, "outbox message parked after repeated publish failures; the key's later messages go on");
-            await countParked();
+            parked++;
           } else {
             await client.query(`update ${table} set attempts = $2, last_error = $3 where id = $1`, [row.id, attempts, error]);
             if (attempts === 1 || attempts % 5 === 0) logger.warn({ err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts }, "outbox publish failed; retrying");
@@ -184,7 +184,6 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         await client.query(`update ${table} set published_at = now() where id = $1`, [row.id]);
         backlog = Math.max(0, backlog - 1);
       }
-      if (query % 20 === 0) await countParked();
     }
   };
 

@@ -47,10 +47,12 @@ import { toFlagSet } from "./environment-config.ts";
 import { countFlags, environmentSummaries, stateFilterEnvironments, withStateFilters } from "./flag-list.ts";
 import type { FlagRow } from "./schema.ts";
 import { assertVariantsUnused, environmentIssues, findFlag, segmentKeys, upsertEnvironment, withRuleIds } from "./flag-writes.ts";
+import { createRepublishSnapshot } from "./republish.ts";
 import { createRevertAuditEntry } from "./revert.ts";
 import { appendAudit, commitEnvironments, enqueueFlagChanged, environmentMetadata, environmentVersion, loadEnvironmentState, type Trx } from "./store.ts";
 import { compileSegment } from "./targeting/compile.ts";
 import { canonicalJson, importFlagSet, keyIssues } from "./targeting/import.ts";
+import { flagdDepthIssues, MAX_JSON_DEPTH, textJsonDepth } from "./limits.ts";
 import { throwIssues, validateVariants } from "./targeting/validate.ts";
 
 const isAuditId = (part: string) => /^\d{1,18}$/.test(part);
@@ -252,6 +254,10 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
 
     async importFlagd(req, ctx) {
       const { p, caller, env } = await inEnvironment(deps, ctx, req.environmentId, Role.EDITOR);
+      // Refused before any parser walks it: a flag's values nest at most MAX_JSON_DEPTH levels,
+      // inside the document, the flags object, a flag and its variants.
+      const depth = textJsonDepth(req.flagdJson);
+      if (depth > MAX_JSON_DEPTH + 4) throw invalidArgument(`flagd_json nests ${depth} levels of objects and lists; values in a flag may nest at most ${MAX_JSON_DEPTH}`);
       let parsed;
       try {
         parsed = parseFlagdJson(req.flagdJson);
@@ -262,7 +268,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
         throw invalidArgument(`flagd_json: ${first ? `${first.path || "(root)"}: ${first.message}` : "invalid"}${more}`);
       }
       // Before anything is written: keys the API could not address afterwards are refused.
-      throwIssues(keyIssues(parsed).map((i) => ({ ...i, path: `flagd_json: ${i.path}` })));
+      throwIssues([...keyIssues(parsed), ...flagdDepthIssues(parsed)].map((i) => ({ ...i, path: `flagd_json: ${i.path}` })));
       const environments = await directory.environments(env.projectId, caller);
       const result = await mutate(deps, env.projectId, "a flag or segment of the file", ctx.signal, async (trx) => {
         // Under the project's lock, so the version cannot move before this import commits.
@@ -455,6 +461,7 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
     },
 
     revertAuditEntry: createRevertAuditEntry(deps),
+    republishSnapshot: createRepublishSnapshot(deps),
   };
 }
 

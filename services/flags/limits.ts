@@ -56,3 +56,45 @@ export function assertPublishable(snapshot: Uint8Array, environmentId: string, m
     throw invalidArgument(`this change would make environment ${environmentId}'s configuration undecodable (${(err as Error).message}): values nest too deeply`);
   }
 }
+
+/**
+ * The nesting depth of JSON text, scanned without parsing (no recursion, whatever the input): a
+ * document deeper than anything acceptable is refused before a parser or validator walks it.
+ */
+export function textJsonDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
+}
+
+/** Issues for values of a flagd document nested deeper than {@link MAX_JSON_DEPTH}, with their paths. */
+export function flagdDepthIssues(def: {
+  flags: Record<string, { variants?: Record<string, unknown>; targeting?: unknown; metadata?: unknown }> | { key?: string; variants?: Record<string, unknown>; targeting?: unknown; metadata?: unknown }[];
+  $evaluators?: Record<string, unknown>;
+  metadata?: unknown;
+}): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const check = (v: unknown, path: string) => {
+    const issue = depthIssue(v as JsonValue, path);
+    if (issue) issues.push(issue);
+  };
+  const flags = Array.isArray(def.flags) ? def.flags.map((f, i) => [`flags[${i}]`, f] as const) : Object.entries(def.flags).map(([k, f]) => [`flags.${k}`, f] as const);
+  for (const [path, f] of flags) {
+    check(f.targeting, `${path}.targeting`);
+    check(f.metadata, `${path}.metadata`);
+    for (const [name, value] of Object.entries(f.variants ?? {})) check(value, `${path}.variants.${name}`);
+  }
+  for (const [name, logic] of Object.entries(def.$evaluators ?? {})) check(logic, `$evaluators.${name}`);
+  check(def.metadata, "metadata");
+  return issues;
+}

@@ -8,6 +8,7 @@ import { type Condition, FlagType, Operator, type Rule, type Variant } from "#ge
 import { compileJsonLogic, MAX_TOTAL_WEIGHT, parseSemVer, type JsonValue } from "#engine";
 import { invalidArgument } from "#lib/process/errors.ts";
 import { patternProblem } from "./regex-pattern.ts";
+import { depthIssue } from "../limits.ts";
 
 /** A problem at a path. */
 export interface Issue {
@@ -44,6 +45,8 @@ export function validateVariants(type: FlagType, variants: readonly Variant[], p
     if (seen.has(v.key)) issues.push({ path: `${path}[${i}].key`, message: `duplicate variant "${v.key}"` });
     seen.add(v.key);
     const value = v.value ? json(v.value) : null;
+    const deep = depthIssue(value, `${path}[${i}].value`);
+    if (deep) return void issues.push(deep);
     const kind = isObject(value) ? "object" : typeof value;
     if (value === null || Array.isArray(value) || kind !== want || (typeof value === "number" && !Number.isFinite(value))) {
       issues.push({ path: `${path}[${i}].value`, message: `a ${want} flag needs ${want} variants, got ${kindOf(value)}` });
@@ -70,6 +73,11 @@ function findRef(v: JsonValue, path: string): string | undefined {
 }
 
 function checkJsonLogic(logic: JsonValue, path: string, issues: Issue[]): ReturnType<typeof compileJsonLogic> | undefined {
+  const deep = depthIssue(logic, path);
+  if (deep) {
+    issues.push(deep);
+    return undefined;
+  }
   const ref = findRef(logic, path);
   if (ref) {
     issues.push({ path: ref, message: "json_logic cannot use $ref; use a segment condition" });

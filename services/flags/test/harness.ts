@@ -41,6 +41,10 @@ export interface StartFlagsOptions {
   snapshotHistory?: number;
   /** WatchChanges tuning (window size, heartbeat interval). */
   changes?: { capacity?: number; heartbeatMs?: number };
+  /** Ceiling on one snapshot's bytes. */
+  maxSnapshotBytes?: number;
+  /** Publish attempts before the relay parks a message. */
+  relayMaxAttempts?: number;
 }
 
 /** Starts identity and flags on one server. */
@@ -69,8 +73,9 @@ export async function startFlags(options: StartFlagsOptions = {}): Promise<Flags
     directory: createIdentityDirectory({ baseUrl: () => baseUrl }),
     migrate: true,
     logger,
-    relay: { pollIntervalMs: 200, retryMinMs: 50, retryMaxMs: 500 },
+    relay: { pollIntervalMs: 200, retryMinMs: 50, retryMaxMs: 500, maxAttempts: options.relayMaxAttempts },
     changes: options.changes,
+    maxSnapshotBytes: options.maxSnapshotBytes,
   });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
   const running = await startModules({ config: common, logger, modules: [identity, flags], verifier });

@@ -64,6 +64,7 @@ describe("tenancy", () => {
           importFlagd: { expect: keyScoped, call: () => f.importFlagd({ environmentId, flagdJson: flagd }) },
           exportFlagd: { expect: Code.NotFound, call: () => f.exportFlagd({ environmentId }) },
           revertAuditEntry: { expect: Code.NotFound, call: () => f.revertAuditEntry({ projectId, auditEntryId: victimAuditId, expectedVersion: 1n }) },
+          republishSnapshot: { expect: keyScoped, call: () => f.republishSnapshot({ environmentId }) },
         });
         await assertTenancyMatrix(SegmentService, {
           createSegment: { expect: Code.NotFound, call: () => s.createSegment({ projectId, key: "x", name: "x" }) },
@@ -140,6 +141,7 @@ describe("tenancy", () => {
         importFlagd: { expect: denied, call: () => f.importFlagd({ environmentId, flagdJson: flagd }) },
         exportFlagd: { expect: "allowed", call: () => f.exportFlagd({ environmentId }) },
         revertAuditEntry: { expect: denied, call: () => f.revertAuditEntry({ projectId, auditEntryId: x.prodEntry, expectedVersion: 1n }) },
+        republishSnapshot: { expect: denied, call: () => f.republishSnapshot({ environmentId }) },
       },
       dimension,
     );

@@ -960,10 +960,10 @@ export enum Operator {
   SEMVER_CARET = 21,
 
   /**
-   * Regular expression: values [pattern] or [pattern, flags]. JavaScript syntax with the `u`
-   * flag, found anywhere in the string attribute (anchor with ^ and $); flags: any of "i", "m",
-   * "s". At most 256 characters; patterns nesting quantifiers (like (a+)+) are refused. A
-   * non-string attribute does not match. Vane-only: Vane's evaluators run it (the `regex_match`
+   * Regular expression: values [pattern] or [pattern, flags]. RE2 syntax (as Go's regexp and
+   * flagd's evaluator), matched in linear time, found anywhere in the string attribute (anchor
+   * with ^ and $); flags: any of "i", "m", "s". At most 256 characters; what RE2 cannot compile
+   * (backreferences, lookaround) is refused. A non-string attribute does not match. Vane-only: Vane's evaluators run it (the `regex_match`
    * extension), and ExportFlagd leaves flags using it out (listed in `skipped`).
    *
    * @generated from enum value: OPERATOR_MATCHES = 22;
