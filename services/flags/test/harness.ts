@@ -27,6 +27,8 @@ export interface FlagsHarness {
   stream: string;
   subjectPrefix: string;
   flagsSchema: string;
+  /** The VANE_SCHEMA_PREFIX that names flagsSchema. */
+  schemaPrefix: string;
   client<S extends DescService>(service: S, token?: string): Client<S>;
   sign(claims: VaneClaims): Promise<string>;
   seedTenant(): Promise<Tenant>;
@@ -50,7 +52,9 @@ export interface StartFlagsOptions {
 /** Starts identity and flags on one server. */
 export async function startFlags(options: StartFlagsOptions = {}): Promise<FlagsHarness> {
   const identitySchema = uniqueName("identity_ft");
-  const flagsSchema = uniqueName("flags_test");
+  // `<prefix>flags`, as VANE_SCHEMA_PREFIX names it, so the operator scripts find it.
+  const schemaPrefix = `${uniqueName("ft")}_`;
+  const flagsSchema = `${schemaPrefix}flags`;
   const bucket = uniqueName("snapshots_test");
   const stream = uniqueName("DOMAIN_TEST").toUpperCase();
   const subjectPrefix = `vanetest.${stream.toLowerCase()}`;
@@ -103,6 +107,7 @@ export async function startFlags(options: StartFlagsOptions = {}): Promise<Flags
     stream,
     subjectPrefix,
     flagsSchema,
+    schemaPrefix,
     client: (service, token) => createClient(service, transport(token)),
     sign,
     seedTenant: () => seedTenant(idb, sign),

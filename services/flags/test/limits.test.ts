@@ -3,6 +3,8 @@
  * never stops another's: limits at the edge, the commit-time guard, per-key relay order, parking
  * and RepublishSnapshot.
  */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { fromBinary, fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
@@ -12,10 +14,12 @@ import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType } from "#gen/vane/flags/v1/flags_pb.js";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet } from "#engine";
-import { eventually, failure } from "#test/support/harness.ts";
+import { eventually, failure, testDatabaseUrl } from "#test/support/harness.ts";
 import { versionFromSnapshot } from "../../evaluator/snapshots/store.ts";
 import { MAX_JSON_DEPTH } from "../limits.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+
+const root = fileURLToPath(new URL("../../..", import.meta.url));
 
 const variants = [
   { key: "on", value: fromJson(ValueSchema, true) },
@@ -144,4 +148,32 @@ describe("limits: accepted ⇒ publishable ⇒ evaluable", () => {
       }
     }, 10_000, "the corrupt value replaced");
   });
+
+  it("npm run republish: the operator command republishes from the database, audited as the operator", async () => {
+    const before = await h.client(FlagService, a.ownerToken).exportFlagd({ environmentId: a.environmentId });
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, ["--import", "tsx", "scripts/republish.ts", ...args], {
+          cwd: root,
+          env: { PATH: process.env.PATH, VANE_DATABASE_URL: testDatabaseUrl, VANE_SCHEMA_PREFIX: h.schemaPrefix, VANE_DOMAIN_SUBJECT_PREFIX: h.subjectPrefix },
+        });
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => (out += d));
+        child.stderr.on("data", (d: Buffer) => (out += d));
+        child.on("exit", (code) => resolve({ code, out }));
+      });
+    const ok = await run([a.environmentId, "after", "an", "incident"]);
+    expect(ok.code, ok.out).toBe(0);
+    const version = BigInt(/config version (\d+)/.exec(ok.out)![1]);
+    expect(version).toBe(before.configVersion + 1n);
+    await eventually(async () => ((await snapshotIn(a.environmentId))?.version ?? 0n) === version, 10_000, "the republished snapshot");
+    const audit = await h.client(FlagService, a.ownerToken).listAuditEntries({ projectId: a.projectId, environmentId: a.environmentId });
+    expect(audit.entries[0]).toMatchObject({ action: "environment.republish", reason: "after an incident" });
+    expect(audit.entries[0].actor).toMatch(/^operator:/);
+    // Bad input: usage (exit 2); an environment flags has never configured (exit 1).
+    expect((await run(["not-a-uuid"])).code).toBe(2);
+    const unknown = await run(["00000000-0000-4000-8000-00000000abcd"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.out).toMatch(/no configuration/);
+  }, 60_000);
 });
