@@ -24,6 +24,8 @@ export interface EvaluatorConfig {
   eventsStream: string;
   /** Exposures held while NATS is unreachable; beyond that they are dropped and counted. */
   exposureBufferSize: number;
+  /** `VANE_EXPOSURE_BUFFER_BYTES` (default 16 MiB): the same buffer bounded in bytes. */
+  exposureBufferBytes: number;
   /** Ready even before the snapshot bucket has been read (tests, local experiments); never in production. */
   readyWithoutSnapshots: boolean;
 }
@@ -45,6 +47,7 @@ export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
     snapshotBucket: env.string("VANE_SNAPSHOT_BUCKET", "vane_snapshots"),
     eventsStream: eventsStreamSetting(env),
     exposureBufferSize: env.int("VANE_EXPOSURE_BUFFER", 10_000, { min: 1, max: 10_000_000 }),
+    exposureBufferBytes: env.int("VANE_EXPOSURE_BUFFER_BYTES", 16 << 20, { min: 64 << 10, max: 1 << 30 }),
     readyWithoutSnapshots: env.bool("VANE_EVALUATOR_READY_WITHOUT_SNAPSHOTS", false),
   };
 }

@@ -12,12 +12,18 @@ import type { EvaluationContext, FlagValueType, Resolution } from "#engine";
 import type { ExposurePublisher } from "./exposures.ts";
 import type { EvaluatorCounters } from "./metrics.ts";
 import type { EnvironmentState } from "./snapshots/store.ts";
+import { checkContext } from "./context-limits.ts";
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 
-/** A request's context (protobuf-es represents Struct fields as plain JSON objects). */
+/**
+ * A request's context (protobuf-es represents Struct fields as plain JSON objects), checked
+ * against the context limits (INVALID_ARGUMENT) on every protocol.
+ */
 export function contextFromStruct(s: JsonObject | undefined): EvaluationContext {
-  return s ?? EMPTY_CONTEXT;
+  if (!s) return EMPTY_CONTEXT;
+  checkContext(s);
+  return s;
 }
 
 /**

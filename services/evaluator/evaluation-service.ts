@@ -98,12 +98,13 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
       if (req.explain) mayExplain(target);
       const state = loadedState(store, target.environmentId);
       if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
-      const res = evaluator.evaluate(state, req.flagKey, contextFromStruct(req.context), types[req.type], "vane", target.exposures);
+      const context = contextFromStruct(req.context);
+      const res = evaluator.evaluate(state, req.flagKey, context, types[req.type], "vane", target.exposures);
       if (res.errorCode === "FLAG_NOT_FOUND") throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
       if (res.errorCode === "TYPE_MISMATCH") throw new ConnectError(res.errorMessage ?? "type mismatch", Code.InvalidArgument);
       const evaluation = toEvaluation(req.flagKey, res);
       return create(EvaluateResponseSchema, {
-        evaluation: req.explain ? withExplanation(evaluation, state, req.flagKey, contextFromStruct(req.context)) : evaluation,
+        evaluation: req.explain ? withExplanation(evaluation, state, req.flagKey, context) : evaluation,
         version: BigInt(state.version),
       });
     },
@@ -111,11 +112,12 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
       const target = evaluationTarget(ctx, store, req.environmentId);
       if (req.explain) mayExplain(target);
       const state = loadedState(store, target.environmentId);
-      const all = evaluator.evaluateAll(state, contextFromStruct(req.context), target.clientOnly, "vane_all", target.exposures);
+      const context = contextFromStruct(req.context);
+      const all = evaluator.evaluateAll(state, context, target.clientOnly, "vane_all", target.exposures);
       const evaluations: Evaluation[] = [];
       for (const [key, res] of all) {
         const e = toEvaluation(key, res);
-        evaluations.push(req.explain ? withExplanation(e, state, key, contextFromStruct(req.context)) : e);
+        evaluations.push(req.explain ? withExplanation(e, state, key, context) : e);
       }
       return create(EvaluateAllResponseSchema, { evaluations, environmentId: state.environmentId, version: BigInt(state.version) });
     },

@@ -4,8 +4,10 @@
  * (subject `vane.events.<environment id>.exposure`, the collector's format, which analytics
  * consumes). Recording is synchronous, constant
  * time and never throws, so it can neither slow nor fail an evaluation; publishing happens in
- * batches in the background. A bounded buffer rides out a NATS outage; when it is full, new
- * exposures are dropped and counted. Repeats (same unit, experiment, flag and variant) within
+ * batches in the background. A buffer bounded in exposures and in bytes rides out a NATS outage;
+ * when it is full, new exposures are dropped and counted. An exposure that can never be published
+ * (larger than the server's max_payload, or refused again and again while others go through) is
+ * dropped and counted as undeliverable, never retried at the head of the buffer forever. Repeats (same unit, experiment, flag and variant) within
  * the recent-window are suppressed: analysis needs a unit's first exposure, not every call.
  */
 import { randomUUID } from "node:crypto";
@@ -33,6 +35,8 @@ export interface ExposureBus {
   js: JetStreamClient;
   jsm: JetStreamManager;
   status(): BusStatus;
+  /** The server's max_payload, once connected. */
+  maxPayload?(): number | undefined;
   /** false: the events stream is managed externally (NACK); only verify it. */
   manageJetStream?: boolean;
 }
@@ -40,8 +44,12 @@ export interface ExposureBus {
 /** Counters, for metrics and tests. */
 export interface ExposureStats {
   buffered: number;
+  bufferedBytes: number;
   published: number;
+  /** Dropped because the buffer was full. */
   dropped: number;
+  /** Dropped because they could never be published. */
+  undeliverable: number;
   failed: number;
   suppressed: number;
 }
@@ -53,6 +61,10 @@ export interface ExposurePublisherOptions {
   stream: string;
   /** Most exposures held while they cannot be published (default 10 000). */
   capacity?: number;
+  /** Most bytes of encoded exposures held (default 16 MiB). */
+  capacityBytes?: number;
+  /** Failed publishes of one exposure, while others of its batch succeed, before it is dropped as undeliverable (default 5). */
+  maxAttempts?: number;
   /** Most exposures published per round (default 500). */
   batchSize?: number;
   /** Pause between rounds (default 100 ms). */
@@ -81,12 +93,20 @@ interface Pending {
   id: string;
   subject: string;
   payload: Uint8Array;
+  attempts: number;
 }
+
+/** Without the server's word: NATS's default max_payload. */
+const DEFAULT_MAX_PAYLOAD = 1 << 20;
+/** Room for the publish's headers (message id) under max_payload. */
+const HEADER_ROOM = 1024;
 
 /** Creates the publisher; it buffers until {@link ExposurePublisher.attach}. */
 export function createExposurePublisher(opts: ExposurePublisherOptions): ExposurePublisher {
   const log = opts.logger.child({ component: "exposures" });
   const capacity = opts.capacity ?? 10_000;
+  const capacityBytes = opts.capacityBytes ?? 16 << 20;
+  const maxAttempts = opts.maxAttempts ?? 5;
   const batchSize = opts.batchSize ?? 500;
   const dedupeSize = opts.dedupeSize ?? 50_000;
   const now = opts.now ?? Date.now;
@@ -94,8 +114,9 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
   const ring: (Pending | undefined)[] = new Array(capacity);
   let head = 0;
   let count = 0;
+  let bytes = 0;
   const recent = new Set<string>();
-  const stats = { published: 0, dropped: 0, failed: 0, suppressed: 0 };
+  const stats = { published: 0, dropped: 0, undeliverable: 0, failed: 0, suppressed: 0 };
   let bus: ExposureBus | undefined;
   let streamReady = false;
   let timer: NodeJS.Timeout | undefined;
@@ -106,29 +127,34 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
   const push = (p: Pending) => {
     ring[(head + count) % capacity] = p;
     count++;
+    bytes += p.payload.length;
   };
   const unshiftAll = (items: Pending[]) => {
     // Failed items go back to the front, in order, as far as room allows.
     for (let i = items.length - 1; i >= 0; i--) {
-      if (count === capacity) {
+      if (count === capacity || bytes + items[i].payload.length > capacityBytes) {
         stats.dropped += i + 1;
         break;
       }
       head = (head - 1 + capacity) % capacity;
       ring[head] = items[i];
       count++;
+      bytes += items[i].payload.length;
     }
   };
   const take = (n: number): Pending[] => {
     const out: Pending[] = [];
     while (out.length < n && count > 0) {
-      out.push(ring[head]!);
+      const p = ring[head]!;
+      out.push(p);
       ring[head] = undefined;
       head = (head + 1) % capacity;
       count--;
+      bytes -= p.payload.length;
     }
     return out;
   };
+  const maxMessageBytes = () => (bus?.maxPayload?.() ?? DEFAULT_MAX_PAYLOAD) - HEADER_ROOM;
 
   const spec = eventsStream(opts.stream);
   const subjectPrefix = eventsSubjectPrefix(spec);
@@ -150,12 +176,18 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
       stats.published += batch.length - failed.length;
       if (failed.length > 0) {
         stats.failed += failed.length;
-        unshiftAll(failed);
+        // JetStream refusing a message (400: too large for the stream, …) is about that message,
+        // not the connection: it gets a few more tries, then is dropped as undeliverable. Other
+        // failures (timeouts, no responders, a lost connection) are retried until NATS is back.
+        for (let i = 0; i < batch.length; i++) if (isRefusal(results[i])) batch[i].attempts++;
+        const retry = failed.filter((p) => p.attempts < maxAttempts);
+        stats.undeliverable += failed.length - retry.length;
+        unshiftAll(retry);
         const t = now();
         if (t - lastWarn > 10_000) {
           lastWarn = t;
           const reason = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
-          log.warn({ err: reason.reason, failed: failed.length, buffered: count }, "publishing exposures failed; will retry");
+          log.warn({ err: reason.reason, failed: failed.length, buffered: count, undeliverable: stats.undeliverable }, "publishing exposures failed; will retry");
         }
         return;
       }
@@ -182,7 +214,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
           return;
         }
         // Dropped for lack of room: not remembered, so the unit's next evaluation tries again.
-        if (count === capacity) {
+        if (count === capacity || bytes >= capacityBytes) {
           stats.dropped++;
           return;
         }
@@ -203,7 +235,15 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
             payload: { case: "exposure", value: { flagKey: e.flagKey, variant: e.variant, experimentId: e.experimentId, unitKey: e.unitKey, time } },
           }),
         );
-        push({ id, subject: `${subjectPrefix}.${subjectToken(e.environmentId)}.exposure`, payload });
+        if (payload.length > maxMessageBytes()) {
+          stats.undeliverable++;
+          return;
+        }
+        if (bytes + payload.length > capacityBytes) {
+          stats.dropped++;
+          return;
+        }
+        push({ id, subject: `${subjectPrefix}.${subjectToken(e.environmentId)}.exposure`, payload, attempts: 0 });
       } catch (err) {
         stats.dropped++;
         log.error({ err }, "recording an exposure failed");
@@ -215,7 +255,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
       loop();
     },
     flush,
-    stats: () => ({ buffered: count, ...stats }),
+    stats: () => ({ buffered: count, bufferedBytes: bytes, ...stats }),
     async stop(timeoutMs = 2_000) {
       stopped = true;
       clearTimeout(timer);
@@ -223,6 +263,13 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
       if (count > 0) log.warn({ buffered: count }, "stopping with unpublished exposures");
     },
   };
+}
+
+/** A publish JetStream answered with a client error (HTTP-like status 400). */
+function isRefusal(r: PromiseSettledResult<unknown>): boolean {
+  if (r.status !== "rejected") return false;
+  const err = r.reason as { name?: string; code?: number; status?: number } | undefined;
+  return err?.name === "JetStreamApiError" && (err.code === 400 || err.status === 400);
 }
 
 // NATS subject tokens cannot contain '.', '*', '>' or whitespace.

@@ -19,7 +19,7 @@ export interface EvaluatorMetricSources {
   store: SnapshotStore;
   /** Seconds since the snapshot feed was last known to be live (0 while live). */
   staleSeconds(): number;
-  exposures(): { buffered: number; published: number; dropped: number; failed: number };
+  exposures(): { buffered: number; published: number; dropped: number; undeliverable: number; failed: number };
   now?: () => number;
 }
 
@@ -49,7 +49,7 @@ export function createEvaluatorMetrics(sources: EvaluatorMetricSources): Evaluat
     description: "Snapshot versions that failed to compile (the previous version kept serving)",
   });
   const exposurePublished = meter.createObservableCounter("vane_evaluator_exposures_published", { description: "Exposure events acknowledged by JetStream" });
-  const exposureDropped = meter.createObservableCounter("vane_evaluator_exposures_dropped", { description: "Exposure events dropped because the buffer was full" });
+  const exposureDropped = meter.createObservableCounter("vane_evaluator_exposures_dropped", { description: "Exposure events dropped: reason=buffer_full (NATS unreachable too long), reason=undeliverable (larger than max_payload, or refused again and again)" });
   const exposureFailed = meter.createObservableCounter("vane_evaluator_exposure_publish_failures", { description: "Exposure publish attempts that failed (retried)" });
   const exposureBuffered = meter.createObservableGauge("vane_evaluator_exposures_buffered", { description: "Exposure events waiting to be published" });
 
@@ -71,7 +71,8 @@ export function createEvaluatorMetrics(sources: EvaluatorMetricSources): Evaluat
     for (const [env, n] of rejected) r.observe(rejectedCount, n, { environment_id: env });
     const e = sources.exposures();
     r.observe(exposurePublished, e.published);
-    r.observe(exposureDropped, e.dropped);
+    r.observe(exposureDropped, e.dropped, { reason: "buffer_full" });
+    r.observe(exposureDropped, e.undeliverable, { reason: "undeliverable" });
     r.observe(exposureFailed, e.failed);
     r.observe(exposureBuffered, e.buffered);
   };

@@ -49,7 +49,7 @@ export interface EvaluatorModuleOptions {
   jetStream?: JetStreamManagement;
   natsCredentials?: string;
   /** Exposure publisher tuning (tests). */
-  exposures?: { capacity?: number; flushIntervalMs?: number; publishTimeoutMs?: number; dedupeSize?: number };
+  exposures?: { capacity?: number; capacityBytes?: number; flushIntervalMs?: number; publishTimeoutMs?: number; dedupeSize?: number; maxAttempts?: number };
 }
 
 /** The ports the flagd servers listen on. */
@@ -81,7 +81,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   const logger = opts.logger.child({ service: "evaluator" });
   const store = createSnapshotStore({ onListenerError: (err) => logger.error({ err }, "a snapshot listener failed") });
   const hub = createChangeHub(store);
-  const exposures = createExposurePublisher({ logger, stream: config.eventsStream, capacity: config.exposureBufferSize, ...opts.exposures });
+  const exposures = createExposurePublisher({ logger, stream: config.eventsStream, capacity: config.exposureBufferSize, capacityBytes: config.exposureBufferBytes, ...opts.exposures });
   // The feed reports rejected snapshots to the counters below (called only once running).
   const kvSource: KvSnapshotSource | undefined = opts.natsUrl
     ? createKvSnapshotSource({ bucket: config.snapshotBucket, store, logger, onRejected: (env) => counters.snapshotRejected(env) })
@@ -114,7 +114,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
       (b) => {
         if (stopping) return void b.drain();
         kvSource?.attach(b);
-        exposures.attach(b);
+        exposures.attach({ js: b.js, jsm: b.jsm, status: () => b.status(), manageJetStream: b.manageJetStream, maxPayload: () => b.nc.info?.max_payload });
       },
       (err: unknown) => logger.error({ err }, "connecting to NATS failed: serving only what is loaded"),
     );

@@ -117,3 +117,44 @@ describe("vane.evaluation.v1", () => {
 async function metricsText(baseUrl: string): Promise<string> {
   return (await fetch(`${baseUrl}/metrics`)).text();
 }
+
+describe("context limits, on every protocol", () => {
+  const flagd = async (context: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${h.flagd.evaluationPort}/flagd.evaluation.v1.Service/ResolveBoolean`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "flagd-selector": ENV },
+      body: JSON.stringify({ flagKey: "bool-static", context }),
+    });
+    return { status: res.status, body: (await res.json()) as { code?: string; message?: string } };
+  };
+  let deep: unknown = "leaf";
+  for (let i = 0; i < 12; i++) deep = { nested: deep };
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ["a targeting key of 2,000 characters", { targetingKey: "k".repeat(2_000) }, /targetingKey/],
+    ["an attribute of 20,000 characters", { targetingKey: "u", bio: "b".repeat(20_000) }, /context\.bio is 20000 characters; the limit .* 16384/],
+    ["201 attributes", Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`a${i}`, i])), /at most 200 attributes|the limit is 200/],
+    ["nesting of 12 levels", { targetingKey: "u", deep }, /nests more than 8 levels/],
+    ["a list of 3,000 values", { targetingKey: "u", list: Array.from({ length: 3_000 }, (_, i) => i) }, /more than 2000 values/],
+  ];
+
+  it.each(cases)("refuses %s with INVALID_ARGUMENT naming the limit, over gRPC, Connect and flagd", async (_, context, message) => {
+    for (const protocol of ["grpc", "connect"] as const) {
+      const err = await h.client(EvaluationService, server, protocol).evaluate({ flagKey: "bool-static", context: context as never }).catch((e: unknown) => ConnectError.from(e));
+      expect(err).toBeInstanceOf(ConnectError);
+      expect((err as ConnectError).code, protocol).toBe(Code.InvalidArgument);
+      expect((err as ConnectError).rawMessage).toMatch(message);
+      const all = await h.client(EvaluationService, server, protocol).evaluateAll({ context: context as never }).catch((e: unknown) => ConnectError.from(e));
+      expect((all as ConnectError).code, `${protocol} EvaluateAll`).toBe(Code.InvalidArgument);
+    }
+    const viaFlagd = await flagd(context);
+    expect(viaFlagd.status).toBe(400);
+    expect(viaFlagd.body.code).toBe("invalid_argument");
+    expect(viaFlagd.body.message).toMatch(message);
+  });
+
+  it("still serves contexts within the limits, after refusing", async () => {
+    const r = await h.client(EvaluationService, server).evaluate({ flagKey: "in-list", context: { targetingKey: "k".repeat(1_024), country: "de", bio: "b".repeat(16_384) } });
+    expect(r.evaluation?.variant).toBe("eu");
+    expect((await flagd({ targetingKey: "u" })).status).toBe(200);
+  });
+});
