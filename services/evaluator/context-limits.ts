@@ -10,8 +10,8 @@ import { invalidArgument } from "#lib/process/errors.ts";
 export const CONTEXT_LIMITS = {
   /** Top-level attributes. */
   attributes: 200,
-  /** Characters of a string `targetingKey` (the unit key of experiments). */
-  targetingKeyChars: 1024,
+  /** Characters of a string `targetingKey` (the unit key of experiments; Track's unit_key has the same bound). */
+  targetingKeyChars: 256,
   /** Characters of an attribute name, at any level. */
   nameChars: 256,
   /** Characters of a string value. */
