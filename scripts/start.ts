@@ -83,7 +83,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
   },
   (env) => {
     const evaluator = readEvaluatorConfig(env);
-    return (ctx) => createEvaluatorModule({ config: evaluator, common: ctx.config, logger: ctx.logger, natsUrl: ctx.natsUrl });
+    return (ctx) => createEvaluatorModule({ config: evaluator, common: ctx.config, logger: ctx.logger, natsUrl: ctx.natsUrl, identityUrl: ctx.selfUrl });
   },
   (env) => {
     const analytics = readAnalyticsConfig(env);

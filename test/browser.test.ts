@@ -133,9 +133,9 @@ describe("a web page from another origin", () => {
       ]),
     ).toEqual({ accepted: 2, ids: 2, rejected: [{ index: 1, field: "name" }] });
 
-    // The unmodified flagd web provider, on the flagd port, follows an edit.
+    // The unmodified flagd web provider, on the flagd port (its selector: the client key), follows an edit.
     const flagdPort = started.flagdPort!;
-    expect(await vaneIn("flagd", "127.0.0.1", flagdPort, environmentId, "banner", "visitor-1")).toMatchObject({ value: true, variant: "on", reason: "STATIC", errorCode: null });
+    expect(await vaneIn("flagd", "127.0.0.1", flagdPort, clientKey, "banner", "visitor-1")).toMatchObject({ value: true, variant: "on", reason: "STATIC", errorCode: null });
     await setBanner("off");
     const after = await eventually(async () => {
       const d = await vaneIn("flagdNow", "banner");

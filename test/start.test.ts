@@ -91,14 +91,17 @@ describe("npm start", () => {
     }, 10_000, "the flag to reach the evaluator");
     expect(evaluated.evaluation).toMatchObject({ value: true, variant: "on", reason: "REASON_STATIC" });
 
-    // flagd's protocol on its own port, as the OpenFeature providers speak it.
+    // flagd's protocol on its own port, as the OpenFeature providers speak it: the selector is
+    // the server key (an environment id alone is not a credential).
     expect(flagdPort).toBeDefined();
-    const resolved = await fetch(`http://127.0.0.1:${flagdPort}/flagd.evaluation.v1.Service/ResolveBoolean`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "flagd-selector": env.id },
-      body: JSON.stringify({ flagKey: "new-checkout", context: {} }),
-    });
-    expect(await resolved.json()).toMatchObject({ value: true, variant: "on", reason: "STATIC" });
+    const resolveAs = (selector: string) =>
+      fetch(`http://127.0.0.1:${flagdPort}/flagd.evaluation.v1.Service/ResolveBoolean`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "flagd-selector": selector },
+        body: JSON.stringify({ flagKey: "new-checkout", context: {} }),
+      });
+    expect(await (await resolveAs(serverKey)).json()).toMatchObject({ value: true, variant: "on", reason: "STATIC" });
+    expect((await resolveAs(env.id)).status).toBe(401);
 
     // A clean exit on its own (no timings in tests: a hang runs into the test's timeout).
     expect(await vane.stop()).toEqual({ code: 0, signal: null });

@@ -49,7 +49,7 @@ export const expectedNetworkPaths: string[] = (() => {
     add(caller, "evaluator", 8080);
     add(caller, "collector", 8080);
   }
-  // The flagd ports take no token: only namespaces an operator labels reach them.
+  // The flagd ports take API keys as selectors: only namespaces an operator labels reach them.
   add("flagd-client", "evaluator", 8013, 8015);
   for (const s of services) add("monitoring", s, 8080);
   for (const s of ["identity", "flags", "analytics"]) add("ingress", s, 8080);
@@ -68,7 +68,7 @@ export const expectedNetworkPaths: string[] = (() => {
 /** Expected Linkerd authorization: route or server -> who may call it. */
 export const expectedMeshAuthorization: Record<string, string[]> = (() => {
   const m: Record<string, string[]> = {
-    "identity-api": ["analytics", "flags", "ingress"],
+    "identity-api": ["analytics", "evaluator", "flags", "ingress"],
     "identity-jwks": ["analytics", "collector", "evaluator", "flags"],
     "flags-api": ["analytics", "ingress"],
     "evaluator-api": ["anywhere"],

@@ -70,13 +70,14 @@ describe.each(apps)("%s flagd ports", (overlay) => {
     }
   });
 
-  it("admit only labelled namespaces, and require a token on the shared evaluator", () => {
+  it("admit only labelled namespaces, and require a credential (an API key as the selector) on the shared evaluator", () => {
     const paths = networkPaths(objs());
     const flagdCallers = paths.filter((p) => /-> evaluator:80(13|15)$/.test(p)).map((p) => p.split(" ")[0]);
     expect([...new Set(flagdCallers)]).toEqual(["flagd-client"]);
     const evaluator = objs().find((o) => o.kind === "Deployment" && o.metadata.name === "evaluator") as any;
     const env = evaluator.spec.template.spec.containers[0].env;
-    expect(env.find((e: any) => e.name === "VANE_FLAGD_REQUIRE_TOKEN")?.value).toBe("true");
+    expect(env.find((e: any) => e.name === "VANE_FLAGD_AUTH")?.value).toBe("key");
+    expect(env.find((e: any) => e.name === "VANE_IDENTITY_URL")?.value).toMatch(/^http:\/\/identity\./);
   });
 });
 

@@ -1,6 +1,7 @@
 /** The evaluator's own settings, read from `VANE_*` variables. */
 import { eventsStreamSetting } from "#lib/bus/streams.ts";
 import type { EnvReader } from "#lib/process/config.ts";
+import type { FlagdAuth } from "./flagd/access.ts";
 
 /** Settings of the evaluator beyond the shared ones. */
 export interface EvaluatorConfig {
@@ -10,8 +11,13 @@ export interface EvaluatorConfig {
   flagdSyncPort: number | null;
   /** The environment flagd callers get when they send no selector and no token. */
   flagdEnvironment: string | undefined;
-  /** Refuse flagd calls without `Authorization: Bearer <token>` of a server or client key. */
-  flagdRequireToken: boolean;
+  /**
+   * `VANE_FLAGD_AUTH`: `key` (default) — every flagd call carries a server or client API key as
+   * its selector, or a bearer token; `none` — a trusted port where selectors name environments.
+   */
+  flagdAuth: FlagdAuth;
+  /** `VANE_IDENTITY_URL`: identity's gRPC base URL, to exchange API keys sent as flagd selectors. */
+  identityUrl: string | undefined;
   /** How often flagd event streams send `keep_alive`. */
   flagdKeepAliveMs: number;
   /** A flagd flag-definition file to serve (and follow) as a local environment. */
@@ -40,7 +46,8 @@ export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
     flagdPort: port("VANE_FLAGD_PORT", 8013),
     flagdSyncPort: port("VANE_FLAGD_SYNC_PORT", 8015),
     flagdEnvironment: env.optional("VANE_FLAGD_ENVIRONMENT"),
-    flagdRequireToken: env.bool("VANE_FLAGD_REQUIRE_TOKEN", false),
+    flagdAuth: env.oneOf<FlagdAuth>("VANE_FLAGD_AUTH", "key", ["key", "none"]),
+    identityUrl: env.url("VANE_IDENTITY_URL", undefined, ["http", "https"]),
     flagdKeepAliveMs: env.durationMs("VANE_FLAGD_KEEPALIVE", "20s"),
     flagdFile: env.optional("VANE_FLAGD_FILE"),
     flagdFileEnvironment: env.string("VANE_FLAGD_FILE_ENVIRONMENT", "local"),

@@ -22,7 +22,8 @@ runMain("evaluator", async ({ onStop, useLogger }) => {
   onStop(() => telemetry.shutdown());
   const logger = createLogger({ level: common.logLevel });
   useLogger(logger);
-  const module = await createEvaluatorModule({ config: evaluator, common, logger, natsUrl: common.natsUrl, natsToken, jetStream: common.jetStream });
+  const identityUrl = evaluator.identityUrl;
+  const module = await createEvaluatorModule({ config: evaluator, common, logger, natsUrl: common.natsUrl, natsToken, jetStream: common.jetStream, identityUrl: identityUrl ? () => identityUrl : undefined });
   onStop(() => module.stop());
   const verifier = createCachingVerifier(createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) }));
   const running = await startModules({ config: common, logger, modules: [module], verifier });

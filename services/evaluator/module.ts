@@ -22,12 +22,13 @@ import { createEvaluationService } from "./evaluation-service.ts";
 import { createFlagEvaluator } from "./evaluate.ts";
 import { createExposurePublisher, type ExposurePublisher } from "./exposures.ts";
 import { createFlagdFileSource, type FlagdFileSource } from "./snapshots/file-source.ts";
-import { createFlagdAccess, createOptionalAuthInterceptor } from "./flagd/access.ts";
+import { createFlagdAccess, createFlagdAuthInterceptor } from "./flagd/access.ts";
 import { createFlagdEvaluationV1, createFlagdEvaluationV2 } from "./flagd/evaluation.ts";
 import { createFlagdSyncService } from "./flagd/sync.ts";
 import { createKvSnapshotSource, type KvSnapshotSource } from "./snapshots/kv-source.ts";
 import { createEvaluatorMetrics } from "./metrics.ts";
 import { createSnapshotStore, type SnapshotStore } from "./snapshots/store.ts";
+import { createFlagdKeys } from "./flagd/keys.ts";
 
 /**
  * Evaluation answers are small and go to nearby callers: compressing them (Connect's default
@@ -48,6 +49,8 @@ export interface EvaluatorModuleOptions {
   /** VANE_JETSTREAM_MANAGED: "external" verifies the events stream instead of reconciling it. */
   jetStream?: JetStreamManagement;
   natsCredentials?: string;
+  /** identity's base URL, to exchange API keys sent as flagd selectors (VANE_FLAGD_AUTH=key). */
+  identityUrl?: () => string;
   /** Exposure publisher tuning (tests). */
   exposures?: { capacity?: number; capacityBytes?: number; flushIntervalMs?: number; publishTimeoutMs?: number; dedupeSize?: number; maxAttempts?: number };
 }
@@ -136,7 +139,8 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
 
   const access = createFlagdAccess({
     defaultEnvironment: () => config.flagdEnvironment ?? fileSource?.environmentId,
-    requireToken: config.flagdRequireToken,
+    auth: config.flagdAuth,
+    localEnvironment: () => fileSource?.environmentId,
     // flagd users select a file by its flag set id or path; both mean the file's environment.
     alias: (name) => (fileSource?.names(name) ? fileSource.environmentId : undefined),
   });
@@ -159,6 +163,9 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     ],
     healthChecks: { snapshots },
     async startFlagdServers(verifier) {
+      const keys = config.flagdAuth === "key" && opts.identityUrl && verifier ? createFlagdKeys({ identityUrl: opts.identityUrl, verifier }) : undefined;
+      if (config.flagdAuth === "none") logger.warn("VANE_FLAGD_AUTH=none: the flagd ports serve any environment whose id a caller sends; keep them on a trusted network");
+      else if (!keys) logger.warn("the flagd ports accept bearer tokens only (and the --flagd-file environment): set VANE_IDENTITY_URL to accept API keys as selectors");
       const health = createHealthRegistry();
       health.addCheck("evaluator.snapshots", snapshots);
       // Connect JSON answers carry zero values, as flagd's do (e.g. "value": false). Needs
@@ -173,7 +180,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
           logger: logger.child({ port: "flagd" }),
           services,
           health,
-          interceptors: [createTracingInterceptor(), createRpcMetricsInterceptor(), createOptionalAuthInterceptor(verifier)],
+          interceptors: [createTracingInterceptor(), createRpcMetricsInterceptor(), createFlagdAuthInterceptor(verifier, keys)],
           corsOrigins: opts.common.corsOrigins,
           defaultTimeoutMs: opts.common.defaultTimeoutMs,
           // flagd providers open their streams with a 10-minute deadline (and may be configured
@@ -196,7 +203,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
         config.flagdSyncPort === null
           ? undefined
           : await start(config.flagdSyncPort, [
-              Object.assign(serve(FlagSyncService, createFlagdSyncService({ store, hub, access, onStream: () => counters.streamOpened("flagd_sync") })), flagdJson),
+              Object.assign(serve(FlagSyncService, createFlagdSyncService({ store, hub, access, keys, onStream: () => counters.streamOpened("flagd_sync") })), flagdJson),
             ], "VANE_FLAGD_SYNC_PORT");
       return { evaluationPort, syncPort };
     },

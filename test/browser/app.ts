@@ -100,14 +100,14 @@ const api = {
     }
   },
 
-  /** The unmodified flagd web provider against the flagd port, the selector naming the environment. */
-  async flagd(host: string, port: number, environmentId: string, flagKey: string, targetingKey: string) {
+  /** The unmodified flagd web provider against the flagd port, the selector a client API key. */
+  async flagd(host: string, port: number, selector: string, flagKey: string, targetingKey: string) {
     const provider = new FlagdWebProvider({
       host,
       port,
       tls: false,
       maxRetries: 1,
-      interceptors: [(next) => (req) => (req.header.set("flagd-selector", environmentId), next(req))],
+      interceptors: [(next) => (req) => (req.header.set("flagd-selector", selector), next(req))],
     });
     await OpenFeature.setContext({ targetingKey });
     await OpenFeature.setProviderAndWait(provider);

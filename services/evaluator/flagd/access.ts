@@ -1,18 +1,20 @@
 /**
- * Which environment a flagd caller gets, and with which credential. flagd providers cannot
- * easily send bearer tokens, so the flagd ports are meant for trusted callers (in-cluster,
- * sidecar, or behind the mesh's authorization), and select the environment by:
+ * Which environment a flagd caller gets, and with which credential. By default
+ * (`VANE_FLAGD_AUTH=key`) every call carries a credential an unmodified OpenFeature provider can
+ * send:
  *
- * 1. a token, when `Authorization: Bearer <token>` of a server or client key is present
- *    (verified against identity's JWKS); its environment wins, a selector must agree, and a
- *    client key sees client-visible flags only;
- * 2. the `Flagd-Selector` header (or the deprecated `selector` field of sync requests): an
- *    environment id, or `environment=<id>` / `env=<id>` / `flagSetId=<id>` among comma-separated
- *    pairs;
- * 3. the default environment (`VANE_FLAGD_ENVIRONMENT`, else the `--flagd-file` environment).
+ * 1. a Vane server or client API key as the selector (`Flagd-Selector` header, the providers'
+ *    `selector` option, or the deprecated `selector` field of sync requests), exchanged at
+ *    identity (flagd/keys.ts); or
+ * 2. `Authorization: Bearer <token>` of a server or client key (verified against the JWKS).
  *
- * With `VANE_FLAGD_REQUIRE_TOKEN=true`, rule 1 is mandatory. In `--flagd-file` mode a selector
- * may also name the file the way flagd users do: its flag set id or its path.
+ * The key's environment is the call's; a client key sees client-visible flags only; admin and
+ * personal keys are refused. Only the `--flagd-file` environment (a local file) is served without
+ * a credential. With `VANE_FLAGD_AUTH=none` (a trusted local port only) the old rules apply: a
+ * token when present, else a selector naming an environment id (`<id>`, `environment=<id>`,
+ * `env=<id>`, `flagSetId=<id>`), else the default environment (`VANE_FLAGD_ENVIRONMENT`, else the
+ * file's). In `--flagd-file` mode a selector may also name the file the way flagd users do: its
+ * flag set id or its path.
  *
  * An environment the store does not hold is UNAVAILABLE until the initial load is done (it may
  * still arrive), then NOT_FOUND, as flagd answers an unknown selector.
@@ -20,6 +22,10 @@
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { ApiKeyKind, principalKey, type TokenVerifier } from "#lib/auth/auth.ts";
 import type { EnvironmentState, SnapshotStore } from "../snapshots/store.ts";
+import { API_KEY_SELECTOR, type FlagdKeys } from "./keys.ts";
+
+/** `key`: a credential on every call (the default); `none`: a trusted port, selectors name environments. */
+export type FlagdAuth = "key" | "none";
 
 /** The environment a flagd call evaluates. */
 export interface FlagdTarget {
@@ -33,7 +39,9 @@ export interface FlagdTarget {
 export interface FlagdAccessOptions {
   /** The environment callers without a selector or token get. */
   defaultEnvironment: () => string | undefined;
-  requireToken: boolean;
+  auth: FlagdAuth;
+  /** The environment served from a local flagd file, which needs no credential. */
+  localEnvironment?: () => string | undefined;
   /** The environment another name stands for (the flagd file's flag set id or path), if any. */
   alias?: (name: string) => string | undefined;
 }
@@ -45,6 +53,9 @@ export interface FlagdAccess {
   /** Like `target`, but undefined instead of an error when nothing selects an environment. */
   optionalTarget(ctx: HandlerContext, requestSelector?: string): FlagdTarget | undefined;
 }
+
+/** The selector, unless it is an API key (a credential, not an environment). */
+const environmentSelector = (selector: string | undefined) => (selector !== undefined && API_KEY_SELECTOR.test(selector.trim()) ? undefined : selector);
 
 /** Reads the environment id out of a flagd selector. */
 export function environmentFromSelector(selector: string): string | undefined {
@@ -63,7 +74,7 @@ export function environmentFromSelector(selector: string): string | undefined {
 export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
   const resolve = (ctx: HandlerContext, requestSelector: string | undefined): FlagdTarget | undefined => {
     const header = ctx.requestHeader.get("flagd-selector");
-    const selector = header ?? (requestSelector ? requestSelector : undefined);
+    const selector = environmentSelector(header ?? (requestSelector ? requestSelector : undefined));
     const selected = selector === undefined ? undefined : selectedEnvironment(selector);
     if (selector !== undefined && selected === undefined) {
       throw new ConnectError(`the selector "${selector}" names no environment: send an environment id, or environment=<id>`, Code.FailedPrecondition);
@@ -78,11 +89,19 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
       }
       return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT, chosenBy: { token: true } };
     }
-    if (opts.requireToken) throw new ConnectError("this port needs `Authorization: Bearer <token>` of a server or client key", Code.Unauthenticated);
-    if (selector !== undefined && selected !== undefined) return { environmentId: selected, clientOnly: false, chosenBy: { selector } };
-    const environmentId = opts.defaultEnvironment();
+    // Without a credential, only the local file's environment is served by default (key mode).
+    const local = opts.localEnvironment?.();
+    const fallback = opts.defaultEnvironment();
+    const environmentId = selected ?? (opts.auth === "none" || fallback === local ? fallback : undefined);
+    if (opts.auth === "key" && environmentId !== undefined && environmentId !== local) throw credentialNeeded();
+    if (selected !== undefined) return { environmentId: selected, clientOnly: false, chosenBy: { selector: selector! } };
     return environmentId === undefined ? undefined : { environmentId, clientOnly: false, chosenBy: { default: true } };
   };
+  const credentialNeeded = () =>
+    new ConnectError(
+      "the flagd ports need a credential: set the provider's selector to a Vane server or client API key (or send Authorization: Bearer <token>)",
+      Code.Unauthenticated,
+    );
   // A path may contain "=", so the whole selector is tried as an alias before it is parsed.
   const selectedEnvironment = (selector: string): string | undefined => {
     const whole = opts.alias?.(selector.trim());
@@ -94,6 +113,7 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
     target(ctx, requestSelector) {
       const t = resolve(ctx, requestSelector);
       if (!t) {
+        if (opts.auth === "key") throw credentialNeeded();
         throw new ConnectError(
           "no environment selected: send the Flagd-Selector header with an environment id, or set VANE_FLAGD_ENVIRONMENT",
           Code.FailedPrecondition,
@@ -128,15 +148,30 @@ export function unknownEnvironment(target: FlagdTarget): ConnectError {
   return new ConnectError(message, Code.NotFound);
 }
 
-/** Verifies a bearer token when one is present; calls without one pass through. */
-export function createOptionalAuthInterceptor(verifier: TokenVerifier | undefined): Interceptor {
+/**
+ * Puts the caller's principal in the call's context: from `Authorization: Bearer <token>`, else
+ * (with `keys`) from an API key sent as the `Flagd-Selector` header. Calls with neither pass
+ * through; the access rules above decide.
+ */
+export function createFlagdAuthInterceptor(verifier: TokenVerifier | undefined, keys?: FlagdKeys): Interceptor {
   return (next) => async (req) => {
     const header = req.header.get("authorization");
-    if (!header) return next(req);
-    if (!verifier) throw new ConnectError("tokens cannot be verified on this port (no JWKS configured)", Code.Unauthenticated);
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) throw new ConnectError("the Authorization header must be `Bearer <token>`", Code.Unauthenticated);
-    req.contextValues.set(principalKey, await verifier.verify(m[1]));
+    if (header) {
+      if (!verifier) throw new ConnectError("tokens cannot be verified on this port (no JWKS configured)", Code.Unauthenticated);
+      const m = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!m) throw new ConnectError("the Authorization header must be `Bearer <token>`", Code.Unauthenticated);
+      req.contextValues.set(principalKey, await verifier.verify(m[1]));
+      return next(req);
+    }
+    const selector = req.header.get("flagd-selector")?.trim();
+    if (keys && selector && API_KEY_SELECTOR.test(selector)) req.contextValues.set(principalKey, await keys.principal(selector));
     return next(req);
   };
+}
+
+/** For a sync request's deprecated `selector` field: an API key there authenticates the call too. */
+export async function authenticateSelector(ctx: HandlerContext, selector: string | undefined, keys: FlagdKeys | undefined): Promise<void> {
+  const s = selector?.trim();
+  if (!keys || !s || ctx.values.get(principalKey) || !API_KEY_SELECTOR.test(s)) return;
+  ctx.values.set(principalKey, await keys.principal(s));
 }

@@ -14,7 +14,8 @@ import {
 } from "#gen/flagd/sync/v1/sync_pb.js";
 import type { ChangeHub } from "../snapshots/change-hub.ts";
 import { structOf } from "../evaluate.ts";
-import { targetState, unknownEnvironment, type FlagdAccess } from "./access.ts";
+import { authenticateSelector, targetState, unknownEnvironment, type FlagdAccess } from "./access.ts";
+import type { FlagdKeys } from "./keys.ts";
 import type { EnvironmentState, SnapshotStore } from "../snapshots/store.ts";
 
 /** Dependencies of {@link createFlagdSyncService}. */
@@ -22,6 +23,8 @@ export interface FlagdSyncDeps {
   store: SnapshotStore;
   hub: ChangeHub;
   access: FlagdAccess;
+  /** API keys as selectors (VANE_FLAGD_AUTH=key), also in the deprecated `selector` field. */
+  keys?: FlagdKeys;
   onStream?: () => () => void;
 }
 
@@ -29,6 +32,7 @@ export interface FlagdSyncDeps {
 export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof FlagSyncService> {
   return {
     async *syncFlags(req, ctx) {
+      await authenticateSelector(ctx, req.selector, deps.keys);
       const target = deps.access.target(ctx, req.selector);
       // An unknown environment fails at once, so the provider reports it instead of timing out.
       const loaded = await deps.hub.loaded(target.environmentId, ctx.signal);
@@ -55,7 +59,8 @@ export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof 
         closeStream?.();
       }
     },
-    fetchAllFlags(req, ctx) {
+    async fetchAllFlags(req, ctx) {
+      await authenticateSelector(ctx, req.selector, deps.keys);
       const target = deps.access.target(ctx, req.selector);
       return create(FetchAllFlagsResponseSchema, { flagConfiguration: targetState(deps.store, target).flagdJson(target.clientOnly) });
     },

@@ -99,6 +99,8 @@ export interface StartEvaluatorOptions {
   exposures?: Parameters<typeof createEvaluatorModule>[0]["exposures"];
   verifier?: TokenVerifier;
   flagd?: boolean;
+  /** identity's base URL, for API keys as flagd selectors. */
+  identityUrl?: () => string;
   /** Create the bucket and keep a fixture connection (default true; false for an unreachable NATS). */
   fixtures?: boolean;
 }
@@ -132,6 +134,9 @@ export async function startEvaluator(opts: StartEvaluatorOptions = {}): Promise<
     VANE_EVENTS_STREAM: stream,
     VANE_SHUTDOWN_TIMEOUT: "1s",
     VANE_DRAIN_DELAY: "0s",
+    // Most suites here test the flagd ports as a trusted port (selectors name environments) and
+    // with bearer tokens; API keys as selectors need identity (test/flagd-keys.test.ts).
+    VANE_FLAGD_AUTH: "none",
     ...opts.env,
   });
   const common = readCommonConfig(reader);
@@ -147,7 +152,7 @@ export async function startEvaluator(opts: StartEvaluatorOptions = {}): Promise<
   startTelemetry({ serviceName: "evaluator-test", env: { OTEL_TRACES_SAMPLER: "always_off" } });
   const logger = createTestLogger();
   const verifier = opts.verifier ?? (await createTestTokens()).verifier;
-  const module = await createEvaluatorModule({ config, common, logger, natsUrl, exposures: opts.exposures });
+  const module = await createEvaluatorModule({ config, common, logger, natsUrl, exposures: opts.exposures, identityUrl: opts.identityUrl });
   const running = await startModules({ config: common, logger, modules: [module], verifier });
   const flagd = opts.flagd === false ? { evaluationPort: undefined, syncPort: undefined } : await module.startFlagdServers(verifier);
   const baseUrl = `http://127.0.0.1:${running.port}`;
