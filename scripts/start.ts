@@ -259,7 +259,8 @@ function summary(s: Summary): string {
     `  Postgres schemas          ${s.schemas.join(", ")}`,
     flagdLine("flagd evaluation (v1, v2)", s.flagd.evaluationPort),
     flagdLine("flagd sync", s.flagd.syncPort),
-    ...(s.flagdFile ? [`  flagd file                ${s.flagdFile.path}   (served and followed as environment "${s.flagdFile.environmentId}", the flagd ports' default)`] : []),
+    ...(s.flagdFile ? [`  flagd file                ${s.flagdFile.path}   (served and followed as environment "${s.flagdFile.environmentId}", the flagd ports' default; no key needed)`] : []),
+    `  flagd providers           set the provider's selector to a server or client API key of the environment (VANE_FLAGD_AUTH=key)`,
     "",
   ];
   if (b.created) {
