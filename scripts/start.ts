@@ -95,7 +95,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         eventsStream: analytics.eventsStream,
         replicas: analytics.replicas,
         consumerName: analytics.consumerName,
-        pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs },
+        pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs, gapWaitMs: analytics.gapWaitMs },
         // One process: the bandit's calls to flags are signed with identity's own keys.
         bandit: { credentials: signedBanditCredentials((claims, ttlMs) => ctx.identityKeys().sign(claims, ttlMs)), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 },
         flags: createRemoteFlagsClient({ baseUrl: ctx.selfUrl }),

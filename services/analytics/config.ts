@@ -13,6 +13,8 @@ export interface AnalyticsConfig {
   consumerName: string;
   /** `VANE_ANALYTICS_BATCH`: events per transaction (default 2000). */
   batchSize: number;
+  /** `VANE_ANALYTICS_GAP_WAIT`: how long earlier messages may stay out before the pipeline reads them from the stream itself (default 2s). */
+  gapWaitMs: number;
   /** `VANE_ANALYTICS_CLOCK_SKEW_MS`: how long before an exposure an event still counts after it (default 1000). */
   clockSkewMs: number;
   /** `VANE_BANDIT_INTERVAL`: seconds between re-weightings of a bandit that sets none (default 3600). */
@@ -29,6 +31,7 @@ export function readAnalyticsConfig(env: EnvReader): AnalyticsConfig {
     eventsStream: eventsStreamSetting(env),
     consumerName: env.string("VANE_ANALYTICS_CONSUMER", "analytics"),
     batchSize: env.int("VANE_ANALYTICS_BATCH", 2000, { min: 1, max: 50_000 }),
+    gapWaitMs: env.durationMs("VANE_ANALYTICS_GAP_WAIT", "2s"),
     clockSkewMs: env.int("VANE_ANALYTICS_CLOCK_SKEW_MS", 1000, { min: 0, max: 3_600_000 }),
     banditIntervalSeconds: env.int("VANE_BANDIT_INTERVAL", 3600, { min: 60, max: 604_800 }),
     replicas: env.int("VANE_JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),

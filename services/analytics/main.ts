@@ -39,7 +39,7 @@ runMain("analytics", async ({ onStop, useLogger }) => {
     eventsStream: analytics.eventsStream,
     replicas: analytics.replicas,
     consumerName: analytics.consumerName,
-    pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs },
+    pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs, gapWaitMs: analytics.gapWaitMs },
     bandit: banditApiKey
       ? { credentials: apiKeyBanditCredentials({ identityUrl: analytics.identityUrl!, apiKey: banditApiKey, interceptors }), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 }
       : undefined,

@@ -33,7 +33,7 @@ export interface AnalyticsModuleOptions {
   /** The durable consumer's name (default "analytics"). */
   consumerName?: string;
   /** Pipeline tuning. */
-  pipeline?: { batchSize?: number; ackWaitMs?: number; fetchExpiresMs?: number; skewToleranceMs?: number };
+  pipeline?: { batchSize?: number; ackWaitMs?: number; fetchExpiresMs?: number; skewToleranceMs?: number; gapWaitMs?: number };
   /** Calls the flags service on behalf of the caller. */
   flags: FlagsClient;
   /** Resolves projects and environments (identity). */

@@ -133,7 +133,16 @@ export interface ExposureDailyTable {
   conflicting_exposures: number;
 }
 
+/** How far the pipeline has applied the stream, per consumer (pipeline/consumer.ts). */
+export interface ConsumerPositionsTable {
+  consumer: string;
+  /** Every event up to this stream sequence is applied. */
+  stream_seq: ColumnType<string, string | number | bigint, string | number | bigint>;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface AnalyticsDatabase {
+  consumer_positions: ConsumerPositionsTable;
   metrics: MetricsTable;
   experiments: ExperimentsTable;
   processed_events: ProcessedEventsTable;
