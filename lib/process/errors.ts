@@ -13,3 +13,4 @@ export const permissionDenied = (message: string) => new ConnectError(message, C
 export const unauthenticated = (message: string) => new ConnectError(message, Code.Unauthenticated);
 export const aborted = (message: string) => new ConnectError(message, Code.Aborted);
 export const unavailable = (message: string) => new ConnectError(message, Code.Unavailable);
+export const resourceExhausted = (message: string) => new ConnectError(message, Code.ResourceExhausted);

@@ -21,7 +21,7 @@ import { sql } from "kysely";
 import type { GetFlagResponse } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
-import { failedPrecondition } from "#lib/process/errors.ts";
+import { aborted, failedPrecondition } from "#lib/process/errors.ts";
 import type { Caller } from "#lib/auth/auth.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import type { ExperimentRow } from "./schema.ts";
@@ -127,7 +127,7 @@ async function transition(db: Db, x: ExperimentRow, values: Record<string, unkno
     .where("version", "=", x.version)
     .returningAll()
     .executeTakeFirst();
-  if (!row) throw new ConnectError("the experiment changed meanwhile: reload it and retry", Code.Aborted);
+  if (!row) throw aborted("the experiment changed meanwhile: reload it and retry");
   return row;
 }
 
@@ -162,11 +162,11 @@ async function start(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, reas
     const saved: SavedEnvironment = { enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: (env?.rules ?? []).map((r) => toJson(RuleSchema, r)) };
     // Saved before the flag changes, so a stop can restore it whatever happens next.
     const r = await deps.db.updateTable("experiments").set({ saved_environment: JSON.stringify(saved) }).where("id", "=", id).where("status", "=", "starting").executeTakeFirst();
-    if (r.numUpdatedRows === 0n) throw new ConnectError("the experiment changed meanwhile: reload it and retry", Code.Aborted);
+    if (r.numUpdatedRows === 0n) throw aborted("the experiment changed meanwhile: reload it and retry");
     return { enabled: true, defaultVariant: env?.defaultVariant ?? "", rules: withExperimentRule(env?.rules ?? [], experimentRule(x, x.variants)) };
   });
   const current = await deps.db.selectFrom("experiments").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
-  if (current.status !== "starting") throw new ConnectError(`the experiment became ${current.status} meanwhile: reload it`, Code.Aborted);
+  if (current.status !== "starting") throw aborted(`the experiment became ${current.status} meanwhile: reload it`);
   return transition(deps.db, current, { status: "running", start_time: new Date() });
 }
 

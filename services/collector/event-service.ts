@@ -20,6 +20,7 @@ import { ApiKeyKind, requirePrincipal } from "#lib/auth/auth.ts";
 import { publishEvent } from "#lib/bus/bus.ts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { RateLimiter } from "./rate-limit.ts";
+import { permissionDenied, resourceExhausted } from "#lib/process/errors.ts";
 
 const MAX_PROPERTIES = 50;
 const MAX_PROPERTIES_BYTES = 8192;
@@ -66,12 +67,12 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
     async track(req, ctx) {
       const p = requirePrincipal(ctx);
       if ((p.keyKind !== ApiKeyKind.SERVER && p.keyKind !== ApiKeyKind.CLIENT) || !p.environmentId) {
-        throw new ConnectError("events are sent with a server or client key of an environment", Code.PermissionDenied);
+        throw permissionDenied("events are sent with a server or client key of an environment");
       }
       const wait = deps.limiter(p.subject, req.events.length);
       if (wait > 0) {
         ctx.responseHeader.set("retry-after", String(wait));
-        throw new ConnectError(`rate limit exceeded for this key; retry in ${wait} s`, Code.ResourceExhausted);
+        throw resourceExhausted(`rate limit exceeded for this key; retry in ${wait} s`);
       }
       const rejected = [];
       const accepted: { index: number; id: string; ev: TrackedEvent }[] = [];

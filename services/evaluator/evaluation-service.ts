@@ -6,7 +6,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { ConnectError, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   EvaluateAllResponseSchema,
   EvaluateResponseSchema,
@@ -21,6 +21,7 @@ import type { ChangeHub } from "./snapshots/change-hub.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
 import { withExplanation } from "./explain.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshots/store.ts";
+import { invalidArgument, notFound, permissionDenied, unavailable } from "#lib/process/errors.ts";
 
 /** Dependencies of {@link createEvaluationService}. */
 export interface EvaluationServiceDeps {
@@ -51,14 +52,14 @@ interface Target {
 export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requested: string): Target {
   const p = requirePrincipal(ctx);
   if (p.keyKind === ApiKeyKind.SERVER || p.keyKind === ApiKeyKind.CLIENT) {
-    if (!p.environmentId) throw new ConnectError("this key's token names no environment", Code.PermissionDenied);
+    if (!p.environmentId) throw permissionDenied("this key's token names no environment");
     if (requested && requested !== p.environmentId) {
-      throw new ConnectError("server and client keys evaluate their own environment only; leave environment_id empty", Code.PermissionDenied);
+      throw permissionDenied("server and client keys evaluate their own environment only; leave environment_id empty");
     }
     return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT, exposures: true };
   }
-  if (!requested) throw new ConnectError("environment_id is required unless you call with a server or client key", Code.InvalidArgument);
-  if (!hasRole(p, Role.VIEWER)) throw new ConnectError("this needs the viewer role or higher", Code.PermissionDenied);
+  if (!requested) throw invalidArgument("environment_id is required unless you call with a server or client key");
+  if (!hasRole(p, Role.VIEWER)) throw permissionDenied("this needs the viewer role or higher");
   const s = store.get(requested);
   // Another organization's environment (or project's, for an admin key) is indistinguishable
   // from none: the same error, before and after the initial load.
@@ -73,14 +74,14 @@ export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requ
  * personal keys, who may read them through the flags API; server and client keys may not.
  */
 function mayExplain(target: Target): void {
-  if (target.exposures) throw new ConnectError("explain needs a person's token or an admin or personal key: explanations show targeting rules, which server and client keys may not read", Code.PermissionDenied);
+  if (target.exposures) throw permissionDenied("explain needs a person's token or an admin or personal key: explanations show targeting rules, which server and client keys may not read");
 }
 
 // Until the initial load is done an environment not held may still arrive (retry); after it, it
 // does not exist.
 function missingEnvironment(store: SnapshotStore, environmentId: string): ConnectError {
-  if (!store.initialLoadDone) return new ConnectError("this environment's configuration is not loaded yet; retry shortly", Code.Unavailable);
-  return new ConnectError(`environment "${environmentId}" not found`, Code.NotFound);
+  if (!store.initialLoadDone) return unavailable("this environment's configuration is not loaded yet; retry shortly");
+  return notFound(`environment "${environmentId}"`);
 }
 
 function loadedState(store: SnapshotStore, environmentId: string): EnvironmentState {
@@ -97,11 +98,11 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
       const target = evaluationTarget(ctx, store, req.environmentId);
       if (req.explain) mayExplain(target);
       const state = loadedState(store, target.environmentId);
-      if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
+      if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw notFound(`flag "${req.flagKey}"`);
       const context = contextFromStruct(req.context);
       const res = evaluator.evaluate(state, req.flagKey, context, types[req.type], "vane", target.exposures);
-      if (res.errorCode === "FLAG_NOT_FOUND") throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
-      if (res.errorCode === "TYPE_MISMATCH") throw new ConnectError(res.errorMessage ?? "type mismatch", Code.InvalidArgument);
+      if (res.errorCode === "FLAG_NOT_FOUND") throw notFound(`flag "${req.flagKey}"`);
+      if (res.errorCode === "TYPE_MISMATCH") throw invalidArgument(res.errorMessage ?? "type mismatch");
       const evaluation = toEvaluation(req.flagKey, res);
       return create(EvaluateResponseSchema, {
         evaluation: req.explain ? withExplanation(evaluation, state, req.flagKey, context) : evaluation,
@@ -132,7 +133,7 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
         let sentVersion = -1;
         for (;;) {
           const state = store.get(target.environmentId);
-          if (!state) throw new ConnectError("this environment no longer exists", Code.NotFound);
+          if (!state) throw notFound("this environment (deleted meanwhile)");
           {
             const current = new Map<string, Evaluation>();
             const changed: string[] = [];

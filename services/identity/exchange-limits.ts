@@ -24,6 +24,7 @@ import { metrics } from "@opentelemetry/api";
 import { type Kysely, sql } from "kysely";
 import type { Logger } from "#lib/process/logger.ts";
 import type { IdentityDatabase } from "./schema.ts";
+import { resourceExhausted } from "#lib/process/errors.ts";
 
 /** Points a failed attempt costs against its source's budget (a success costs 1). */
 export const FAILURE_COST = 10;
@@ -109,7 +110,7 @@ export function createExchangeLimits(opts: ExchangeLimitsOptions): ExchangeLimit
     refused.add(1, { limit });
     const retryAfter = Math.max(1, Math.ceil(((windowOf(t) + 1) * opts.windowMs - t) / 1000));
     ctx.responseHeader.set("retry-after", String(retryAfter));
-    throw new ConnectError(`${message}; retry in ${retryAfter} s`, Code.ResourceExhausted);
+    throw resourceExhausted(`${message}; retry in ${retryAfter} s`);
   }
 
   /** Adds one failure to the shared counters; returns their new totals. */

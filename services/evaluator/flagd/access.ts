@@ -23,6 +23,7 @@ import { Code, ConnectError, type HandlerContext, type Interceptor } from "@conn
 import { ApiKeyKind, principalKey, type TokenVerifier } from "#lib/auth/auth.ts";
 import type { EnvironmentState, SnapshotStore } from "../snapshots/store.ts";
 import { API_KEY_SELECTOR, type FlagdKeys } from "./keys.ts";
+import { failedPrecondition, permissionDenied, unauthenticated, unavailable } from "#lib/process/errors.ts";
 
 /** `key`: a credential on every call (the default); `none`: a trusted port, selectors name environments. */
 export type FlagdAuth = "key" | "none";
@@ -77,15 +78,15 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
     const selector = environmentSelector(header ?? (requestSelector ? requestSelector : undefined));
     const selected = selector === undefined ? undefined : selectedEnvironment(selector);
     if (selector !== undefined && selected === undefined) {
-      throw new ConnectError(`the selector "${selector}" names no environment: send an environment id, or environment=<id>`, Code.FailedPrecondition);
+      throw failedPrecondition(`the selector "${selector}" names no environment: send an environment id, or environment=<id>`);
     }
     const p = ctx.values.get(principalKey);
     if (p) {
       if (p.keyKind !== ApiKeyKind.SERVER && p.keyKind !== ApiKeyKind.CLIENT) {
-        throw new ConnectError("the flagd ports take server and client keys only", Code.PermissionDenied);
+        throw permissionDenied("the flagd ports take server and client keys only");
       }
       if (selected !== undefined && selected !== p.environmentId) {
-        throw new ConnectError("the selector names another environment than the key's", Code.PermissionDenied);
+        throw permissionDenied("the selector names another environment than the key's");
       }
       return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT, chosenBy: { token: true } };
     }
@@ -98,10 +99,7 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
     return environmentId === undefined ? undefined : { environmentId, clientOnly: false, chosenBy: { default: true } };
   };
   const credentialNeeded = () =>
-    new ConnectError(
-      "the flagd ports need a credential: set the provider's selector to a Vane server or client API key (or send Authorization: Bearer <token>)",
-      Code.Unauthenticated,
-    );
+    unauthenticated("the flagd ports need a credential: set the provider's selector to a Vane server or client API key (or send Authorization: Bearer <token>)");
   // A path may contain "=", so the whole selector is tried as an alias before it is parsed.
   const selectedEnvironment = (selector: string): string | undefined => {
     const whole = opts.alias?.(selector.trim());
@@ -114,10 +112,7 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
       const t = resolve(ctx, requestSelector);
       if (!t) {
         if (opts.auth === "key") throw credentialNeeded();
-        throw new ConnectError(
-          "no environment selected: send the Flagd-Selector header with an environment id, or set VANE_FLAGD_ENVIRONMENT",
-          Code.FailedPrecondition,
-        );
+        throw failedPrecondition("no environment selected: send the Flagd-Selector header with an environment id, or set VANE_FLAGD_ENVIRONMENT");
       }
       return t;
     },
@@ -130,7 +125,7 @@ export function targetState(store: SnapshotStore, target: FlagdTarget): Environm
   const s = store.get(target.environmentId);
   if (s) return s;
   if (!store.initialLoadDone) {
-    throw new ConnectError(`environment "${target.environmentId}" is not loaded yet (the evaluator is still loading its configuration); retry shortly`, Code.Unavailable);
+    throw unavailable(`environment "${target.environmentId}" is not loaded yet (the evaluator is still loading its configuration); retry shortly`);
   }
   throw unknownEnvironment(target);
 }
@@ -157,9 +152,9 @@ export function createFlagdAuthInterceptor(verifier: TokenVerifier | undefined, 
   return (next) => async (req) => {
     const header = req.header.get("authorization");
     if (header) {
-      if (!verifier) throw new ConnectError("tokens cannot be verified on this port (no JWKS configured)", Code.Unauthenticated);
+      if (!verifier) throw unauthenticated("tokens cannot be verified on this port (no JWKS configured)");
       const m = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!m) throw new ConnectError("the Authorization header must be `Bearer <token>`", Code.Unauthenticated);
+      if (!m) throw unauthenticated("the Authorization header must be `Bearer <token>`");
       req.contextValues.set(principalKey, await verifier.verify(m[1]));
       return next(req);
     }

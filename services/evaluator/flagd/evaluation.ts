@@ -17,6 +17,7 @@ import type { ChangeHub } from "../snapshots/change-hub.ts";
 import { contextFromStruct, createResponseCache, structOf, type FlagEvaluator } from "../evaluate.ts";
 import { targetState, unknownEnvironment, type FlagdAccess } from "./access.ts";
 import type { EnvironmentChange, SnapshotStore } from "../snapshots/store.ts";
+import { notFound } from "#lib/process/errors.ts";
 
 /** Dependencies of the flagd evaluation services. */
 export interface FlagdEvaluationDeps {
@@ -54,7 +55,7 @@ function createResolver(deps: FlagdEvaluationDeps, type: FlagValueType, api: str
   return (req, ctx) => {
     const target = deps.access.target(ctx);
     const state = targetState(deps.store, target);
-    if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw new ConnectError(`flag "${req.flagKey}" not found`, Code.NotFound);
+    if (target.clientOnly && !state.clientVisible.has(req.flagKey)) throw notFound(`flag "${req.flagKey}"`);
     const res = deps.evaluator.evaluate(state, req.flagKey, contextFromStruct(req.context), type, api);
     if (res.reason === "ERROR") throw flagdError(res);
     return res;

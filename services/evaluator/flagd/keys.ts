@@ -12,6 +12,7 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import type { Principal, TokenVerifier } from "#lib/auth/auth.ts";
 import { lazyGrpcClient } from "#lib/clients/grpc-client.ts";
+import { unauthenticated, unavailable } from "#lib/process/errors.ts";
 
 /** A selector that is an API key of a kind the flagd ports may take (or may refuse by kind). */
 export const API_KEY_SELECTOR = /^vane_(server|client|admin|personal)_[A-Za-z0-9_-]{20,}$/;
@@ -63,13 +64,13 @@ export function createFlagdKeys(opts: FlagdKeysOptions): FlagdKeys {
     } catch (err) {
       const e = ConnectError.from(err);
       if (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied || e.code === Code.InvalidArgument) {
-        const refusal = new ConnectError("the flagd selector is not a valid Vane API key (revoked, expired or mistyped): use a server or client key of the environment", Code.Unauthenticated);
+        const refusal = unauthenticated("the flagd selector is not a valid Vane API key (revoked, expired or mistyped): use a server or client key of the environment");
         remember(id, { refusal, until: now() + refusalTtl });
         throw refusal;
       }
       cache.delete(id);
-      if (e.code === Code.ResourceExhausted) throw new ConnectError("too many API key checks right now; retry shortly", Code.Unavailable);
-      throw new ConnectError(`the API key cannot be checked right now (identity: ${e.rawMessage}); retry shortly`, Code.Unavailable);
+      if (e.code === Code.ResourceExhausted) throw unavailable("too many API key checks right now; retry shortly");
+      throw unavailable(`the API key cannot be checked right now (identity: ${e.rawMessage}); retry shortly`);
     }
   };
 

@@ -7,11 +7,12 @@
  * keep the stream open.
  */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { type Change, type ChangeService, WatchChangesResponseSchema } from "#gen/vane/flags/v1/change_service_pb.js";
 import { Role } from "#lib/auth/auth.ts";
 import { type FlagsDeps, inProject } from "../access.ts";
 import type { ChangeFeed } from "./feed.ts";
+import { unavailable } from "#lib/process/errors.ts";
 
 /** Heartbeat interval: below the idle timeouts of common proxies and load balancers (30–60 s). */
 export const DEFAULT_CHANGE_HEARTBEAT_MS = 15_000;
@@ -22,7 +23,7 @@ export function createChangeService(deps: FlagsDeps, feed: ChangeFeed, opts: { h
   return {
     async *watchChanges(req, ctx) {
       const { scope } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
-      if (!feed.ready) throw new ConnectError("the change feed is still reading the domain events (or NATS is unreachable); retry shortly", Code.Unavailable);
+      if (!feed.ready) throw unavailable("the change feed is still reading the domain events (or NATS is unreachable); retry shortly");
       // Follow first, then read the window: a change landing in between is in both, and the
       // sequence check below sends it once.
       const queue = feed.follow(scope.projectId, ctx.signal);
