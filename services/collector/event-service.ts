@@ -21,6 +21,7 @@ import { publishEvent } from "#lib/bus/bus.ts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { RateLimiter } from "./rate-limit.ts";
 import { permissionDenied, resourceExhausted } from "#lib/process/errors.ts";
+import { eventSubject } from "#lib/bus/events.ts";
 
 const MAX_PROPERTIES = 50;
 const MAX_PROPERTIES_BYTES = 8192;
@@ -89,7 +90,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
         }
       }
       const receiveTime = timestampNow();
-      const subject = `${deps.subjectPrefix}.${p.environmentId}.track`;
+      const subject = eventSubject(deps.subjectPrefix, p.environmentId, "track");
       const results = await Promise.allSettled(
         accepted.map(({ id, ev }) => {
           const envelope = create(EventEnvelopeSchema, {

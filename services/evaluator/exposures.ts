@@ -18,6 +18,7 @@ import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import { ensureStream, type BusStatus } from "#lib/bus/bus.ts";
 import type { Logger } from "#lib/process/logger.ts";
 import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
+import { eventSubject } from "#lib/bus/events.ts";
 
 /** One exposure, as the evaluation path reports it. */
 export interface Exposure {
@@ -243,7 +244,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
           stats.dropped++;
           return;
         }
-        push({ id, subject: `${subjectPrefix}.${subjectToken(e.environmentId)}.exposure`, payload, attempts: 0 });
+        push({ id, subject: eventSubject(subjectPrefix, e.environmentId, "exposure"), payload, attempts: 0 });
       } catch (err) {
         stats.dropped++;
         log.error({ err }, "recording an exposure failed");
@@ -270,9 +271,4 @@ function isRefusal(r: PromiseSettledResult<unknown>): boolean {
   if (r.status !== "rejected") return false;
   const err = r.reason as { name?: string; code?: number; status?: number } | undefined;
   return err?.name === "JetStreamApiError" && (err.code === 400 || err.status === 400);
-}
-
-// NATS subject tokens cannot contain '.', '*', '>' or whitespace.
-function subjectToken(s: string): string {
-  return s === "" ? "_" : s.replace(/[.*>\s]/g, "_");
 }

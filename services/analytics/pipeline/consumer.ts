@@ -11,11 +11,9 @@
  * crash, or messages a fetch dropped when its heartbeats were missed), it reads them from the
  * stream by sequence and applies them itself, then goes on.
  */
-import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { metrics } from "@opentelemetry/api";
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
-import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import type { Bus } from "#lib/bus/bus.ts";
 import { withConsumerSpan } from "#lib/bus/bus-trace.ts";
 import { withTransaction } from "#lib/data/db.ts";
@@ -23,6 +21,7 @@ import type { Logger } from "#lib/process/logger.ts";
 import { sql } from "kysely";
 import type { Db, Trx } from "../store.ts";
 import { type ApplyResult, applyBatch, lockPipeline, type PipelineEvent, pruneProcessed } from "./apply.ts";
+import { decodeEnvelope, environmentOfSubject, isUuid } from "#lib/bus/events.ts";
 
 export type { PipelineEvent };
 
@@ -64,16 +63,12 @@ export interface Pipeline {
 
 /** Turns a message into an event for apply.ts. */
 export function decodeEvent(m: { data: Uint8Array; seq: number; subject: string }): PipelineEvent {
-  let env;
-  try {
-    env = fromBinary(EventEnvelopeSchema, m.data);
-  } catch {
-    return { kind: "skip", id: `seq:${m.seq}`, seq: m.seq, environmentId: "" };
-  }
+  const env = decodeEnvelope(m.data);
+  if (!env) return { kind: "skip", id: `seq:${m.seq}`, seq: m.seq, environmentId: "" };
   const id = env.eventId || `seq:${m.seq}`;
   const receive = env.receiveTime ? timestampDate(env.receiveTime) : new Date();
-  const environmentId = env.environmentId || m.subject.split(".").at(-2) || "";
-  if (!/^[0-9a-f-]{36}$/i.test(environmentId)) return { kind: "skip", id, seq: m.seq, environmentId: "" };
+  const environmentId = env.environmentId || environmentOfSubject(m.subject);
+  if (!isUuid(environmentId)) return { kind: "skip", id, seq: m.seq, environmentId: "" };
   if (env.payload.case === "exposure") {
     const x = env.payload.value;
     if (!x.experimentId || !x.unitKey || !x.variant) return { kind: "skip", id, seq: m.seq, environmentId };
@@ -82,7 +77,7 @@ export function decodeEvent(m: { data: Uint8Array; seq: number; subject: string 
   if (env.payload.case === "track") {
     const t = env.payload.value;
     // Without a valid project no metric can apply; skipping also keeps a malformed message from blocking the stream.
-    if (!t.unitKey || !t.name || !/^[0-9a-f-]{36}$/i.test(env.projectId)) return { kind: "skip", id, seq: m.seq, environmentId };
+    if (!t.unitKey || !t.name || !isUuid(env.projectId)) return { kind: "skip", id, seq: m.seq, environmentId };
     return { kind: "track", id, seq: m.seq, environmentId, projectId: env.projectId, time: receive, name: t.name, unitKey: t.unitKey, value: Number.isFinite(t.value) ? (t.value as number) : 0 };
   }
   return { kind: "skip", id, seq: m.seq, environmentId };
