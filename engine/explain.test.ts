@@ -13,7 +13,11 @@ const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const now = () => NOW;
 
 function flagSets(): { name: string; def: FlagSetDefinition }[] {
-  const dirs = [new URL("./testdata/", import.meta.url), new URL("./testdata/flagd-file/", import.meta.url), new URL("../services/flags/test/corpus/", import.meta.url)];
+  const dirs = [
+    new URL("./testdata/", import.meta.url),
+    new URL("./testdata/flagd-file/", import.meta.url),
+    new URL("../services/flags/test/corpus/", import.meta.url),
+  ];
   return dirs.flatMap((dir) =>
     readdirSync(dir)
       .filter((f) => f.endsWith(".json"))
@@ -164,12 +168,16 @@ describe("explainFlag", () => {
     expect(branch).toMatchObject({ op: "value", index: 3, result: "on" });
     // Nothing matches: the else branch (null), so the default.
     expect(explainFlag(def, "f", { plan: "free" })).toMatchObject({ reason: "DEFAULT", variant: "off", trace: { branch: 4, result: null } });
-    const noElse: FlagSetDefinition = { flags: { g: { state: "ENABLED", variants: { on: true }, defaultVariant: null, targeting: { if: [{ var: "x" }, "on"] } } } };
+    const noElse: FlagSetDefinition = {
+      flags: { g: { state: "ENABLED", variants: { on: true }, defaultVariant: null, targeting: { if: [{ var: "x" }, "on"] } } },
+    };
     expect(explainFlag(noElse, "g", {})).toMatchObject({ reason: "DEFAULT", trace: { branch: -1 } });
   });
 
   it("marks the operation that failed the evaluation", () => {
-    const def: FlagSetDefinition = { flags: { f: { state: "ENABLED", variants: { on: true }, defaultVariant: "on", targeting: { if: [{ ">": [{ var: "age" }, 18] }, "on", null] } } } };
+    const def: FlagSetDefinition = {
+      flags: { f: { state: "ENABLED", variants: { on: true }, defaultVariant: "on", targeting: { if: [{ ">": [{ var: "age" }, 18] }, "on", null] } } },
+    };
     const ex = explainFlag(def, "f", { age: "old" });
     expect(answer(ex)).toEqual(answer(compileFlagSet(def).evaluate("f", { age: "old" })));
     expect(ex.errorCode).toBe("PARSE_ERROR");

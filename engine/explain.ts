@@ -123,7 +123,8 @@ export function explainFlag(def: FlagSetDefinition, key: string, context?: Evalu
     ...(trace ? { trace } : {}),
   });
   const whole = compiledLeaf(targeting, at, { data: {}, compile });
-  if (whole.buildError !== undefined) return failed(whole.buildError, { path: at, op: opOf(targeting), index: 0, truthy: false, error: whole.buildError, children: [] });
+  if (whole.buildError !== undefined)
+    return failed(whole.buildError, { path: at, op: opOf(targeting), index: 0, truthy: false, error: whole.buildError, children: [] });
 
   const w: Walk = { data: context ?? {}, compile };
   assignment.experimentId = undefined;
@@ -141,9 +142,20 @@ export function explainFlag(def: FlagSetDefinition, key: string, context?: Evalu
   if (typeof result === "string") name = result;
   else if (typeof result === "boolean") name = result ? "true" : "false";
   else if (typeof result === "number") name = String(result);
-  else return { reason: "ERROR", errorCode: "GENERAL", errorMessage: `targeting of flag "${key}" returned a ${Array.isArray(result) ? "array" : "object"}, not a variant name`, trace: root };
+  else
+    return {
+      reason: "ERROR",
+      errorCode: "GENERAL",
+      errorMessage: `targeting of flag "${key}" returned a ${Array.isArray(result) ? "array" : "object"}, not a variant name`,
+      trace: root,
+    };
   if (!Object.hasOwn(flag.variants, name)) {
-    return { reason: "ERROR", errorCode: "GENERAL", errorMessage: `targeting of flag "${key}" returned "${name}", which is not one of its variants`, trace: root };
+    return {
+      reason: "ERROR",
+      errorCode: "GENERAL",
+      errorMessage: `targeting of flag "${key}" returned "${name}", which is not one of its variants`,
+      trace: root,
+    };
   }
   return { reason: "TARGETING_MATCH", variant: name, value: flag.variants[name], ...(experimentId !== undefined ? { experimentId } : {}), trace: root };
 }

@@ -35,7 +35,9 @@ describe("Vane extensions", () => {
 
   it("rejects bad regex_match arguments at compile time with their path", () => {
     const issues = (t: unknown) => validateFlagSet(regexFlag(t), { extensions: true }).map((i) => `${i.path}: ${i.message}`);
-    expect(issues({ regex_match: [{ var: "x" }, "("] })[0]).toMatch(/^flags\.staff\.targeting\.regex_match\[1\]: regex_match: not a valid regular expression \(RE2 syntax/);
+    expect(issues({ regex_match: [{ var: "x" }, "("] })[0]).toMatch(
+      /^flags\.staff\.targeting\.regex_match\[1\]: regex_match: not a valid regular expression \(RE2 syntax/,
+    );
     expect(issues({ regex_match: [{ var: "x" }, { var: "p" }] })[0]).toMatch(/pattern must be a string literal/);
     expect(issues({ regex_match: [{ var: "x" }, "a", "g"] })[0]).toMatch(/flags must be/);
     expect(issues({ regex_match: [{ var: "x" }, "a".repeat(257)] })[0]).toMatch(/longer than 256/);

@@ -93,7 +93,12 @@ describe("a flagd file with evaluation-time problems", () => {
   });
 
   it("still refuses a default variant that is not a variant, and invalid JSON", () => {
-    const bad = { flags: { f: { state: "ENABLED", variants: { on: true }, defaultVariant: "maybe" }, g: { state: "ENABLED", variants: { on: true }, defaultVariant: "on" } } };
+    const bad = {
+      flags: {
+        f: { state: "ENABLED", variants: { on: true }, defaultVariant: "maybe" },
+        g: { state: "ENABLED", variants: { on: true }, defaultVariant: "on" },
+      },
+    };
     expect(() => parseFlagdJson(JSON.stringify(bad), { asFlagd: true })).toThrow(/flags\.f\.defaultVariant/);
     expect(() => parseFlagdJson("{ nope", { asFlagd: true })).toThrow(FlagSetError);
   });

@@ -32,13 +32,46 @@ describe("validateFlagSet", () => {
   });
   it("reports targeting results that name no variant, where statically known", () => {
     expect(paths(flag({ targeting: { if: [{ var: "x" }, "on", "maybe"] } }))).toEqual(["flags.f.targeting.if[2]"]);
-    expect(paths(flag({ targeting: { if: [{ var: "x" }, { fractional: [["on", 1], ["nope", 1]] }, null] } }))).toEqual(["flags.f.targeting.if[1].fractional[1][0]"]);
+    expect(
+      paths(
+        flag({
+          targeting: {
+            if: [
+              { var: "x" },
+              {
+                fractional: [
+                  ["on", 1],
+                  ["nope", 1],
+                ],
+              },
+              null,
+            ],
+          },
+        }),
+      ),
+    ).toEqual(["flags.f.targeting.if[1].fractional[1][0]"]);
     expect(paths(flag({ targeting: { if: [{ var: "x" }, true, null] }, variants: { true: 1, false: 0 }, defaultVariant: "false" }))).toEqual([]);
     expect(paths(flag({ targeting: { var: "x" } }))).toEqual([]);
   });
   it("reports unknown operators, bad fractional weights and unknown $ref inside targeting", () => {
     expect(paths(flag({ targeting: { if: [{ "=~": [{ var: "x" }, "a"] }, "on", null] } }))).toEqual(["flags.f.targeting.if[0].=~"]);
-    expect(paths(flag({ targeting: { if: [true, { fractional: [["on", 50], ["off", "50"]] }] } }))).toEqual(["flags.f.targeting.if[1].fractional[1][1]"]);
+    expect(
+      paths(
+        flag({
+          targeting: {
+            if: [
+              true,
+              {
+                fractional: [
+                  ["on", 50],
+                  ["off", "50"],
+                ],
+              },
+            ],
+          },
+        }),
+      ),
+    ).toEqual(["flags.f.targeting.if[1].fractional[1][1]"]);
     expect(paths(flag({ targeting: { if: [{ $ref: "ghost" }, "on", null] } }))).toEqual(["flags.f.targeting.if[0].$ref"]);
   });
   it("checks the array form: keys required and unique", () => {

@@ -118,7 +118,8 @@ export function checkFlagSet(def: unknown, now?: () => number, extensions = fals
     const dv = raw.defaultVariant;
     if (dv !== undefined && dv !== null) {
       if (typeof dv !== "string") push(`${path}.defaultVariant`, "defaultVariant must be a variant name or null");
-      else if (variantNames.size > 0 && !variantNames.has(dv)) push(`${path}.defaultVariant`, `unknown variant "${dv}"; variants are ${[...variantNames].join(", ")}`);
+      else if (variantNames.size > 0 && !variantNames.has(dv))
+        push(`${path}.defaultVariant`, `unknown variant "${dv}"; variants are ${[...variantNames].join(", ")}`);
     }
     // Resolution metadata is OpenFeature's (primitives only): other entries are left out.
     flagMetadata.set(key, checkMetadata(raw.metadata, `${path}.metadata`, warn));
@@ -129,7 +130,8 @@ export function checkFlagSet(def: unknown, now?: () => number, extensions = fals
         for (const lit of compiled.resultLiterals) {
           const name = String(lit.value);
           // Evaluating to it is flagd's GENERAL error, for the contexts that get there.
-          if (!variantNames.has(name)) warn(lit.path, `targeting of flag "${key}" can return "${name}", which is not one of its variants (${[...variantNames].join(", ")})`);
+          if (!variantNames.has(name))
+            warn(lit.path, `targeting of flag "${key}" can return "${name}", which is not one of its variants (${[...variantNames].join(", ")})`);
         }
       }
       targeting.set(key, compiled);
@@ -195,9 +197,7 @@ export function parseFlagdJson(text: string, options: { asFlagd?: boolean } = {}
  * two-space indentation. `$ref`s are kept, not expanded, so the output round-trips.
  */
 export function toFlagdJson(def: FlagSetDefinition): string {
-  const entries: [string, FlagDefinition][] = Array.isArray(def.flags)
-    ? def.flags.map((f) => [f.key ?? "", f])
-    : Object.entries(def.flags);
+  const entries: [string, FlagDefinition][] = Array.isArray(def.flags) ? def.flags.map((f) => [f.key ?? "", f]) : Object.entries(def.flags);
   entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const flags: Record<string, unknown> = {};
   for (const [key, f] of entries) {

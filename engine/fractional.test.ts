@@ -18,7 +18,7 @@ describe("bucketOf", () => {
     const t = BigInt(MAX_TOTAL_WEIGHT);
     let inv = 1n;
     for (let i = 0; i < 6; i++) inv = (inv * (2n - t * inv)) % 2n ** 32n; // Newton: inverse of t mod 2^32
-    const h = Number((((-inv % 2n ** 32n) + 2n ** 32n) % 2n ** 32n));
+    const h = Number(((-inv % 2n ** 32n) + 2n ** 32n) % 2n ** 32n);
     expect((BigInt(h) * t + 1n) % 2n ** 32n).toBe(0n);
     expect(bucketOf(h, MAX_TOTAL_WEIGHT)).toBe(exact(h, MAX_TOTAL_WEIGHT));
     expect(Math.floor((h * MAX_TOTAL_WEIGHT) / 2 ** 32)).toBe(exact(h, MAX_TOTAL_WEIGHT) + 1);
@@ -43,8 +43,20 @@ describe("pickBucket", () => {
 });
 
 describe("fractional operator", () => {
-  const rule: JsonValue = { fractional: [["red", 25], ["blue", 25], ["green", 25], ["yellow", 25]] };
-  const buckets: [string, number][] = [["red", 25], ["blue", 25], ["green", 25], ["yellow", 25]];
+  const rule: JsonValue = {
+    fractional: [
+      ["red", 25],
+      ["blue", 25],
+      ["green", 25],
+      ["yellow", 25],
+    ],
+  };
+  const buckets: [string, number][] = [
+    ["red", 25],
+    ["blue", 25],
+    ["green", 25],
+    ["yellow", 25],
+  ];
 
   it("buckets by flag key + targeting key, UTF-8 hashed (ASCII and non-ASCII)", () => {
     for (const tk of ["user-1", "jon@company.com", "üser", "用户-42", "🚀rocket", "e\u0301"]) {
@@ -53,35 +65,109 @@ describe("fractional operator", () => {
   });
   it("uses an explicit string bucketing value, which may be computed", () => {
     const byEmail: JsonValue = { fractional: [{ var: "email" }, ["a", 50], ["b", 50]] };
-    expect(run(byEmail, { email: "zoë@x.io", targetingKey: "ignored" })).toBe(referenceBucket("zoë@x.io", [["a", 50], ["b", 50]]));
+    expect(run(byEmail, { email: "zoë@x.io", targetingKey: "ignored" })).toBe(
+      referenceBucket("zoë@x.io", [
+        ["a", 50],
+        ["b", 50],
+      ]),
+    );
     const computed: JsonValue = { fractional: [{ cat: [{ var: "$flagd.flagKey" }, { var: "org" }] }, ["a", 50], ["b", 50]] };
-    expect(run(computed, { org: "acme" }, "f")).toBe(referenceBucket("facme", [["a", 50], ["b", 50]]));
+    expect(run(computed, { org: "acme" }, "f")).toBe(
+      referenceBucket("facme", [
+        ["a", 50],
+        ["b", 50],
+      ]),
+    );
   });
   it("falls back to the targeting key when the bucketing value is null (flagd)", () => {
     const byEmail: JsonValue = { fractional: [{ var: "email" }, ["a", 50], ["b", 50]] };
-    expect(run(byEmail, { targetingKey: "u-9" }, "f")).toBe(referenceBucket("fu-9", [["a", 50], ["b", 50]]));
+    expect(run(byEmail, { targetingKey: "u-9" }, "f")).toBe(
+      referenceBucket("fu-9", [
+        ["a", 50],
+        ["b", 50],
+      ]),
+    );
   });
   it("yields null without a targeting key, or with an empty one", () => {
     expect(run(rule, {})).toBeNull();
     expect(run(rule, { targetingKey: "" })).toBeNull();
   });
   it("defaults weights to 1, counts negatives as 0, and yields null for a zero total", () => {
-    expect(run({ fractional: [["a"], ["b"]] }, { targetingKey: "k" }, "f")).toBe(referenceBucket("fk", [["a", 1], ["b", 1]]));
-    for (const tk of ["1", "2", "3", "4", "5", "6"]) expect(run({ fractional: [["a", -10], ["b", 3]] }, { targetingKey: tk })).toBe("b");
-    expect(run({ fractional: [["a", 0], ["b", 0]] }, { targetingKey: "k" })).toBeNull();
+    expect(run({ fractional: [["a"], ["b"]] }, { targetingKey: "k" }, "f")).toBe(
+      referenceBucket("fk", [
+        ["a", 1],
+        ["b", 1],
+      ]),
+    );
+    for (const tk of ["1", "2", "3", "4", "5", "6"])
+      expect(
+        run(
+          {
+            fractional: [
+              ["a", -10],
+              ["b", 3],
+            ],
+          },
+          { targetingKey: tk },
+        ),
+      ).toBe("b");
+    expect(
+      run(
+        {
+          fractional: [
+            ["a", 0],
+            ["b", 0],
+          ],
+        },
+        { targetingKey: "k" },
+      ),
+    ).toBeNull();
   });
   it("accepts computed weights and variant names", () => {
-    const r: JsonValue = { fractional: [[{ cat: ["v", { var: "n" }] }, { var: "w" }], ["other", { "-": [100, { var: "w" }] }]] };
+    const r: JsonValue = {
+      fractional: [
+        [{ cat: ["v", { var: "n" }] }, { var: "w" }],
+        ["other", { "-": [100, { var: "w" }] }],
+      ],
+    };
     for (const tk of ["a", "b", "c", "d"]) expect(run(r, { targetingKey: tk, n: 1, w: 100 })).toBe("v1");
     for (const tk of ["a", "b", "c", "d"]) expect(run(r, { targetingKey: tk, n: 1, w: 0 })).toBe("other");
     expect(run(r, { targetingKey: "a", n: 1, w: 1.5 })).toBeNull(); // a non-integer weight
-    expect(run({ fractional: [["a", { var: "w" }], ["b", 1]] }, { targetingKey: "a", w: 2147483647 })).toBeNull(); // total above MaxInt32
-    expect(run({ fractional: [["a", { var: "w" }], ["b", 0]] }, { targetingKey: "a", w: 2147483647 })).toBe("a");
+    expect(
+      run(
+        {
+          fractional: [
+            ["a", { var: "w" }],
+            ["b", 1],
+          ],
+        },
+        { targetingKey: "a", w: 2147483647 },
+      ),
+    ).toBeNull(); // total above MaxInt32
+    expect(
+      run(
+        {
+          fractional: [
+            ["a", { var: "w" }],
+            ["b", 0],
+          ],
+        },
+        { targetingKey: "a", w: 2147483647 },
+      ),
+    ).toBe("a");
   });
   it("splits close to the weights over many keys", () => {
     const counts: Record<string, number> = {};
     for (let i = 0; i < 20000; i++) {
-      const v = run({ fractional: [["a", 10], ["b", 90]] }, { targetingKey: `user-${i}` }) as string;
+      const v = run(
+        {
+          fractional: [
+            ["a", 10],
+            ["b", 90],
+          ],
+        },
+        { targetingKey: `user-${i}` },
+      ) as string;
       counts[v] = (counts[v] ?? 0) + 1;
     }
     expect(counts.a / 20000).toBeGreaterThan(0.09);
@@ -101,8 +187,28 @@ describe("fractional with a single bucket", () => {
     expect(run({ fractional: [[{ var: "v" }, 1]] }, { v: "from-context" })).toBe("from-context");
   });
   it("still needs a bucketing value when there is a choice, and a positive weight", () => {
-    expect(run({ fractional: [["a", 1], ["b", 1]] }, {})).toBeNull();
+    expect(
+      run(
+        {
+          fractional: [
+            ["a", 1],
+            ["b", 1],
+          ],
+        },
+        {},
+      ),
+    ).toBeNull();
     expect(run({ fractional: [["a", 0]] }, { targetingKey: "u" })).toBeNull();
-    expect(run({ fractional: [["a", 1], ["b", 0]] }, {})).toBeNull();
+    expect(
+      run(
+        {
+          fractional: [
+            ["a", 1],
+            ["b", 0],
+          ],
+        },
+        {},
+      ),
+    ).toBeNull();
   });
 });

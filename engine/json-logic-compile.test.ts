@@ -12,8 +12,18 @@ const issuesOf = (logic: JsonValue, evaluators: Record<string, JsonValue> = {}) 
 
 describe("truthiness (json-logic-engine rules)", () => {
   it.each([
-    [0, false], ["", false], [null, false], [false, false], [[], false], [{}, false],
-    [1, true], ["0", true], [[0], true], [{ a: 1 }, true], [-1, true], ["false", true],
+    [0, false],
+    ["", false],
+    [null, false],
+    [false, false],
+    [[], false],
+    [{}, false],
+    [1, true],
+    ["0", true],
+    [[0], true],
+    [{ a: 1 }, true],
+    [-1, true],
+    ["false", true],
   ])("truthy(%j) is %s", (v, expected) => expect(truthy(v)).toBe(expected));
 });
 
@@ -207,14 +217,27 @@ describe("starts_with, ends_with", () => {
 
 describe("sem_ver", () => {
   it.each([
-    ["1.2.3", "=", "1.2.3", true], ["v1.2.3", "=", "1.2.3", true], ["V1.2.3", "=", "v1.2.3", true],
-    ["1.2.3", "!=", "1.2.4", true], ["1.2.3", "<", "1.10.0", true], ["2.0.0", ">", "1.99.99", true],
-    ["1.0.0-alpha", "<", "1.0.0", true], ["1.0.0-alpha", "<", "1.0.0-alpha.1", true],
-    ["1.0.0-alpha.beta", "<", "1.0.0-beta", true], ["1.0.0-beta.2", "<", "1.0.0-beta.11", true],
-    ["1.0.0-rc.1", "<", "1.0.0", true], ["1.0.0-1", "<", "1.0.0-a", true],
-    ["1.2.3+build.1", "=", "1.2.3+build.2", true], ["1.2.3", ">=", "1.2.3", true], ["1.2.3", "<=", "1.2.2", false],
-    ["1.5.0", "^", "1.0.0", true], ["2.0.0", "^", "1.9.9", false], ["1.2.9", "~", "1.2.0", true], ["1.3.0", "~", "1.2.0", false],
-    ["2", "=", "2.0.0", true], ["2.1", "=", "2.1.0", true],
+    ["1.2.3", "=", "1.2.3", true],
+    ["v1.2.3", "=", "1.2.3", true],
+    ["V1.2.3", "=", "v1.2.3", true],
+    ["1.2.3", "!=", "1.2.4", true],
+    ["1.2.3", "<", "1.10.0", true],
+    ["2.0.0", ">", "1.99.99", true],
+    ["1.0.0-alpha", "<", "1.0.0", true],
+    ["1.0.0-alpha", "<", "1.0.0-alpha.1", true],
+    ["1.0.0-alpha.beta", "<", "1.0.0-beta", true],
+    ["1.0.0-beta.2", "<", "1.0.0-beta.11", true],
+    ["1.0.0-rc.1", "<", "1.0.0", true],
+    ["1.0.0-1", "<", "1.0.0-a", true],
+    ["1.2.3+build.1", "=", "1.2.3+build.2", true],
+    ["1.2.3", ">=", "1.2.3", true],
+    ["1.2.3", "<=", "1.2.2", false],
+    ["1.5.0", "^", "1.0.0", true],
+    ["2.0.0", "^", "1.9.9", false],
+    ["1.2.9", "~", "1.2.0", true],
+    ["1.3.0", "~", "1.2.0", false],
+    ["2", "=", "2.0.0", true],
+    ["2.1", "=", "2.1.0", true],
   ] as const)("%s %s %s is %s", (a, op, b, expected) => {
     expect(run({ sem_ver: [{ var: "v" }, op, b] }, { v: a })).toBe(expected);
   });
@@ -229,26 +252,54 @@ describe("sem_ver", () => {
 
 describe("validation issues with paths", () => {
   it("reports unknown operators and arity", () => {
-    expect(issuesOf({ if: [{ regex: ["a"] }, "x", "y"] })).toEqual([{ path: "flags.f.targeting.if[0].regex", message: 'unknown operator "regex"', atEvaluation: true }]);
+    expect(issuesOf({ if: [{ regex: ["a"] }, "x", "y"] })).toEqual([
+      { path: "flags.f.targeting.if[0].regex", message: 'unknown operator "regex"', atEvaluation: true },
+    ]);
     expect(issuesOf({ "==": [1] })[0].path).toBe("flags.f.targeting.==");
     expect(issuesOf({ a: 1, b: 2 })[0].path).toBe("flags.f.targeting");
     expect(issuesOf({ sem_ver: [{ var: "v" }, "=>", "1.0.0"] })[0].path).toBe("flags.f.targeting.sem_ver[1]");
     expect(issuesOf({ sem_ver: [{ var: "v" }, ">", "1.x"] })[0].path).toBe("flags.f.targeting.sem_ver[2]");
   });
   it("reports invalid fractional buckets", () => {
-    expect(issuesOf({ if: [true, { fractional: [["a", 50], ["b", 1.5]] }] })).toEqual([
-      { path: "flags.f.targeting.if[1].fractional[1][1]", message: "a fractional weight must be an integer", atEvaluation: true },
-    ]);
-    expect(issuesOf({ fractional: [["a", 2147483647], ["b", 1]] })[0].path).toBe("flags.f.targeting.fractional");
+    expect(
+      issuesOf({
+        if: [
+          true,
+          {
+            fractional: [
+              ["a", 50],
+              ["b", 1.5],
+            ],
+          },
+        ],
+      }),
+    ).toEqual([{ path: "flags.f.targeting.if[1].fractional[1][1]", message: "a fractional weight must be an integer", atEvaluation: true }]);
+    expect(
+      issuesOf({
+        fractional: [
+          ["a", 2147483647],
+          ["b", 1],
+        ],
+      })[0].path,
+    ).toBe("flags.f.targeting.fractional");
     expect(issuesOf({ fractional: [["a", 1], "b"] })[0].path).toBe("flags.f.targeting.fractional[1]");
-    expect(issuesOf({ fractional: [["a", -3], ["b", { var: "w" }]] })).toEqual([]);
+    expect(
+      issuesOf({
+        fractional: [
+          ["a", -3],
+          ["b", { var: "w" }],
+        ],
+      }),
+    ).toEqual([]);
   });
   it("reports unknown $ref and $ref cycles, and checks evaluator bodies at their own path", () => {
     expect(issuesOf({ if: [{ $ref: "nope" }, "a", "b"] })).toEqual([
       { path: "flags.f.targeting.if[0].$ref", message: 'unknown $ref "nope": no such entry in $evaluators', atEvaluation: true },
     ]);
     expect(issuesOf({ $ref: "loop" }, { loop: { or: [{ $ref: "loop" }] } })[0].message).toMatch(/cycle/);
-    expect(issuesOf({ $ref: "bad" }, { bad: { nope: [] } })).toEqual([{ path: "$evaluators.bad.nope", message: 'unknown operator "nope"', atEvaluation: true }]);
+    expect(issuesOf({ $ref: "bad" }, { bad: { nope: [] } })).toEqual([
+      { path: "$evaluators.bad.nope", message: 'unknown operator "nope"', atEvaluation: true },
+    ]);
   });
   it("substitutes $ref at compile time", () => {
     const c = compileJsonLogic({ if: [{ $ref: "adult" }, "yes", "no"] }, "t", { flagKey: "f", evaluators: { adult: { ">=": [{ var: "age" }, 18] } } });

@@ -80,9 +80,44 @@ export interface CompiledLogic {
 
 /** Every operator the engine knows. */
 export const OPERATORS: ReadonlySet<string> = new Set([
-  "var", "missing", "missing_some", "if", "?:", "==", "===", "!=", "!==", "!", "!!", "or", "and",
-  ">", ">=", "<", "<=", "max", "min", "+", "-", "*", "/", "%", "map", "filter", "reduce", "all",
-  "none", "some", "merge", "in", "cat", "substr", "fractional", "sem_ver", "starts_with", "ends_with",
+  "var",
+  "missing",
+  "missing_some",
+  "if",
+  "?:",
+  "==",
+  "===",
+  "!=",
+  "!==",
+  "!",
+  "!!",
+  "or",
+  "and",
+  ">",
+  ">=",
+  "<",
+  "<=",
+  "max",
+  "min",
+  "+",
+  "-",
+  "*",
+  "/",
+  "%",
+  "map",
+  "filter",
+  "reduce",
+  "all",
+  "none",
+  "some",
+  "merge",
+  "in",
+  "cat",
+  "substr",
+  "fractional",
+  "sem_ver",
+  "starts_with",
+  "ends_with",
 ]);
 
 const ITERATORS = new Set(["map", "filter", "reduce", "all", "none", "some"]);
@@ -149,10 +184,7 @@ export function compileJsonLogic(logic: JsonValue, path: string, options: Compil
   const fn = node.fn;
   const buildError = state.buildError;
   return {
-    evaluate:
-      buildError !== undefined
-        ? () => fail(buildError)
-        : (context) => fn(context ?? {}),
+    evaluate: buildError !== undefined ? () => fail(buildError) : (context) => fn(context ?? {}),
     issues: dedupe(state.issues),
     buildError,
     resultLiterals,
@@ -821,7 +853,8 @@ function arithmeticOver(op: string): (xs: unknown[]) => number {
     if (op === "*") return precoerce(xs.reduce<number>((a, b) => a * toNumber(b), 1));
     if (xs.length === 0) fail("invalid arguments");
     if (op === "-") return xs.length === 1 ? -precoerce(xs[0]) : precoerce(xs.slice(1).reduce<number>((a, b) => a - toNumber(b), toNumber(xs[0])));
-    if (op === "/") return xs.length === 1 ? 1 / precoerce(xs[0] || NaN) : precoerce(xs.slice(1).reduce<number>((a, b) => a / toNumber(b || NaN), toNumber(xs[0])));
+    if (op === "/")
+      return xs.length === 1 ? 1 / precoerce(xs[0] || NaN) : precoerce(xs.slice(1).reduce<number>((a, b) => a / toNumber(b || NaN), toNumber(xs[0])));
     if (xs.length < 2) fail("invalid arguments");
     return precoerce(xs.slice(1).reduce<number>((a, b) => a % toNumber(b), toNumber(xs[0])));
   };
@@ -1193,7 +1226,10 @@ function compileFractional(raw: JsonValue, path: string, scope: Scope, state: St
   const bucketNodes = typeof firstLiteral === "string" || isPlainObject(firstLiteral) || firstLiteral === null ? nodes.slice(1) : nodes;
   const bucketsConst = bucketNodes.every((n) => n.isConst);
   if (bucketsConst && !isPlainObject(firstLiteral)) {
-    const buckets = readBuckets(bucketNodes.map((n) => n.value), 0);
+    const buckets = readBuckets(
+      bucketNodes.map((n) => n.value),
+      0,
+    );
     if (buckets === null) return constant(null);
     const only = soleBucket(buckets);
     if (only !== undefined) return { fn: () => only, isConst: false };

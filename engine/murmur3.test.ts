@@ -32,7 +32,7 @@ describe("murmur3Utf8", () => {
 
   it("agrees with the reference on random strings of every length", () => {
     let seed = 42;
-    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     const alphabet = ["a", "Z", "0", "-", "é", "ß", "中", "🙂", "\u0000", "ñ", "𝄞"];
     for (let i = 0; i < 500; i++) {
       let s = "";
@@ -43,7 +43,14 @@ describe("murmur3Utf8", () => {
   });
 
   it("continues from a prefix state exactly as hashing the concatenation", () => {
-    for (const [a, b] of [["flag", "user-1"], ["", "x"], ["abc", ""], ["é", "🚀🚀"], ["exactly4", "more"], ["ab", "c"]]) {
+    for (const [a, b] of [
+      ["flag", "user-1"],
+      ["", "x"],
+      ["abc", ""],
+      ["é", "🚀🚀"],
+      ["exactly4", "more"],
+      ["ab", "c"],
+    ]) {
       expect(murmur3Utf8Continue(createMurmur3Prefix(a), b)).toBe(murmur3Utf8(a + b));
     }
   });

@@ -54,7 +54,7 @@ describe("regex_match on RE2", () => {
       "nested-plus": regexFlag("(a+)+$"),
       "repeated-dot-star": regexFlag("(.*a){20}"),
       "nested-case-insensitive": regexFlag("^(A+)+$", "i"),
-      "words": regexFlag("^(\\w+\\s?)*$"),
+      words: regexFlag("^(\\w+\\s?)*$"),
     },
   };
   const run = (n: number) => {
@@ -98,9 +98,21 @@ describe("regex_match on RE2", () => {
     };
     const issues = validateFlagSet(bad, { extensions: true });
     expect(issues).toEqual([
-      { path: "flags.backreference.targeting.if[0].regex_match[1]", message: expect.stringMatching(/^regex_match: backreferences \(\\1\) are not supported \(RE2 syntax/), atEvaluation: true },
-      { path: "flags.lookahead.targeting.if[0].regex_match[1]", message: expect.stringMatching(/^regex_match: lookahead \(\(\?!…\) is not supported \(RE2 syntax/), atEvaluation: true },
-      { path: "flags.lookbehind.targeting.if[0].regex_match[1]", message: expect.stringMatching(/^regex_match: lookbehind \(\(\?<=…\) is not supported \(RE2 syntax/), atEvaluation: true },
+      {
+        path: "flags.backreference.targeting.if[0].regex_match[1]",
+        message: expect.stringMatching(/^regex_match: backreferences \(\\1\) are not supported \(RE2 syntax/),
+        atEvaluation: true,
+      },
+      {
+        path: "flags.lookahead.targeting.if[0].regex_match[1]",
+        message: expect.stringMatching(/^regex_match: lookahead \(\(\?!…\) is not supported \(RE2 syntax/),
+        atEvaluation: true,
+      },
+      {
+        path: "flags.lookbehind.targeting.if[0].regex_match[1]",
+        message: expect.stringMatching(/^regex_match: lookbehind \(\(\?<=…\) is not supported \(RE2 syntax/),
+        atEvaluation: true,
+      },
     ]);
     // Writers (the flags service compiles strict) refuse; an evaluator loads the rest.
     expect(() => compileFlagSet(bad, { extensions: true, strict: true })).toThrow(FlagSetError);
@@ -124,10 +136,7 @@ describe("regex_match on RE2", () => {
   it("compiles each pattern once per flag set, never per evaluation", () => {
     const compile = vi.spyOn(RE2JS, "compile");
     try {
-      const set = compileFlagSet(
-        { flags: { a: regexFlag("^a"), b: regexFlag("b$", "i"), c: regexFlag("c") } },
-        { extensions: true },
-      );
+      const set = compileFlagSet({ flags: { a: regexFlag("^a"), b: regexFlag("b$", "i"), c: regexFlag("c") } }, { extensions: true });
       expect(compile).toHaveBeenCalledTimes(3);
       for (let i = 0; i < 1000; i++) for (const key of ["a", "b", "c"]) set.evaluate(key, { s: `abc-${i}` });
       expect(compile).toHaveBeenCalledTimes(3);

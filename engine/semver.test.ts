@@ -17,7 +17,19 @@ describe("parseSemVer", () => {
 
 describe("compareSemVer", () => {
   it("orders by semver 2.0.0 precedence", () => {
-    const ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "2.0.0"];
+    const ordered = [
+      "1.0.0-alpha",
+      "1.0.0-alpha.1",
+      "1.0.0-alpha.beta",
+      "1.0.0-beta",
+      "1.0.0-beta.2",
+      "1.0.0-beta.11",
+      "1.0.0-rc.1",
+      "1.0.0",
+      "1.0.1",
+      "1.1.0",
+      "2.0.0",
+    ];
     for (let i = 0; i + 1 < ordered.length; i++) {
       const a = parseSemVer(ordered[i])!;
       const b = parseSemVer(ordered[i + 1])!;

@@ -13,9 +13,7 @@ export interface SemVer {
 
 const NUM = "0|[1-9]\\d*";
 const PRE_ID = `(?:${NUM}|\\d*[a-zA-Z-][a-zA-Z0-9-]*)`;
-const FULL = new RegExp(
-  `^v?(${NUM})\\.(${NUM})\\.(${NUM})(?:-(${PRE_ID}(?:\\.${PRE_ID})*))?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$`,
-);
+const FULL = new RegExp(`^v?(${NUM})\\.(${NUM})\\.(${NUM})(?:-(${PRE_ID}(?:\\.${PRE_ID})*))?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$`);
 const PARTIAL = /^(\d{1,16})(?:\.(\d{1,16}))?$/;
 const MAX_LENGTH = 256;
 

@@ -38,16 +38,24 @@ export function findBreakingBase(cwd: string, against = "HEAD~1", log: (line: st
   // One more commit is enough for HEAD~1; anything else gets the whole history on the second try.
   for (let attempt = 0; !sha && isShallow(cwd) && attempt < 2; attempt++) {
     const remote = fetchRemote(cwd);
-    if (!remote) throw new BreakingBaseError(`buf breaking: ${against} is missing from this shallow clone and it has no remote to fetch it from; clone with full history (or --depth 2)`);
+    if (!remote)
+      throw new BreakingBaseError(
+        `buf breaking: ${against} is missing from this shallow clone and it has no remote to fetch it from; clone with full history (or --depth 2)`,
+      );
     const args = attempt === 0 ? ["fetch", "--quiet", "--deepen=1", remote] : ["fetch", "--quiet", "--unshallow", remote];
     log(`buf breaking: ${against} is not in this shallow clone; running git ${args.join(" ")}`);
     const r = git(cwd, args);
-    if (!r.ok) throw new BreakingBaseError(`buf breaking: could not deepen the shallow clone to find ${against} (git ${args.join(" ")}: ${r.err.split("\n")[0] || "failed"}); clone with full history (or --depth 2)`);
+    if (!r.ok)
+      throw new BreakingBaseError(
+        `buf breaking: could not deepen the shallow clone to find ${against} (git ${args.join(" ")}: ${r.err.split("\n")[0] || "failed"}); clone with full history (or --depth 2)`,
+      );
     sha = resolve(cwd, against);
   }
   if (sha) return { kind: "commit", sha };
   // A complete history whose HEAD has no parent: the first commit, nothing came before it.
   const parents = git(cwd, ["rev-list", "--parents", "-n", "1", "HEAD"]).out.split(" ").slice(1);
   if (against === "HEAD~1" && !isShallow(cwd) && resolve(cwd, "HEAD") && parents.length === 0) return { kind: "root" };
-  throw new BreakingBaseError(`buf breaking: cannot find ${against} to compare the contract against; fetch it (git fetch origin) or set VANE_BREAKING_AGAINST to an existing ref`);
+  throw new BreakingBaseError(
+    `buf breaking: cannot find ${against} to compare the contract against; fetch it (git fetch origin) or set VANE_BREAKING_AGAINST to an existing ref`,
+  );
 }

@@ -23,7 +23,8 @@ const args = process.argv.slice(2);
 const wantsUsage = args.length === 0 || args.includes("--help") || args.includes("-h");
 const config = readConfigOrExit(process.env, (env, fail) => {
   const { databaseUrl, logLevel } = readCommonConfig(env);
-  if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL") && !wantsUsage) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: the Postgres to migrate");
+  if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL") && !wantsUsage)
+    fail("VANE_DATABASE_URL (or DATABASE_URL) is required: the Postgres to migrate");
   return { databaseUrl: databaseUrl ?? "", logLevel, schemaPrefix: readSchemaPrefix(env, fail) };
 });
 

@@ -35,7 +35,11 @@ const logger = createLogger({ level: config.logLevel, base: { service: "republis
 const schema = `${config.schemaPrefix}flags`;
 const database = await createDatabase<FlagsDatabase>({ url: config.databaseUrl, schema, logger });
 try {
-  const scope = await database.db.selectFrom("environment_versions").select(["organization_id", "project_id"]).where("environment_id", "=", environmentId).executeTakeFirst();
+  const scope = await database.db
+    .selectFrom("environment_versions")
+    .select(["organization_id", "project_id"])
+    .where("environment_id", "=", environmentId)
+    .executeTakeFirst();
   if (!scope) {
     console.error(`environment ${environmentId} has no configuration in ${schema} yet: nothing to republish`);
     process.exitCode = 1;
@@ -54,7 +58,9 @@ try {
       await lockProject(trx, env.projectId);
       return republishEnvironment(trx, targets, env, operator, reasonWords.join(" ") || "npm run republish");
     });
-    console.log(`environment ${environmentId}: config version ${res.configVersion} queued for publishing; ${res.supersededParked} parked message(s) superseded; audit entry ${res.auditEntryId}`);
+    console.log(
+      `environment ${environmentId}: config version ${res.configVersion} queued for publishing; ${res.supersededParked} parked message(s) superseded; audit entry ${res.auditEntryId}`,
+    );
   }
 } finally {
   await database.destroy();

@@ -56,30 +56,43 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
   (env) => {
     const config = readIdentityConfig(env);
     return (ctx) =>
-      createIdentityModule({ databaseUrl: ctx.databaseUrl, schema: ctx.schema("identity"), tokenIssuer: ctx.config.tokenIssuer, migrate: ctx.config.migrateOnStart, config, logger: ctx.logger });
+      createIdentityModule({
+        databaseUrl: ctx.databaseUrl,
+        schema: ctx.schema("identity"),
+        tokenIssuer: ctx.config.tokenIssuer,
+        migrate: ctx.config.migrateOnStart,
+        config,
+        logger: ctx.logger,
+      });
   },
   (env) => {
     const flags = readFlagsConfig(env);
     return async (ctx) =>
-    createFlagsModule({
-      databaseUrl: ctx.databaseUrl,
-      schema: ctx.schema("flags"),
-      nats: { bus: await ctx.bus() },
-      snapshotBucket: flags.snapshotBucket,
-      maxSnapshotBytes: flags.maxSnapshotBytes,
-      relay: { maxAttempts: flags.outboxMaxAttempts },
-      domainStream: flags.domainStream,
-      domainSubjectPrefix: flags.domainSubjectPrefix,
-      replicas: flags.replicas,
-      directory: createIdentityDirectory({ baseUrl: ctx.selfUrl }),
-      migrate: ctx.config.migrateOnStart,
-      logger: ctx.logger,
-    });
+      createFlagsModule({
+        databaseUrl: ctx.databaseUrl,
+        schema: ctx.schema("flags"),
+        nats: { bus: await ctx.bus() },
+        snapshotBucket: flags.snapshotBucket,
+        maxSnapshotBytes: flags.maxSnapshotBytes,
+        relay: { maxAttempts: flags.outboxMaxAttempts },
+        domainStream: flags.domainStream,
+        domainSubjectPrefix: flags.domainSubjectPrefix,
+        replicas: flags.replicas,
+        directory: createIdentityDirectory({ baseUrl: ctx.selfUrl }),
+        migrate: ctx.config.migrateOnStart,
+        logger: ctx.logger,
+      });
   },
   (env) => {
     const collector = readCollectorConfig(env);
     return async (ctx) =>
-      createCollectorModule({ bus: await ctx.bus(), streamName: collector.eventsStream, rateLimit: collector.rate, replicas: collector.replicas, logger: ctx.logger });
+      createCollectorModule({
+        bus: await ctx.bus(),
+        streamName: collector.eventsStream,
+        rateLimit: collector.rate,
+        replicas: collector.replicas,
+        logger: ctx.logger,
+      });
   },
   (env) => {
     const evaluator = readEvaluatorConfig(env);
@@ -97,7 +110,10 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         consumerName: analytics.consumerName,
         pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs, gapWaitMs: analytics.gapWaitMs },
         // One process: the bandit's calls to flags are signed with identity's own keys.
-        bandit: { credentials: signedBanditCredentials((claims, ttlMs) => ctx.identityKeys().sign(claims, ttlMs)), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 },
+        bandit: {
+          credentials: signedBanditCredentials((claims, ttlMs) => ctx.identityKeys().sign(claims, ttlMs)),
+          defaultIntervalMs: analytics.banditIntervalSeconds * 1000,
+        },
         flags: createRemoteFlagsClient({ baseUrl: ctx.selfUrl }),
         directory: createIdentityDirectory({ baseUrl: ctx.selfUrl }),
         migrate: ctx.config.migrateOnStart,
@@ -162,75 +178,79 @@ const { common, schemaPrefix, adminEmail, factories } = readConfigOrExit(vars, (
   };
 });
 
-runMain("vane", async ({ signal, onStop, useLogger }) => {
-  const telemetry = startTelemetry({ serviceName: "vane", env: process.env });
-  onStop(() => telemetry.shutdown());
-  const logger = createLogger({ level: common.logLevel });
-  useLogger(logger);
+runMain(
+  "vane",
+  async ({ signal, onStop, useLogger }) => {
+    const telemetry = startTelemetry({ serviceName: "vane", env: process.env });
+    onStop(() => telemetry.shutdown());
+    const logger = createLogger({ level: common.logLevel });
+    useLogger(logger);
 
-  print("Starting Vane: every service in one process");
-  const infra = await startLocalInfra({ root, databaseUrl: common.databaseUrl, natsUrl: common.natsUrl, logger, print: (line) => print(`  ${line}`) });
-  onStop(async () => {
-    await infra.stop();
-    print("Vane stopped.");
-  });
-  signal.throwIfAborted();
-
-  const schema = (service: string) => `${schemaPrefix}${service}`;
-  let bus: Promise<Bus> | undefined;
-  const sharedBus = () => {
-    if (!bus) {
-      bus = connectBus({ servers: infra.natsUrl, name: "vane", logger });
-      onStop(async () => (await bus)?.drain());
-    }
-    return bus;
-  };
-  let selfUrl = "";
-  const modules: ServiceModule[] = [];
-  const ctx: StartContext = {
-    config: common,
-    databaseUrl: infra.databaseUrl,
-    natsUrl: infra.natsUrl,
-    schema,
-    bus: sharedBus,
-    selfUrl: () => selfUrl,
-    identityKeys: () => modules.find((m): m is IdentityModule => m.name === "identity")!.keys,
-    logger,
-  };
-  for (const create of factories) {
-    const module = await create(ctx);
-    onStop(() => module.stop());
-    modules.push(module);
+    print("Starting Vane: every service in one process");
+    const infra = await startLocalInfra({ root, databaseUrl: common.databaseUrl, natsUrl: common.natsUrl, logger, print: (line) => print(`  ${line}`) });
+    onStop(async () => {
+      await infra.stop();
+      print("Vane stopped.");
+    });
     signal.throwIfAborted();
-  }
 
-  // Identity holds the signing keys: every module verifies tokens against its in-process key ring.
-  const identity = modules.find((m): m is IdentityModule => m.name === "identity")!;
-  const credentialFile = join(root, ".vane", `${schemaPrefix}admin-api-key`);
-  const bootstrap = await ensureBootstrap(identity.database.db, { adminEmail, credentialFile });
-  const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
-  const running = await startModules({ config: common, logger, modules, verifier });
-  const evaluator = modules.find((m): m is EvaluatorModule => m.name === "evaluator")!;
-  // Every port drains at once on Ctrl-C.
-  onStop(async () => void (await Promise.all([running.server.close(), evaluator.closeFlagdServers()])));
-  selfUrl = `http://127.0.0.1:${running.port}`;
-  const flagd = await evaluator.startFlagdServers(verifier);
+    const schema = (service: string) => `${schemaPrefix}${service}`;
+    let bus: Promise<Bus> | undefined;
+    const sharedBus = () => {
+      if (!bus) {
+        bus = connectBus({ servers: infra.natsUrl, name: "vane", logger });
+        onStop(async () => (await bus)?.drain());
+      }
+      return bus;
+    };
+    let selfUrl = "";
+    const modules: ServiceModule[] = [];
+    const ctx: StartContext = {
+      config: common,
+      databaseUrl: infra.databaseUrl,
+      natsUrl: infra.natsUrl,
+      schema,
+      bus: sharedBus,
+      selfUrl: () => selfUrl,
+      identityKeys: () => modules.find((m): m is IdentityModule => m.name === "identity")!.keys,
+      logger,
+    };
+    for (const create of factories) {
+      const module = await create(ctx);
+      onStop(() => module.stop());
+      modules.push(module);
+      signal.throwIfAborted();
+    }
 
-  const host = ["0.0.0.0", "::", ""].includes(common.host) ? "localhost" : common.host.includes(":") ? `[${common.host}]` : common.host;
-  const url = `http://${host}:${running.port}`;
-  print(
-    summary({
-      url,
-      services: modules.flatMap((m) => m.services.map((s) => s.service.typeName)),
-      schemas: modules.filter((m) => m.healthChecks?.postgres).map((m) => schema(m.name)),
-      bootstrap,
-      credentialFile: displayPath(credentialFile),
-      flagd,
-      flagdFile: evaluator.fileSource ? { path: displayPath(evaluator.fileSource.path), environmentId: evaluator.fileSource.environmentId } : undefined,
-    }),
-  );
-  onStop(() => print("Stopping Vane…"));
-}, { interactive: true, stopWithParent: true });
+    // Identity holds the signing keys: every module verifies tokens against its in-process key ring.
+    const identity = modules.find((m): m is IdentityModule => m.name === "identity")!;
+    const credentialFile = join(root, ".vane", `${schemaPrefix}admin-api-key`);
+    const bootstrap = await ensureBootstrap(identity.database.db, { adminEmail, credentialFile });
+    const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
+    const running = await startModules({ config: common, logger, modules, verifier });
+    const evaluator = modules.find((m): m is EvaluatorModule => m.name === "evaluator")!;
+    // Every port drains at once on Ctrl-C.
+    onStop(async () => void (await Promise.all([running.server.close(), evaluator.closeFlagdServers()])));
+    selfUrl = `http://127.0.0.1:${running.port}`;
+    const flagd = await evaluator.startFlagdServers(verifier);
+
+    const host = ["0.0.0.0", "::", ""].includes(common.host) ? "localhost" : common.host.includes(":") ? `[${common.host}]` : common.host;
+    const url = `http://${host}:${running.port}`;
+    print(
+      summary({
+        url,
+        services: modules.flatMap((m) => m.services.map((s) => s.service.typeName)),
+        schemas: modules.filter((m) => m.healthChecks?.postgres).map((m) => schema(m.name)),
+        bootstrap,
+        credentialFile: displayPath(credentialFile),
+        flagd,
+        flagdFile: evaluator.fileSource ? { path: displayPath(evaluator.fileSource.path), environmentId: evaluator.fileSource.environmentId } : undefined,
+      }),
+    );
+    onStop(() => print("Stopping Vane…"));
+  },
+  { interactive: true, stopWithParent: true },
+);
 
 interface Summary {
   url: string;
@@ -259,15 +279,16 @@ function summary(s: Summary): string {
     `  Postgres schemas          ${s.schemas.join(", ")}`,
     flagdLine("flagd evaluation (v1, v2)", s.flagd.evaluationPort),
     flagdLine("flagd sync", s.flagd.syncPort),
-    ...(s.flagdFile ? [`  flagd file                ${s.flagdFile.path}   (served and followed as environment "${s.flagdFile.environmentId}", the flagd ports' default; no key needed)`] : []),
+    ...(s.flagdFile
+      ? [
+          `  flagd file                ${s.flagdFile.path}   (served and followed as environment "${s.flagdFile.environmentId}", the flagd ports' default; no key needed)`,
+        ]
+      : []),
     `  flagd providers           set the provider's selector to a server or client API key of the environment (VANE_FLAGD_AUTH=key)`,
     "",
   ];
   if (b.created) {
-    lines.push(
-      `Created organization "Default" with project "default" (${b.environments.map((e) => e.key).join(", ")}) and its owner ${b.adminEmail}.`,
-      "",
-    );
+    lines.push(`Created organization "Default" with project "default" (${b.environments.map((e) => e.key).join(", ")}) and its owner ${b.adminEmail}.`, "");
   }
   if (b.secret === undefined) {
     lines.push(`No admin credential to show: ${"hint" in b ? b.hint : "none was created"}.`, "");

@@ -38,7 +38,10 @@ function ensureChromium(): void {
     return;
   }
   const apt = (...args: string[]) =>
-    spawnSync(asRoot ? "apt-get" : "sudo", [...(asRoot ? [] : ["-n", "apt-get"]), ...args], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } }).status === 0;
+    spawnSync(asRoot ? "apt-get" : "sudo", [...(asRoot ? [] : ["-n", "apt-get"]), ...args], {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    }).status === 0;
   console.log("  installing Chromium for the browser test (apt-get install chromium)");
   if (!apt("install", "-y", "-q", "chromium")) {
     apt("update", "-q");

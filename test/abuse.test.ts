@@ -37,7 +37,9 @@ beforeAll(async () => {
   baseUrl = started.baseUrl;
   const session = await adminSession(started, "development");
   ({ call, accessToken: owner, environmentId, projectId } = session);
-  serverKey = (await call<{ secret: string }>("vane.identity.v1.IdentityService/CreateApiKey", { environmentId, kind: "API_KEY_KIND_SERVER", name: "abuse" }, owner)).secret;
+  serverKey = (
+    await call<{ secret: string }>("vane.identity.v1.IdentityService/CreateApiKey", { environmentId, kind: "API_KEY_KIND_SERVER", name: "abuse" }, owner)
+  ).secret;
   serverToken = (await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: serverKey })).accessToken;
   const variants = [
     { key: "on", value: true },
@@ -53,7 +55,10 @@ beforeAll(async () => {
       flagKey: "redos",
       enabled: true,
       defaultVariant: "off",
-      rules: ["(a|a)*$", "(a|aa)+$", "(x+x+)+y"].map((pattern) => ({ conditions: [{ attribute: { attribute: "s", operator: "OPERATOR_MATCHES", values: [pattern] } }], outcome: { variant: "on" } })),
+      rules: ["(a|a)*$", "(a|aa)+$", "(x+x+)+y"].map((pattern) => ({
+        conditions: [{ attribute: { attribute: "s", operator: "OPERATOR_MATCHES", values: [pattern] } }],
+        outcome: { variant: "on" },
+      })),
     },
     owner,
   );
@@ -77,7 +82,9 @@ async function raw(path: string, body: string | Buffer, headers: Record<string, 
 async function stillHealthy() {
   const health = createClient(Health, createGrpcTransport({ baseUrl }));
   expect((await health.check({ service: "" }, { timeoutMs: 5_000 })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-  const r = await raw("vane.evaluation.v1.EvaluationService/Evaluate", JSON.stringify({ flagKey: "healthy", context: { targetingKey: "u" } }), { "content-type": "application/json" });
+  const r = await raw("vane.evaluation.v1.EvaluationService/Evaluate", JSON.stringify({ flagKey: "healthy", context: { targetingKey: "u" } }), {
+    "content-type": "application/json",
+  });
   expect(r.status, r.text).toBe(200);
 }
 
@@ -86,17 +93,73 @@ const nested = (levels: number, open = "[", close = "]") => `${open.repeat(level
 
 describe("abuse of the public API", () => {
   const cases: [string, () => Promise<{ status: number; code?: string; text: string }>, string][] = [
-    ["a body over the read limit", () => raw("vane.flags.v1.FlagService/ImportFlagd", JSON.stringify({ environmentId, flagdJson: "x".repeat(6 << 20) }), json, owner), "resource_exhausted"],
-    ["a flagd file nested 5,000 levels", () => raw("vane.flags.v1.FlagService/ImportFlagd", JSON.stringify({ environmentId, flagdJson: `{"flags":{"f":{"state":"ENABLED","variants":{"a":true},"defaultVariant":"a","targeting":${nested(5_000)}}}}` }), json, owner), "invalid_argument"],
-    ["a context nested 1,000 levels", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", `{"flagKey":"healthy","context":{"a":${nested(1_000, '{"a":', "}").replace(/\{"a":\}/, '{"a":1}')}}}`, json), "invalid_argument"],
-    ["a context nested 1,000,000 levels", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", `{"flagKey":"healthy","context":{"a":${nested(1_000_000)}}}`, json), "invalid_argument"],
-    ["a targeting key of 100,000 characters", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", JSON.stringify({ flagKey: "healthy", context: { targetingKey: "k".repeat(100_000) } }), json), "invalid_argument"],
-    ["a flag key of 10,000 characters", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", JSON.stringify({ flagKey: "f".repeat(10_000) }), json), "invalid_argument"],
-    ["invalid UTF-8 in a JSON body", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", Buffer.from([0x7b, 0x22, 0x66, 0x6c, 0x61, 0x67, 0x4b, 0x65, 0x79, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]), json), "invalid_argument"],
-    ["garbage protobuf", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), { "content-type": "application/proto" }), "invalid_argument"],
+    [
+      "a body over the read limit",
+      () => raw("vane.flags.v1.FlagService/ImportFlagd", JSON.stringify({ environmentId, flagdJson: "x".repeat(6 << 20) }), json, owner),
+      "resource_exhausted",
+    ],
+    [
+      "a flagd file nested 5,000 levels",
+      () =>
+        raw(
+          "vane.flags.v1.FlagService/ImportFlagd",
+          JSON.stringify({
+            environmentId,
+            flagdJson: `{"flags":{"f":{"state":"ENABLED","variants":{"a":true},"defaultVariant":"a","targeting":${nested(5_000)}}}}`,
+          }),
+          json,
+          owner,
+        ),
+      "invalid_argument",
+    ],
+    [
+      "a context nested 1,000 levels",
+      () =>
+        raw(
+          "vane.evaluation.v1.EvaluationService/Evaluate",
+          `{"flagKey":"healthy","context":{"a":${nested(1_000, '{"a":', "}").replace(/\{"a":\}/, '{"a":1}')}}}`,
+          json,
+        ),
+      "invalid_argument",
+    ],
+    [
+      "a context nested 1,000,000 levels",
+      () => raw("vane.evaluation.v1.EvaluationService/Evaluate", `{"flagKey":"healthy","context":{"a":${nested(1_000_000)}}}`, json),
+      "invalid_argument",
+    ],
+    [
+      "a targeting key of 100,000 characters",
+      () => raw("vane.evaluation.v1.EvaluationService/Evaluate", JSON.stringify({ flagKey: "healthy", context: { targetingKey: "k".repeat(100_000) } }), json),
+      "invalid_argument",
+    ],
+    [
+      "a flag key of 10,000 characters",
+      () => raw("vane.evaluation.v1.EvaluationService/Evaluate", JSON.stringify({ flagKey: "f".repeat(10_000) }), json),
+      "invalid_argument",
+    ],
+    [
+      "invalid UTF-8 in a JSON body",
+      () =>
+        raw(
+          "vane.evaluation.v1.EvaluationService/Evaluate",
+          Buffer.from([0x7b, 0x22, 0x66, 0x6c, 0x61, 0x67, 0x4b, 0x65, 0x79, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+          json,
+        ),
+      "invalid_argument",
+    ],
+    [
+      "garbage protobuf",
+      () =>
+        raw("vane.evaluation.v1.EvaluationService/Evaluate", Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), { "content-type": "application/proto" }),
+      "invalid_argument",
+    ],
     ["JSON that is not an object", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", "[1,2,3]", json), "invalid_argument"],
     ["an unknown compression", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", "{}", { ...json, "content-encoding": "lzma" }), "unimplemented"],
-    ["a body that claims gzip and is not", () => raw("vane.evaluation.v1.EvaluationService/Evaluate", "not gzip at all", { ...json, "content-encoding": "gzip" }), "invalid_argument"],
+    [
+      "a body that claims gzip and is not",
+      () => raw("vane.evaluation.v1.EvaluationService/Evaluate", "not gzip at all", { ...json, "content-encoding": "gzip" }),
+      "invalid_argument",
+    ],
   ];
 
   it.each(cases)("answers %s with its defined error, and stays healthy", async (_, send, code) => {
@@ -130,7 +193,13 @@ describe("abuse of the public API", () => {
       const status = await new Promise<string>((resolve, reject) => {
         const session = http2Connect(baseUrl);
         session.on("error", reject);
-        const req = session.request({ ":method": "POST", ":path": "/vane.evaluation.v1.EvaluationService/Evaluate", "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${serverToken}` });
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/vane.evaluation.v1.EvaluationService/Evaluate",
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${serverToken}`,
+        });
         let grpcStatus = "";
         req.on("response", (h) => (grpcStatus = String(h["grpc-status"] ?? grpcStatus)));
         req.on("trailers", (t) => (grpcStatus = String(t["grpc-status"] ?? grpcStatus)));
@@ -148,7 +217,13 @@ describe("abuse of the public API", () => {
 
   it("refuses every kind of bad credential on every RPC of the contract", async () => {
     const { privateKey } = await generateKeyPair("ES256");
-    const forged = await new SignJWT({ org: "x", kind: "server", env: environmentId }).setProtectedHeader({ alg: "ES256", kid: "forged" }).setIssuer("vane").setAudience("vane").setSubject("s").setExpirationTime("5m").sign(privateKey);
+    const forged = await new SignJWT({ org: "x", kind: "server", env: environmentId })
+      .setProtectedHeader({ alg: "ES256", kid: "forged" })
+      .setIssuer("vane")
+      .setAudience("vane")
+      .setSubject("s")
+      .setExpirationTime("5m")
+      .sign(privateKey);
     const [header, payload] = serverToken.split(".");
     const tampered = `${header}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, "base64url").toString()), kind: "admin" })).toString("base64url")}.${serverToken.split(".")[2]}`;
     const credentials: [string, string | undefined][] = [
@@ -159,7 +234,16 @@ describe("abuse of the public API", () => {
       ["a tampered token", `Bearer ${tampered}`],
       ["an API key instead of a token", `Bearer ${serverKey}`],
     ];
-    const services: DescService[] = [IdentityService, FlagService, SegmentService, ChangeService, EvaluationService, EventService, ExperimentService, AuthService];
+    const services: DescService[] = [
+      IdentityService,
+      FlagService,
+      SegmentService,
+      ChangeService,
+      EvaluationService,
+      EventService,
+      ExperimentService,
+      AuthService,
+    ];
     // What anyone may call: exchanging a credential for a token.
     const open = new Set(["vane.identity.v1.AuthService/ExchangeApiKey", "vane.identity.v1.AuthService/ExchangeOidcToken"]);
     let checked = 0;

@@ -26,7 +26,10 @@ type Remote = <K extends keyof BrowserApi>(name: K, ...args: Parameters<BrowserA
 const remote =
   (page: Page): Remote =>
   (name, ...args) =>
-    page.evaluate(([n, a]) => (globalThis as unknown as { vane: Record<string, (...x: unknown[]) => unknown> }).vane[n as string](...(a as unknown[])), [name, args] as const) as never;
+    page.evaluate(([n, a]) => (globalThis as unknown as { vane: Record<string, (...x: unknown[]) => unknown> }).vane[n as string](...(a as unknown[])), [
+      name,
+      args,
+    ] as const) as never;
 
 beforeAll(async () => {
   vane = startVane();
@@ -96,28 +99,43 @@ describe("a web page from another origin", () => {
     expect((await vaneIn("exchange", baseUrl, clientKey)).tokenLength).toBeGreaterThan(20);
 
     // Client-visible flags only, over Connect (JSON) and gRPC-Web (binary).
-    const all = await eventually(async () => {
-      const r = await vaneIn("evaluateAll", { targetingKey: "visitor-1" });
-      if (!("banner" in r.flags)) throw new Error(`not there yet: ${JSON.stringify(r)}`);
-      return r;
-    }, 10_000, "the flags to reach the evaluator");
+    const all = await eventually(
+      async () => {
+        const r = await vaneIn("evaluateAll", { targetingKey: "visitor-1" });
+        if (!("banner" in r.flags)) throw new Error(`not there yet: ${JSON.stringify(r)}`);
+        return r;
+      },
+      10_000,
+      "the flags to reach the evaluator",
+    );
     expect(all.flags).toEqual({ banner: { value: false, variant: "off" } });
     expect(await vaneIn("evaluateGrpcWeb", baseUrl, "banner", { targetingKey: "visitor-1" })).toMatchObject({ value: false, variant: "off" });
-    expect(await vaneIn("evaluateGrpcWeb", baseUrl, "internal-tools", { targetingKey: "visitor-1" })).toEqual({ code: "NotFound", message: 'flag "internal-tools" not found' });
+    expect(await vaneIn("evaluateGrpcWeb", baseUrl, "internal-tools", { targetingKey: "visitor-1" })).toEqual({
+      code: "NotFound",
+      message: 'flag "internal-tools" not found',
+    });
 
     // A Connect server stream in the browser sees an edit.
     await vaneIn("startWatch", { targetingKey: "visitor-1" });
-    await eventually(async () => {
-      const w = await vaneIn("watched");
-      if (w.messages.length === 0) throw new Error(`no first message: ${JSON.stringify(w)}`);
-      return true;
-    }, 10_000, "the first watch message");
+    await eventually(
+      async () => {
+        const w = await vaneIn("watched");
+        if (w.messages.length === 0) throw new Error(`no first message: ${JSON.stringify(w)}`);
+        return true;
+      },
+      10_000,
+      "the first watch message",
+    );
     await setBanner("on");
-    const watched = await eventually(async () => {
-      const w = await vaneIn("watched");
-      if (!w.messages.some((m) => m.values.banner === true)) throw new Error(`no change yet: ${JSON.stringify(w)}`);
-      return w;
-    }, 10_000, "the edit on the watch stream");
+    const watched = await eventually(
+      async () => {
+        const w = await vaneIn("watched");
+        if (!w.messages.some((m) => m.values.banner === true)) throw new Error(`no change yet: ${JSON.stringify(w)}`);
+        return w;
+      },
+      10_000,
+      "the edit on the watch stream",
+    );
     expect(watched.error).toBeUndefined();
     expect(watched.messages[0]).toMatchObject({ values: { banner: false }, changed: ["banner"] });
     expect(watched.messages.at(-1)).toMatchObject({ values: { banner: true }, changed: ["banner"] });
@@ -135,13 +153,22 @@ describe("a web page from another origin", () => {
 
     // The unmodified flagd web provider, on the flagd port (its selector: the client key), follows an edit.
     const flagdPort = started.flagdPort!;
-    expect(await vaneIn("flagd", "127.0.0.1", flagdPort, clientKey, "banner", "visitor-1")).toMatchObject({ value: true, variant: "on", reason: "STATIC", errorCode: null });
+    expect(await vaneIn("flagd", "127.0.0.1", flagdPort, clientKey, "banner", "visitor-1")).toMatchObject({
+      value: true,
+      variant: "on",
+      reason: "STATIC",
+      errorCode: null,
+    });
     await setBanner("off");
-    const after = await eventually(async () => {
-      const d = await vaneIn("flagdNow", "banner");
-      if (d.value !== false) throw new Error(`not yet: ${JSON.stringify(d)}`);
-      return d;
-    }, 10_000, "the edit to reach the web provider");
+    const after = await eventually(
+      async () => {
+        const d = await vaneIn("flagdNow", "banner");
+        if (d.value !== false) throw new Error(`not yet: ${JSON.stringify(d)}`);
+        return d;
+      },
+      10_000,
+      "the edit to reach the web provider",
+    );
     expect(after).toMatchObject({ variant: "off", reason: "STATIC" });
     // The web provider re-fetches on `configuration_change` and emits the event without flag names.
     expect(after.changes.length).toBeGreaterThan(0);

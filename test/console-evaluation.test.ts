@@ -27,7 +27,9 @@ import { type EvaluatorHarness, startEvaluator } from "../services/evaluator/tes
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const variants = [create(VariantSchema, { key: "on", value: v(true) }), create(VariantSchema, { key: "off", value: v(false) })];
 const rule = (init: Parameters<typeof create<typeof RuleSchema>>[1]): Rule => create(RuleSchema, init);
-const attr = (attribute: string, operator: Operator, values: JsonValue[]) => ({ kind: { case: "attribute" as const, value: { attribute, operator, values: values.map(v) } } });
+const attr = (attribute: string, operator: Operator, values: JsonValue[]) => ({
+  kind: { case: "attribute" as const, value: { attribute, operator, values: values.map(v) } },
+});
 const serve = (variant: string) => ({ kind: { case: "variant" as const, value: variant } });
 
 describe("evaluation for the console and the CLI", () => {
@@ -52,7 +54,12 @@ describe("evaluation for the console and the CLI", () => {
 
   beforeAll(async () => {
     h = await startFlags();
-    ev = await startEvaluator({ bucket: h.bucket, fixtures: false, flagd: false, verifier: createTokenVerifier({ issuer: "vane", keys: h.identity.keys.keySet }) });
+    ev = await startEvaluator({
+      bucket: h.bucket,
+      fixtures: false,
+      flagd: false,
+      verifier: createTokenVerifier({ issuer: "vane", keys: h.identity.keys.keySet }),
+    });
     nc = await connectTestNats();
     t = await h.seedTenant();
     other = await h.seedTenant();
@@ -66,9 +73,28 @@ describe("evaluation for the console and the CLI", () => {
       enabled: true,
       defaultVariant: "off",
       rules: [
-        rule({ id: "staff", description: "staff", conditions: [attr("email", Operator.ENDS_WITH, ["@acme.com"]), attr("age", Operator.GREATER_THAN_OR_EQUAL, [18])], outcome: serve("on") }),
+        rule({
+          id: "staff",
+          description: "staff",
+          conditions: [attr("email", Operator.ENDS_WITH, ["@acme.com"]), attr("age", Operator.GREATER_THAN_OR_EQUAL, [18])],
+          outcome: serve("on"),
+        }),
         rule({ id: "beta", description: "beta testers", conditions: [{ kind: { case: "segment", value: { segmentKey: "beta" } } }], outcome: serve("on") }),
-        rule({ id: "half", description: "half of the rest", outcome: { kind: { case: "rollout", value: { variants: [{ variant: "on", weight: 50 }, { variant: "off", weight: 50 }] } } } }),
+        rule({
+          id: "half",
+          description: "half of the rest",
+          outcome: {
+            kind: {
+              case: "rollout",
+              value: {
+                variants: [
+                  { variant: "on", weight: 50 },
+                  { variant: "off", weight: 50 },
+                ],
+              },
+            },
+          },
+        }),
       ],
     });
     await flags.createFlag({ projectId: t.projectId, key: "exp-flag", name: "Experiment", type: FlagType.BOOLEAN, variants });
@@ -78,10 +104,27 @@ describe("evaluation for the console and the CLI", () => {
         flagKey: "exp-flag",
         enabled: true,
         defaultVariant: "off",
-        rules: [rule({ outcome: { kind: { case: "rollout", value: { seed: "exp-1", experimentId: "exp-1", variants: [{ variant: "on", weight: 1 }, { variant: "off", weight: 1 }] } } } })],
+        rules: [
+          rule({
+            outcome: {
+              kind: {
+                case: "rollout",
+                value: {
+                  seed: "exp-1",
+                  experimentId: "exp-1",
+                  variants: [
+                    { variant: "on", weight: 1 },
+                    { variant: "off", weight: 1 },
+                  ],
+                },
+              },
+            },
+          }),
+        ],
       })
     ).configVersion;
-    stagingVersion = (await flags.updateFlagEnvironment({ environmentId: t.stagingId, flagKey: "checkout", enabled: true, defaultVariant: "on" })).configVersion;
+    stagingVersion = (await flags.updateFlagEnvironment({ environmentId: t.stagingId, flagKey: "checkout", enabled: true, defaultVariant: "on" }))
+      .configVersion;
     serverToken = await key(ApiKeyKind.SERVER, t.environmentId);
     await loaded(t.environmentId, prodVersion);
     await loaded(t.stagingId, stagingVersion);
@@ -107,7 +150,10 @@ describe("evaluation for the console and the CLI", () => {
     // A personal key acts as its member.
     const personal = await key(ApiKeyKind.PERSONAL);
     expect((await evaluation(personal).evaluate({ flagKey: "checkout", environmentId: t.stagingId, context })).evaluation?.variant).toBe("on");
-    expect((await evaluation(personal).evaluateAll({ environmentId: t.environmentId, context })).evaluations.map((x) => x.flagKey)).toEqual(["checkout", "exp-flag"]);
+    expect((await evaluation(personal).evaluateAll({ environmentId: t.environmentId, context })).evaluations.map((x) => x.flagKey)).toEqual([
+      "checkout",
+      "exp-flag",
+    ]);
   });
 
   it("answers NOT_FOUND for another organization's environments, exactly as for unknown ones", async () => {
@@ -128,13 +174,22 @@ describe("evaluation for the console and the CLI", () => {
     // Staff: both conditions match.
     const staff = await explained({ targetingKey: "u1", email: "ann@acme.com", age: 30 });
     expect(staff.variant).toBe("on");
-    expect(staff.explanation).toMatchObject({ matchedRuleIndex: 0, matchedRuleId: "staff", matchedRuleDescription: "staff", summary: 'rules[0] "staff" matched: served "on"' });
+    expect(staff.explanation).toMatchObject({
+      matchedRuleIndex: 0,
+      matchedRuleId: "staff",
+      matchedRuleDescription: "staff",
+      summary: 'rules[0] "staff" matched: served "on"',
+    });
     expect(staff.explanation!.rules).toHaveLength(1);
     expect(staff.explanation!.rules[0].conditions.map((c) => ({ i: c.index, evaluated: c.evaluated, matched: c.matched, actual: c.actual }))).toEqual([
       { i: 0, evaluated: true, matched: true, actual: v("ann@acme.com") },
       { i: 1, evaluated: true, matched: true, actual: v(30) },
     ]);
-    expect(staff.explanation!.rules[0].conditions[0].condition?.kind.value).toMatchObject({ attribute: "email", operator: Operator.ENDS_WITH, values: [v("@acme.com")] });
+    expect(staff.explanation!.rules[0].conditions[0].condition?.kind.value).toMatchObject({
+      attribute: "email",
+      operator: Operator.ENDS_WITH,
+      values: [v("@acme.com")],
+    });
 
     // Beta: the staff rule fails at its first condition (the second is not evaluated), the segment matches.
     const beta = await explained({ targetingKey: "u-beta", email: "b@example.com" });
@@ -165,7 +220,11 @@ describe("evaluation for the console and the CLI", () => {
 
     // The JSON Logic behind it, step by step: the chain and the branch it took.
     expect(rest.explanation!.steps[0]).toMatchObject({ path: "targeting", operator: "if", depth: 0, branch: 5 });
-    expect(rest.explanation!.steps.find((s) => s.operator === "ends_with")).toMatchObject({ path: "targeting.if[0].and[0]", truthy: false, variables: { email: v("c@example.com") } });
+    expect(rest.explanation!.steps.find((s) => s.operator === "ends_with")).toMatchObject({
+      path: "targeting.if[0].and[0]",
+      truthy: false,
+      variables: { email: v("c@example.com") },
+    });
   });
 
   it("explains every flag of EvaluateAll, and the same evaluations without explain carry none", async () => {

@@ -64,7 +64,14 @@ describe("an experiment through the public APIs of npm start", () => {
     await flags.updateFlagEnvironment({ environmentId: env.id, flagKey: "checkout-flow", enabled: true, defaultVariant: "control" });
 
     const experiments = client(ExperimentService, admin);
-    await experiments.createMetric({ projectId: project.id, key: "purchased", name: "Purchased", eventName: "purchase", kind: MetricKind.CONVERSION, direction: Direction.INCREASE });
+    await experiments.createMetric({
+      projectId: project.id,
+      key: "purchased",
+      name: "Purchased",
+      eventName: "purchase",
+      kind: MetricKind.CONVERSION,
+      direction: Direction.INCREASE,
+    });
     const { experiment } = await experiments.createExperiment({
       projectId: project.id,
       environmentId: env.id,

@@ -44,10 +44,16 @@ describe("flagd ports with API keys as selectors (the default)", () => {
       const flags = h.client(FlagService, tenant.ownerToken);
       await flags.createFlag({ projectId: tenant.projectId, key: "secret-flag", name: "s", type: FlagType.BOOLEAN, variants });
       await flags.createFlag({ projectId: tenant.projectId, key: "public-flag", name: "p", type: FlagType.BOOLEAN, variants, clientVisible: true });
-      for (const key of ["secret-flag", "public-flag"]) await flags.updateFlagEnvironment({ environmentId: tenant.environmentId, flagKey: key, enabled: true, defaultVariant: "on" });
+      for (const key of ["secret-flag", "public-flag"])
+        await flags.updateFlagEnvironment({ environmentId: tenant.environmentId, flagKey: key, enabled: true, defaultVariant: "on" });
     }
     const identity = h.client(IdentityService, t.ownerToken);
-    for (const [name, kind] of [["server", ApiKeyKind.SERVER], ["client", ApiKeyKind.CLIENT], ["admin", ApiKeyKind.ADMIN], ["revoked", ApiKeyKind.SERVER]] as const) {
+    for (const [name, kind] of [
+      ["server", ApiKeyKind.SERVER],
+      ["client", ApiKeyKind.CLIENT],
+      ["admin", ApiKeyKind.ADMIN],
+      ["revoked", ApiKeyKind.SERVER],
+    ] as const) {
       const created = await identity.createApiKey({ environmentId: t.environmentId, kind, name });
       secrets[name] = created.secret;
       if (name === "revoked") await identity.revokeApiKey({ id: created.apiKey!.id });
@@ -70,8 +76,21 @@ describe("flagd ports with API keys as selectors (the default)", () => {
   };
 
   it("serves an unmodified flagd provider whose selector is a server key, over rpc and in-process", async () => {
-    await OpenFeature.setProviderAndWait("rpc", new FlagdProvider({ host: "127.0.0.1", port: ev.flagd.evaluationPort!, resolverType: "rpc", selector: secrets.server, cache: "disabled", deadlineMs: 5_000 }));
-    await OpenFeature.setProviderAndWait("in-process", new FlagdProvider({ host: "127.0.0.1", port: ev.flagd.syncPort!, resolverType: "in-process", selector: secrets.server, deadlineMs: 5_000 }));
+    await OpenFeature.setProviderAndWait(
+      "rpc",
+      new FlagdProvider({
+        host: "127.0.0.1",
+        port: ev.flagd.evaluationPort!,
+        resolverType: "rpc",
+        selector: secrets.server,
+        cache: "disabled",
+        deadlineMs: 5_000,
+      }),
+    );
+    await OpenFeature.setProviderAndWait(
+      "in-process",
+      new FlagdProvider({ host: "127.0.0.1", port: ev.flagd.syncPort!, resolverType: "in-process", selector: secrets.server, deadlineMs: 5_000 }),
+    );
     for (const name of ["rpc", "in-process"]) {
       const details = await OpenFeature.getClient(name).getBooleanDetails("secret-flag", false, { targetingKey: "u1" });
       expect(details, name).toMatchObject({ value: true, variant: "on" });

@@ -33,7 +33,12 @@ async function registryFor(client: grpc.Client, symbol: string): Promise<FileReg
   for (;;) {
     const missing = [...new Set([...files.values()].flatMap((b) => fromBinary(FileDescriptorProtoSchema, b).dependency))].filter((d) => !files.has(d));
     if (missing.length === 0) break;
-    (await reflectionStream(client, missing.map((name) => ({ file_by_filename: name })))).forEach(add);
+    (
+      await reflectionStream(
+        client,
+        missing.map((name) => ({ file_by_filename: name })),
+      )
+    ).forEach(add);
   }
   return createFileRegistry(create(FileDescriptorSetSchema, { file: [...files.values()].map((b) => fromBinary(FileDescriptorProtoSchema, b)) }));
 }
@@ -42,14 +47,33 @@ describe("a gRPC client without proto files, against npm start", () => {
   it("discovers every service by reflection and evaluates a flag from the reflected descriptors", async () => {
     const started = await vane.started();
     const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
-    await call("vane.flags.v1.FlagService/CreateFlag", { projectId, key: "banner", name: "Banner", type: "FLAG_TYPE_STRING", variants: [{ key: "blue", value: "blue" }, { key: "red", value: "red" }] }, accessToken);
+    await call(
+      "vane.flags.v1.FlagService/CreateFlag",
+      {
+        projectId,
+        key: "banner",
+        name: "Banner",
+        type: "FLAG_TYPE_STRING",
+        variants: [
+          { key: "blue", value: "blue" },
+          { key: "red", value: "red" },
+        ],
+      },
+      accessToken,
+    );
     await call("vane.flags.v1.FlagService/UpdateFlagEnvironment", { environmentId, flagKey: "banner", enabled: true, defaultVariant: "blue" }, accessToken);
-    const { secret } = await call<{ secret: string }>("vane.identity.v1.IdentityService/CreateApiKey", { environmentId, kind: "API_KEY_KIND_SERVER", name: "grpc" }, accessToken);
+    const { secret } = await call<{ secret: string }>(
+      "vane.identity.v1.IdentityService/CreateApiKey",
+      { environmentId, kind: "API_KEY_KIND_SERVER", name: "grpc" },
+      accessToken,
+    );
     const { accessToken: token } = await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: secret });
 
     const target = new URL(started.baseUrl).host;
     // The reflection service's own stubs, which grpcurl has built in.
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [`${root}proto`], keepCase: true, defaults: true })) as never as {
+    const pkg = grpc.loadPackageDefinition(
+      protoLoader.loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [`${root}proto`], keepCase: true, defaults: true }),
+    ) as never as {
       grpc: { reflection: { v1: { ServerReflection: new (target: string, creds: grpc.ChannelCredentials) => grpc.Client } } };
     };
     const reflection = new pkg.grpc.reflection.v1.ServerReflection(target, grpc.credentials.createInsecure());
@@ -83,17 +107,26 @@ describe("a gRPC client without proto files, against npm start", () => {
             (b: Buffer) => b,
             Buffer.from(toBinary(method.input, fromJson(method.input, body as never))),
             metadata,
-            (err, res) => resolve(err ? { ok: false, code: err.code, details: err.details } : { ok: true, json: toJson(method.output, fromBinary(method.output, res!)) }),
+            (err, res) =>
+              resolve(err ? { ok: false, code: err.code, details: err.details } : { ok: true, json: toJson(method.output, fromBinary(method.output, res!)) }),
           ),
         );
 
-      const answer = await eventually(async () => {
-        const r = await evaluate({ flagKey: "banner", context: { targetingKey: "u1", plan: "pro" } });
-        return r.ok ? r : undefined;
-      }, 10_000, "the flag to reach the evaluator");
+      const answer = await eventually(
+        async () => {
+          const r = await evaluate({ flagKey: "banner", context: { targetingKey: "u1", plan: "pro" } });
+          return r.ok ? r : undefined;
+        },
+        10_000,
+        "the flag to reach the evaluator",
+      );
       expect(answer.json).toMatchObject({ evaluation: { flagKey: "banner", value: "blue", variant: "blue", reason: "REASON_STATIC" } });
       // A failure is a gRPC status with the message as sent (percent-decoded by grpc-js).
-      expect(await evaluate({ flagKey: "no-such-flag", context: {} })).toEqual({ ok: false, code: grpc.status.NOT_FOUND, details: expect.stringMatching(/^flag "no-such-flag" (not found|does not exist)/) });
+      expect(await evaluate({ flagKey: "no-such-flag", context: {} })).toEqual({
+        ok: false,
+        code: grpc.status.NOT_FOUND,
+        details: expect.stringMatching(/^flag "no-such-flag" (not found|does not exist)/),
+      });
     } finally {
       reflection.close();
       plain.close();

@@ -85,7 +85,9 @@ describe("layers", () => {
   });
 
   it("no service imports another service; tests may start another service, never reach into its tests", () => {
-    const files = execFileSync("git", ["ls-files", "services"], { cwd: root, encoding: "utf8" }).split("\n").filter((f) => f.endsWith(".ts"));
+    const files = execFileSync("git", ["ls-files", "services"], { cwd: root, encoding: "utf8" })
+      .split("\n")
+      .filter((f) => f.endsWith(".ts"));
     const crossings: string[] = [];
     for (const f of files) {
       const own = f.split("/")[1];
@@ -109,7 +111,9 @@ describe("layers", () => {
   });
 
   it("everyone else reaches the engine through its entry points only", () => {
-    const files = execFileSync("git", ["ls-files", "*.ts"], { cwd: root, encoding: "utf8" }).split("\n").filter((f) => f && !f.startsWith("engine/") && !f.startsWith("gen/"));
+    const files = execFileSync("git", ["ls-files", "*.ts"], { cwd: root, encoding: "utf8" })
+      .split("\n")
+      .filter((f) => f && !f.startsWith("engine/") && !f.startsWith("gen/"));
     const reachIns = files.flatMap((f) =>
       specifiers(join(root, f))
         .filter((spec) => !spec.startsWith("#engine") && /(^|\/)engine\//.test(spec))
@@ -121,7 +125,15 @@ describe("layers", () => {
   it("the runtime kit has no import cycles", () => {
     const { files } = reach(imageEntries);
     const kit = [...files].filter((f) => relative(root, f).startsWith("lib/"));
-    const edges = new Map(kit.map((f) => [f, specifiers(f).map((s) => resolveSpecifier(f, s)).flatMap((t) => (t && "file" in t ? [t.file] : [])).filter((t) => kit.includes(t))]));
+    const edges = new Map(
+      kit.map((f) => [
+        f,
+        specifiers(f)
+          .map((s) => resolveSpecifier(f, s))
+          .flatMap((t) => (t && "file" in t ? [t.file] : []))
+          .filter((t) => kit.includes(t)),
+      ]),
+    );
     const cycles: string[] = [];
     const state = new Map<string, "open" | "done">();
     const visit = (f: string, path: string[]) => {

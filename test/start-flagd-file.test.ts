@@ -44,9 +44,15 @@ describe("npm start -- --flagd-file", () => {
   it("serves the file to an unmodified flagd provider and follows its edits", async () => {
     const { flagdPort } = await vane.started();
     expect(vane.output()).toContain(`served and followed as environment "local"`);
-    await OpenFeature.setProviderAndWait("file", new FlagdProvider({ host: "127.0.0.1", port: flagdPort!, resolverType: "rpc", cache: "disabled", deadlineMs: 2_000 }));
+    await OpenFeature.setProviderAndWait(
+      "file",
+      new FlagdProvider({ host: "127.0.0.1", port: flagdPort!, resolverType: "rpc", cache: "disabled", deadlineMs: 2_000 }),
+    );
     const client = OpenFeature.getClient("file");
-    expect(await client.getStringDetails("header-color", "", { targetingKey: "u", email: "ann@example.com" })).toMatchObject({ value: "#00f", reason: "TARGETING_MATCH" });
+    expect(await client.getStringDetails("header-color", "", { targetingKey: "u", email: "ann@example.com" })).toMatchObject({
+      value: "#00f",
+      reason: "TARGETING_MATCH",
+    });
     expect(await client.getStringDetails("header-color", "")).toMatchObject({ value: "#f00", variant: "red", reason: "DEFAULT" });
 
     const changed = new Promise<string[]>((resolve) => client.addHandler(ProviderEvents.ConfigurationChanged, (d) => resolve(d?.flagsChanged ?? [])));

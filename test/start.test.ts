@@ -78,17 +78,25 @@ describe("npm start", () => {
       accessToken,
     );
     expect(turnedOn.status).toBe(200);
-    const { secret: serverKey } = (await (await call("vane.identity.v1.IdentityService/CreateApiKey", { environmentId: env.id, kind: "API_KEY_KIND_SERVER", name: "test" }, accessToken)).json()) as {
+    const { secret: serverKey } = (await (
+      await call("vane.identity.v1.IdentityService/CreateApiKey", { environmentId: env.id, kind: "API_KEY_KIND_SERVER", name: "test" }, accessToken)
+    ).json()) as {
       secret: string;
     };
-    const { accessToken: serverToken } = (await (await call("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: serverKey })).json()) as { accessToken: string };
-    const evaluated = await eventually(async () => {
-      const res = await call("vane.evaluation.v1.EvaluationService/Evaluate", { flagKey: "new-checkout", context: { targetingKey: "u1" } }, serverToken);
-      if (res.status !== 200) throw new Error(`Evaluate: ${res.status} ${await res.text()}`);
-      const answer = (await res.json()) as { evaluation: { value: unknown; variant: string; reason: string } };
-      // The flag's creation (disabled) may reach the evaluator before the change that enables it.
-      return answer.evaluation.reason === "REASON_DISABLED" ? undefined : answer;
-    }, 10_000, "the flag to reach the evaluator");
+    const { accessToken: serverToken } = (await (await call("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: serverKey })).json()) as {
+      accessToken: string;
+    };
+    const evaluated = await eventually(
+      async () => {
+        const res = await call("vane.evaluation.v1.EvaluationService/Evaluate", { flagKey: "new-checkout", context: { targetingKey: "u1" } }, serverToken);
+        if (res.status !== 200) throw new Error(`Evaluate: ${res.status} ${await res.text()}`);
+        const answer = (await res.json()) as { evaluation: { value: unknown; variant: string; reason: string } };
+        // The flag's creation (disabled) may reach the evaluator before the change that enables it.
+        return answer.evaluation.reason === "REASON_DISABLED" ? undefined : answer;
+      },
+      10_000,
+      "the flag to reach the evaluator",
+    );
     expect(evaluated.evaluation).toMatchObject({ value: true, variant: "on", reason: "REASON_STATIC" });
 
     // flagd's protocol on its own port, as the OpenFeature providers speak it: the selector is

@@ -62,7 +62,9 @@ export function startVane(args: string[] = [], env: Record<string, string> = {},
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   child.stdout!.on("data", (chunk: Buffer) => void (out += chunk.toString("utf8")));
   child.stderr!.on("data", (chunk: Buffer) => void (out += chunk.toString("utf8")));
 
@@ -149,7 +151,15 @@ export async function adminSession(
 ): Promise<{ call: JsonCall; accessToken: string; projectId: string; environmentId: string }> {
   const call = jsonCaller(started.baseUrl);
   const { accessToken } = await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: started.adminKey });
-  const { projects } = await call<{ projects: { id: string }[] }>("vane.identity.v1.IdentityService/ListProjects", { organizationId: started.organizationId }, accessToken);
-  const { environments } = await call<{ environments: { id: string; key: string }[] }>("vane.identity.v1.IdentityService/ListEnvironments", { projectId: projects[0].id }, accessToken);
+  const { projects } = await call<{ projects: { id: string }[] }>(
+    "vane.identity.v1.IdentityService/ListProjects",
+    { organizationId: started.organizationId },
+    accessToken,
+  );
+  const { environments } = await call<{ environments: { id: string; key: string }[] }>(
+    "vane.identity.v1.IdentityService/ListEnvironments",
+    { projectId: projects[0].id },
+    accessToken,
+  );
   return { call, accessToken, projectId: projects[0].id, environmentId: environments.find((e) => e.key === environmentKey)!.id };
 }

@@ -53,7 +53,12 @@ const flagd: FlagSetDefinition = {
       state: "ENABLED",
       variants: { control: "control", treatment: "treatment" },
       defaultVariant: "control",
-      targeting: { fractional: [["control", 50], ["treatment", 50]] },
+      targeting: {
+        fractional: [
+          ["control", 50],
+          ["treatment", 50],
+        ],
+      },
     },
     "new-sync": {
       state: "ENABLED",
@@ -65,7 +70,12 @@ const flagd: FlagSetDefinition = {
       state: "ENABLED",
       variants: { on: true, off: false },
       defaultVariant: "off",
-      targeting: { fractional: [["on", 10], ["off", 90]] },
+      targeting: {
+        fractional: [
+          ["on", 10],
+          ["off", 90],
+        ],
+      },
     },
   },
   $evaluators: {
@@ -79,7 +89,7 @@ const TYPES = ["boolean", "boolean", "string", "string", "boolean", "boolean"] a
 // --- contexts ------------------------------------------------------------------------------------
 
 let seed = 7;
-const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const rnd = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)];
 const contexts = Array.from({ length: 1020 }, (_, i) => ({
   targetingKey: `user-${i * 7919}`,
@@ -148,7 +158,11 @@ const unleashToggles = [
     enabled: true,
     strategies: [{ name: "default", parameters: {}, constraints: [{ contextName: "version", operator: "SEMVER_LT", value: "2.5.0", inverted: true }] }],
   },
-  { name: "rollout-10", enabled: true, strategies: [{ name: "flexibleRollout", parameters: { rollout: "10", stickiness: "userId", groupId: "rollout-10" }, constraints: [] }] },
+  {
+    name: "rollout-10",
+    enabled: true,
+    strategies: [{ name: "flexibleRollout", parameters: { rollout: "10", stickiness: "userId", groupId: "rollout-10" }, constraints: [] }],
+  },
 ];
 
 /** A repository that serves the toggles above from memory: Unleash never touches the network. */
@@ -241,8 +255,10 @@ function median(xs: number[]): number {
 
 function cpuModel(): string {
   try {
-    const line = readFileSync("/proc/cpuinfo", "utf8").split("\n").find((l) => l.startsWith("model name"));
-    return line ? line.split(":")[1].trim() : os.cpus()[0]?.model ?? "unknown";
+    const line = readFileSync("/proc/cpuinfo", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("model name"));
+    return line ? line.split(":")[1].trim() : (os.cpus()[0]?.model ?? "unknown");
   } catch {
     return os.cpus()[0]?.model ?? "unknown";
   }
@@ -323,7 +339,9 @@ function runRegex(): void {
   console.log("|---|---:|---:|---:|");
   for (const n of names) console.log(`| ${n} | ${fmt(med[n])} | ${fmt(Math.min(...results[n]))} | ${fmt(Math.max(...results[n]))} |`);
   const [engine, re2, js] = names;
-  console.log(`\nRE2 matcher / RegExp matcher: ${(med[re2] / med[js]).toFixed(2)}×; one match costs ${(1e9 / med[re2]).toFixed(0)} ns (RE2) vs ${(1e9 / med[js]).toFixed(0)} ns (RegExp); one regex evaluation ${(1e9 / med[engine]).toFixed(0)} ns`);
+  console.log(
+    `\nRE2 matcher / RegExp matcher: ${(med[re2] / med[js]).toFixed(2)}×; one match costs ${(1e9 / med[re2]).toFixed(0)} ns (RE2) vs ${(1e9 / med[js]).toFixed(0)} ns (RegExp); one regex evaluation ${(1e9 / med[engine]).toFixed(0)} ns`,
+  );
 
   // A pattern that backtracks exponentially: "a" × n + "!" against (a|aa)+$ (no match).
   const pattern = "(a|aa)+$";
@@ -375,7 +393,9 @@ async function main(): Promise<void> {
   console.log("|---|---:|---:|---:|---:|");
   for (const n of names) {
     const ratio = med["Vane engine"] / med[n];
-    console.log(`| ${n} | ${fmt(med[n])} | ${fmt(Math.min(...results[n]))} | ${fmt(Math.max(...results[n]))} | ${n === "Vane engine" ? "1.00×" : `${ratio.toFixed(2)}× faster`} |`);
+    console.log(
+      `| ${n} | ${fmt(med[n])} | ${fmt(Math.min(...results[n]))} | ${fmt(Math.max(...results[n]))} | ${n === "Vane engine" ? "1.00×" : `${ratio.toFixed(2)}× faster`} |`,
+    );
   }
   console.log(`\nVane / fastest competitor (${fastest}): ${(med["Vane engine"] / med[fastest]).toFixed(2)}×`);
   runRegex();

@@ -80,7 +80,11 @@ async function flagsTarget(): Promise<Target> {
     version = BigInt(r.environment.version);
   };
   await update("off");
-  const { secret } = await call<{ secret: string }>("vane.identity.v1.IdentityService/CreateApiKey", { environmentId, kind: "API_KEY_KIND_SERVER", name: "bench" }, accessToken);
+  const { secret } = await call<{ secret: string }>(
+    "vane.identity.v1.IdentityService/CreateApiKey",
+    { environmentId, kind: "API_KEY_KIND_SERVER", name: "bench" },
+    accessToken,
+  );
   const { accessToken: token } = await call<{ accessToken: string }>("vane.identity.v1.AuthService/ExchangeApiKey", { apiKey: secret });
   return { mainUrl: started.baseUrl, token, commit: (n) => update(n % 2 ? "on" : "off"), close: () => vane.cleanup() };
 }

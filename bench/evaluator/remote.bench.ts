@@ -24,7 +24,9 @@ const frame = (bytes: Uint8Array) => {
 };
 const grpcV2 = frame(toBinary(v2.ResolveBooleanRequestSchema, create(v2.ResolveBooleanRequestSchema, { flagKey: "equals", context })));
 const grpcMain = frame(toBinary(EvaluateRequestSchema, create(EvaluateRequestSchema, { flagKey: "equals", context })));
-const jsonV1 = Buffer.from(toJsonString(v1.ResolveBooleanRequestSchema, create(v1.ResolveBooleanRequestSchema, { flagKey: "equals", context }))).toString("base64");
+const jsonV1 = Buffer.from(toJsonString(v1.ResolveBooleanRequestSchema, create(v1.ResolveBooleanRequestSchema, { flagKey: "equals", context }))).toString(
+  "base64",
+);
 const jsonMain = Buffer.from(toJsonString(EvaluateRequestSchema, create(EvaluateRequestSchema, { flagKey: "equals", context }))).toString("base64");
 
 interface Result {
@@ -46,17 +48,70 @@ interface Scenario {
   auth?: boolean;
 }
 const scenarios: Scenario[] = [
-  { name: "no-op @grpc/grpc-js server (gRPC)", server: "noop", protocol: "grpc", port: (i) => i.grpc as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "Vane flagd port, v2 ResolveBoolean (gRPC, fast path)", server: "vane", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "bare connect-node handler behind lib/server/dual-listener.ts (gRPC)", server: "vane-dual", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "bare connect-node handler on plain http2.createServer (gRPC)", server: "vane-h2", protocol: "grpc", port: (i) => i.flagd as number, path: "/flagd.evaluation.v2.Service/ResolveBoolean", body: grpcV2 },
-  { name: "Vane main port, vane.evaluation.v1 Evaluate (gRPC, token, fast path)", server: "vane", protocol: "grpc", port: (i) => i.main as number, path: "/vane.evaluation.v1.EvaluationService/Evaluate", body: grpcMain, auth: true },
-  { name: "Vane flagd port, v1 ResolveBoolean (Connect JSON, HTTP/1.1)", server: "vane", protocol: "connect", port: (i) => i.flagd as number, path: "/flagd.evaluation.v1.Service/ResolveBoolean", body: jsonV1 },
-  { name: "Vane main port, Evaluate (Connect JSON, HTTP/1.1, token)", server: "vane", protocol: "connect", port: (i) => i.main as number, path: "/vane.evaluation.v1.EvaluationService/Evaluate", body: jsonMain, auth: true },
+  {
+    name: "no-op @grpc/grpc-js server (gRPC)",
+    server: "noop",
+    protocol: "grpc",
+    port: (i) => i.grpc as number,
+    path: "/flagd.evaluation.v2.Service/ResolveBoolean",
+    body: grpcV2,
+  },
+  {
+    name: "Vane flagd port, v2 ResolveBoolean (gRPC, fast path)",
+    server: "vane",
+    protocol: "grpc",
+    port: (i) => i.flagd as number,
+    path: "/flagd.evaluation.v2.Service/ResolveBoolean",
+    body: grpcV2,
+  },
+  {
+    name: "bare connect-node handler behind lib/server/dual-listener.ts (gRPC)",
+    server: "vane-dual",
+    protocol: "grpc",
+    port: (i) => i.flagd as number,
+    path: "/flagd.evaluation.v2.Service/ResolveBoolean",
+    body: grpcV2,
+  },
+  {
+    name: "bare connect-node handler on plain http2.createServer (gRPC)",
+    server: "vane-h2",
+    protocol: "grpc",
+    port: (i) => i.flagd as number,
+    path: "/flagd.evaluation.v2.Service/ResolveBoolean",
+    body: grpcV2,
+  },
+  {
+    name: "Vane main port, vane.evaluation.v1 Evaluate (gRPC, token, fast path)",
+    server: "vane",
+    protocol: "grpc",
+    port: (i) => i.main as number,
+    path: "/vane.evaluation.v1.EvaluationService/Evaluate",
+    body: grpcMain,
+    auth: true,
+  },
+  {
+    name: "Vane flagd port, v1 ResolveBoolean (Connect JSON, HTTP/1.1)",
+    server: "vane",
+    protocol: "connect",
+    port: (i) => i.flagd as number,
+    path: "/flagd.evaluation.v1.Service/ResolveBoolean",
+    body: jsonV1,
+  },
+  {
+    name: "Vane main port, Evaluate (Connect JSON, HTTP/1.1, token)",
+    server: "vane",
+    protocol: "connect",
+    port: (i) => i.main as number,
+    path: "/vane.evaluation.v1.EvaluationService/Evaluate",
+    body: jsonMain,
+    auth: true,
+  },
 ];
 
 console.log(`machine: ${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-console.log(`load: ${concurrency} calls in flight over ${connections} connections, ${seconds} s per run (+1 s warm-up); latency runs at 70% of each scenario's saturation rate, open loop\n`);
+console.log(
+  `load: ${concurrency} calls in flight over ${connections} connections, ${seconds} s per run (+1 s warm-up); latency runs at 70% of each scenario's saturation rate, open loop\n`,
+);
 const rows: string[] = [];
 let baseline = 0;
 for (const s of scenarios) {
@@ -74,7 +129,9 @@ for (const s of scenarios) {
     const cpu0 = cpuSeconds(child.pid!);
     const sat = await runProcess<Result>("bench/evaluator/loadgen.ts", [JSON.stringify({ ...base, mode: "closed", concurrency, rate: 0 })]);
     const cpu = (cpuSeconds(child.pid!) - cpu0) / (seconds + 1);
-    const lat = await runProcess<Result>("bench/evaluator/loadgen.ts", [JSON.stringify({ ...base, mode: "open", concurrency: 0, rate: Math.round(sat.rps * 0.7) })]);
+    const lat = await runProcess<Result>("bench/evaluator/loadgen.ts", [
+      JSON.stringify({ ...base, mode: "open", concurrency: 0, rate: Math.round(sat.rps * 0.7) }),
+    ]);
     if (s.server === "noop") baseline = sat.rps;
     const ratio = baseline ? `${Math.round((100 * sat.rps) / baseline)}%` : "—";
     const row = `| ${s.name} | ${sat.rps} | ${ratio} | ${(cpu * 100).toFixed(0)}% | ${sat.p50} / ${sat.p99} | ${lat.rps} | ${lat.p50} / ${lat.p99} | ${sat.errors + lat.errors} |`;

@@ -57,7 +57,13 @@ const metricId = randomUUID();
 
 function envelope(payload: Parameters<typeof create<typeof EventEnvelopeSchema>>[1] extends infer T ? (T extends { payload?: infer P } ? P : never) : never) {
   const eventId = randomUUID();
-  return { eventId, data: toBinary(EventEnvelopeSchema, create(EventEnvelopeSchema, { eventId, organizationId: org, projectId: project, environmentId: env, receiveTime: timestampNow(), payload })) };
+  return {
+    eventId,
+    data: toBinary(
+      EventEnvelopeSchema,
+      create(EventEnvelopeSchema, { eventId, organizationId: org, projectId: project, environmentId: env, receiveTime: timestampNow(), payload }),
+    ),
+  };
 }
 
 /** Publishes with at most `window` acknowledgements outstanding; returns events/s. */
@@ -95,7 +101,19 @@ const result: Record<string, unknown> = {
 };
 try {
   await migrateToLatest(database.db, migrations, { schema, logger });
-  await database.db.insertInto("metrics").values({ id: metricId, organization_id: org, project_id: project, key: "purchases", name: "p", event_name: "purchase", kind: "count", direction: "increase" }).execute();
+  await database.db
+    .insertInto("metrics")
+    .values({
+      id: metricId,
+      organization_id: org,
+      project_id: project,
+      key: "purchases",
+      name: "p",
+      event_name: "purchase",
+      kind: "count",
+      direction: "increase",
+    })
+    .execute();
   await database.db
     .insertInto("experiments")
     .values({
@@ -107,7 +125,10 @@ try {
       key: "x",
       name: "x",
       hypothesis: "",
-      variants: JSON.stringify([{ variant: "a", weight: 1 }, { variant: "b", weight: 1 }]),
+      variants: JSON.stringify([
+        { variant: "a", weight: 1 },
+        { variant: "b", weight: 1 },
+      ]),
       control_variant: "a",
       metric_keys: JSON.stringify({ primary: ["purchases"], secondary: [], guardrail: [] }),
       metric_ids: JSON.stringify({ purchases: metricId }),
@@ -132,18 +153,32 @@ try {
   const spec = eventsStream(stream);
   await ensureStream(bus.jsm, spec);
   const tokens = await createTestTokens();
-  const collector = await createCollectorModule({ bus, streamName: stream, rateLimit: { perSecond: 10_000_000, burst: 10_000_000 }, publishTimeoutMs: 30_000, logger });
+  const collector = await createCollectorModule({
+    bus,
+    streamName: stream,
+    rateLimit: { perSecond: 10_000_000, burst: 10_000_000 },
+    publishTimeoutMs: 30_000,
+    logger,
+  });
   const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" });
   const running = await startModules({ config: readCommonConfig(reader), logger, modules: [collector], verifier: tokens.verifier });
   const pipeline = await startPipeline({ db: database.db, bus, stream, consumerName: "bench", batchSize: BATCH, logger });
   try {
     // Exposures first (as evaluators would send them), every unit, alternating arms.
-    const exposures = units.map((unitKey, i) => envelope({ case: "exposure", value: { flagKey: "f", variant: i % 2 ? "b" : "a", experimentId, unitKey, time: timestampNow() } }));
+    const exposures = units.map((unitKey, i) =>
+      envelope({ case: "exposure", value: { flagKey: "f", variant: i % 2 ? "b" : "a", experimentId, unitKey, time: timestampNow() } }),
+    );
     await publishAll(bus, `${eventsSubjectPrefix(spec)}.${env}.exposure`, exposures);
     await waitFor(pipeline, UNITS, 120_000);
 
     const token = await tokens.sign({ sub: randomUUID(), org, prj: project, env, kind: "server" }, 3600);
-    const client = createClient(EventService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${running.port}`, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }));
+    const client = createClient(
+      EventService,
+      createGrpcTransport({
+        baseUrl: `http://127.0.0.1:${running.port}`,
+        interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+      }),
+    );
     const events = tracked();
     const started = performance.now();
     let next = 0;
@@ -162,9 +197,20 @@ try {
     result.endToEndPerSecond = Math.round(N / ((finished - started) / 1000));
 
     // Verify: every event applied once.
-    const { rows } = await sql<{ units: number; count_sum: number }>`select sum(units) as units, sum(count_sum) as count_sum from variant_daily where experiment_id = ${experimentId}`.execute(database.db);
+    const { rows } = await sql<{
+      units: number;
+      count_sum: number;
+    }>`select sum(units) as units, sum(count_sum) as count_sum from variant_daily where experiment_id = ${experimentId}`.execute(database.db);
     const { rows: processed } = await sql<{ n: string }>`select count(*) as n from processed_events`.execute(database.db);
-    result.verify = { expectedEvents: N, countedEvents: Number(rows[0].count_sum), expectedUnits: UNITS, countedUnits: Number(rows[0].units), processedIds: Number(processed[0].n), duplicates: pipeline.stats().duplicates, orderWaits: pipeline.stats().orderWaits };
+    result.verify = {
+      expectedEvents: N,
+      countedEvents: Number(rows[0].count_sum),
+      expectedUnits: UNITS,
+      countedUnits: Number(rows[0].units),
+      processedIds: Number(processed[0].n),
+      duplicates: pipeline.stats().duplicates,
+      orderWaits: pipeline.stats().orderWaits,
+    };
     result.ok = Number(rows[0].count_sum) === N && Number(rows[0].units) === UNITS && Number(processed[0].n) === N + UNITS;
   } finally {
     await pipeline.stop();
@@ -174,14 +220,22 @@ try {
   // 3. The consumer alone, draining a backlog published before it starts.
   const drainSpec = eventsStream(drainStream);
   await ensureStream(bus.jsm, drainSpec);
-  await publishAll(bus, `${eventsSubjectPrefix(drainSpec)}.${env}.track`, tracked().map((e) => envelope({ case: "track", value: e })));
+  await publishAll(
+    bus,
+    `${eventsSubjectPrefix(drainSpec)}.${env}.track`,
+    tracked().map((e) => envelope({ case: "track", value: e })),
+  );
   const drainStarted = performance.now();
   const drain = await startPipeline({ db: database.db, bus, stream: drainStream, consumerName: "bench", batchSize: BATCH, logger });
   const drained = await waitFor(drain, N, 600_000);
   await drain.stop();
   result.consumerDrainPerSecond = Math.round(N / ((drained - drainStarted) / 1000));
   const share = (x: unknown) => Math.round((Number(x) / Number(result.rawPublishPerSecond)) * 1000) / 1000;
-  result.ofRawPublish = { endToEnd: share(result.endToEndPerSecond), trackAccepted: share(result.trackAcceptedPerSecond), consumerDrain: share(result.consumerDrainPerSecond) };
+  result.ofRawPublish = {
+    endToEnd: share(result.endToEndPerSecond),
+    trackAccepted: share(result.trackAcceptedPerSecond),
+    consumerDrain: share(result.consumerDrainPerSecond),
+  };
 } finally {
   await database.destroy();
   await dropSchema(testDatabaseUrl, schema);

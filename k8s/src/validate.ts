@@ -50,8 +50,15 @@ function modelModule(obj: K8sObject): string | undefined {
 }
 
 const builtinGroups = new Set([
-  "v1", "apps/v1", "batch/v1", "autoscaling/v2", "policy/v1", "networking.k8s.io/v1",
-  "rbac.authorization.k8s.io/v1", "scheduling.k8s.io/v1", "storage.k8s.io/v1",
+  "v1",
+  "apps/v1",
+  "batch/v1",
+  "autoscaling/v2",
+  "policy/v1",
+  "networking.k8s.io/v1",
+  "rbac.authorization.k8s.io/v1",
+  "scheduling.k8s.io/v1",
+  "storage.k8s.io/v1",
 ]);
 
 function isBuiltin(obj: K8sObject): boolean {
@@ -109,10 +116,7 @@ export function typeCheck(objects: K8sObject[]): SchemaError[] {
     body.push(text);
     line += text.split("\n").length;
   });
-  const header = [
-    `import type * as C from "./crds.ts";`,
-    ...[...imports].map(([spec, alias]) => `import type * as ${alias} from ${JSON.stringify(spec)};`),
-  ];
+  const header = [`import type * as C from "./crds.ts";`, ...[...imports].map(([spec, alias]) => `import type * as ${alias} from ${JSON.stringify(spec)};`)];
   const fileName = join(srcDir, "__rendered_objects__.ts");
   const source = [...header, ...body].join("\n");
   const options: ts.CompilerOptions = {
@@ -131,8 +135,7 @@ export function typeCheck(objects: K8sObject[]): SchemaError[] {
   const getSourceFile = host.getSourceFile.bind(host);
   host.readFile = (f) => (f === fileName ? source : readFile(f));
   host.fileExists = (f) => f === fileName || fileExists(f);
-  host.getSourceFile = (f, lang, onError, create) =>
-    f === fileName ? ts.createSourceFile(f, source, lang) : getSourceFile(f, lang, onError, create);
+  host.getSourceFile = (f, lang, onError, create) => (f === fileName ? ts.createSourceFile(f, source, lang) : getSourceFile(f, lang, onError, create));
   const program = ts.createProgram([fileName], options, host);
   const diagnostics = [...program.getSyntacticDiagnostics(), ...program.getSemanticDiagnostics()];
   for (const d of diagnostics) {

@@ -3,12 +3,25 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { k8sPath } from "../src/render.ts";
 
-interface Rule { alert?: string; record?: string; expr: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
 const rules = parse(readFileSync(k8sPath("components/observability/rules.yaml"), "utf8")) as { spec: { groups: { rules: Rule[] }[] } };
 const alerts = rules.spec.groups.flatMap((g) => g.rules).filter((r) => r.alert);
 const operations = readFileSync(k8sPath("..", "docs", "operations.md"), "utf8");
 /** GitHub's anchors for the page's headings. */
-const anchors = new Set([...operations.matchAll(/^#+ (.+)$/gm)].map((m) => m[1].toLowerCase().replace(/[^\w\- ]/g, "").replace(/ /g, "-")));
+const anchors = new Set(
+  [...operations.matchAll(/^#+ (.+)$/gm)].map((m) =>
+    m[1]
+      .toLowerCase()
+      .replace(/[^\w\- ]/g, "")
+      .replace(/ /g, "-"),
+  ),
+);
 
 describe("alert rules", () => {
   it("every alert has a severity and a runbook that exists in docs/operations.md", () => {
@@ -27,11 +40,17 @@ describe("alert rules", () => {
   it("alerts on NATS and Postgres outages, and on staleness rather than age", () => {
     const names = new Set(alerts.map((a) => a.alert));
     for (const n of ["NatsDown", "PostgresUnavailable", "PostgresNoPrimary", "PostgresFailover"]) expect(names).toContain(n);
-    const all = rules.spec.groups.flatMap((g) => g.rules).map((r) => r.expr).join("\n");
+    const all = rules.spec.groups
+      .flatMap((g) => g.rules)
+      .map((r) => r.expr)
+      .join("\n");
     expect(all).toContain("vane_evaluator_snapshot_stale_seconds");
     expect(all).not.toMatch(/snapshot_age_seconds/);
     // The staleness alerts cannot fire without the metric: its absence pages on its own.
-    expect(alerts.find((a) => a.alert === "EvaluatorMetricsAbsent")).toMatchObject({ expr: "absent(vane_evaluator_snapshot_stale_seconds)", labels: { severity: "page" } });
+    expect(alerts.find((a) => a.alert === "EvaluatorMetricsAbsent")).toMatchObject({
+      expr: "absent(vane_evaluator_snapshot_stale_seconds)",
+      labels: { severity: "page" },
+    });
   });
 
   it("evaluation SLIs leave the server streams out", () => {
@@ -43,8 +62,17 @@ describe("alert rules", () => {
   });
 
   it("the burn-rate alerts pair a long and a short window for each of the four burn rates", () => {
-    for (const name of ["EvaluationErrorsBudgetBurn", "EvaluationLatencyBudgetBurn", "SnapshotStaleBudgetBurn", "ConsumerBacklogBudgetBurn", "OutboxBacklogBudgetBurn"]) {
-      expect(alerts.filter((a) => a.alert === name).map((a) => a.labels?.long_window), name).toEqual(["1h", "6h", "1d", "3d"]);
+    for (const name of [
+      "EvaluationErrorsBudgetBurn",
+      "EvaluationLatencyBudgetBurn",
+      "SnapshotStaleBudgetBurn",
+      "ConsumerBacklogBudgetBurn",
+      "OutboxBacklogBudgetBurn",
+    ]) {
+      expect(
+        alerts.filter((a) => a.alert === name).map((a) => a.labels?.long_window),
+        name,
+      ).toEqual(["1h", "6h", "1d", "3d"]);
     }
   });
 });

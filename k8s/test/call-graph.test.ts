@@ -7,7 +7,12 @@ const rendered = new Map<string, K8sObject[]>();
 beforeAll(() => {
   for (const overlay of apps) rendered.set(overlay, render(overlay));
 });
-const sorted = (m: Record<string, string[]>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, [...v].sort()]).sort());
+const sorted = (m: Record<string, string[]>) =>
+  Object.fromEntries(
+    Object.entries(m)
+      .map(([k, v]) => [k, [...v].sort()])
+      .sort(),
+  );
 
 describe.each(apps)("%s", (overlay) => {
   it("NetworkPolicies allow exactly the call graph's paths", () => {
@@ -16,7 +21,12 @@ describe.each(apps)("%s", (overlay) => {
 
   it("the evaluator never reaches Postgres; only schema owners, their migrations, replicas and the operator do", () => {
     const paths = networkPaths(rendered.get(overlay) ?? []);
-    expect(paths.filter((p) => p.endsWith("-> postgres:5432")).map((p) => p.split(" ")[0]).sort()).toEqual(["analytics", "cnpg-operator", "flags", "identity", "migrate", "postgres"]);
+    expect(
+      paths
+        .filter((p) => p.endsWith("-> postgres:5432"))
+        .map((p) => p.split(" ")[0])
+        .sort(),
+    ).toEqual(["analytics", "cnpg-operator", "flags", "identity", "migrate", "postgres"]);
   });
 
   it("Linkerd authorizes exactly the call graph's callers per route", () => {
@@ -25,7 +35,10 @@ describe.each(apps)("%s", (overlay) => {
 
   it("retries only idempotent reads, gRPC ones through GRPCRoutes, with a timeout on every route", () => {
     const routes = (rendered.get(overlay) ?? []).filter(
-      (o) => ["HTTPRoute", "GRPCRoute"].includes(o.kind) && o.apiVersion.startsWith("gateway.networking.k8s.io/") && (o.spec as any).parentRefs?.[0]?.kind === "Service",
+      (o) =>
+        ["HTTPRoute", "GRPCRoute"].includes(o.kind) &&
+        o.apiVersion.startsWith("gateway.networking.k8s.io/") &&
+        (o.spec as any).parentRefs?.[0]?.kind === "Service",
     );
     expect(routes.map((r) => `${r.kind}/${r.metadata.name}`)).toEqual(expect.arrayContaining(["GRPCRoute/flags-reads", "GRPCRoute/flags-default"]));
     const reads = /^\(Get\|List\|Evaluate\|Resolve\)/;
@@ -33,9 +46,7 @@ describe.each(apps)("%s", (overlay) => {
       const annotations = r.metadata.annotations ?? {};
       const retried = Object.keys(annotations).some((k) => k.startsWith("retry.linkerd.io/"));
       const matches = (r.spec as any).rules.flatMap((rule: any) => rule.matches ?? [{}]);
-      const readOnly = r.kind === "GRPCRoute"
-        ? matches.every((m: any) => reads.test(m.method?.method ?? ""))
-        : matches.every((m: any) => m.method === "GET");
+      const readOnly = r.kind === "GRPCRoute" ? matches.every((m: any) => reads.test(m.method?.method ?? "")) : matches.every((m: any) => m.method === "GET");
       expect(retried && !readOnly, r.metadata.name).toBe(false);
       // Linkerd ignores gRPC retry conditions on an HTTPRoute.
       if (r.kind === "HTTPRoute") expect(annotations["retry.linkerd.io/grpc"], r.metadata.name).toBeUndefined();

@@ -13,13 +13,18 @@ describe("the Dockerfile", () => {
   });
 
   it("ships every entry point the manifests run", () => {
-    const copied = parseDockerfile(text).filter((i) => i.keyword === "COPY" && !i.args.includes("--from")).flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    const copied = parseDockerfile(text)
+      .filter((i) => i.keyword === "COPY" && !i.args.includes("--from"))
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
     for (const overlay of ["overlays/prod", "overlays/prod/migrations"]) {
       for (const o of render(overlay)) {
         const spec = (o.spec as any)?.template?.spec;
         for (const c of spec?.containers ?? []) {
           const entry: string = c.args[0];
-          expect(copied.some((dir) => entry.startsWith(dir.replace(/\/?$/, "/"))), entry).toBe(true);
+          expect(
+            copied.some((dir) => entry.startsWith(dir.replace(/\/?$/, "/"))),
+            entry,
+          ).toBe(true);
         }
       }
     }
@@ -27,7 +32,10 @@ describe("the Dockerfile", () => {
 
   it("parses continuations and comments", () => {
     const ins = parseDockerfile("# c\nFROM a:1 AS x\nRUN one \\\n  # inside\n  two\n");
-    expect(ins.map((i) => [i.keyword, i.args, i.line])).toEqual([["FROM", "a:1 AS x", 2], ["RUN", "one two", 3]]);
+    expect(ins.map((i) => [i.keyword, i.args, i.line])).toEqual([
+      ["FROM", "a:1 AS x", 2],
+      ["RUN", "one two", 3],
+    ]);
   });
 
   it.each([

@@ -8,7 +8,9 @@ beforeAll(() => {
   for (const overlay of ["overlays/dev", "overlays/prod"]) rendered.set(overlay, render(overlay));
 });
 const nack = (overlay: string, kind: string, name: string) =>
-  (rendered.get(overlay) ?? []).find((o) => o.apiVersion.startsWith("jetstream.nats.io/") && o.kind === kind && (o.spec as any)[kind === "Stream" ? "name" : "bucket"] === name)?.spec as any;
+  (rendered.get(overlay) ?? []).find(
+    (o) => o.apiVersion.startsWith("jetstream.nats.io/") && o.kind === kind && (o.spec as any)[kind === "Stream" ? "name" : "bucket"] === name,
+  )?.spec as any;
 
 describe.each(["overlays/dev", "overlays/prod"])("%s: NACK owns the JetStream assets", (overlay) => {
   it("services only verify them (VANE_JETSTREAM_MANAGED=external)", () => {

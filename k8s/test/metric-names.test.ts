@@ -10,7 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { freePort } from "#dev/local-infra.ts";
 import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
-import { dashboardExpressions, exposedNames, externalMetrics, labelNamesIn, metricNamesIn, recordedNames, ruleExpressions, targetLabels } from "../src/metric-names.ts";
+import {
+  dashboardExpressions,
+  exposedNames,
+  externalMetrics,
+  labelNamesIn,
+  metricNamesIn,
+  recordedNames,
+  ruleExpressions,
+  targetLabels,
+} from "../src/metric-names.ts";
 import { k8sPath } from "../src/render.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -90,14 +99,27 @@ beforeAll(async () => {
     accessToken: string;
     principal: { organizationId: string };
   };
-  const { projects } = (await (await call(baseUrl, "vane.identity.v1.IdentityService/ListProjects", { organizationId: principal.organizationId }, accessToken)).json()) as {
+  const { projects } = (await (
+    await call(baseUrl, "vane.identity.v1.IdentityService/ListProjects", { organizationId: principal.organizationId }, accessToken)
+  ).json()) as {
     projects: { id: string }[];
   };
   // A write through the outbox, a read, and a refused call (an error code label).
-  await call(baseUrl, "vane.flags.v1.FlagService/CreateFlag", {
-    projectId: projects[0].id, key: "metrics-flag", name: "Metrics", type: "FLAG_TYPE_BOOLEAN",
-    variants: [{ key: "on", value: true }, { key: "off", value: false }],
-  }, accessToken);
+  await call(
+    baseUrl,
+    "vane.flags.v1.FlagService/CreateFlag",
+    {
+      projectId: projects[0].id,
+      key: "metrics-flag",
+      name: "Metrics",
+      type: "FLAG_TYPE_BOOLEAN",
+      variants: [
+        { key: "on", value: true },
+        { key: "off", value: false },
+      ],
+    },
+    accessToken,
+  );
   await call(baseUrl, "vane.flags.v1.FlagService/GetFlag", { projectId: projects[0].id, key: "metrics-flag" }, accessToken);
   expect((await call(baseUrl, "vane.flags.v1.FlagService/GetFlag", { projectId: projects[0].id, key: "x" })).status).toBe(401);
 
@@ -141,7 +163,14 @@ const sources: [string, string[]][] = [
 
 describe("metric names", () => {
   it("the scrape carries the instruments and buckets the rules rely on", () => {
-    for (const n of ["rpc_server_duration_bucket", "rpc_server_duration_count", "vane_evaluator_snapshot_stale_seconds", "vane_evaluator_evaluations_total", "vane_outbox_backlog", "vane_consumer_lag"]) {
+    for (const n of [
+      "rpc_server_duration_bucket",
+      "rpc_server_duration_count",
+      "vane_evaluator_snapshot_stale_seconds",
+      "vane_evaluator_evaluations_total",
+      "vane_outbox_backlog",
+      "vane_consumer_lag",
+    ]) {
       expect(scraped, n).toContain(n);
     }
     // The latency SLI's threshold is a real bucket boundary, in milliseconds.
@@ -160,7 +189,9 @@ describe("metric names", () => {
   });
 
   it("notices a wrong name and a wrong label", () => {
-    expect(metricNamesIn("sum(rate(rpc_server_duration_milliseconds_count[5m]))").filter((n) => !scraped.has(n))).toEqual(["rpc_server_duration_milliseconds_count"]);
+    expect(metricNamesIn("sum(rate(rpc_server_duration_milliseconds_count[5m]))").filter((n) => !scraped.has(n))).toEqual([
+      "rpc_server_duration_milliseconds_count",
+    ]);
     expect(labelNamesIn("max by (environment) (vane_evaluator_snapshot_age_seconds)").filter((l) => !scraped.has(l))).toEqual(["environment"]);
     expect(recorded.has("vane:evaluation_errors:ratio_rate5m")).toBe(true);
   });

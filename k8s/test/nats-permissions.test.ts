@@ -20,7 +20,11 @@ import { pino } from "pino";
 import { createChangeFeed } from "../../services/flags/changes/feed.ts";
 import { k8sPath } from "../src/render.ts";
 
-interface NatsUser { user: string; password: string; permissions?: unknown }
+interface NatsUser {
+  user: string;
+  password: string;
+  permissions?: unknown;
+}
 const values = parse(readFileSync(k8sPath("infra/nats/helm-values.yaml"), "utf8")) as { config: { merge: { authorization: { users: NatsUser[] } } } };
 const users = values.config.merge.authorization.users;
 const password = "test0password";
@@ -144,4 +148,3 @@ describe("NATS users (helm-values.yaml)", () => {
     await refused(publishEvent(b.js, "vane.events.track", payload, { msgId: "a1", timeoutMs: 1000 }));
   }, 30_000);
 });
-

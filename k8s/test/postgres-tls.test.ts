@@ -28,9 +28,9 @@ function databaseUrls(objects: K8sObject[]): { object: K8sObject; url: string }[
 describe("Postgres connections verify CloudNativePG's certificate", () => {
   it("identity, flags, analytics and the three migration Jobs all connect with TLS", () => {
     const names = overlays.flatMap((o) => databaseUrls(rendered.get(o) ?? []).map((d) => `${d.object.kind}/${d.object.metadata.name}`));
-    expect(new Set(names)).toEqual(new Set([
-      "Deployment/identity", "Deployment/flags", "Deployment/analytics", "Job/migrate-identity", "Job/migrate-flags", "Job/migrate-analytics",
-    ]));
+    expect(new Set(names)).toEqual(
+      new Set(["Deployment/identity", "Deployment/flags", "Deployment/analytics", "Job/migrate-identity", "Job/migrate-flags", "Job/migrate-analytics"]),
+    );
   });
 
   it("as node-postgres reads the URLs: the mounted CA, the server's name checked", () => {
@@ -57,8 +57,20 @@ describe("Postgres connections verify CloudNativePG's certificate", () => {
       return checkWorkload(d).map((v) => v.rule);
     };
     const env = (d: any) => d.spec.template.spec.containers[0].env.find((e: any) => e.name === "VANE_DATABASE_URL");
-    expect(rules((d) => { env(d).value = env(d).value.replace(/\?.*/, "?sslmode=require"); })).toContain("postgres-tls");
-    expect(rules((d) => { env(d).value = env(d).value.replace(/&sslrootcert=[^&]+/, ""); })).toContain("postgres-tls");
-    expect(rules((d) => { d.spec.template.spec.volumes.find((v: any) => v.name === "postgres-ca").secret.secretName = "other"; })).toContain("postgres-tls");
+    expect(
+      rules((d) => {
+        env(d).value = env(d).value.replace(/\?.*/, "?sslmode=require");
+      }),
+    ).toContain("postgres-tls");
+    expect(
+      rules((d) => {
+        env(d).value = env(d).value.replace(/&sslrootcert=[^&]+/, "");
+      }),
+    ).toContain("postgres-tls");
+    expect(
+      rules((d) => {
+        d.spec.template.spec.volumes.find((v: any) => v.name === "postgres-ca").secret.secretName = "other";
+      }),
+    ).toContain("postgres-tls");
   });
 });

@@ -92,7 +92,10 @@ describe("overlays", () => {
       expect(config[0].metadata.name).toMatch(/^vane-config-[a-z0-9]{10}$/);
       names.set(overlay, config[0].metadata.name);
       for (const d of deployments(overlay)) {
-        expect(d.spec.template.spec.containers[0].envFrom.map((e: any) => e.configMapRef.name), d.metadata.name).toEqual([config[0].metadata.name]);
+        expect(
+          d.spec.template.spec.containers[0].envFrom.map((e: any) => e.configMapRef.name),
+          d.metadata.name,
+        ).toEqual([config[0].metadata.name]);
       }
     }
     // dev patches values, so its name differs: the hash follows the final content.
@@ -119,7 +122,9 @@ describe("overlays", () => {
     for (const env of ["dev", "prod"]) {
       const jobs = get(`overlays/${env}/migrations`).filter((o) => o.kind === "Job") as any[];
       expect(jobs.map((j) => j.spec.template.spec.containers[0].args)).toEqual([
-        ["scripts/migrate.ts", "analytics"], ["scripts/migrate.ts", "flags"], ["scripts/migrate.ts", "identity"],
+        ["scripts/migrate.ts", "analytics"],
+        ["scripts/migrate.ts", "flags"],
+        ["scripts/migrate.ts", "identity"],
       ]);
       const image = deployments(`overlays/${env}`)[0].spec.template.spec.containers[0].image;
       for (const j of jobs) expect(j.spec.template.spec.containers[0].image).toBe(image);

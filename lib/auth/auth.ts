@@ -269,10 +269,7 @@ export interface ProtectedEnvironment {
 export function requireChangeIn(p: Principal, env: ProtectedEnvironment): void {
   requireEnvironmentScope(p, env.environmentId);
   if (env.protected && !hasRole(p, Role.ADMIN)) {
-    throw new ConnectError(
-      `environment "${env.key}" is protected: changes there need the admin role or higher; ask an admin`,
-      Code.PermissionDenied,
-    );
+    throw new ConnectError(`environment "${env.key}" is protected: changes there need the admin role or higher; ask an admin`, Code.PermissionDenied);
   }
 }
 

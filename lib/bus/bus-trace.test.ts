@@ -37,8 +37,10 @@ describe("withConsumerSpan", () => {
     const h = headers();
     h.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     h.set("Nats-Msg-Id", "evt-1");
-    const seen = await withConsumerSpan({ subject: "vane.test.x", headers: h, data: new Uint8Array(3) }, "vane.test", async () =>
-      trace.getActiveSpan()?.spanContext().traceId,
+    const seen = await withConsumerSpan(
+      { subject: "vane.test.x", headers: h, data: new Uint8Array(3) },
+      "vane.test",
+      async () => trace.getActiveSpan()?.spanContext().traceId,
     );
     expect(seen).toBe("0af7651916cd43dd8448eb211c80319c");
     const [span] = spans.getFinishedSpans();

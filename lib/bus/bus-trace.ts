@@ -77,12 +77,7 @@ export interface TracedMessage {
  * and RPCs made while handling the message join the producer's trace. The
  * span records the error and rethrows when `fn` fails.
  */
-export async function withConsumerSpan<T>(
-  msg: TracedMessage,
-  name: string,
-  fn: (span: Span) => Promise<T> | T,
-  attributes: Attributes = {},
-): Promise<T> {
+export async function withConsumerSpan<T>(msg: TracedMessage, name: string, fn: (span: Span) => Promise<T> | T, attributes: Attributes = {}): Promise<T> {
   const parent = contextFromHeaders(msg.headers);
   const msgId = msg.headers?.has("Nats-Msg-Id") ? msg.headers.get("Nats-Msg-Id") : undefined;
   const span = trace.getTracer(BUS_TRACER).startSpan(

@@ -189,16 +189,18 @@ describe("publishEvent", () => {
 
   it("fails, with an error span, when no stream captures the subject", async () => {
     spans.reset();
-    await expect(
-      publishEvent(bus.js, `vanetest.nostream.${stream.toLowerCase()}`, new Uint8Array([1]), { msgId: "x", timeoutMs: 2_000 }),
-    ).rejects.toThrow();
+    await expect(publishEvent(bus.js, `vanetest.nostream.${stream.toLowerCase()}`, new Uint8Array([1]), { msgId: "x", timeoutMs: 2_000 })).rejects.toThrow();
     expect(spans.getFinishedSpans()[0]?.status.code).toBe(2);
   });
 });
 
 describe("splitCredentials", () => {
   it("moves user:password out of server URLs, which nats.js ignores there", () => {
-    expect(splitCredentials(["nats://flags:p%40ss:w@nats:4222", "nats://nats-1:4222"])).toEqual({ servers: ["nats://nats:4222", "nats://nats-1:4222"], user: "flags", pass: "p@ss:w" });
+    expect(splitCredentials(["nats://flags:p%40ss:w@nats:4222", "nats://nats-1:4222"])).toEqual({
+      servers: ["nats://nats:4222", "nats://nats-1:4222"],
+      user: "flags",
+      pass: "p@ss:w",
+    });
     expect(splitCredentials(["nats://127.0.0.1:4222"])).toEqual({ servers: ["nats://127.0.0.1:4222"], user: undefined, pass: undefined });
     expect(splitCredentials(["evaluator@nats:4222"])).toEqual({ servers: ["nats:4222"], user: "evaluator", pass: "" });
   });

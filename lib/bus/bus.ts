@@ -19,13 +19,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import {
-  connect,
-  credsAuthenticator,
-  headers as createHeaders,
-  type MsgHdrs,
-  type NatsConnection,
-} from "@nats-io/transport-node";
+import { connect, credsAuthenticator, headers as createHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { pino, type Logger } from "pino";
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
@@ -92,10 +86,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
   const started = Date.now();
   // connect() gives no status stream until the first connection succeeds, so
   // report the wait ourselves.
-  const waiting = setInterval(
-    () => logger.warn({ servers, waitedMs: Date.now() - started }, "waiting for NATS"),
-    options.waitLogIntervalMs ?? 5_000,
-  );
+  const waiting = setInterval(() => logger.warn({ servers, waitedMs: Date.now() - started }, "waiting for NATS"), options.waitLogIntervalMs ?? 5_000);
   waiting.unref();
   let nc: NatsConnection;
   try {
@@ -110,9 +101,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
       maxPingOut: 3,
       ...(user !== undefined ? { user, pass } : {}),
       ...(options.token ? { token: options.token } : {}),
-      ...(options.credentials
-        ? { authenticator: credsAuthenticator(new TextEncoder().encode(options.credentials)) }
-        : {}),
+      ...(options.credentials ? { authenticator: credsAuthenticator(new TextEncoder().encode(options.credentials)) } : {}),
     });
   } finally {
     clearInterval(waiting);
@@ -254,12 +243,7 @@ function streamConfig(spec: StreamSpec): StreamConfig {
     duplicate_window: (spec.duplicateWindowMs ?? 120_000) * MS,
     num_replicas: spec.replicas ?? 1,
     storage: spec.storage === "memory" ? StorageType.Memory : StorageType.File,
-    retention:
-      spec.retention === "interest"
-        ? RetentionPolicy.Interest
-        : spec.retention === "workqueue"
-          ? RetentionPolicy.Workqueue
-          : RetentionPolicy.Limits,
+    retention: spec.retention === "interest" ? RetentionPolicy.Interest : spec.retention === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
     max_bytes: spec.maxBytes ?? -1,
     max_msgs: spec.maxMsgs ?? -1,
     discard: spec.discard === "new" ? DiscardPolicy.New : DiscardPolicy.Old,
@@ -267,15 +251,7 @@ function streamConfig(spec: StreamSpec): StreamConfig {
   } as StreamConfig;
 }
 
-const MANAGED_KEYS = [
-  "max_age",
-  "duplicate_window",
-  "num_replicas",
-  "max_bytes",
-  "max_msgs",
-  "discard",
-  "description",
-] as const;
+const MANAGED_KEYS = ["max_age", "duplicate_window", "num_replicas", "max_bytes", "max_msgs", "discard", "description"] as const;
 
 function differences(want: StreamConfig, have: StreamConfig): string[] {
   const diff: string[] = MANAGED_KEYS.filter((k) => (want[k] ?? "") !== (have[k] ?? ""));
@@ -443,12 +419,7 @@ export interface PublishOptions {
  * message headers. `ack.duplicate` is true when the stream had already
  * stored an event with this `msgId`.
  */
-export async function publishEvent(
-  js: JetStreamClient,
-  subject: string,
-  payload: Uint8Array,
-  options: PublishOptions,
-): Promise<PubAck> {
+export async function publishEvent(js: JetStreamClient, subject: string, payload: Uint8Array, options: PublishOptions): Promise<PubAck> {
   const parent = context.active();
   const span = trace.getTracer(BUS_TRACER).startSpan(
     `send ${subject}`,

@@ -27,7 +27,11 @@ let database: Database<TestDB>;
 beforeAll(async () => {
   database = await createDatabase<TestDB>({ url: testDatabaseUrl, schema, poolSize: 4, statementTimeoutMs: 2_000 });
   const { db } = database;
-  await db.schema.createTable("counters").addColumn("id", "text", (c) => c.primaryKey()).addColumn("value", "integer", (c) => c.notNull()).execute();
+  await db.schema
+    .createTable("counters")
+    .addColumn("id", "text", (c) => c.primaryKey())
+    .addColumn("value", "integer", (c) => c.notNull())
+    .execute();
   await db.schema
     .createTable("items")
     .addColumn("id", "serial", (c) => c.primaryKey())
@@ -47,17 +51,13 @@ describe("createDatabase", () => {
       select table_schema from information_schema.tables where table_name = 'counters' and table_schema = ${schema}`.execute(database.db);
     expect(rows.rows).toHaveLength(1);
     // Several checkouts at once use several connections: each must see the schema.
-    const paths = await Promise.all(
-      Array.from({ length: 4 }, () => sql<{ search_path: string }>`show search_path`.execute(database.db)),
-    );
+    const paths = await Promise.all(Array.from({ length: 4 }, () => sql<{ search_path: string }>`show search_path`.execute(database.db)));
     for (const p of paths) expect(p.rows[0].search_path).toBe(schema);
   });
 
   it("creates the schema safely when several processes start at once", async () => {
     const other = uniqueName("dbtest_race");
-    const handles = await Promise.all(
-      Array.from({ length: 4 }, () => createDatabase({ url: testDatabaseUrl, schema: other, poolSize: 1 })),
-    );
+    const handles = await Promise.all(Array.from({ length: 4 }, () => createDatabase({ url: testDatabaseUrl, schema: other, poolSize: 1 })));
     await Promise.all(handles.map((h) => h.ping()));
     await Promise.all(handles.map((h) => h.destroy()));
     await dropSchema(testDatabaseUrl, other);
@@ -97,7 +97,7 @@ describe("createDatabase", () => {
     // The pool replaces the dead connection: pings succeed again (the pool may hand out the dead
     // connection once more before it has seen the socket close, so wait on the condition).
     let healthy = false;
-    for (const end = Date.now() + 10_000; !healthy && Date.now() < end; ) {
+    for (const end = Date.now() + 10_000; !healthy && Date.now() < end;) {
       healthy = await database.ping().then(
         () => true,
         (e: unknown) => (isConnectionError(e) ? false : Promise.reject(e)),
@@ -117,10 +117,18 @@ describe("pg error mapping", () => {
     const { db } = database;
     await db.insertInto("counters").values({ id: "u1", value: 0 }).execute();
     await db.insertInto("items").values({ counter_id: "u1", name: "dup" }).execute();
-    const dup = await db.insertInto("items").values({ counter_id: "u1", name: "dup" }).execute().catch((e: unknown) => e);
+    const dup = await db
+      .insertInto("items")
+      .values({ counter_id: "u1", name: "dup" })
+      .execute()
+      .catch((e: unknown) => e);
     expect(isUniqueViolation(dup)).toBe(true);
     expect(pgConstraint(dup)).toBe("items_name_key");
-    const fk = await db.insertInto("items").values({ counter_id: "missing", name: "x" }).execute().catch((e: unknown) => e);
+    const fk = await db
+      .insertInto("items")
+      .values({ counter_id: "missing", name: "x" })
+      .execute()
+      .catch((e: unknown) => e);
     expect(isForeignKeyViolation(fk)).toBe(true);
     expect(isUniqueViolation(fk)).toBe(false);
     expect(isUniqueViolation(new Error("nope"))).toBe(false);
@@ -154,7 +162,11 @@ describe("withTransaction", () => {
         if (attempts === 1) {
           await db.updateTable("counters").set({ value: 100 }).where("id", "=", "s1").execute();
         }
-        await trx.updateTable("counters").set({ value: row.value + 1 }).where("id", "=", "s1").execute();
+        await trx
+          .updateTable("counters")
+          .set({ value: row.value + 1 })
+          .where("id", "=", "s1")
+          .execute();
         return row.value + 1;
       },
       { isolation: "serializable", retries: 2 },

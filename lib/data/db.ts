@@ -47,9 +47,7 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Throws unless `name` is a plain lower-case Postgres identifier usable as a schema name. */
 export function assertSchemaName(name: string): void {
   if (!SCHEMA_NAME.test(name)) {
-    throw new Error(
-      `invalid schema name ${JSON.stringify(name)}: use lower-case letters, digits and _ (max 63)`,
-    );
+    throw new Error(`invalid schema name ${JSON.stringify(name)}: use lower-case letters, digits and _ (max 63)`);
   }
 }
 
@@ -278,11 +276,7 @@ export interface TransactionOptions {
  * `fn` may therefore run more than once: keep side effects outside the
  * database (publishing, calling other services) out of it.
  */
-export async function withTransaction<DB, T>(
-  db: Kysely<DB>,
-  fn: (trx: Transaction<DB>) => Promise<T>,
-  options: TransactionOptions = {},
-): Promise<T> {
+export async function withTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const retries = options.retries ?? 3;
   for (let attempt = 0; ; attempt++) {
     options.signal?.throwIfAborted();

@@ -1,17 +1,15 @@
 import { sql, type Kysely, type Migration } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase, type Database } from "#lib/data/db.ts";
-import {
-  MigrationError,
-  migrateToLatest,
-  migrationStatus,
-  runMigrationsCli,
-} from "#lib/data/migrations.ts";
+import { MigrationError, migrateToLatest, migrationStatus, runMigrationsCli } from "#lib/data/migrations.ts";
 import { dropSchema, testDatabaseUrl, uniqueName } from "#test/support/harness.ts";
 
 const init: Migration = {
   async up(db: Kysely<any>) {
-    await db.schema.createTable("widgets").addColumn("id", "text", (c) => c.primaryKey()).execute();
+    await db.schema
+      .createTable("widgets")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .execute();
   },
 };
 const addName: Migration = {
@@ -49,10 +47,7 @@ describe("migrateToLatest", () => {
   it("applies migrations in name order, in the service schema, once", async () => {
     // Object order deliberately reversed: name order must win.
     const migrations = { "2026_11_24_001_add_name": addName, "2026_11_23_001_init": init };
-    expect(await migrateToLatest(database.db, migrations, { schema })).toEqual([
-      "2026_11_23_001_init",
-      "2026_11_24_001_add_name",
-    ]);
+    expect(await migrateToLatest(database.db, migrations, { schema })).toEqual(["2026_11_23_001_init", "2026_11_24_001_add_name"]);
     expect(await migrateToLatest(database.db, migrations, { schema })).toEqual([]);
     const tables = await sql<{ table_name: string }>`
       select table_name from information_schema.tables where table_schema = ${schema} order by table_name`.execute(database.db);
@@ -63,11 +58,9 @@ describe("migrateToLatest", () => {
 
   it("throws a MigrationError naming the failed migration and keeps earlier ones", async () => {
     const other = await open();
-    const err = await migrateToLatest(
-      other.database.db,
-      { "2026_11_23_001_init": init, "2026_11_23_002_broken": broken },
-      { schema: other.schema },
-    ).catch((e: unknown) => e);
+    const err = await migrateToLatest(other.database.db, { "2026_11_23_001_init": init, "2026_11_23_002_broken": broken }, { schema: other.schema }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MigrationError);
     expect((err as MigrationError).migrationName).toBe("2026_11_23_002_broken");
     expect((err as MigrationError).message).toContain("2026_11_23_002_broken");
@@ -76,9 +69,7 @@ describe("migrateToLatest", () => {
 
   it("is safe when several replicas migrate at once", async () => {
     const other = await open();
-    const extra = await Promise.all(
-      Array.from({ length: 2 }, () => createDatabase({ url: testDatabaseUrl, schema: other.schema, poolSize: 1 })),
-    );
+    const extra = await Promise.all(Array.from({ length: 2 }, () => createDatabase({ url: testDatabaseUrl, schema: other.schema, poolSize: 1 })));
     handles.push(...extra);
     const migrations = { "2026_11_23_001_init": init, "2026_11_24_001_add_name": addName };
     const runs = await Promise.all([other.database, ...extra].map((d) => migrateToLatest(d.db, migrations, { schema: other.schema })));

@@ -75,11 +75,7 @@ async function assertCurrentSchema(db: Kysely<any>, schema: string): Promise<voi
  *
  * `db` must come from `createDatabase({ schema })` for the same schema.
  */
-export async function migrateToLatest(
-  db: Kysely<any>,
-  migrations: Record<string, Migration>,
-  options: MigrateOptions,
-): Promise<string[]> {
+export async function migrateToLatest(db: Kysely<any>, migrations: Record<string, Migration>, options: MigrateOptions): Promise<string[]> {
   const { schema } = options;
   const logger = options.logger ?? pino({ level: "silent" });
   const migrator = createMigrator(db, migrations, schema);
@@ -105,11 +101,7 @@ export interface MigrationState {
 }
 
 /** Lists every known migration and whether it has been applied, in name order. */
-export async function migrationStatus(
-  db: Kysely<any>,
-  migrations: Record<string, Migration>,
-  options: MigrateOptions,
-): Promise<MigrationState[]> {
+export async function migrationStatus(db: Kysely<any>, migrations: Record<string, Migration>, options: MigrateOptions): Promise<MigrationState[]> {
   const migrator = createMigrator(db, migrations, options.schema);
   const infos = await migrator.getMigrations();
   return infos.map((i) => ({ name: i.name, executedAt: i.executedAt ?? null }));

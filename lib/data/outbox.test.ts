@@ -72,13 +72,31 @@ describe("createOutboxRelay", () => {
       if (r.msgId === "poison") throw new Error("message too large");
       seen.push(r.msgId);
     };
-    const relay = createOutboxRelay({ pool: database.pool, channel: `${schema}_ch`, lockName: `${schema}:lock2`, publish, pollIntervalMs: 100, retryMinMs: 5, retryMaxMs: 20, maxAttempts: 4 });
+    const relay = createOutboxRelay({
+      pool: database.pool,
+      channel: `${schema}_ch`,
+      lockName: `${schema}:lock2`,
+      publish,
+      pollIntervalMs: 100,
+      retryMinMs: 5,
+      retryMaxMs: 20,
+      maxAttempts: 4,
+    });
     try {
       await database.db.transaction().execute(async (trx) => {
         // Key a: the poisoned row first, then two that would succeed; key b interleaved.
-        const rows = [["a", "poison"], ["b", "b1"], ["a", "a2"], ["b", "b2"], ["a", "a3"], ["b", "b3"]];
+        const rows = [
+          ["a", "poison"],
+          ["b", "b1"],
+          ["a", "a2"],
+          ["b", "b2"],
+          ["a", "a3"],
+          ["b", "b3"],
+        ];
         for (const [key, id] of rows) {
-          await sql`insert into outbox (kind, target, ordering_key, payload, msg_id) values ('event', 'shared.subject', ${key}, ${Buffer.from(id)}, ${id})`.execute(trx);
+          await sql`insert into outbox (kind, target, ordering_key, payload, msg_id) values ('event', 'shared.subject', ${key}, ${Buffer.from(id)}, ${id})`.execute(
+            trx,
+          );
         }
         await notifyOutbox(trx, `${schema}_ch`);
       });

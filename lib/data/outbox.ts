@@ -76,8 +76,9 @@ export interface OutboxRelay {
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 
-/** NOTIFYs the relay from inside the writing transaction (delivered at commit). */
-export async function notifyOutbox(db: Kysely<any>, channel: string): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
+/** NOTIFYs the relay from inside the writing transaction (delivered at commit), whatever the service's schema type. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function notifyOutbox(db: Kysely<any>, channel: string): Promise<void> {
   await sql`select pg_notify(${channel}, '')`.execute(db);
 }
 
@@ -112,7 +113,9 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const entry = { name: opts.name ?? table, backlog: () => backlog, parked: () => parked, leader: () => leader };
   relays.add(entry);
   gauge ??= metrics.getMeter("vane.outbox").createObservableGauge("vane_outbox_backlog", { description: "outbox rows not yet published" });
-  parkedGauge ??= metrics.getMeter("vane.outbox").createObservableGauge("vane_outbox_parked", { description: "outbox rows parked after repeated publish failures" });
+  parkedGauge ??= metrics
+    .getMeter("vane.outbox")
+    .createObservableGauge("vane_outbox_parked", { description: "outbox rows parked after repeated publish failures" });
   if (relays.size === 1) {
     gauge.addCallback(observe);
     parkedGauge.addCallback(observeParked);
@@ -143,7 +146,16 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       const now = Date.now();
       for (const [key, at] of retryAt) if (at <= now) retryAt.delete(key);
       const waiting = [...retryAt.keys()];
-      const { rows } = await client.query<{ id: string; kind: string; target: string; payload: Buffer; msg_id: string; headers: Record<string, string>; key: string; attempts: number }>(
+      const { rows } = await client.query<{
+        id: string;
+        kind: string;
+        target: string;
+        payload: Buffer;
+        msg_id: string;
+        headers: Record<string, string>;
+        key: string;
+        attempts: number;
+      }>(
         `select id, kind, target, payload, msg_id, headers, coalesce(ordering_key, target) as key, attempts from ${table}
           where published_at is null and parked_at is null and coalesce(ordering_key, target) <> all($2::text[])
           order by id limit $1`,
@@ -172,11 +184,15 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           const error = String((err as Error)?.message ?? err).slice(0, 1000);
           if (attempts >= maxAttempts) {
             await client.query(`update ${table} set attempts = $2, last_error = $3, parked_at = now() where id = $1`, [row.id, attempts, error]);
-            logger.error({ err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts }, "outbox message parked after repeated publish failures; the key's later messages go on");
+            logger.error(
+              { err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts },
+              "outbox message parked after repeated publish failures; the key's later messages go on",
+            );
             parked++;
           } else {
             await client.query(`update ${table} set attempts = $2, last_error = $3 where id = $1`, [row.id, attempts, error]);
-            if (attempts === 1 || attempts % 5 === 0) logger.warn({ err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts }, "outbox publish failed; retrying");
+            if (attempts === 1 || attempts % 5 === 0)
+              logger.warn({ err, outboxId: row.id, kind: row.kind, target: row.target, key: row.key, attempts }, "outbox publish failed; retrying");
             retryAt.set(row.key, Date.now() + backoff(attempts));
           }
           continue;

@@ -40,7 +40,9 @@ describe("config", () => {
     good.done();
     const bad = createEnvReader({ VANE_CORS_ORIGINS: "https://a.test/, a.test, https://b.test/app" });
     bad.origins("VANE_CORS_ORIGINS", ["*"]);
-    expect(() => bad.done()).toThrow(/VANE_CORS_ORIGINS must list origins like https:\/\/app.example.com \(no path, no trailing slash\) or \*, got "https:\/\/a.test\/"/);
+    expect(() => bad.done()).toThrow(
+      /VANE_CORS_ORIGINS must list origins like https:\/\/app.example.com \(no path, no trailing slash\) or \*, got "https:\/\/a.test\/"/,
+    );
     try {
       bad.done();
     } catch (e) {

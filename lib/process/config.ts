@@ -93,7 +93,12 @@ export function createEnvReader(env: Env): EnvReader {
     },
     list(name, fallback = []) {
       const v = raw(name);
-      return v === undefined ? fallback : v.split(",").map((s) => s.trim()).filter(Boolean);
+      return v === undefined
+        ? fallback
+        : v
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean);
     },
     origins(name, fallback) {
       const list = this.list(name, fallback);

@@ -24,7 +24,10 @@ export function requestContextValues(req: { socket?: { remoteAddress?: string } 
 export function clientAddress(ctx: HandlerContext, trustedProxyHops: number): string {
   const peer = normalize(ctx.values.get(peerAddressKey) ?? "") || "unknown";
   if (trustedProxyHops <= 0) return peer;
-  const entries = (ctx.requestHeader.get("x-forwarded-for") ?? "").split(",").map((e) => e.trim()).filter(Boolean);
+  const entries = (ctx.requestHeader.get("x-forwarded-for") ?? "")
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean);
   const entry = entries.length >= trustedProxyHops ? normalize(entries[entries.length - trustedProxyHops]) : "";
   return entry || peer;
 }
@@ -49,5 +52,8 @@ export function sourceOf(address: string): string {
   const left = head ? head.split(":") : [];
   const right = tail ? tail.split(":") : [];
   const groups = address.includes("::") ? [...left, ...Array(8 - left.length - right.length).fill("0"), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }

@@ -11,7 +11,13 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EvaluateAllResponseSchema, EvaluateResponseSchema, EvaluationService, Reason, WatchResponseSchema } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import {
+  EvaluateAllResponseSchema,
+  EvaluateResponseSchema,
+  EvaluationService,
+  Reason,
+  WatchResponseSchema,
+} from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { createHealthRegistry } from "#lib/server/health.ts";
 import { createServer, serve, type VaneServer } from "#lib/server/server.ts";
 import { createTestLogger } from "#test/support/harness.ts";
@@ -84,18 +90,27 @@ function grpcJsClient() {
   });
   const pkg = grpc.loadPackageDefinition(def) as any;
   return new pkg.vane.evaluation.v1.EvaluationService(baseUrl.replace("http://", ""), grpc.credentials.createInsecure()) as grpc.Client & {
-    Evaluate: (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { version: string; evaluation: { variant: string } }) => void) => grpc.ClientUnaryCall;
+    Evaluate: (
+      req: object,
+      md: grpc.Metadata,
+      opts: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res: { version: string; evaluation: { variant: string } }) => void,
+    ) => grpc.ClientUnaryCall;
   };
 }
 
 function callGrpcJs(client: ReturnType<typeof grpcJsClient>, req: object, opts: grpc.CallOptions = {}, md = new grpc.Metadata()) {
-  return new Promise<{ res?: { version: string; evaluation: { variant: string } }; err?: grpc.ServiceError; header?: grpc.Metadata; trailer?: grpc.Metadata }>((resolve) => {
-    let header: grpc.Metadata | undefined;
-    const call = client.Evaluate(req, md, opts, (err, res) => setTimeout(() => resolve({ res: res ?? undefined, err: err ?? undefined, header, trailer }), 0));
-    let trailer: grpc.Metadata | undefined;
-    call.on("metadata", (m) => (header = m));
-    call.on("status", (s) => (trailer = s.metadata));
-  });
+  return new Promise<{ res?: { version: string; evaluation: { variant: string } }; err?: grpc.ServiceError; header?: grpc.Metadata; trailer?: grpc.Metadata }>(
+    (resolve) => {
+      let header: grpc.Metadata | undefined;
+      const call = client.Evaluate(req, md, opts, (err, res) =>
+        setTimeout(() => resolve({ res: res ?? undefined, err: err ?? undefined, header, trailer }), 0),
+      );
+      let trailer: grpc.Metadata | undefined;
+      call.on("metadata", (m) => (header = m));
+      call.on("status", (s) => (trailer = s.metadata));
+    },
+  );
 }
 
 describe("gRPC fast path", () => {
@@ -155,7 +170,11 @@ describe("gRPC fast path", () => {
     } finally {
       client.close();
     }
-    for (const transport of [createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }), createConnectTransport({ baseUrl, httpVersion: "1.1" }), createGrpcTransport({ baseUrl })]) {
+    for (const transport of [
+      createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }),
+      createConnectTransport({ baseUrl, httpVersion: "1.1" }),
+      createGrpcTransport({ baseUrl }),
+    ]) {
       const res = await createClient(EvaluationService, transport).evaluate({ flagKey: "f" });
       expect(res.version).toBe(7n);
     }

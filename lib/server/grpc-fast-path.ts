@@ -76,7 +76,9 @@ export function createGrpcFastPath(opts: GrpcFastPathOptions): GrpcFastPath {
     live.add(controller);
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     const timer =
-      timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new ConnectError(`the call took longer than ${timeoutMs} ms`, Code.DeadlineExceeded)), timeoutMs);
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => controller.abort(new ConnectError(`the call took longer than ${timeoutMs} ms`, Code.DeadlineExceeded)), timeoutMs);
     const context: HandlerContext = {
       method,
       service: method.parent,
@@ -171,9 +173,16 @@ async function serve(
     // The deadline (the client's or the default) answers DEADLINE_EXCEEDED even if the handler
     // does not watch its signal.
     const expired = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true }));
-    output = await Promise.race([invokeUnaryImplementation(spec as Parameters<typeof invokeUnaryImplementation>[0], context, input, opts.interceptors), expired]);
+    output = await Promise.race([
+      invokeUnaryImplementation(spec as Parameters<typeof invokeUnaryImplementation>[0], context, input, opts.interceptors),
+      expired,
+    ]);
   } catch (err) {
-    return respondError(stream, err instanceof ConnectError ? err : answerFor(err, { rpc: `${method.parent.typeName}/${method.name}` }, opts.logger), context.responseHeader);
+    return respondError(
+      stream,
+      err instanceof ConnectError ? err : answerFor(err, { rpc: `${method.parent.typeName}/${method.name}` }, opts.logger),
+      context.responseHeader,
+    );
   } finally {
     stream.off("close", onClose);
     call.end();
@@ -207,7 +216,8 @@ async function serveStream(
     const run = transformInvokeImplementation(spec as Parameters<typeof transformInvokeImplementation>[0], context, opts.interceptors);
     for await (const message of run(createAsyncIterable([input as Message]))) {
       if (stream.destroyed || stream.closed) break;
-      if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
+      if (!stream.headersSent)
+        stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
       if (!stream.write(frameOf(toBinary(method.output, message as never)))) await new Promise((r) => stream.once("drain", r).once("close", r));
     }
     const reason: unknown = context.signal.reason;

@@ -6,12 +6,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as Status,
-  HealthCheckResponseSchema,
-  HealthListResponseSchema,
-} from "#gen/grpc/health/v1/health_pb.js";
+import { Health, HealthCheckResponse_ServingStatus as Status, HealthCheckResponseSchema, HealthListResponseSchema } from "#gen/grpc/health/v1/health_pb.js";
 
 /** A readiness check: resolves when healthy; throws (or resolves a reason string) when not. */
 export type HealthCheck = (signal: AbortSignal) => Promise<void | string>;

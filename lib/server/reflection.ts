@@ -48,9 +48,7 @@ export function createReflectionResolver(services: DescService[]) {
       value: create(v1.ErrorResponseSchema, { errorCode: 5, errorMessage: `${what} not found` }),
     });
     const files = (f: DescFile | undefined, what: string) =>
-      f
-        ? { case: "fileDescriptorResponse" as const, value: create(v1.FileDescriptorResponseSchema, { fileDescriptorProto: encode(f) }) }
-        : notFound(what);
+      f ? { case: "fileDescriptorResponse" as const, value: create(v1.FileDescriptorResponseSchema, { fileDescriptorProto: encode(f) }) } : notFound(what);
     const r = req.messageRequest;
     switch (r.case) {
       case "listServices":

@@ -121,7 +121,10 @@ describe("gRPC (an independent client sending raw bytes)", () => {
       details: `context.fields["email"].string_value: not valid UTF-8 (protobuf strings must be UTF-8)`,
     });
     // And a good request still works on the same connection.
-    expect(await grpcUnary("/vane.evaluation.v1.EvaluationService/Evaluate", evaluateRequest(ascii("flag"), ascii("ann@example.com")))).toEqual({ code: 0, details: "" });
+    expect(await grpcUnary("/vane.evaluation.v1.EvaluationService/Evaluate", evaluateRequest(ascii("flag"), ascii("ann@example.com")))).toEqual({
+      code: 0,
+      details: "",
+    });
     expect(evaluated).toEqual(["flag"]);
   });
 
@@ -159,7 +162,11 @@ describe("gRPC-Web and Connect (fetch with raw bytes)", () => {
   it("Connect binary, unary: 400 invalid_argument naming the field or the type", async () => {
     for (const [path, body, message] of [
       ["vane.flags.v1.FlagService/CreateFlag", createFlagRequest(BAD), "variants[1].key: not valid UTF-8 (protobuf strings must be UTF-8)"],
-      ["vane.evaluation.v1.EvaluationService/Evaluate", evaluateRequest(ascii("x"), BAD), `context.fields["email"].string_value: not valid UTF-8 (protobuf strings must be UTF-8)`],
+      [
+        "vane.evaluation.v1.EvaluationService/Evaluate",
+        evaluateRequest(ascii("x"), BAD),
+        `context.fields["email"].string_value: not valid UTF-8 (protobuf strings must be UTF-8)`,
+      ],
     ] as const) {
       const res = await post(path, "application/proto", body);
       expect(res.status).toBe(400);
@@ -181,7 +188,11 @@ describe("gRPC-Web and Connect (fetch with raw bytes)", () => {
   it("Connect JSON that is not UTF-8 is refused saying where, not read as something else", async () => {
     // The invalid byte in a field name made the field unknown (ignored), so the request looked
     // empty and the error named another field.
-    const body = Buffer.concat([Buffer.from('{"projectId":"0b7a3c1e-8a4e-4c55-9f0e-2f1b7a0c9d11","k'), Buffer.from([0xff]), Buffer.from('ey":"new-checkout"}')]);
+    const body = Buffer.concat([
+      Buffer.from('{"projectId":"0b7a3c1e-8a4e-4c55-9f0e-2f1b7a0c9d11","k'),
+      Buffer.from([0xff]),
+      Buffer.from('ey":"new-checkout"}'),
+    ]);
     const res = await post("vane.flags.v1.FlagService/CreateFlag", "application/json", body);
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({
@@ -189,7 +200,11 @@ describe("gRPC-Web and Connect (fetch with raw bytes)", () => {
       message: `the request body is not valid UTF-8 (byte 0xff at offset ${body.indexOf(0xff)}): JSON must be encoded in UTF-8`,
     });
     // In a value, too (it was silently replaced by U+FFFD).
-    const inValue = await post("vane.evaluation.v1.EvaluationService/Evaluate", "application/json", Buffer.concat([Buffer.from('{"flagKey":"a'), Buffer.from([0xc3]), Buffer.from('"}')]));
+    const inValue = await post(
+      "vane.evaluation.v1.EvaluationService/Evaluate",
+      "application/json",
+      Buffer.concat([Buffer.from('{"flagKey":"a'), Buffer.from([0xc3]), Buffer.from('"}')]),
+    );
     expect(inValue.status).toBe(400);
     expect(errorFromJsonBytes(new Uint8Array(await inValue.arrayBuffer()), undefined, new Error() as never).code).toBe(Code.InvalidArgument);
     // Valid UTF-8 beyond ASCII is fine.
@@ -210,7 +225,9 @@ describe("the diagnosis", () => {
   });
 
   it("names map keys and entries, and falls back to the type when it cannot walk the bytes", () => {
-    expect(describeBinaryDecodeFailure(CreateFlagRequestSchema, createFlagRequest(ascii("ok")), "x")).toMatch(/not a valid vane\.flags\.v1\.CreateFlagRequest in protobuf binary \(x\)/);
+    expect(describeBinaryDecodeFailure(CreateFlagRequestSchema, createFlagRequest(ascii("ok")), "x")).toMatch(
+      /not a valid vane\.flags\.v1\.CreateFlagRequest in protobuf binary \(x\)/,
+    );
     expect(() => fromBinary(CreateFlagRequestSchema, createFlagRequest(BAD))).toThrow();
     expect(describeBinaryDecodeFailure(CreateFlagRequestSchema, undefined, "invalid UTF-8")).toBe(
       "a string field of vane.flags.v1.CreateFlagRequest is not valid UTF-8 (protobuf strings must be UTF-8)",

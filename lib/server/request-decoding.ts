@@ -63,7 +63,7 @@ const lenient = new TextDecoder();
 
 /** Offset of the first byte that does not start a well-formed UTF-8 sequence (-1: none). */
 export function firstInvalidUtf8(b: Uint8Array): number {
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const c = b[i];
     const more = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
     if (more < 0) return i;

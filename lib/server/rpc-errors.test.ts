@@ -104,8 +104,20 @@ describe("a service whose Postgres goes away", () => {
     proxy = await postgresProxy();
     const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" });
     const common = readCommonConfig(reader);
-    module = await createIdentityModule({ databaseUrl: proxy.url, schema, tokenIssuer: common.tokenIssuer, migrate: true, config: readIdentityConfig(reader), logger });
-    running = await startModules({ config: common, logger, modules: [module], verifier: createTokenVerifier({ issuer: common.tokenIssuer, keys: module.keys.keySet }) });
+    module = await createIdentityModule({
+      databaseUrl: proxy.url,
+      schema,
+      tokenIssuer: common.tokenIssuer,
+      migrate: true,
+      config: readIdentityConfig(reader),
+      logger,
+    });
+    running = await startModules({
+      config: common,
+      logger,
+      modules: [module],
+      verifier: createTokenVerifier({ issuer: common.tokenIssuer, keys: module.keys.keySet }),
+    });
   });
   afterAll(async () => {
     await running?.stop();
@@ -117,8 +129,14 @@ describe("a service whose Postgres goes away", () => {
     const orgId = crypto.randomUUID();
     const userId = crypto.randomUUID();
     const db = module.database.db;
-    await db.insertInto("organizations").values({ id: orgId, name: "Outage", slug: uniqueName("outage").replace(/_/g, "-") }).execute();
-    await db.insertInto("users").values({ id: userId, email: `${uniqueName("owner")}@example.com` }).execute();
+    await db
+      .insertInto("organizations")
+      .values({ id: orgId, name: "Outage", slug: uniqueName("outage").replace(/_/g, "-") })
+      .execute();
+    await db
+      .insertInto("users")
+      .values({ id: userId, email: `${uniqueName("owner")}@example.com` })
+      .execute();
     await db.insertInto("members").values({ id: crypto.randomUUID(), organization_id: orgId, user_id: userId, role: "owner" }).execute();
     const { token } = await module.keys.sign({ sub: userId, org: orgId, role: "owner", kind: "user" }, 60_000);
     const baseUrl = `http://127.0.0.1:${running.port}`;
@@ -128,16 +146,24 @@ describe("a service whose Postgres goes away", () => {
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
         body: JSON.stringify({ organizationId: orgId }),
       });
-    const grpcClient = createClient(IdentityService, createGrpcTransport({ baseUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }));
+    const grpcClient = createClient(
+      IdentityService,
+      createGrpcTransport({ baseUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
+    );
     expect((await listOverJson()).status).toBe(200);
 
     await proxy.cut();
     const down = await listOverJson();
     expect(down.status).toBe(503);
     expect(await down.json()).toEqual({ code: "unavailable", message: "the database is unavailable; retry later" });
-    expect(await failure(grpcClient.listProjects({ organizationId: orgId }))).toMatchObject({ code: Code.Unavailable, rawMessage: "the database is unavailable; retry later" });
+    expect(await failure(grpcClient.listProjects({ organizationId: orgId }))).toMatchObject({
+      code: Code.Unavailable,
+      rawMessage: "the database is unavailable; retry later",
+    });
     expect(lines.filter((l) => l.level === 50)).toEqual([]);
-    expect(lines.filter((l) => l.msg === "RPC failed: the database is unavailable; retry later" && l.rpc === "vane.identity.v1.IdentityService/ListProjects")).toHaveLength(2);
+    expect(
+      lines.filter((l) => l.msg === "RPC failed: the database is unavailable; retry later" && l.rpc === "vane.identity.v1.IdentityService/ListProjects"),
+    ).toHaveLength(2);
 
     await proxy.restore();
     expect((await grpcClient.listProjects({ organizationId: orgId })).projects).toEqual([]);
@@ -151,7 +177,8 @@ describe("the kit's answers", () => {
   let baseUrl: string;
   const schema = uniqueName("rpc_errors");
   const { logger, lines } = capturingLogger();
-  const secretful = "cannot reach postgres://vane:hunter2@db.internal/vane (password=hunter2) for Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln with vane_server_Zx81kQ0pL2mN4bV7";
+  const secretful =
+    "cannot reach postgres://vane:hunter2@db.internal/vane (password=hunter2) for Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln with vane_server_Zx81kQ0pL2mN4bV7";
 
   beforeAll(async () => {
     proxy = await postgresProxy();
@@ -254,9 +281,11 @@ describe("the kit's answers", () => {
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).toMatch(/^internal error \(trace id [0-9a-f]{32}\)$/);
     const versions: bigint[] = [];
-    const streamErr = await failure((async () => {
-      for await (const m of client.watch({})) versions.push(m.version);
-    })());
+    const streamErr = await failure(
+      (async () => {
+        for await (const m of client.watch({})) versions.push(m.version);
+      })(),
+    );
     expect(versions).toEqual([1n]);
     expect(streamErr.code).toBe(Code.Internal);
     const logged = errorLines().slice(before);

@@ -8,7 +8,16 @@
  * the trace id to quote.
  */
 import { context, isSpanContextValid, trace } from "@opentelemetry/api";
-import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  type ContextValues,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+} from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { isConnectionError, isQueryCanceledCause, isRetryableTransactionCause } from "#lib/data/db.ts";
 import type { Logger } from "#lib/process/logger.ts";
@@ -30,13 +39,17 @@ export function answerFor(err: unknown, call: { rpc: string; signal?: AbortSigna
   if (!(err instanceof ConnectError) || cause !== err) {
     const mapped = infrastructureFailure(cause);
     if (mapped) {
-      logger.warn({ rpc: call.rpc, code: codeToString(mapped.code), traceId: traceId(), cause: redactSecrets(describeError(cause)) }, `RPC failed: ${mapped.rawMessage}`);
+      logger.warn(
+        { rpc: call.rpc, code: codeToString(mapped.code), traceId: traceId(), cause: redactSecrets(describeError(cause)) },
+        `RPC failed: ${mapped.rawMessage}`,
+      );
       return mapped;
     }
   }
   // ConnectError.from() of an unexpected error is UNKNOWN with that error's message: not for callers.
   const wrapsUnexpected = err instanceof ConnectError && err.code === Code.Unknown && err.cause instanceof Error && !(err.cause instanceof ConnectError);
-  const answer = err instanceof ConnectError && !wrapsUnexpected ? err : new ConnectError(withTraceId("internal error"), Code.Internal, undefined, undefined, cause);
+  const answer =
+    err instanceof ConnectError && !wrapsUnexpected ? err : new ConnectError(withTraceId("internal error"), Code.Internal, undefined, undefined, cause);
   if (SERVER_FAULTS.has(answer.code)) logServerFault(logger, answer, call);
   return answer;
 }

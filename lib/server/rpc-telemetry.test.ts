@@ -5,16 +5,8 @@ import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@o
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as Status,
-  HealthCheckResponseSchema,
-} from "#gen/grpc/health/v1/health_pb.ts";
-import {
-  createClientTracingInterceptor,
-  createRpcMetricsInterceptor,
-  createTracingInterceptor,
-} from "#lib/server/rpc-telemetry.ts";
+import { Health, HealthCheckResponse_ServingStatus as Status, HealthCheckResponseSchema } from "#gen/grpc/health/v1/health_pb.ts";
+import { createClientTracingInterceptor, createRpcMetricsInterceptor, createTracingInterceptor } from "#lib/server/rpc-telemetry.ts";
 import { startTelemetry } from "#lib/process/telemetry.ts";
 
 const spans = new InMemorySpanExporter();
@@ -153,8 +145,7 @@ describe("metrics interceptor", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/plain");
     const text = await res.text();
-    const line = (name: string, ...labels: string[]) =>
-      text.split("\n").find((l) => l.startsWith(`${name}{`) && labels.every((x) => l.includes(x)));
+    const line = (name: string, ...labels: string[]) => text.split("\n").find((l) => l.startsWith(`${name}{`) && labels.every((x) => l.includes(x)));
 
     const ok = line("rpc_server_requests_total", 'rpc_method="Check"', 'rpc_status="ok"');
     expect(ok).toMatch(/rpc_service="grpc\.health\.v1\.Health"/);

@@ -37,9 +37,7 @@ export const ATTR_RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code";
 export const ATTR_RPC_STATUS = "rpc.status";
 
 /** Histogram buckets in ms: sub-millisecond evaluations up to multi-second streams. */
-export const RPC_DURATION_BUCKETS_MS: readonly number[] = [
-  0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000,
-];
+export const RPC_DURATION_BUCKETS_MS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000];
 
 type AnyRequest = UnaryRequest | StreamRequest;
 type Side = "server" | "client";
@@ -83,14 +81,7 @@ function outcome(req: AnyRequest, side: Side, err: unknown, finished: boolean): 
 
 // Server side, only codes that mean the server failed mark the span as an
 // error (per the RPC conventions); a NotFound is a correct answer.
-const SERVER_ERROR_CODES = new Set<Code>([
-  Code.Unknown,
-  Code.DeadlineExceeded,
-  Code.Unimplemented,
-  Code.Internal,
-  Code.Unavailable,
-  Code.DataLoss,
-]);
+const SERVER_ERROR_CODES = new Set<Code>([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
 
 /**
  * Runs `next(req)` and calls `done` exactly once when the call is over: for a

@@ -165,7 +165,14 @@ describe("server", () => {
   it("says which setting to change when its port is taken", async () => {
     server = slowServer(0);
     const port = await server.listen();
-    const second = createServer({ port, host: "127.0.0.1", portSetting: "VANE_FLAGD_PORT", logger: createTestLogger(), health: createHealthRegistry(), services: [] });
+    const second = createServer({
+      port,
+      host: "127.0.0.1",
+      portSetting: "VANE_FLAGD_PORT",
+      logger: createTestLogger(),
+      health: createHealthRegistry(),
+      services: [],
+    });
     await expect(second.listen()).rejects.toThrow(`port ${port} is already in use on 127.0.0.1: stop what holds it, or choose another with VANE_FLAGD_PORT`);
   });
 

@@ -29,10 +29,7 @@ import { createErrorInterceptor } from "#lib/server/rpc-errors.ts";
 import { createRuleAwareValidateInterceptor } from "#lib/server/validation.ts";
 
 /** A plain HTTP handler mounted at an exact path (GET and HEAD). */
-export type HttpRoute = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void | Promise<void>;
+export type HttpRoute = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void | Promise<void>;
 
 /** One Connect service and its implementation. */
 export interface ServiceRegistration {
@@ -154,7 +151,9 @@ export function createServer(opts: ServerOptions): VaneServer {
           : [],
       ),
     );
-  const fastPath = fastMethods.length > 0 ? createGrpcFastPath({
+  const fastPath =
+    fastMethods.length > 0
+      ? createGrpcFastPath({
           methods: fastMethods,
           // The fast path applies the default deadline itself, without an AbortSignal.any per call.
           interceptors: [...(opts.interceptors ?? []), errors, validate],
@@ -163,7 +162,8 @@ export function createServer(opts: ServerOptions): VaneServer {
           shutdownSignal: shutdown.signal,
           maxTimeoutMs,
           readMaxBytes,
-        }) : undefined;
+        })
+      : undefined;
 
   const handler = createConnectAdapter({
     routes,
@@ -194,29 +194,33 @@ export function createServer(opts: ServerOptions): VaneServer {
     ...opts.httpRoutes,
   };
 
-  const { tcp, h2, h1Connections } = createDualListener((req, res) => {
-    inFlight++;
-    res.once("close", () => inFlight--);
-    // While draining, HTTP/1.1 clients are told not to reuse the connection: Node closes it
-    // after the response, and the client knows it.
-    if (draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-    if (applyCors(opts.corsOrigins ?? [], req, res)) return;
-    const path = (req.url ?? "/").split("?")[0];
-    const route = (req.method === "GET" || req.method === "HEAD") && httpRoutes[path];
-    if (route) {
-      Promise.resolve(route(req, res)).catch((err: unknown) => {
-        log.error({ err, path }, "http route failed");
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
-      });
-      return;
-    }
-    handler(req, res);
-  }, fastPath && ((stream, headers) => {
-    if (!fastPath(stream, headers, () => inFlight--)) return false;
-    inFlight++;
-    return true;
-  }));
+  const { tcp, h2, h1Connections } = createDualListener(
+    (req, res) => {
+      inFlight++;
+      res.once("close", () => inFlight--);
+      // While draining, HTTP/1.1 clients are told not to reuse the connection: Node closes it
+      // after the response, and the client knows it.
+      if (draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      if (applyCors(opts.corsOrigins ?? [], req, res)) return;
+      const path = (req.url ?? "/").split("?")[0];
+      const route = (req.method === "GET" || req.method === "HEAD") && httpRoutes[path];
+      if (route) {
+        Promise.resolve(route(req, res)).catch((err: unknown) => {
+          log.error({ err, path }, "http route failed");
+          if (!res.headersSent) res.writeHead(500);
+          res.end();
+        });
+        return;
+      }
+      handler(req, res);
+    },
+    fastPath &&
+      ((stream, headers) => {
+        if (!fastPath(stream, headers, () => inFlight--)) return false;
+        inFlight++;
+        return true;
+      }),
+  );
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -249,7 +253,10 @@ export function createServer(opts: ServerOptions): VaneServer {
         tcp.once("error", (err: NodeJS.ErrnoException) =>
           reject(
             err.code === "EADDRINUSE"
-              ? new Error(`port ${opts.port} is already in use on ${opts.host ?? "0.0.0.0"}: stop what holds it, or choose another with ${opts.portSetting ?? "VANE_PORT"}`, { cause: err })
+              ? new Error(
+                  `port ${opts.port} is already in use on ${opts.host ?? "0.0.0.0"}: stop what holds it, or choose another with ${opts.portSetting ?? "VANE_PORT"}`,
+                  { cause: err },
+                )
               : err,
           ),
         );

@@ -181,32 +181,40 @@ describe("graceful shutdown", () => {
     server = undefined;
   });
 
-  it.each([0, 300])("looping keep-alive clients (HTTP/1.1, HTTP/2, gRPC) see only completed or refused calls (drain delay %i ms)", async (drainDelayMs) => {
-    server = startServer(drainDelayMs, 400);
-    const port = await server.listen();
-    const clients = { http1: tally(), http2: tally(), grpc: tally() };
-    let closed = false;
-    // Bounded: after the server stopped, each loop ends at its first refused call.
-    const loops = Promise.all([
-      http1Loop(port, clients.http1, () => false),
-      http2Loop(port, clients.http2, () => false),
-      grpcLoop(port, clients.grpc, () => false),
-    ]);
-    await eventually(() => Object.values(clients).every((t) => t.served >= 20), 20_000, "every client being served");
-    // A slow call in flight when the shutdown begins completes.
-    const slow = fetch(`http://127.0.0.1:${port}/vane.identity.v1.AuthService/WhoAmI`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-    await new Promise((r) => setTimeout(r, 50));
-    const closing = server.close().then(() => (closed = true));
-    await loops;
-    await closing;
-    expect((await slow).status).toBe(200);
-    expect(closed).toBe(true);
-    for (const [name, t] of Object.entries(clients)) {
-      expect({ name, failures: t.failures }).toEqual({ name, failures: [] });
-      expect(t.refused).toBe(1);
-      if (drainDelayMs > 0) expect(t.notServing, name).toBeGreaterThan(0);
-    }
-  }, 60_000);
+  it.each([0, 300])(
+    "looping keep-alive clients (HTTP/1.1, HTTP/2, gRPC) see only completed or refused calls (drain delay %i ms)",
+    async (drainDelayMs) => {
+      server = startServer(drainDelayMs, 400);
+      const port = await server.listen();
+      const clients = { http1: tally(), http2: tally(), grpc: tally() };
+      let closed = false;
+      // Bounded: after the server stopped, each loop ends at its first refused call.
+      const loops = Promise.all([
+        http1Loop(port, clients.http1, () => false),
+        http2Loop(port, clients.http2, () => false),
+        grpcLoop(port, clients.grpc, () => false),
+      ]);
+      await eventually(() => Object.values(clients).every((t) => t.served >= 20), 20_000, "every client being served");
+      // A slow call in flight when the shutdown begins completes.
+      const slow = fetch(`http://127.0.0.1:${port}/vane.identity.v1.AuthService/WhoAmI`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const closing = server.close().then(() => (closed = true));
+      await loops;
+      await closing;
+      expect((await slow).status).toBe(200);
+      expect(closed).toBe(true);
+      for (const [name, t] of Object.entries(clients)) {
+        expect({ name, failures: t.failures }).toEqual({ name, failures: [] });
+        expect(t.refused).toBe(1);
+        if (drainDelayMs > 0) expect(t.notServing, name).toBeGreaterThan(0);
+      }
+    },
+    60_000,
+  );
 
   it("is graceful by default: a service keeps answering, NOT_SERVING, for VANE_DRAIN_DELAY (5 s) before refusing connections", () => {
     expect(readCommonConfig(createEnvReader({})).drainDelayMs).toBe(5_000);

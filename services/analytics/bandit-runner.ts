@@ -137,7 +137,15 @@ export function createBanditRunner(opts: BanditRunnerOptions): BanditRunner {
     }
     await opts.db
       .insertInto("bandit_runs")
-      .values({ id: randomUUID(), experiment_id: x.id, run_at: now, weights: JSON.stringify(base.weights), probability_best: JSON.stringify(base.probabilityBest), flag_version: flagVersion, error: base.error })
+      .values({
+        id: randomUUID(),
+        experiment_id: x.id,
+        run_at: now,
+        weights: JSON.stringify(base.weights),
+        probability_best: JSON.stringify(base.probabilityBest),
+        flag_version: flagVersion,
+        error: base.error,
+      })
       .execute();
     return base;
   }
@@ -157,9 +165,7 @@ export function createBanditRunner(opts: BanditRunnerOptions): BanditRunner {
       if (last && now.getTime() - new Date(last).getTime() < intervalMs) continue;
       if (!(await claim(x, now))) continue;
       // Under the experiment's lock: a stop in progress finishes first, and then the run sees it.
-      const run = await withExperimentLock(opts.db, x.id, (current) =>
-        current.status === "running" ? runOne(current, now) : Promise.resolve(null),
-      );
+      const run = await withExperimentLock(opts.db, x.id, (current) => (current.status === "running" ? runOne(current, now) : Promise.resolve(null)));
       if (run) runs.push(run);
     }
     return runs;

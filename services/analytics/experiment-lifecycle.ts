@@ -56,7 +56,9 @@ export function experimentRule(x: ExperimentRow, variants: readonly { variant: s
       x.layer_key && x.layer_start !== null && x.layer_end !== null
         ? [{ kind: { case: "layer", value: { layerKey: x.layer_key, start: x.layer_start, end: x.layer_end } } }]
         : [],
-    outcome: { kind: { case: "rollout", value: { variants: variants.map((v) => ({ variant: v.variant, weight: v.weight })), seed: x.id, experimentId: x.id } } },
+    outcome: {
+      kind: { case: "rollout", value: { variants: variants.map((v) => ({ variant: v.variant, weight: v.weight })), seed: x.id, experimentId: x.id } },
+    },
   });
 }
 
@@ -90,12 +92,17 @@ export async function changeFlagEnvironment(
   decide: (env: FlagEnvironment | undefined) => Promise<{ enabled: boolean; defaultVariant: string; rules: Rule[] } | null>,
 ): Promise<bigint | null> {
   for (let attempt = 0; ; attempt++) {
-    const flag = await deps.flags.getFlag({ projectId: x.project_id, key: x.flag_key }, caller).catch((e: unknown) => fromFlags(e, "cannot configure the flag"));
+    const flag = await deps.flags
+      .getFlag({ projectId: x.project_id, key: x.flag_key }, caller)
+      .catch((e: unknown) => fromFlags(e, "cannot configure the flag"));
     const env = flag.environments.find((e) => e.environmentId === x.environment_id);
     const next = await decide(env);
     if (!next) return null;
     try {
-      const r = await deps.flags.updateFlagEnvironment({ environmentId: x.environment_id, flagKey: x.flag_key, expectedVersion: env?.version ?? 0n, ...next, reason }, caller);
+      const r = await deps.flags.updateFlagEnvironment(
+        { environmentId: x.environment_id, flagKey: x.flag_key, expectedVersion: env?.version ?? 0n, ...next, reason },
+        caller,
+      );
       return r.configVersion;
     } catch (err) {
       if (ConnectError.from(err).code !== Code.Aborted || attempt >= 4) throw err;
@@ -159,9 +166,18 @@ async function start(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, reas
   const id = x.id;
   await changeFlagEnvironment(deps, x, caller, reason, async (env) => {
     if (hasRule(env, x)) return null; // an earlier attempt got this far
-    const saved: SavedEnvironment = { enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: (env?.rules ?? []).map((r) => toJson(RuleSchema, r)) };
+    const saved: SavedEnvironment = {
+      enabled: env?.enabled ?? false,
+      defaultVariant: env?.defaultVariant ?? "",
+      rules: (env?.rules ?? []).map((r) => toJson(RuleSchema, r)),
+    };
     // Saved before the flag changes, so a stop can restore it whatever happens next.
-    const r = await deps.db.updateTable("experiments").set({ saved_environment: JSON.stringify(saved) }).where("id", "=", id).where("status", "=", "starting").executeTakeFirst();
+    const r = await deps.db
+      .updateTable("experiments")
+      .set({ saved_environment: JSON.stringify(saved) })
+      .where("id", "=", id)
+      .where("status", "=", "starting")
+      .executeTakeFirst();
     if (r.numUpdatedRows === 0n) throw aborted("the experiment changed meanwhile: reload it and retry");
     return { enabled: true, defaultVariant: env?.defaultVariant ?? "", rules: withExperimentRule(env?.rules ?? [], experimentRule(x, x.variants)) };
   });
@@ -180,7 +196,9 @@ async function stop(deps: LifecycleDeps, x: ExperimentRow, caller: Caller, shipV
     x = await transition(deps.db, x, { status: "stopping", stop_time: new Date(), shipped_variant: shipVariant });
   } else if (x.status === "stopping") {
     if (shipVariant && shipVariant !== x.shipped_variant) {
-      throw failedPrecondition(`a stop ${x.shipped_variant ? `shipping "${x.shipped_variant}"` : "without shipping"} is in progress; retry it with the same ship_variant`);
+      throw failedPrecondition(
+        `a stop ${x.shipped_variant ? `shipping "${x.shipped_variant}"` : "without shipping"} is in progress; retry it with the same ship_variant`,
+      );
     }
   } else {
     throw failedPrecondition(`the experiment is ${x.status}; only a running one can stop`);

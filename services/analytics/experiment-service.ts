@@ -20,7 +20,15 @@ import {
   StartExperimentResponseSchema,
   StopExperimentResponseSchema,
 } from "#gen/vane/experiments/v1/experiment_service_pb.js";
-import { Direction, type Experiment, ExperimentSchema, ExperimentStatus, type Metric, MetricKind, MetricSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
+import {
+  Direction,
+  type Experiment,
+  ExperimentSchema,
+  ExperimentStatus,
+  type Metric,
+  MetricKind,
+  MetricSchema,
+} from "#gen/vane/experiments/v1/experiments_pb.js";
 import { requireChangeIn, requireEnvironmentScope, requirePrincipal, requireRole, Role } from "#lib/auth/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/process/errors.ts";
@@ -186,22 +194,28 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       if (!(req.variants.reduce((a, v) => a + v.weight, 0) > 0)) throw invalidArgument("variant weights must add up to more than 0");
       const control = req.controlVariant || names[0];
       if (!names.includes(control)) throw invalidArgument(`control_variant "${control}" is not one of the experiment's variants`);
-      const flag = await deps.flags.getFlag({ projectId: scope.projectId, key: req.flagKey }, caller).catch((e: unknown) => fromFlags(e, "cannot create the experiment"));
+      const flag = await deps.flags
+        .getFlag({ projectId: scope.projectId, key: req.flagKey }, caller)
+        .catch((e: unknown) => fromFlags(e, "cannot create the experiment"));
       const flagVariants = new Set(flag.flag?.variants.map((v) => v.key));
       const missing = names.filter((n) => !flagVariants.has(n));
       if (missing.length) throw invalidArgument(`variants ${missing.join(", ")} are not variants of flag "${req.flagKey}"`);
 
       const keys = { primary: req.primaryMetricKeys, secondary: req.secondaryMetricKeys, guardrail: req.guardrailMetricKeys };
       const allKeys = [...new Set([...keys.primary, ...keys.secondary, ...keys.guardrail])];
-      if (allKeys.length < keys.primary.length + keys.secondary.length + keys.guardrail.length) throw invalidArgument("a metric may appear once across primary, secondary and guardrail");
+      if (allKeys.length < keys.primary.length + keys.secondary.length + keys.guardrail.length)
+        throw invalidArgument("a metric may appear once across primary, secondary and guardrail");
       const metrics = await db.selectFrom("metrics").select(["id", "key"]).where("project_id", "=", scope.projectId).where("key", "in", allKeys).execute();
       const unknown = allKeys.filter((k) => !metrics.some((m) => m.key === k));
       if (unknown.length) throw invalidArgument(`metrics ${unknown.join(", ")} do not exist in the project`);
 
       const bandit = req.bandit?.enabled ? { enabled: true, intervalSeconds: req.bandit.intervalSeconds, minSharePercent: req.bandit.minSharePercent } : null;
-      if (bandit && bandit.intervalSeconds !== 0 && bandit.intervalSeconds < 60) throw invalidArgument("bandit.interval_seconds must be 0 (the default interval) or at least 60");
-      if (bandit && bandit.minSharePercent * names.length > 100) throw invalidArgument("bandit.min_share_percent times the number of variants must not exceed 100");
-      if (req.layerKey && !(req.layerSharePercent >= 0.01 && req.layerSharePercent <= 100)) throw invalidArgument("layer_share_percent must be between 0.01 and 100 with a layer");
+      if (bandit && bandit.intervalSeconds !== 0 && bandit.intervalSeconds < 60)
+        throw invalidArgument("bandit.interval_seconds must be 0 (the default interval) or at least 60");
+      if (bandit && bandit.minSharePercent * names.length > 100)
+        throw invalidArgument("bandit.min_share_percent times the number of variants must not exceed 100");
+      if (req.layerKey && !(req.layerSharePercent >= 0.01 && req.layerSharePercent <= 100))
+        throw invalidArgument("layer_share_percent must be between 0.01 and 100 with a layer");
 
       try {
         const row = await withTransaction(db, async (trx) => {
@@ -221,7 +235,8 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
               taken.filter((t) => t.layer_start !== null && t.layer_end !== null).map((t) => ({ start: t.layer_start!, end: t.layer_end! })),
               size,
             );
-            if (start === null) throw failedPrecondition(`layer "${req.layerKey}" has no free ${req.layerSharePercent}% slice; stop an experiment of the layer or ask for less`);
+            if (start === null)
+              throw failedPrecondition(`layer "${req.layerKey}" has no free ${req.layerSharePercent}% slice; stop an experiment of the layer or ask for less`);
             slice = { start, end: start + size };
           }
           return trx
@@ -282,9 +297,16 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
     async stopExperiment(req, ctx) {
       const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
       await requireChangeOf(x, caller);
-      if (req.shipVariant && !x.variants.some((v) => v.variant === req.shipVariant)) throw invalidArgument(`ship_variant "${req.shipVariant}" is not one of the experiment's variants`);
+      if (req.shipVariant && !x.variants.some((v) => v.variant === req.shipVariant))
+        throw invalidArgument(`ship_variant "${req.shipVariant}" is not one of the experiment's variants`);
       const ship = req.shipVariant || (x.status === "stopping" ? x.shipped_variant : "");
-      const row = await stopExperiment(deps, x.id, caller, req.shipVariant, req.reason || (ship ? `stop experiment ${x.key}, ship ${ship}` : `stop experiment ${x.key}`));
+      const row = await stopExperiment(
+        deps,
+        x.id,
+        caller,
+        req.shipVariant,
+        req.reason || (ship ? `stop experiment ${x.key}, ship ${ship}` : `stop experiment ${x.key}`),
+      );
       return create(StopExperimentResponseSchema, { experiment: toExperiment(row) });
     },
 

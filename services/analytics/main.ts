@@ -41,7 +41,10 @@ runMain("analytics", async ({ onStop, useLogger }) => {
     consumerName: analytics.consumerName,
     pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs, gapWaitMs: analytics.gapWaitMs },
     bandit: banditApiKey
-      ? { credentials: apiKeyBanditCredentials({ identityUrl: analytics.identityUrl!, apiKey: banditApiKey, interceptors }), defaultIntervalMs: analytics.banditIntervalSeconds * 1000 }
+      ? {
+          credentials: apiKeyBanditCredentials({ identityUrl: analytics.identityUrl!, apiKey: banditApiKey, interceptors }),
+          defaultIntervalMs: analytics.banditIntervalSeconds * 1000,
+        }
       : undefined,
     flags: createRemoteFlagsClient({ baseUrl: analytics.flagsUrl!, interceptors }),
     directory: createIdentityDirectory({ baseUrl: analytics.identityUrl!, interceptors }),

@@ -6,7 +6,15 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sql } from "kysely";
-import { Direction, type Interval, IntervalSchema, type Results, ResultsSchema, type TimelinePoint, TimelinePointSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
+import {
+  Direction,
+  type Interval,
+  IntervalSchema,
+  type Results,
+  ResultsSchema,
+  type TimelinePoint,
+  TimelinePointSchema,
+} from "#gen/vane/experiments/v1/experiments_pb.js";
 import { resultWarnings } from "./result-warnings.ts";
 import { analyzeExperiment, type MetricInput } from "./stats/index.ts";
 import type { ExperimentRow, MetricRow, VariantSums } from "./schema.ts";
@@ -27,7 +35,17 @@ export interface ResultsInput {
   conflictingExposures: number;
 }
 
-const ZERO: VariantSums = { units: 0, sum: 0, sum_squares: 0, count_sum: 0, count_squares: 0, sum_count_product: 0, cov_sum: 0, cov_squares: 0, cov_product: 0 };
+const ZERO: VariantSums = {
+  units: 0,
+  sum: 0,
+  sum_squares: 0,
+  count_sum: 0,
+  count_squares: 0,
+  sum_count_product: 0,
+  cov_sum: 0,
+  cov_squares: 0,
+  cov_product: 0,
+};
 
 /** The experiment's arms, control first. */
 export function armsOf(x: ExperimentRow): string[] {
@@ -94,7 +112,11 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     srm: analysis.srm && { pValue: analysis.srm.pValue, mismatch: analysis.srm.mismatch },
     arms: order.map((v, i) => ({ variant: v, units: observed[i], expectedShare: (weightOf.get(v) ?? 0) / totalWeight })),
     guardrails: analysis.metrics.flatMap((m, i) =>
-      roles[i].role === "guardrail" ? m.variants.filter((v) => v.verdict === "worse").map((v) => ({ metricKey: m.key, variant: arms[v.variant], relativeLift: v.relative.estimate, adjustedPValue: v.adjustedPValue })) : [],
+      roles[i].role === "guardrail"
+        ? m.variants
+            .filter((v) => v.verdict === "worse")
+            .map((v) => ({ metricKey: m.key, variant: arms[v.variant], relativeLift: v.relative.estimate, adjustedPValue: v.adjustedPValue }))
+        : [],
     ),
     conflictingUnits: input.conflictingUnits,
     conflictingExposures: input.conflictingExposures,

@@ -10,11 +10,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import {
-  EventEnvelopeSchema,
-  type TrackedEvent,
-  TrackedEventSchema,
-} from "#gen/vane/events/v1/events_pb.js";
+import { EventEnvelopeSchema, type TrackedEvent, TrackedEventSchema } from "#gen/vane/events/v1/events_pb.js";
 import { EventRejectionSchema, EventService, TrackResponseSchema } from "#gen/vane/events/v1/event_service_pb.js";
 import { ApiKeyKind, requirePrincipal } from "#lib/auth/auth.ts";
 import { publishEvent } from "#lib/bus/bus.ts";
@@ -83,7 +79,8 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
         const problem = check(ev);
         const earlier = ev.eventId ? firstIndex.get(ev.eventId) : undefined;
         if (problem) rejected.push(create(EventRejectionSchema, { index, ...problem }));
-        else if (earlier !== undefined) rejected.push(create(EventRejectionSchema, { index, field: "event_id", message: `the same event id as event ${earlier} of this batch` }));
+        else if (earlier !== undefined)
+          rejected.push(create(EventRejectionSchema, { index, field: "event_id", message: `the same event id as event ${earlier} of this batch` }));
         else {
           if (ev.eventId) firstIndex.set(ev.eventId, index);
           accepted.push({ index, id: ev.eventId || randomUUID(), ev });

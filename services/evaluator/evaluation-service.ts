@@ -74,7 +74,10 @@ export function evaluationTarget(ctx: HandlerContext, store: SnapshotStore, requ
  * personal keys, who may read them through the flags API; server and client keys may not.
  */
 function mayExplain(target: Target): void {
-  if (target.exposures) throw permissionDenied("explain needs a person's token or an admin or personal key: explanations show targeting rules, which server and client keys may not read");
+  if (target.exposures)
+    throw permissionDenied(
+      "explain needs a person's token or an admin or personal key: explanations show targeting rules, which server and client keys may not read",
+    );
 }
 
 // Until the initial load is done an environment not held may still arrive (retry); after it, it

@@ -170,9 +170,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
     if (!streamReady) await ensure(b);
     while (count > 0 && b.status() === "connected") {
       const batch = take(batchSize);
-      const results = await Promise.allSettled(
-        batch.map((p) => b.js.publish(p.subject, p.payload, { msgID: p.id, timeout: opts.publishTimeoutMs ?? 5_000 })),
-      );
+      const results = await Promise.allSettled(batch.map((p) => b.js.publish(p.subject, p.payload, { msgID: p.id, timeout: opts.publishTimeoutMs ?? 5_000 })));
       const failed = batch.filter((_, i) => results[i].status === "rejected");
       stats.published += batch.length - failed.length;
       if (failed.length > 0) {
@@ -188,7 +186,10 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
         if (t - lastWarn > 10_000) {
           lastWarn = t;
           const reason = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
-          log.warn({ err: reason.reason, failed: failed.length, buffered: count, undeliverable: stats.undeliverable }, "publishing exposures failed; will retry");
+          log.warn(
+            { err: reason.reason, failed: failed.length, buffered: count, undeliverable: stats.undeliverable },
+            "publishing exposures failed; will retry",
+          );
         }
         return;
       }

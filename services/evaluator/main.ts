@@ -23,7 +23,15 @@ runMain("evaluator", async ({ onStop, useLogger }) => {
   const logger = createLogger({ level: common.logLevel });
   useLogger(logger);
   const identityUrl = evaluator.identityUrl;
-  const module = await createEvaluatorModule({ config: evaluator, common, logger, natsUrl: common.natsUrl, natsToken, jetStream: common.jetStream, identityUrl: identityUrl ? () => identityUrl : undefined });
+  const module = await createEvaluatorModule({
+    config: evaluator,
+    common,
+    logger,
+    natsUrl: common.natsUrl,
+    natsToken,
+    jetStream: common.jetStream,
+    identityUrl: identityUrl ? () => identityUrl : undefined,
+  });
   onStop(() => module.stop());
   const verifier = createCachingVerifier(createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) }));
   const running = await startModules({ config: common, logger, modules: [module], verifier });

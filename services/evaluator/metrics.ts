@@ -49,11 +49,28 @@ export function createEvaluatorMetrics(sources: EvaluatorMetricSources): Evaluat
     description: "Snapshot versions that failed to compile (the previous version kept serving)",
   });
   const exposurePublished = meter.createObservableCounter("vane_evaluator_exposures_published", { description: "Exposure events acknowledged by JetStream" });
-  const exposureDropped = meter.createObservableCounter("vane_evaluator_exposures_dropped", { description: "Exposure events dropped: reason=buffer_full (NATS unreachable too long), reason=undeliverable (larger than max_payload, or refused again and again)" });
-  const exposureFailed = meter.createObservableCounter("vane_evaluator_exposure_publish_failures", { description: "Exposure publish attempts that failed (retried)" });
+  const exposureDropped = meter.createObservableCounter("vane_evaluator_exposures_dropped", {
+    description:
+      "Exposure events dropped: reason=buffer_full (NATS unreachable too long), reason=undeliverable (larger than max_payload, or refused again and again)",
+  });
+  const exposureFailed = meter.createObservableCounter("vane_evaluator_exposure_publish_failures", {
+    description: "Exposure publish attempts that failed (retried)",
+  });
   const exposureBuffered = meter.createObservableGauge("vane_evaluator_exposures_buffered", { description: "Exposure events waiting to be published" });
 
-  const instruments: Observable[] = [age, version, loaded, stale, evalCount, streamGauge, rejectedCount, exposurePublished, exposureDropped, exposureFailed, exposureBuffered];
+  const instruments: Observable[] = [
+    age,
+    version,
+    loaded,
+    stale,
+    evalCount,
+    streamGauge,
+    rejectedCount,
+    exposurePublished,
+    exposureDropped,
+    exposureFailed,
+    exposureBuffered,
+  ];
   const callback = (r: BatchObservableResult) => {
     const t = now();
     for (const s of sources.store.environments()) {

@@ -84,7 +84,13 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   const logger = opts.logger.child({ service: "evaluator" });
   const store = createSnapshotStore({ onListenerError: (err) => logger.error({ err }, "a snapshot listener failed") });
   const hub = createChangeHub(store);
-  const exposures = createExposurePublisher({ logger, stream: config.eventsStream, capacity: config.exposureBufferSize, capacityBytes: config.exposureBufferBytes, ...opts.exposures });
+  const exposures = createExposurePublisher({
+    logger,
+    stream: config.eventsStream,
+    capacity: config.exposureBufferSize,
+    capacityBytes: config.exposureBufferBytes,
+    ...opts.exposures,
+  });
   // The feed reports rejected snapshots to the counters below (called only once running).
   const kvSource: KvSnapshotSource | undefined = opts.natsUrl
     ? createKvSnapshotSource({ bucket: config.snapshotBucket, store, logger, onRejected: (env) => counters.snapshotRejected(env) })
@@ -164,8 +170,10 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     healthChecks: { snapshots },
     async startFlagdServers(verifier) {
       const keys = config.flagdAuth === "key" && opts.identityUrl && verifier ? createFlagdKeys({ identityUrl: opts.identityUrl, verifier }) : undefined;
-      if (config.flagdAuth === "none") logger.warn("VANE_FLAGD_AUTH=none: the flagd ports serve any environment whose id a caller sends; keep them on a trusted network");
-      else if (!keys) logger.warn("the flagd ports accept bearer tokens only (and the --flagd-file environment): set VANE_IDENTITY_URL to accept API keys as selectors");
+      if (config.flagdAuth === "none")
+        logger.warn("VANE_FLAGD_AUTH=none: the flagd ports serve any environment whose id a caller sends; keep them on a trusted network");
+      else if (!keys)
+        logger.warn("the flagd ports accept bearer tokens only (and the --flagd-file environment): set VANE_IDENTITY_URL to accept API keys as selectors");
       const health = createHealthRegistry();
       health.addCheck("evaluator.snapshots", snapshots);
       // Connect JSON answers carry zero values, as flagd's do (e.g. "value": false). Needs
@@ -195,16 +203,27 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
       const evaluationPort =
         config.flagdPort === null
           ? undefined
-          : await start(config.flagdPort, [
-              Object.assign(serve(flagdV2.Service, createFlagdEvaluationV2({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
-              Object.assign(serve(flagdV1.Service, createFlagdEvaluationV1({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
-            ], "VANE_FLAGD_PORT");
+          : await start(
+              config.flagdPort,
+              [
+                Object.assign(serve(flagdV2.Service, createFlagdEvaluationV2({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
+                Object.assign(serve(flagdV1.Service, createFlagdEvaluationV1({ ...flagdDeps, onStream: () => counters.streamOpened("flagd_events") })), hot),
+              ],
+              "VANE_FLAGD_PORT",
+            );
       const syncPort =
         config.flagdSyncPort === null
           ? undefined
-          : await start(config.flagdSyncPort, [
-              Object.assign(serve(FlagSyncService, createFlagdSyncService({ store, hub, access, keys, onStream: () => counters.streamOpened("flagd_sync") })), flagdJson),
-            ], "VANE_FLAGD_SYNC_PORT");
+          : await start(
+              config.flagdSyncPort,
+              [
+                Object.assign(
+                  serve(FlagSyncService, createFlagdSyncService({ store, hub, access, keys, onStream: () => counters.streamOpened("flagd_sync") })),
+                  flagdJson,
+                ),
+              ],
+              "VANE_FLAGD_SYNC_PORT",
+            );
       return { evaluationPort, syncPort };
     },
     async closeFlagdServers() {

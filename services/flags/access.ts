@@ -12,7 +12,16 @@
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
-import { type Principal, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role, roleIncludes } from "#lib/auth/auth.ts";
+import {
+  type Principal,
+  requireChangeIn,
+  requireEnvironmentScope,
+  requirePrincipal,
+  requireProjectWide,
+  requireRole,
+  Role,
+  roleIncludes,
+} from "#lib/auth/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
 import { alreadyExists } from "#lib/process/errors.ts";
 import type { Caller } from "#lib/auth/auth.ts";
@@ -63,7 +72,12 @@ export async function inProject(
  * admin key of another environment is refused before the lookup, and a protected environment
  * needs the admin role.
  */
-export async function inEnvironment(deps: FlagsDeps, ctx: HandlerContext, environmentId: string, role: Role): Promise<{ p: Principal; caller: Caller; env: EnvironmentRef }> {
+export async function inEnvironment(
+  deps: FlagsDeps,
+  ctx: HandlerContext,
+  environmentId: string,
+  role: Role,
+): Promise<{ p: Principal; caller: Caller; env: EnvironmentRef }> {
   const caller = callerOf(ctx);
   requireRole(caller.principal, role);
   const env = roleIncludes(role, Role.EDITOR)

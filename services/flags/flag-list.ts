@@ -8,7 +8,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sql, type SelectQueryBuilder } from "kysely";
-import { type FlagEnvironmentSummaries, FlagEnvironmentSummariesSchema, FlagEnvironmentSummarySchema, type ListFlagsRequest } from "#gen/vane/flags/v1/flag_service_pb.js";
+import {
+  type FlagEnvironmentSummaries,
+  FlagEnvironmentSummariesSchema,
+  FlagEnvironmentSummarySchema,
+  type ListFlagsRequest,
+} from "#gen/vane/flags/v1/flag_service_pb.js";
 import { invalidArgument } from "#lib/process/errors.ts";
 import type { Caller } from "#lib/auth/auth.ts";
 import type { ProjectDirectory } from "#lib/clients/identity-directory.ts";
@@ -41,7 +46,10 @@ export function withStateFilters(q: FlagQuery, req: ListFlagsRequest): FlagQuery
 
 /** How many flags the filtered query matches, over all pages. */
 export async function countFlags(q: FlagQuery): Promise<number> {
-  const row = await q.clearSelect().select(sql<string>`count(*)`.as("n")).executeTakeFirstOrThrow();
+  const row = await q
+    .clearSelect()
+    .select(sql<string>`count(*)`.as("n"))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 

@@ -115,7 +115,13 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
           })
           .returningAll()
           .executeTakeFirstOrThrow();
-        const auditId = await appendAudit(trx, scope, p, { flagKey: req.key, action: "flag.create", reason: req.reason, before: null, after: auditJson.flag(toFlag(row)) });
+        const auditId = await appendAudit(trx, scope, p, {
+          flagKey: req.key,
+          action: "flag.create",
+          reason: req.reason,
+          before: null,
+          after: auditJson.flag(toFlag(row)),
+        });
         await enqueueFlagChanged(trx, targets, scope, req.key, "create", 1n);
         await commitEnvironments(trx, targets, scope, environments, { changedFlagKeys: [req.key], auditId });
         return row;
@@ -148,7 +154,10 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       q = withStateFilters(q, req);
       const totalSize = await countFlags(q);
       if (after) q = q.where("key", ">", after[0]);
-      const rows = await q.orderBy("key").limit(size + 1).execute();
+      const rows = await q
+        .orderBy("key")
+        .limit(size + 1)
+        .execute();
       const { page, nextPageToken } = takePage(rows, size, (row) => [row.key]);
       return create(ListFlagsResponseSchema, {
         flags: page.map(toFlag),
@@ -191,7 +200,12 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       const environments = await directory.environments(scope.projectId, caller);
       const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "archive", ctx.signal, async (trx, before) => {
         if (before.archived) throw failedPrecondition(`flag "${req.key}" is already archived`);
-        return trx.updateTable("flags").set({ archived: true, version: sql`version + 1`, updated_at: sql`now()` }).where("id", "=", before.id).returningAll().executeTakeFirstOrThrow();
+        return trx
+          .updateTable("flags")
+          .set({ archived: true, version: sql`version + 1`, updated_at: sql`now()` })
+          .where("id", "=", before.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
       });
       return create(ArchiveFlagResponseSchema, { flag: toFlag(row) });
     },
@@ -201,7 +215,12 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       const environments = await directory.environments(scope.projectId, caller);
       const row = await changeDefinition(scope, p, environments, req.key, req.expectedVersion, req.reason, "unarchive", ctx.signal, async (trx, before) => {
         if (!before.archived) throw failedPrecondition(`flag "${req.key}" is not archived`);
-        return trx.updateTable("flags").set({ archived: false, version: sql`version + 1`, updated_at: sql`now()` }).where("id", "=", before.id).returningAll().executeTakeFirstOrThrow();
+        return trx
+          .updateTable("flags")
+          .set({ archived: false, version: sql`version + 1`, updated_at: sql`now()` })
+          .where("id", "=", before.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
       });
       return create(UnarchiveFlagResponseSchema, { flag: toFlag(row) });
     },
@@ -247,7 +266,10 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       if (req.segmentKey) q = q.where("segment_key", "=", req.segmentKey);
       if (req.actor) q = q.where("actor", "=", req.actor);
       if (after) q = q.where("id", "<", after[0]);
-      const rows = await q.orderBy("id", "desc").limit(size + 1).execute();
+      const rows = await q
+        .orderBy("id", "desc")
+        .limit(size + 1)
+        .execute();
       const { page, nextPageToken } = takePage(rows, size, (row) => [String(row.id)]);
       return create(ListAuditEntriesResponseSchema, { entries: page.map(toAuditEntry), nextPageToken });
     },
@@ -257,7 +279,8 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
       // Refused before any parser walks it: a flag's values nest at most MAX_JSON_DEPTH levels,
       // inside the document, the flags object, a flag and its variants.
       const depth = textJsonDepth(req.flagdJson);
-      if (depth > MAX_JSON_DEPTH + 4) throw invalidArgument(`flagd_json nests ${depth} levels of objects and lists; values in a flag may nest at most ${MAX_JSON_DEPTH}`);
+      if (depth > MAX_JSON_DEPTH + 4)
+        throw invalidArgument(`flagd_json nests ${depth} levels of objects and lists; values in a flag may nest at most ${MAX_JSON_DEPTH}`);
       let parsed;
       try {
         parsed = parseFlagdJson(req.flagdJson);
@@ -278,7 +301,11 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
         const existingSegments = new Map(
           (await trx.selectFrom("segments").selectAll().where("project_id", "=", env.projectId).execute()).map((s) => [
             s.key,
-            canonicalJson(compileSegment({ conditions: conditionsFromRow(s.conditions), includedKeys: s.included_keys, excludedKeys: s.excluded_keys }, "segment", { extensions: true })),
+            canonicalJson(
+              compileSegment({ conditions: conditionsFromRow(s.conditions), includedKeys: s.included_keys, excludedKeys: s.excluded_keys }, "segment", {
+                extensions: true,
+              }),
+            ),
           ]),
         );
         const imported = importFlagSet(parsed, {
@@ -348,7 +375,10 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
           } else {
             if (flag.archived) throw failedPrecondition(`flags.${f.key}: flag "${f.key}" is archived in Vane; unarchive it before importing`);
             const current = toFlag(flag);
-            if (current.type !== f.type) throw failedPrecondition(`flags.${f.key}.variants: the file's variants are ${typeName(f.type)}s but flag "${f.key}" is a ${typeName(current.type)} flag`);
+            if (current.type !== f.type)
+              throw failedPrecondition(
+                `flags.${f.key}.variants: the file's variants are ${typeName(f.type)}s but flag "${f.key}" is a ${typeName(current.type)} flag`,
+              );
             // Merge: the file's values win; variants only Vane knows stay (other environments may use them).
             const merged = [...current.variants];
             for (const v of f.variants) {
@@ -372,7 +402,13 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
           }
           const rules = withRuleIds(f.rules);
           throwIssues(environmentIssues(variantsFromRow(flag.variants), f.defaultVariant, rules, segmentSet, `flags.${f.key}.`));
-          const before = await trx.selectFrom("flag_environments").selectAll().where("flag_id", "=", flag.id).where("environment_id", "=", env.environmentId).forUpdate().executeTakeFirst();
+          const before = await trx
+            .selectFrom("flag_environments")
+            .selectAll()
+            .where("flag_id", "=", flag.id)
+            .where("environment_id", "=", env.environmentId)
+            .forUpdate()
+            .executeTakeFirst();
           const same =
             before &&
             before.enabled === f.enabled &&
@@ -427,10 +463,21 @@ export function createFlagService(deps: FlagsDeps): ServiceImpl<typeof FlagServi
         if (setMetadata && canonicalJson(setMetadata) !== canonicalJson(storedSet)) {
           await trx
             .insertInto("environment_metadata")
-            .values({ environment_id: env.environmentId, organization_id: env.organizationId, project_id: env.projectId, metadata: JSON.stringify(setMetadata) })
+            .values({
+              environment_id: env.environmentId,
+              organization_id: env.organizationId,
+              project_id: env.projectId,
+              metadata: JSON.stringify(setMetadata),
+            })
             .onConflict((oc) => oc.column("environment_id").doUpdateSet({ metadata: JSON.stringify(setMetadata), updated_at: sql`now()` }))
             .execute();
-          await audit({ environmentId: env.environmentId, action: "environment.metadata.import", before: { metadata: storedSet }, after: { metadata: setMetadata }, reason: "" });
+          await audit({
+            environmentId: env.environmentId,
+            action: "environment.metadata.import",
+            before: { metadata: storedSet },
+            after: { metadata: setMetadata },
+            reason: "",
+          });
         }
         const changed = [...created, ...updated, ...disabled];
         if (lastAudit === 0n) return { created, updated, disabled, version: await environmentVersion(trx, env.environmentId) };

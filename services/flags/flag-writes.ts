@@ -32,7 +32,13 @@ export async function segmentKeys(trx: Trx, projectId: string): Promise<Set<stri
 }
 
 /** Issues of one environment's configuration against a flag's variants and the project's segments. */
-export function environmentIssues(variants: readonly Variant[], defaultVariant: string, rules: readonly Rule[], segments: ReadonlySet<string>, prefix = ""): Issue[] {
+export function environmentIssues(
+  variants: readonly Variant[],
+  defaultVariant: string,
+  rules: readonly Rule[],
+  segments: ReadonlySet<string>,
+  prefix = "",
+): Issue[] {
   const names = new Set(variants.map((v) => v.key));
   const issues: Issue[] = [];
   if (defaultVariant && !names.has(defaultVariant)) {
@@ -49,7 +55,10 @@ export async function assertVariantsUnused(trx: Trx, flag: FlagRow, variants: re
   for (const e of envRows) {
     const issues = environmentIssues(variants, e.default_variant, rulesFromRow(e.rules), segments);
     const gone = issues.find((i) => /unknown variant|not a variant/.test(i.message));
-    if (gone) throw failedPrecondition(`variants: environment ${e.environment_id} still uses a removed variant (${gone.path}: ${gone.message}); change its targeting first`);
+    if (gone)
+      throw failedPrecondition(
+        `variants: environment ${e.environment_id} still uses a removed variant (${gone.path}: ${gone.message}); change its targeting first`,
+      );
   }
 }
 
@@ -63,7 +72,13 @@ export interface EnvironmentConfig {
 }
 
 /** Inserts or replaces a flag's configuration in an environment, one version up; returns the row. */
-export async function upsertEnvironment(trx: Trx, flag: FlagRow, env: EnvironmentRef, before: { version: string } | undefined, cfg: EnvironmentConfig): Promise<FlagEnvironmentRow> {
+export async function upsertEnvironment(
+  trx: Trx,
+  flag: FlagRow,
+  env: EnvironmentRef,
+  before: { version: string } | undefined,
+  cfg: EnvironmentConfig,
+): Promise<FlagEnvironmentRow> {
   const values = {
     enabled: cfg.enabled,
     default_variant: cfg.defaultVariant,
@@ -73,7 +88,13 @@ export async function upsertEnvironment(trx: Trx, flag: FlagRow, env: Environmen
     updated_at: sql<Date>`now()` as unknown as Date,
   };
   if (before) {
-    return trx.updateTable("flag_environments").set(values).where("flag_id", "=", flag.id).where("environment_id", "=", env.environmentId).returningAll().executeTakeFirstOrThrow();
+    return trx
+      .updateTable("flag_environments")
+      .set(values)
+      .where("flag_id", "=", flag.id)
+      .where("environment_id", "=", env.environmentId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
   }
   return trx
     .insertInto("flag_environments")

@@ -53,7 +53,9 @@ export function assertPublishable(snapshot: Uint8Array, environmentId: string, m
   try {
     fromBinary(EnvironmentSnapshotSchema, snapshot);
   } catch (err) {
-    throw invalidArgument(`this change would make environment ${environmentId}'s configuration undecodable (${(err as Error).message}): values nest too deeply`);
+    throw invalidArgument(
+      `this change would make environment ${environmentId}'s configuration undecodable (${(err as Error).message}): values nest too deeply`,
+    );
   }
 }
 
@@ -68,7 +70,8 @@ export function textJsonDepth(text: string): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
@@ -79,7 +82,9 @@ export function textJsonDepth(text: string): number {
 
 /** Issues for values of a flagd document nested deeper than {@link MAX_JSON_DEPTH}, with their paths. */
 export function flagdDepthIssues(def: {
-  flags: Record<string, { variants?: Record<string, unknown>; targeting?: unknown; metadata?: unknown }> | { key?: string; variants?: Record<string, unknown>; targeting?: unknown; metadata?: unknown }[];
+  flags:
+    | Record<string, { variants?: Record<string, unknown>; targeting?: unknown; metadata?: unknown }>
+    | { key?: string; variants?: Record<string, unknown>; targeting?: unknown; metadata?: unknown }[];
   $evaluators?: Record<string, unknown>;
   metadata?: unknown;
 }): { path: string; message: string }[] {
@@ -88,7 +93,9 @@ export function flagdDepthIssues(def: {
     const issue = depthIssue(v as JsonValue, path);
     if (issue) issues.push(issue);
   };
-  const flags = Array.isArray(def.flags) ? def.flags.map((f, i) => [`flags[${i}]`, f] as const) : Object.entries(def.flags).map(([k, f]) => [`flags.${k}`, f] as const);
+  const flags = Array.isArray(def.flags)
+    ? def.flags.map((f, i) => [`flags[${i}]`, f] as const)
+    : Object.entries(def.flags).map(([k, f]) => [`flags.${k}`, f] as const);
   for (const [path, f] of flags) {
     check(f.targeting, `${path}.targeting`);
     check(f.metadata, `${path}.metadata`);

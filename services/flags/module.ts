@@ -78,7 +78,9 @@ export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string
     if (rec.kind === "event") {
       // The PRODUCER span continues the trace of the request that committed the change.
       const parent = propagation.extract(ROOT_CONTEXT, rec.headers);
-      await context.with(parent, () => publishEvent(opts.bus.js, rec.target, rec.payload, { msgId: rec.msgId, headers: natsHeaders(), expectStream: opts.stream }));
+      await context.with(parent, () =>
+        publishEvent(opts.bus.js, rec.target, rec.payload, { msgId: rec.msgId, headers: natsHeaders(), expectStream: opts.stream }),
+      );
       return;
     }
     const version = BigInt(rec.msgId);
@@ -112,7 +114,8 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
   let ownBus: Bus | undefined;
   try {
     if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
-    const bus = "bus" in opts.nats ? opts.nats.bus : (ownBus = await connectBus({ servers: opts.nats.url, name: "flags", logger, jetStream: opts.nats.jetStream }));
+    const bus =
+      "bus" in opts.nats ? opts.nats.bus : (ownBus = await connectBus({ servers: opts.nats.url, name: "flags", logger, jetStream: opts.nats.jetStream }));
     const stream = opts.domainStream ?? DEFAULT_DOMAIN_STREAM;
     const prefix = opts.domainSubjectPrefix ?? DEFAULT_DOMAIN_SUBJECT_PREFIX;
     await ensureStream(bus.jsm, {
@@ -150,7 +153,10 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
         flagChangedSubject: `${prefix}.flags.flag_changed`,
         segmentChangedSubject: `${prefix}.flags.segment_changed`,
         channel,
-        maxSnapshotBytes: snapshotByteLimit(Math.min(opts.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES), bus.nc.info?.max_payload),
+        maxSnapshotBytes: snapshotByteLimit(
+          Math.min(opts.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES),
+          bus.nc.info?.max_payload,
+        ),
       },
     };
     const changeFeed = createChangeFeed({ stream, subjectPrefix: prefix, capacity: opts.changes?.capacity, logger });

@@ -13,7 +13,13 @@ import { type FlagsDeps, inEnvironment, mutate, Role } from "./access.ts";
 import { appendAudit, commitEnvironments, type OutboxTargets, type Scope, type Trx } from "./store.ts";
 
 /** Queues the environment's snapshot at a new version (inside the caller's transaction, under the project's lock). */
-export async function republishEnvironment(trx: Trx, targets: OutboxTargets, env: Scope & { environmentId: string }, p: Principal, reason: string): Promise<RepublishSnapshotResponse> {
+export async function republishEnvironment(
+  trx: Trx,
+  targets: OutboxTargets,
+  env: Scope & { environmentId: string },
+  p: Principal,
+  reason: string,
+): Promise<RepublishSnapshotResponse> {
   const superseded = await trx
     .updateTable("outbox")
     .set({ published_at: new Date(), last_error: "superseded by a republish" })

@@ -24,7 +24,8 @@ const ENVIRONMENT_ACTIONS = new Set(["flag.environment.update", "flag.environmen
 /** Why an entry cannot be reverted, for FAILED_PRECONDITION. */
 function notRevertible(e: AuditEntryRow): string {
   if (e.action === "flag.create") return `audit entry ${e.id} created flag "${e.flag_key}": there is no earlier state to restore; archive the flag instead`;
-  if (e.segment_key) return `audit entry ${e.id} (${e.action}) changed segment "${e.segment_key}": only flag and flag-environment changes can be reverted; edit the segment with SegmentService`;
+  if (e.segment_key)
+    return `audit entry ${e.id} (${e.action}) changed segment "${e.segment_key}": only flag and flag-environment changes can be reverted; edit the segment with SegmentService`;
   return `audit entry ${e.id} (${e.action}) cannot be reverted: only flag and flag-environment changes can`;
 }
 
@@ -33,7 +34,12 @@ export function createRevertAuditEntry(deps: FlagsDeps) {
   const { db, directory, targets } = deps;
   return async function revertAuditEntry(req: RevertAuditEntryRequest, ctx: HandlerContext): Promise<RevertAuditEntryResponse> {
     const { p, caller, scope } = await inProject(deps, ctx, req.projectId, Role.EDITOR, "per-environment");
-    const entry = await db.selectFrom("audit_entries").selectAll().where("project_id", "=", scope.projectId).where("id", "=", String(req.auditEntryId)).executeTakeFirst();
+    const entry = await db
+      .selectFrom("audit_entries")
+      .selectAll()
+      .where("project_id", "=", scope.projectId)
+      .where("id", "=", String(req.auditEntryId))
+      .executeTakeFirst();
     if (!entry) throw notFound(`audit entry ${req.auditEntryId}`);
     const reason = `revert of audit entry ${entry.id}${req.reason ? `: ${req.reason}` : ""}`;
     const key = entry.flag_key ?? "";
@@ -46,7 +52,13 @@ export function createRevertAuditEntry(deps: FlagsDeps) {
       return mutate(deps, scope.projectId, `flag "${key}"`, ctx.signal, async (trx) => {
         const flag = await findFlag(trx, scope.projectId, key);
         if (flag.archived) throw failedPrecondition(`flag "${key}" is archived; unarchive it before reverting its configuration`);
-        const current = await trx.selectFrom("flag_environments").selectAll().where("flag_id", "=", flag.id).where("environment_id", "=", env.environmentId).forUpdate().executeTakeFirst();
+        const current = await trx
+          .selectFrom("flag_environments")
+          .selectAll()
+          .where("flag_id", "=", flag.id)
+          .where("environment_id", "=", env.environmentId)
+          .forUpdate()
+          .executeTakeFirst();
         expectVersion(`flag "${key}" in environment ${env.environmentId}`, current ? BigInt(current.version) : 0n, req.expectedVersion);
         // No earlier configuration means the flag was off there, with no default and no rules.
         const cfg = {
@@ -57,7 +69,9 @@ export function createRevertAuditEntry(deps: FlagsDeps) {
         };
         const issues = environmentIssues(toFlag(flag).variants, cfg.defaultVariant, cfg.rules, await segmentKeys(trx, scope.projectId));
         if (issues.length > 0) {
-          throw failedPrecondition(`the state before audit entry ${entry.id} no longer applies: ${issues[0].path}: ${issues[0].message}; change the flag or segments back first, or edit the environment`);
+          throw failedPrecondition(
+            `the state before audit entry ${entry.id} no longer applies: ${issues[0].path}: ${issues[0].message}; change the flag or segments back first, or edit the environment`,
+          );
         }
         const after = await upsertEnvironment(trx, flag, env, current, cfg);
         const auditEntryId = await appendAudit(trx, env, p, {
@@ -108,7 +122,13 @@ export function createRevertAuditEntry(deps: FlagsDeps) {
           .where("id", "=", current.id)
           .returningAll()
           .executeTakeFirstOrThrow();
-        const auditEntryId = await appendAudit(trx, scope, p, { flagKey: key, action: "flag.revert", reason, before: auditJson.flag(toFlag(current)), after: auditJson.flag(toFlag(after)) });
+        const auditEntryId = await appendAudit(trx, scope, p, {
+          flagKey: key,
+          action: "flag.revert",
+          reason,
+          before: auditJson.flag(toFlag(current)),
+          after: auditJson.flag(toFlag(after)),
+        });
         await enqueueFlagChanged(trx, targets, scope, key, "revert", BigInt(after.version));
         await commitEnvironments(trx, targets, scope, environments, { changedFlagKeys: [key], auditId: auditEntryId });
         return create(RevertAuditEntryResponseSchema, { flag: toFlag(after), auditEntryId });

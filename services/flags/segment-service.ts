@@ -73,7 +73,13 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
           })
           .returningAll()
           .executeTakeFirstOrThrow();
-        const auditId = await appendAudit(trx, scope, p, { segmentKey: req.key, action: "segment.create", reason: req.reason, before: null, after: auditJson.segment(toSegment(row)) });
+        const auditId = await appendAudit(trx, scope, p, {
+          segmentKey: req.key,
+          action: "segment.create",
+          reason: req.reason,
+          before: null,
+          after: auditJson.segment(toSegment(row)),
+        });
         await enqueueSegmentChanged(trx, targets, scope, p, { segmentKey: req.key, action: "create", version: 1n, auditId });
         await commitEnvironments(trx, targets, scope, environments, { changedFlagKeys: [], auditId });
         return row;
@@ -92,7 +98,10 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
       const { scope } = await inProject(deps, ctx, req.projectId, Role.VIEWER);
       const rows = await db.selectFrom("segments").selectAll().where("project_id", "=", scope.projectId).orderBy("key").execute();
       const usage = await segmentUsage(db, scope.projectId);
-      return create(ListSegmentsResponseSchema, { segments: rows.map(toSegment), usedBy: Object.fromEntries([...usage].map(([key, references]) => [key, { references }])) });
+      return create(ListSegmentsResponseSchema, {
+        segments: rows.map(toSegment),
+        usedBy: Object.fromEntries([...usage].map(([key, references]) => [key, { references }])),
+      });
     },
 
     async updateSegment(req, ctx) {
@@ -137,9 +146,16 @@ export function createSegmentService(deps: FlagsDeps): ServiceImpl<typeof Segmen
         const before = await findSegment(trx, scope.projectId, req.key, true);
         expectVersion(`segment "${req.key}"`, BigInt(before.version), req.expectedVersion);
         const users = await flagsUsing(trx, scope.projectId, req.key);
-        if (users.length > 0) throw failedPrecondition(`segment "${req.key}" is used by ${users.map((k) => `"${k}"`).join(", ")}; remove it from their targeting first`);
+        if (users.length > 0)
+          throw failedPrecondition(`segment "${req.key}" is used by ${users.map((k) => `"${k}"`).join(", ")}; remove it from their targeting first`);
         await trx.deleteFrom("segments").where("id", "=", before.id).execute();
-        const auditId = await appendAudit(trx, scope, p, { segmentKey: req.key, action: "segment.delete", reason: req.reason, before: auditJson.segment(toSegment(before)), after: null });
+        const auditId = await appendAudit(trx, scope, p, {
+          segmentKey: req.key,
+          action: "segment.delete",
+          reason: req.reason,
+          before: auditJson.segment(toSegment(before)),
+          after: null,
+        });
         await enqueueSegmentChanged(trx, targets, scope, p, { segmentKey: req.key, action: "delete", version: BigInt(before.version), auditId });
         await commitEnvironments(trx, targets, scope, environments, { changedFlagKeys: [], auditId });
       });

@@ -211,7 +211,14 @@ export async function commitEnvironments(
       .values([
         // One key per environment: its snapshot, then the event announcing it.
         { kind: "kv", target: environmentId, ordering_key: environmentId, payload: Buffer.from(snapshot), msg_id: String(version), headers },
-        { kind: "event", target: targets.configChangedSubject, ordering_key: environmentId, payload: Buffer.from(toBinary(ConfigChangedSchema, event)), msg_id: eventId, headers },
+        {
+          kind: "event",
+          target: targets.configChangedSubject,
+          ordering_key: environmentId,
+          payload: Buffer.from(toBinary(ConfigChangedSchema, event)),
+          msg_id: eventId,
+          headers,
+        },
       ])
       .execute();
   }

@@ -6,12 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
-import {
-  AuthService,
-  ExchangeApiKeyResponseSchema,
-  ExchangeOidcTokenResponseSchema,
-  WhoAmIResponseSchema,
-} from "#gen/vane/identity/v1/auth_service_pb.js";
+import { AuthService, ExchangeApiKeyResponseSchema, ExchangeOidcTokenResponseSchema, WhoAmIResponseSchema } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { principalFromClaims, requirePrincipal, type VaneClaims } from "#lib/auth/auth.ts";
 import { clientAddress, sourceOf } from "#lib/server/client-address.ts";
 import { failedPrecondition, notFound, unauthenticated } from "#lib/process/errors.ts";

@@ -67,9 +67,7 @@ export async function ensureBootstrap(db: Kysely<IdentityDatabase>, opts: Bootst
     await sql`select pg_advisory_xact_lock(hashtext('vane:identity:bootstrap:' || current_schema()))`.execute(trx);
     const anyOrg = await trx.selectFrom("organizations").select("id").limit(1).executeTakeFirst();
     if (anyOrg) {
-      return opts.credentialFile
-        ? existingCredential(trx, opts.credentialFile)
-        : { created: false, hint: "an organization exists already; nothing to do" };
+      return opts.credentialFile ? existingCredential(trx, opts.credentialFile) : { created: false, hint: "an organization exists already; nothing to do" };
     }
 
     const orgId = randomUUID();
@@ -86,7 +84,14 @@ export async function ensureBootstrap(db: Kysely<IdentityDatabase>, opts: Bootst
     await trx
       .insertInto("environments")
       .values(
-        DEFAULT_ENVIRONMENTS.map((e, i) => ({ id: environments[i].id, project_id: projectId, organization_id: orgId, key: e.key, name: e.name, protected: e.protected })),
+        DEFAULT_ENVIRONMENTS.map((e, i) => ({
+          id: environments[i].id,
+          project_id: projectId,
+          organization_id: orgId,
+          key: e.key,
+          name: e.name,
+          protected: e.protected,
+        })),
       )
       .execute();
     const environmentsCreated = { created: true as const, orgId, projectId, environments, adminEmail };

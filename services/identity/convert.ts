@@ -27,8 +27,7 @@ export const kindFromName: Record<KeyKindName, ApiKeyKind> = {
   admin: ApiKeyKind.ADMIN,
   personal: ApiKeyKind.PERSONAL,
 };
-export const kindName = (k: ApiKeyKind): KeyKindName =>
-  (Object.entries(kindFromName).find(([, v]) => v === k)?.[0] ?? "server") as KeyKindName;
+export const kindName = (k: ApiKeyKind): KeyKindName => (Object.entries(kindFromName).find(([, v]) => v === k)?.[0] ?? "server") as KeyKindName;
 
 export const toOrganization = (r: OrganizationRow) =>
   create(OrganizationSchema, { id: r.id, name: r.name, slug: r.slug, createTime: timestampFromDate(r.created_at) });

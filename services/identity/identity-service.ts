@@ -29,7 +29,16 @@ import {
   UpdateOrganizationResponseSchema,
   UpdateProjectResponseSchema,
 } from "#gen/vane/identity/v1/identity_service_pb.js";
-import { ApiKeyKind, isEnvironmentScoped, requireChangeIn, requireEnvironmentScope, requirePrincipal, requireProjectWide, requireRole, Role } from "#lib/auth/auth.ts";
+import {
+  ApiKeyKind,
+  isEnvironmentScoped,
+  requireChangeIn,
+  requireEnvironmentScope,
+  requirePrincipal,
+  requireProjectWide,
+  requireRole,
+  Role,
+} from "#lib/auth/auth.ts";
 import { isForeignKeyViolation, isUniqueViolation } from "#lib/data/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "#lib/process/errors.ts";
 import { createdKey, decodeCreatedCursor, pageSize, takePage } from "#lib/data/pagination.ts";
@@ -123,7 +132,11 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
           eb.or([eb("created_at", ">", after.createdAt), eb.and([eb("created_at", "=", after.createdAt), eb("organizations.id", ">", after.id)])]),
         );
       }
-      const rows = await q.orderBy("created_at").orderBy("organizations.id").limit(size + 1).execute();
+      const rows = await q
+        .orderBy("created_at")
+        .orderBy("organizations.id")
+        .limit(size + 1)
+        .execute();
       const { page, nextPageToken } = takePage(rows, size, createdKey);
       return create(ListOrganizationsResponseSchema, { organizations: page.map(toOrganization), nextPageToken });
     },
@@ -159,7 +172,11 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       if (after) {
         q = q.where((eb) => eb.or([eb("created_at", ">", after.createdAt), eb.and([eb("created_at", "=", after.createdAt), eb("id", ">", after.id)])]));
       }
-      const rows = await q.orderBy("created_at").orderBy("id").limit(size + 1).execute();
+      const rows = await q
+        .orderBy("created_at")
+        .orderBy("id")
+        .limit(size + 1)
+        .execute();
       const { page, nextPageToken } = takePage(rows, size, createdKey);
       return create(ListProjectsResponseSchema, { projects: page.map(toProject), nextPageToken });
     },
@@ -240,7 +257,12 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       requireProjectWide(p, "delete environments");
       visible(p, await findEnvironment(req.id), "environment", (r) => r.project_id);
       await db.transaction().execute(async (trx) => {
-        await trx.updateTable("api_keys").set({ revoked_at: sql`now()` }).where("environment_id", "=", req.id).where("revoked_at", "is", null).execute();
+        await trx
+          .updateTable("api_keys")
+          .set({ revoked_at: sql`now()` })
+          .where("environment_id", "=", req.id)
+          .where("revoked_at", "is", null)
+          .execute();
         await trx.deleteFrom("environments").where("id", "=", req.id).execute();
       });
       return create(DeleteEnvironmentResponseSchema, {});
@@ -252,7 +274,11 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       inOrganization(p, req.organizationId, req.role === Role.OWNER ? Role.OWNER : Role.ADMIN);
       const email = req.email.toLowerCase();
       const member = await db.transaction().execute(async (trx) => {
-        await trx.insertInto("users").values({ id: randomUUID(), email }).onConflict((oc) => oc.column("email").doNothing()).execute();
+        await trx
+          .insertInto("users")
+          .values({ id: randomUUID(), email })
+          .onConflict((oc) => oc.column("email").doNothing())
+          .execute();
         const user = await trx.selectFrom("users").select("id").where("email", "=", email).executeTakeFirstOrThrow();
         const inserted = await trx
           .insertInto("members")
@@ -283,7 +309,11 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
           eb.or([eb("members.created_at", ">", after.createdAt), eb.and([eb("members.created_at", "=", after.createdAt), eb("members.id", ">", after.id)])]),
         );
       }
-      const rows = await q.orderBy("members.created_at").orderBy("members.id").limit(size + 1).execute();
+      const rows = await q
+        .orderBy("members.created_at")
+        .orderBy("members.id")
+        .limit(size + 1)
+        .execute();
       const { page, nextPageToken } = takePage(rows, size, createdKey);
       return create(ListMembersResponseSchema, { members: page.map(toMember), nextPageToken });
     },
@@ -299,7 +329,12 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
         if (member.role === "owner" && req.role !== Role.OWNER && (await ownerCount(member.organization_id)) <= 1) {
           throw failedPrecondition("an organization needs at least one owner; promote someone else first");
         }
-        return trx.updateTable("members").set({ role: roleName(req.role) }).where("id", "=", member.id).returningAll().executeTakeFirstOrThrow();
+        return trx
+          .updateTable("members")
+          .set({ role: roleName(req.role) })
+          .where("id", "=", member.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
       });
       return create(UpdateMemberRoleResponseSchema, { member: toMember({ ...updated, email: member.email }) });
     },
@@ -363,9 +398,7 @@ export function createIdentityService(db: Kysely<IdentityDatabase>): ServiceImpl
       } else {
         if (!isPerson(p)) throw invalidArgument("environment_id: required when called with an API key");
         requireRole(p, Role.VIEWER);
-        q = q
-          .where("organization_id", "=", p.organizationId)
-          .where("member_id", "in", db.selectFrom("members").select("id").where("user_id", "=", p.subject));
+        q = q.where("organization_id", "=", p.organizationId).where("member_id", "in", db.selectFrom("members").select("id").where("user_id", "=", p.subject));
       }
       if (!req.includeRevoked) q = q.where("revoked_at", "is", null);
       const rows = await q.orderBy("created_at", "desc").orderBy("id").execute();

@@ -14,7 +14,8 @@ import { createIdentityModule } from "./module.ts";
 
 const { common, identity, owner, schema } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
-  if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL")) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: identity keeps its data in Postgres");
+  if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL"))
+    fail("VANE_DATABASE_URL (or DATABASE_URL) is required: identity keeps its data in Postgres");
   const owner = env.optional("VANE_BOOTSTRAP_OWNER_EMAIL");
   if (owner && !/^[^@\s]+@[^@\s]+$/.test(owner)) fail(`VANE_BOOTSTRAP_OWNER_EMAIL must be an email address, got "${owner}"`);
   return { common, identity: readIdentityConfig(env), owner, schema: `${readSchemaPrefix(env, fail)}identity` };

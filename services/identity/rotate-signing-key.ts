@@ -39,7 +39,8 @@ try {
 
 const config = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
-  if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL")) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: the Postgres holding identity's signing keys");
+  if (!env.optional("VANE_DATABASE_URL") && !env.optional("DATABASE_URL"))
+    fail("VANE_DATABASE_URL (or DATABASE_URL) is required: the Postgres holding identity's signing keys");
   return { common, identity: readIdentityConfig(env), schema: `${readSchemaPrefix(env, fail)}identity` };
 });
 

@@ -10,16 +10,7 @@
  * once, and its replacement signs immediately.
  */
 import { randomUUID } from "node:crypto";
-import {
-  createLocalJWKSet,
-  exportJWK,
-  generateKeyPair,
-  importJWK,
-  type JSONWebKeySet,
-  type JWK,
-  type JWTVerifyGetKey,
-  SignJWT,
-} from "jose";
+import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JSONWebKeySet, type JWK, type JWTVerifyGetKey, SignJWT } from "jose";
 import { type Kysely, sql } from "kysely";
 import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, type VaneClaims } from "#lib/auth/auth.ts";
 import type { Logger } from "#lib/process/logger.ts";
@@ -144,7 +135,12 @@ export function createKeyRing(db: Kysely<IdentityDatabase>, opts: KeyRingOptions
     }
     if (current && unretired.some((r) => r.created_at < current.created_at)) {
       // Superseded keys stop signing everywhere; they stay published until their tokens expire.
-      await db.updateTable("signing_keys").set({ retired_at: sql`now()` }).where("retired_at", "is", null).where("created_at", "<", current.created_at).execute();
+      await db
+        .updateTable("signing_keys")
+        .set({ retired_at: sql`now()` })
+        .where("retired_at", "is", null)
+        .where("created_at", "<", current.created_at)
+        .execute();
     }
     published = { keys: rows.map((r) => ({ ...(r.public_jwk as JWK), kid: r.kid, alg: TOKEN_ALGORITHM, use: "sig" })) };
     local = createLocalJWKSet(published);

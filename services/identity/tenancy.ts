@@ -22,12 +22,7 @@ export function requireOrganizationWide(p: Principal): void {
 }
 
 /** The caller may see this row (or it is NOT_FOUND). */
-export function visible<T extends { organization_id: string }>(
-  p: Principal,
-  row: T | undefined,
-  what: string,
-  projectId?: (row: T) => string,
-): T {
+export function visible<T extends { organization_id: string }>(p: Principal, row: T | undefined, what: string, projectId?: (row: T) => string): T {
   if (!row || row.organization_id !== p.organizationId) throw notFound(what);
   if (p.projectId && projectId && projectId(row) !== p.projectId) throw notFound(what);
   return row;

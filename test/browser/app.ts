@@ -51,7 +51,10 @@ const api = {
 
   async evaluateAll(context: Record<string, string>) {
     const res = await createClient(EvaluationService, transport).evaluateAll({ context });
-    return { version: String(res.version), flags: Object.fromEntries(res.evaluations.map((e) => [e.flagKey, { value: e.value?.kind.value, variant: e.variant }])) };
+    return {
+      version: String(res.version),
+      flags: Object.fromEntries(res.evaluations.map((e) => [e.flagKey, { value: e.value?.kind.value, variant: e.variant }])),
+    };
   },
 
   /** One flag over gRPC-Web, binary, the other browser protocol. */
@@ -121,7 +124,10 @@ const api = {
 
   /** The web provider's answer now (it re-resolves on configuration changes) and the events seen. */
   flagdNow(flagKey: string) {
-    const { client, changes } = (globalThis as Record<string, unknown>).flagdClient as { client: ReturnType<typeof OpenFeature.getClient>; changes: string[][] };
+    const { client, changes } = (globalThis as Record<string, unknown>).flagdClient as {
+      client: ReturnType<typeof OpenFeature.getClient>;
+      changes: string[][];
+    };
     const d = client.getBooleanDetails(flagKey, false);
     return { value: d.value, variant: d.variant, reason: d.reason, changes };
   },

@@ -12,8 +12,7 @@ import { pino, type Logger } from "pino";
 import { assertSchemaName } from "#lib/data/db.ts";
 
 /** Postgres for tests (override with `VANE_TEST_DATABASE_URL`). */
-export const testDatabaseUrl: string =
-  process.env.VANE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const testDatabaseUrl: string = process.env.VANE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 /** NATS with JetStream for tests (override with `VANE_TEST_NATS_URL`). */
 export const testNatsUrl: string = process.env.VANE_TEST_NATS_URL ?? "nats://127.0.0.1:4222";

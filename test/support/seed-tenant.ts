@@ -27,7 +27,10 @@ export async function seedTenant(idb: Kysely<IdentityDatabase>, sign: SignToken)
   const slug = uniqueName("org").replace(/_/g, "-");
   const t = { orgId: randomUUID(), projectId: randomUUID(), environmentId: randomUUID(), stagingId: randomUUID(), ownerUserId: randomUUID() };
   await idb.insertInto("organizations").values({ id: t.orgId, name: slug, slug }).execute();
-  await idb.insertInto("users").values({ id: t.ownerUserId, email: `owner@${slug}.test` }).execute();
+  await idb
+    .insertInto("users")
+    .values({ id: t.ownerUserId, email: `owner@${slug}.test` })
+    .execute();
   await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: t.ownerUserId, role: "owner" }).execute();
   await idb.insertInto("projects").values({ id: t.projectId, organization_id: t.orgId, key: "web", name: "Web" }).execute();
   await idb
@@ -41,9 +44,17 @@ export async function seedTenant(idb: Kysely<IdentityDatabase>, sign: SignToken)
 }
 
 /** Adds a member with `role` to the tenant's organization and signs them a token. */
-export async function addMember(idb: Kysely<IdentityDatabase>, sign: SignToken, t: Tenant, role: "viewer" | "editor" | "admin"): Promise<{ userId: string; token: string }> {
+export async function addMember(
+  idb: Kysely<IdentityDatabase>,
+  sign: SignToken,
+  t: Tenant,
+  role: "viewer" | "editor" | "admin",
+): Promise<{ userId: string; token: string }> {
   const userId = randomUUID();
-  await idb.insertInto("users").values({ id: userId, email: `${role}-${userId}@x.test` }).execute();
+  await idb
+    .insertInto("users")
+    .values({ id: userId, email: `${role}-${userId}@x.test` })
+    .execute();
   await idb.insertInto("members").values({ id: randomUUID(), organization_id: t.orgId, user_id: userId, role }).execute();
   return { userId, token: await sign({ sub: userId, org: t.orgId, role, kind: "user" }) };
 }

@@ -27,8 +27,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable("unit_event_totals").execute();
 
   await sql`alter table experiments drop constraint experiments_status_check`.execute(db);
-  await sql`alter table experiments add constraint experiments_status_check check (status in ('draft', 'starting', 'running', 'stopping', 'stopped'))`.execute(db);
-  await sql`create unique index experiments_one_active_per_flag on experiments (environment_id, flag_key) where status in ('starting', 'running', 'stopping')`.execute(db);
+  await sql`alter table experiments add constraint experiments_status_check check (status in ('draft', 'starting', 'running', 'stopping', 'stopped'))`.execute(
+    db,
+  );
+  await sql`create unique index experiments_one_active_per_flag on experiments (environment_id, flag_key) where status in ('starting', 'running', 'stopping')`.execute(
+    db,
+  );
 
   await db.schema
     .createTable("bandit_runs")

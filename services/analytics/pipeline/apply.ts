@@ -185,7 +185,14 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[], opti
         .where(sql<boolean>`unit_key = any(${list.slice(i, i + 5000)}::text[])`)
         .execute();
       for (const r of rows) {
-        assignments.set(k2(r.experiment_id, r.unit_key), { variant: r.variant, conflicts: r.conflicting_exposures, isNew: false, dirty: false, environmentId: env, firstExposureAt: r.first_exposure_at });
+        assignments.set(k2(r.experiment_id, r.unit_key), {
+          variant: r.variant,
+          conflicts: r.conflicting_exposures,
+          isNew: false,
+          dirty: false,
+          environmentId: env,
+          firstExposureAt: r.first_exposure_at,
+        });
         linkUnit(env, r.unit_key, r.experiment_id);
         exposureExperimentIds.add(r.experiment_id);
       }
@@ -196,7 +203,11 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[], opti
   const experiments = new Map<string, ExperimentDef>();
   const experimentIds = [...exposureExperimentIds].filter((id) => /^[0-9a-f-]{36}$/i.test(id));
   if (experimentIds.length) {
-    const rows = await trx.selectFrom("experiments").select(["id", "environment_id", "variants", "stop_time", "metric_ids"]).where("id", "in", experimentIds).execute();
+    const rows = await trx
+      .selectFrom("experiments")
+      .select(["id", "environment_id", "variants", "stop_time", "metric_ids"])
+      .where("id", "in", experimentIds)
+      .execute();
     const metricIds = [...new Set(rows.flatMap((r) => Object.values(r.metric_ids)))];
     const metricRows = metricIds.length ? await trx.selectFrom("metrics").select(["id", "event_name", "kind"]).where("id", "in", metricIds).execute() : [];
     const metricById = new Map(metricRows.map((m) => [m.id, m]));
@@ -207,7 +218,14 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[], opti
         .map((m) => ({ id: m.id, eventName: m.event_name, kind: m.kind as MetricKindName }));
       const metricsByEvent = new Map<string, { id: string; kind: MetricKindName }[]>();
       for (const m of metrics) metricsByEvent.set(m.eventName, [...(metricsByEvent.get(m.eventName) ?? []), { id: m.id, kind: m.kind }]);
-      experiments.set(r.id, { id: r.id, environmentId: r.environment_id, variants: new Set(r.variants.map((v) => v.variant)), stopTime: r.stop_time, metricsByEvent, metrics });
+      experiments.set(r.id, {
+        id: r.id,
+        environmentId: r.environment_id,
+        variants: new Set(r.variants.map((v) => v.variant)),
+        stopTime: r.stop_time,
+        metricsByEvent,
+        metrics,
+      });
     }
   }
 
@@ -221,7 +239,8 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[], opti
       from unit_metric_totals t
       join unnest(${slice.map((p) => p[0])}::uuid[], ${slice.map((p) => p[1])}::text[]) as u(experiment_id, unit_key)
         on t.experiment_id = u.experiment_id and t.unit_key = u.unit_key`.execute(trx);
-    for (const r of rows.rows) metricTotals.set(k3(r.experiment_id, r.metric_id, r.unit_key), { count: r.count, sum: r.sum, covariate: r.covariate, dirty: false });
+    for (const r of rows.rows)
+      metricTotals.set(k3(r.experiment_id, r.metric_id, r.unit_key), { count: r.count, sum: r.sum, covariate: r.covariate, dirty: false });
   }
 
   const variantDeltas = new Map<string, VariantDelta>();
@@ -229,7 +248,21 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[], opti
     const key = `${experimentId}\u0000${metricId}\u0000${variant}\u0000${day}`;
     let d = variantDeltas.get(key);
     if (!d) {
-      d = { experimentId, metricId, variant, day, units: 0, sum: 0, sumSquares: 0, countSum: 0, countSquares: 0, sumCountProduct: 0, covSum: 0, covSquares: 0, covProduct: 0 };
+      d = {
+        experimentId,
+        metricId,
+        variant,
+        day,
+        units: 0,
+        sum: 0,
+        sumSquares: 0,
+        countSum: 0,
+        countSquares: 0,
+        sumCountProduct: 0,
+        covSum: 0,
+        covSquares: 0,
+        covProduct: 0,
+      };
       variantDeltas.set(key, d);
     }
     return d;
@@ -243,7 +276,15 @@ export async function applyBatch(trx: Trx, input: readonly PipelineEvent[], opti
   };
   const active = (x: ExperimentDef, time: Date) => x.stopTime === null || time < x.stopTime;
   /** Adds one more event (count +1, sum +value) to a unit's metric total, on the event's day. */
-  const addToMetric = (x: ExperimentDef, m: { id: string; kind: MetricKindName }, unitKey: string, variant: string, day: string, count: number, value: number) => {
+  const addToMetric = (
+    x: ExperimentDef,
+    m: { id: string; kind: MetricKindName },
+    unitKey: string,
+    variant: string,
+    day: string,
+    count: number,
+    value: number,
+  ) => {
     const key = k3(x.id, m.id, unitKey);
     const mt = metricTotals.get(key) ?? { count: 0, sum: 0, covariate: 0, dirty: true };
     const y0 = unitValue(m.kind, mt.count, mt.sum);
@@ -404,12 +445,17 @@ async function writeAll(
       select * from unnest(${c.map((r) => r.experimentId)}::uuid[], ${c.map((r) => r.variant)}::text[], ${c.map((r) => r.day)}::date[],
         ${c.map((r) => r.units)}::float8[], ${c.map((r) => r.conflictingUnits)}::float8[], ${c.map((r) => r.conflictingExposures)}::float8[])
       on conflict (experiment_id, variant, day) do update set units = t.units + excluded.units,
-        conflicting_units = t.conflicting_units + excluded.conflicting_units, conflicting_exposures = t.conflicting_exposures + excluded.conflicting_exposures`.execute(trx),
+        conflicting_units = t.conflicting_units + excluded.conflicting_units, conflicting_exposures = t.conflicting_exposures + excluded.conflicting_exposures`.execute(
+      trx,
+    ),
   );
 }
 
 /** Deletes dedupe keys older than the stream can redeliver (its max age plus a margin). */
 export async function pruneProcessed(db: Db, olderThanMs: number): Promise<number> {
-  const r = await db.deleteFrom("processed_events").where(sql<boolean>`processed_at < now() - make_interval(secs => ${olderThanMs / 1000})`).executeTakeFirst();
+  const r = await db
+    .deleteFrom("processed_events")
+    .where(sql<boolean>`processed_at < now() - make_interval(secs => ${olderThanMs / 1000})`)
+    .executeTakeFirst();
   return Number(r.numDeletedRows);
 }

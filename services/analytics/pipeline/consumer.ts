@@ -72,13 +72,32 @@ export function decodeEvent(m: { data: Uint8Array; seq: number; subject: string 
   if (env.payload.case === "exposure") {
     const x = env.payload.value;
     if (!x.experimentId || !x.unitKey || !x.variant) return { kind: "skip", id, seq: m.seq, environmentId };
-    return { kind: "exposure", id, seq: m.seq, environmentId, time: x.time ? timestampDate(x.time) : receive, experimentId: x.experimentId, variant: x.variant, unitKey: x.unitKey };
+    return {
+      kind: "exposure",
+      id,
+      seq: m.seq,
+      environmentId,
+      time: x.time ? timestampDate(x.time) : receive,
+      experimentId: x.experimentId,
+      variant: x.variant,
+      unitKey: x.unitKey,
+    };
   }
   if (env.payload.case === "track") {
     const t = env.payload.value;
     // Without a valid project no metric can apply; skipping also keeps a malformed message from blocking the stream.
     if (!t.unitKey || !t.name || !isUuid(env.projectId)) return { kind: "skip", id, seq: m.seq, environmentId };
-    return { kind: "track", id, seq: m.seq, environmentId, projectId: env.projectId, time: receive, name: t.name, unitKey: t.unitKey, value: Number.isFinite(t.value) ? (t.value as number) : 0 };
+    return {
+      kind: "track",
+      id,
+      seq: m.seq,
+      environmentId,
+      projectId: env.projectId,
+      time: receive,
+      name: t.name,
+      unitKey: t.unitKey,
+      value: Number.isFinite(t.value) ? (t.value as number) : 0,
+    };
   }
   return { kind: "skip", id, seq: m.seq, environmentId };
 }
@@ -111,7 +130,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const redeliveryCounter = meter.createCounter("vane_pipeline_redeliveries", { description: "Messages JetStream delivered more than once" });
   const gapCounter = meter.createCounter("vane_pipeline_order_waits", { description: "Fetched batches handed back because earlier messages were still out" });
   const batchDuration = meter.createHistogram("vane_pipeline_batch_duration", { unit: "ms", description: "Time to apply and acknowledge one batch" });
-  const gapFillCounter = meter.createCounter("vane_pipeline_gap_fills", { description: "Times earlier messages stayed out and the pipeline read them from the stream itself" });
+  const gapFillCounter = meter.createCounter("vane_pipeline_gap_fills", {
+    description: "Times earlier messages stayed out and the pipeline read them from the stream itself",
+  });
   gapFillCounter.add(0, { consumer: name, stream: opts.stream }); // exported from the start, for the alert
   let lag = 0;
   let ackPending = 0;
@@ -178,7 +199,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         await trx
           .insertInto("consumer_positions")
           .values({ consumer: name, stream_seq: lastSeq })
-          .onConflict((oc) => oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(consumer_positions.stream_seq, excluded.stream_seq)`, updated_at: sql`now()` }))
+          .onConflict((oc) =>
+            oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(consumer_positions.stream_seq, excluded.stream_seq)`, updated_at: sql`now()` }),
+          )
           .execute();
         return result;
       },

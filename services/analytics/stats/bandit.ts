@@ -41,9 +41,7 @@ export function thompsonSampling(arms: readonly BanditArm[], options: ThompsonOp
     for (let i = 0; i < k; i++) {
       const arm = arms[i];
       const value =
-        "successes" in arm
-          ? rng.beta(prior.alpha + arm.successes, prior.beta + arm.trials - arm.successes)
-          : arm.mean + arm.standardError * rng.normal();
+        "successes" in arm ? rng.beta(prior.alpha + arm.successes, prior.beta + arm.trials - arm.successes) : arm.mean + arm.standardError * rng.normal();
       if (sign * value > bestValue) {
         bestValue = sign * value;
         best = i;

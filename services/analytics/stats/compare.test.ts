@@ -157,7 +157,13 @@ describe("analyzeExperiment", () => {
 
   it("corrects each family on its own: more decision metrics never dilute a guardrail", () => {
     const conv = (k: number, n: number): MeanSums => ({ n, sum: k, sumSquares: k });
-    const guardrail = { key: "errors", kind: "conversion" as const, direction: "lower" as const, family: "guardrail", variants: [conv(100, 5000), conv(135, 5000)] };
+    const guardrail = {
+      key: "errors",
+      kind: "conversion" as const,
+      direction: "lower" as const,
+      family: "guardrail",
+      variants: [conv(100, 5000), conv(135, 5000)],
+    };
     const decisions = Array.from({ length: 8 }, (_, i) => ({ key: `d${i}`, kind: "conversion" as const, variants: [conv(500, 5000), conv(505 + i, 5000)] }));
     const alone = analyzeExperiment({ metrics: [guardrail] }, { correction: "holm" }).metrics[0].variants[0];
     const withMany = analyzeExperiment({ metrics: [...decisions, guardrail] }, { correction: "holm" });

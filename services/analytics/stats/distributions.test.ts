@@ -1,14 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  betaCdf,
-  chiSquareSf,
-  normalCdf,
-  normalQuantile,
-  normalSf,
-  studentTCdf,
-  studentTQuantile,
-  studentTTwoSided,
-} from "./distributions.ts";
+import { betaCdf, chiSquareSf, normalCdf, normalQuantile, normalSf, studentTCdf, studentTQuantile, studentTTwoSided } from "./distributions.ts";
 import { logGamma, regularizedBeta, regularizedGammaQ } from "./special.ts";
 
 /** |actual − expected| ≤ rel·|expected| (plus a tiny absolute floor). */

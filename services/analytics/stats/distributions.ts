@@ -50,7 +50,7 @@ export function normalQuantile(p: number): number {
   }
   // Halley refinement; the error is measured on the smaller tail to keep precision.
   for (let i = 0; i < 2; i++) {
-    const e = p < 0.5 ? normalCdf(x) - p : (1 - p) - normalSf(x);
+    const e = p < 0.5 ? normalCdf(x) - p : 1 - p - normalSf(x);
     const u = e * SQRT_TWO_PI * Math.exp(0.5 * x * x);
     x -= u / (1 + 0.5 * x * u);
   }

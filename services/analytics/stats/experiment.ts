@@ -69,7 +69,7 @@ export interface MetricResult {
 
 function verdictOf(pValue: number, estimate: number, alpha: number, direction: Direction): Verdict {
   if (!(pValue < alpha) || estimate === 0 || Number.isNaN(estimate)) return "inconclusive";
-  return (estimate > 0) === (direction === "higher") ? "better" : "worse";
+  return estimate > 0 === (direction === "higher") ? "better" : "worse";
 }
 
 /** Analyze one metric (no correction across metrics: use analyzeExperiment for that). */
@@ -124,8 +124,7 @@ export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {})
               unadjustedMean: unadjusted[i].mean,
               unadjustedStandardError: Math.sqrt(unadjusted[i].variance),
               varianceReduction: reductions[i],
-              liftVarianceReduction:
-                1 - (control.variance + treatment.variance) / (unadjusted[0].variance + unadjusted[i].variance),
+              liftVarianceReduction: 1 - (control.variance + treatment.variance) / (unadjusted[0].variance + unadjusted[i].variance),
             }
           : null,
     };

@@ -53,7 +53,10 @@ describe("A/A experiments: false-positive rate of Welch's test is near 5%", () =
     let rejections = 0;
     let confidentBayes = 0;
     for (let r = 0; r < runs; r++) {
-      const c = comparisonOf(meanSums(100, () => 10 + 3 * rng.normal()), meanSums(100, () => 10 + 3 * rng.normal()));
+      const c = comparisonOf(
+        meanSums(100, () => 10 + 3 * rng.normal()),
+        meanSums(100, () => 10 + 3 * rng.normal()),
+      );
       if (c.pValue < 0.05) rejections++;
       if (c.chanceToBeatControl > 0.95) confidentBayes++;
     }
@@ -103,7 +106,10 @@ describe("A/B experiments with a known effect: 95% intervals cover the truth abo
     let absolute = 0;
     let relative = 0;
     for (let r = 0; r < runs; r++) {
-      const c = comparisonOf(meanSums(200, () => 10 + 4 * rng.normal()), meanSums(150, () => 10.5 + 6 * rng.normal()));
+      const c = comparisonOf(
+        meanSums(200, () => 10 + 4 * rng.normal()),
+        meanSums(150, () => 10.5 + 6 * rng.normal()),
+      );
       if (covers(c.absolute.ci, 0.5)) absolute++;
       if (covers(c.relative.ci, 0.05)) relative++;
     }

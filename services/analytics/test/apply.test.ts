@@ -27,7 +27,19 @@ describe("applyBatch", () => {
     database = await createDatabase<AnalyticsDatabase>({ url: testDatabaseUrl, schema, logger });
     await migrateToLatest(database.db, migrations, { schema, logger });
     const org = randomUUID();
-    await database.db.insertInto("metrics").values({ id: metric.id, organization_id: org, project_id: project, key: metric.key, name: "Purchases", event_name: metric.event, kind: "count", direction: "increase" }).execute();
+    await database.db
+      .insertInto("metrics")
+      .values({
+        id: metric.id,
+        organization_id: org,
+        project_id: project,
+        key: metric.key,
+        name: "Purchases",
+        event_name: metric.event,
+        kind: "count",
+        direction: "increase",
+      })
+      .execute();
     for (const [id, env] of [
       [experimentA, envA],
       [experimentB, envB],
@@ -90,11 +102,21 @@ describe("applyBatch", () => {
   });
   const apply = (events: PipelineEvent[], skewToleranceMs?: number) => withTransaction(database.db, (trx) => applyBatch(trx, events, { skewToleranceMs }));
   const totals = async (experimentId: string, unitKey: string) =>
-    database.db.selectFrom("unit_metric_totals").select(["count", "covariate"]).where("experiment_id", "=", experimentId).where("unit_key", "=", unitKey).executeTakeFirstOrThrow();
+    database.db
+      .selectFrom("unit_metric_totals")
+      .select(["count", "covariate"])
+      .where("experiment_id", "=", experimentId)
+      .where("unit_key", "=", unitKey)
+      .executeTakeFirstOrThrow();
   const sums = async (experimentId: string) =>
     database.db
       .selectFrom("variant_daily")
-      .select((eb) => [eb.fn.sum<number>("units").as("units"), eb.fn.sum<number>("sum").as("sum"), eb.fn.sum<number>("cov_sum").as("cov"), eb.fn.sum<number>("cov_product").as("covProduct")])
+      .select((eb) => [
+        eb.fn.sum<number>("units").as("units"),
+        eb.fn.sum<number>("sum").as("sum"),
+        eb.fn.sum<number>("cov_sum").as("cov"),
+        eb.fn.sum<number>("cov_product").as("covProduct"),
+      ])
       .where("experiment_id", "=", experimentId)
       .executeTakeFirstOrThrow();
 

@@ -33,10 +33,23 @@ describe("bandit", () => {
 
   it("re-weights the rollout toward the better arm through the flags API, audited", async () => {
     const flags = h.client(FlagService, t.ownerToken);
-    await flags.createFlag({ projectId: t.projectId, key: "hero", name: "hero", type: FlagType.STRING, variants: ["control", "bold"].map((key) => ({ key, value: fromJson(ValueSchema, key) })) });
+    await flags.createFlag({
+      projectId: t.projectId,
+      key: "hero",
+      name: "hero",
+      type: FlagType.STRING,
+      variants: ["control", "bold"].map((key) => ({ key, value: fromJson(ValueSchema, key) })),
+    });
     await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "hero", enabled: true, defaultVariant: "control", rules: [] });
     const x = h.client(ExperimentService, t.ownerToken);
-    await x.createMetric({ projectId: t.projectId, key: "signup", name: "Signed up", eventName: "signup", kind: MetricKind.CONVERSION, direction: Direction.INCREASE });
+    await x.createMetric({
+      projectId: t.projectId,
+      key: "signup",
+      name: "Signed up",
+      eventName: "signup",
+      kind: MetricKind.CONVERSION,
+      direction: Direction.INCREASE,
+    });
     const created = (
       await x.createExperiment({
         projectId: t.projectId,

@@ -55,7 +55,10 @@ describe("pipeline exactly once", () => {
     bus = await connectBus({ servers: testNatsUrl, name: "eo-test", logger });
     await ensureStream(bus.jsm, spec);
     for (const [key, m] of Object.entries(metrics)) {
-      await database.db.insertInto("metrics").values({ id: m.id, organization_id: org, project_id: project, key, name: key, event_name: m.eventName, kind: m.kind, direction: "increase" }).execute();
+      await database.db
+        .insertInto("metrics")
+        .values({ id: m.id, organization_id: org, project_id: project, key, name: key, event_name: m.eventName, kind: m.kind, direction: "increase" })
+        .execute();
     }
     for (const [i, x] of experiments.entries()) {
       await database.db
@@ -127,7 +130,8 @@ describe("pipeline exactly once", () => {
       );
       out.push({ subject: `${prefix}.${env}.${kind}`, msgId: eventId, data });
       // A client retry after the stream's duplicate window: a second message with the same event id.
-      if (Math.random() < 0.03) late.push({ at: i + 500 + Math.floor(Math.random() * 3000), m: { subject: `${prefix}.${env}.${kind}`, msgId: `${eventId}-late`, data } });
+      if (Math.random() < 0.03)
+        late.push({ at: i + 500 + Math.floor(Math.random() * 3000), m: { subject: `${prefix}.${env}.${kind}`, msgId: `${eventId}-late`, data } });
     }
     // Re-publish them well after the original, so they arrive in a later batch.
     for (const l of late.sort((a, b) => b.at - a.at)) out.splice(Math.min(l.at, out.length), 0, l.m);
@@ -137,7 +141,16 @@ describe("pipeline exactly once", () => {
   it("counts every event once across SIGKILLs of the consumer while it works and after commits", async () => {
     const consumer = uniqueName("analytics");
     // A short ack wait, so the batch a killed child held comes back soon after the restart.
-    const args = JSON.stringify({ databaseUrl: testDatabaseUrl, schema, natsUrl: testNatsUrl, stream: streamName, consumer, batchSize: 150, ackWaitMs: 1000, crashAfterCommit: 0 });
+    const args = JSON.stringify({
+      databaseUrl: testDatabaseUrl,
+      schema,
+      natsUrl: testNatsUrl,
+      stream: streamName,
+      consumer,
+      batchSize: 150,
+      ackWaitMs: 1000,
+      crashAfterCommit: 0,
+    });
     const crashingArgs = args.replace('"crashAfterCommit":0', '"crashAfterCommit":0.3');
     let proc: ChildProcess | undefined;
     /** What the current child reported since it started. */
@@ -168,7 +181,7 @@ describe("pipeline exactly once", () => {
       return p;
     };
     const until = async (cond: () => boolean, ms: number) => {
-      for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await sleep(10);
+      for (const end = Date.now() + ms; !cond() && Date.now() < end;) await sleep(10);
       return cond();
     };
     const distinct = 6000;
@@ -213,7 +226,7 @@ describe("pipeline exactly once", () => {
           // fetch → apply → ack loop, not waiting for a redelivery. Waiting for that moment, rather
           // than judging a fixed moment, keeps the test's premise independent of machine speed.
           let active = false;
-          for (const end = Date.now() + 5_000; progressed && !active && Date.now() < end; ) {
+          for (const end = Date.now() + 5_000; progressed && !active && Date.now() < end;) {
             active = (await outstanding()) > 0 && Date.now() - cur.lastCommit < 1000;
             if (!active) await sleep(10);
           }
@@ -261,21 +274,38 @@ describe("pipeline exactly once", () => {
       .selectFrom("variant_daily")
       .select(["experiment_id", "metric_id", "variant"])
       .select((eb) =>
-        (["units", "sum", "sum_squares", "count_sum", "count_squares", "sum_count_product", "cov_sum", "cov_squares", "cov_product"] as const).map((c) => eb.fn.sum<number>(c).as(c)),
+        (["units", "sum", "sum_squares", "count_sum", "count_squares", "sum_count_product", "cov_sum", "cov_squares", "cov_product"] as const).map((c) =>
+          eb.fn.sum<number>(c).as(c),
+        ),
       )
       .groupBy(["experiment_id", "metric_id", "variant"])
       .execute();
-    const actual = new Map(rows.map((r) => [`${r.experiment_id}/${r.metric_id}/${r.variant}`, Object.fromEntries(Object.entries(r).filter(([k]) => !["experiment_id", "metric_id", "variant"].includes(k)).map(([k, v]) => [k, Number(v)]))]));
+    const actual = new Map(
+      rows.map((r) => [
+        `${r.experiment_id}/${r.metric_id}/${r.variant}`,
+        Object.fromEntries(
+          Object.entries(r)
+            .filter(([k]) => !["experiment_id", "metric_id", "variant"].includes(k))
+            .map(([k, v]) => [k, Number(v)]),
+        ),
+      ]),
+    );
     expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected.sums));
     const ex = await database.db
       .selectFrom("exposure_daily")
       .select(["experiment_id", "variant"])
-      .select((eb) => [eb.fn.sum<number>("units").as("units"), eb.fn.sum<number>("conflicting_units").as("cu"), eb.fn.sum<number>("conflicting_exposures").as("ce")])
+      .select((eb) => [
+        eb.fn.sum<number>("units").as("units"),
+        eb.fn.sum<number>("conflicting_units").as("cu"),
+        eb.fn.sum<number>("conflicting_exposures").as("ce"),
+      ])
       .groupBy(["experiment_id", "variant"])
       .execute();
-    expect(Object.fromEntries(ex.map((r) => [`${r.experiment_id}/${r.variant}`, { units: Number(r.units), conflictingUnits: Number(r.cu), conflictingExposures: Number(r.ce) }]))).toEqual(
-      Object.fromEntries(expected.exposure),
-    );
+    expect(
+      Object.fromEntries(
+        ex.map((r) => [`${r.experiment_id}/${r.variant}`, { units: Number(r.units), conflictingUnits: Number(r.cu), conflictingExposures: Number(r.ce) }]),
+      ),
+    ).toEqual(Object.fromEntries(expected.exposure));
     // Every distinct event id recorded exactly once; the late re-publishes were skipped.
     const { rows: processed } = await sql<{ n: string }>`select count(*) as n from processed_events`.execute(database.db);
     expect(Number(processed[0].n)).toBe(new Set(events.map((e) => e.id)).size);

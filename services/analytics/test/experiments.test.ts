@@ -29,13 +29,40 @@ describe("experiments end to end", () => {
     const flags = h.client(FlagService, t.ownerToken);
     for (const key of ["checkout", "banner"]) {
       await flags.createFlag({ projectId: t.projectId, key, name: key, type: FlagType.STRING, variants });
-      await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: key, enabled: true, defaultVariant: "control", rules: [{ outcome: { kind: { case: "variant", value: "control" } } }] });
+      await flags.updateFlagEnvironment({
+        environmentId: t.environmentId,
+        flagKey: key,
+        enabled: true,
+        defaultVariant: "control",
+        rules: [{ outcome: { kind: { case: "variant", value: "control" } } }],
+      });
     }
     const x = h.client(ExperimentService, t.ownerToken);
-    await x.createMetric({ projectId: t.projectId, key: "converted", name: "Purchased", eventName: "purchase", kind: MetricKind.CONVERSION, direction: Direction.INCREASE });
-    await x.createMetric({ projectId: t.projectId, key: "revenue", name: "Revenue", eventName: "purchase", kind: MetricKind.SUM, direction: Direction.INCREASE });
+    await x.createMetric({
+      projectId: t.projectId,
+      key: "converted",
+      name: "Purchased",
+      eventName: "purchase",
+      kind: MetricKind.CONVERSION,
+      direction: Direction.INCREASE,
+    });
+    await x.createMetric({
+      projectId: t.projectId,
+      key: "revenue",
+      name: "Revenue",
+      eventName: "purchase",
+      kind: MetricKind.SUM,
+      direction: Direction.INCREASE,
+    });
     await x.createMetric({ projectId: t.projectId, key: "errors", name: "Errors", eventName: "error", kind: MetricKind.COUNT, direction: Direction.DECREASE });
-    await x.createMetric({ projectId: t.projectId, key: "basket", name: "Basket", eventName: "purchase", kind: MetricKind.MEAN, direction: Direction.INCREASE });
+    await x.createMetric({
+      projectId: t.projectId,
+      key: "basket",
+      name: "Basket",
+      eventName: "purchase",
+      kind: MetricKind.MEAN,
+      direction: Direction.INCREASE,
+    });
   });
   afterAll(() => h?.close());
 
@@ -56,18 +83,35 @@ describe("experiments end to end", () => {
       { variant: "control", weight: 1 },
       { variant: "treatment", weight: 1 },
     ];
-    await expect(x.createExperiment({ ...base, key: "bad-variant", variants: [{ variant: "control", weight: 1 }, { variant: "nope", weight: 1 }] })).rejects.toMatchObject({ code: Code.InvalidArgument });
-    await expect(x.createExperiment({ ...base, key: "bad-metric", variants: two, primaryMetricKeys: ["nope"] })).rejects.toMatchObject({ code: Code.InvalidArgument });
-    await expect(x.createExperiment({ ...base, key: "zero", variants: two.map((v) => ({ ...v, weight: 0 })) })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(
+      x.createExperiment({
+        ...base,
+        key: "bad-variant",
+        variants: [
+          { variant: "control", weight: 1 },
+          { variant: "nope", weight: 1 },
+        ],
+      }),
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(x.createExperiment({ ...base, key: "bad-metric", variants: two, primaryMetricKeys: ["nope"] })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    await expect(x.createExperiment({ ...base, key: "zero", variants: two.map((v) => ({ ...v, weight: 0 })) })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
     await expect(x.createExperiment({ ...base, key: "no-flag", flagKey: "nope", variants: two })).rejects.toMatchObject({ code: Code.FailedPrecondition });
     const a = (await x.createExperiment({ ...base, key: "l-a", variants: two, layerKey: "hero", layerSharePercent: 60 })).experiment!;
-    await expect(x.createExperiment({ ...base, key: "l-b", variants: two, layerKey: "hero", layerSharePercent: 50 })).rejects.toMatchObject({ code: Code.FailedPrecondition });
+    await expect(x.createExperiment({ ...base, key: "l-b", variants: two, layerKey: "hero", layerSharePercent: 50 })).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+    });
     const b = (await x.createExperiment({ ...base, key: "l-b", variants: two, layerKey: "hero", layerSharePercent: 40 })).experiment!;
     await expect(x.createExperiment({ ...base, key: "l-a", variants: two })).rejects.toMatchObject({ code: Code.AlreadyExists });
 
     // Start b: its rule carries its slice [6000, 10000) of the layer and the rollout pinned to it.
     await x.startExperiment({ id: b.id, reason: "go" });
-    const env = (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key: "banner" })).environments.find((e) => e.environmentId === t.environmentId)!;
+    const env = (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key: "banner" })).environments.find(
+      (e) => e.environmentId === t.environmentId,
+    )!;
     // Ahead of the flag's own catch-all rule, which serves the units outside b's slice.
     expect(env.rules.map((r) => r.id.startsWith("experiment-") || r.outcome?.kind.value)).toEqual([true, "control"]);
     const layer = env.rules[0].conditions[0].kind;
@@ -75,7 +119,9 @@ describe("experiments end to end", () => {
     await expect(x.startExperiment({ id: a.id })).rejects.toMatchObject({ code: Code.FailedPrecondition }); // one running per flag
     // Stop without shipping: the flag's own rules come back.
     await x.stopExperiment({ id: b.id, reason: "done" });
-    const restored = (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key: "banner" })).environments.find((e) => e.environmentId === t.environmentId)!;
+    const restored = (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key: "banner" })).environments.find(
+      (e) => e.environmentId === t.environmentId,
+    )!;
     expect(restored.rules.map((r) => r.outcome?.kind)).toEqual([{ case: "variant", value: "control" }]);
     expect(restored.defaultVariant).toBe("control");
     await expect(x.stopExperiment({ id: b.id })).rejects.toMatchObject({ code: Code.FailedPrecondition });
@@ -84,10 +130,14 @@ describe("experiments end to end", () => {
     const v = h.client(ExperimentService, viewer.token);
     expect((await v.listExperiments({ projectId: t.projectId })).experiments.map((e) => e.key)).toEqual(expect.arrayContaining(["l-a", "l-b"]));
     expect((await v.getExperiment({ id: a.id })).experiment?.status).toBe(ExperimentStatus.DRAFT);
-    await expect(v.createMetric({ projectId: t.projectId, key: "m", name: "m", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE })).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(
+      v.createMetric({ projectId: t.projectId, key: "m", name: "m", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }),
+    ).rejects.toMatchObject({ code: Code.PermissionDenied });
     await expect(v.startExperiment({ id: a.id })).rejects.toMatchObject({ code: Code.PermissionDenied });
     const editor = await h.member(t, "editor");
-    await h.client(ExperimentService, editor.token).createMetric({ projectId: t.projectId, key: "clicks", name: "Clicks", eventName: "click", kind: MetricKind.COUNT, direction: Direction.INCREASE });
+    await h
+      .client(ExperimentService, editor.token)
+      .createMetric({ projectId: t.projectId, key: "clicks", name: "Clicks", eventName: "click", kind: MetricKind.COUNT, direction: Direction.INCREASE });
     expect((await v.listMetrics({ projectId: t.projectId })).metrics.map((m) => m.key)).toEqual(["basket", "clicks", "converted", "errors", "revenue"]);
   });
 
@@ -121,13 +171,20 @@ describe("experiments end to end", () => {
     if (outcome?.case === "rollout") {
       expect(outcome.value.experimentId).toBe(created.id);
       expect(outcome.value.seed).toBe(created.id);
-      expect(outcome.value.variants.map((v) => [v.variant, v.weight])).toEqual([["control", 50], ["treatment", 50]]);
+      expect(outcome.value.variants.map((v) => [v.variant, v.weight])).toEqual([
+        ["control", 50],
+        ["treatment", 50],
+      ]);
     }
 
     // Simulated units: a pre-period spend that predicts post spend (CUPED), a conversion lift.
     const serverToken = await h.sign({ sub: randomUUID(), org: t.orgId, prj: t.projectId, env: t.environmentId, kind: "server" });
     const track = h.client(EventService, serverToken);
-    const units = Array.from({ length: 2000 }, (_, i) => ({ key: `user-${i}`, variant: Math.random() < 0.5 ? "control" : "treatment", spend: Math.floor(Math.random() * 100) }));
+    const units = Array.from({ length: 2000 }, (_, i) => ({
+      key: `user-${i}`,
+      variant: Math.random() < 0.5 ? "control" : "treatment",
+      spend: Math.floor(Math.random() * 100),
+    }));
     const send = async (events: { name: string; unitKey: string; value?: number }[]) => {
       for (let i = 0; i < events.length; i += 1000) {
         const r = await track.track({ events: events.slice(i, i + 1000).map((e) => ({ ...e, eventId: randomUUID() })) });
@@ -158,7 +215,8 @@ describe("experiments end to end", () => {
     const post = units.flatMap((u) => {
       const p = u.variant === "treatment" ? 0.5 : 0.3;
       const out: { name: string; unitKey: string; value?: number }[] = [];
-      if (Math.random() < p) out.push({ name: "purchase", unitKey: u.key, value: u.spend + (u.variant === "treatment" ? 10 : 0) + Math.floor(Math.random() * 5) });
+      if (Math.random() < p)
+        out.push({ name: "purchase", unitKey: u.key, value: u.spend + (u.variant === "treatment" ? 10 : 0) + Math.floor(Math.random() * 5) });
       if (Math.random() < 0.1) out.push({ name: "error", unitKey: u.key });
       return out;
     });
@@ -203,7 +261,9 @@ describe("experiments end to end", () => {
     const stopped = (await x.stopExperiment({ id: created.id, shipVariant: "treatment", reason: "it wins" })).experiment!;
     expect(stopped.status).toBe(ExperimentStatus.STOPPED);
     expect(stopped.shippedVariant).toBe("treatment");
-    const after = (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key: "checkout" })).environments.find((e) => e.environmentId === t.environmentId)!;
+    const after = (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key: "checkout" })).environments.find(
+      (e) => e.environmentId === t.environmentId,
+    )!;
     expect(after.defaultVariant).toBe("treatment");
     expect(after.rules).toEqual([]);
     const { entries } = await h.client(FlagService, t.ownerToken).listAuditEntries({ projectId: t.projectId, flagKey: "checkout" });

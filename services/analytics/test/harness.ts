@@ -63,7 +63,14 @@ export async function startAnalytics(opts: AnalyticsHarnessOptions = {}): Promis
   const logger = createTestLogger();
   const bus = await connectBus({ servers: testNatsUrl, name: "analytics-test", logger });
   let baseUrl = "";
-  const identity = await createIdentityModule({ databaseUrl: testDatabaseUrl, schema: identitySchema, tokenIssuer: common.tokenIssuer, migrate: true, config: idConfig, logger });
+  const identity = await createIdentityModule({
+    databaseUrl: testDatabaseUrl,
+    schema: identitySchema,
+    tokenIssuer: common.tokenIssuer,
+    migrate: true,
+    config: idConfig,
+    logger,
+  });
   const flags = await createFlagsModule({
     databaseUrl: testDatabaseUrl,
     schema: flagsSchema,

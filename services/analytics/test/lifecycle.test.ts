@@ -46,18 +46,36 @@ describe("experiment start and stop", () => {
       }),
     });
     t = await h.seedTenant();
-    await h.client(ExperimentService, t.ownerToken).createMetric({ projectId: t.projectId, key: "converted", name: "Converted", eventName: "purchase", kind: MetricKind.CONVERSION, direction: Direction.INCREASE });
+    await h.client(ExperimentService, t.ownerToken).createMetric({
+      projectId: t.projectId,
+      key: "converted",
+      name: "Converted",
+      eventName: "purchase",
+      kind: MetricKind.CONVERSION,
+      direction: Direction.INCREASE,
+    });
   });
   afterAll(() => h?.close());
 
   async function flagWith(key: string, enabled: boolean) {
     const flags = h.client(FlagService, t.ownerToken);
     await flags.createFlag({ projectId: t.projectId, key, name: key, type: FlagType.STRING, variants });
-    await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: key, enabled, defaultVariant: "control", rules: [{ outcome: { kind: { case: "variant", value: "treatment" } } }] });
+    await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: key,
+      enabled,
+      defaultVariant: "control",
+      rules: [{ outcome: { kind: { case: "variant", value: "treatment" } } }],
+    });
   }
-  const envOf = async (key: string) => (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key })).environments.find((e) => e.environmentId === t.environmentId)!;
+  const envOf = async (key: string) =>
+    (await h.client(FlagService, t.ownerToken).getFlag({ projectId: t.projectId, key })).environments.find((e) => e.environmentId === t.environmentId)!;
   const experiment = async (flagKey: string, key: string) =>
-    (await h.client(ExperimentService, t.ownerToken).createExperiment({ projectId: t.projectId, environmentId: t.environmentId, flagKey, key, name: key, variants: two, primaryMetricKeys: ["converted"] })).experiment!;
+    (
+      await h
+        .client(ExperimentService, t.ownerToken)
+        .createExperiment({ projectId: t.projectId, environmentId: t.environmentId, flagKey, key, name: key, variants: two, primaryMetricKeys: ["converted"] })
+    ).experiment!;
 
   it("restores the flag's enabled state and rules on a stop without shipping", async () => {
     await flagWith("dark", false);
@@ -115,7 +133,9 @@ describe("experiment start and stop", () => {
     const flags = h.client(FlagService, t.ownerToken);
     const x = h.client(ExperimentService, t.ownerToken);
     await flags.createFlag({ projectId: t.projectId, key: "kept", name: "kept", type: FlagType.STRING, variants });
-    const attr = (attribute: string, value: string) => ({ kind: { case: "attribute" as const, value: { attribute, operator: Operator.EQUALS, values: [fromJson(ValueSchema, value)] } } });
+    const attr = (attribute: string, value: string) => ({
+      kind: { case: "attribute" as const, value: { attribute, operator: Operator.EQUALS, values: [fromJson(ValueSchema, value)] } },
+    });
     const staff = { id: "staff", conditions: [attr("team", "staff")], outcome: { kind: { case: "variant" as const, value: "treatment" } } };
     const everyone = { id: "everyone", outcome: { kind: { case: "variant" as const, value: "control" } } };
     await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "kept", enabled: true, defaultVariant: "control", rules: [staff, everyone] });
@@ -127,7 +147,14 @@ describe("experiment start and stop", () => {
     // Someone adds a kill switch while it runs.
     const running = await envOf("kept");
     const blocked = { id: "blocked", conditions: [attr("country", "xx")], outcome: { kind: { case: "variant" as const, value: "control" } } };
-    await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "kept", expectedVersion: running.version, enabled: true, defaultVariant: "control", rules: [blocked, ...running.rules] });
+    await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: "kept",
+      expectedVersion: running.version,
+      enabled: true,
+      defaultVariant: "control",
+      rules: [blocked, ...running.rules],
+    });
     await x.stopExperiment({ id: first.id });
     expect(await ids()).toEqual(["blocked", "staff", "everyone"]);
 

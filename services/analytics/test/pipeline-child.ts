@@ -9,11 +9,28 @@ import { createTestLogger } from "#test/support/harness.ts";
 import { startPipeline } from "../pipeline/consumer.ts";
 import type { AnalyticsDatabase } from "../schema.ts";
 
-const o = JSON.parse(process.argv[2]) as { databaseUrl: string; schema: string; natsUrl: string; stream: string; consumer: string; batchSize: number; ackWaitMs: number; crashAfterCommit: number };
+const o = JSON.parse(process.argv[2]) as {
+  databaseUrl: string;
+  schema: string;
+  natsUrl: string;
+  stream: string;
+  consumer: string;
+  batchSize: number;
+  ackWaitMs: number;
+  crashAfterCommit: number;
+};
 const logger = createTestLogger();
 const database = await createDatabase<AnalyticsDatabase>({ url: o.databaseUrl, schema: o.schema, poolSize: 2, logger });
 const bus = await connectBus({ servers: o.natsUrl, name: "pipeline-child", logger });
-const pipeline = await startPipeline({ db: database.db, bus, stream: o.stream, consumerName: o.consumer, batchSize: o.batchSize, ackWaitMs: o.ackWaitMs, fetchExpiresMs: 1000, logger,
+const pipeline = await startPipeline({
+  db: database.db,
+  bus,
+  stream: o.stream,
+  consumerName: o.consumer,
+  batchSize: o.batchSize,
+  ackWaitMs: o.ackWaitMs,
+  fetchExpiresMs: 1000,
+  logger,
   afterCommit: (result) => {
     // The worst moment to die: committed, not acknowledged — the whole batch comes back.
     if (Math.random() < o.crashAfterCommit) process.kill(process.pid, "SIGKILL");

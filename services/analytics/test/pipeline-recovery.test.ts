@@ -48,18 +48,40 @@ describe("pipeline: a floor that does not move", () => {
       const id = randomUUID();
       const data = toBinary(
         EventEnvelopeSchema,
-        create(EventEnvelopeSchema, { eventId: id, environmentId: env, projectId: project, receiveTime: timestampNow(), payload: { case: "track", value: { eventId: id, name: "click", unitKey: `u${i}` } } }),
+        create(EventEnvelopeSchema, {
+          eventId: id,
+          environmentId: env,
+          projectId: project,
+          receiveTime: timestampNow(),
+          payload: { case: "track", value: { eventId: id, name: "click", unitKey: `u${i}` } },
+        }),
       );
       await bus.js.publish(`${eventsSubjectPrefix(spec)}.${env}.track`, data, { msgID: id });
     }
   };
-  const applied = async () => Number((await database.db.selectFrom("processed_events").select((eb) => eb.fn.countAll<string>().as("n")).where("environment_id", "=", env).executeTakeFirstOrThrow()).n);
+  const applied = async () =>
+    Number(
+      (
+        await database.db
+          .selectFrom("processed_events")
+          .select((eb) => eb.fn.countAll<string>().as("n"))
+          .where("environment_id", "=", env)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   it("reads the held message from the stream and applies everything, in order, exactly once", async () => {
     await publish(20);
     // Another client of the durable consumer takes the first message and never acknowledges it:
     // the server's ack floor stays at 0 for the ten-minute ack wait.
-    await bus.jsm.consumers.add(spec.name, { durable_name: consumerName, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 600_000_000_000, max_ack_pending: 2000, max_deliver: -1 });
+    await bus.jsm.consumers.add(spec.name, {
+      durable_name: consumerName,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 600_000_000_000,
+      max_ack_pending: 2000,
+      max_deliver: -1,
+    });
     const held = await (await bus.js.consumers.get(spec.name, consumerName)).next({ expires: 5_000 });
     expect(held?.seq).toBe(1);
 

@@ -61,11 +61,29 @@ export function reference(events: readonly PipelineEvent[], experiments: readonl
       const of = mine.filter((t) => t.name === m.eventName);
       const post = of.filter((t) => t.time.getTime() >= a.time - toleranceMs);
       const pre = of.filter((t) => t.time.getTime() < a.time - toleranceMs);
-      const y = value(m.kind, post.length, post.reduce((s, t) => s + t.value, 0));
+      const y = value(
+        m.kind,
+        post.length,
+        post.reduce((s, t) => s + t.value, 0),
+      );
       const d = post.length;
-      const c = value(m.kind, pre.length, pre.reduce((s, t) => s + t.value, 0));
+      const c = value(
+        m.kind,
+        pre.length,
+        pre.reduce((s, t) => s + t.value, 0),
+      );
       const sk = `${a.x.id}/${m.id}/${a.variant}`;
-      const s = sums.get(sk) ?? { units: 0, sum: 0, sum_squares: 0, count_sum: 0, count_squares: 0, sum_count_product: 0, cov_sum: 0, cov_squares: 0, cov_product: 0 };
+      const s = sums.get(sk) ?? {
+        units: 0,
+        sum: 0,
+        sum_squares: 0,
+        count_sum: 0,
+        count_squares: 0,
+        sum_count_product: 0,
+        cov_sum: 0,
+        cov_squares: 0,
+        cov_product: 0,
+      };
       s.units++;
       s.sum += y;
       s.sum_squares += y * y;

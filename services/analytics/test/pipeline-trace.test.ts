@@ -49,7 +49,13 @@ describe("pipeline tracing", () => {
     for (const id of ids) {
       const data = toBinary(
         EventEnvelopeSchema,
-        create(EventEnvelopeSchema, { eventId: id, environmentId: env, projectId: id === ids[0] ? "" : randomUUID(), receiveTime: timestampNow(), payload: { case: "track", value: { eventId: id, name: "click", unitKey: "u" } } }),
+        create(EventEnvelopeSchema, {
+          eventId: id,
+          environmentId: env,
+          projectId: id === ids[0] ? "" : randomUUID(),
+          receiveTime: timestampNow(),
+          payload: { case: "track", value: { eventId: id, name: "click", unitKey: "u" } },
+        }),
       );
       await trace.getTracer("test").startActiveSpan(`request ${id}`, async (span) => {
         await publishEvent(bus.js, `${eventsSubjectPrefix(spec)}.${env}.track`, data, { msgId: id });

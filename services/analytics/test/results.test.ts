@@ -36,8 +36,20 @@ function results(units: [number, number], errors: [number, number], conflicts = 
       experiment,
       metrics,
       sums: new Map([
-        ["m1", new Map([["control", binary(units[0], units[0] * 0.3)], ["treatment", binary(units[1], units[1] * 0.33)]])],
-        ["m2", new Map([["control", binary(units[0], errors[0])], ["treatment", binary(units[1], errors[1])]])],
+        [
+          "m1",
+          new Map([
+            ["control", binary(units[0], units[0] * 0.3)],
+            ["treatment", binary(units[1], units[1] * 0.33)],
+          ]),
+        ],
+        [
+          "m2",
+          new Map([
+            ["control", binary(units[0], errors[0])],
+            ["treatment", binary(units[1], errors[1])],
+          ]),
+        ],
       ]),
       units: new Map([
         ["control", units[0]],

@@ -11,14 +11,25 @@ const look = (lower: number, upper: number, p: number) =>
         metricKey: "converted",
         variants: [
           { variant: "control" },
-          { variant: "treatment", sequentialInterval: { lower, upper }, relativeSequentialInterval: { lower: lower / 10, upper: upper / 10 }, sequentialPValue: p },
+          {
+            variant: "treatment",
+            sequentialInterval: { lower, upper },
+            relativeSequentialInterval: { lower: lower / 10, upper: upper / 10 },
+            sequentialPValue: p,
+          },
         ],
       },
     ],
   });
 const seq = (r: ReturnType<typeof look>) => {
   const v = r.metrics[0].variants[1];
-  return [v.sequentialInterval?.lower, v.sequentialInterval?.upper, v.relativeSequentialInterval?.lower, v.relativeSequentialInterval?.upper, v.sequentialPValue];
+  return [
+    v.sequentialInterval?.lower,
+    v.sequentialInterval?.upper,
+    v.relativeSequentialInterval?.lower,
+    v.relativeSequentialInterval?.upper,
+    v.sequentialPValue,
+  ];
 };
 
 describe("accumulateSequential", () => {

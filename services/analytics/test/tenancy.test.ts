@@ -46,9 +46,11 @@ describe("tenancy", () => {
     it(`hides every analytics object of another organization from its ${as}`, async () => {
       let token = attacker.ownerToken;
       if (as !== "owner") {
-        const created = await h.client(IdentityService, attacker.ownerToken).createApiKey(
-          as === "admin key" ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" } : { kind: ApiKeyKind.PERSONAL, name: "p" },
-        );
+        const created = await h
+          .client(IdentityService, attacker.ownerToken)
+          .createApiKey(
+            as === "admin key" ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" } : { kind: ApiKeyKind.PERSONAL, name: "p" },
+          );
         token = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
       }
       const x = h.client(ExperimentService, token);
@@ -56,7 +58,10 @@ describe("tenancy", () => {
       for (const target of [{ projectId: victim.projectId, environmentId: victim.environmentId, draftId, runningId }, absent]) {
         const { projectId, environmentId } = target;
         await assertTenancyMatrix(ExperimentService, {
-          createMetric: { expect: Code.NotFound, call: () => x.createMetric({ projectId, key: "k", name: "k", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }) },
+          createMetric: {
+            expect: Code.NotFound,
+            call: () => x.createMetric({ projectId, key: "k", name: "k", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }),
+          },
           listMetrics: { expect: Code.NotFound, call: () => x.listMetrics({ projectId }) },
           // An admin key is bound to its environment: another one is refused before any lookup.
           createExperiment: {
@@ -95,15 +100,26 @@ describe("tenancy", () => {
   }
 
   /** ExperimentService against production; `create` is what creating a draft there gives. */
-  async function productionMatrix(token: string, p: Awaited<ReturnType<typeof productionTenant>>, create: Code.PermissionDenied | "allowed", dimension: TenancyDimension) {
+  async function productionMatrix(
+    token: string,
+    p: Awaited<ReturnType<typeof productionTenant>>,
+    create: Code.PermissionDenied | "allowed",
+    dimension: TenancyDimension,
+  ) {
     const x = h.client(ExperimentService, token);
     const { projectId, environmentId } = p.t;
     await assertTenancyMatrix(
       ExperimentService,
       {
-        createMetric: { expect: "allowed", call: () => x.createMetric({ projectId, key: "k", name: "k", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }) },
+        createMetric: {
+          expect: "allowed",
+          call: () => x.createMetric({ projectId, key: "k", name: "k", eventName: "e", kind: MetricKind.COUNT, direction: Direction.INCREASE }),
+        },
         listMetrics: { expect: "allowed", call: () => x.listMetrics({ projectId }) },
-        createExperiment: { expect: create, call: () => x.createExperiment({ projectId, environmentId, flagKey: "f1", key: "k", name: "k", variants: arms, primaryMetricKeys: ["m"] }) },
+        createExperiment: {
+          expect: create,
+          call: () => x.createExperiment({ projectId, environmentId, flagKey: "f1", key: "k", name: "k", variants: arms, primaryMetricKeys: ["m"] }),
+        },
         getExperiment: { expect: "allowed", call: () => x.getExperiment({ id: p.draft }) },
         listExperiments: { expect: "allowed", call: () => x.listExperiments({ projectId }) },
         startExperiment: { expect: Code.PermissionDenied, call: () => x.startExperiment({ id: p.draft }) },
@@ -115,7 +131,12 @@ describe("tenancy", () => {
     );
     // Nothing moved: the draft is a draft, the running experiment runs.
     const list = (await h.client(ExperimentService, p.t.ownerToken).listExperiments({ projectId })).experiments;
-    expect(list.filter((e) => e.key !== "k").map((e) => [e.key, e.version])).toEqual(expect.arrayContaining([["draft", 1n], ["running", 3n]]));
+    expect(list.filter((e) => e.key !== "k").map((e) => [e.key, e.version])).toEqual(
+      expect.arrayContaining([
+        ["draft", 1n],
+        ["running", 3n],
+      ]),
+    );
   }
 
   it("keeps an admin key's experiments inside its environment (environment scope)", async () => {
@@ -123,7 +144,15 @@ describe("tenancy", () => {
     await productionMatrix(p.stagingAdmin, p, Code.PermissionDenied, "environment scope");
     // In its own environment it runs experiments.
     const x = h.client(ExperimentService, p.stagingAdmin);
-    const { experiment } = await x.createExperiment({ projectId: p.t.projectId, environmentId: p.t.stagingId, flagKey: "f1", key: "staged", name: "s", variants: arms, primaryMetricKeys: ["m"] });
+    const { experiment } = await x.createExperiment({
+      projectId: p.t.projectId,
+      environmentId: p.t.stagingId,
+      flagKey: "f1",
+      key: "staged",
+      name: "s",
+      variants: arms,
+      primaryMetricKeys: ["m"],
+    });
     expect((await x.startExperiment({ id: experiment!.id })).experiment?.status).toBe(ExperimentStatus.RUNNING);
   });
 
@@ -143,7 +172,17 @@ describe("tenancy", () => {
     await expect(s.listExperiments({ projectId: victim.projectId })).rejects.toMatchObject({ code: Code.PermissionDenied });
     await expect(s.getResults({ id: runningId })).rejects.toMatchObject({ code: Code.PermissionDenied });
     await expect(v.stopExperiment({ id: runningId })).rejects.toMatchObject({ code: Code.PermissionDenied });
-    await expect(v.createExperiment({ projectId: victim.projectId, environmentId: victim.environmentId, flagKey: "f1", key: "v", name: "v", variants: arms, primaryMetricKeys: ["m"] })).rejects.toMatchObject({
+    await expect(
+      v.createExperiment({
+        projectId: victim.projectId,
+        environmentId: victim.environmentId,
+        flagKey: "f1",
+        key: "v",
+        name: "v",
+        variants: arms,
+        primaryMetricKeys: ["m"],
+      }),
+    ).rejects.toMatchObject({
       code: Code.PermissionDenied,
     });
     expect((await v.getResults({ id: runningId })).results?.experimentId).toBe(runningId);
@@ -153,7 +192,12 @@ describe("tenancy", () => {
     const x = h.client(ExperimentService, victim.ownerToken);
     const list = (await x.listExperiments({ projectId: victim.projectId })).experiments;
     // A start moves draft (1) → starting (2) → running (3); nothing the attacker did added to that.
-    expect(list.map((e) => [e.key, e.version])).toEqual(expect.arrayContaining([["draft", 1n], ["running", 3n]]));
+    expect(list.map((e) => [e.key, e.version])).toEqual(
+      expect.arrayContaining([
+        ["draft", 1n],
+        ["running", 3n],
+      ]),
+    );
     expect((await x.listMetrics({ projectId: victim.projectId })).metrics.map((m) => m.key)).toEqual(["m"]);
   });
 });

@@ -45,7 +45,11 @@ describe("collector", () => {
     const transport =
       protocol === "grpc"
         ? createGrpcTransport({ baseUrl, interceptors: [(next) => (req) => (headers && req.header.set("authorization", headers.authorization), next(req))] })
-        : createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [(next) => (req) => (headers && req.header.set("authorization", headers.authorization), next(req))] });
+        : createConnectTransport({
+            baseUrl,
+            httpVersion: "1.1",
+            interceptors: [(next) => (req) => (headers && req.header.set("authorization", headers.authorization), next(req))],
+          });
     return createClient(EventService, transport);
   };
 
@@ -130,7 +134,11 @@ describe("collector", () => {
   });
 
   it("rejects empty and oversized batches, bad properties, and callers without an environment key", async () => {
-    const codeOf = (p: Promise<unknown>) => p.then(() => "OK", (e: unknown) => Code[ConnectError.from(e).code]);
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => "OK",
+        (e: unknown) => Code[ConnectError.from(e).code],
+      );
     expect(await codeOf(client(serverToken).track({ events: [] }))).toBe("InvalidArgument");
     const many = Array.from({ length: 1001 }, (_, i) => ({ name: "e", unitKey: `u${i}` }));
     expect(await codeOf(client(serverToken).track({ events: many }))).toBe("InvalidArgument");

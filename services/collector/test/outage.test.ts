@@ -69,7 +69,10 @@ describe("collector during a NATS outage", () => {
     // The client reconnects on its own; retry like a real sender would.
     let accepted = 0;
     for (let i = 0; i < 50 && accepted === 0; i++) {
-      accepted = await client.track({ events }, { headers }).then((r) => r.accepted, () => 0);
+      accepted = await client.track({ events }, { headers }).then(
+        (r) => r.accepted,
+        () => 0,
+      );
       if (!accepted) await new Promise((r) => setTimeout(r, 200));
     }
     expect(accepted).toBe(1);

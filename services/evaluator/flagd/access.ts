@@ -99,7 +99,9 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
     return environmentId === undefined ? undefined : { environmentId, clientOnly: false, chosenBy: { default: true } };
   };
   const credentialNeeded = () =>
-    unauthenticated("the flagd ports need a credential: set the provider's selector to a Vane server or client API key (or send Authorization: Bearer <token>)");
+    unauthenticated(
+      "the flagd ports need a credential: set the provider's selector to a Vane server or client API key (or send Authorization: Bearer <token>)",
+    );
   // A path may contain "=", so the whole selector is tried as an alias before it is parsed.
   const selectedEnvironment = (selector: string): string | undefined => {
     const whole = opts.alias?.(selector.trim());

@@ -102,7 +102,9 @@ export function createFlagdEvaluationV1(deps: FlagdEvaluationDeps): ServiceImpl<
   const objRes = createResponseCache((r) =>
     create(v1.ResolveObjectResponseSchema, { ...common(r), value: r.value === undefined ? undefined : structOf(r.value as Record<string, unknown>) }),
   );
-  const anyFlag = createResponseCache((r) => create(v1.AnyFlagSchema, { reason: r.reason, variant: r.variant ?? "", value: anyValue(r.value), metadata: structOf(r.metadata) }));
+  const anyFlag = createResponseCache((r) =>
+    create(v1.AnyFlagSchema, { reason: r.reason, variant: r.variant ?? "", value: anyValue(r.value), metadata: structOf(r.metadata) }),
+  );
   return {
     resolveAll(req, ctx) {
       const target = deps.access.target(ctx);

@@ -64,7 +64,9 @@ export function createFlagdKeys(opts: FlagdKeysOptions): FlagdKeys {
     } catch (err) {
       const e = ConnectError.from(err);
       if (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied || e.code === Code.InvalidArgument) {
-        const refusal = unauthenticated("the flagd selector is not a valid Vane API key (revoked, expired or mistyped): use a server or client key of the environment");
+        const refusal = unauthenticated(
+          "the flagd selector is not a valid Vane API key (revoked, expired or mistyped): use a server or client key of the environment",
+        );
         remember(id, { refusal, until: now() + refusalTtl });
         throw refusal;
       }

@@ -88,7 +88,10 @@ export function createKvSnapshotSource(opts: KvSourceOptions): KvSnapshotSource 
       if (outcome === "applied") log.debug({ environmentId, version: version.version }, "snapshot loaded");
     } catch (err) {
       opts.onRejected?.(environmentId, err);
-      log.error({ err: err instanceof FlagSetError ? { message: err.message, issues: err.issues.slice(0, 10) } : err, environmentId, revision: e.revision }, "snapshot rejected; keeping the previous version");
+      log.error(
+        { err: err instanceof FlagSetError ? { message: err.message, issues: err.issues.slice(0, 10) } : err, environmentId, revision: e.revision },
+        "snapshot rejected; keeping the previous version",
+      );
     }
   };
 

@@ -9,15 +9,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { timestampMs, ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import type { Rule } from "#gen/vane/flags/v1/flags_pb.js";
 import type { EnvironmentSnapshot } from "#gen/vane/flags/v1/snapshot_pb.js";
-import {
-  compileFlagSet,
-  toFlagdJson,
-  type CompiledFlagSet,
-  type FlagDefinition,
-  type FlagSetDefinition,
-  type JsonValue,
-  type MetadataValue,
-} from "#engine";
+import { compileFlagSet, toFlagdJson, type CompiledFlagSet, type FlagDefinition, type FlagSetDefinition, type JsonValue, type MetadataValue } from "#engine";
 
 /** The flag metadata key that marks a flag as part of a running experiment. */
 export const EXPERIMENT_METADATA_KEY = "experimentId";
@@ -346,7 +338,7 @@ export function withoutExtensions(def: FlagSetDefinition): FlagSetDefinition {
   const refsOf = (v: JsonValue): string[] => [...JSON.stringify(v).matchAll(/"\$ref":"((?:[^"\\]|\\.)*)"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
   const tainted = new Set(Object.keys(evaluators).filter((k) => direct(evaluators[k])));
   // Shared rules that reference tainted ones are tainted too.
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [k, v] of Object.entries(evaluators)) if (!tainted.has(k) && refsOf(v).some((r) => tainted.has(r))) grew = tainted.add(k) !== undefined;
   }

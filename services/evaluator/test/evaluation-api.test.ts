@@ -88,7 +88,10 @@ describe("vane.evaluation.v1", () => {
   });
 
   it("watch pushes re-evaluated values on each version, through Connect-Web", async () => {
-    const web = createClient(EvaluationService, createWebTransport({ baseUrl: h.baseUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${clientKey}`), next(req))] }));
+    const web = createClient(
+      EvaluationService,
+      createWebTransport({ baseUrl: h.baseUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${clientKey}`), next(req))] }),
+    );
     const abort = new AbortController();
     const stream = web.watch({ context: { targetingKey: "user-7" } }, { signal: abort.signal })[Symbol.asyncIterator]();
     const first = (await stream.next()).value as WatchResponse;
@@ -139,11 +142,17 @@ describe("context limits, on every protocol", () => {
 
   it.each(cases)("refuses %s with INVALID_ARGUMENT naming the limit, over gRPC, Connect and flagd", async (_, context, message) => {
     for (const protocol of ["grpc", "connect"] as const) {
-      const err = await h.client(EvaluationService, server, protocol).evaluate({ flagKey: "bool-static", context: context as never }).catch((e: unknown) => ConnectError.from(e));
+      const err = await h
+        .client(EvaluationService, server, protocol)
+        .evaluate({ flagKey: "bool-static", context: context as never })
+        .catch((e: unknown) => ConnectError.from(e));
       expect(err).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code, protocol).toBe(Code.InvalidArgument);
       expect((err as ConnectError).rawMessage).toMatch(message);
-      const all = await h.client(EvaluationService, server, protocol).evaluateAll({ context: context as never }).catch((e: unknown) => ConnectError.from(e));
+      const all = await h
+        .client(EvaluationService, server, protocol)
+        .evaluateAll({ context: context as never })
+        .catch((e: unknown) => ConnectError.from(e));
       expect((all as ConnectError).code, `${protocol} EvaluateAll`).toBe(Code.InvalidArgument);
     }
     const viaFlagd = await flagd(context);
@@ -153,7 +162,9 @@ describe("context limits, on every protocol", () => {
   });
 
   it("still serves contexts within the limits, after refusing", async () => {
-    const r = await h.client(EvaluationService, server).evaluate({ flagKey: "in-list", context: { targetingKey: "k".repeat(256), country: "de", bio: "b".repeat(16_384) } });
+    const r = await h
+      .client(EvaluationService, server)
+      .evaluate({ flagKey: "in-list", context: { targetingKey: "k".repeat(256), country: "de", bio: "b".repeat(16_384) } });
     expect(r.evaluation?.variant).toBe("eu");
     expect((await flagd({ targetingKey: "u" })).status).toBe(200);
   });

@@ -9,7 +9,15 @@ import { eventsStream } from "#lib/bus/streams.ts";
 import { connectTestNats, createTestLogger, deleteStreams, eventually, uniqueName } from "#test/support/harness.ts";
 import { createExposurePublisher, type Exposure, type ExposureBus } from "../exposures.ts";
 
-const exposure = (unitKey: string): Exposure => ({ organizationId: "o", projectId: "p", environmentId: "e1", flagKey: "f", variant: "b", experimentId: "x", unitKey });
+const exposure = (unitKey: string): Exposure => ({
+  organizationId: "o",
+  projectId: "p",
+  environmentId: "e1",
+  flagKey: "f",
+  variant: "b",
+  experimentId: "x",
+  unitKey,
+});
 
 describe("exposure publisher limits", () => {
   const stream = uniqueName("EXPOSURES").toUpperCase();
@@ -36,7 +44,11 @@ describe("exposure publisher limits", () => {
     p.record(exposure("x".repeat(3_000))); // more than the stream's 2,000 bytes, far less than max_payload
     for (let i = 0; i < 200; i++) p.record(exposure(`user-${i}`));
     // The refused one may be in flight (out of the buffer, not yet given up): wait for all three.
-    await eventually(() => p.stats().published === 200 && p.stats().buffered === 0 && p.stats().undeliverable === 1, 20_000, "the normal exposures published, the refused one dropped");
+    await eventually(
+      () => p.stats().published === 200 && p.stats().buffered === 0 && p.stats().undeliverable === 1,
+      20_000,
+      "the normal exposures published, the refused one dropped",
+    );
     expect(p.stats()).toMatchObject({ undeliverable: 1, dropped: 0, published: 200 });
     expect(await stored()).toBe(200);
     await p.stop();
@@ -52,7 +64,14 @@ describe("exposure publisher limits", () => {
 
   it("bounds the buffer in bytes while NATS is unreachable, counting what it drops", async () => {
     const down: ExposureBus = { ...bus, status: () => "reconnecting" };
-    const p = createExposurePublisher({ logger: createTestLogger(), stream, capacity: 100_000, capacityBytes: 64 << 10, flushIntervalMs: 1_000_000, dedupeSize: 0 });
+    const p = createExposurePublisher({
+      logger: createTestLogger(),
+      stream,
+      capacity: 100_000,
+      capacityBytes: 64 << 10,
+      flushIntervalMs: 1_000_000,
+      dedupeSize: 0,
+    });
     p.attach(down);
     for (let i = 0; i < 1_000; i++) p.record(exposure(`${i}-${"u".repeat(500)}`));
     const s = p.stats();

@@ -80,7 +80,12 @@ describe("flagd credentials", () => {
     const key = await tokens.sign({ sub: "k", env: "local", kind: "server" });
     const ok = await post(port, "/flagd.evaluation.v1.Service/ResolveBoolean", { flagKey: "bool-static" }, { authorization: `Bearer ${key}` });
     expect(await ok.json()).toMatchObject({ reason: "STATIC", variant: "off" });
-    const other = await post(port, "/flagd.evaluation.v1.Service/ResolveBoolean", { flagKey: "bool-static" }, { authorization: `Bearer ${key}`, "flagd-selector": "env-x" });
+    const other = await post(
+      port,
+      "/flagd.evaluation.v1.Service/ResolveBoolean",
+      { flagKey: "bool-static" },
+      { authorization: `Bearer ${key}`, "flagd-selector": "env-x" },
+    );
     expect(await other.json()).toMatchObject({ code: "permission_denied" });
     const person = await tokens.sign({ sub: "u", org: "o", role: "owner", kind: "user" });
     const denied = await post(port, "/flagd.evaluation.v1.Service/ResolveBoolean", { flagKey: "bool-static" }, { authorization: `Bearer ${person}` });
@@ -108,7 +113,10 @@ describe("flagd selectors for the file", () => {
   });
 
   it("reaches an in-process provider selecting the flag set id", async () => {
-    await OpenFeature.setProviderAndWait("by-id", new FlagdProvider({ host: "127.0.0.1", port: h.flagd.syncPort!, resolverType: "in-process", selector: "flagSetId=fixture", deadlineMs: 2_000 }));
+    await OpenFeature.setProviderAndWait(
+      "by-id",
+      new FlagdProvider({ host: "127.0.0.1", port: h.flagd.syncPort!, resolverType: "in-process", selector: "flagSetId=fixture", deadlineMs: 2_000 }),
+    );
     expect(await OpenFeature.getClient("by-id").getStringValue("string-static", "")).toBe("#00f");
   });
 

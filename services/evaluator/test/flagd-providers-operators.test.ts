@@ -34,8 +34,14 @@ beforeAll(async () => {
   await h.put(snapshotOf(fixture, { environmentId: CACHE_ENV, version: 1 }));
   await eventually(() => h.module.store.get(ENV) && h.module.store.get(CACHE_ENV), 5_000, "snapshots loaded");
   const host = "127.0.0.1";
-  await OpenFeature.setProviderAndWait("rpc", new FlagdProvider({ host, port: h.flagd.evaluationPort!, resolverType: "rpc", selector: ENV, cache: "disabled", deadlineMs: 2_000 }));
-  await OpenFeature.setProviderAndWait("in-process", new FlagdProvider({ host, port: h.flagd.syncPort!, resolverType: "in-process", selector: ENV, deadlineMs: 2_000 }));
+  await OpenFeature.setProviderAndWait(
+    "rpc",
+    new FlagdProvider({ host, port: h.flagd.evaluationPort!, resolverType: "rpc", selector: ENV, cache: "disabled", deadlineMs: 2_000 }),
+  );
+  await OpenFeature.setProviderAndWait(
+    "in-process",
+    new FlagdProvider({ host, port: h.flagd.syncPort!, resolverType: "in-process", selector: ENV, deadlineMs: 2_000 }),
+  );
   rpc = OpenFeature.getClient("rpc");
   inProcess = OpenFeature.getClient("in-process");
   await WebOpenFeature.setContext({});
@@ -56,7 +62,6 @@ afterAll(async () => {
   await WebOpenFeature.close();
   await h?.close();
 });
-
 
 /** One resolver, seen the same way: a boolean and a string resolve for a context. */
 interface Resolver {
@@ -162,7 +167,8 @@ describe.each(resolvers)("%s", (_name, r) => {
   });
 
   it("gives DEFAULT for a split without a targeting key (flagKey + targetingKey needs one)", async () => {
-    for (const ctx of [{}, { targetingKey: "" }] as EvaluationContext[]) expect(await r.str("split", "dflt", ctx)).toMatchObject({ value: "A", variant: "a", reason: "DEFAULT" });
+    for (const ctx of [{}, { targetingKey: "" }] as EvaluationContext[])
+      expect(await r.str("split", "dflt", ctx)).toMatchObject({ value: "A", variant: "a", reason: "DEFAULT" });
   });
 });
 
@@ -183,7 +189,9 @@ describe("bucket agreement for 200 targeting keys, non-ASCII among them", () => 
   ] as const)("%s serves the engine's variant for every key", async (_name, client) => {
     for (const key of KEYS) {
       for (const flag of splits) {
-        const d = client ? await client().getStringDetails(flag, "", ctxOf(key)) : (await WebOpenFeature.setContext(ctxOf(key)), web.getStringDetails(flag, ""));
+        const d = client
+          ? await client().getStringDetails(flag, "", ctxOf(key))
+          : (await WebOpenFeature.setContext(ctxOf(key)), web.getStringDetails(flag, ""));
         expect(d.variant, `${flag} ${key}`).toBe(engine.evaluate(flag, ctxOf(key)).variant);
         expect(d.reason).toBe("TARGETING_MATCH");
       }
@@ -225,7 +233,11 @@ describe.each([
     expect(pick(await client().getStringDetails("bool-static", "x"))).toMatchObject({ value: "x", reason: "ERROR", errorCode: "TYPE_MISMATCH" });
     expect(pick(await client().getObjectDetails("int-static", { d: 1 }))).toMatchObject({ value: { d: 1 }, reason: "ERROR", errorCode: "TYPE_MISMATCH" });
     // An unknown $ref is a PARSE_ERROR of that flag only.
-    expect(pick(await client().getBooleanDetails("unknown-ref", true, { targetingKey: "u" }))).toMatchObject({ value: true, reason: "ERROR", errorCode: "PARSE_ERROR" });
+    expect(pick(await client().getBooleanDetails("unknown-ref", true, { targetingKey: "u" }))).toMatchObject({
+      value: true,
+      reason: "ERROR",
+      errorCode: "PARSE_ERROR",
+    });
     expect(pick(await client().getBooleanDetails("bool-static", true))).toMatchObject({ value: false, reason: "STATIC" });
     // A rule naming a variant the flag does not have is GENERAL.
     expect(pick(await client().getBooleanDetails("unknown-variant", true, { targetingKey: "u", choice: "purple" }))).toMatchObject({
@@ -233,14 +245,21 @@ describe.each([
       reason: "ERROR",
       errorCode: "GENERAL",
     });
-    expect(pick(await client().getBooleanDetails("unknown-variant", false, { targetingKey: "u", choice: "on" }))).toMatchObject({ value: true, reason: "TARGETING_MATCH" });
+    expect(pick(await client().getBooleanDetails("unknown-variant", false, { targetingKey: "u", choice: "on" }))).toMatchObject({
+      value: true,
+      reason: "TARGETING_MATCH",
+    });
   });
 });
 
 describe("a rule that fails while evaluating", () => {
   it("is PARSE_ERROR through the rpc resolver, as flagd (Go) and Vane's engine say", async () => {
     expect(engine.evaluate("parse-error", { name: "abc" })).toMatchObject({ reason: "ERROR", errorCode: "PARSE_ERROR" });
-    expect(pick(await rpc.getBooleanDetails("parse-error", true, { targetingKey: "u", name: "abc" }))).toMatchObject({ value: true, reason: "ERROR", errorCode: "PARSE_ERROR" });
+    expect(pick(await rpc.getBooleanDetails("parse-error", true, { targetingKey: "u", name: "abc" }))).toMatchObject({
+      value: true,
+      reason: "ERROR",
+      errorCode: "PARSE_ERROR",
+    });
   });
 
   it("is GENERAL through the in-process resolver: flagd-core's own verdict, not Vane's (docs/engine.md)", async () => {
@@ -249,7 +268,11 @@ describe("a rule that fails while evaluating", () => {
     const core = new FlagdCore();
     core.setConfigurations(fixtureText);
     expect(core.resolveBooleanEvaluation("parse-error", true, { targetingKey: "u", name: "abc" })).toMatchObject({ reason: "ERROR", errorCode: "GENERAL" });
-    expect(pick(await inProcess.getBooleanDetails("parse-error", true, { targetingKey: "u", name: "abc" }))).toMatchObject({ value: true, reason: "ERROR", errorCode: "GENERAL" });
+    expect(pick(await inProcess.getBooleanDetails("parse-error", true, { targetingKey: "u", name: "abc" }))).toMatchObject({
+      value: true,
+      reason: "ERROR",
+      errorCode: "GENERAL",
+    });
     expect(pick(await inProcess.getBooleanDetails("parse-error", false, { targetingKey: "u", name: 5 }))).toMatchObject({ value: true, variant: "on" });
   });
 });
@@ -294,7 +317,10 @@ describe("@openfeature/flagd-provider rpc resolver with its default cache", () =
     expect(pick(await cached.getBooleanDetails("bool-static", true))).toMatchObject({ value: false, reason: "STATIC" });
     expect(pick(await cached.getBooleanDetails("bool-static", true))).toMatchObject({ value: false, reason: "CACHED" });
     for (let i = 0; i < 2; i++) {
-      expect(pick(await cached.getBooleanDetails("equals", false, { targetingKey: "u", plan: "pro" }))).toMatchObject({ value: true, reason: "TARGETING_MATCH" });
+      expect(pick(await cached.getBooleanDetails("equals", false, { targetingKey: "u", plan: "pro" }))).toMatchObject({
+        value: true,
+        reason: "TARGETING_MATCH",
+      });
     }
 
     const edited = structuredClone(fixture) as { flags: Record<string, { defaultVariant?: string | null }> };

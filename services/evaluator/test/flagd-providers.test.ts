@@ -46,7 +46,6 @@ afterAll(async () => {
   await h?.close();
 });
 
-
 describe.each([
   ["rpc resolver (flagd.evaluation.v2)", () => rpc],
   ["in-process resolver (flagd.sync.v1)", () => inProcess],

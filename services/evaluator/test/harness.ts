@@ -173,7 +173,9 @@ export async function startEvaluator(opts: StartEvaluatorOptions = {}): Promise<
       };
       const url = `http://127.0.0.1:${port}`;
       const transport =
-        protocol === "grpc" ? createGrpcTransport({ baseUrl: url, interceptors: [auth] }) : createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] });
+        protocol === "grpc"
+          ? createGrpcTransport({ baseUrl: url, interceptors: [auth] })
+          : createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] });
       return createClient(service, transport);
     },
     async close() {

@@ -29,7 +29,12 @@ beforeAll(async () => {
   nats = await startNatsServer({ binary, storeDir: dir });
   const tokens = await createTestTokens();
   token = await tokens.sign({ sub: "k", org: "org-1", prj: "prj-1", env: ENV, kind: "server" });
-  h = await startEvaluator({ natsUrl: nats.url, verifier: tokens.verifier, flagd: false, exposures: { capacity: 5, flushIntervalMs: 20, publishTimeoutMs: 500 } });
+  h = await startEvaluator({
+    natsUrl: nats.url,
+    verifier: tokens.verifier,
+    flagd: false,
+    exposures: { capacity: 5, flushIntervalMs: 20, publishTimeoutMs: 500 },
+  });
   await h.put(snapshotOf(fixture, { environmentId: ENV, version: 1, createTimeMs: Date.now() - 1_000 }));
   await eventually(() => h.module.store.get(ENV), 5_000, "snapshot loaded");
 }, 30_000);
@@ -82,10 +87,14 @@ describe("NATS outage", () => {
     nats = await startNatsServer({ binary, storeDir: dir, port: nats.port });
     await eventually(() => h.module.exposures.stats().published === 6, 15_000, "buffered exposures published");
     await eventually(() => h.module.kvSource!.status().live, 15_000, "feed live again");
-    await eventually(async () => {
-      await h.put(snapshotOf(fixture, { environmentId: ENV, version: 2 })).catch(() => undefined);
-      return h.module.store.get(ENV)?.version === 2;
-    }, 15_000, "version 2 loaded");
+    await eventually(
+      async () => {
+        await h.put(snapshotOf(fixture, { environmentId: ENV, version: 2 })).catch(() => undefined);
+        return h.module.store.get(ENV)?.version === 2;
+      },
+      15_000,
+      "version 2 loaded",
+    );
   }, 40_000);
 });
 
@@ -100,7 +109,10 @@ describe("cold start", () => {
       const body = (await res.json()) as { failing: Record<string, string> };
       expect(body.failing["evaluator.snapshots"]).toMatch(/no configuration loaded yet/);
       const t = await tokens.sign({ sub: "k", env: ENV, kind: "server" });
-      const err = await cold.client(EvaluationService, t).evaluate({ flagKey: "x" }).catch((e: unknown) => ConnectError.from(e));
+      const err = await cold
+        .client(EvaluationService, t)
+        .evaluate({ flagKey: "x" })
+        .catch((e: unknown) => ConnectError.from(e));
       expect((err as ConnectError).code).toBe(Code.Unavailable);
     } finally {
       await cold.close();

@@ -80,8 +80,18 @@ describe("Vane-only operators", () => {
   it("evaluate in Vane, and are left out of the flag set sync streams give flagd providers", () => {
     const def = structuredClone(fixture) as any;
     def.$evaluators = { ...def.$evaluators, staff: { regex_match: [{ var: "email" }, "@acme\\.com$", "i"] }, "uses-staff": { and: [{ $ref: "staff" }, true] } };
-    def.flags["regex-direct"] = { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off", targeting: { if: [{ regex_match: [{ var: "email" }, "^a"] }, "on", "off"] } };
-    def.flags["regex-ref"] = { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off", targeting: { if: [{ $ref: "uses-staff" }, "on", "off"] } };
+    def.flags["regex-direct"] = {
+      state: "ENABLED",
+      variants: { on: true, off: false },
+      defaultVariant: "off",
+      targeting: { if: [{ regex_match: [{ var: "email" }, "^a"] }, "on", "off"] },
+    };
+    def.flags["regex-ref"] = {
+      state: "ENABLED",
+      variants: { on: true, off: false },
+      defaultVariant: "off",
+      targeting: { if: [{ $ref: "uses-staff" }, "on", "off"] },
+    };
     const store = createSnapshotStore();
     store.apply(versionFromSnapshot(snapshotOf(def, { environmentId: "e", version: 1 })));
     const s = store.get("e")!;

@@ -76,15 +76,18 @@ describe("change hub", () => {
 });
 
 describe("flagd ports, after the initial load", () => {
-  it.each(["flagd.evaluation.v1.Service", "flagd.evaluation.v2.Service"])("%s answers an unknown selector with NOT_FOUND saying what to send", async (service) => {
-    const res = await post(h.flagd.evaluationPort!, `/${service}/ResolveBoolean`, { flagKey: "bool-static" }, { "flagd-selector": "env-nope" });
-    expect(res.status).toBe(404);
-    const body = (await res.json()) as { code: string; message: string };
-    expect(body.code).toBe("not_found");
-    expect(body.message).toContain('"env-nope"');
-    expect(body.message).toMatch(/unknown/);
-    expect(body.message).toMatch(/environment id/);
-  });
+  it.each(["flagd.evaluation.v1.Service", "flagd.evaluation.v2.Service"])(
+    "%s answers an unknown selector with NOT_FOUND saying what to send",
+    async (service) => {
+      const res = await post(h.flagd.evaluationPort!, `/${service}/ResolveBoolean`, { flagKey: "bool-static" }, { "flagd-selector": "env-nope" });
+      expect(res.status).toBe(404);
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code).toBe("not_found");
+      expect(body.message).toContain('"env-nope"');
+      expect(body.message).toMatch(/unknown/);
+      expect(body.message).toMatch(/environment id/);
+    },
+  );
 
   it("answers ResolveAll, FetchAllFlags and the default environment with NOT_FOUND too", async () => {
     const all = await post(h.flagd.evaluationPort!, "/flagd.evaluation.v1.Service/ResolveAll", {}, { "flagd-selector": "environment=env-nope" });
@@ -109,17 +112,32 @@ describe("flagd ports, after the initial load", () => {
   });
 
   it("serves an environment created after the initial load (NOT_FOUND is not remembered)", async () => {
-    const before = await post(h.flagd.evaluationPort!, "/flagd.evaluation.v2.Service/ResolveBoolean", { flagKey: "bool-static" }, { "flagd-selector": "env-later" });
+    const before = await post(
+      h.flagd.evaluationPort!,
+      "/flagd.evaluation.v2.Service/ResolveBoolean",
+      { flagKey: "bool-static" },
+      { "flagd-selector": "env-later" },
+    );
     expect(before.status).toBe(404);
     await h.put(snapshotOf(fixture, { environmentId: "env-later", version: 1 }));
     await eventually(() => h.module.store.get("env-later"), 5_000, "env-later loaded");
-    const after = await post(h.flagd.evaluationPort!, "/flagd.evaluation.v2.Service/ResolveBoolean", { flagKey: "bool-static" }, { "flagd-selector": "env-later" });
+    const after = await post(
+      h.flagd.evaluationPort!,
+      "/flagd.evaluation.v2.Service/ResolveBoolean",
+      { flagKey: "bool-static" },
+      { "flagd-selector": "env-later" },
+    );
     expect(await after.json()).toMatchObject({ reason: "STATIC", variant: "off" });
   });
 
   it("names the key's environment when a token's environment is unknown", async () => {
     const key = await tokens.sign({ sub: "k", env: "env-deleted", kind: "server" });
-    const res = await post(h.flagd.evaluationPort!, "/flagd.evaluation.v2.Service/ResolveBoolean", { flagKey: "bool-static" }, { authorization: `Bearer ${key}` });
+    const res = await post(
+      h.flagd.evaluationPort!,
+      "/flagd.evaluation.v2.Service/ResolveBoolean",
+      { flagKey: "bool-static" },
+      { authorization: `Bearer ${key}` },
+    );
     const body = (await res.json()) as { code: string; message: string };
     expect(body).toMatchObject({ code: "not_found" });
     expect(body.message).toContain('"env-deleted"');
@@ -128,7 +146,10 @@ describe("flagd ports, after the initial load", () => {
 
 describe("vane.evaluation.v1, after the initial load", () => {
   const failure = async (p: Promise<unknown>) => {
-    const err = await p.then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
     return { code: err?.code, message: err?.rawMessage };
   };
 
@@ -155,11 +176,19 @@ describe("before the initial load", () => {
     const cold = await startEvaluator({ natsUrl: nowhere, fixtures: false, verifier: tokens.verifier });
     try {
       expect(cold.module.store.initialLoadDone).toBe(false);
-      const res = await post(cold.flagd.evaluationPort!, "/flagd.evaluation.v2.Service/ResolveBoolean", { flagKey: "bool-static" }, { "flagd-selector": "env-nope" });
+      const res = await post(
+        cold.flagd.evaluationPort!,
+        "/flagd.evaluation.v2.Service/ResolveBoolean",
+        { flagKey: "bool-static" },
+        { "flagd-selector": "env-nope" },
+      );
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({ code: "unavailable" });
       const person = await tokens.sign({ sub: "u2", org: "org-2", role: "owner", kind: "user" });
-      const err = await cold.client(EvaluationService, person).evaluate({ flagKey: "x", environmentId: "env-nope" }).catch((e: unknown) => ConnectError.from(e));
+      const err = await cold
+        .client(EvaluationService, person)
+        .evaluate({ flagKey: "x", environmentId: "env-nope" })
+        .catch((e: unknown) => ConnectError.from(e));
       expect((err as ConnectError).code).toBe(Code.Unavailable);
       const { ended } = await readStream(cold.flagd.syncPort!, "/flagd.sync.v1.FlagSyncService/SyncFlags", { "flagd-selector": "env-nope" }, 500);
       expect(ended).toBe(false);

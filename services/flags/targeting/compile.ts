@@ -148,7 +148,8 @@ export function compileCondition(c: Condition, path: string, options: CompileOpt
         case Operator.AFTER:
           return presentAnd(attribute, { ">=": [v, unixSeconds(String(first))] });
         case Operator.MATCHES: {
-          if (!options.extensions) throw new NotExpressibleError(`${path}.attribute.operator`, "regular expressions (MATCHES) have no equivalent in flagd's JSON Logic");
+          if (!options.extensions)
+            throw new NotExpressibleError(`${path}.attribute.operator`, "regular expressions (MATCHES) have no equivalent in flagd's JSON Logic");
           const flags = values.length > 1 ? String(json(values[1])) : "";
           return { regex_match: [v, String(first), ...(flags ? [flags] : [])] };
         }
@@ -175,12 +176,7 @@ export const LAYER_BUCKETS = 10_000;
 export function compileLayer(l: LayerCondition): JsonValue {
   const attribute = l.bucketBy || "targetingKey";
   const slice = {
-    fractional: [
-      { cat: [`layer:${l.layerKey}/`, { var: attribute }] },
-      ["before", l.start],
-      ["in", l.end - l.start],
-      ["after", LAYER_BUCKETS - l.end],
-    ],
+    fractional: [{ cat: [`layer:${l.layerKey}/`, { var: attribute }] }, ["before", l.start], ["in", l.end - l.start], ["after", LAYER_BUCKETS - l.end]],
   };
   return { and: [{ "!!": { var: attribute } }, { "==": [slice, "in"] }] };
 }

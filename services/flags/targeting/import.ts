@@ -318,7 +318,10 @@ export function targetingToRules(targeting: JsonValue | undefined, variantNames:
         rollout = { bucketBy: "", seed: frac.cat.seed };
       }
       outcome = rollout
-        ? { kind: { case: "rollout", value: { ...rollout, experimentId: "", variants: frac.variants, $typeName: "vane.flags.v1.Rollout" } }, $typeName: "vane.flags.v1.Outcome" }
+        ? {
+            kind: { case: "rollout", value: { ...rollout, experimentId: "", variants: frac.variants, $typeName: "vane.flags.v1.Rollout" } },
+            $typeName: "vane.flags.v1.Outcome",
+          }
         : { kind: { case: "jsonLogic", value: value(inline(r.outcome, m.evaluators)) }, $typeName: "vane.flags.v1.Outcome" };
     } else {
       outcome = { kind: { case: "jsonLogic", value: value(inline(r.outcome, m.evaluators)) }, $typeName: "vane.flags.v1.Outcome" };
@@ -380,7 +383,8 @@ export function keyIssues(def: FlagSetDefinition): { path: string; message: stri
     ? def.flags.map((f, i) => [`flags[${i}]`, f.key ?? "", f])
     : Object.entries(def.flags).map(([k, f]) => [`flags${step(k)}`, k, f]);
   for (const [path, key, f] of entries) {
-    if (!FLAG_KEY.test(key)) issues.push({ path: Array.isArray(def.flags) ? `${path}.key` : path, message: `flag key ${JSON.stringify(key)} is invalid: at most 128 ${rule}` });
+    if (!FLAG_KEY.test(key))
+      issues.push({ path: Array.isArray(def.flags) ? `${path}.key` : path, message: `flag key ${JSON.stringify(key)} is invalid: at most 128 ${rule}` });
     for (const v of Object.keys(f.variants ?? {})) {
       if (!VARIANT_KEY.test(v)) issues.push({ path: `${path}.variants${step(v)}`, message: `variant key ${JSON.stringify(v)} is invalid: at most 64 ${rule}` });
     }

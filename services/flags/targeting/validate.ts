@@ -89,11 +89,25 @@ function checkJsonLogic(logic: JsonValue, path: string, issues: Issue[]): Return
 }
 
 const single = new Set([
-  Operator.EQUALS, Operator.NOT_EQUALS, Operator.CONTAINS, Operator.STARTS_WITH, Operator.ENDS_WITH,
-  Operator.LESS_THAN, Operator.LESS_THAN_OR_EQUAL, Operator.GREATER_THAN, Operator.GREATER_THAN_OR_EQUAL,
-  Operator.BEFORE, Operator.AFTER,
-  Operator.SEMVER_EQUAL, Operator.SEMVER_NOT_EQUAL, Operator.SEMVER_LESS_THAN, Operator.SEMVER_LESS_THAN_OR_EQUAL,
-  Operator.SEMVER_GREATER_THAN, Operator.SEMVER_GREATER_THAN_OR_EQUAL, Operator.SEMVER_TILDE, Operator.SEMVER_CARET,
+  Operator.EQUALS,
+  Operator.NOT_EQUALS,
+  Operator.CONTAINS,
+  Operator.STARTS_WITH,
+  Operator.ENDS_WITH,
+  Operator.LESS_THAN,
+  Operator.LESS_THAN_OR_EQUAL,
+  Operator.GREATER_THAN,
+  Operator.GREATER_THAN_OR_EQUAL,
+  Operator.BEFORE,
+  Operator.AFTER,
+  Operator.SEMVER_EQUAL,
+  Operator.SEMVER_NOT_EQUAL,
+  Operator.SEMVER_LESS_THAN,
+  Operator.SEMVER_LESS_THAN_OR_EQUAL,
+  Operator.SEMVER_GREATER_THAN,
+  Operator.SEMVER_GREATER_THAN_OR_EQUAL,
+  Operator.SEMVER_TILDE,
+  Operator.SEMVER_CARET,
 ]);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 
@@ -124,9 +138,11 @@ export function validateConditions(conditions: readonly Condition[], scope: Targ
         if (operator === Operator.MATCHES) {
           // [pattern] or [pattern, flags]
           const [pattern, flags] = values.map(json);
-          if (values.length < 1 || values.length > 2) issues.push({ path: `${base}.values`, message: `MATCHES takes a pattern and optional flags, got ${values.length} values` });
+          if (values.length < 1 || values.length > 2)
+            issues.push({ path: `${base}.values`, message: `MATCHES takes a pattern and optional flags, got ${values.length} values` });
           else if (typeof pattern !== "string") issues.push({ path: `${base}.values[0]`, message: `MATCHES needs a pattern string, got ${kindOf(pattern)}` });
-          else if (flags !== undefined && typeof flags !== "string") issues.push({ path: `${base}.values[1]`, message: `MATCHES flags must be a string, got ${kindOf(flags)}` });
+          else if (flags !== undefined && typeof flags !== "string")
+            issues.push({ path: `${base}.values[1]`, message: `MATCHES flags must be a string, got ${kindOf(flags)}` });
           else {
             const problem = patternProblem(pattern, flags);
             if (problem) issues.push({ path: `${base}.values[${problem.field === "pattern" ? 0 : 1}]`, message: problem.message });
@@ -199,7 +215,8 @@ export function validateRules(rules: readonly Rule[], scope: TargetingScope, pat
     const o = rule.outcome;
     switch (o?.kind.case) {
       case "variant":
-        if (!scope.variants.has(o.kind.value)) issues.push({ path: `${at}.outcome.variant`, message: `unknown variant "${o.kind.value}"; variants are ${known}` });
+        if (!scope.variants.has(o.kind.value))
+          issues.push({ path: `${at}.outcome.variant`, message: `unknown variant "${o.kind.value}"; variants are ${known}` });
         break;
       case "rollout": {
         const r = o.kind.value;
@@ -211,14 +228,17 @@ export function validateRules(rules: readonly Rule[], scope: TargetingScope, pat
           total += Math.max(0, w.weight);
         });
         if (r.variants.length === 0) issues.push({ path: `${at}.outcome.rollout.variants`, message: "a rollout needs at least one variant" });
-        else if (total <= 0) issues.push({ path: `${at}.outcome.rollout.variants`, message: "the weights sum to 0; give at least one variant a positive weight" });
-        else if (total > MAX_TOTAL_WEIGHT) issues.push({ path: `${at}.outcome.rollout.variants`, message: `the weights sum to ${total}, more than ${MAX_TOTAL_WEIGHT}` });
+        else if (total <= 0)
+          issues.push({ path: `${at}.outcome.rollout.variants`, message: "the weights sum to 0; give at least one variant a positive weight" });
+        else if (total > MAX_TOTAL_WEIGHT)
+          issues.push({ path: `${at}.outcome.rollout.variants`, message: `the weights sum to ${total}, more than ${MAX_TOTAL_WEIGHT}` });
         break;
       }
       case "jsonLogic": {
         const compiled = checkJsonLogic(json(o.kind.value), `${at}.outcome.json_logic`, issues);
         for (const lit of compiled?.resultLiterals ?? []) {
-          if (!scope.variants.has(String(lit.value))) issues.push({ path: lit.path, message: `can return "${String(lit.value)}", which is not a variant (${known})` });
+          if (!scope.variants.has(String(lit.value)))
+            issues.push({ path: lit.path, message: `can return "${String(lit.value)}", which is not a variant (${known})` });
         }
         break;
       }

@@ -10,7 +10,8 @@ import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const value = (x: Parameters<typeof fromJson<typeof ValueSchema>>[1]) => fromJson(ValueSchema, x);
 const variants = [create(VariantSchema, { key: "on", value: value(true) }), create(VariantSchema, { key: "off", value: value(false) })];
-const json = (e: AuditEntry) => ({ before: e.before ? toJson(ValueSchema, e.before) : null, after: e.after ? toJson(ValueSchema, e.after) : null }) as { before: any; after: any };
+const json = (e: AuditEntry) =>
+  ({ before: e.before ? toJson(ValueSchema, e.before) : null, after: e.after ? toJson(ValueSchema, e.after) : null }) as { before: any; after: any };
 
 describe("audit log", () => {
   let h: FlagsHarness;
@@ -66,11 +67,20 @@ describe("audit log", () => {
     expect(json(e).before).toBeNull();
     expect(json(e).after).toMatchObject({ enabled: true, defaultVariant: "on", version: "1" });
 
-    e = await one(() => flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "f", expectedVersion: 1n, enabled: false, defaultVariant: "off" }));
+    e = await one(() =>
+      flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "f", expectedVersion: 1n, enabled: false, defaultVariant: "off" }),
+    );
     expect(json(e).before).toMatchObject({ enabled: true, defaultVariant: "on" });
     expect(json(e).after).toMatchObject({ enabled: false, defaultVariant: "off", version: "2" });
 
-    e = await one(() => segments.createSegment({ projectId: t.projectId, key: "s", name: "S", conditions: [{ kind: { case: "attribute", value: { attribute: "plan", operator: Operator.EQUALS, values: [value("pro")] } } }] }));
+    e = await one(() =>
+      segments.createSegment({
+        projectId: t.projectId,
+        key: "s",
+        name: "S",
+        conditions: [{ kind: { case: "attribute", value: { attribute: "plan", operator: Operator.EQUALS, values: [value("pro")] } } }],
+      }),
+    );
     expect(e).toMatchObject({ action: "segment.create", segmentKey: "s" });
     e = await one(() => segments.updateSegment({ projectId: t.projectId, key: "s", expectedVersion: 1n, name: "S2", includedKeys: ["k"] }));
     expect(json(e).before).toMatchObject({ name: "S", includedKeys: [] });
@@ -84,14 +94,21 @@ describe("audit log", () => {
     e = await one(() => flags.unarchiveFlag({ projectId: t.projectId, key: "f", expectedVersion: 3n }));
     expect(json(e).after).toMatchObject({ archived: false });
     e = await one(() =>
-      flags.importFlagd({ environmentId: t.stagingId, flagdJson: JSON.stringify({ flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off" } } }), reason: "import" }),
+      flags.importFlagd({
+        environmentId: t.stagingId,
+        flagdJson: JSON.stringify({ flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off" } } }),
+        reason: "import",
+      }),
     );
     expect(e).toMatchObject({ action: "flag.environment.import", environmentId: t.stagingId, flagKey: "f", reason: "import" });
     // Only the flag-set metadata changes: one entry for it.
     e = await one(() =>
       flags.importFlagd({
         environmentId: t.stagingId,
-        flagdJson: JSON.stringify({ flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off" } }, metadata: { team: "core", flagSetId: "ignored" } }),
+        flagdJson: JSON.stringify({
+          flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "off" } },
+          metadata: { team: "core", flagSetId: "ignored" },
+        }),
         reason: "metadata",
       }),
     );
@@ -139,7 +156,9 @@ describe("audit log", () => {
   it("cannot be altered: no RPC rewrites it, and the database refuses updates and deletes", async () => {
     // RevertAuditEntry appends a new entry (tested above); nothing edits or removes one.
     for (const service of [FlagService, SegmentService]) {
-      expect(service.methods.map((m) => m.name).filter((n) => /audit/i.test(n))).toEqual(service === FlagService ? ["ListAuditEntries", "RevertAuditEntry"] : []);
+      expect(service.methods.map((m) => m.name).filter((n) => /audit/i.test(n))).toEqual(
+        service === FlagService ? ["ListAuditEntries", "RevertAuditEntry"] : [],
+      );
     }
     const db = h.flags.database.db;
     await expect(sql`update audit_entries set reason = 'forged'`.execute(db)).rejects.toThrow(/append-only/);

@@ -21,7 +21,10 @@ import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { eventually, failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
-const variants = [create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }), create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) })];
+const variants = [
+  create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }),
+  create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) }),
+];
 const CAPACITY = 40;
 
 type Init = Omit<Partial<WatchChangesRequest>, "$typeName" | "$unknown">;
@@ -58,10 +61,13 @@ describe("WatchChanges", () => {
   let other: Tenant;
   let viewer: { userId: string; token: string };
   const transports: { name: string; transport: (token: string) => Transport }[] = [];
-  const auth = (token: string): Interceptor => (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
+  const auth =
+    (token: string): Interceptor =>
+    (next) =>
+    (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    };
 
   beforeAll(async () => {
     h = await startFlags({ changes: { capacity: CAPACITY, heartbeatMs: 300 } });
@@ -103,7 +109,9 @@ describe("WatchChanges", () => {
     const audit = (await flags.listAuditEntries({ projectId: t.projectId, pageSize: 200 })).entries;
     const lastAudit = audit[0].id;
     for (const s of streams) {
-      await s.until(() => s.changes().some((c) => c.kind === ChangeKind.SEGMENT_DELETED) && s.changes().filter((c) => c.auditEntryId === lastAudit).length === 3);
+      await s.until(
+        () => s.changes().some((c) => c.kind === ChangeKind.SEGMENT_DELETED) && s.changes().filter((c) => c.auditEntryId === lastAudit).length === 3,
+      );
       const changes = s.changes();
       const envs = [t.environmentId, t.stagingId].sort();
       const both = (action: string) => envs.map((environmentId) => ({ kind: "CONFIG_CHANGED", flagKey: "", segmentKey: "", environmentId, action }));
@@ -159,7 +167,9 @@ describe("WatchChanges", () => {
     expect(resumed.received[0].resyncRequired).toBe(false);
     expect(resumed.received[0].changes.map(summary)).toEqual([
       { kind: "FLAG_CREATED", flagKey: "missed", segmentKey: "", environmentId: "", action: "flag.create" },
-      ...[t.environmentId, t.stagingId].sort().map((environmentId) => ({ kind: "CONFIG_CHANGED", flagKey: "", segmentKey: "", environmentId, action: "flag.create" })),
+      ...[t.environmentId, t.stagingId]
+        .sort()
+        .map((environmentId) => ({ kind: "CONFIG_CHANGED", flagKey: "", segmentKey: "", environmentId, action: "flag.create" })),
     ]);
     // The position after the replay: at least its last change (other projects' events may follow).
     expect(resumed.received[0].sequence >= resumed.received[0].changes.at(-1)!.sequence).toBe(true);

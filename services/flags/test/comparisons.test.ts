@@ -38,7 +38,10 @@ describe("date conditions", () => {
 
   it("fail the evaluation, visibly, for an RFC 3339 string attribute", () => {
     for (const op of [Operator.BEFORE, Operator.AFTER]) {
-      expect(flagWith("signupTime", op, cutoff).evaluate("f", { signupTime: "2025-06-01T00:00:00Z" })).toMatchObject({ reason: "ERROR", errorCode: "PARSE_ERROR" });
+      expect(flagWith("signupTime", op, cutoff).evaluate("f", { signupTime: "2025-06-01T00:00:00Z" })).toMatchObject({
+        reason: "ERROR",
+        errorCode: "PARSE_ERROR",
+      });
     }
   });
 
@@ -76,8 +79,8 @@ describe("numeric conditions", () => {
 
 describe("flagd comparisons on import", () => {
   const imported = (condition: JsonValue) =>
-    importFlagSet({ flags: { f: { state: "ENABLED", variants: { yes: true, no: false }, defaultVariant: "no", targeting: { if: [condition, "yes", null] } } } }).flags[0].rules[0]
-      .conditions;
+    importFlagSet({ flags: { f: { state: "ENABLED", variants: { yes: true, no: false }, defaultVariant: "no", targeting: { if: [condition, "yes", null] } } } })
+      .flags[0].rules[0].conditions;
   it("map Vane's guarded form back to the numeric operator, alone or among others", () => {
     const guarded: JsonValue = { and: [{ "!==": [{ var: "age" }, null] }, { "<": [{ var: "age" }, 18] }] };
     for (const c of [imported(guarded), imported({ and: [guarded, { "===": [{ var: "plan" }, "pro"] }] })]) {

@@ -37,7 +37,13 @@ describe("FlagService over Connect JSON (HTTP/1.1)", () => {
     expect(contract.json.code).toBe("invalid_argument");
     expect(contract.json.message).toMatch(/^key: /);
 
-    const typed = await call("CreateFlag", { projectId: t.projectId, key: "typed", name: "x", type: "FLAG_TYPE_BOOLEAN", variants: [{ key: "on", value: "yes" }] });
+    const typed = await call("CreateFlag", {
+      projectId: t.projectId,
+      key: "typed",
+      name: "x",
+      type: "FLAG_TYPE_BOOLEAN",
+      variants: [{ key: "on", value: "yes" }],
+    });
     expect(typed.status).toBe(400);
     expect(typed.json.code).toBe("invalid_argument");
     expect(typed.json.message).toMatch(/^variants\[0\]\.value: /);

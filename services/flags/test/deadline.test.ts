@@ -12,14 +12,32 @@ describe("mutations and deadlines", () => {
   beforeAll(async () => {
     h = await startFlags();
     t = await h.seedTenant();
-    deps = { db: h.flags.database.db, directory: undefined as never, targets: { configChangedSubject: "unused", flagChangedSubject: "unused", channel: "unused", maxSnapshotBytes: 1 << 20 } };
+    deps = {
+      db: h.flags.database.db,
+      directory: undefined as never,
+      targets: { configChangedSubject: "unused", flagChangedSubject: "unused", channel: "unused", maxSnapshotBytes: 1 << 20 },
+    };
   });
   afterAll(() => h?.close());
 
   const insertFlag = (key: string) => (trx: Parameters<Parameters<typeof mutate>[4]>[0]) =>
     trx
       .insertInto("flags")
-      .values({ id: randomUUID(), organization_id: t.orgId, project_id: t.projectId, key, name: key, description: "", tags: "[]", owner: "", type: "boolean", variants: "[]", client_visible: false, archived: false, version: 1 })
+      .values({
+        id: randomUUID(),
+        organization_id: t.orgId,
+        project_id: t.projectId,
+        key,
+        name: key,
+        description: "",
+        tags: "[]",
+        owner: "",
+        type: "boolean",
+        variants: "[]",
+        client_visible: false,
+        archived: false,
+        version: 1,
+      })
       .execute();
   const exists = async (key: string) => (await h.flags.database.db.selectFrom("flags").select("key").where("key", "=", key).executeTakeFirst()) !== undefined;
 

@@ -16,7 +16,10 @@ describe("identity directory cache", () => {
 
   it("forgets an environment after the TTL, so a deleted one stops resolving", async () => {
     const directory = createIdentityDirectory({ baseUrl: `http://127.0.0.1:${h.running.port}`, cacheTtlMs: 300 });
-    const caller = { principal: principalFromClaims({ sub: t.ownerUserId, org: t.orgId, role: "owner", kind: "user" }), authorization: `Bearer ${t.ownerToken}` };
+    const caller = {
+      principal: principalFromClaims({ sub: t.ownerUserId, org: t.orgId, role: "owner", kind: "user" }),
+      authorization: `Bearer ${t.ownerToken}`,
+    };
     expect(await directory.environment(t.stagingId, caller)).toMatchObject({ environmentId: t.stagingId, projectId: t.projectId });
     await h.identity.database.db.deleteFrom("environments").where("id", "=", t.stagingId).execute();
     // Within the TTL the cached mapping still answers (no call to identity)…

@@ -34,7 +34,18 @@ describe("ListFlags at 10,000 flags", () => {
     flags = h.client(FlagService, t.ownerToken);
     const db = h.flags.database.db;
     const ids = Array.from({ length: COUNT }, () => randomUUID());
-    const variants = (i: number) => JSON.stringify(isString(i) ? [{ key: "a", value: "A" }, { key: "b", value: "B" }] : [{ key: "on", value: true }, { key: "off", value: false }]);
+    const variants = (i: number) =>
+      JSON.stringify(
+        isString(i)
+          ? [
+              { key: "a", value: "A" },
+              { key: "b", value: "B" },
+            ]
+          : [
+              { key: "on", value: true },
+              { key: "off", value: false },
+            ],
+      );
     for (let from = 0; from < COUNT; from += 1000) {
       const slice = ids.slice(from, from + 1000);
       await db
@@ -65,7 +76,14 @@ describe("ListFlags at 10,000 flags", () => {
         const rows = [];
         const base = { flag_id: id, organization_id: t.orgId, project_id: t.projectId, version: 1 };
         const on = isString(i) ? "a" : "on";
-        if (configuredInProduction(i)) rows.push({ ...base, environment_id: t.environmentId, enabled: enabledInProduction(i), default_variant: on, rules: JSON.stringify(i % 9 === 0 ? [{ id: "r1", conditions: [], outcome: { variant: on } }] : []) });
+        if (configuredInProduction(i))
+          rows.push({
+            ...base,
+            environment_id: t.environmentId,
+            enabled: enabledInProduction(i),
+            default_variant: on,
+            rules: JSON.stringify(i % 9 === 0 ? [{ id: "r1", conditions: [], outcome: { variant: on } }] : []),
+          });
         if (configuredInStaging(i)) rows.push({ ...base, environment_id: t.stagingId, enabled: false, default_variant: "", rules: "[]" });
         return rows;
       });
@@ -94,7 +112,10 @@ describe("ListFlags at 10,000 flags", () => {
     } while (pageToken);
     return { keys, totals: [...totals], summaries, pages };
   }
-  const expected = (pred: (i: number) => boolean) => Array.from({ length: COUNT }, (_, i) => i).filter(pred).map(key);
+  const expected = (pred: (i: number) => boolean) =>
+    Array.from({ length: COUNT }, (_, i) => i)
+      .filter(pred)
+      .map(key);
 
   it("pages through every flag once, in key order, with the total and each flag's environments", async () => {
     const all = await listAll({});
@@ -146,6 +167,8 @@ describe("ListFlags at 10,000 flags", () => {
     const res = await flags.listFlags({ projectId: t.projectId, query: "zz-api", enabledInEnvironment: t.stagingId });
     expect(res.flags.map((f) => f.key)).toEqual(["zz-api"]);
     expect(res.totalSize).toBe(1);
-    expect(res.environmentSummaries["zz-api"].environments).toMatchObject([{ environmentId: t.stagingId, enabled: true, defaultVariant: "on", ruleCount: 0, version: 1n }]);
+    expect(res.environmentSummaries["zz-api"].environments).toMatchObject([
+      { environmentId: t.stagingId, enabled: true, defaultVariant: "on", ruleCount: 0, version: 1n },
+    ]);
   });
 });

@@ -32,7 +32,9 @@ async function message(p: Promise<unknown>): Promise<string> {
 }
 
 const rule = (init: Parameters<typeof create<typeof RuleSchema>>[1]): Rule => create(RuleSchema, init);
-const attr = (attribute: string, operator: Operator, values: JsonValue[]) => ({ kind: { case: "attribute" as const, value: { attribute, operator, values: values.map(v) } } });
+const attr = (attribute: string, operator: Operator, values: JsonValue[]) => ({
+  kind: { case: "attribute" as const, value: { attribute, operator, values: values.map(v) } },
+});
 
 describe("FlagService", () => {
   let h: FlagsHarness;
@@ -48,12 +50,29 @@ describe("FlagService", () => {
   afterAll(() => h?.close());
 
   it("creates, reads, lists, updates, archives and unarchives flags", async () => {
-    const { flag } = await flags.createFlag({ projectId: t.projectId, key: "new-checkout", name: "New checkout", tags: ["checkout", "web"], owner: "team-pay", type: FlagType.BOOLEAN, variants: boolVariants, reason: "launch" });
+    const { flag } = await flags.createFlag({
+      projectId: t.projectId,
+      key: "new-checkout",
+      name: "New checkout",
+      tags: ["checkout", "web"],
+      owner: "team-pay",
+      type: FlagType.BOOLEAN,
+      variants: boolVariants,
+      reason: "launch",
+    });
     expect(flag?.version).toBe(1n);
     expect(flag?.key).toBe("new-checkout");
     await flags.createFlag({ projectId: t.projectId, key: "banner-color", name: "Banner", tags: ["web"], type: FlagType.STRING, variants: colorVariants });
-    await flags.createFlag({ projectId: t.projectId, key: "limits", name: "Rate limits", type: FlagType.OBJECT, variants: [create(VariantSchema, { key: "low", value: v({ rps: 10 }) })] });
-    expect(await code(flags.createFlag({ projectId: t.projectId, key: "new-checkout", name: "dup", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe("AlreadyExists");
+    await flags.createFlag({
+      projectId: t.projectId,
+      key: "limits",
+      name: "Rate limits",
+      type: FlagType.OBJECT,
+      variants: [create(VariantSchema, { key: "low", value: v({ rps: 10 }) })],
+    });
+    expect(await code(flags.createFlag({ projectId: t.projectId, key: "new-checkout", name: "dup", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe(
+      "AlreadyExists",
+    );
 
     const got = await flags.getFlag({ projectId: t.projectId, key: "new-checkout" });
     expect(got.flag?.tags).toEqual(["checkout", "web"]);
@@ -76,11 +95,24 @@ describe("FlagService", () => {
     expect(page2.nextPageToken).toBe("");
     expect(await code(flags.listFlags({ projectId: t.projectId, pageToken: "garbage" }))).toBe("InvalidArgument");
 
-    const upd = await flags.updateFlag({ projectId: t.projectId, key: "new-checkout", expectedVersion: 1n, name: "New checkout v2", tags: ["checkout"], variants: boolVariants, clientVisible: true, reason: "rename" });
+    const upd = await flags.updateFlag({
+      projectId: t.projectId,
+      key: "new-checkout",
+      expectedVersion: 1n,
+      name: "New checkout v2",
+      tags: ["checkout"],
+      variants: boolVariants,
+      clientVisible: true,
+      reason: "rename",
+    });
     expect(upd.flag?.version).toBe(2n);
     expect(upd.flag?.clientVisible).toBe(true);
-    expect(await code(flags.updateFlag({ projectId: t.projectId, key: "new-checkout", expectedVersion: 1n, name: "stale", variants: boolVariants }))).toBe("Aborted");
-    expect(await message(flags.updateFlag({ projectId: t.projectId, key: "new-checkout", expectedVersion: 1n, name: "stale", variants: boolVariants }))).toContain("version 2");
+    expect(await code(flags.updateFlag({ projectId: t.projectId, key: "new-checkout", expectedVersion: 1n, name: "stale", variants: boolVariants }))).toBe(
+      "Aborted",
+    );
+    expect(
+      await message(flags.updateFlag({ projectId: t.projectId, key: "new-checkout", expectedVersion: 1n, name: "stale", variants: boolVariants })),
+    ).toContain("version 2");
 
     const arch = await flags.archiveFlag({ projectId: t.projectId, key: "limits", expectedVersion: 1n, reason: "done" });
     expect(arch.flag?.archived).toBe(true);
@@ -94,54 +126,131 @@ describe("FlagService", () => {
   });
 
   it("rejects invalid definitions and keys", async () => {
-    expect(await code(flags.createFlag({ projectId: t.projectId, key: "bad key!", name: "x", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe("InvalidArgument");
-    expect(await code(flags.createFlag({ projectId: t.projectId, key: "-lead", name: "x", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe("InvalidArgument");
-    expect(await message(flags.createFlag({ projectId: t.projectId, key: "typed", name: "x", type: FlagType.BOOLEAN, variants: colorVariants }))).toMatch(/^variants\[0\]\.value: /);
+    expect(await code(flags.createFlag({ projectId: t.projectId, key: "bad key!", name: "x", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe(
+      "InvalidArgument",
+    );
+    expect(await code(flags.createFlag({ projectId: t.projectId, key: "-lead", name: "x", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe(
+      "InvalidArgument",
+    );
+    expect(await message(flags.createFlag({ projectId: t.projectId, key: "typed", name: "x", type: FlagType.BOOLEAN, variants: colorVariants }))).toMatch(
+      /^variants\[0\]\.value: /,
+    );
     expect(await code(flags.createFlag({ projectId: t.projectId, key: "novars", name: "x", type: FlagType.BOOLEAN, variants: [] }))).toBe("InvalidArgument");
     const dup = [boolVariants[0], boolVariants[0]];
-    expect(await message(flags.createFlag({ projectId: t.projectId, key: "dupvars", name: "x", type: FlagType.BOOLEAN, variants: dup }))).toMatch(/^variants\[1\]\.key: duplicate/);
+    expect(await message(flags.createFlag({ projectId: t.projectId, key: "dupvars", name: "x", type: FlagType.BOOLEAN, variants: dup }))).toMatch(
+      /^variants\[1\]\.key: duplicate/,
+    );
   });
 
   it("configures an environment: state, default, ordered rules; validates with exact paths", async () => {
-    await segments.createSegment({ projectId: t.projectId, key: "beta.testers", name: "Beta", includedKeys: ["u-1", "u-2"], conditions: [attr("email", Operator.ENDS_WITH, ["@beta.test"])] });
+    await segments.createSegment({
+      projectId: t.projectId,
+      key: "beta.testers",
+      name: "Beta",
+      includedKeys: ["u-1", "u-2"],
+      conditions: [attr("email", Operator.ENDS_WITH, ["@beta.test"])],
+    });
     const rules = [
       rule({ description: "staff", conditions: [attr("email", Operator.ENDS_WITH, ["@acme.com"])], outcome: { kind: { case: "variant", value: "green" } } }),
       rule({ conditions: [{ kind: { case: "segment", value: { segmentKey: "beta.testers" } } }], outcome: { kind: { case: "variant", value: "blue" } } }),
-      rule({ conditions: [attr("app", Operator.SEMVER_GREATER_THAN_OR_EQUAL, ["2.0.0"]), attr("country", Operator.IN, ["de", "fr"])], outcome: { kind: { case: "rollout", value: { variants: [{ variant: "red", weight: 1 }, { variant: "blue", weight: 3 }] } } } }),
+      rule({
+        conditions: [attr("app", Operator.SEMVER_GREATER_THAN_OR_EQUAL, ["2.0.0"]), attr("country", Operator.IN, ["de", "fr"])],
+        outcome: {
+          kind: {
+            case: "rollout",
+            value: {
+              variants: [
+                { variant: "red", weight: 1 },
+                { variant: "blue", weight: 3 },
+              ],
+            },
+          },
+        },
+      }),
     ];
-    const res = await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "banner-color", expectedVersion: 0n, enabled: true, defaultVariant: "red", rules, reason: "targeting" });
+    const res = await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: "banner-color",
+      expectedVersion: 0n,
+      enabled: true,
+      defaultVariant: "red",
+      rules,
+      reason: "targeting",
+    });
     expect(res.environment?.version).toBe(1n);
     expect(res.environment?.rules.every((r) => r.id !== "")).toBe(true);
     expect(res.configVersion).toBeGreaterThan(0n);
-    expect(await code(flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "banner-color", expectedVersion: 0n, enabled: false }))).toBe("Aborted");
-
-    const bad = (r: Rule[], dv = "red") => message(flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "banner-color", expectedVersion: 1n, enabled: true, defaultVariant: dv, rules: r }));
-    const ok = rules[0];
-    expect(await bad([ok, ok, rule({ outcome: { kind: { case: "rollout", value: { variants: [{ variant: "red", weight: 1 }, { variant: "bleu", weight: 1 }] } } } })])).toMatch(
-      /^rules\[2\]\.outcome\.rollout\.variants\[1\]\.variant: unknown variant "bleu"/,
+    expect(await code(flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "banner-color", expectedVersion: 0n, enabled: false }))).toBe(
+      "Aborted",
     );
+
+    const bad = (r: Rule[], dv = "red") =>
+      message(
+        flags.updateFlagEnvironment({
+          environmentId: t.environmentId,
+          flagKey: "banner-color",
+          expectedVersion: 1n,
+          enabled: true,
+          defaultVariant: dv,
+          rules: r,
+        }),
+      );
+    const ok = rules[0];
+    expect(
+      await bad([
+        ok,
+        ok,
+        rule({
+          outcome: {
+            kind: {
+              case: "rollout",
+              value: {
+                variants: [
+                  { variant: "red", weight: 1 },
+                  { variant: "bleu", weight: 1 },
+                ],
+              },
+            },
+          },
+        }),
+      ]),
+    ).toMatch(/^rules\[2\]\.outcome\.rollout\.variants\[1\]\.variant: unknown variant "bleu"/);
     expect(await bad([rule({ outcome: { kind: { case: "variant", value: "purple" } } })])).toMatch(/^rules\[0\]\.outcome\.variant: unknown variant "purple"/);
     expect(await bad([ok], "purple")).toMatch(/^default_variant: unknown variant/);
-    expect(await bad([rule({ outcome: { kind: { case: "rollout", value: { variants: [{ variant: "red", weight: 0 }] } } } })])).toMatch(/^rules\[0\]\.outcome\.rollout\.variants: the weights sum to 0/);
-    expect(await bad([rule({ conditions: [{ kind: { case: "segment", value: { segmentKey: "nobody" } } }], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
-      /^rules\[0\]\.conditions\[0\]\.segment\.segment_key: unknown segment "nobody"/,
+    expect(await bad([rule({ outcome: { kind: { case: "rollout", value: { variants: [{ variant: "red", weight: 0 }] } } } })])).toMatch(
+      /^rules\[0\]\.outcome\.rollout\.variants: the weights sum to 0/,
     );
+    expect(
+      await bad([rule({ conditions: [{ kind: { case: "segment", value: { segmentKey: "nobody" } } }], outcome: { kind: { case: "variant", value: "red" } } })]),
+    ).toMatch(/^rules\[0\]\.conditions\[0\]\.segment\.segment_key: unknown segment "nobody"/);
     expect(await bad([rule({ conditions: [attr("age", Operator.GREATER_THAN, ["ten"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
       /^rules\[0\]\.conditions\[0\]\.attribute\.values\[0\]: GREATER_THAN needs a number/,
     );
-    expect(await bad([rule({ conditions: [attr("v", Operator.SEMVER_CARET, ["one"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(/semantic version/);
-    expect(await bad([rule({ conditions: [attr("d", Operator.BEFORE, ["yesterday"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(/RFC 3339/);
-    expect(await bad([rule({ conditions: [attr("d", Operator.EQUALS, ["a", "b"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(/exactly one value/);
+    expect(await bad([rule({ conditions: [attr("v", Operator.SEMVER_CARET, ["one"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
+      /semantic version/,
+    );
+    expect(await bad([rule({ conditions: [attr("d", Operator.BEFORE, ["yesterday"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
+      /RFC 3339/,
+    );
+    expect(await bad([rule({ conditions: [attr("d", Operator.EQUALS, ["a", "b"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
+      /exactly one value/,
+    );
     expect(await bad([rule({ conditions: [attr("email", Operator.MATCHES, ["(a)\\1"])], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
       /^rules\[0\]\.conditions\[0\]\.attribute\.values\[0\]: backreferences \(\\1\) are not supported/,
     );
-    expect(await bad([rule({ conditions: [{ kind: { case: "jsonLogic", value: v({ regex_match: [1] }) } }], outcome: { kind: { case: "variant", value: "red" } } })])).toMatch(
-      /^rules\[0\]\.conditions\[0\]\.json_logic\.regex_match: unknown operator/,
+    expect(
+      await bad([
+        rule({ conditions: [{ kind: { case: "jsonLogic", value: v({ regex_match: [1] }) } }], outcome: { kind: { case: "variant", value: "red" } } }),
+      ]),
+    ).toMatch(/^rules\[0\]\.conditions\[0\]\.json_logic\.regex_match: unknown operator/);
+    expect(await bad([rule({ outcome: { kind: { case: "jsonLogic", value: v({ if: [{ var: "x" }, "red", "pink"] }) } } })])).toMatch(
+      /^rules\[0\]\.outcome\.json_logic\.if\[2\]: can return "pink"/,
     );
-    expect(await bad([rule({ outcome: { kind: { case: "jsonLogic", value: v({ if: [{ var: "x" }, "red", "pink"] }) } } })])).toMatch(/^rules\[0\]\.outcome\.json_logic\.if\[2\]: can return "pink"/);
 
     // Variants in use cannot be removed.
-    expect(await code(flags.updateFlag({ projectId: t.projectId, key: "banner-color", expectedVersion: 1n, name: "Banner", variants: colorVariants.slice(0, 2) }))).toBe("FailedPrecondition");
+    expect(
+      await code(flags.updateFlag({ projectId: t.projectId, key: "banner-color", expectedVersion: 1n, name: "Banner", variants: colorVariants.slice(0, 2) })),
+    ).toBe("FailedPrecondition");
     // Segments in use cannot be deleted.
     expect(await code(segments.deleteSegment({ projectId: t.projectId, key: "beta.testers", expectedVersion: 1n }))).toBe("FailedPrecondition");
   });
@@ -200,7 +309,9 @@ describe("FlagService", () => {
     const editor = h.client(FlagService, (await h.member(t, "editor")).token);
     expect(await code(viewer.getFlag({ projectId: t.projectId, key: "race" }))).toBe("OK");
     expect(await code(viewer.listAuditEntries({ projectId: t.projectId }))).toBe("OK");
-    expect(await code(viewer.createFlag({ projectId: t.projectId, key: "v", name: "v", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe("PermissionDenied");
+    expect(await code(viewer.createFlag({ projectId: t.projectId, key: "v", name: "v", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe(
+      "PermissionDenied",
+    );
     expect(await code(editor.createFlag({ projectId: t.projectId, key: "by-editor", name: "e", type: FlagType.BOOLEAN, variants: boolVariants }))).toBe("OK");
     for (const kind of ["server", "client"]) {
       const token = await h.sign({ sub: "key", org: t.orgId, prj: t.projectId, env: t.environmentId, role: "viewer", kind });

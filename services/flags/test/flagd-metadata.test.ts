@@ -55,7 +55,12 @@ describe("flagd metadata", () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(snap?.version).toBe(configVersion);
-    expect(compileFlagSet(snapshotToFlagSet(snap!)).evaluate("plain", {}).metadata).toEqual({ flagSetId: t.environmentId, version: String(configVersion), team: "platform", tier: 2 });
+    expect(compileFlagSet(snapshotToFlagSet(snap!)).evaluate("plain", {}).metadata).toEqual({
+      flagSetId: t.environmentId,
+      version: String(configVersion),
+      team: "platform",
+      tier: 2,
+    });
 
     const audit = await flags.listAuditEntries({ projectId: t.projectId, environmentId: t.environmentId });
     const setEntry = audit.entries.find((e) => e.action === "environment.metadata.import");
@@ -64,10 +69,19 @@ describe("flagd metadata", () => {
 
   it("keeps metadata through UpdateFlagEnvironment; a re-import replaces flag metadata, and set metadata only when the file has some", async () => {
     const [env] = (await flags.getFlag({ projectId: t.projectId, key: "banner" })).environments;
-    const updated = await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "banner", expectedVersion: env.version, enabled: true, defaultVariant: "blue" });
+    const updated = await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: "banner",
+      expectedVersion: env.version,
+      enabled: true,
+      defaultVariant: "blue",
+    });
     expect(Object.keys(updated.environment!.metadata).sort()).toEqual(["owner", "temporary", "ticket", "version"]);
 
-    const again = await flags.importFlagd({ environmentId: t.environmentId, flagdJson: JSON.stringify({ flags: { banner: { ...file.flags.banner, defaultVariant: "blue", metadata: { owner: "growth" } } } }) });
+    const again = await flags.importFlagd({
+      environmentId: t.environmentId,
+      flagdJson: JSON.stringify({ flags: { banner: { ...file.flags.banner, defaultVariant: "blue", metadata: { owner: "growth" } } } }),
+    });
     expect(again.updatedFlagKeys).toEqual(["banner"]);
     const exported = JSON.parse((await flags.exportFlagd({ environmentId: t.environmentId })).flagdJson);
     expect(exported.flags.banner.metadata).toEqual({ owner: "growth" });

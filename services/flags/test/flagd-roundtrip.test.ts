@@ -22,8 +22,12 @@ const NOW = Date.parse("2025-11-01T12:00:00Z");
 const engineData = new URL("../../../engine/testdata/", import.meta.url);
 const corpusDir = new URL("./corpus/", import.meta.url);
 const corpus = [
-  ...readdirSync(engineData).filter((f) => f.endsWith(".json")).map((f) => ({ name: `engine/${f}`, text: readFileSync(new URL(f, engineData), "utf8") })),
-  ...readdirSync(corpusDir).filter((f) => f.endsWith(".json")).map((f) => ({ name: `corpus/${f}`, text: readFileSync(new URL(f, corpusDir), "utf8") })),
+  ...readdirSync(engineData)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => ({ name: `engine/${f}`, text: readFileSync(new URL(f, engineData), "utf8") })),
+  ...readdirSync(corpusDir)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => ({ name: `corpus/${f}`, text: readFileSync(new URL(f, corpusDir), "utf8") })),
 ];
 const contexts = generateContexts(2500, 7);
 
@@ -65,7 +69,8 @@ const kinds = ["boolean", "string", "number", "object"] as const;
  * The metadata a resolution carries, without what it inherits of the flag-set keys Vane overlays
  * (an export's flagSetId and version name the environment and its config version).
  */
-const metadataOf = (r: Resolution, set: CompiledFlagSet) => Object.fromEntries(Object.entries(r.metadata).filter(([k, v]) => !(VANE_SET_METADATA.has(k) && set.metadata[k] === v)));
+const metadataOf = (r: Resolution, set: CompiledFlagSet) =>
+  Object.fromEntries(Object.entries(r.metadata).filter(([k, v]) => !(VANE_SET_METADATA.has(k) && set.metadata[k] === v)));
 
 /** Asserts identical resolutions (and metadata) for every flag and context; returns how many were compared. */
 function assertSameOutcomes(a: CompiledFlagSet, b: CompiledFlagSet, ctxs: Record<string, unknown>[], label: string): number {
@@ -78,12 +83,18 @@ function assertSameOutcomes(a: CompiledFlagSet, b: CompiledFlagSet, ctxs: Record
       if (x.value !== y.value || x.variant !== y.variant || x.reason !== y.reason || x.errorCode !== y.errorCode) {
         if (JSON.stringify([x.value, x.variant, x.reason, x.errorCode]) !== JSON.stringify([y.value, y.variant, y.reason, y.errorCode])) {
           expect({ key, ctx, value: y.value, variant: y.variant, reason: y.reason, errorCode: y.errorCode }, label).toEqual({
-            key, ctx, value: x.value, variant: x.variant, reason: x.reason, errorCode: x.errorCode,
+            key,
+            ctx,
+            value: x.value,
+            variant: x.variant,
+            reason: x.reason,
+            errorCode: x.errorCode,
           });
         }
       }
       const [mx, my] = [metadataOf(x, a), metadataOf(y, b)];
-      if (JSON.stringify(Object.entries(mx).sort()) !== JSON.stringify(Object.entries(my).sort())) expect({ key, ctx, metadata: my }, label).toEqual({ key, ctx, metadata: mx });
+      if (JSON.stringify(Object.entries(mx).sort()) !== JSON.stringify(Object.entries(my).sort()))
+        expect({ key, ctx, metadata: my }, label).toEqual({ key, ctx, metadata: mx });
       n++;
     }
     // Typed evaluation too (TYPE_MISMATCH paths).
@@ -129,7 +140,16 @@ function randomRules(seed: number): Rule[] {
       () =>
         attr(
           "version",
-          pick([Operator.SEMVER_EQUAL, Operator.SEMVER_NOT_EQUAL, Operator.SEMVER_LESS_THAN, Operator.SEMVER_LESS_THAN_OR_EQUAL, Operator.SEMVER_GREATER_THAN, Operator.SEMVER_GREATER_THAN_OR_EQUAL, Operator.SEMVER_TILDE, Operator.SEMVER_CARET]),
+          pick([
+            Operator.SEMVER_EQUAL,
+            Operator.SEMVER_NOT_EQUAL,
+            Operator.SEMVER_LESS_THAN,
+            Operator.SEMVER_LESS_THAN_OR_EQUAL,
+            Operator.SEMVER_GREATER_THAN,
+            Operator.SEMVER_GREATER_THAN_OR_EQUAL,
+            Operator.SEMVER_TILDE,
+            Operator.SEMVER_CARET,
+          ]),
           [pick(["2.0.0", "2.1.0", "v3.0.0-rc.1"])],
         ),
       () => create(ConditionSchema, { kind: { case: "segment", value: { segmentKey: pick(["s1", "s2.x"]), negate: r() < 0.3 } } }),
@@ -175,7 +195,8 @@ describe("Vane rules → flagd → Vane rules", () => {
       clientVisible: false,
       environment: { enabled: i % 7 !== 0, defaultVariant: i % 5 === 0 ? "" : "c", rules: randomRules(1000 + i) },
     }));
-    for (const f of flags) expect(validateRules(f.environment.rules, { variants: new Set(["a", "b", "c"]), segments: new Set(["s1", "s2.x"]) }), f.key).toEqual([]);
+    for (const f of flags)
+      expect(validateRules(f.environment.rules, { variants: new Set(["a", "b", "c"]), segments: new Set(["s1", "s2.x"]) }), f.key).toEqual([]);
     const state: EnvironmentState = { organizationId: "o", projectId: "p", environmentId: "e", version: 1n, committedAt: new Date(NOW), flags, segments };
     const flagd = exportOf(state);
     const back = stateOf(flagd);
@@ -184,7 +205,11 @@ describe("Vane rules → flagd → Vane rules", () => {
       if (Array.isArray(x)) return x.map(dates);
       if (x === null || typeof x !== "object") return x;
       if (x.operator === "OPERATOR_BEFORE" || x.operator === "OPERATOR_AFTER") {
-        return { ...x, operator: x.operator === "OPERATOR_BEFORE" ? "OPERATOR_LESS_THAN" : "OPERATOR_GREATER_THAN_OR_EQUAL", values: x.values.map((d: string) => Date.parse(d) / 1000) };
+        return {
+          ...x,
+          operator: x.operator === "OPERATOR_BEFORE" ? "OPERATOR_LESS_THAN" : "OPERATOR_GREATER_THAN_OR_EQUAL",
+          values: x.values.map((d: string) => Date.parse(d) / 1000),
+        };
       }
       return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, dates(v)]));
     };
@@ -240,8 +265,12 @@ describe("ImportFlagd / ExportFlagd through the service", () => {
     const { segments } = await h.client(SegmentService, t.ownerToken).listSegments({ projectId: t.projectId });
     expect(segments.map((s) => s.key)).toEqual(["beta.testers", "blocked"]);
     expect(segments[0]).toMatchObject({ includedKeys: ["user-1", "user-2"], excludedKeys: ["user-7"] });
-    const bad = JSON.stringify({ flags: { f: { state: "ENABLED", variants: { on: true }, defaultVariant: "on", targeting: { if: [{ bogus: [1] }, "on", null] } } } });
-    await expect(flags.importFlagd({ environmentId: t.environmentId, flagdJson: bad })).rejects.toThrow(/flags\.f\.targeting\.if\[0\]\.bogus: unknown operator/);
+    const bad = JSON.stringify({
+      flags: { f: { state: "ENABLED", variants: { on: true }, defaultVariant: "on", targeting: { if: [{ bogus: [1] }, "on", null] } } },
+    });
+    await expect(flags.importFlagd({ environmentId: t.environmentId, flagdJson: bad })).rejects.toThrow(
+      /flags\.f\.targeting\.if\[0\]\.bogus: unknown operator/,
+    );
     const res = await flags.importFlagd({
       environmentId: t.environmentId,
       flagdJson: JSON.stringify({ flags: { "static-string": { state: "ENABLED", variants: { x: "X", y: "Y" }, defaultVariant: "y" } } }),

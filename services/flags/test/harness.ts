@@ -64,7 +64,14 @@ export async function startFlags(options: StartFlagsOptions = {}): Promise<Flags
   const idConfig = readIdentityConfig(reader);
   reader.done();
   const logger = createTestLogger();
-  const identity = await createIdentityModule({ databaseUrl: testDatabaseUrl, schema: identitySchema, tokenIssuer: common.tokenIssuer, migrate: true, config: idConfig, logger });
+  const identity = await createIdentityModule({
+    databaseUrl: testDatabaseUrl,
+    schema: identitySchema,
+    tokenIssuer: common.tokenIssuer,
+    migrate: true,
+    config: idConfig,
+    logger,
+  });
   let baseUrl = "";
   const flags = await createFlagsModule({
     databaseUrl: testDatabaseUrl,

@@ -36,7 +36,15 @@ describe("ImportFlagd guards", () => {
       [file({ "-lead": boolFlag() }), "flags.-lead"],
       [file({ ["x".repeat(129)]: boolFlag() }), `flags.${"x".repeat(129)}`],
       [file({ long: { state: "ENABLED", variants: { ["v".repeat(65)]: 1 } } }), `flags.long.variants.${"v".repeat(65)}`],
-      [JSON.stringify({ flags: [{ key: "fine", ...boolFlag() }, { key: "bad key", ...boolFlag() }] }), "flags[1].key"],
+      [
+        JSON.stringify({
+          flags: [
+            { key: "fine", ...boolFlag() },
+            { key: "bad key", ...boolFlag() },
+          ],
+        }),
+        "flags[1].key",
+      ],
     ];
     for (const [flagdJson, path] of cases) {
       const err = await failure(flags.importFlagd({ environmentId: t.environmentId, flagdJson }));
@@ -45,7 +53,10 @@ describe("ImportFlagd guards", () => {
     }
     await nothingWritten();
     // The longest allowed keys import fine.
-    const res = await flags.importFlagd({ environmentId: t.environmentId, flagdJson: file({ ["k".repeat(128)]: { state: "ENABLED", variants: { ["v".repeat(64)]: 1 } } }) });
+    const res = await flags.importFlagd({
+      environmentId: t.environmentId,
+      flagdJson: file({ ["k".repeat(128)]: { state: "ENABLED", variants: { ["v".repeat(64)]: 1 } } }),
+    });
     expect(res.createdFlagKeys).toEqual(["k".repeat(128)]);
   });
 
@@ -57,8 +68,17 @@ describe("ImportFlagd guards", () => {
     // A concurrent editor changes the environment after the file was exported.
     const exported = await flags.exportFlagd({ environmentId: t.environmentId });
     const [current] = (await flags.getFlag({ projectId: t.projectId, key: "f" })).environments;
-    await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "f", expectedVersion: current.version, enabled: false, defaultVariant: "off", reason: "editor" });
-    const stale = await failure(flags.importFlagd({ environmentId: t.environmentId, flagdJson: file({ f: boolFlag("on") }), expectedConfigVersion: exported.configVersion }));
+    await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: "f",
+      expectedVersion: current.version,
+      enabled: false,
+      defaultVariant: "off",
+      reason: "editor",
+    });
+    const stale = await failure(
+      flags.importFlagd({ environmentId: t.environmentId, flagdJson: file({ f: boolFlag("on") }), expectedConfigVersion: exported.configVersion }),
+    );
     expect(stale.code).toBe(Code.Aborted);
     expect(stale.rawMessage).toContain(`version ${exported.configVersion + 1n}`);
     expect(stale.findDetails(VersionConflictSchema)).toEqual([

@@ -7,7 +7,18 @@ import { compileRules, experimentOf } from "../targeting/compile.ts";
 const layerRule = (experimentId: string, start: number, end: number) =>
   create(RuleSchema, {
     conditions: [create(ConditionSchema, { kind: { case: "layer", value: { layerKey: "checkout", start, end } } })],
-    outcome: { kind: { case: "rollout", value: { experimentId, variants: [{ variant: "a", weight: 1 }, { variant: "b", weight: 1 }] } } },
+    outcome: {
+      kind: {
+        case: "rollout",
+        value: {
+          experimentId,
+          variants: [
+            { variant: "a", weight: 1 },
+            { variant: "b", weight: 1 },
+          ],
+        },
+      },
+    },
   });
 
 describe("layers", () => {

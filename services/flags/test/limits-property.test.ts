@@ -39,7 +39,10 @@ const deepCondition = fc.tuple(condition, fc.integer({ min: 0, max: 24 })).map((
 const variantValue = fc.oneof(fc.string({ maxLength: 2000 }), fc.string({ minLength: 5000, maxLength: 30_000 }));
 
 const flagFile = fc
-  .dictionary(fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/), fc.record({ on: variantValue, off: variantValue, when: deepCondition, enabled: fc.boolean() }), { minKeys: 1, maxKeys: 6 })
+  .dictionary(fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/), fc.record({ on: variantValue, off: variantValue, when: deepCondition, enabled: fc.boolean() }), {
+    minKeys: 1,
+    maxKeys: 6,
+  })
   .map((flags) => ({
     flags: Object.fromEntries(
       Object.entries(flags).map(([key, f]) => [
@@ -74,10 +77,14 @@ describe("ImportFlagd: accepted ⇒ publishable ⇒ evaluable (property)", () =>
           return;
         }
         accepted++;
-        const value = await eventually(async () => {
-          const entry = await h.flags.snapshots.get(t.environmentId);
-          return entry && fromBinary(EnvironmentSnapshotSchema, entry.value).version >= configVersion ? entry.value : undefined;
-        }, 15_000, `snapshot version ${configVersion}`);
+        const value = await eventually(
+          async () => {
+            const entry = await h.flags.snapshots.get(t.environmentId);
+            return entry && fromBinary(EnvironmentSnapshotSchema, entry.value).version >= configVersion ? entry.value : undefined;
+          },
+          15_000,
+          `snapshot version ${configVersion}`,
+        );
         const set = compileFlagSet(versionFromSnapshot(fromBinary(EnvironmentSnapshotSchema, value)).evaluationDefinition!, { extensions: true });
         for (const key of Object.keys(file.flags)) {
           const r = set.evaluate(key, { ...context, targetingKey: "u1" });

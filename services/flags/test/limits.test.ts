@@ -68,7 +68,13 @@ describe("limits: accepted ⇒ publishable ⇒ evaluable", () => {
   it("refuses deeper JSON Logic, at every depth, with INVALID_ARGUMENT naming the limit", async () => {
     const f = h.client(FlagService, a.ownerToken);
     const deepText = (levels: number) => flagdFile(null).replace('"targeting":null', `"targeting":${"[".repeat(levels)}${"]".repeat(levels)}`);
-    for (const flagdJson of [flagdFile(nestedLogic(MAX_JSON_DEPTH + 2)), flagdFile(nestedLogic(40)), flagdFile(nestedLogic(60)), deepText(5_000), deepText(100_000)]) {
+    for (const flagdJson of [
+      flagdFile(nestedLogic(MAX_JSON_DEPTH + 2)),
+      flagdFile(nestedLogic(40)),
+      flagdFile(nestedLogic(60)),
+      deepText(5_000),
+      deepText(100_000),
+    ]) {
       const err = await failure(f.importFlagd({ environmentId: a.environmentId, flagdJson }));
       expect(err.code, `a file of ${flagdJson.length} characters`).toBe(Code.InvalidArgument);
       expect(err.rawMessage).toMatch(new RegExp(`${MAX_JSON_DEPTH}`));
@@ -80,7 +86,12 @@ describe("limits: accepted ⇒ publishable ⇒ evaluable", () => {
         environmentId: a.environmentId,
         flagKey: "structured",
         enabled: true,
-        rules: [{ conditions: [{ kind: { case: "jsonLogic", value: fromJson(ValueSchema, (nestedLogic(40) as { if: unknown[] }).if[0] as never) } }], outcome: { kind: { case: "variant", value: "on" } } }],
+        rules: [
+          {
+            conditions: [{ kind: { case: "jsonLogic", value: fromJson(ValueSchema, (nestedLogic(40) as { if: unknown[] }).if[0] as never) } }],
+            outcome: { kind: { case: "variant", value: "on" } },
+          },
+        ],
       }),
     );
     expect(deep.code).toBe(Code.InvalidArgument);
@@ -89,7 +100,13 @@ describe("limits: accepted ⇒ publishable ⇒ evaluable", () => {
     let value: unknown = { leaf: 1 };
     for (let i = 0; i < 40; i++) value = { nested: value };
     const objectFlag = await failure(
-      f.createFlag({ projectId: a.projectId, key: "obj", name: "o", type: FlagType.OBJECT, variants: [{ key: "v", value: fromJson(ValueSchema, value as never) }] }),
+      f.createFlag({
+        projectId: a.projectId,
+        key: "obj",
+        name: "o",
+        type: FlagType.OBJECT,
+        variants: [{ key: "v", value: fromJson(ValueSchema, value as never) }],
+      }),
     );
     expect(objectFlag.code).toBe(Code.InvalidArgument);
     expect(objectFlag.rawMessage).toMatch(/variants\[0\]\.value/);
@@ -116,7 +133,9 @@ describe("limits: accepted ⇒ publishable ⇒ evaluable", () => {
     const edit = await fb.updateFlagEnvironment({ environmentId: b.environmentId, flagKey: "fresh", enabled: true, defaultVariant: "on" });
     await eventually(async () => ((await snapshotIn(b.environmentId))?.version ?? 0n) >= edit.configVersion, 10_000, "b's snapshot");
     await eventually(() => h.flags.relay.parked() >= 1, 20_000, "the poisoned message parked");
-    const { rows } = await sql<{ attempts: number; last_error: string }>`select attempts, last_error from outbox where msg_id = '999999'`.execute(h.flags.database.db);
+    const { rows } = await sql<{ attempts: number; last_error: string }>`select attempts, last_error from outbox where msg_id = '999999'`.execute(
+      h.flags.database.db,
+    );
     expect(rows[0].attempts).toBe(3);
     expect(rows[0].last_error).toMatch(/payload|size|exceed/i);
 
@@ -139,14 +158,18 @@ describe("limits: accepted ⇒ publishable ⇒ evaluable", () => {
     // Garbage in the bucket (a manual write, a corrupted value): the next change replaces it.
     await h.flags.snapshots.put(a.environmentId, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]));
     const edit = await fa.updateFlagEnvironment({ environmentId: a.environmentId, flagKey: "deep", expectedVersion: 1n, enabled: false });
-    await eventually(async () => {
-      const entry = await h.flags.snapshots.get(a.environmentId);
-      try {
-        return entry ? fromBinary(EnvironmentSnapshotSchema, entry.value).version === edit.configVersion : false;
-      } catch {
-        return false;
-      }
-    }, 10_000, "the corrupt value replaced");
+    await eventually(
+      async () => {
+        const entry = await h.flags.snapshots.get(a.environmentId);
+        try {
+          return entry ? fromBinary(EnvironmentSnapshotSchema, entry.value).version === edit.configVersion : false;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      "the corrupt value replaced",
+    );
   });
 
   it("npm run republish: the operator command republishes from the database, audited as the operator", async () => {

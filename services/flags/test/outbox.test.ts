@@ -86,7 +86,13 @@ describe.skipIf(!binary)("outbox relay", () => {
       }
       for (let attempt = 0; ; attempt++) {
         try {
-          const res = await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "burst", expectedVersion: version, enabled: true, defaultVariant: variants[i % 3].key });
+          const res = await flags.updateFlagEnvironment({
+            environmentId: t.environmentId,
+            flagKey: "burst",
+            expectedVersion: version,
+            enabled: true,
+            defaultVariant: variants[i % 3].key,
+          });
           version = res.environment!.version;
           break;
         } catch (err) {

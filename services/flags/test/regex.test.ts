@@ -17,8 +17,11 @@ import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const variants = [create(VariantSchema, { key: "staff", value: v(true) }), create(VariantSchema, { key: "other", value: v(false) })];
-const matches = (attribute: string, values: JsonValue[]) => ({ kind: { case: "attribute" as const, value: { attribute, operator: Operator.MATCHES, values: values.map(v) } } });
-const staffRule = (values: JsonValue[]): Rule => create(RuleSchema, { conditions: [matches("email", values)], outcome: { kind: { case: "variant", value: "staff" } } });
+const matches = (attribute: string, values: JsonValue[]) => ({
+  kind: { case: "attribute" as const, value: { attribute, operator: Operator.MATCHES, values: values.map(v) } },
+});
+const staffRule = (values: JsonValue[]): Rule =>
+  create(RuleSchema, { conditions: [matches("email", values)], outcome: { kind: { case: "variant", value: "staff" } } });
 
 describe("MATCHES (regular expressions)", () => {
   let h: FlagsHarness;
@@ -28,7 +31,8 @@ describe("MATCHES (regular expressions)", () => {
     h = await startFlags();
     t = await h.seedTenant();
     flags = h.client(FlagService, t.ownerToken);
-    for (const key of ["staff-only", "by-segment", "plain", "slow-looking"]) await flags.createFlag({ projectId: t.projectId, key, name: key, type: FlagType.BOOLEAN, variants });
+    for (const key of ["staff-only", "by-segment", "plain", "slow-looking"])
+      await flags.createFlag({ projectId: t.projectId, key, name: key, type: FlagType.BOOLEAN, variants });
   });
   afterAll(() => h?.close());
 
@@ -44,7 +48,15 @@ describe("MATCHES (regular expressions)", () => {
 
   it("refuses bad patterns at write time with the exact path", async () => {
     const write = (values: JsonValue[]) =>
-      failure(flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "staff-only", enabled: true, defaultVariant: "other", rules: [staffRule(values)] }));
+      failure(
+        flags.updateFlagEnvironment({
+          environmentId: t.environmentId,
+          flagKey: "staff-only",
+          enabled: true,
+          defaultVariant: "other",
+          rules: [staffRule(values)],
+        }),
+      );
     const cases: [JsonValue[], RegExp][] = [
       [["(a)\\1"], /^rules\[0\]\.conditions\[0\]\.attribute\.values\[0\]: backreferences \(\\1\) are not supported \(RE2 syntax/],
       [["^(?!admin@)"], /values\[0\]: lookahead \(\(\?!…\) is not supported \(RE2 syntax/],
@@ -84,14 +96,27 @@ describe("MATCHES (regular expressions)", () => {
   });
 
   it("compiles MATCHES to regex_match in the snapshot, which evaluates it", async () => {
-    await h.client(SegmentService, t.ownerToken).createSegment({ projectId: t.projectId, key: "testers", name: "Testers", conditions: [matches("email", ["^qa-\\d+@"])] });
-    await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "staff-only", enabled: true, defaultVariant: "other", rules: [staffRule(["^[^@]+@ACME\\.com$", "i"])] });
+    await h
+      .client(SegmentService, t.ownerToken)
+      .createSegment({ projectId: t.projectId, key: "testers", name: "Testers", conditions: [matches("email", ["^qa-\\d+@"])] });
+    await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: "staff-only",
+      enabled: true,
+      defaultVariant: "other",
+      rules: [staffRule(["^[^@]+@ACME\\.com$", "i"])],
+    });
     await flags.updateFlagEnvironment({
       environmentId: t.environmentId,
       flagKey: "by-segment",
       enabled: true,
       defaultVariant: "other",
-      rules: [create(RuleSchema, { conditions: [{ kind: { case: "segment", value: { segmentKey: "testers" } } }], outcome: { kind: { case: "variant", value: "staff" } } })],
+      rules: [
+        create(RuleSchema, {
+          conditions: [{ kind: { case: "segment", value: { segmentKey: "testers" } } }],
+          outcome: { kind: { case: "variant", value: "staff" } },
+        }),
+      ],
     });
     const { configVersion } = await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "plain", enabled: true, defaultVariant: "staff" });
     const snap = await snapshotAt(configVersion);
@@ -113,6 +138,8 @@ describe("MATCHES (regular expressions)", () => {
     expect(exported.flagdJson).not.toContain("regex_match");
     expect(exported.skipped).toHaveLength(3);
     expect(exported.skipped.find((s) => s.startsWith("by-segment: "))).toMatch(/segment "testers": .*regular expressions \(MATCHES\)/);
-    expect(exported.skipped.find((s) => s.startsWith("staff-only: "))).toMatch(/rules\[0\]\.conditions\[0\]\.attribute\.operator: regular expressions \(MATCHES\) have no equivalent in flagd/);
+    expect(exported.skipped.find((s) => s.startsWith("staff-only: "))).toMatch(
+      /rules\[0\]\.conditions\[0\]\.attribute\.operator: regular expressions \(MATCHES\) have no equivalent in flagd/,
+    );
   });
 });

@@ -30,7 +30,16 @@ describe("RevertAuditEntry", () => {
 
   it("restores a flag's definition, optimistically, and records the revert", async () => {
     await flags.createFlag({ projectId: t.projectId, key: "banner", name: "Banner", tags: ["web"], owner: "design", type: FlagType.STRING, variants: colors });
-    await flags.updateFlag({ projectId: t.projectId, key: "banner", expectedVersion: 1n, name: "Oops", tags: [], owner: "nobody", variants: colors, clientVisible: true });
+    await flags.updateFlag({
+      projectId: t.projectId,
+      key: "banner",
+      expectedVersion: 1n,
+      name: "Oops",
+      tags: [],
+      owner: "nobody",
+      variants: colors,
+      clientVisible: true,
+    });
     const bad = await latest("banner");
     expect(bad.action).toBe("flag.update");
 
@@ -52,8 +61,21 @@ describe("RevertAuditEntry", () => {
   });
 
   it("restores a flag's configuration in an environment and publishes it as a new config version", async () => {
-    const first = await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "banner", enabled: true, defaultVariant: "red", rules: [serve("green")] });
-    const second = await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "banner", expectedVersion: 1n, enabled: true, defaultVariant: "blue", rules: [serve("blue")] });
+    const first = await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: "banner",
+      enabled: true,
+      defaultVariant: "red",
+      rules: [serve("green")],
+    });
+    const second = await flags.updateFlagEnvironment({
+      environmentId: t.environmentId,
+      flagKey: "banner",
+      expectedVersion: 1n,
+      enabled: true,
+      defaultVariant: "blue",
+      rules: [serve("blue")],
+    });
     const bad = await latest("banner");
     expect(bad.action).toBe("flag.environment.update");
 
@@ -120,6 +142,8 @@ describe("RevertAuditEntry", () => {
 
     expect((await failure(flags.revertAuditEntry({ projectId: t.projectId, auditEntryId: 999_999n, expectedVersion: 1n }))).code).toBe(Code.NotFound);
     const viewer = h.client(FlagService, (await h.member(t, "viewer")).token);
-    expect((await failure(viewer.revertAuditEntry({ projectId: t.projectId, auditEntryId: usedBlue.id, expectedVersion: 2n }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(viewer.revertAuditEntry({ projectId: t.projectId, auditEntryId: usedBlue.id, expectedVersion: 2n }))).code).toBe(
+      Code.PermissionDenied,
+    );
   });
 });

@@ -12,7 +12,10 @@ import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
-const variants = [create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }), create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) })];
+const variants = [
+  create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }),
+  create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) }),
+];
 const usingSegment = (segmentKey: string, negate = false) => [
   create(RuleSchema, { conditions: [{ kind: { case: "segment", value: { segmentKey, negate } } }], outcome: { kind: { case: "variant", value: "on" } } }),
 ];
@@ -30,7 +33,12 @@ describe("segment usage", () => {
     for (const key of ["beta", "staff", "unused"]) await segments.createSegment({ projectId: t.projectId, key, name: key, includedKeys: ["u1"] });
     for (const key of ["a-flag", "b-flag", "c-archived"]) await flags.createFlag({ projectId: t.projectId, key, name: key, type: FlagType.BOOLEAN, variants });
     await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "a-flag", enabled: true, rules: usingSegment("beta") });
-    await flags.updateFlagEnvironment({ environmentId: t.stagingId, flagKey: "a-flag", enabled: true, rules: [...usingSegment("staff"), ...usingSegment("beta", true)] });
+    await flags.updateFlagEnvironment({
+      environmentId: t.stagingId,
+      flagKey: "a-flag",
+      enabled: true,
+      rules: [...usingSegment("staff"), ...usingSegment("beta", true)],
+    });
     await flags.updateFlagEnvironment({ environmentId: t.stagingId, flagKey: "b-flag", enabled: true, rules: usingSegment("staff") });
     await flags.updateFlagEnvironment({ environmentId: t.environmentId, flagKey: "c-archived", enabled: true, rules: usingSegment("beta") });
     await flags.archiveFlag({ projectId: t.projectId, key: "c-archived", expectedVersion: 1n });

@@ -12,7 +12,10 @@ import { ChangeService } from "#gen/vane/flags/v1/change_service_pb.js";
 import { assertTenancyMatrix, type TenancyDimension } from "#test/support/tenancy.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
 
-const variants = [create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }), create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) })];
+const variants = [
+  create(VariantSchema, { key: "on", value: fromJson(ValueSchema, true) }),
+  create(VariantSchema, { key: "off", value: fromJson(ValueSchema, false) }),
+];
 const flagd = JSON.stringify({ flags: { f: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" } } });
 
 describe("tenancy", () => {
@@ -39,9 +42,11 @@ describe("tenancy", () => {
     it(`hides every flags object of another organization from its ${as}`, async () => {
       let token = attacker.ownerToken;
       if (as !== "owner") {
-        const created = await h.client(IdentityService, attacker.ownerToken).createApiKey(
-          as === "admin key" ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" } : { kind: ApiKeyKind.PERSONAL, name: "p" },
-        );
+        const created = await h
+          .client(IdentityService, attacker.ownerToken)
+          .createApiKey(
+            as === "admin key" ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" } : { kind: ApiKeyKind.PERSONAL, name: "p" },
+          );
         token = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
       }
       const f = h.client(FlagService, token);
@@ -59,7 +64,10 @@ describe("tenancy", () => {
           updateFlag: { expect: keyScoped, call: () => f.updateFlag({ projectId, key: "secret", expectedVersion: 1n, name: "pwned", variants }) },
           archiveFlag: { expect: keyScoped, call: () => f.archiveFlag({ projectId, key: "secret", expectedVersion: 1n }) },
           unarchiveFlag: { expect: keyScoped, call: () => f.unarchiveFlag({ projectId, key: "secret", expectedVersion: 1n }) },
-          updateFlagEnvironment: { expect: keyScoped, call: () => f.updateFlagEnvironment({ environmentId, flagKey: "secret", expectedVersion: 1n, enabled: false }) },
+          updateFlagEnvironment: {
+            expect: keyScoped,
+            call: () => f.updateFlagEnvironment({ environmentId, flagKey: "secret", expectedVersion: 1n, enabled: false }),
+          },
           listAuditEntries: { expect: Code.NotFound, call: () => f.listAuditEntries({ projectId }) },
           importFlagd: { expect: keyScoped, call: () => f.importFlagd({ environmentId, flagdJson: flagd }) },
           exportFlagd: { expect: Code.NotFound, call: () => f.exportFlagd({ environmentId }) },
@@ -122,7 +130,12 @@ describe("tenancy", () => {
   }
 
   /** FlagService and SegmentService against production; `shared` is what changes shared by every environment give. */
-  async function productionMatrix(token: string, x: Awaited<ReturnType<typeof productionTenant>>, shared: Code.PermissionDenied | "allowed", dimension: TenancyDimension) {
+  async function productionMatrix(
+    token: string,
+    x: Awaited<ReturnType<typeof productionTenant>>,
+    shared: Code.PermissionDenied | "allowed",
+    dimension: TenancyDimension,
+  ) {
     const f = h.client(FlagService, token);
     const s = h.client(SegmentService, token);
     const { projectId, environmentId } = x.t;
@@ -167,7 +180,10 @@ describe("tenancy", () => {
     // In its own environment it changes targeting, imports new flags and reverts its changes…
     const f = h.client(FlagService, x.stagingAdmin);
     await f.updateFlagEnvironment({ environmentId: x.t.stagingId, flagKey: "e", enabled: true, defaultVariant: "off" });
-    const imported = await f.importFlagd({ environmentId: x.t.stagingId, flagdJson: JSON.stringify({ flags: { fresh: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" } } }) });
+    const imported = await f.importFlagd({
+      environmentId: x.t.stagingId,
+      flagdJson: JSON.stringify({ flags: { fresh: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" } } }),
+    });
     expect(imported.createdFlagKeys).toEqual(["fresh"]);
     const entry = (await f.listAuditEntries({ projectId: x.t.projectId, environmentId: x.t.stagingId, flagKey: "e" })).entries[0].id;
     await f.revertAuditEntry({ projectId: x.t.projectId, auditEntryId: entry, expectedVersion: 1n });
@@ -186,7 +202,9 @@ describe("tenancy", () => {
     // Protection binds at once, though the environment was resolved (and cached) before.
     const identity = h.client(IdentityService, x.t.ownerToken);
     await identity.updateEnvironment({ id: x.t.stagingId, protected: true });
-    await expect(h.client(FlagService, x.editor).updateFlagEnvironment({ environmentId: x.t.stagingId, flagKey: "e", expectedVersion: 1n, enabled: false })).rejects.toMatchObject({
+    await expect(
+      h.client(FlagService, x.editor).updateFlagEnvironment({ environmentId: x.t.stagingId, flagKey: "e", expectedVersion: 1n, enabled: false }),
+    ).rejects.toMatchObject({
       code: Code.PermissionDenied,
       message: expect.stringContaining(`environment "staging" is protected`),
     });
@@ -194,7 +212,9 @@ describe("tenancy", () => {
 
   it("does not revert another organization's audit entry through one's own project", async () => {
     const f = h.client(FlagService, attacker.ownerToken);
-    await expect(f.revertAuditEntry({ projectId: attacker.projectId, auditEntryId: victimAuditId, expectedVersion: 1n })).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(f.revertAuditEntry({ projectId: attacker.projectId, auditEntryId: victimAuditId, expectedVersion: 1n })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
   });
 
   it("leaves the victim's data untouched", async () => {

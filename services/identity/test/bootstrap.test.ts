@@ -52,7 +52,11 @@ describe("ensureBootstrap", () => {
     const project = await db.selectFrom("projects").selectAll().executeTakeFirstOrThrow();
     expect(project).toMatchObject({ id: first.projectId, organization_id: first.orgId, key: "default" });
     const envs = await db.selectFrom("environments").select(["id", "key", "project_id", "protected"]).orderBy("key").execute();
-    expect(envs.map((e) => [e.key, e.protected])).toEqual([["development", false], ["production", true], ["staging", false]]);
+    expect(envs.map((e) => [e.key, e.protected])).toEqual([
+      ["development", false],
+      ["production", true],
+      ["staging", false],
+    ]);
     expect(new Set(envs.map((e) => e.project_id))).toEqual(new Set([first.projectId]));
     const owner = await db
       .selectFrom("members")
@@ -61,7 +65,14 @@ describe("ensureBootstrap", () => {
       .executeTakeFirstOrThrow();
     expect(owner).toMatchObject({ role: "owner", email: "admin@vane.local" });
     const key = await db.selectFrom("api_keys").selectAll().executeTakeFirstOrThrow();
-    expect(key).toMatchObject({ kind: "personal", member_id: owner.id, organization_id: first.orgId, project_id: null, environment_id: null, revoked_at: null });
+    expect(key).toMatchObject({
+      kind: "personal",
+      member_id: owner.id,
+      organization_id: first.orgId,
+      project_id: null,
+      environment_id: null,
+      revoked_at: null,
+    });
     expect(Buffer.compare(key.secret_hash, hashSecret(first.secret!))).toBe(0);
     expect(first.secret!.startsWith(key.prefix)).toBe(true);
 

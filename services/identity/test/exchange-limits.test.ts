@@ -62,7 +62,8 @@ describe("credential exchange limits", () => {
     }
   }
   /** A wrong secret under a random prefix, or under `prefixOf`'s prefix. */
-  const wrongKey = (prefixOf?: string) => (prefixOf ? prefixOf.slice(0, 18) : `vane_server_${randomBytes(4).toString("base64url").slice(0, 6)}`) + randomBytes(30).toString("base64url").slice(0, 37);
+  const wrongKey = (prefixOf?: string) =>
+    (prefixOf ? prefixOf.slice(0, 18) : `vane_server_${randomBytes(4).toString("base64url").slice(0, 6)}`) + randomBytes(30).toString("base64url").slice(0, 37);
 
   it("stops a burst of wrong keys from one source, and no one else", async () => {
     const attacker = freshSource();
@@ -116,7 +117,12 @@ describe("credential exchange limits", () => {
     expect((await exchange(b, wrongKey(), attacker)).code).toBe("Unauthenticated");
     expect((await exchange(b, wrongKey(), attacker)).code).toBe("ResourceExhausted");
     expect((await exchange(b, good, attacker)).code).toBe("ResourceExhausted");
-    const stored = await b.module.database.db.selectFrom("credential_failures").select("failures").where("dimension", "=", "source").where("subject", "=", attacker).executeTakeFirstOrThrow();
+    const stored = await b.module.database.db
+      .selectFrom("credential_failures")
+      .select("failures")
+      .where("dimension", "=", "source")
+      .where("subject", "=", attacker)
+      .executeTakeFirstOrThrow();
     expect(stored.failures).toBe(SOURCE_FAILURES + 1);
   });
 
@@ -139,7 +145,12 @@ describe("credential exchange limits", () => {
       const codes: string[] = [];
       for (let i = 0; i < SOURCE_FAILURES + 2; i++) codes.push((await exchange(direct, wrongKey(), freshSource())).code);
       expect(codes.slice(SOURCE_FAILURES)).toEqual(["ResourceExhausted", "ResourceExhausted"]);
-      const stored = await direct.module.database.db.selectFrom("credential_failures").select("subject").where("dimension", "=", "source").where("subject", "=", "127.0.0.1").execute();
+      const stored = await direct.module.database.db
+        .selectFrom("credential_failures")
+        .select("subject")
+        .where("dimension", "=", "source")
+        .where("subject", "=", "127.0.0.1")
+        .execute();
       expect(stored).toHaveLength(1);
     } finally {
       await direct.close();

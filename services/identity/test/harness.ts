@@ -45,13 +45,25 @@ export interface StartIdentityOptions {
 }
 
 /** Starts identity with test settings; `env` overrides variables, `schema` the unique schema. */
-export async function startIdentity(env: Record<string, string> = {}, schema = uniqueName("identity_test"), options: StartIdentityOptions = {}): Promise<IdentityHarness> {
+export async function startIdentity(
+  env: Record<string, string> = {},
+  schema = uniqueName("identity_test"),
+  options: StartIdentityOptions = {},
+): Promise<IdentityHarness> {
   const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s", ...env });
   const common = readCommonConfig(reader);
   const config = readIdentityConfig(reader);
   reader.done();
   const logger = createTestLogger();
-  const module = await createIdentityModule({ databaseUrl: testDatabaseUrl, schema, tokenIssuer: common.tokenIssuer, migrate: true, config, logger, now: options.now });
+  const module = await createIdentityModule({
+    databaseUrl: testDatabaseUrl,
+    schema,
+    tokenIssuer: common.tokenIssuer,
+    migrate: true,
+    config,
+    logger,
+    now: options.now,
+  });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: module.keys.keySet });
   const running = await startModules({ config: common, logger, modules: [module], verifier });
   const baseUrl = `http://127.0.0.1:${running.port}`;
@@ -88,10 +100,16 @@ export async function startIdentity(env: Record<string, string> = {}, schema = u
       const ownerUserId = randomUUID();
       const ownerMemberId = randomUUID();
       await db.insertInto("organizations").values({ id: orgId, name: slug, slug }).execute();
-      await db.insertInto("users").values({ id: ownerUserId, email: `owner@${slug}.test` }).execute();
+      await db
+        .insertInto("users")
+        .values({ id: ownerUserId, email: `owner@${slug}.test` })
+        .execute();
       await db.insertInto("members").values({ id: ownerMemberId, organization_id: orgId, user_id: ownerUserId, role: "owner" }).execute();
       await db.insertInto("projects").values({ id: projectId, organization_id: orgId, key: "web", name: "Web" }).execute();
-      await db.insertInto("environments").values({ id: environmentId, project_id: projectId, organization_id: orgId, key: "production", name: "Production" }).execute();
+      await db
+        .insertInto("environments")
+        .values({ id: environmentId, project_id: projectId, organization_id: orgId, key: "production", name: "Production" })
+        .execute();
       const ownerToken = await sign({ sub: ownerUserId, org: orgId, role: "owner", kind: "user" });
       return { orgId, projectId, environmentId, ownerUserId, ownerMemberId, ownerToken };
     },

@@ -26,7 +26,6 @@ function load(file: string) {
   return grpc.loadPackageDefinition(def) as any;
 }
 
-
 function unary<Req, Res>(fn: Unary<Req, Res>, req: Req, md = new grpc.Metadata()): Promise<Res> {
   return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res))));
 }
@@ -84,7 +83,12 @@ describe("interoperability", () => {
         ]);
         const names = answers[0].list_services_response.service.map((s: { name: string }) => s.name);
         expect(names).toEqual(
-          expect.arrayContaining(["grpc.health.v1.Health", "vane.identity.v1.AuthService", "vane.identity.v1.IdentityService", `grpc.reflection.${version}.ServerReflection`]),
+          expect.arrayContaining([
+            "grpc.health.v1.Health",
+            "vane.identity.v1.AuthService",
+            "vane.identity.v1.IdentityService",
+            `grpc.reflection.${version}.ServerReflection`,
+          ]),
         );
         // The file and every import, so a client can build the whole schema.
         const files = answers[1].file_descriptor_response.file_descriptor_proto as Buffer[];
@@ -96,12 +100,16 @@ describe("interoperability", () => {
         // As grpcurl and Postman do: fetch each file and import by the name the descriptors give.
         const decoded = files.map((f) => fromBinary(FileDescriptorProtoSchema, f));
         const wanted = [...new Set(decoded.flatMap((d) => [d.name, ...d.dependency]))];
-        expect(wanted).toEqual(expect.arrayContaining(["vane/identity/v1/identity_service.proto", "google/protobuf/timestamp.proto", "buf/validate/validate.proto"]));
+        expect(wanted).toEqual(
+          expect.arrayContaining(["vane/identity/v1/identity_service.proto", "google/protobuf/timestamp.proto", "buf/validate/validate.proto"]),
+        );
         const byName = await reflectionStream(
           client,
           wanted.map((name) => ({ file_by_filename: name })),
         );
-        expect(byName.map((a, i) => [wanted[i], a.file_descriptor_response ? "found" : a.error_response?.error_message])).toEqual(wanted.map((w) => [w, "found"]));
+        expect(byName.map((a, i) => [wanted[i], a.file_descriptor_response ? "found" : a.error_response?.error_message])).toEqual(
+          wanted.map((w) => [w, "found"]),
+        );
         for (const [i, a] of byName.entries()) {
           const own = (a.file_descriptor_response.file_descriptor_proto as Buffer[]).map((f) => fromBinary(FileDescriptorProtoSchema, f).name);
           expect(own).toContain(wanted[i]);

@@ -17,7 +17,10 @@ describe("identity migrations", () => {
       await migrateToLatest(database.db, before, { schema });
       const org = randomUUID();
       const project = randomUUID();
-      await database.db.insertInto("organizations").values({ id: org, name: "o", slug: `o-${org.slice(0, 8)}` }).execute();
+      await database.db
+        .insertInto("organizations")
+        .values({ id: org, name: "o", slug: `o-${org.slice(0, 8)}` })
+        .execute();
       await database.db.insertInto("projects").values({ id: project, organization_id: org, key: "web", name: "Web" }).execute();
       for (const key of ["development", "production"]) {
         await database.db.insertInto("environments").values({ id: randomUUID(), project_id: project, organization_id: org, key, name: key }).execute();

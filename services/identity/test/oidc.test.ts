@@ -102,7 +102,11 @@ describe("OpenID Connect login", () => {
     });
     expect(scoped.principal).toMatchObject({ organizationId: organization!.id, role: Role.OWNER });
     expect(
-      await codeOf(h.client(AuthService).exchangeOidcToken({ idToken: await sign({ sub: "new-1", email: "new@example.test", email_verified: true }), organizationId: t.orgId })),
+      await codeOf(
+        h
+          .client(AuthService)
+          .exchangeOidcToken({ idToken: await sign({ sub: "new-1", email: "new@example.test", email_verified: true }), organizationId: t.orgId }),
+      ),
     ).toBe("NotFound");
   });
 

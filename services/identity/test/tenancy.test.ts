@@ -28,9 +28,7 @@ describe("tenancy", () => {
       let token = attacker.ownerToken;
       if (as !== "owner") {
         const created = await ownerOfAttacker.createApiKey(
-          as === "admin key"
-            ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" }
-            : { kind: ApiKeyKind.PERSONAL, name: "p" },
+          as === "admin key" ? { environmentId: attacker.environmentId, kind: ApiKeyKind.ADMIN, name: "a" } : { kind: ApiKeyKind.PERSONAL, name: "p" },
         );
         token = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
       }
@@ -110,7 +108,10 @@ describe("tenancy", () => {
     const devAdminToken = (await h.client(AuthService).exchangeApiKey({ apiKey: devAdmin.secret })).accessToken;
     const editorId = randomUUID();
     const db = h.module.database.db;
-    await db.insertInto("users").values({ id: editorId, email: `editor-${editorId}@x.test` }).execute();
+    await db
+      .insertInto("users")
+      .values({ id: editorId, email: `editor-${editorId}@x.test` })
+      .execute();
     const editorMemberId = randomUUID();
     await db.insertInto("members").values({ id: editorMemberId, organization_id: t.orgId, user_id: editorId, role: "editor" }).execute();
     const editorToken = await h.sign({ sub: editorId, org: t.orgId, role: "editor", kind: "user" });
@@ -118,7 +119,11 @@ describe("tenancy", () => {
   }
 
   /** IdentityService against production, for a caller who may read the project but not change production. */
-  function productionMatrix(c: ReturnType<typeof h.client<typeof IdentityService>>, s: Awaited<ReturnType<typeof scopedTenant>>, personOnly: Code.PermissionDenied | "allowed") {
+  function productionMatrix(
+    c: ReturnType<typeof h.client<typeof IdentityService>>,
+    s: Awaited<ReturnType<typeof scopedTenant>>,
+    personOnly: Code.PermissionDenied | "allowed",
+  ) {
     const { t } = s;
     const denied = { expect: Code.PermissionDenied } as const;
     return {

@@ -57,7 +57,9 @@ describe("tokens", () => {
     // Sign with the real key by way of the key ring, then tamper: any change breaks the signature.
     const good = await h.sign(claims());
     const [header, , sig] = good.split(".");
-    const payload = Buffer.from(JSON.stringify({ ...claims(), aud: "someone-else", iss: "vane", exp: Math.floor(Date.now() / 1000) + 60 })).toString("base64url");
+    const payload = Buffer.from(JSON.stringify({ ...claims(), aud: "someone-else", iss: "vane", exp: Math.floor(Date.now() / 1000) + 60 })).toString(
+      "base64url",
+    );
     expect(await codeOf(whoAmI(`${header}.${payload}.${sig}`))).toBe("Unauthenticated");
     // A correctly signed token for another audience, from a key that is in the JWKS, must also fail:
     const otherIssuer = await startIdentity({ VANE_TOKEN_ISSUER: "not-vane" });
