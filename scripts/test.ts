@@ -66,6 +66,7 @@ try {
   run("contract: buf lint, buf format, gen/ freshness, buf breaking", process.execPath, ["--import", "tsx", "scripts/check-contract.ts"], env);
   run("types: tsc", bin("tsc"), ["-p", "."], env);
   run("lint: eslint", bin("eslint"), [".", "--max-warnings", "0"], env);
+  run("format: prettier --check (npm run format fixes it)", bin("prettier"), ["--check", "**/*.{ts,tsx,js,mjs,cjs}"], env);
   mkdirSync(`${root}.tmp`, { recursive: true });
   const report = `${root}.tmp/vitest-report.json`;
   run("tests: vitest (unit, integration, end-to-end)", bin("vitest"), ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`], env);
