@@ -21,6 +21,23 @@ import { eventSubject } from "#lib/bus/events.ts";
 
 const MAX_PROPERTIES = 50;
 const MAX_PROPERTIES_BYTES = 8192;
+/**
+ * Connect JSON decodes properties nested about 100 levels, but the stored envelope must decode in
+ * analytics, whose binary decoder stops at 100 messages (about 49 levels of JSON).
+ */
+const MAX_PROPERTIES_DEPTH = 8;
+
+/** Whether a JSON value nests deeper than `max` levels of objects and lists (no recursion). */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth + 1 > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 /**
  * The JetStream message id of an event: event ids are chosen by clients, so two tenants may both
@@ -53,6 +70,9 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
     if (r.kind === "error") return { field: "event", message: r.error.message };
     if (ev.properties) {
       if (Object.keys(ev.properties).length > MAX_PROPERTIES) return { field: "properties", message: `at most ${MAX_PROPERTIES} properties` };
+      // The properties object is the first level.
+      if (nestsDeeperThan(ev.properties, MAX_PROPERTIES_DEPTH + 1))
+        return { field: "properties", message: `properties nest at most ${MAX_PROPERTIES_DEPTH} levels deep` };
       if (Buffer.byteLength(JSON.stringify(ev.properties)) > MAX_PROPERTIES_BYTES) {
         return { field: "properties", message: `at most ${MAX_PROPERTIES_BYTES} bytes of properties` };
       }

@@ -133,6 +133,28 @@ describe("collector", () => {
     expect(await res.json()).toMatchObject({ accepted: 1 });
   });
 
+  it("refuses properties nested deeper than analytics can decode, even over Connect JSON", async () => {
+    // 60 levels: Connect JSON decodes them, the binary envelope analytics reads would not.
+    let properties: unknown = "deep";
+    for (let i = 0; i < 60; i++) properties = { a: properties };
+    let eight: unknown = "ok";
+    for (let i = 0; i < 8; i++) eight = { a: eight };
+    const res = await fetch(`${baseUrl}/vane.events.v1.EventService/Track`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${serverToken}` },
+      body: JSON.stringify({
+        events: [
+          { name: "deep", unitKey: "u", properties },
+          { name: "eight", unitKey: "u", properties: eight },
+        ],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { accepted: number; rejected: { index?: number; field: string; message: string }[] };
+    expect(body.accepted).toBe(1);
+    expect(body.rejected).toEqual([{ field: "properties", message: "properties nest at most 8 levels deep" }]);
+  });
+
   it("rejects empty and oversized batches, bad properties, and callers without an environment key", async () => {
     const codeOf = (p: Promise<unknown>) =>
       p.then(

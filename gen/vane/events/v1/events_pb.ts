@@ -53,7 +53,8 @@ export type TrackedEvent = Message<"vane.events.v1.TrackedEvent"> & {
   value?: number | undefined;
 
   /**
-   * Free-form properties (at most 50 keys, 8 KiB encoded; checked by the collector).
+   * Free-form properties (at most 50 keys, 8 KiB encoded, nested at most 8 levels; checked by
+   * the collector).
    *
    * @generated from field: google.protobuf.Struct properties = 5;
    */
