@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Migration } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase, type Database } from "#lib/data/db.ts";
-import { MigrationError, migrateToLatest, migrationStatus, runMigrationsCli } from "#lib/data/migrations.ts";
+import { isOtherSchemaGone, MigrationError, migrateToLatest, migrationStatus, runMigrationsCli } from "#lib/data/migrations.ts";
 import { dropSchema, testDatabaseUrl, uniqueName } from "#test/support/harness.ts";
 
 const init: Migration = {
@@ -112,5 +112,16 @@ describe("runMigrationsCli", () => {
     });
     expect(code).toBe(1);
     expect(lines.join("\n")).toContain("2026_11_23_001_broken");
+  });
+});
+
+describe("isOtherSchemaGone", () => {
+  it("recognises a listing broken by another schema's drop, and nothing about its own schema", () => {
+    expect(isOtherSchemaGone(new Error('schema "other_flags" does not exist'), "mine")).toBe(true);
+    expect(isOtherSchemaGone(new Error('relation "other_identity.kysely_migration" does not exist'), "mine")).toBe(true);
+    expect(isOtherSchemaGone(new Error('schema "mine" does not exist'), "mine")).toBe(false);
+    expect(isOtherSchemaGone(new Error('relation "mine.kysely_migration" does not exist'), "mine")).toBe(false);
+    expect(isOtherSchemaGone(new Error('relation "users" does not exist'), "mine")).toBe(false);
+    expect(isOtherSchemaGone(undefined, "mine")).toBe(false);
   });
 });

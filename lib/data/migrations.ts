@@ -100,11 +100,15 @@ export async function migrateToLatest(db: Kysely<any>, migrations: Record<string
   return applied;
 }
 
-/** A Postgres "schema … does not exist" (3F000 / 42P01 during catalog listing) naming a schema that is not `own`. */
-function isOtherSchemaGone(error: unknown, own: string): boolean {
-  const e = error as { code?: string; message?: string } | undefined;
-  const gone = /schema "([^"]+)" does not exist/.exec(e?.message ?? "");
-  return (e?.code === "3F000" || gone !== null) && gone?.[1] !== own;
+/**
+ * A catalog listing that failed because another schema went away meanwhile: Postgres says
+ * `schema "other" does not exist` (3F000) or `relation "other.table" does not exist` (42P01),
+ * naming a schema that is not `own`.
+ */
+export function isOtherSchemaGone(error: unknown, own: string): boolean {
+  const message = (error as { message?: string } | undefined)?.message ?? "";
+  const gone = /schema "([^"]+)" does not exist/.exec(message) ?? /relation "([^".]+)\.[^"]+" does not exist/.exec(message);
+  return gone !== null && gone[1] !== own;
 }
 
 /** One migration's state, as reported by {@link migrationStatus}. */
