@@ -85,7 +85,8 @@ const scraped = new Set<string>();
 const pages: string[] = [];
 
 beforeAll(async () => {
-  start = run(["scripts/start.ts", "--port", "0"], { VANE_LOG_LEVEL: "warn" });
+  // Free ports for the flagd servers too: other suites (or another checkout's) may hold 8013/8015.
+  start = run(["scripts/start.ts", "--port", "0"], { VANE_LOG_LEVEL: "warn", VANE_FLAGD_PORT: "0", VANE_FLAGD_SYNC_PORT: "0" });
   await waitFor(start, /Press Ctrl-C to stop/, 30_000);
   const [, baseUrl] = start.output().match(/Vane is running at (http:\/\/127\.0\.0\.1:\d+)\n/) ?? [];
   const [secret] = start.output().match(/vane_personal_[A-Za-z0-9_-]+/) ?? [];

@@ -168,8 +168,20 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
 
 const SUM_COLUMNS = ["units", "sum", "sum_squares", "count_sum", "count_squares", "sum_count_product", "cov_sum", "cov_squares", "cov_product"] as const;
 
-/** Loads the per-day rows of an experiment: per-day sums, exposures, and the metrics. */
-async function loadDaily(db: Db, x: ExperimentRow) {
+/**
+ * Loads the per-day rows of an experiment: per-day sums, exposures, and the metrics — in one
+ * snapshot, so a batch the pipeline commits meanwhile is in all of them or in none (the sample
+ * ratio and the metrics' units must count the same units).
+ */
+function loadDaily(db: Db, x: ExperimentRow) {
+  return db
+    .transaction()
+    .setIsolationLevel("repeatable read")
+    .setAccessMode("read only")
+    .execute((trx) => loadDailyIn(trx, x));
+}
+
+async function loadDailyIn(db: Db, x: ExperimentRow) {
   const metricIds = Object.values(x.metric_ids);
   const [metricRows, daily, exposures] = await Promise.all([
     metricIds.length ? db.selectFrom("metrics").selectAll().where("id", "in", metricIds).execute() : Promise.resolve([]),
