@@ -428,8 +428,13 @@ export interface NatsServerOptions {
   logger?: Logger;
 }
 
+/** A started nats-server; `crash` is `kill -9` (the chaos suite's fault), leaving the store as it is. */
+export interface StartedNatsServer extends StartedServer {
+  crash(): Promise<void>;
+}
+
 /** Starts `nats-server -js` on 127.0.0.1 and resolves once it accepts clients. */
-export async function startNatsServer(options: NatsServerOptions): Promise<StartedServer> {
+export async function startNatsServer(options: NatsServerOptions): Promise<StartedNatsServer> {
   const logger = options.logger ?? pino({ level: "silent" });
   const port = options.port ?? (await freePort());
   await mkdir(options.storeDir, { recursive: true });
@@ -465,6 +470,11 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Start
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    crash: async () => {
+      process.removeListener("exit", onExit);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
     stop: () =>
       (stopped ??= (async () => {
         process.removeListener("exit", onExit);

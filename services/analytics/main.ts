@@ -1,8 +1,8 @@
-/** The analytics service on its own: `node --import tsx services/analytics/main.ts`. */
+/** The analytics service on its own: `node --import tsx services/analytics/main.ts`; its schema is `analytics`, behind VANE_SCHEMA_PREFIX as with `npm start`. */
 import { createTokenVerifier, remoteKeySet } from "#lib/auth/auth.ts";
 import { connectBus } from "#lib/bus/bus.ts";
 import { createLogger } from "#lib/process/logger.ts";
-import { readConfigOrExit, runMain } from "#lib/process/process.ts";
+import { readConfigOrExit, readSchemaPrefix, runMain } from "#lib/process/process.ts";
 import { createClientTracingInterceptor } from "#lib/server/rpc-telemetry.ts";
 import { readCommonConfig } from "#lib/process/service-config.ts";
 import { startModules } from "#lib/process/service-module.ts";
@@ -13,7 +13,7 @@ import { createRemoteFlagsClient } from "./flags-client.ts";
 import { createAnalyticsModule } from "./module.ts";
 import { apiKeyBanditCredentials } from "./bandit-runner.ts";
 
-const { common, analytics, banditApiKey } = readConfigOrExit(process.env, (env, fail) => {
+const { common, analytics, banditApiKey, schema } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
   const analytics = readAnalyticsConfig(env);
   if (!common.databaseUrl) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: analytics keeps experiments and aggregates in Postgres");
@@ -22,7 +22,7 @@ const { common, analytics, banditApiKey } = readConfigOrExit(process.env, (env, 
   if (!analytics.identityUrl) fail("VANE_IDENTITY_URL is required: analytics resolves projects and environments through identity");
   if (!analytics.flagsUrl) fail("VANE_FLAGS_URL is required: analytics configures experiment flags through the flags service");
   // Optional: the API key bandits re-weight rollouts with (an admin's personal key, or an admin key: its environment only).
-  return { common, analytics, banditApiKey: env.optional("VANE_BANDIT_API_KEY") };
+  return { common, analytics, banditApiKey: env.optional("VANE_BANDIT_API_KEY"), schema: `${readSchemaPrefix(env, fail)}analytics` };
 });
 
 runMain("analytics", async ({ onStop, useLogger }) => {
@@ -35,6 +35,7 @@ runMain("analytics", async ({ onStop, useLogger }) => {
   const interceptors = [createClientTracingInterceptor()];
   const module = await createAnalyticsModule({
     databaseUrl: common.databaseUrl!,
+    schema,
     bus,
     eventsStream: analytics.eventsStream,
     replicas: analytics.replicas,

@@ -14,8 +14,9 @@ import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { context, ROOT_CONTEXT, type SpanContext, trace } from "@opentelemetry/api";
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
-import { ensureStream, type BusStatus } from "#lib/bus/bus.ts";
+import { ensureStream, publishEvent, type BusStatus } from "#lib/bus/bus.ts";
 import type { Logger } from "#lib/process/logger.ts";
 import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
 import { eventSubject } from "#lib/bus/events.ts";
@@ -95,6 +96,8 @@ interface Pending {
   subject: string;
   payload: Uint8Array;
   attempts: number;
+  /** The evaluation's span, so the exposure's PRODUCER span joins its trace (only the ids are kept). */
+  parent: SpanContext | undefined;
 }
 
 /** Without the server's word: NATS's default max_payload. */
@@ -170,7 +173,13 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
     if (!streamReady) await ensure(b);
     while (count > 0 && b.status() === "connected") {
       const batch = take(batchSize);
-      const results = await Promise.allSettled(batch.map((p) => b.js.publish(p.subject, p.payload, { msgID: p.id, timeout: opts.publishTimeoutMs ?? 5_000 })));
+      const results = await Promise.allSettled(
+        batch.map((p) =>
+          context.with(p.parent ? trace.setSpanContext(ROOT_CONTEXT, p.parent) : ROOT_CONTEXT, () =>
+            publishEvent(b.js, p.subject, p.payload, { msgId: p.id, timeoutMs: opts.publishTimeoutMs ?? 5_000 }),
+          ),
+        ),
+      );
       const failed = batch.filter((_, i) => results[i].status === "rejected");
       stats.published += batch.length - failed.length;
       if (failed.length > 0) {
@@ -245,7 +254,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
           stats.dropped++;
           return;
         }
-        push({ id, subject: eventSubject(subjectPrefix, e.environmentId, "exposure"), payload, attempts: 0 });
+        push({ id, subject: eventSubject(subjectPrefix, e.environmentId, "exposure"), payload, attempts: 0, parent: trace.getSpanContext(context.active()) });
       } catch (err) {
         stats.dropped++;
         log.error({ err }, "recording an exposure failed");

@@ -1,7 +1,7 @@
-/** The flags service on its own: `node --import tsx services/flags/main.ts`. */
+/** The flags service on its own: `node --import tsx services/flags/main.ts`; its schema is `flags`, behind VANE_SCHEMA_PREFIX as with `npm start`. */
 import { createTokenVerifier, remoteKeySet } from "#lib/auth/auth.ts";
 import { createLogger } from "#lib/process/logger.ts";
-import { readConfigOrExit, runMain } from "#lib/process/process.ts";
+import { readConfigOrExit, readSchemaPrefix, runMain } from "#lib/process/process.ts";
 import { createClientTracingInterceptor } from "#lib/server/rpc-telemetry.ts";
 import { readCommonConfig } from "#lib/process/service-config.ts";
 import { startModules } from "#lib/process/service-module.ts";
@@ -10,14 +10,14 @@ import { readFlagsConfig } from "./config.ts";
 import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createFlagsModule } from "./module.ts";
 
-const { common, flags } = readConfigOrExit(process.env, (env, fail) => {
+const { common, flags, schema } = readConfigOrExit(process.env, (env, fail) => {
   const common = readCommonConfig(env);
   const flags = readFlagsConfig(env);
   if (!common.databaseUrl) fail("VANE_DATABASE_URL (or DATABASE_URL) is required: flags keeps its data in Postgres");
   if (!common.natsUrl) fail("VANE_NATS_URL (or NATS_URL) is required: flags publishes snapshots and events to NATS JetStream");
   if (!common.jwksUrl) fail("VANE_JWKS_URL is required: flags verifies access tokens against identity's JWKS");
   if (!flags.identityUrl) fail("VANE_IDENTITY_URL is required: flags resolves projects and environments through identity");
-  return { common, flags };
+  return { common, flags, schema: `${readSchemaPrefix(env, fail)}flags` };
 });
 
 runMain("flags", async ({ onStop, useLogger }) => {
@@ -27,6 +27,7 @@ runMain("flags", async ({ onStop, useLogger }) => {
   useLogger(logger);
   const module = await createFlagsModule({
     databaseUrl: common.databaseUrl!,
+    schema,
     nats: { url: common.natsUrl!, jetStream: common.jetStream },
     snapshotBucket: flags.snapshotBucket,
     maxSnapshotBytes: flags.maxSnapshotBytes,
