@@ -11,8 +11,10 @@
  * fails at build time fails here too. For debuggers only: nothing here runs on the hot path.
  */
 import { isEmptyTargeting } from "./flagd-format.ts";
-import { bucketOf } from "./fractional.ts";
-import { assignment, compileJsonLogic, type CompiledLogic, type CompileLogicOptions, truthy } from "./json-logic-compile.ts";
+import { bucketOf } from "./logic/operators/fractional.ts";
+import { compileJsonLogic } from "./logic/compile.ts";
+import type { CompiledLogic, CompileLogicOptions } from "./logic/types.ts";
+import { truthy } from "./logic/values.ts";
 import { murmur3Utf8 } from "./murmur3.ts";
 import type { EvaluationContext, FlagDefinition, FlagSetDefinition, JsonValue, ResolutionErrorCode, ResolutionReason } from "./types.ts";
 
@@ -78,6 +80,8 @@ export interface FlagExplanation {
 interface Walk {
   readonly data: EvaluationContext;
   readonly compile: CompileLogicOptions;
+  /** Set by an `experiment` operator whose expression named a variant. */
+  experimentId?: string;
 }
 
 /** Raised to stop the walk where the compiled rule would have thrown. */
@@ -127,7 +131,6 @@ export function explainFlag(def: FlagSetDefinition, key: string, context?: Evalu
     return failed(whole.buildError, { path: at, op: opOf(targeting), index: 0, truthy: false, error: whole.buildError, children: [] });
 
   const w: Walk = { data: context ?? {}, compile };
-  assignment.experimentId = undefined;
   const root = node(at, targeting, 0);
   try {
     walk(targeting, root, w);
@@ -135,7 +138,7 @@ export function explainFlag(def: FlagSetDefinition, key: string, context?: Evalu
     if (!(e instanceof WalkFailed)) throw e;
     return failed(e.message, root);
   }
-  const experimentId = assignment.experimentId;
+  const experimentId = w.experimentId;
   const result = root.result;
   if (result === null || result === undefined) return { ...fallback("DEFAULT"), trace: root };
   let name: string;
@@ -247,7 +250,7 @@ function evaluate(logic: JsonValue, n: TraceNode, w: Walk): unknown {
   if (op === "experiment" && w.compile.extensions && Array.isArray(raw) && raw.length === 2 && typeof raw[0] === "string" && raw[0] !== "") {
     const v = child(n, raw[1], `${at}[1]`, 1, w);
     if (v !== null && v !== undefined) {
-      assignment.experimentId = raw[0];
+      w.experimentId = raw[0];
       n.experimentId = raw[0];
     }
     return v;

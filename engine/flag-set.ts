@@ -15,7 +15,7 @@ import {
   type ResolutionErrorCode,
 } from "./types.ts";
 import { checkFlagSet, variantKind } from "./flagd-format.ts";
-import { assignment, type CompiledLogic } from "./json-logic-compile.ts";
+import type { CompiledLogic } from "./logic/types.ts";
 
 /** Options for {@link compileFlagSet}. */
 export interface CompileFlagSetOptions {
@@ -202,15 +202,17 @@ function compileFlag(
   const failed = (e: unknown) =>
     errorResolution("PARSE_ERROR", `targeting of flag "${key}" could not be evaluated: ${e instanceof Error ? e.message : String(e)}`, metadata);
 
+  // Only rules with an `experiment` operator have the slot; others skip the bookkeeping.
+  const slot = logic.assignment;
   return (ctx, type) => {
     let result: unknown;
-    assignment.experimentId = undefined;
+    if (slot !== undefined) slot.experimentId = undefined;
     try {
       result = evaluate(ctx);
     } catch (e) {
       return failed(e);
     }
-    const experimentId = assignment.experimentId;
+    const experimentId = slot?.experimentId;
     if (result === null || result === undefined) return fallback === null ? codeDefault : typed(fallback, type);
     let name: string;
     if (typeof result === "string") name = result;

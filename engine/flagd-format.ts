@@ -7,7 +7,8 @@
  * affected flag's evaluations the way flagd does.
  */
 import { FlagSetError, type FlagDefinition, type FlagSetDefinition, type FlagSetIssue, type JsonValue, type MetadataValue } from "./types.ts";
-import { compileJsonLogic, type CompiledLogic } from "./json-logic-compile.ts";
+import { compileJsonLogic } from "./logic/compile.ts";
+import type { CompiledLogic } from "./logic/types.ts";
 
 /** The JSON schema flagd publishes for this format; written by {@link toFlagdJson}. */
 export const FLAGD_SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json";

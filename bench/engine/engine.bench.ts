@@ -3,7 +3,11 @@
  * @openfeature/flagd-core, @growthbook/growthbook and unleash-client, each evaluating the
  * equivalent flags locally (bootstrapped, no network) over the same contexts.
  *
- *   npx tsx bench/engine/engine.bench.ts [--seconds 1] [--rounds 5]
+ *   npx tsx bench/engine/engine.bench.ts [--seconds 1] [--rounds 5] [--compare DIR]
+ *
+ * `--compare DIR` adds another copy of the engine (DIR/index.ts, e.g. a checkout of the previous
+ * commit's engine/ inside the repository, so it resolves the same packages) as one more row: a
+ * refactoring's before and after, measured in the same run.
  *
  * The mix, round-robin: a static flag, an attribute rule, a shared ($ref) rule, two fractional
  * splits and a semver rule. Prints a markdown table (median of the rounds).
@@ -16,6 +20,7 @@
 import { EventEmitter } from "node:events";
 import os from "node:os";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { FlagdCore } from "@openfeature/flagd-core";
 import { GrowthBookClient } from "@growthbook/growthbook";
 import { Unleash } from "unleash-client";
@@ -28,6 +33,8 @@ const arg = (name: string, dflt: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const SECONDS = arg("seconds", 1);
+const compareIndex = process.argv.indexOf("--compare");
+const COMPARE = compareIndex >= 0 ? process.argv[compareIndex + 1] : undefined;
 const ROUNDS = arg("rounds", 5);
 
 // --- the flags, in flagd's format ---------------------------------------------------------------
@@ -207,11 +214,20 @@ async function setup(): Promise<Record<string, Bench>> {
 
   const n = KEYS.length;
   const m = contexts.length;
+  const other = COMPARE ? ((await import(resolve(COMPARE, "index.ts"))) as { compileFlagSet: typeof compileFlagSet }).compileFlagSet(flagd) : undefined;
   return {
     "Vane engine": (i) => {
       const r = vane.evaluate(KEYS[i % n], contexts[i % m], TYPES[i % n]);
       return r.value === true || r.value === "beta" || r.value === "treatment" ? 1 : 0;
     },
+    ...(other
+      ? {
+          [`Vane engine (${COMPARE})`]: (i: number) => {
+            const r = other.evaluate(KEYS[i % n], contexts[i % m], TYPES[i % n]);
+            return r.value === true || r.value === "beta" || r.value === "treatment" ? 1 : 0;
+          },
+        }
+      : {}),
     "@openfeature/flagd-core": (i) => {
       const k = i % n;
       const ctx = contexts[i % m];
@@ -383,7 +399,7 @@ async function main(): Promise<void> {
     for (const name of names) results[name].push(measure(benches[name], SECONDS).opsPerSec);
   }
   const med = Object.fromEntries(names.map((n) => [n, median(results[n])]));
-  const competitors = names.filter((n) => n !== "Vane engine");
+  const competitors = names.filter((n) => !n.startsWith("Vane engine"));
   const fastest = competitors.reduce((a, b) => (med[a] >= med[b] ? a : b));
   const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { bucketOf, pickBucket, MAX_TOTAL_WEIGHT } from "./fractional.ts";
-import { compileJsonLogic } from "./json-logic-compile.ts";
-import { murmur3Utf8 } from "./murmur3.ts";
-import { referenceBucket } from "./reference-murmur3.ts";
-import type { JsonValue } from "./types.ts";
+import { compileJsonLogic } from "../compile.ts";
+import { murmur3Utf8 } from "../../murmur3.ts";
+import { referenceBucket } from "../../reference-murmur3.ts";
+import type { JsonValue } from "../../types.ts";
 
 const exact = (h: number, t: number) => Number((BigInt(h) * BigInt(t)) >> 32n);
 const run = (logic: JsonValue, ctx: Record<string, unknown>, flagKey = "flag") => compileJsonLogic(logic, "t", { flagKey }).evaluate(ctx);

@@ -1,7 +1,11 @@
 /**
  * Semantic versions as flagd's `sem_ver` operator reads them: semver 2.0.0, an optional leading
  * `v`/`V`, and the partial forms `1` and `1.2` (read as `1.0.0`, `1.2.0`).
+ *
+ * Both halves live here: parsing and comparing versions, and the operator's compiler.
  */
+import type { Node, OperatorCall } from "../types.ts";
+import { isPlainObject } from "../values.ts";
 
 /** A parsed version; `pre` holds numeric identifiers as numbers. */
 export interface SemVer {
@@ -105,3 +109,58 @@ export function semVerOperator(args: readonly unknown[]): boolean | null {
 
 /** The operators `sem_ver` accepts, for validation. */
 export const SEMVER_OPERATORS: ReadonlySet<string> = new Set(["=", "!=", "<", "<=", ">", ">=", "^", "~"]);
+
+// --- the operator ---------------------------------------------------------------------------
+
+export function compileSemVer(c: OperatorCall): Node {
+  const { raw, path, scope, state, issue, compileArgs, argsFn, argList } = c;
+  const list = argList("sem_ver", raw);
+  if (list !== null) {
+    if (list.length !== 3) return issue("sem_ver takes [version, operator, version]");
+    if (!isPlainObject(list[1]) && !SEMVER_OPERATORS.has(String(list[1]))) {
+      issue(`sem_ver: unknown operator ${JSON.stringify(list[1])}; expected one of = != < <= > >= ^ ~`, `${path}[1]`);
+    }
+    for (const i of [0, 2]) {
+      const v = list[i];
+      if (!isPlainObject(v) && !Array.isArray(v) && parseSemVer(v) === null) issue(`sem_ver: ${JSON.stringify(v)} is not a semantic version`, `${path}[${i}]`);
+    }
+    const nodes = compileArgs(list, path, scope, state);
+    // The common shape `[{"var": …}, ">=", "1.2.3"]`: parse the literal side once.
+    if (nodes[1].isConst && nodes[2].isConst) {
+      const opText = String(nodes[1].value);
+      const right = parseSemVer(nodes[2].value);
+      const left = nodes[0].fn;
+      if (right !== null && SEMVER_OPERATORS.has(opText)) return { fn: (d) => semVerAgainst(left(d), opText, right), isConst: false };
+    }
+    const fns = nodes.map((n) => n.fn);
+    return { fn: (d) => semVerOperator([fns[0](d), fns[1](d), fns[2](d)]), isConst: false };
+  }
+  const { fn } = argsFn("sem_ver", raw, path, scope, state);
+  return { fn: (d) => semVerOperator(fn(d)), isConst: false };
+}
+
+function semVerAgainst(value: unknown, op: string, right: SemVer): boolean | null {
+  const left = parseSemVer(value);
+  if (left === null) return null;
+  switch (op) {
+    case "^":
+      return left.major === right.major;
+    case "~":
+      return left.major === right.major && left.minor === right.minor;
+  }
+  const c = compareSemVer(left, right);
+  switch (op) {
+    case "=":
+      return c === 0;
+    case "!=":
+      return c !== 0;
+    case "<":
+      return c < 0;
+    case "<=":
+      return c <= 0;
+    case ">":
+      return c > 0;
+    default:
+      return c >= 0;
+  }
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { compileJsonLogic, splitPath, truthy } from "./json-logic-compile.ts";
-import type { JsonValue } from "./types.ts";
+import { compileJsonLogic } from "./compile.ts";
+import { splitPath, truthy } from "./values.ts";
+import type { JsonValue } from "../types.ts";
 
 const run = (logic: JsonValue, data: Record<string, unknown> = {}, flagKey = "my-flag", now = () => 1_700_000_000_999) => {
   const c = compileJsonLogic(logic, "targeting", { flagKey, now });
