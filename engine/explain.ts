@@ -336,8 +336,8 @@ function fractionalBucket(raw: JsonValue, path: string, w: Walk): BucketTrace | 
   if (typeof first === "string") value = first;
   else {
     const tk = w.data.targetingKey;
-    if (!tk) return undefined;
-    value = w.compile.flagKey + (typeof tk === "string" ? tk : String(tk));
+    if (typeof tk !== "string" || tk === "") return undefined;
+    value = w.compile.flagKey + tk;
   }
   const bucket = bucketOf(murmur3Utf8(value), total);
   let sum = 0;

@@ -179,12 +179,38 @@ describe("fractional operator", () => {
 });
 
 describe("fractional with a single bucket", () => {
-  it("answers its variant without any bucketing value, as flagd's fractional v2 does", () => {
-    expect(run({ fractional: [["single", 1]] }, {})).toBe("single");
-    expect(run({ fractional: [["single"]] }, { targetingKey: "" })).toBe("single");
-    expect(run({ fractional: [{ var: "missing" }, ["single", 5]] }, {})).toBe("single");
+  it("answers its variant for any bucketing value: every hash lands in it", () => {
+    expect(run({ fractional: [["single", 1]] }, { targetingKey: "someone" })).toBe("single");
+    expect(run({ fractional: [["single"]] }, { targetingKey: "x" })).toBe("single");
+    expect(run({ fractional: ["seed", ["single", 5]] }, {})).toBe("single");
     // Computed buckets too.
-    expect(run({ fractional: [[{ var: "v" }, 1]] }, { v: "from-context" })).toBe("from-context");
+    expect(run({ fractional: [[{ var: "v" }, 1]] }, { v: "from-context", targetingKey: "k" })).toBe("from-context");
+  });
+  it("is null without a bucketing value, whatever the bucket count (flagd's evaluator, flagd-core, the testbed)", () => {
+    expect(run({ fractional: [["single", 1]] }, {})).toBeNull();
+    expect(run({ fractional: [null, ["one"]] }, {})).toBeNull();
+    expect(run({ fractional: [["single"]] }, { targetingKey: "" })).toBeNull();
+    expect(run({ fractional: [{ var: "missing" }, ["single", 5]] }, {})).toBeNull();
+    expect(run({ fractional: [[{ var: "v" }, 1]] }, { v: "from-context" })).toBeNull();
+  });
+  it("does not bucket a targeting key that is not a string (a number or a boolean over the raw protocol)", () => {
+    for (const targetingKey of [123, true, 0, { id: "x" }]) {
+      expect(
+        run(
+          {
+            fractional: [
+              ["a", 1],
+              ["b", 1],
+            ],
+          },
+          { targetingKey } as never,
+        ),
+      ).toBeNull();
+      expect(run({ fractional: [null, ["a", 1], ["b", 1]] }, { targetingKey } as never)).toBeNull();
+      expect(run({ fractional: [["only"]] }, { targetingKey } as never)).toBeNull();
+    }
+    // A string bucketing value still works whatever the targeting key.
+    expect(run({ fractional: ["seed", ["a", 1], ["b", 1]] }, { targetingKey: 123 } as never)).not.toBeNull();
   });
   it("still needs a bucketing value when there is a choice, and a positive weight", () => {
     expect(

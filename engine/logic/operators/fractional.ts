@@ -70,15 +70,6 @@ function readBuckets(args: readonly unknown[], start: number): { entries: unknow
   return { entries, total };
 }
 
-/**
- * The variant of a fractional with a single bucket of positive weight: every hash lands in it, so
- * flagd (fractional v2, its testbed's "single entry" scenario) answers it even with no bucketing
- * value or targeting key. undefined when there is a real choice to make.
- */
-function soleBucket(buckets: { entries: unknown[]; total: number }): unknown {
-  return buckets.entries.length === 2 && buckets.total > 0 ? buckets.entries[0] : undefined;
-}
-
 export function compileFractional(c: OperatorCall): Node {
   const { raw, path, scope, state, issue, compileNode, compileArgs, argList } = c;
   const prefix = createMurmur3Prefix(state.flagKey);
@@ -87,8 +78,9 @@ export function compileFractional(c: OperatorCall): Node {
   const hashFor = (first: unknown, d: any): number | null => {
     if (typeof first === "string") return murmur3Utf8(first);
     const tk = d === null || d === undefined ? undefined : d.targetingKey;
-    if (!tk) return null;
-    return murmur3Utf8Continue(prefix, typeof tk === "string" ? tk : String(tk));
+    // flagd's evaluator buckets by a string targeting key only: a number or a boolean is no bucketing value.
+    if (typeof tk !== "string" || tk === "") return null;
+    return murmur3Utf8Continue(prefix, tk);
   };
   /** Where the buckets start: after a string bucketing value, or after a null one (flagd then falls back to the targeting key). */
   const startOf = (first: unknown) => (typeof first === "string" || first === null || first === undefined ? 1 : 0);
@@ -101,8 +93,6 @@ export function compileFractional(c: OperatorCall): Node {
         if (args.length < 1) return null;
         const buckets = readBuckets(args, startOf(args[0]));
         if (buckets === null) return null;
-        const only = soleBucket(buckets);
-        if (only !== undefined) return only;
         const h = hashFor(args[0], d);
         return h === null ? null : pickBucket(h, buckets.entries, buckets.total);
       },
@@ -122,8 +112,6 @@ export function compileFractional(c: OperatorCall): Node {
       0,
     );
     if (buckets === null) return constant(null);
-    const only = soleBucket(buckets);
-    if (only !== undefined) return { fn: () => only, isConst: false };
     const { entries, total } = buckets;
     if (typeof firstLiteral === "string") {
       const h = murmur3Utf8(firstLiteral);
@@ -132,8 +120,8 @@ export function compileFractional(c: OperatorCall): Node {
     return {
       fn: (d) => {
         const tk = d === null || d === undefined ? undefined : d.targetingKey;
-        if (!tk) return null;
-        return pickBucket(murmur3Utf8Continue(prefix, typeof tk === "string" ? tk : String(tk)), entries, total);
+        if (typeof tk !== "string" || tk === "") return null;
+        return pickBucket(murmur3Utf8Continue(prefix, tk), entries, total);
       },
       isConst: false,
     };
@@ -144,8 +132,6 @@ export function compileFractional(c: OperatorCall): Node {
       const args = fns.map((f) => f(d));
       const buckets = readBuckets(args, startOf(args[0]));
       if (buckets === null) return null;
-      const only = soleBucket(buckets);
-      if (only !== undefined) return only;
       const h = hashFor(args[0], d);
       return h === null ? null : pickBucket(h, buckets.entries, buckets.total);
     },
