@@ -65,12 +65,39 @@ export const expectedNetworkPaths: string[] = (() => {
   return [...new Set(p)].sort();
 })();
 
+/**
+ * The RPCs each service calls on another, and nothing more: its mesh authorization must admit
+ * exactly these (k8s/test/routes.test.ts replays them against the rendered routes).
+ */
+export const serviceCalls: Record<string, string[]> = {
+  // The identity directory: projects and environments of a caller's organization.
+  flags: [
+    "/vane.identity.v1.IdentityService/GetProject",
+    "/vane.identity.v1.IdentityService/GetEnvironment",
+    "/vane.identity.v1.IdentityService/ListEnvironments",
+  ],
+  analytics: [
+    "/vane.identity.v1.IdentityService/GetProject",
+    "/vane.identity.v1.IdentityService/GetEnvironment",
+    "/vane.identity.v1.IdentityService/ListEnvironments",
+    // The bandit's credential (VANE_BANDIT_API_KEY), and the experiment flag it starts, stops and re-weights.
+    "/vane.identity.v1.AuthService/ExchangeApiKey",
+    "/vane.flags.v1.FlagService/GetFlag",
+    "/vane.flags.v1.FlagService/UpdateFlagEnvironment",
+  ],
+  // API keys used as flagd selectors.
+  evaluator: ["/vane.identity.v1.AuthService/ExchangeApiKey"],
+};
+
 /** Expected Linkerd authorization: route or server -> who may call it. */
 export const expectedMeshAuthorization: Record<string, string[]> = (() => {
   const m: Record<string, string[]> = {
-    "identity-api": ["analytics", "evaluator", "flags", "ingress"],
+    "identity-api": ["ingress"],
+    "identity-lookups": ["analytics", "flags", "ingress"],
+    "identity-key-exchange": ["analytics", "evaluator", "ingress"],
     "identity-jwks": ["analytics", "collector", "evaluator", "flags"],
-    "flags-api": ["analytics", "ingress"],
+    "flags-api": ["ingress"],
+    "flags-experiment-control": ["analytics", "ingress"],
     "evaluator-api": ["anywhere"],
     "collector-api": ["anywhere"],
     "analytics-api": ["ingress"],

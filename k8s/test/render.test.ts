@@ -114,7 +114,7 @@ describe("overlays", () => {
     const route = find(get("overlays/prod"), "HTTPRoute", "vane-api");
     for (const rule of route.spec.rules) {
       const prefix = rule.matches[0].path.value;
-      expect(rule.timeouts?.request, prefix).toBe(["/vane.evaluation.v1.", "/vane.flags.v1.ChangeService/"].includes(prefix) ? "0s" : "60s");
+      expect(rule.timeouts?.request, prefix).toBe(["/vane.evaluation.v1.EvaluationService", "/vane.flags.v1.ChangeService"].includes(prefix) ? "0s" : "60s");
     }
   });
 
