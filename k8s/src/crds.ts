@@ -230,6 +230,9 @@ export type NackStream = Resource<
     maxMsgSize?: number;
     duplicateWindow?: Duration;
     denyDelete?: boolean;
+    /** NACK: keep the stream in NATS when this object is deleted. */
+    preventDelete?: boolean;
+    preventUpdate?: boolean;
     account?: string;
   }
 >;
@@ -246,6 +249,9 @@ export type NackKeyValue = Resource<
     ttl?: Duration;
     maxBytes?: number;
     maxValueSize?: number;
+    /** NACK: keep the bucket in NATS when this object is deleted. */
+    preventDelete?: boolean;
+    preventUpdate?: boolean;
     account?: string;
   }
 >;

@@ -22,6 +22,8 @@ export const externalMetrics = new Set([
   "cnpg_pg_replication_lag",
   // prometheus-nats-exporter of the NATS Helm chart (promExporter, k8s/infra/nats/helm-values.yaml)
   "gnatsd_varz_connections",
+  "gnatsd_varz_jetstream_stats_storage",
+  "gnatsd_varz_jetstream_config_max_storage",
   // Prometheus itself
   "up",
 ]);

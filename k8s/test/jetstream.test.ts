@@ -1,7 +1,9 @@
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { eventsStream } from "#lib/bus/streams.ts";
 import { DEFAULT_DOMAIN_STREAM, DEFAULT_DOMAIN_SUBJECT_PREFIX, DEFAULT_SNAPSHOT_BUCKET } from "../../services/flags/module.ts";
-import { render, type K8sObject } from "../src/render.ts";
+import { k8sPath, render, type K8sObject } from "../src/render.ts";
 
 const rendered = new Map<string, K8sObject[]>();
 beforeAll(() => {
@@ -45,5 +47,57 @@ describe.each(["overlays/dev", "overlays/prod"])("%s: NACK owns the JetStream as
     const assets = (rendered.get(overlay) ?? []).filter((o) => o.apiVersion.startsWith("jetstream.nats.io/"));
     expect(assets.length).toBe(3);
     for (const a of assets) expect((a.spec as any).replicas, a.metadata.name).toBe(overlay.endsWith("prod") ? 3 : 1);
+  });
+});
+
+/** Kubernetes quantities (Gi, Mi) and NATS sizes (GB, MB: powers of 1024) in bytes. */
+function bytes(size: string | number): number {
+  if (typeof size === "number") return size;
+  const m = /^\s*(?:<<\s*)?(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|KB|MB|GB|TB|K|M|G|T)?B?\s*(?:>>)?\s*$/.exec(size);
+  if (!m) throw new Error(`not a size: ${size}`);
+  const power = { K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? "")[0] as "K" | "M" | "G" | "T"] ?? 0;
+  return Number(m[1]) * 1024 ** power;
+}
+
+describe("the JetStream storage budget (helm-values.yaml and the NACK objects)", () => {
+  const values = parse(readFileSync(k8sPath("infra/nats/helm-values.yaml"), "utf8")) as {
+    config: { jetstream: { fileStore: { maxSize?: string; pvc: { size: string } } }; merge: { max_payload: string } };
+  };
+  const store = values.config.jetstream.fileStore;
+
+  it("reads sizes as Kubernetes and NATS do", () => {
+    expect(bytes("100Gi")).toBe(100 * 2 ** 30);
+    expect(bytes("<< 9MB >>")).toBe(9 * 2 ** 20);
+    expect(bytes(8388608)).toBe(8 * 2 ** 20);
+  });
+
+  it("limits the store explicitly, under the volume", () => {
+    expect(store.maxSize, "fileStore.maxSize (max_file_store)").toBeDefined();
+    expect(bytes(store.maxSize!)).toBeLessThan(bytes(store.pvc.size));
+  });
+
+  it.each(["overlays/dev", "overlays/prod"])(
+    "%s: caps every stream and bucket, together within 80%% of the store, and protects them from deletion",
+    (overlay) => {
+      const assets = (rendered.get(overlay) ?? []).filter((o) => o.apiVersion.startsWith("jetstream.nats.io/"));
+      for (const a of assets) {
+        const spec = a.spec as { maxBytes?: number; preventDelete?: boolean };
+        expect(spec.maxBytes, `${a.metadata.name}: maxBytes`).toBeGreaterThan(0);
+        expect(spec.preventDelete, `${a.metadata.name}: preventDelete`).toBe(true);
+      }
+      // Each server holds a full replica of every stream (R3 on three servers, R1 on one).
+      const total = assets.reduce((sum, a) => sum + ((a.spec as { maxBytes?: number }).maxBytes ?? Infinity), 0);
+      expect(total).toBeLessThanOrEqual(0.8 * bytes(store.maxSize!));
+    },
+  );
+
+  it("keeps max_payload above the largest value the snapshot bucket may hold", () => {
+    const kv = nack("overlays/prod", "KeyValue", DEFAULT_SNAPSHOT_BUCKET);
+    expect(bytes(values.config.merge.max_payload)).toBeGreaterThan(kv.maxValueSize);
+  });
+
+  it("alerts when a server's JetStream store fills up", () => {
+    const rules = readFileSync(k8sPath("components/observability/rules.yaml"), "utf8");
+    expect(rules).toMatch(/alert: JetStreamStorageHigh\n\s+expr: '.*gnatsd_varz_jetstream_stats_storage.*gnatsd_varz_jetstream_config_max_storage/);
   });
 });
