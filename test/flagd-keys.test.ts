@@ -1,7 +1,8 @@
 /**
  * The flagd ports authenticated by default (VANE_FLAGD_AUTH=key): an unmodified OpenFeature flagd
  * provider sets its selector to a Vane API key, and gets that key's environment; an environment id
- * alone, a wrong, revoked or admin key gets nothing. Identity, flags and the evaluator are real.
+ * alone, a wrong, revoked or admin key gets nothing. OFREP on the main port takes the same keys.
+ * Identity, flags and the evaluator are real.
  */
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
@@ -136,5 +137,19 @@ describe("flagd ports with API keys as selectors (the default)", () => {
       body: "{}",
     });
     expect(asOther.status).toBe(401);
+  });
+
+  it("serves OFREP to an API key in Authorization or X-API-Key, with the same refusals", async () => {
+    const ofrep = (headers: Record<string, string>) =>
+      fetch(`${ev.baseUrl}/ofrep/v1/evaluate/flags/secret-flag`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: "{}" });
+    for (const headers of [{ authorization: `Bearer ${secrets.server}` }, { "x-api-key": secrets.server }]) {
+      const r = await ofrep(headers);
+      expect(r.status).toBe(200);
+      expect(await r.json()).toMatchObject({ key: "secret-flag", value: true, variant: "on" });
+    }
+    expect((await ofrep({ "x-api-key": secrets.revoked })).status).toBe(401);
+    expect((await ofrep({ "x-api-key": `${secrets.server.slice(0, -2)}xx` })).status).toBe(401);
+    expect((await ofrep({ "x-api-key": secrets.admin })).status).toBe(403);
+    expect((await ofrep({ "x-api-key": secrets.client })).status).toBe(404); // not client-visible
   });
 });

@@ -28,10 +28,12 @@ export const contractServices: { service: DescService; servedBy: string }[] = [
   { service: ExperimentService, servedBy: "analytics" },
 ];
 
-/** `/package.Service/Method` of every RPC, with its serving Vane service. */
-export const rpcPaths: { path: string; servedBy: string }[] = contractServices.flatMap(({ service, servedBy }) =>
-  service.methods.map((m) => ({ path: `/${service.typeName}/${m.name}`, servedBy })),
-);
+/** `/package.Service/Method` of every RPC, with its serving Vane service; and OFREP's HTTP paths (the evaluator's). */
+export const rpcPaths: { path: string; servedBy: string }[] = [
+  ...contractServices.flatMap(({ service, servedBy }) => service.methods.map((m) => ({ path: `/${service.typeName}/${m.name}`, servedBy }))),
+  { path: "/ofrep/v1/evaluate/flags", servedBy: "evaluator" },
+  { path: "/ofrep/v1/evaluate/flags/some-flag", servedBy: "evaluator" },
+];
 
 export interface PathMatch {
   type?: "Exact" | "PathPrefix" | "RegularExpression";

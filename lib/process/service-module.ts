@@ -19,6 +19,11 @@ export interface ServiceModule {
   /** Procedures callable without a token, as `/pkg.Service/Method`. */
   publicProcedures?: string[];
   httpRoutes?: Record<string, HttpRoute>;
+  /** Plain HTTP handlers by path prefix, any method; they get the process's token verifier. */
+  httpHandlers?: {
+    prefix: string;
+    handle: (req: Parameters<HttpRoute>[0], res: Parameters<HttpRoute>[1], env: { verifier: TokenVerifier }) => void | Promise<void>;
+  }[];
   healthChecks?: Record<string, HealthCheck>;
   /** Releases the module's resources (pools, connections, timers). */
   stop(): Promise<void>;
@@ -68,6 +73,9 @@ export async function startModules(opts: StartModulesOptions): Promise<RunningMo
       ...(telemetry ? { "/metrics": (req, res) => telemetry.metricsHandler(req, res) } : {}),
       ...Object.assign({}, ...opts.modules.map((m) => m.httpRoutes ?? {})),
     },
+    httpHandlers: opts.modules.flatMap((m) =>
+      (m.httpHandlers ?? []).map((h) => ({ prefix: h.prefix, handle: ((req, res) => h.handle(req, res, { verifier: opts.verifier })) as HttpRoute })),
+    ),
   });
   const port = await server.listen().catch(async (err: unknown) => {
     // Nothing will call stop() on a server that never listened: release the modules here.

@@ -7,8 +7,18 @@ import type * as http2 from "node:http2";
 import { cors as connectCors } from "@connectrpc/connect";
 
 // W3C trace context, so pages instrumented with OpenTelemetry continue their traces here.
-const allowHeaders = [...connectCors.allowedHeaders, "Authorization", "Flagd-Selector", "Traceparent", "Tracestate", "Baggage"].join(", ");
-const exposeHeaders = [...connectCors.exposedHeaders, "Retry-After"].join(", ");
+// OFREP adds its credential header and conditional bulk requests (If-None-Match → ETag).
+const allowHeaders = [
+  ...connectCors.allowedHeaders,
+  "Authorization",
+  "Flagd-Selector",
+  "X-API-Key",
+  "If-None-Match",
+  "Traceparent",
+  "Tracestate",
+  "Baggage",
+].join(", ");
+const exposeHeaders = [...connectCors.exposedHeaders, "Retry-After", "ETag"].join(", ");
 const allowMethods = connectCors.allowedMethods.join(", ");
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;

@@ -70,8 +70,10 @@ export interface ServerOptions {
   maxTimeoutMs?: number;
   /** Largest request message accepted, in bytes (default 4 MiB): bigger ones are RESOURCE_EXHAUSTED. */
   readMaxBytes?: number;
-  /** Plain HTTP routes by exact path, e.g. "/metrics". */
+  /** Plain HTTP routes by exact path, e.g. "/metrics" (GET and HEAD). */
   httpRoutes?: Record<string, HttpRoute>;
+  /** Plain HTTP handlers by path prefix (whole segments), any method, e.g. OFREP under "/ofrep/v1". */
+  httpHandlers?: { prefix: string; handle: HttpRoute }[];
   /**
    * Time between reporting NOT_SERVING and refusing new connections, serving as usual meanwhile,
    * so load balancers and probes notice (default 0 here; services read VANE_DRAIN_DELAY).
@@ -203,7 +205,9 @@ export function createServer(opts: ServerOptions): VaneServer {
       if (draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
       if (applyCors(opts.corsOrigins ?? [], req, res)) return;
       const path = (req.url ?? "/").split("?")[0];
-      const route = (req.method === "GET" || req.method === "HEAD") && httpRoutes[path];
+      const route =
+        ((req.method === "GET" || req.method === "HEAD") && httpRoutes[path]) ||
+        opts.httpHandlers?.find((h) => path === h.prefix || path.startsWith(`${h.prefix}/`))?.handle;
       if (route) {
         Promise.resolve(route(req, res)).catch((err: unknown) => {
           log.error({ err, path }, "http route failed");

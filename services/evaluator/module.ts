@@ -29,6 +29,7 @@ import { createKvSnapshotSource, type KvSnapshotSource } from "./snapshots/kv-so
 import { createEvaluatorMetrics } from "./metrics.ts";
 import { createSnapshotStore, type SnapshotStore } from "./snapshots/store.ts";
 import { createFlagdKeys } from "./flagd/keys.ts";
+import { createOfrepHandler, OFREP_PREFIX } from "./ofrep.ts";
 
 /**
  * Evaluation answers are small and go to nearby callers: compressing them (Connect's default
@@ -151,6 +152,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     alias: (name) => (fileSource?.names(name) ? fileSource.environmentId : undefined),
   });
   const flagdDeps = { store, evaluator, hub, access, keepAliveMs: config.flagdKeepAliveMs };
+  let ofrep: { verifier: TokenVerifier; handle: ReturnType<typeof createOfrepHandler> } | undefined;
 
   return {
     name: "evaluator",
@@ -165,6 +167,22 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
         ...serve(EvaluationService, createEvaluationService({ store, evaluator, hub, onStream: () => counters.streamOpened("vane_watch") })),
         fastUnary: true,
         options: { compressMinBytes: UNCOMPRESSED_UP_TO },
+      },
+    ],
+    // OFREP on the main port: API keys are exchanged at identity (one cache per verifier).
+    httpHandlers: [
+      {
+        prefix: OFREP_PREFIX,
+        handle: (req, res, env) => {
+          if (ofrep?.verifier !== env.verifier) {
+            const keys = opts.identityUrl ? createFlagdKeys({ identityUrl: opts.identityUrl, verifier: env.verifier }) : undefined;
+            ofrep = {
+              verifier: env.verifier,
+              handle: createOfrepHandler({ store, evaluator, verifier: () => env.verifier, keys: () => keys, logger }),
+            };
+          }
+          return ofrep.handle(req, res);
+        },
       },
     ],
     healthChecks: { snapshots },
