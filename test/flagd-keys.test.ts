@@ -142,7 +142,7 @@ describe("flagd ports with API keys as selectors (the default)", () => {
   it("serves OFREP to an API key in Authorization or X-API-Key, with the same refusals", async () => {
     const ofrep = (headers: Record<string, string>) =>
       fetch(`${ev.baseUrl}/ofrep/v1/evaluate/flags/secret-flag`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: "{}" });
-    for (const headers of [{ authorization: `Bearer ${secrets.server}` }, { "x-api-key": secrets.server }]) {
+    for (const headers of [{ authorization: `Bearer ${secrets.server}` }, { "x-api-key": secrets.server }] as Record<string, string>[]) {
       const r = await ofrep(headers);
       expect(r.status).toBe(200);
       expect(await r.json()).toMatchObject({ key: "secret-flag", value: true, variant: "on" });
