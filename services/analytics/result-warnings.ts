@@ -17,6 +17,8 @@ export interface WarningInput {
   conflictingExposures: number;
   /** A bandit re-weights the arms (the sample-ratio check is off). */
   bandit?: boolean;
+  /** Metrics and variants whose relative interval has no bounds yet (the control's mean cannot be told from 0). */
+  unboundedRelative?: { metricKey: string; variant: string }[];
 }
 
 /** Share of units in two variants from which conflicts are worth a warning. */
@@ -60,6 +62,18 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
         message:
           `${num(input.conflictingUnits)} units (${pct(input.conflictingUnits / total)}) were exposed to more than one variant (${num(input.conflictingExposures)} conflicting exposures); ` +
           "each is analysed in its first variant, which dilutes the differences. Check that the unit key is stable and that targeting did not change while running.",
+      }),
+    );
+  }
+  for (const u of input.unboundedRelative ?? []) {
+    out.push(
+      create(ResultWarningSchema, {
+        code: "too_little_data",
+        metricKey: u.metricKey,
+        variant: u.variant,
+        message:
+          `Metric "${u.metricKey}", variant "${u.variant}": too little data for a relative lift — the control's average cannot yet be told from zero ` +
+          "(few units, or few units with any value), so no relative interval is trustworthy. Read the absolute difference, or wait for more units.",
       }),
     );
   }

@@ -121,6 +121,9 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     conflictingUnits: input.conflictingUnits,
     conflictingExposures: input.conflictingExposures,
     bandit,
+    unboundedRelative: analysis.metrics.flatMap((m) =>
+      m.variants.flatMap((v) => (v.relative.ci.every(Number.isNaN) ? [{ metricKey: m.key, variant: arms[v.variant] }] : [])),
+    ),
   });
   return create(ResultsSchema, {
     experimentId: x.id,

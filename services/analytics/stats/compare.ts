@@ -30,7 +30,12 @@ export interface Interval {
 export interface Comparison {
   /** Treatment minus control, in metric units. */
   absolute: Interval;
-  /** Treatment / control − 1 (delta method). NaN when the control mean is 0. */
+  /**
+   * Treatment / control − 1. The interval is Fieller's (the lifts the same Welch test does not
+   * reject), so it excludes 0 exactly when `pValue` < alpha; its bounds are NaN when the control's
+   * mean cannot be told from 0 (no bounded interval exists). The standard error is the delta
+   * method's, for display and the Bayesian prior.
+   */
   relative: Interval;
   tStatistic: number;
   /** Welch–Satterthwaite degrees of freedom. */
@@ -68,6 +73,34 @@ export function relativeLift(control: Estimate, treatment: Estimate): { estimate
   return { estimate: treatment.mean / control.mean - 1, standardError: Math.sqrt(variance) };
 }
 
+/**
+ * Fieller's interval for the relative lift ρ − 1, ρ = m_t/m_c: the ratios a test of
+ * m_t − ρ·m_c = 0, with variance v_t + ρ²·v_c and critical value k, does not reject, i.e.
+ *   (m_c² − k²v_c)·ρ² − 2·m_t·m_c·ρ + (m_t² − k²v_t) ≤ 0.
+ * At ρ = 1 that test is the test of the absolute difference, so the interval and the absolute
+ * p-value always agree. Unlike the delta method it stays honest on skewed, zero-inflated metrics
+ * (the delta interval is pulled down with a noisy control mean). [NaN, NaN] when m_c² ≤ k²v_c:
+ * the control mean is not distinguishable from 0 and no bounded interval exists.
+ */
+export function fiellerRelative(control: Estimate, treatment: Estimate, critical: number): [number, number] {
+  const k2 = critical * critical;
+  const a = control.mean * control.mean - k2 * control.variance;
+  if (!(a > 0) || !Number.isFinite(treatment.mean)) return [NaN, NaN];
+  const b = -2 * treatment.mean * control.mean;
+  const c = treatment.mean * treatment.mean - k2 * treatment.variance;
+  const root = Math.sqrt(Math.max(0, b * b - 4 * a * c));
+  return [(-b - root) / (2 * a) - 1, (-b + root) / (2 * a) - 1];
+}
+
+/**
+ * The critical value of the always-valid test: with τ² = q·V (q independent of V, as
+ * {@link mixingVariance} makes it), Λ ≥ 1/α ⟺ z²/V ≥ (1 + 1/q)·(ln(1 + q) − 2 ln α).
+ */
+export function alwaysValidCritical(units: number, tuningUnits: number, alpha: number): number {
+  const q = mixingVariance(1, units, tuningUnits, alpha);
+  return Math.sqrt((1 + 1 / q) * (Math.log1p(q) - 2 * Math.log(alpha)));
+}
+
 /** Compare a treatment estimate against the control estimate. */
 export function compareEstimates(control: Estimate, treatment: Estimate, options: CompareOptions = {}): Comparison {
   const { alpha = 0.05, direction = "higher", sequentialTuningUnits = 10_000, relativePrior } = options;
@@ -97,20 +130,16 @@ export function compareEstimates(control: Estimate, treatment: Estimate, options
 
   const units = control.n + treatment.n;
   const seqAbs = alwaysValid(diff, variance, mixingVariance(variance, units, sequentialTuningUnits, alpha), alpha);
-  const relVariance = rel.standardError ** 2;
-  const seqRel = alwaysValid(rel.estimate, relVariance, mixingVariance(relVariance, units, sequentialTuningUnits, alpha), alpha);
+  const relCi = fiellerRelative(control, treatment, critical);
+  const seqRelCi = fiellerRelative(control, treatment, alwaysValidCritical(units, sequentialTuningUnits, alpha));
 
   return {
     absolute: { estimate: diff, standardError: se, ci: [diff - critical * se, diff + critical * se] },
-    relative: {
-      estimate: rel.estimate,
-      standardError: rel.standardError,
-      ci: [rel.estimate - critical * rel.standardError, rel.estimate + critical * rel.standardError],
-    },
+    relative: { estimate: rel.estimate, standardError: rel.standardError, ci: relCi },
     tStatistic: t,
     degreesOfFreedom: df,
     pValue,
     chanceToBeatControl: bayes.chanceToBeatControl,
-    sequential: { absoluteCi: [seqAbs.lower, seqAbs.upper], relativeCi: [seqRel.lower, seqRel.upper], pValue: seqAbs.pValue },
+    sequential: { absoluteCi: [seqAbs.lower, seqAbs.upper], relativeCi: seqRelCi, pValue: seqAbs.pValue },
   };
 }

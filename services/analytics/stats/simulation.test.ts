@@ -246,3 +246,68 @@ describe("sequential intervals under continuous peeking", () => {
     expect(sequential / runs).toBeLessThanOrEqual(0.05 + 4 * Math.sqrt((0.05 * 0.95) / runs));
   });
 });
+
+describe("relative intervals on a skewed, zero-inflated metric (5% of units buy, log-normal revenue)", () => {
+  const runs = 1000;
+  /** One arm's sums after `n` more units: 5% buy, revenue exp(3 + 2·N(0,1)). */
+  const grow = (rng: Rng, s: MeanSums, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const y = rng.uniform() < 0.05 ? Math.exp(3 + 2 * rng.normal()) : 0;
+      s.n++;
+      s.sum += y;
+      s.sumSquares += y * y;
+    }
+  };
+  const excludesZero = (ci: [number, number]) => ci[0] > 0 || ci[1] < 0;
+  const bound = 0.05 + 4 * Math.sqrt((0.05 * 0.95) / runs);
+
+  it("A/A at 2,000 units per arm: the relative interval excludes 0 at most 5% of the time, on both sides alike, and exactly when p < 0.05", () => {
+    const rng = createRng(21);
+    let low = 0;
+    let high = 0;
+    for (let r = 0; r < runs; r++) {
+      const c: MeanSums = { n: 0, sum: 0, sumSquares: 0 };
+      const t: MeanSums = { n: 0, sum: 0, sumSquares: 0 };
+      grow(rng, c, 2000);
+      grow(rng, t, 2000);
+      const result = compareEstimates(meanEstimate(c), meanEstimate(t));
+      const [lo, hi] = result.relative.ci;
+      if (hi < 0) low++;
+      if (lo > 0) high++;
+      // One test, one answer: the interval and the p-value agree on every run.
+      if (Number.isFinite(lo)) expect(excludesZero(result.relative.ci)).toBe(result.pValue < 0.05);
+    }
+    expect((low + high) / runs).toBeLessThanOrEqual(bound);
+    // The delta method's failure was one-sided ("treatment is worse"): no side may dominate.
+    expect(Math.abs(low - high) / runs).toBeLessThanOrEqual(4 * Math.sqrt((2 * 0.025) / runs));
+  });
+
+  it("A/A peeked daily for two weeks: the always-valid relative interval ever excludes 0 in at most 5% of runs", () => {
+    const rng = createRng(22);
+    let missed = 0;
+    for (let r = 0; r < runs; r++) {
+      const c: MeanSums = { n: 0, sum: 0, sumSquares: 0 };
+      const t: MeanSums = { n: 0, sum: 0, sumSquares: 0 };
+      let excluded = false;
+      for (let day = 0; day < 14; day++) {
+        grow(rng, c, 150);
+        grow(rng, t, 150);
+        const result = compareEstimates(meanEstimate(c), meanEstimate(t), { sequentialTuningUnits: 4200 });
+        if (Number.isFinite(result.sequential.relativeCi[0]) && excludesZero(result.sequential.relativeCi)) excluded = true;
+      }
+      if (excluded) missed++;
+    }
+    expect(missed / runs).toBeLessThanOrEqual(bound);
+  });
+
+  it("has no bounded relative interval while the control mean cannot be told from 0 (too few buyers)", () => {
+    const rng = createRng(23);
+    const c: MeanSums = { n: 0, sum: 0, sumSquares: 0 };
+    const t: MeanSums = { n: 0, sum: 0, sumSquares: 0 };
+    grow(rng, c, 40); // about two buyers
+    grow(rng, t, 40);
+    const result = compareEstimates(meanEstimate(c), meanEstimate(t));
+    expect(result.relative.ci.every(Number.isNaN)).toBe(true);
+    expect(result.sequential.relativeCi.every(Number.isNaN)).toBe(true);
+  });
+});

@@ -97,6 +97,17 @@ describe("results", () => {
     expect(many.warnings.map((w) => w.code)).toEqual(["conflicting_exposures"]);
   });
 
+  it("warn, per metric and variant, when the control's mean cannot be told from 0 (no bounded relative interval)", () => {
+    // Two errors among 5,000 control units: the relative lift of "errors" has no bounded interval.
+    const r = results([5000, 5000], [2, 3]);
+    const errors = r.metrics.find((m) => m.metricKey === "errors")!;
+    expect([errors.variants[1].relativeLiftInterval?.lower, errors.variants[1].relativeLiftInterval?.upper].every(Number.isNaN)).toBe(true);
+    expect(r.warnings.map((w) => [w.code, w.metricKey, w.variant])).toEqual([["too_little_data", "errors", "treatment"]]);
+    expect(r.warnings[0].message).toMatch(/cannot yet be told from zero/);
+    // The converted metric, with 1,500 conversions, is bounded and unwarned.
+    expect(Number.isFinite(r.metrics[0].variants[1].relativeLiftInterval?.lower)).toBe(true);
+  });
+
   it("carry the relative always-valid interval around the relative lift, wider than the fixed one", () => {
     const v = results([5000, 5000], [100, 100]).metrics[0].variants[1];
     expect(v.relativeSequentialInterval!.lower).toBeLessThan(v.relativeLiftInterval!.lower);

@@ -397,7 +397,9 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
   relativeLift: number;
 
   /**
-   * Confidence interval of the relative lift (delta method).
+   * Confidence interval of the relative lift: Fieller's, the lifts the same test does not reject,
+   * so it excludes 0 exactly when p_value is below the level. Bounds are NaN while the control's
+   * mean cannot be told from 0 (a "too_little_data" warning says so).
    *
    * @generated from field: vane.experiments.v1.Interval relative_lift_interval = 8;
    */
@@ -448,7 +450,8 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
   cupedVarianceReduction: number;
 
   /**
-   * Always-valid interval of the relative lift (0.05 = +5 %): safe to watch while running.
+   * Always-valid interval of the relative lift (0.05 = +5 %): safe to watch while running;
+   * Fieller's interval at the always-valid test's critical value (NaN bounds as above).
    *
    * @generated from field: vane.experiments.v1.Interval relative_sequential_interval = 15;
    */
