@@ -30,6 +30,8 @@ import { signedBanditCredentials } from "../services/analytics/bandit-runner.ts"
 import type { KeyRing } from "../services/identity/signing-keys.ts";
 import { readEvaluatorConfig } from "../services/evaluator/config.ts";
 import { createEvaluatorModule, type EvaluatorModule, type FlagdPorts } from "../services/evaluator/module.ts";
+import { buildConsole, consoleDist, consoleStale } from "../console/build.ts";
+import { staticAppRoutes } from "#lib/server/static-files.ts";
 
 /** What `npm start` hands each service's module factory. */
 interface StartContext {
@@ -222,6 +224,14 @@ runMain(
       signal.throwIfAborted();
     }
 
+    // The console, served at / on the same port (built first when missing or out of date).
+    if (consoleStale()) {
+      print("  console: building (esbuild)…");
+      await buildConsole();
+    }
+    const consoleRoutes = staticAppRoutes(consoleDist);
+    if (consoleRoutes) modules.push({ name: "console", services: [], httpRoutes: consoleRoutes, stop: async () => {} });
+
     // Identity holds the signing keys: every module verifies tokens against its in-process key ring.
     const identity = modules.find((m): m is IdentityModule => m.name === "identity")!;
     const credentialFile = join(root, ".vane", `${schemaPrefix}admin-api-key`);
@@ -240,6 +250,7 @@ runMain(
       summary({
         url,
         services: modules.flatMap((m) => m.services.map((s) => s.service.typeName)),
+        console: consoleRoutes !== undefined,
         schemas: modules.filter((m) => m.healthChecks?.postgres).map((m) => schema(m.name)),
         bootstrap,
         credentialFile: displayPath(credentialFile),
@@ -254,6 +265,8 @@ runMain(
 
 interface Summary {
   url: string;
+  /** The console is served at the URL's root. */
+  console: boolean;
   services: string[];
   schemas: string[];
   bootstrap: BootstrapResult;
@@ -271,6 +284,7 @@ function summary(s: Summary): string {
     "",
     `Vane is running at ${url}`,
     "",
+    ...(s.console ? [`  console                   ${url}/`] : []),
     `  Connect, gRPC, gRPC-Web   ${url}   (HTTP/1.1 and HTTP/2 on one port)`,
     `  services                  ${s.services.join(", ")}`,
     `  health                    ${url}/readyz   (gRPC: grpc.health.v1.Health/Check)`,
@@ -298,6 +312,9 @@ function summary(s: Summary): string {
       "",
       `  ${b.secret}`,
       "",
+      ...(s.console
+        ? ["Sign in to the console with one click (the key stays in the link's fragment, never sent to a server):", "", `  ${url}/#key=${b.secret}`, ""]
+        : []),
       "Exchange it for an access token, then list the organization's projects:",
       "",
       `  TOKEN=$(curl -s -H 'content-type: application/json' -d '{"apiKey":"${b.secret}"}' \\`,

@@ -65,6 +65,7 @@ const env = { ...process.env, VANE_TEST_DATABASE_URL: infra.databaseUrl, VANE_TE
 try {
   run("contract: buf lint, buf format, gen/ freshness, buf breaking", process.execPath, ["--import", "tsx", "scripts/check-contract.ts"], env);
   run("types: tsc", bin("tsc"), ["-p", "."], env);
+  run("types: tsc (console)", bin("tsc"), ["-p", "console"], env);
   run("lint: eslint", bin("eslint"), [".", "--max-warnings", "0"], env);
   run("format: prettier --check (npm run format fixes it)", bin("prettier"), ["--check", "**/*.{ts,tsx,js,mjs,cjs}"], env);
   mkdirSync(`${root}.tmp`, { recursive: true });

@@ -1,0 +1,59 @@
+/** The rollout editor's arithmetic and the change review, without a browser. */
+import { describe, expect, it } from "vitest";
+import { describeChanges } from "../src/diff.ts";
+import { percentRollout, setShare, total } from "../src/rollout.ts";
+
+describe("percentage rollout weights", () => {
+  it("always sum to 100, keeping the edited share", () => {
+    const three = [
+      { variant: "a", percent: 34 },
+      { variant: "b", percent: 33 },
+      { variant: "c", percent: 33 },
+    ];
+    for (const target of [0, 1, 25, 50, 99, 100, 150, -10, 33.4]) {
+      const next = setShare(three, "a", target);
+      expect(total(next), `a=${target}`).toBe(100);
+      expect(next.find((s) => s.variant === "a")!.percent).toBe(Math.max(0, Math.min(100, Math.round(target))));
+      expect(next.every((s) => s.percent >= 0 && Number.isInteger(s.percent))).toBe(true);
+    }
+  });
+  it("takes from the last other variants first, and gives back to them", () => {
+    expect(setShare(percentRollout("on", "off", 0), "on", 25)).toEqual([
+      { variant: "on", percent: 25 },
+      { variant: "off", percent: 75 },
+    ]);
+    const shares = setShare(
+      [
+        { variant: "a", percent: 50 },
+        { variant: "b", percent: 30 },
+        { variant: "c", percent: 20 },
+      ],
+      "a",
+      90,
+    );
+    expect(shares).toEqual([
+      { variant: "a", percent: 90 },
+      { variant: "b", percent: 10 },
+      { variant: "c", percent: 0 },
+    ]);
+    expect(setShare(shares, "a", 60).map((s) => s.percent)).toEqual([60, 10, 30]);
+  });
+  it("a single variant holds 100", () => {
+    expect(setShare([{ variant: "only", percent: 100 }], "only", 40)).toEqual([{ variant: "only", percent: 100 }]);
+  });
+});
+
+describe("the change review", () => {
+  const base = { enabled: false, defaultVariant: "off", rollout: undefined, ruleCount: 0 };
+  it("names each change in words", () => {
+    expect(describeChanges(base, { ...base, enabled: true, defaultVariant: "on", rollout: percentRollout("on", "off", 25), ruleCount: 1 })).toEqual([
+      "Turn the flag ON",
+      "Default variant: off → on",
+      "Percentage rollout: none → on 25%, off 75%",
+      "Rules: 0 → 1",
+    ]);
+  });
+  it("is empty when nothing changes", () => {
+    expect(describeChanges(base, { ...base })).toEqual([]);
+  });
+});

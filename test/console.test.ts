@@ -1,0 +1,131 @@
+/**
+ * The console in a real headless Chromium against `npm start`: the printed one-click link signs in,
+ * a flag is created, turned on with a 25% rollout after reviewing the change, checked in the
+ * debugger (the rule that matched), and the change is what the API reads back; the page is served
+ * with its security headers. Screenshots of each page go to .tmp/console-*.png.
+ */
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM_ARGS, CHROMIUM_HINT, findChromium } from "./chromium.ts";
+import { adminSession, startVane, type VaneProcess } from "./vane-process.ts";
+
+const shots = fileURLToPath(new URL("../.tmp/", import.meta.url));
+let vane: VaneProcess;
+let browser: Browser;
+
+beforeAll(async () => {
+  vane = startVane();
+  const executablePath = findChromium();
+  if (!executablePath) throw new Error(`the console test needs Chromium: ${CHROMIUM_HINT}`);
+  browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+  mkdirSync(shots, { recursive: true });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await vane?.cleanup();
+});
+
+const shot = (page: Page, name: string) => page.screenshot({ path: `${shots}console-${name}.png`, fullPage: true });
+
+describe("the console", () => {
+  it("is served at / with its security headers and no inline script", async () => {
+    const { baseUrl } = await vane.started(60_000);
+    const res = await fetch(`${baseUrl}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toMatch(/script-src 'self'; .*frame-ancestors 'none'/);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    const html = await res.text();
+    expect(html).not.toMatch(/<script>(?!<\/script>)/);
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)![1];
+    const js = await fetch(`${baseUrl}${asset}`);
+    expect(js.headers.get("cache-control")).toMatch(/immutable/);
+    expect(js.headers.get("content-type")).toMatch(/javascript/);
+  });
+
+  it("signs in with the printed link, creates a flag, rolls it out to 25% after a review, and explains an evaluation", async () => {
+    const started = await vane.started(60_000);
+    const link = vane.output().match(/(http:\/\/127\.0\.0\.1:\d+\/#key=vane_personal_[A-Za-z0-9_-]+)/)?.[1];
+    expect(link, "npm start prints a one-click sign-in link").toBeDefined();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(link!);
+    await page.getByRole("heading", { name: "Projects" }).waitFor();
+    expect(page.url()).not.toContain("vane_personal_"); // the key left the address bar
+    await shot(page, "projects");
+
+    await page.getByRole("link", { name: "Development" }).click();
+    await page.getByRole("heading", { name: "Flags" }).waitFor();
+    await page.getByRole("button", { name: "New flag" }).click();
+    await page.getByLabel("Key").fill("new-checkout");
+    await page.getByLabel("Name").fill("New checkout");
+    await page.getByRole("button", { name: "Create flag" }).click();
+    await page.getByRole("heading", { name: /new-checkout/ }).waitFor();
+
+    await page.getByRole("checkbox").check();
+    await page.getByLabel("Default variant").selectOption("off");
+    await page.getByRole("button", { name: "Add a percentage rollout" }).click();
+    await page.getByLabel("Share of on (%)").fill("25");
+    expect(await page.getByLabel("Share of off (%)").inputValue()).toBe("75");
+    await page.getByRole("button", { name: "Review changes" }).click();
+    const review = page.getByRole("dialog", { name: "Changes to save" });
+    await expect.poll(() => review.innerText()).toContain("Turn the flag ON");
+    expect(await review.innerText()).toContain("Percentage rollout: none → on 25%, off 75%");
+    await shot(page, "flag-review");
+    await review.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+
+    // What the API now holds.
+    const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
+    const got = await call<{
+      environments: { environmentId: string; enabled: boolean; rules: { outcome: { rollout: { variants: { variant: string; weight: number }[] } } }[] }[];
+    }>("vane.flags.v1.FlagService/GetFlag", { projectId, key: "new-checkout" }, accessToken);
+    const env = got.environments.find((e) => e.environmentId === environmentId)!;
+    expect(env.enabled).toBe(true);
+    expect(env.rules[0].outcome.rollout.variants).toEqual([
+      { variant: "on", weight: 25 },
+      { variant: "off", weight: 75 },
+    ]);
+
+    // The debugger, once the evaluator has the new version.
+    await expect
+      .poll(
+        async () => {
+          await page.getByRole("button", { name: "Evaluate" }).click();
+          return page
+            .getByTestId("evaluation")
+            .innerText()
+            .catch(() => "");
+        },
+        { timeout: 15_000 },
+      )
+      .toMatch(/TARGETING_MATCH/);
+    await shot(page, "flag-debugger");
+    expect(await page.getByTestId("evaluation").innerText()).toMatch(/Why\s+.*(rule|rollout)/i);
+
+    // The list shows the flag on in Development.
+    await page.getByRole("link", { name: "← Flags" }).click();
+    const row = page.getByRole("row", { name: /new-checkout/ });
+    await expect.poll(() => row.innerText()).toMatch(/on · 1 rule/);
+    await shot(page, "flags");
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it("says what is wrong with a bad key instead of signing in", async () => {
+    const { baseUrl } = await vane.started(60_000);
+    const page = await browser.newPage();
+    await page.goto(`${baseUrl}/#key=vane_personal_${"x".repeat(30)}`);
+    await expect
+      .poll(() =>
+        page
+          .getByRole("alert")
+          .innerText()
+          .catch(() => ""),
+      )
+      .toMatch(/sign-in link did not work/);
+    await shot(page, "signin-error");
+  });
+});
