@@ -114,6 +114,74 @@ describe("the console", () => {
     expect(errors).toEqual([]);
   }, 120_000);
 
+  it("shows another person's change without a reload, and reverts it from the history after a confirmation", async () => {
+    const started = await vane.started(60_000);
+    const link = vane.output().match(/(http:\/\/127\.0\.0\.1:\d+\/#key=vane_personal_[A-Za-z0-9_-]+)/)![1];
+    const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
+    const variants = [
+      { key: "on", value: true },
+      { key: "off", value: false },
+    ];
+    await call(
+      "vane.flags.v1.FlagService/CreateFlag",
+      { projectId, key: "live-banner", name: "Live banner", type: "FLAG_TYPE_BOOLEAN", variants },
+      accessToken,
+    );
+    await call(
+      "vane.flags.v1.FlagService/UpdateFlagEnvironment",
+      { environmentId, flagKey: "live-banner", expectedVersion: 0, enabled: false, defaultVariant: "off" },
+      accessToken,
+    );
+
+    // A second person's browser, on the flags list.
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.on("dialog", (d) => void d.accept());
+    await page.goto(link);
+    await page.getByRole("heading", { name: "Projects" }).waitFor();
+    await page.getByRole("link", { name: "Development" }).click();
+    const row = page.getByRole("row", { name: /live-banner/ });
+    await expect.poll(() => row.innerText()).toMatch(/live-banner/);
+    const developmentColumn = async () =>
+      (
+        await row
+          .locator("td")
+          .nth(2 + ["Development", "Production", "Staging"].indexOf("Development"))
+          .innerText()
+      ).trim();
+    expect(await developmentColumn()).toBe("off");
+
+    // Someone else turns it on through the API: the open page follows, no reload.
+    await call(
+      "vane.flags.v1.FlagService/UpdateFlagEnvironment",
+      { environmentId, flagKey: "live-banner", expectedVersion: 1, enabled: true, defaultVariant: "on", reason: "launch" },
+      accessToken,
+    );
+    await expect.poll(developmentColumn, { timeout: 15_000 }).toBe("on");
+    await shot(page, "live");
+
+    // The history names the change; revert it.
+    await row.getByRole("link", { name: "live-banner" }).click();
+    const entry = page.getByTestId("audit-entry").first();
+    await expect.poll(() => entry.innerText()).toMatch(/enabled: false → true/);
+    await shot(page, "history");
+    await entry.getByRole("button", { name: "Revert" }).click();
+    await page
+      .getByRole("status")
+      .filter({ hasText: /Reverted entry/ })
+      .waitFor();
+    await expect.poll(() => page.getByRole("checkbox").isChecked()).toBe(false);
+    const got = await call<{ environments: { environmentId: string; enabled: boolean }[] }>(
+      "vane.flags.v1.FlagService/GetFlag",
+      { projectId, key: "live-banner" },
+      accessToken,
+    );
+    const reverted = got.environments.find((e) => e.environmentId === environmentId);
+    expect(reverted).toBeDefined();
+    expect(reverted!.enabled ?? false).toBe(false); // proto3 JSON leaves out false
+    await context.close();
+  }, 120_000);
+
   it("says what is wrong with a bad key instead of signing in", async () => {
     const { baseUrl } = await vane.started(60_000);
     const page = await browser.newPage();

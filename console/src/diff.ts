@@ -18,3 +18,27 @@ export function describeChanges(before: EnvState, after: EnvState): string[] {
   if (before.ruleCount !== after.ruleCount) out.push(`Rules: ${before.ruleCount} → ${after.ruleCount}`);
   return out;
 }
+
+const short = (v: unknown): string => {
+  if (Array.isArray(v)) return `${v.length} item${v.length === 1 ? "" : "s"}`;
+  if (v === undefined || v === null || v === "") return "(none)";
+  const s = typeof v === "object" ? JSON.stringify(v) : String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}…` : s;
+};
+
+/** An audit entry's before and after as "field: before → after" lines (top-level fields that differ). */
+export function auditDiff(before: unknown, after: unknown): string[] {
+  const obj = (v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const b = obj(before);
+  const a = obj(after);
+  const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].filter((k) => !["version", "updateTime", "createTime"].includes(k));
+  const out: string[] = [];
+  for (const k of keys.sort()) {
+    if (JSON.stringify(b[k]) === JSON.stringify(a[k])) continue;
+    if (!(k in b)) out.push(`${k}: set to ${short(a[k])}`);
+    else if (!(k in a)) out.push(`${k}: removed (was ${short(b[k])})`);
+    else out.push(`${k}: ${short(b[k])} → ${short(a[k])}`);
+  }
+  if (before === null || before === undefined) return ["created", ...out];
+  return out;
+}

@@ -7,6 +7,7 @@ import { describeError, transport } from "./api.ts";
 import { FlagPage } from "./pages/flag.tsx";
 import { FlagsPage } from "./pages/flags.tsx";
 import { HomePage } from "./pages/home.tsx";
+import { useLiveChanges } from "./live.ts";
 import { useRoute } from "./router.ts";
 import { onSessionChange, signedIn, signIn, signOut, takeKeyFromUrl } from "./session.ts";
 import "./styles.css";
@@ -49,6 +50,7 @@ function App() {
   const [, setTick] = useState(0);
   const [linkError, setLinkError] = useState<string>();
   useEffect(() => onSessionChange(() => setTick((t) => t + 1)), []);
+  useLiveChanges(signedIn() && route.page !== "home" ? route.projectId : undefined);
   useEffect(() => {
     const key = takeKeyFromUrl();
     if (key) signIn(key).catch((err: unknown) => setLinkError(`The sign-in link did not work: ${describeError(err)}`));

@@ -57,3 +57,14 @@ describe("the change review", () => {
     expect(describeChanges(base, { ...base })).toEqual([]);
   });
 });
+
+describe("the audit log's readable diff", () => {
+  it("names each changed field, before and after", async () => {
+    const { auditDiff } = await import("../src/diff.ts");
+    expect(
+      auditDiff({ enabled: false, defaultVariant: "off", rules: [], version: "1" }, { enabled: true, defaultVariant: "off", rules: [{}], version: "2" }),
+    ).toEqual(["enabled: false → true", "rules: 0 items → 1 item"]);
+    expect(auditDiff(null, { key: "x" })).toEqual(["created", "key: set to x"]);
+    expect(auditDiff({ a: 1, b: "x" }, { a: 1 })).toEqual(["b: removed (was x)"]);
+  });
+});

@@ -4,7 +4,7 @@
  * before saving, archive/restore, and the evaluation debugger with the rule that matched and why.
  */
 import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
@@ -13,7 +13,7 @@ import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { type FlagEnvironment, type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { describeError } from "../api.ts";
-import { describeChanges, type EnvState } from "../diff.ts";
+import { auditDiff, describeChanges, type EnvState } from "../diff.ts";
 import { byName, href, type Route } from "../router.ts";
 import { setShare, total, type Share } from "../rollout.ts";
 
@@ -69,6 +69,78 @@ function Debugger({ flagKey, environmentId }: { flagKey: string; environmentId: 
           <dt>Why</dt>
           <dd>{e.explanation?.summary || e.errorMessage || "—"}</dd>
         </dl>
+      )}
+    </section>
+  );
+}
+
+/** The flag's audit log: who changed what and when, as a readable diff, each revertible after a confirmation. */
+function AuditLog({
+  projectId,
+  flagKey,
+  envNames,
+  versionOf,
+}: {
+  projectId: string;
+  flagKey: string;
+  envNames: Map<string, string>;
+  versionOf: (environmentId: string) => bigint;
+}) {
+  const qc = useQueryClient();
+  const entries = useQuery(FlagService.method.listAuditEntries, { projectId, flagKey, pageSize: 20 });
+  const revert = useMutation(FlagService.method.revertAuditEntry);
+  const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
+  return (
+    <section className="card">
+      <h2>History</h2>
+      {entries.error && <p className="error">{describeError(entries.error)}</p>}
+      <ol className="audit">
+        {entries.data?.entries.map((e) => {
+          const before = e.before ? toJson(ValueSchema, e.before) : null;
+          const lines = auditDiff(before, e.after ? toJson(ValueSchema, e.after) : null);
+          return (
+            <li key={String(e.id)} data-testid="audit-entry">
+              <div>
+                <strong>{e.action}</strong>
+                {e.environmentId && <> in {envNames.get(e.environmentId) ?? e.environmentId}</>} by {e.actor || e.actorKind}
+                <span className="muted"> · {e.createTime ? timestampDate(e.createTime).toLocaleString() : ""}</span>
+                {e.reason && <span className="muted"> · “{e.reason}”</span>}
+              </div>
+              {lines.length > 0 && (
+                <ul className="muted">
+                  {lines.map((l) => (
+                    <li key={l}>{l}</li>
+                  ))}
+                </ul>
+              )}
+              {before !== null && (
+                <button
+                  className="link"
+                  onClick={() => {
+                    if (!confirm(`Revert "${e.action}" (entry ${e.id})? Its state before the change is applied again.`)) return;
+                    revert.mutate(
+                      { projectId, auditEntryId: e.id, expectedVersion: versionOf(e.environmentId), reason: "console" },
+                      {
+                        onSuccess: () => {
+                          setMessage({ kind: "ok", text: `Reverted entry ${e.id}.` });
+                          void qc.invalidateQueries();
+                        },
+                        onError: (err) => setMessage({ kind: "error", text: describeError(err) }),
+                      },
+                    );
+                  }}
+                >
+                  Revert
+                </button>
+              )}
+            </li>
+          );
+        })}
+      </ol>
+      {message && (
+        <p role={message.kind === "error" ? "alert" : "status"} className={message.kind}>
+          {message.text}
+        </p>
       )}
     </section>
   );
@@ -228,6 +300,12 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
         )}
       </section>
       <Debugger flagKey={f.key} environmentId={route.environmentId} />
+      <AuditLog
+        projectId={route.projectId}
+        flagKey={f.key}
+        envNames={new Map((envs.data?.environments ?? []).map((e) => [e.id, e.name || e.key]))}
+        versionOf={(id) => (id ? (flag.data.environments.find((x) => x.environmentId === id)?.version ?? 0n) : f.version)}
+      />
       <section className="card">
         <h2>Lifecycle</h2>
         {f.archived ? (
