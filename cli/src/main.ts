@@ -166,10 +166,12 @@ command(program, "apply", "Make the project match the files: create and update (
   "vane apply -f flags/",
   "vane apply -f flags.yaml --dry-run",
   "vane apply -f flags/ --prune --reason 'release 42'",
+  "vane apply -f flags.yaml --confirm",
 ])
   .addOption(fileOption())
   .option("--prune", "archive flags (and delete segments) the files do not list")
   .option("--dry-run", "print what would change, change nothing")
+  .option("--confirm", "print what would change and ask (on stdin) before changing it")
   .option("--reason <text>", "why, for the audit log", "vane apply")
   .action(run(async () => (await import("./commands/apply.ts")).apply));
 command(program, "diff", "Show what apply would change; exit 0 when nothing, 3 when changes are pending", ["vane diff -f flags/", "vane diff -f flags.yaml -o json"])

@@ -19,7 +19,19 @@ import { plan, type Change } from "../spec/plan.ts";
 import { describe, renderChanges } from "../spec/render.ts";
 import { readState, type ServerState } from "../spec/state.ts";
 
-type Options = GlobalOptions & { file: string; prune?: boolean; dryRun?: boolean; reason: string };
+type Options = GlobalOptions & { file: string; prune?: boolean; dryRun?: boolean; confirm?: boolean; reason: string };
+
+/** `--confirm`: the plan is shown; anything but y/yes on stdin stops before the first write. */
+async function confirmed(count: number): Promise<boolean> {
+  process.stderr.write(`Apply ${count} change${count === 1 ? "" : "s"}? [y/N] `);
+  const { createInterface } = await import("node:readline");
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  for await (const line of rl) {
+    rl.close();
+    return /^y(es)?$/i.test(line.trim());
+  }
+  return false;
+}
 
 /** Loads the files, opens the session on their project, reads the server and plans. */
 async function prepare(cmd: Command) {
@@ -54,6 +66,10 @@ export async function apply(cmd: Command): Promise<void> {
       else process.stdout.write(`${renderChanges(changes)}\n${changes.length} change${changes.length === 1 ? "" : "s"} would be applied (dry run).\n`);
     });
     return;
+  }
+  if (opts.confirm) {
+    process.stdout.write(renderChanges(changes));
+    if (!(await confirmed(changes.length))) throw new UserError("not applied: not confirmed");
   }
   const writer = new Writer(session, state, loaded, opts.reason);
   const applied: Change[] = [];

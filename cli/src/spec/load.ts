@@ -5,7 +5,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { LineCounter, parseDocument, isNode, type Document } from "yaml";
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from "yaml";
 import { Ajv } from "ajv";
 import schema from "../../schema/vane-flags.schema.json" with { type: "json" };
 import { UserError } from "../errors.ts";
@@ -39,9 +39,12 @@ async function listFiles(path: string): Promise<string[]> {
 }
 
 function position(file: SourceFile, path: (string | number)[]): string {
-  // The deepest node that exists along the path: a missing field points at its parent.
-  for (let n = path.length; n >= 0; n--) {
-    const node = file.doc.getIn(path.slice(0, n), true);
+  // The deepest node that exists along the path (a missing field points at its parent); for a
+  // map entry, the line of its key rather than of its value.
+  for (let n = path.length; n > 0; n--) {
+    const parent = file.doc.getIn(path.slice(0, n - 1), true);
+    const last = path[n - 1];
+    const node = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === last)?.key : isSeq(parent) ? parent.items[last as number] : undefined;
     if (isNode(node) && node.range) return `${file.path}:${file.lines.linePos(node.range[0]).line}`;
   }
   return `${file.path}:1`;
@@ -69,10 +72,12 @@ function check(file: SourceFile, validate: ReturnType<Ajv["compile"]>): string[]
   const lines: string[] = [];
   for (const e of errors) {
     if (e.keyword === "oneOf" && errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath))) continue;
-    const path = e.instancePath.split("/").slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, "/").replace(/~0/g, "~")));
-    const extra = e.keyword === "additionalProperties" ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"` : "";
+    const path: (string | number)[] = e.instancePath.split("/").slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, "/").replace(/~0/g, "~")));
+    const extraKey = e.keyword === "additionalProperties" ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
+    if (extraKey) path.push(extraKey);
+    const message = extraKey ? "unknown field" : e.message;
     const allowed = e.keyword === "enum" ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(", ")})` : "";
-    const line = `${position(file, path)}: ${fieldName(path)}: ${e.message}${extra}${allowed}`;
+    const line = `${position(file, path)}: ${fieldName(path)}: ${message}${allowed}`;
     if (!seen.has(line) && (e.instancePath.split("/").length === deepest || lines.length === 0)) lines.push(line);
     seen.add(line);
   }

@@ -1,0 +1,83 @@
+/** The `vane` binary without a server: help, usage errors, completion, file validation, profiles. */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCli, type Cli } from "./run-vane.ts";
+
+let cli: Cli;
+let dir: string;
+beforeAll(async () => {
+  cli = await createCli();
+  dir = await mkdtemp(join(tmpdir(), "vane-files-"));
+});
+afterAll(async () => {
+  await cli?.cleanup();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("vane without a server", () => {
+  it("prints help with an example on every command, exit 0", async () => {
+    const top = await cli.run(["--help"]);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain("Usage: vane");
+    for (const args of [["login"], ["flags", "set"], ["apply"], ["diff"], ["eval"], ["keys", "create"], ["experiments", "results"], ["completion"]]) {
+      const res = await cli.run([...args, "--help"]);
+      expect(res.code, args.join(" ")).toBe(0);
+      expect(res.stdout, args.join(" ")).toMatch(/Examples:\n {2}\$ .*vane /);
+    }
+  });
+
+  it("exits 2 on usage errors, with one line and no stack", async () => {
+    const unknown = await cli.run(["flgs"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'flgs'");
+    const missing = await cli.run(["diff"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("required option '-f, --file <path>' not specified");
+    const badOutput = await cli.run(["-o", "xml", "flags", "list"]);
+    expect(badOutput.code).toBe(2);
+    expect(badOutput.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("says how to log in when there is no profile", async () => {
+    const res = await cli.run(["flags", "list"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr.trim()).toBe("error: not logged in: run vane login, or set VANE_URL and VANE_API_KEY");
+  });
+
+  it("prints completion scripts for bash, zsh and fish listing the commands", async () => {
+    for (const shell of ["bash", "zsh", "fish"]) {
+      const res = await cli.run(["completion", shell]);
+      expect(res.code, shell).toBe(0);
+      expect(res.stdout, shell).toContain("apply");
+      expect(res.stdout, shell).toContain("rollout");
+    }
+    expect((await cli.run(["completion", "bash"])).stdout).toContain("complete -o default -F _vane vane");
+    expect((await cli.run(["completion", "fish"])).stdout).toContain("complete -c vane -n '__fish_seen_subcommand_from set' -l rollout");
+    expect((await cli.run(["completion", "tcsh"])).code).toBe(2);
+  });
+
+  it("names file, line and field for a file that breaks the schema, before reaching any server", async () => {
+    const file = join(dir, "bad.yaml");
+    await writeFile(
+      file,
+      ["flags:", "  checkout:", "    type: boolean", "    variants:", "      on: true", "    environments:", "      production:", "        enabled: yes-please", ""].join("\n"),
+    );
+    const res = await cli.run(["diff", "-f", file]);
+    expect(res.code).toBe(1);
+    expect(res.stderr.trim()).toBe(`error: ${file}:8: flags.checkout.environments.production.enabled: must be boolean`);
+
+    await writeFile(file, "flags:\n  checkout:\n    type: boolean\n    variants: {on: true}\n    colour: blue\n");
+    expect((await cli.run(["diff", "-f", file])).stderr.trim()).toBe(`error: ${file}:5: flags.checkout.colour: unknown field`);
+
+    await writeFile(file, "flags:\n  checkout:\n    type: boolean\n  checkout:\n");
+    expect((await cli.run(["diff", "-f", file])).stderr).toContain(`${file}:4: Map keys must be unique`);
+  });
+
+  it("keeps VANE_API_KEY without VANE_URL from silently using a stored profile", async () => {
+    const res = await cli.run(["whoami"], { env: { VANE_API_KEY: "vane_personal_x" } });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("VANE_API_KEY is set but VANE_URL is not");
+  });
+});
