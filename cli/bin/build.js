@@ -1,3 +1,4 @@
+/* global process, URL */
 // Bundles cli/src with esbuild into cli/dist/<build>/ (ES modules, split per dynamic import;
 // packages stay external) and points cli/dist/manifest.json at it. Builds go to fresh
 // directories and the manifest is replaced atomically, so `vane` processes started side by

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global URL */
 // The `vane` command. Plain JavaScript so start-up does not pay for a TypeScript loader: it runs
 // the esbuild bundle in cli/dist (code-split, so each command loads only what it uses), rebuilt
 // here when a source file is newer than it. Without esbuild (a production install) it runs the

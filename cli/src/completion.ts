@@ -52,7 +52,8 @@ function fish(nodes: Node[]): string {
   for (const n of nodes) {
     const cond = n.path.length ? `__fish_seen_subcommand_from ${n.path[n.path.length - 1]}` : "__fish_use_subcommand";
     for (const s of n.subcommands) lines.push(`complete -c vane -n '${cond}' -a ${s}`);
-    for (const o of n.options) lines.push(o.startsWith("--") ? `complete -c vane -n '${cond}' -l ${o.slice(2)}` : `complete -c vane -n '${cond}' -s ${o.slice(1)}`);
+    for (const o of n.options)
+      lines.push(o.startsWith("--") ? `complete -c vane -n '${cond}' -l ${o.slice(2)}` : `complete -c vane -n '${cond}' -s ${o.slice(1)}`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -61,7 +61,10 @@ export async function activeProfile(name?: string): Promise<{ profile: Profile; 
   const apiKey = process.env.VANE_API_KEY;
   if (apiKey) {
     if (!url) throw new UserError("VANE_API_KEY is set but VANE_URL is not: set both (e.g. VANE_URL=http://localhost:8080)");
-    return { profile: { url, apiKey, organization: process.env.VANE_ORG, project: process.env.VANE_PROJECT, environment: process.env.VANE_ENV }, fromEnv: true };
+    return {
+      profile: { url, apiKey, organization: process.env.VANE_ORG, project: process.env.VANE_PROJECT, environment: process.env.VANE_ENV },
+      fromEnv: true,
+    };
   }
   const config = await readConfig();
   const chosen = name ?? process.env.VANE_PROFILE ?? config.current ?? "default";

@@ -7,7 +7,8 @@ export function describeError(err: unknown): { line: string; exitCode: number } 
   if (err instanceof UserError) return { line: err.message, exitCode: err.exitCode };
   if (err instanceof ConnectError) return { line: `server: ${codeName(err)}: ${err.rawMessage}`, exitCode: EXIT_ERROR };
   const cause = (err as { cause?: { code?: string } })?.cause;
-  if (cause?.code === "ECONNREFUSED") return { line: `cannot reach the server (${(cause as Error).message}); is it running? (npm start)`, exitCode: EXIT_ERROR };
+  if (cause?.code === "ECONNREFUSED")
+    return { line: `cannot reach the server (${(cause as Error).message}); is it running? (npm start)`, exitCode: EXIT_ERROR };
   return { line: err instanceof Error ? (err.stack ?? err.message) : String(err), exitCode: EXIT_ERROR };
 }
 

@@ -34,14 +34,16 @@ const envOption = () => new Option("-e, --env <key>", "environment key or id (de
 
 // Sign-in and context.
 command(program, "login", "Store a profile: server URL and a personal or admin API key (checked by signing in)", [
-  "vane login --url http://localhost:8080 --api-key \"$(cat .vane/admin-api-key)\"",
-  "echo \"$KEY\" | vane login --url https://vane.example.com",
+  'vane login --url http://localhost:8080 --api-key "$(cat .vane/admin-api-key)"',
+  'echo "$KEY" | vane login --url https://vane.example.com',
 ])
   .option("--url <url>", "server URL", "http://localhost:8080")
   .option("--api-key <key>", "API key (default: read from stdin)")
   .option("--name <profile>", "profile name", "default")
   .action(run(async () => (await import("./commands/auth.ts")).login));
-command(program, "logout", "Forget the current (or --profile) stored profile", ["vane logout"]).action(run(async () => (await import("./commands/auth.ts")).logout));
+command(program, "logout", "Forget the current (or --profile) stored profile", ["vane logout"]).action(
+  run(async () => (await import("./commands/auth.ts")).logout),
+);
 command(program, "whoami", "Who the credential acts as, and the current context", ["vane whoami -o json"]).action(
   run(async () => (await import("./commands/auth.ts")).whoami),
 );
@@ -54,9 +56,15 @@ command(context, "show", "Print the current context", ["vane context show"]).act
 
 // Tenancy.
 command(program, "orgs", "List organizations you belong to", ["vane orgs"]).action(run(async () => (await import("./commands/tenancy.ts")).orgs));
-command(program, "projects", "List the organization's projects", ["vane projects -o json"]).action(run(async () => (await import("./commands/tenancy.ts")).projects));
-command(program, "envs", "List the project's environments", ["vane envs --project default"]).action(run(async () => (await import("./commands/tenancy.ts")).envs));
-command(program, "members", "List the organization's members and roles", ["vane members"]).action(run(async () => (await import("./commands/tenancy.ts")).members));
+command(program, "projects", "List the organization's projects", ["vane projects -o json"]).action(
+  run(async () => (await import("./commands/tenancy.ts")).projects),
+);
+command(program, "envs", "List the project's environments", ["vane envs --project default"]).action(
+  run(async () => (await import("./commands/tenancy.ts")).envs),
+);
+command(program, "members", "List the organization's members and roles", ["vane members"]).action(
+  run(async () => (await import("./commands/tenancy.ts")).members),
+);
 
 const keys = command(program, "keys", "API keys of an environment", ["vane keys list --env production"]);
 command(keys, "list", "List the environment's API keys", ["vane keys list --env development"])
@@ -82,7 +90,7 @@ command(flags, "get <flag>", "Show a flag, its variants and its targeting in eve
 );
 command(flags, "create <flag>", "Create a flag (boolean with variants on/off unless --variant is given)", [
   "vane flags create new-checkout --name 'New checkout'",
-  "vane flags create banner --type string --variant blue=\\\"blue\\\" --variant red=\\\"red\\\"",
+  'vane flags create banner --type string --variant blue=\\"blue\\" --variant red=\\"red\\"',
 ])
   .option("--name <name>", "display name (default: the key)")
   .option("--description <text>", "description", "")
@@ -111,7 +119,9 @@ const segments = command(program, "segments", "Segments (reusable audiences) of 
 command(segments, "list", "List segments and the flags that use them", ["vane segments list -o yaml"]).action(
   run(async () => (await import("./commands/flags.ts")).segmentsList),
 );
-command(segments, "get <segment>", "Show a segment", ["vane segments get beta-users"]).action(run(async () => (await import("./commands/flags.ts")).segmentsGet));
+command(segments, "get <segment>", "Show a segment", ["vane segments get beta-users"]).action(
+  run(async () => (await import("./commands/flags.ts")).segmentsGet),
+);
 
 command(program, "audit", "The project's audit log, newest first", ["vane audit --flag new-checkout --since 24h", "vane audit --since 2026-01-31 -o json"])
   .option("--flag <key>", "only this flag")
@@ -155,10 +165,14 @@ command(experiments, "stop <experiment>", "Stop an experiment, optionally shippi
   .option("--ship <variant>", "serve this variant to everyone afterwards")
   .option("--reason <text>", "why, for the audit log", "")
   .action(run(async () => (await import("./commands/experiments.ts")).stop));
-command(experiments, "results <experiment>", "Results per metric and variant, intervals drawn as bars", ["vane experiments results checkout-test --confidence 0.9"])
+command(experiments, "results <experiment>", "Results per metric and variant, intervals drawn as bars", [
+  "vane experiments results checkout-test --confidence 0.9",
+])
   .option("--confidence <level>", "confidence level of the intervals", "0.95")
   .action(run(async () => (await import("./commands/experiments.ts")).results));
-command(program, "metrics", "List the project's metrics", ["vane metrics -o yaml"]).action(run(async () => (await import("./commands/experiments.ts")).metrics));
+command(program, "metrics", "List the project's metrics", ["vane metrics -o yaml"]).action(
+  run(async () => (await import("./commands/experiments.ts")).metrics),
+);
 
 // Flags as code.
 const fileOption = () => new Option("-f, --file <path>", "a YAML/JSON file or a directory of them").makeOptionMandatory();
@@ -174,7 +188,10 @@ command(program, "apply", "Make the project match the files: create and update (
   .option("--confirm", "print what would change and ask (on stdin) before changing it")
   .option("--reason <text>", "why, for the audit log", "vane apply")
   .action(run(async () => (await import("./commands/apply.ts")).apply));
-command(program, "diff", "Show what apply would change; exit 0 when nothing, 3 when changes are pending", ["vane diff -f flags/", "vane diff -f flags.yaml -o json"])
+command(program, "diff", "Show what apply would change; exit 0 when nothing, 3 when changes are pending", [
+  "vane diff -f flags/",
+  "vane diff -f flags.yaml -o json",
+])
   .addOption(fileOption())
   .option("--prune", "also show what --prune would archive or delete")
   .action(run(async () => (await import("./commands/apply.ts")).diff));
@@ -188,7 +205,7 @@ command(program, "pull", "Write the project's flags, segments and targeting as a
 
 command(program, "completion <shell>", "Print a shell completion script (bash, zsh or fish)", [
   "source <(vane completion bash)",
-  "vane completion zsh > \"${fpath[1]}/_vane\"",
+  'vane completion zsh > "${fpath[1]}/_vane"',
   "vane completion fish > ~/.config/fish/completions/vane.fish",
 ]).action(
   run(async () => async (cmd) => {

@@ -75,7 +75,10 @@ export async function openSession(opts: GlobalOptions): Promise<Session> {
       return project;
     },
     environments() {
-      envs ??= session.project().then(async (p) => (await identity.listEnvironments({ projectId: p.id })).environments);
+      // Sorted by key, so tables and messages read the same every time.
+      envs ??= session
+        .project()
+        .then(async (p) => (await identity.listEnvironments({ projectId: p.id })).environments.sort((a, b) => a.key.localeCompare(b.key)));
       return envs;
     },
     async environment(env) {

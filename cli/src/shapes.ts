@@ -12,7 +12,7 @@ export function enumName(e: Record<string, string | number>, value: number): str
 
 /** `boolean` → the enum's number; undefined when unknown. */
 export function enumValue(e: Record<string, string | number>, name: string): number | undefined {
-  for (const [k, v] of Object.entries(e)) if (typeof v === "number" && enumName(e, v) === name.toLowerCase()) return v;
+  for (const v of Object.values(e)) if (typeof v === "number" && enumName(e, v) === name.toLowerCase()) return v;
   return undefined;
 }
 

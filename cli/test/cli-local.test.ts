@@ -62,7 +62,17 @@ describe("vane without a server", () => {
     const file = join(dir, "bad.yaml");
     await writeFile(
       file,
-      ["flags:", "  checkout:", "    type: boolean", "    variants:", "      on: true", "    environments:", "      production:", "        enabled: yes-please", ""].join("\n"),
+      [
+        "flags:",
+        "  checkout:",
+        "    type: boolean",
+        "    variants:",
+        "      on: true",
+        "    environments:",
+        "      production:",
+        "        enabled: yes-please",
+        "",
+      ].join("\n"),
     );
     const res = await cli.run(["diff", "-f", file]);
     expect(res.code).toBe(1);

@@ -14,7 +14,16 @@ import { emit, paint, parseFormat, progress } from "../output.ts";
 import { openSession, type GlobalOptions, type Session } from "../session.ts";
 import { enumValue } from "../shapes.ts";
 import { loadSpec, type LoadedSpec } from "../spec/load.ts";
-import { conditionFromSpec, flagToSpec, ruleFromSpec, segmentToSpec, type EnvironmentSpec, type FlagSpec, type ProjectSpec, type SegmentSpec } from "../spec/model.ts";
+import {
+  conditionFromSpec,
+  flagToSpec,
+  ruleFromSpec,
+  segmentToSpec,
+  type EnvironmentSpec,
+  type FlagSpec,
+  type ProjectSpec,
+  type SegmentSpec,
+} from "../spec/model.ts";
 import { plan, type Change } from "../spec/plan.ts";
 import { describe, renderChanges } from "../spec/render.ts";
 import { readState, type ServerState } from "../spec/state.ts";
@@ -92,10 +101,7 @@ export async function apply(cmd: Command): Promise<void> {
 function failed(err: unknown, change: Change, applied: Change[], total: number): Error {
   if (!(err instanceof ConnectError)) return err as Error;
   const done = applied.length ? `${applied.length} of ${total} changes were applied before it (${applied.map(describe).join("; ")})` : "nothing was applied";
-  const why =
-    err.code === Code.Aborted
-      ? `changed on the server since vane read it (${err.rawMessage})`
-      : `${codeName(err)}: ${err.rawMessage}`;
+  const why = err.code === Code.Aborted ? `changed on the server since vane read it (${err.rawMessage})` : `${codeName(err)}: ${err.rawMessage}`;
   const next = err.code === Code.Aborted ? "; run vane diff to see the current state and apply again" : "";
   return new UserError(`could not ${describe(change)}: ${why}; ${done}, the rest was not${next}`);
 }
@@ -123,7 +129,13 @@ class Writer {
     if (c.kind === "segment") {
       const seg = this.loaded.spec.segments[c.key] as SegmentSpec | undefined;
       const have = this.state.segments.get(c.key);
-      const fields = () => ({ name: seg!.name ?? c.key, description: seg!.description ?? "", conditions: (seg!.when ?? []).map(conditionFromSpec), includedKeys: seg!.include ?? [], excludedKeys: seg!.exclude ?? [] });
+      const fields = () => ({
+        name: seg!.name ?? c.key,
+        description: seg!.description ?? "",
+        conditions: (seg!.when ?? []).map(conditionFromSpec),
+        includedKeys: seg!.include ?? [],
+        excludedKeys: seg!.exclude ?? [],
+      });
       if (c.action === "create") await this.segments.createSegment({ projectId, key: c.key, reason, ...fields() });
       else if (c.action === "update") await this.segments.updateSegment({ projectId, key: c.key, expectedVersion: have!.version, reason, ...fields() });
       else await this.segments.deleteSegment({ projectId, key: c.key, expectedVersion: have!.version, reason });
@@ -133,8 +145,10 @@ class Writer {
     if (c.kind === "targeting") return this.writeTargeting(c.key, c.environment!, spec!.environments![c.environment!]);
     const expectedVersion = this.versions.get(c.key) ?? 0n;
     let flag;
-    if (c.action === "create") flag = (await this.flags.createFlag({ projectId, key: c.key, type: enumValue(FlagType, spec!.type), reason, ...this.definition(c.key, spec!) })).flag;
-    else if (c.action === "update") flag = (await this.flags.updateFlag({ projectId, key: c.key, expectedVersion, reason, ...this.definition(c.key, spec!) })).flag;
+    if (c.action === "create")
+      flag = (await this.flags.createFlag({ projectId, key: c.key, type: enumValue(FlagType, spec!.type), reason, ...this.definition(c.key, spec!) })).flag;
+    else if (c.action === "update")
+      flag = (await this.flags.updateFlag({ projectId, key: c.key, expectedVersion, reason, ...this.definition(c.key, spec!) })).flag;
     else if (c.action === "unarchive") flag = (await this.flags.unarchiveFlag({ projectId, key: c.key, expectedVersion, reason })).flag;
     else flag = (await this.flags.archiveFlag({ projectId, key: c.key, expectedVersion, reason })).flag;
     this.versions.set(c.key, flag!.version);

@@ -63,7 +63,14 @@ export async function evaluate(cmd: Command): Promise<number> {
     reason: enumName(Reason, e.reason),
     errorCode: e.errorCode ? enumName(ErrorCode, e.errorCode) : null,
     errorMessage: e.errorMessage || null,
-    matchedRule: matched ? { index: matched.index, id: matched.id, description: matched.description, conditions: matched.conditions.map((c) => (c.condition ? conditionToSpec(c.condition) : null)) } : null,
+    matchedRule: matched
+      ? {
+          index: matched.index,
+          id: matched.id,
+          description: matched.description,
+          conditions: matched.conditions.map((c) => (c.condition ? conditionToSpec(c.condition) : null)),
+        }
+      : null,
     summary: x?.summary ?? null,
     version: Number(res.version),
   };

@@ -39,7 +39,12 @@ const shape = (e: Experiment) => ({
 export async function list(cmd: Command): Promise<void> {
   const { format, api, project } = await setup(cmd);
   const data = (await api.listExperiments({ projectId: project.id })).experiments.map(shape);
-  await emit(format, data, () => printTable(["key", "flag", "status", "variants", "metrics"], data.map((e) => [e.key, e.flag, e.status, e.variants.map((v) => v.variant).join(", "), e.primaryMetrics.join(", ")])));
+  await emit(format, data, () =>
+    printTable(
+      ["key", "flag", "status", "variants", "metrics"],
+      data.map((e) => [e.key, e.flag, e.status, e.variants.map((v) => v.variant).join(", "), e.primaryMetrics.join(", ")]),
+    ),
+  );
 }
 
 export async function start(cmd: Command): Promise<void> {
@@ -134,5 +139,10 @@ export async function metrics(cmd: Command): Promise<void> {
     kind: enumName(MetricKind, m.kind),
     direction: enumName(Direction, m.direction),
   }));
-  await emit(format, data, () => printTable(["key", "name", "event", "kind", "direction"], data.map((m) => [m.key, m.name, m.event, m.kind, m.direction])));
+  await emit(format, data, () =>
+    printTable(
+      ["key", "name", "event", "kind", "direction"],
+      data.map((m) => [m.key, m.name, m.event, m.kind, m.direction]),
+    ),
+  );
 }

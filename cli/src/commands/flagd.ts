@@ -27,7 +27,13 @@ export async function importFlagd(cmd: Command): Promise<void> {
   const res = await session
     .client(FlagService)
     .importFlagd({ environmentId: env.id, flagdJson, mode: opts.replace ? ImportMode.REPLACE : ImportMode.MERGE, reason: opts.reason });
-  const data = { environment: env.key, created: res.createdFlagKeys, updated: res.updatedFlagKeys, disabled: res.disabledFlagKeys, configVersion: Number(res.configVersion) };
+  const data = {
+    environment: env.key,
+    created: res.createdFlagKeys,
+    updated: res.updatedFlagKeys,
+    disabled: res.disabledFlagKeys,
+    configVersion: Number(res.configVersion),
+  };
   await emit(format, data, () =>
     process.stdout.write(`Imported into ${env.key}: ${data.created.length} created, ${data.updated.length} updated, ${data.disabled.length} disabled\n`),
   );

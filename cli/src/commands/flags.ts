@@ -24,7 +24,13 @@ async function setup(cmd: Command) {
 export async function list(cmd: Command): Promise<void> {
   const { opts, format, session, flags, project } = await setup(cmd);
   const envs = await session.environments();
-  const res = await flags.listFlags({ projectId: project.id, query: (opts.query as string) ?? "", onlyArchived: Boolean(opts.archived), includeArchived: Boolean(opts.archived), pageSize: 200 });
+  const res = await flags.listFlags({
+    projectId: project.id,
+    query: (opts.query as string) ?? "",
+    onlyArchived: Boolean(opts.archived),
+    includeArchived: Boolean(opts.archived),
+    pageSize: 200,
+  });
   const data = res.flags.map((f) => {
     const summaries = res.environmentSummaries[f.key]?.environments ?? [];
     return {
@@ -104,7 +110,11 @@ export async function archive(cmd: Command): Promise<void> {
   const { opts, format, flags, project } = await setup(cmd);
   const { flag } = await flags.getFlag({ projectId: project.id, key: cmd.args[0] });
   const res = await flags.archiveFlag({ projectId: project.id, key: cmd.args[0], expectedVersion: flag!.version, reason: opts.reason as string });
-  await emit(format, { key: res.flag!.key, archived: true, version: Number(res.flag!.version) }, () => void process.stdout.write(`Archived flag ${cmd.args[0]}\n`));
+  await emit(
+    format,
+    { key: res.flag!.key, archived: true, version: Number(res.flag!.version) },
+    () => void process.stdout.write(`Archived flag ${cmd.args[0]}\n`),
+  );
 }
 
 /** A rule `flags set --rollout` owns: no conditions, a two-slice rollout; replaced on the next --rollout. */
@@ -122,18 +132,30 @@ export async function set(cmd: Command): Promise<void> {
     if (!variants.includes(v)) throw new UserError(`${what}: flag ${flag.key} has no variant "${v}" (it has ${variants.join(", ")})`);
     return v;
   };
-  const defaultVariant = opts.default !== undefined ? known(opts.default as string, "--default") : current?.defaultVariant || (variants.includes("off") ? "off" : variants[0]);
+  const defaultVariant =
+    opts.default !== undefined ? known(opts.default as string, "--default") : current?.defaultVariant || (variants.includes("off") ? "off" : variants[0]);
   let rules = current?.rules ?? [];
   if (opts.rollout !== undefined) {
     const percent = Number(opts.rollout);
-    if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new UsageError(`--rollout must be a whole percentage from 0 to 100, got "${opts.rollout}"`);
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100)
+      throw new UsageError(`--rollout must be a whole percentage from 0 to 100, got "${opts.rollout}"`);
     const served = opts.variant !== undefined ? known(opts.variant as string, "--variant") : variants.find((v) => v !== defaultVariant);
     if (!served) throw new UserError(`flag ${flag.key} has a single variant: nothing to roll out`);
     rules = rules.filter((r) => r.description !== ROLLOUT_RULE);
     rules.push(
       create(RuleSchema, {
         description: ROLLOUT_RULE,
-        outcome: { kind: { case: "rollout", value: { variants: [{ variant: served, weight: percent }, { variant: defaultVariant, weight: 100 - percent }] } } },
+        outcome: {
+          kind: {
+            case: "rollout",
+            value: {
+              variants: [
+                { variant: served, weight: percent },
+                { variant: defaultVariant, weight: 100 - percent },
+              ],
+            },
+          },
+        },
       }),
     );
   }
@@ -150,7 +172,9 @@ export async function set(cmd: Command): Promise<void> {
   const e = res.environment!;
   const data = { key: flag.key, environment: env.key, enabled: e.enabled, default: e.defaultVariant, rules: e.rules.length, version: Number(e.version) };
   await emit(format, data, () =>
-    process.stdout.write(`${flag.key} in ${env.key}: ${e.enabled ? paint("green", "on") : paint("dim", "off")}, default ${e.defaultVariant}, ${e.rules.length} rule(s)\n`),
+    process.stdout.write(
+      `${flag.key} in ${env.key}: ${e.enabled ? paint("green", "on") : paint("dim", "off")}, default ${e.defaultVariant}, ${e.rules.length} rule(s)\n`,
+    ),
   );
 }
 
@@ -158,7 +182,12 @@ export async function segmentsList(cmd: Command): Promise<void> {
   const { format, session, project } = await setup(cmd);
   const res = await session.client(SegmentService).listSegments({ projectId: project.id });
   const data = res.segments.map((s) => ({ key: s.key, ...segmentToSpec(s), usedBy: (res.usedBy[s.key]?.references ?? []).map((r) => r.flagKey) }));
-  await emit(format, data, () => printTable(["key", "name", "conditions", "used by"], data.map((s) => [s.key, s.name ?? "", s.when?.length ?? 0, s.usedBy.join(", ") || "-"])));
+  await emit(format, data, () =>
+    printTable(
+      ["key", "name", "conditions", "used by"],
+      data.map((s) => [s.key, s.name ?? "", s.when?.length ?? 0, s.usedBy.join(", ") || "-"]),
+    ),
+  );
 }
 
 export async function segmentsGet(cmd: Command): Promise<void> {

@@ -16,27 +16,47 @@ export async function orgs(cmd: Command): Promise<void> {
   const { format, identity } = await setup(cmd);
   const { organizations } = await identity.listOrganizations({ pageSize: 200 });
   const data = organizations.map((o) => ({ id: o.id, slug: o.slug, name: o.name, createTime: iso(o.createTime) }));
-  await emit(format, data, () => printTable(["slug", "name", "id"], data.map((o) => [o.slug, o.name, o.id])));
+  await emit(format, data, () =>
+    printTable(
+      ["slug", "name", "id"],
+      data.map((o) => [o.slug, o.name, o.id]),
+    ),
+  );
 }
 
 export async function projects(cmd: Command): Promise<void> {
   const { format, identity, session } = await setup(cmd);
   const res = await identity.listProjects({ organizationId: session.organizationId(), pageSize: 200 });
   const data = res.projects.map((p) => ({ id: p.id, key: p.key, name: p.name, createTime: iso(p.createTime) }));
-  await emit(format, data, () => printTable(["key", "name", "id"], data.map((p) => [p.key, p.name, p.id])));
+  await emit(format, data, () =>
+    printTable(
+      ["key", "name", "id"],
+      data.map((p) => [p.key, p.name, p.id]),
+    ),
+  );
 }
 
 export async function envs(cmd: Command): Promise<void> {
   const { format, session } = await setup(cmd);
   const data = (await session.environments()).map((e) => ({ id: e.id, key: e.key, name: e.name, protected: e.protected }));
-  await emit(format, data, () => printTable(["key", "name", "protected", "id"], data.map((e) => [e.key, e.name, e.protected ? paint("yellow", "yes") : "no", e.id])));
+  await emit(format, data, () =>
+    printTable(
+      ["key", "name", "protected", "id"],
+      data.map((e) => [e.key, e.name, e.protected ? paint("yellow", "yes") : "no", e.id]),
+    ),
+  );
 }
 
 export async function members(cmd: Command): Promise<void> {
   const { format, identity, session } = await setup(cmd);
   const res = await identity.listMembers({ organizationId: session.organizationId(), pageSize: 200 });
   const data = res.members.map((m) => ({ id: m.id, email: m.email, role: enumName(Role, m.role), createTime: iso(m.createTime) }));
-  await emit(format, data, () => printTable(["email", "role", "id"], data.map((m) => [m.email, m.role, m.id])));
+  await emit(format, data, () =>
+    printTable(
+      ["email", "role", "id"],
+      data.map((m) => [m.email, m.role, m.id]),
+    ),
+  );
 }
 
 export async function keysList(cmd: Command): Promise<void> {
@@ -55,7 +75,14 @@ export async function keysList(cmd: Command): Promise<void> {
   await emit(format, data, () =>
     printTable(
       ["name", "kind", "prefix", "created", "last used", "id"],
-      apiKeys.map((k) => [k.revokeTime ? paint("strikethrough", k.name) : k.name, enumName(ApiKeyKind, k.kind), k.prefix, age(k.createTime), age(k.lastUsedTime), k.id]),
+      apiKeys.map((k) => [
+        k.revokeTime ? paint("strikethrough", k.name) : k.name,
+        enumName(ApiKeyKind, k.kind),
+        k.prefix,
+        age(k.createTime),
+        age(k.lastUsedTime),
+        k.id,
+      ]),
     ),
   );
 }

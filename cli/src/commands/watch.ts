@@ -27,7 +27,9 @@ export async function watch(cmd: Command): Promise<void> {
         auditEntryId: Number(c.auditEntryId) || null,
       };
       if (format === "table")
-        process.stdout.write(`${paint("dim", data.time ?? "")}  ${data.kind.padEnd(17)} ${data.flagKey ?? data.segmentKey ?? ""}${data.environment ? ` in ${data.environment}` : ""}  ${paint("dim", data.actor)}\n`);
+        process.stdout.write(
+          `${paint("dim", data.time ?? "")}  ${data.kind.padEnd(17)} ${data.flagKey ?? data.segmentKey ?? ""}${data.environment ? ` in ${data.environment}` : ""}  ${paint("dim", data.actor)}\n`,
+        );
       // One JSON object per line, so `vane watch -o json | jq` streams.
       else process.stdout.write(`${JSON.stringify(data)}\n`);
     }

@@ -44,13 +44,21 @@ function position(file: SourceFile, path: (string | number)[]): string {
   for (let n = path.length; n > 0; n--) {
     const parent = file.doc.getIn(path.slice(0, n - 1), true);
     const last = path[n - 1];
-    const node = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === last)?.key : isSeq(parent) ? parent.items[last as number] : undefined;
+    const node = isMap(parent)
+      ? parent.items.find((p) => isScalar(p.key) && p.key.value === last)?.key
+      : isSeq(parent)
+        ? parent.items[last as number]
+        : undefined;
     if (isNode(node) && node.range) return `${file.path}:${file.lines.linePos(node.range[0]).line}`;
   }
   return `${file.path}:1`;
 }
 
-const fieldName = (path: (string | number)[]) => path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("").replace(/^\./, "") || "(top)";
+const fieldName = (path: (string | number)[]) =>
+  path
+    .map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`))
+    .join("")
+    .replace(/^\./, "") || "(top)";
 
 async function parseFile(path: string): Promise<SourceFile> {
   const text = await readFile(path, "utf8");
@@ -72,7 +80,10 @@ function check(file: SourceFile, validate: ReturnType<Ajv["compile"]>): string[]
   const lines: string[] = [];
   for (const e of errors) {
     if (e.keyword === "oneOf" && errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath))) continue;
-    const path: (string | number)[] = e.instancePath.split("/").slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, "/").replace(/~0/g, "~")));
+    const path: (string | number)[] = e.instancePath
+      .split("/")
+      .slice(1)
+      .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, "/").replace(/~0/g, "~")));
     const extraKey = e.keyword === "additionalProperties" ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
     if (extraKey) path.push(extraKey);
     const message = extraKey ? "unknown field" : e.message;

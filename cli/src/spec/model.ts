@@ -5,7 +5,17 @@
  */
 import { create, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { ConditionSchema, FlagType, Operator, RuleSchema, type Condition, type Flag, type FlagEnvironment, type Rule, type Segment } from "#gen/vane/flags/v1/flags_pb.js";
+import {
+  ConditionSchema,
+  FlagType,
+  Operator,
+  RuleSchema,
+  type Condition,
+  type Flag,
+  type FlagEnvironment,
+  type Rule,
+  type Segment,
+} from "#gen/vane/flags/v1/flags_pb.js";
 import { toJson, fromJson } from "@bufbuild/protobuf";
 import { enumName, enumValue } from "../shapes.ts";
 
@@ -127,9 +137,12 @@ export function segmentToSpec(s: Segment): SegmentSpec {
 
 export function conditionFromSpec(c: ConditionSpec): Condition {
   if ("attribute" in c)
-    return create(ConditionSchema, { kind: { case: "attribute", value: { attribute: c.attribute, operator: enumValue(Operator, c.op), values: c.values.map(value) } } });
+    return create(ConditionSchema, {
+      kind: { case: "attribute", value: { attribute: c.attribute, operator: enumValue(Operator, c.op), values: c.values.map(value) } },
+    });
   if ("segment" in c) return create(ConditionSchema, { kind: { case: "segment", value: { segmentKey: c.segment, negate: Boolean(c.negate) } } });
-  if ("layer" in c) return create(ConditionSchema, { kind: { case: "layer", value: { layerKey: c.layer, start: c.start, end: c.end, bucketBy: c.bucketBy ?? "" } } });
+  if ("layer" in c)
+    return create(ConditionSchema, { kind: { case: "layer", value: { layerKey: c.layer, start: c.start, end: c.end, bucketBy: c.bucketBy ?? "" } } });
   return create(ConditionSchema, { kind: { case: "jsonLogic", value: value(c.jsonLogic) } });
 }
 
@@ -141,7 +154,11 @@ export function ruleFromSpec(r: RuleSpec, id = ""): Rule {
         ? {
             kind: {
               case: "rollout" as const,
-              value: { bucketBy: r.bucketBy ?? "", seed: r.seed ?? "", variants: r.rollout.map((slice) => ({ variant: Object.keys(slice)[0], weight: Object.values(slice)[0] })) },
+              value: {
+                bucketBy: r.bucketBy ?? "",
+                seed: r.seed ?? "",
+                variants: r.rollout.map((slice) => ({ variant: Object.keys(slice)[0], weight: Object.values(slice)[0] })),
+              },
             },
           }
         : { kind: { case: "jsonLogic" as const, value: value(r.jsonLogic ?? null) } };
@@ -169,5 +186,11 @@ function normalizeRule(r: RuleSpec): RuleSpec {
 }
 
 export function normalizeSegment(key: string, s: SegmentSpec): SegmentSpec {
-  return segmentToSpec({ name: s.name ?? key, description: s.description ?? "", conditions: (s.when ?? []).map(conditionFromSpec), includedKeys: s.include ?? [], excludedKeys: s.exclude ?? [] } as unknown as Segment);
+  return segmentToSpec({
+    name: s.name ?? key,
+    description: s.description ?? "",
+    conditions: (s.when ?? []).map(conditionFromSpec),
+    includedKeys: s.include ?? [],
+    excludedKeys: s.exclude ?? [],
+  } as unknown as Segment);
 }

@@ -6,7 +6,16 @@
 import { isDeepStrictEqual } from "node:util";
 import { UserError } from "../errors.ts";
 import type { LoadedSpec } from "./load.ts";
-import { environmentToSpec, flagToSpec, normalizeEnvironment, normalizeFlag, normalizeSegment, segmentToSpec, type EnvironmentSpec, type FlagSpec } from "./model.ts";
+import {
+  environmentToSpec,
+  flagToSpec,
+  normalizeEnvironment,
+  normalizeFlag,
+  normalizeSegment,
+  segmentToSpec,
+  type EnvironmentSpec,
+  type FlagSpec,
+} from "./model.ts";
 import type { ServerState } from "./state.ts";
 
 export type Action = "create" | "update" | "archive" | "unarchive" | "delete";
@@ -41,9 +50,13 @@ export function plan(loaded: LoadedSpec, state: ServerState, prune: boolean): Ch
     const current = have ? flagToSpec(have.flag, [...have.environments.values()], envKeys) : undefined;
     if (!have) changes.push({ action: "create", kind: "flag", key, before: null, after: definition(want) });
     else {
-      if (current!.type !== want.type) throw new UserError(`${loaded.where([key, "type"], "flags")}: flags.${key}.type: is ${current!.type} on the server; a flag's type cannot change (archive it and create another key)`);
+      if (current!.type !== want.type)
+        throw new UserError(
+          `${loaded.where([key, "type"], "flags")}: flags.${key}.type: is ${current!.type} on the server; a flag's type cannot change (archive it and create another key)`,
+        );
       if (have.flag.archived) changes.push({ action: "unarchive", kind: "flag", key, before: null, after: null });
-      if (!isDeepStrictEqual(definition(current!), definition(want))) changes.push({ action: "update", kind: "flag", key, before: definition(current!), after: definition(want) });
+      if (!isDeepStrictEqual(definition(current!), definition(want)))
+        changes.push({ action: "update", kind: "flag", key, before: definition(current!), after: definition(want) });
     }
     for (const [env, target] of Object.entries(want.environments ?? {})) {
       const server = have?.environments.get(env);

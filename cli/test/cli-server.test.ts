@@ -1,0 +1,278 @@
+/**
+ * The real `vane` binary against the test suite's own `npm start`: login with the printed key,
+ * the main commands' happy paths and failures, JSON output parsed, and flags as code end to end.
+ */
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startVane, type VaneProcess } from "#test/vane-process.ts";
+import { createCli, type Cli } from "./run-vane.ts";
+
+let server: VaneProcess;
+let cli: Cli;
+let started: { baseUrl: string; adminKey: string; organizationId: string };
+let dir: string;
+
+beforeAll(async () => {
+  server = startVane();
+  cli = await createCli();
+  dir = await mkdtemp(join(tmpdir(), "vane-flags-"));
+  started = await server.started(45_000);
+  const login = await cli.run(["login", "--url", started.baseUrl], { input: `${started.adminKey}\n` });
+  expect(login.stderr).toContain('profile "default" saved');
+  expect(login.code).toBe(0);
+});
+afterAll(async () => {
+  await server?.cleanup();
+  await cli?.cleanup();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const json = async <T = any>(args: string[], env?: Record<string, string>): Promise<T> => {
+  const res = await cli.run([...args, "-o", "json"], { env });
+  expect(res.code, `vane ${args.join(" ")}: ${res.stderr}`).toBe(0);
+  return JSON.parse(res.stdout) as T;
+};
+
+describe("vane against npm start", () => {
+  it("stores the profile 0600 and signs in with it; VANE_URL/VANE_API_KEY work with nothing stored", async () => {
+    const info = await stat(join(cli.configHome, "vane", "config"));
+    expect(info.mode & 0o777).toBe(0o600);
+    expect(await json(["whoami"])).toMatchObject({
+      url: started.baseUrl,
+      role: "owner",
+      keyKind: "personal",
+      organizationId: started.organizationId,
+      project: "default",
+    });
+
+    const ci = await createCli();
+    try {
+      const me = await ci.run(["whoami", "-o", "json"], { env: { VANE_URL: started.baseUrl, VANE_API_KEY: started.adminKey } });
+      expect(me.code, me.stderr).toBe(0);
+      expect(JSON.parse(me.stdout).organizationId).toBe(started.organizationId);
+      await expect(stat(join(ci.configHome, "vane"))).rejects.toThrow();
+    } finally {
+      await ci.cleanup();
+    }
+
+    const bad = await cli.run(["login", "--url", started.baseUrl, "--api-key", `vane_personal_${"A".repeat(43)}`, "--name", "bad"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: server: unauthenticated: /);
+  });
+
+  it("lists tenancy and manages keys (the secret printed once)", async () => {
+    expect((await json<{ key: string }[]>(["projects"])).map((p) => p.key)).toEqual(["default"]);
+    expect((await json<{ key: string; protected: boolean }[]>(["envs"])).map((e) => [e.key, e.protected]).sort()).toEqual([
+      ["development", false],
+      ["production", true],
+      ["staging", false],
+    ]);
+    expect((await json<{ email: string; role: string }[]>(["members"]))[0].role).toBe("owner");
+    expect((await json<{ id: string }[]>(["orgs"]))[0].id).toBe(started.organizationId);
+
+    const created = await json<{ id: string; secret: string; kind: string }>(["keys", "create", "backend", "--env", "staging", "--kind", "server"]);
+    expect(created.secret).toMatch(/^vane_server_/);
+    const listed = await json<{ id: string; name: string }[]>(["keys", "list", "--env", "staging"]);
+    expect(listed.find((k) => k.id === created.id)).toMatchObject({ name: "backend" });
+    expect(JSON.stringify(listed)).not.toContain(created.secret);
+    expect((await json<{ revokeTime: string | null }>(["keys", "revoke", created.id])).revokeTime).not.toBeNull();
+
+    const noEnv = await cli.run(["keys", "list", "--env", "nowhere"]);
+    expect(noEnv.code).toBe(1);
+    expect(noEnv.stderr.trim()).toBe('error: no environment "nowhere" in project default (have: development, production, staging)');
+  });
+
+  it("creates, sets, lists, evaluates with the matched rule, audits and reverts a flag", async () => {
+    expect(await json(["flags", "create", "new-checkout", "--name", "New checkout"])).toMatchObject({ key: "new-checkout", type: "boolean" });
+    const set = await json(["flags", "set", "new-checkout", "--env", "development", "--on", "--default", "off", "--rollout", "100"]);
+    expect(set).toMatchObject({ enabled: true, default: "off", rules: 1 });
+    const listed = await json<{ key: string; environments: Record<string, { enabled: boolean; rules: number }> }[]>(["flags", "list"]);
+    expect(listed.find((f) => f.key === "new-checkout")!.environments.development).toEqual({ enabled: true, default: "off", rules: 1 });
+
+    const evaluated = await json(["eval", "new-checkout", "--env", "development", "--context", "targetingKey=u1", "-c", 'plan="pro"']);
+    expect(evaluated).toMatchObject({
+      value: true,
+      variant: "on",
+      reason: "targeting_match",
+      matchedRule: { index: 0, description: "vane flags set --rollout" },
+    });
+    const ctx = join(dir, "ctx.json");
+    await writeFile(ctx, JSON.stringify({ targetingKey: "u2" }));
+    expect(await json(["eval", "new-checkout", "--env", "production", "--context-file", ctx])).toMatchObject({
+      value: null,
+      reason: "disabled",
+      matchedRule: null,
+    });
+
+    const table = await cli.run(["flags", "list"]);
+    expect(table.stdout).toMatch(/^KEY +TYPE +DEVELOPMENT +PRODUCTION +STAGING$/m);
+    expect(table.stdout).toMatch(/^new-checkout +boolean +on \+1 +off +off$/m);
+    expect(table.stdout).not.toContain("\u001b["); // not a terminal: no colour
+
+    const wrongVariant = await cli.run(["flags", "set", "new-checkout", "--env", "development", "--default", "purple"]);
+    expect(wrongVariant.code).toBe(1);
+    expect(wrongVariant.stderr.trim()).toBe('error: --default: flag new-checkout has no variant "purple" (it has on, off)');
+    const missing = await cli.run(["flags", "get", "nope"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe('error: server: not_found: flag "nope" not found');
+
+    const entries = await json<{ id: number; action: string; environment: string | null }[]>(["audit", "--flag", "new-checkout", "--since", "1h"]);
+    expect(entries.map((e) => e.action)).toEqual(["flag.environment.update", "flag.create"]);
+    const reverted = await json<{ auditEntryId: number }>(["revert", String(entries[0].id), "--reason", "test"]);
+    expect(reverted.auditEntryId).toBeGreaterThan(entries[0].id);
+    const after = await json<{ environments?: Record<string, unknown> }>(["flags", "get", "new-checkout"]);
+    expect(after.environments?.development).toMatchObject({ enabled: false });
+    expect((await cli.run(["audit", "--since", "yesterday-ish"])).code).toBe(2);
+  });
+
+  it("exports and imports flagd files", async () => {
+    const file = join(dir, "flagd.json");
+    await writeFile(file, JSON.stringify({ flags: { "dark-mode": { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" } } }));
+    expect(await json(["import", "flagd", file, "--env", "staging"])).toMatchObject({ created: ["dark-mode"] });
+    const exported = await cli.run(["export", "flagd", "--env", "staging"]);
+    expect(exported.code).toBe(0);
+    expect(JSON.parse(exported.stdout).flags["dark-mode"]).toMatchObject({ state: "ENABLED", defaultVariant: "on" });
+    await writeFile(file, "{ not json");
+    const bad = await cli.run(["import", "flagd", file, "--env", "staging"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`${file}: not JSON`);
+  });
+
+  it("streams changes with watch", async () => {
+    const watching = cli.start(["watch", "-o", "json"]);
+    try {
+      await watching.waitFor(/Watching project default/);
+      await json(["flags", "create", "watched-flag"]);
+      await watching.waitFor(/"flagKey":"watched-flag"/);
+      const line = watching
+        .output()
+        .stdout.split("\n")
+        .find((l) => l.includes("watched-flag"))!;
+      expect(JSON.parse(line)).toMatchObject({ kind: "flag_created", flagKey: "watched-flag" });
+    } finally {
+      watching.child.kill("SIGINT");
+      await watching.exited;
+    }
+  });
+
+  it("lists experiments and metrics (none yet) as JSON", async () => {
+    expect(await json(["experiments", "list"])).toEqual([]);
+    expect(await json(["metrics"])).toEqual([]);
+    const missing = await cli.run(["experiments", "results", "nope"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe('error: no experiment "nope" in this project (have: none)');
+  });
+});
+
+describe("flags as code", () => {
+  it("pull → diff (0) → edit → diff (3) → apply → diff (0) → audit entry; apply twice changes nothing", async () => {
+    const file = join(dir, "flags.yaml");
+    const pulled = await cli.run(["pull", "-f", file]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    const clean = await cli.run(["diff", "-f", file]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toContain("No changes");
+
+    const text = await readFile(file, "utf8");
+    await writeFile(
+      file,
+      text.replace(
+        /^flags:\n/m,
+        [
+          "flags:",
+          "  banner:",
+          "    type: string",
+          "    variants: {blue: blue, red: red}",
+          "    environments:",
+          "      staging:",
+          "        enabled: true",
+          "        default: blue",
+          "        rules:",
+          "          - when: [{attribute: email, op: ends_with, values: ['@example.com']}]",
+          "            variant: red",
+          "",
+        ].join("\n"),
+      ),
+    );
+    const pending = await cli.run(["diff", "-f", file]);
+    expect(pending.code, pending.stderr).toBe(3);
+    expect(pending.stdout).toContain("+ create flag banner");
+    expect(pending.stdout).toContain("~ update targeting of flag banner in staging");
+    expect(pending.stdout).toContain("    +default: blue");
+    const asJson = JSON.parse((await cli.run(["diff", "-f", file, "-o", "json"])).stdout) as {
+      changes: { action: string; kind: string; key: string; environment: string | null }[];
+    };
+    expect(asJson.changes.map((c) => [c.action, c.kind, c.key, c.environment])).toEqual([
+      ["create", "flag", "banner", null],
+      ["update", "targeting", "banner", "staging"],
+    ]);
+
+    const applied = await cli.run(["apply", "-f", file, "--reason", "from git"]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain("Applied 2 changes.");
+    expect((await cli.run(["diff", "-f", file])).code).toBe(0);
+    expect(await json(["apply", "-f", file])).toEqual({ applied: [], pending: [], dryRun: false });
+
+    const entries = await json<{ action: string; reason: string; environment: string | null }[]>(["audit", "--flag", "banner"]);
+    expect(entries.map((e) => [e.action, e.environment, e.reason])).toEqual([
+      ["flag.environment.update", "staging", "from git"],
+      ["flag.create", null, "from git"],
+    ]);
+    expect(await json(["eval", "banner", "--env", "staging", "-c", "email=ann@example.com"])).toMatchObject({ value: "red", reason: "targeting_match" });
+  });
+
+  it("--dry-run and --prune: shows archiving flags the files omit, and archives only when asked", async () => {
+    const file = join(dir, "only-banner.yaml");
+    await writeFile(file, "flags:\n  banner:\n    type: string\n    variants: {blue: blue, red: red}\n");
+    const dry = await json<{ pending: { action: string; key: string }[] }>(["apply", "-f", file, "--prune", "--dry-run"]);
+    expect(dry.pending.filter((c) => c.action === "archive").map((c) => c.key)).toContain("new-checkout");
+    expect((await json<{ key: string }[]>(["flags", "list"])).map((f) => f.key)).toContain("new-checkout");
+  });
+
+  it("names the file, line and field of an unknown variant or environment, checked against the server", async () => {
+    const file = join(dir, "wrong.yaml");
+    await writeFile(
+      file,
+      "flags:\n  banner:\n    type: string\n    variants: {blue: blue, red: red}\n    environments:\n      staging:\n        enabled: true\n        default: green\n      qa:\n        enabled: false\n",
+    );
+    const res = await cli.run(["apply", "-f", file]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`${file}:8: flags.banner.environments.staging.default: unknown variant "green" (flag banner has blue, red)`);
+    expect(res.stderr).toContain(`${file}:9: flags.banner.environments.qa: unknown environment "qa" (the project has development, production, staging)`);
+  });
+
+  it("a concurrent edit during apply fails cleanly, saying what was and was not applied", async () => {
+    const file = join(dir, "race.yaml");
+    await writeFile(
+      file,
+      [
+        "segments:",
+        "  staff: {name: Staff, when: [{attribute: email, op: ends_with, values: ['@example.com']}]}",
+        "flags:",
+        "  banner:",
+        "    type: string",
+        "    variants: {blue: blue, red: red}",
+        "    environments:",
+        "      staging: {enabled: true, default: red}",
+        "",
+      ].join("\n"),
+    );
+    const applying = cli.start(["apply", "-f", file, "--confirm"]);
+    await applying.waitFor(/Apply 2 changes\? \[y\/N\]/);
+    // Someone else changes banner's staging targeting after apply read it.
+    await json(["flags", "set", "banner", "--env", "staging", "--off"]);
+    applying.child.stdin!.end("y\n");
+    const res = await applying.exited;
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(
+      /error: could not update targeting of flag banner in staging: changed on the server since vane read it \(.*\); 1 of 2 changes were applied before it \(create segment staff\), the rest was not; run vane diff/,
+    );
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    // Nothing else moved: the other edit stands, and a new apply converges.
+    expect((await json<{ environments: Record<string, { enabled: boolean }> }>(["flags", "get", "banner"])).environments.staging.enabled).toBe(false);
+    expect((await cli.run(["apply", "-f", file])).code).toBe(0);
+    expect((await cli.run(["diff", "-f", file])).code).toBe(0);
+  });
+});
