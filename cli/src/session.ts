@@ -43,12 +43,21 @@ export async function exchange(url: string, apiKey: string): Promise<{ accessTok
   return { accessToken: res.accessToken, principal: res.principal! };
 }
 
+/** The context's organization (slug or id), else the credential's own. */
+async function organizationId(identity: Client<typeof IdentityService>, wanted: string | undefined, own: string): Promise<string> {
+  if (!wanted || wanted === own) return own;
+  const { organizations } = await identity.listOrganizations({ pageSize: 200 });
+  const found = organizations.find((o) => o.slug === wanted || o.id === wanted);
+  if (!found) throw new UserError(`no organization "${wanted}" among yours (${organizations.map((o) => o.slug).join(", ")})`);
+  return found.id;
+}
+
 export async function openSession(opts: GlobalOptions): Promise<Session> {
   const { profile } = await activeProfile(opts.profile);
   const { accessToken, principal } = await exchange(profile.url, profile.apiKey);
   const transport = transportFor(profile.url, accessToken);
   const identity = createClient(IdentityService, transport);
-  const orgId = profile.organization && /^[0-9a-f-]{36}$/.test(profile.organization) ? profile.organization : principal.organizationId;
+  const orgId = await organizationId(identity, profile.organization ?? process.env.VANE_ORG, principal.organizationId);
   let project: Promise<Project> | undefined;
   let envs: Promise<Environment[]> | undefined;
 
