@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startVane, type VaneProcess } from "#test/vane-process.ts";
+import { adminSession, startVane, type VaneProcess } from "#test/vane-process.ts";
 import { createCli, type Cli } from "./run-vane.ts";
 
 let server: VaneProcess;
@@ -157,12 +157,53 @@ describe("vane against npm start", () => {
     }
   });
 
-  it("lists experiments and metrics (none yet) as JSON", async () => {
+  it("lists, starts, shows results of and stops an experiment", async () => {
     expect(await json(["experiments", "list"])).toEqual([]);
-    expect(await json(["metrics"])).toEqual([]);
     const missing = await cli.run(["experiments", "results", "nope"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim()).toBe('error: no experiment "nope" in this project (have: none)');
+
+    // Metrics and experiments have no create command yet: made through the API, driven by the CLI.
+    await json(["flags", "create", "checkout-flow", "--type", "string", "--variant", 'control="a"', "--variant", 'treatment="b"']);
+    const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
+    await call(
+      "vane.experiments.v1.ExperimentService/CreateMetric",
+      { projectId, key: "purchased", name: "Purchased", eventName: "purchase", kind: "METRIC_KIND_CONVERSION", direction: "DIRECTION_INCREASE" },
+      accessToken,
+    );
+    await call(
+      "vane.experiments.v1.ExperimentService/CreateExperiment",
+      {
+        projectId,
+        environmentId,
+        flagKey: "checkout-flow",
+        key: "one-page",
+        name: "One page",
+        variants: [
+          { variant: "control", weight: 50 },
+          { variant: "treatment", weight: 50 },
+        ],
+        controlVariant: "control",
+        primaryMetricKeys: ["purchased"],
+      },
+      accessToken,
+    );
+    expect(await json(["metrics"])).toEqual([{ key: "purchased", name: "Purchased", event: "purchase", kind: "conversion", direction: "increase" }]);
+    expect(await json(["experiments", "list"])).toMatchObject([{ key: "one-page", flag: "checkout-flow", status: "draft" }]);
+    expect(await json(["experiments", "start", "one-page"])).toMatchObject({ status: "running" });
+    const results = await json<{ experiment: string; metrics: { metric: string; variants: { variant: string; units: number }[] }[] }>([
+      "experiments",
+      "results",
+      "one-page",
+    ]);
+    expect(results.experiment).toBe("one-page");
+    expect(results.metrics.map((m) => m.metric)).toEqual(["purchased"]);
+    const table = await cli.run(["experiments", "results", "one-page", "--confidence", "0.9"]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^METRIC +VARIANT +UNITS +MEAN +LIFT +90% INTERVAL/m);
+    expect(table.stdout).toMatch(/^purchased +control \(control\)/m);
+    expect((await cli.run(["experiments", "results", "one-page", "--confidence", "2"])).code).toBe(2);
+    expect(await json(["experiments", "stop", "one-page", "--ship", "treatment"])).toMatchObject({ status: "stopped", shippedVariant: "treatment" });
   });
 });
 
