@@ -282,6 +282,19 @@ describe("flags as code", () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toContain(`${file}:8: flags.banner.environments.staging.default: unknown variant "green" (flag banner has blue, red)`);
     expect(res.stderr).toContain(`${file}:9: flags.banner.environments.qa: unknown environment "qa" (the project has development, production, staging)`);
+
+    // A rule that does not compile is the server's to judge; the message still names the place.
+    await writeFile(
+      file,
+      "flags:\n  banner:\n    type: string\n    variants: {blue: blue, red: red}\n    environments:\n      staging:\n        enabled: true\n        rules:\n          - when: [{attribute: email, op: matches, values: ['(unclosed']}]\n            variant: red\n",
+    );
+    const bad = await cli.run(["apply", "-f", file]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(
+      new RegExp(
+        `^error: ${file}:6: could not update targeting of flag banner in staging: invalid_argument: rules\\[0\\]\\.conditions\\[0\\].*not a valid regular expression.*; nothing was applied$`,
+      ),
+    );
   });
 
   it("a concurrent edit during apply fails cleanly, saying what was and was not applied", async () => {
@@ -308,7 +321,7 @@ describe("flags as code", () => {
     const res = await applying.exited;
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(
-      /error: could not update targeting of flag banner in staging: changed on the server since vane read it \(.*\); 1 of 2 changes were applied before it \(create segment staff\), the rest was not; run vane diff/,
+      /error: .*race\.yaml:8: could not update targeting of flag banner in staging: changed on the server since vane read it \(.*\); 1 of 2 changes were applied before it \(create segment staff\), the rest were not; run vane diff/,
     );
     expect(res.stderr).not.toMatch(/\n\s+at /);
     // Nothing else moved: the other edit stands, and a new apply converges.

@@ -87,7 +87,7 @@ export async function apply(cmd: Command): Promise<void> {
     try {
       await writer.write(change);
     } catch (err) {
-      throw failed(err, change, applied, changes.length);
+      throw failed(err, loaded, change, applied, changes.length);
     }
     applied.push(change);
     if (format === "table") process.stdout.write(`${paint("green", "✓")} ${describe(change)}\n`);
@@ -97,13 +97,22 @@ export async function apply(cmd: Command): Promise<void> {
   });
 }
 
-/** A write that failed: says which, why, and exactly what was applied before it. */
-function failed(err: unknown, change: Change, applied: Change[], total: number): Error {
+/** Where a change comes from in the files, for messages: `flags.yaml:12: `. */
+function origin(loaded: LoadedSpec, c: Change): string {
+  if (c.action === "archive" || c.action === "delete") return "";
+  const path = c.kind === "targeting" ? [c.key, "environments", c.environment!] : [c.key];
+  return `${loaded.where(path, c.kind === "segment" ? "segments" : "flags")}: `;
+}
+
+/** A write that failed: says which, why, where in the files, and exactly what was applied before it. */
+function failed(err: unknown, loaded: LoadedSpec, change: Change, applied: Change[], total: number): Error {
   if (!(err instanceof ConnectError)) return err as Error;
-  const done = applied.length ? `${applied.length} of ${total} changes were applied before it (${applied.map(describe).join("; ")})` : "nothing was applied";
+  const done = applied.length
+    ? `${applied.length} of ${total} changes were applied before it (${applied.map(describe).join("; ")}), the rest were not`
+    : "nothing was applied";
   const why = err.code === Code.Aborted ? `changed on the server since vane read it (${err.rawMessage})` : `${codeName(err)}: ${err.rawMessage}`;
   const next = err.code === Code.Aborted ? "; run vane diff to see the current state and apply again" : "";
-  return new UserError(`could not ${describe(change)}: ${why}; ${done}, the rest was not${next}`);
+  return new UserError(`${origin(loaded, change)}could not ${describe(change)}: ${why}; ${done}${next}`);
 }
 
 /** Makes one change, each write carrying the version it read (threaded through a flag's writes). */
