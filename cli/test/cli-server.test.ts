@@ -298,14 +298,15 @@ describe("flags as code", () => {
   });
 
   it("a concurrent edit during apply fails cleanly, saying what was and was not applied", async () => {
+    await json(["flags", "create", "race-flag", "--type", "string", "--variant", 'blue="blue"', "--variant", 'red="red"']);
     const file = join(dir, "race.yaml");
     await writeFile(
       file,
       [
         "segments:",
-        "  staff: {name: Staff, when: [{attribute: email, op: ends_with, values: ['@example.com']}]}",
+        "  race-staff: {name: Staff, when: [{attribute: email, op: ends_with, values: ['@example.com']}]}",
         "flags:",
-        "  banner:",
+        "  race-flag:",
         "    type: string",
         "    variants: {blue: blue, red: red}",
         "    environments:",
@@ -315,17 +316,17 @@ describe("flags as code", () => {
     );
     const applying = cli.start(["apply", "-f", file, "--confirm"]);
     await applying.waitFor(/Apply 2 changes\? \[y\/N\]/);
-    // Someone else changes banner's staging targeting after apply read it.
-    await json(["flags", "set", "banner", "--env", "staging", "--off"]);
+    // Someone else changes race-flag's staging targeting after apply read it.
+    await json(["flags", "set", "race-flag", "--env", "staging", "--off"]);
     applying.child.stdin!.end("y\n");
     const res = await applying.exited;
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(
-      /error: .*race\.yaml:8: could not update targeting of flag banner in staging: changed on the server since vane read it \(.*\); 1 of 2 changes were applied before it \(create segment staff\), the rest were not; run vane diff/,
+      /error: .*race\.yaml:8: could not update targeting of flag race-flag in staging: changed on the server since vane read it \(.*\); 1 of 2 changes were applied before it \(create segment race-staff\), the rest were not; run vane diff/,
     );
     expect(res.stderr).not.toMatch(/\n\s+at /);
     // Nothing else moved: the other edit stands, and a new apply converges.
-    expect((await json<{ environments: Record<string, { enabled: boolean }> }>(["flags", "get", "banner"])).environments.staging.enabled).toBe(false);
+    expect((await json<{ environments: Record<string, { enabled: boolean }> }>(["flags", "get", "race-flag"])).environments.staging.enabled).toBe(false);
     expect((await cli.run(["apply", "-f", file])).code).toBe(0);
     expect((await cli.run(["diff", "-f", file])).code).toBe(0);
   });
