@@ -2,8 +2,8 @@
 /* global URL */
 // The `vane` command. Plain JavaScript so start-up does not pay for a TypeScript loader: it runs
 // the esbuild bundle in cli/dist (code-split, so each command loads only what it uses), rebuilt
-// here when a source file is newer than it. Without esbuild (a production install) it runs the
-// TypeScript sources through tsx instead, slower to start but the same program.
+// here when a source file is newer than it. Where cli/dist cannot be written (a read-only
+// install) it runs the TypeScript sources through tsx instead: slower to start, same program.
 import { readFileSync, statSync } from "node:fs";
 
 const root = new URL("../../", import.meta.url);
@@ -25,7 +25,7 @@ if (!entry) {
     const { buildCli } = await import("./build.js");
     entry = await buildCli();
   } catch (err) {
-    if (err?.code !== "ERR_MODULE_NOT_FOUND") throw err;
+    if (!["EACCES", "EPERM", "EROFS"].includes(err?.code)) throw err;
     const { register } = await import("tsx/esm/api");
     register();
     entry = new URL("cli/src/main.ts", root);
