@@ -265,11 +265,43 @@ describe("flags as code", () => {
   });
 
   it("--dry-run and --prune: shows archiving flags the files omit, and archives only when asked", async () => {
+    await json(["flags", "create", "dry-flag"]);
     const file = join(dir, "only-banner.yaml");
     await writeFile(file, "flags:\n  banner:\n    type: string\n    variants: {blue: blue, red: red}\n");
     const dry = await json<{ pending: { action: string; key: string }[] }>(["apply", "-f", file, "--prune", "--dry-run"]);
-    expect(dry.pending.filter((c) => c.action === "archive").map((c) => c.key)).toContain("new-checkout");
-    expect((await json<{ key: string }[]>(["flags", "list"])).map((f) => f.key)).toContain("new-checkout");
+    expect(dry.pending.filter((c) => c.action === "archive").map((c) => c.key)).toContain("dry-flag");
+    expect((await json<{ key: string }[]>(["flags", "list"])).map((f) => f.key)).toContain("dry-flag");
+  });
+
+  it("--prune archives what the files omit, and listing it again unarchives it (in another project, by --project)", async () => {
+    const { call, accessToken } = await adminSession(started, "development");
+    const { project } = await call<{ project: { id: string } }>(
+      "vane.identity.v1.IdentityService/CreateProject",
+      { organizationId: started.organizationId, key: "pruned", name: "Pruned" },
+      accessToken,
+    );
+    await call("vane.identity.v1.IdentityService/CreateEnvironment", { projectId: project.id, key: "dev", name: "Dev" }, accessToken);
+    const inProject = (args: string[]) => json([...args, "--project", "pruned"]);
+    await inProject(["flags", "create", "kept"]);
+    await inProject(["flags", "create", "dropped"]);
+    const file = join(dir, "pruned.yaml");
+    await writeFile(file, "project: pruned\nflags:\n  kept: {type: boolean, variants: {on: true, off: false}}\n");
+    expect((await cli.run(["diff", "-f", file])).code).toBe(0); // without --prune, extra flags are not a difference
+    expect((await cli.run(["diff", "-f", file, "--prune"])).code).toBe(3);
+    const applied = await json<{ applied: { action: string; key: string }[] }>(["apply", "-f", file, "--prune"]);
+    expect(applied.applied.map((c) => [c.action, c.key])).toEqual([["archive", "dropped"]]);
+    expect((await inProject(["flags", "list", "--archived"])).map((f: { key: string }) => f.key)).toEqual(["dropped"]);
+    expect((await cli.run(["diff", "-f", file, "--prune"])).code).toBe(0);
+
+    await writeFile(
+      file,
+      "project: pruned\nflags:\n  kept: {type: boolean, variants: {on: true, off: false}}\n  dropped: {name: dropped, type: boolean, variants: {on: true, off: false}}\n",
+    );
+    const back = await json<{ applied: { action: string; key: string }[] }>(["apply", "-f", file, "--prune"]);
+    expect(back.applied.map((c) => [c.action, c.key])).toEqual([["unarchive", "dropped"]]);
+    const wrong = await cli.run(["diff", "-f", file, "--project", "default"]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr.trim()).toBe("error: --project default but the files say project: pruned");
   });
 
   it("names the file, line and field of an unknown variant or environment, checked against the server", async () => {
