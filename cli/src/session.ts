@@ -13,6 +13,8 @@ import { UserError, UsageError } from "./errors.ts";
 
 export interface GlobalOptions {
   profile?: string;
+  /** Slug or id; "" means the credential's own (overrides the profile's context). */
+  organization?: string;
   project?: string;
   output?: string;
 }
@@ -57,7 +59,7 @@ export async function openSession(opts: GlobalOptions): Promise<Session> {
   const { accessToken, principal } = await exchange(profile.url, profile.apiKey);
   const transport = transportFor(profile.url, accessToken);
   const identity = createClient(IdentityService, transport);
-  const orgId = await organizationId(identity, profile.organization ?? process.env.VANE_ORG, principal.organizationId);
+  const orgId = await organizationId(identity, opts.organization ?? profile.organization ?? process.env.VANE_ORG, principal.organizationId);
   let project: Promise<Project> | undefined;
   let envs: Promise<Environment[]> | undefined;
 

@@ -62,6 +62,33 @@ describe("vane against npm start", () => {
     expect(bad.stderr).toMatch(/^error: server: unauthenticated: /);
   });
 
+  it("context use sets the defaults and checks them; logout forgets the profile", async () => {
+    const own = await createCli();
+    try {
+      expect((await own.run(["login", "--url", started.baseUrl, "--api-key", started.adminKey, "--name", "work"])).code).toBe(0);
+      const used = await own.run(["context", "use", "default/default/staging"]);
+      expect(used.code, used.stderr).toBe(0);
+      expect(JSON.parse((await own.run(["whoami", "-o", "json"])).stdout)).toMatchObject({ project: "default", environment: "staging" });
+      const keys = await own.run(["keys", "list", "-o", "json"]); // no --env: the context's
+      expect(keys.code, keys.stderr).toBe(0);
+      const bad = await own.run(["context", "use", "default/default/qa"]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr.trim()).toBe('error: no environment "qa" in project default (have: development, production, staging)');
+      expect((await own.run(["context", "use", "default/staging"])).code).toBe(2);
+      expect(JSON.parse((await own.run(["whoami", "-o", "json"])).stdout).environment).toBe("staging"); // the bad ones were not stored
+      const otherOrg = await own.run(["context", "use", "acme//"]);
+      expect(otherOrg.stderr.trim()).toBe('error: no organization "acme" among yours (default)');
+
+      expect((await own.run(["logout"])).code).toBe(0);
+      const after = await own.run(["whoami"]);
+      expect(after.code).toBe(1);
+      expect(after.stderr).toContain("not logged in");
+      expect(JSON.parse(await readFile(join(own.configHome, "vane", "config"), "utf8")).profiles).toEqual({});
+    } finally {
+      await own.cleanup();
+    }
+  });
+
   it("lists tenancy and manages keys (the secret printed once)", async () => {
     expect((await json<{ key: string }[]>(["projects"])).map((p) => p.key)).toEqual(["default"]);
     expect((await json<{ key: string; protected: boolean }[]>(["envs"])).map((e) => [e.key, e.protected]).sort()).toEqual([

@@ -83,13 +83,13 @@ export async function contextUse(cmd: Command): Promise<void> {
   if (parts.length !== 3) throw new UsageError(`context must be ORG/PROJECT/ENV (parts may be empty), got "${cmd.args[0]}"`);
   const { name, fromEnv } = await activeProfile(opts.profile);
   if (fromEnv || !name) throw new UserError("VANE_API_KEY is set: the context comes from VANE_PROJECT and VANE_ENV, nothing is stored");
-  const config = await readConfig();
   const [organization, project, environment] = parts.map((p) => p || undefined);
-  config.profiles[name] = { ...config.profiles[name], organization, project, environment };
-  await writeConfig(config);
-  // Check the names now rather than at the next command.
-  const session = await openSession({ ...opts, project });
+  // Check the names before storing them, so a typo never becomes every command's failure.
+  const session = await openSession({ ...opts, organization: organization ?? "", project });
   if (project) await session.project();
   if (environment) await session.environment(environment);
+  const config = await readConfig();
+  config.profiles[name] = { ...config.profiles[name], organization, project, environment };
+  await writeConfig(config);
   process.stderr.write(`Context of profile "${name}": ${cmd.args[0]}\n`);
 }
