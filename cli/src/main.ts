@@ -14,6 +14,18 @@ const program = new Command("vane")
   .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json", "yaml"]).default("table"))
   .option("--profile <name>", "stored profile to use (default: the current one; env VANE_PROFILE)")
   .option("--project <key>", "project key or id (default: the context's, else the only or default project)")
+  .addHelpText(
+    "after",
+    `
+Examples:
+  $ vane login --api-key "$(cat .vane/admin-api-key)"
+  $ vane flags set new-checkout --env production --on --rollout 25
+  $ vane diff -f flags/ && echo "nothing to apply"
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 changes pending (vane diff).
+CI: set VANE_URL and VANE_API_KEY (nothing is stored). Docs: docs/cli.md
+`,
+  )
   .showSuggestionAfterError()
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(paint("red", str.trimEnd(), process.stderr) + "\n") });

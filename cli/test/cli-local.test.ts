@@ -21,7 +21,7 @@ describe("vane without a server", () => {
     const top = await cli.run(["--help"]);
     expect(top.code).toBe(0);
     expect(top.stdout).toContain("Usage: vane");
-    for (const args of [["login"], ["flags", "set"], ["apply"], ["diff"], ["eval"], ["keys", "create"], ["experiments", "results"], ["completion"]]) {
+    for (const args of [[], ["login"], ["flags", "set"], ["apply"], ["diff"], ["eval"], ["keys", "create"], ["experiments", "results"], ["completion"]]) {
       const res = await cli.run([...args, "--help"]);
       expect(res.code, args.join(" ")).toBe(0);
       expect(res.stdout, args.join(" ")).toMatch(/Examples:\n {2}\$ .*vane /);

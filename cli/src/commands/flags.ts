@@ -23,14 +23,16 @@ async function setup(cmd: Command) {
 
 export async function list(cmd: Command): Promise<void> {
   const { opts, format, session, flags, project } = await setup(cmd);
-  const envs = await session.environments();
-  const res = await flags.listFlags({
-    projectId: project.id,
-    query: (opts.query as string) ?? "",
-    onlyArchived: Boolean(opts.archived),
-    includeArchived: Boolean(opts.archived),
-    pageSize: 200,
-  });
+  const [envs, res] = await Promise.all([
+    session.environments(),
+    flags.listFlags({
+      projectId: project.id,
+      query: (opts.query as string) ?? "",
+      onlyArchived: Boolean(opts.archived),
+      includeArchived: Boolean(opts.archived),
+      pageSize: 200,
+    }),
+  ]);
   const data = res.flags.map((f) => {
     const summaries = res.environmentSummaries[f.key]?.environments ?? [];
     return {
