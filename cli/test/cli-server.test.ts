@@ -152,6 +152,9 @@ describe("vane against npm start", () => {
     const after = await json<{ environments?: Record<string, unknown> }>(["flags", "get", "new-checkout"]);
     expect(after.environments?.development).toMatchObject({ enabled: false });
     expect((await cli.run(["audit", "--since", "yesterday-ish"])).code).toBe(2);
+    const noEntry = await cli.run(["revert", "999999"]);
+    expect(noEntry.code).toBe(1);
+    expect(noEntry.stderr.trim()).toBe("error: no audit entry 999999 in project default (see vane audit)");
   });
 
   it("exports and imports flagd files", async () => {

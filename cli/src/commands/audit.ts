@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { UsageError } from "../errors.ts";
+import { UsageError, UserError } from "../errors.ts";
 import { emit, parseFormat, printTable } from "../output.ts";
 import { openSession, type GlobalOptions } from "../session.ts";
 import { iso } from "../shapes.ts";
@@ -70,13 +70,22 @@ export async function revert(cmd: Command): Promise<void> {
   const api = session.client(FlagService);
   const id = BigInt(cmd.args[0]);
   // The version to revert over is the current one of what the entry changed.
-  const [entry] = (await api.listAuditEntries({ projectId: project.id, pageSize: 200 })).entries.filter((e) => e.id === id);
+  let entry;
+  let pageToken = "";
+  do {
+    const page = await api.listAuditEntries({ projectId: project.id, pageSize: 200, pageToken });
+    entry = page.entries.find((e) => e.id === id);
+    // Newest first: once past the id, it is not on a later page.
+    if (entry || page.entries.some((e) => e.id < id)) break;
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  if (!entry) throw new UserError(`no audit entry ${id} in project ${project.key} (see vane audit)`);
   let expectedVersion = 0n;
-  if (entry?.flagKey) {
+  if (entry.flagKey) {
     const got = await api.getFlag({ projectId: project.id, key: entry.flagKey });
     expectedVersion = entry.environmentId ? (got.environments.find((e) => e.environmentId === entry.environmentId)?.version ?? 0n) : got.flag!.version;
   }
   const res = await api.revertAuditEntry({ projectId: project.id, auditEntryId: id, expectedVersion, reason: opts.reason });
-  const data = { revertedEntry: Number(id), auditEntryId: Number(res.auditEntryId), flag: res.flag?.key ?? entry?.flagKey ?? null };
+  const data = { revertedEntry: Number(id), auditEntryId: Number(res.auditEntryId), flag: res.flag?.key ?? (entry.flagKey || null) };
   await emit(format, data, () => void process.stdout.write(`Reverted entry ${data.revertedEntry} (new audit entry ${data.auditEntryId})\n`));
 }

@@ -1,4 +1,4 @@
-/** watch: the project's change stream (ChangeService.WatchChanges), resumed after a disconnect. */
+/** watch: the project's change stream (ChangeService.WatchChanges) until Ctrl-C or the server ends it. */
 import type { Command } from "commander";
 import { ChangeKind, ChangeService } from "#gen/vane/flags/v1/change_service_pb.js";
 import { paint, parseFormat } from "../output.ts";
