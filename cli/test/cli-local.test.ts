@@ -2,8 +2,9 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCli, type Cli } from "./run-vane.ts";
+import { bin, createCli, type Cli } from "./run-vane.ts";
 
 let cli: Cli;
 let dir: string;
@@ -44,6 +45,18 @@ describe("vane without a server", () => {
     const res = await cli.run(["flags", "list"]);
     expect(res.code).toBe(1);
     expect(res.stderr.trim()).toBe("error: not logged in: run vane login, or set VANE_URL and VANE_API_KEY");
+  });
+
+  it("colours only on a terminal, and not with NO_COLOR", () => {
+    // util-linux's script(1) gives the command a pseudo-terminal; -e passes its exit code on.
+    const onTerminal = (env: Record<string, string>) =>
+      spawnSync("script", ["-qec", `${process.execPath} ${bin} flgs`, "/dev/null"], { env: { ...process.env, ...env }, encoding: "utf8" });
+    const plain = onTerminal({});
+    expect(plain.status).toBe(2);
+    expect(plain.stdout).toContain("\u001b[31merror: unknown command 'flgs'");
+    const noColour = onTerminal({ NO_COLOR: "1" });
+    expect(noColour.stdout).toContain("error: unknown command 'flgs'");
+    expect(noColour.stdout).not.toContain("\u001b[");
   });
 
   it("prints completion scripts for bash, zsh and fish listing the commands", async () => {
