@@ -65,7 +65,7 @@ const BAR = 24;
 
 /** An interval drawn on a shared axis [lo, hi], with │ at zero: ───●─── style. */
 export function intervalBar(i: Interval | undefined, point: number, lo: number, hi: number): string {
-  if (!i || !(hi > lo)) return "";
+  if (!i || !(hi > lo) || ![i.lower, i.upper, point].every(Number.isFinite)) return "";
   const pos = (x: number) => Math.max(0, Math.min(BAR - 1, Math.round(((x - lo) / (hi - lo)) * (BAR - 1))));
   const cells = Array.from({ length: BAR }, () => " ");
   if (lo <= 0 && hi >= 0) cells[pos(0)] = "│";
@@ -75,7 +75,9 @@ export function intervalBar(i: Interval | undefined, point: number, lo: number, 
   return i.lower > 0 ? paint("green", text) : i.upper < 0 ? paint("red", text) : text;
 }
 
-const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
+// Before any data the statistics are NaN: shown as "-", not as numbers.
+const pct = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%` : "-");
+const num = (x: number, f: (x: number) => string) => (Number.isFinite(x) ? f(x) : "-");
 
 export async function results(cmd: Command): Promise<void> {
   const { opts, format, session, api, project } = await setup(cmd);
@@ -107,7 +109,9 @@ export async function results(cmd: Command): Promise<void> {
   await emit(format, data, async () => {
     const rows: (string | number)[][] = [];
     for (const m of r.metrics) {
-      const intervals = m.variants.flatMap((v) => (v.relativeLiftInterval ? [v.relativeLiftInterval.lower, v.relativeLiftInterval.upper] : []));
+      const intervals = m.variants
+        .flatMap((v) => (v.relativeLiftInterval ? [v.relativeLiftInterval.lower, v.relativeLiftInterval.upper] : []))
+        .filter(Number.isFinite);
       const lo = Math.min(0, ...intervals);
       const hi = Math.max(0, ...intervals);
       for (const v of m.variants) {
@@ -116,11 +120,13 @@ export async function results(cmd: Command): Promise<void> {
           m.metricKey,
           control ? `${v.variant} (control)` : v.variant,
           Number(v.units),
-          v.mean.toPrecision(4),
+          num(v.mean, (x) => x.toPrecision(4)),
           control ? "" : pct(v.relativeLift),
-          control || !v.relativeLiftInterval ? "" : `[${pct(v.relativeLiftInterval.lower)}, ${pct(v.relativeLiftInterval.upper)}]`,
+          control || !v.relativeLiftInterval || !Number.isFinite(v.relativeLiftInterval.lower)
+            ? ""
+            : `[${pct(v.relativeLiftInterval.lower)}, ${pct(v.relativeLiftInterval.upper)}]`,
           control ? "" : intervalBar(v.relativeLiftInterval, v.relativeLift, lo, hi),
-          control ? "" : v.pValue.toFixed(3),
+          control ? "" : num(v.pValue, (x) => x.toFixed(3)),
         ]);
       }
     }
