@@ -69,6 +69,22 @@ describe("vane without a server", () => {
     expect((await cli.run(["completion", "bash"])).stdout).toContain("complete -o default -F _vane vane");
     expect((await cli.run(["completion", "fish"])).stdout).toContain("complete -c vane -n '__fish_seen_subcommand_from set' -l rollout");
     expect((await cli.run(["completion", "tcsh"])).code).toBe(2);
+
+    // The bash script completes commands, subcommands and the options of the command typed.
+    const complete = (words: string[]) =>
+      spawnSync(
+        "bash",
+        [
+          "-c",
+          `source <(${process.execPath} ${bin} completion bash); COMP_WORDS=(${words.join(" ")}); COMP_CWORD=${words.length - 1}; _vane; echo "\${COMPREPLY[*]}"`,
+        ],
+        {
+          encoding: "utf8",
+        },
+      ).stdout.trim();
+    expect(complete(["vane", "fl"])).toBe("flags");
+    expect(complete(["vane", "flags", "s"])).toBe("set");
+    expect(complete(["vane", "flags", "set", "my-flag", "--r"])).toBe("--rollout --reason");
   });
 
   it("names file, line and field for a file that breaks the schema, before reaching any server", async () => {
