@@ -1,12 +1,11 @@
 /** flags list/get/create/archive/set, segments list/get. */
 import type { Command } from "commander";
-import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create as createMessage, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { stringify } from "yaml";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
 import { FlagType, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
-import { create } from "@bufbuild/protobuf";
 import { UsageError, UserError } from "../errors.ts";
 import { emit, paint, parseFormat, printTable } from "../output.ts";
 import { openSession, type GlobalOptions } from "../session.ts";
@@ -85,7 +84,7 @@ function parseVariant(text: string): { key: string; value: JsonValue } {
   }
 }
 
-export async function create_(cmd: Command): Promise<void> {
+export async function create(cmd: Command): Promise<void> {
   const { opts, format, flags, project } = await setup(cmd);
   const type = opts.type as string;
   const variants = ((opts.variant as string[] | undefined) ?? []).map(parseVariant);
@@ -106,7 +105,6 @@ export async function create_(cmd: Command): Promise<void> {
   const data = { key: res.flag!.key, type, variants: Object.fromEntries(variants.map((v) => [v.key, v.value])), version: Number(res.flag!.version) };
   await emit(format, data, () => void process.stdout.write(`Created flag ${data.key} (${type}: ${variants.map((v) => v.key).join(", ")})\n`));
 }
-export { create_ as create };
 
 export async function archive(cmd: Command): Promise<void> {
   const { opts, format, flags, project } = await setup(cmd);
@@ -145,7 +143,7 @@ export async function set(cmd: Command): Promise<void> {
     if (!served) throw new UserError(`flag ${flag.key} has a single variant: nothing to roll out`);
     rules = rules.filter((r) => r.description !== ROLLOUT_RULE);
     rules.push(
-      create(RuleSchema, {
+      createMessage(RuleSchema, {
         description: ROLLOUT_RULE,
         outcome: {
           kind: {

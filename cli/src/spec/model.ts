@@ -3,20 +3,20 @@
  * the contract's messages. Both directions go through the same plain shape, so comparing a file
  * with the server is comparing two of these.
  */
-import { create, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   ConditionSchema,
   FlagType,
   Operator,
   RuleSchema,
+  SegmentSchema,
   type Condition,
   type Flag,
   type FlagEnvironment,
   type Rule,
   type Segment,
 } from "#gen/vane/flags/v1/flags_pb.js";
-import { toJson, fromJson } from "@bufbuild/protobuf";
 import { enumName, enumValue } from "../shapes.ts";
 
 export type ConditionSpec =
@@ -186,11 +186,13 @@ function normalizeRule(r: RuleSpec): RuleSpec {
 }
 
 export function normalizeSegment(key: string, s: SegmentSpec): SegmentSpec {
-  return segmentToSpec({
-    name: s.name ?? key,
-    description: s.description ?? "",
-    conditions: (s.when ?? []).map(conditionFromSpec),
-    includedKeys: s.include ?? [],
-    excludedKeys: s.exclude ?? [],
-  } as unknown as Segment);
+  return segmentToSpec(
+    create(SegmentSchema, {
+      name: s.name ?? key,
+      description: s.description ?? "",
+      conditions: (s.when ?? []).map(conditionFromSpec),
+      includedKeys: s.include ?? [],
+      excludedKeys: s.exclude ?? [],
+    }),
+  );
 }
