@@ -152,6 +152,9 @@ describe("vane against npm start", () => {
     const after = await json<{ environments?: Record<string, unknown> }>(["flags", "get", "new-checkout"]);
     expect(after.environments?.development).toMatchObject({ enabled: false });
     expect((await cli.run(["audit", "--since", "yesterday-ish"])).code).toBe(2);
+    await json(["flags", "create", "to-archive"]);
+    expect(await json(["flags", "archive", "to-archive", "--reason", "done"])).toMatchObject({ key: "to-archive", archived: true });
+    expect((await json<{ key: string }[]>(["flags", "list", "--archived"])).map((f) => f.key)).toEqual(["to-archive"]);
     const noEntry = await cli.run(["revert", "999999"]);
     expect(noEntry.code).toBe(1);
     expect(noEntry.stderr.trim()).toBe("error: no audit entry 999999 in project default (see vane audit)");
@@ -391,5 +394,7 @@ describe("flags as code", () => {
     expect((await json<{ environments: Record<string, { enabled: boolean }> }>(["flags", "get", "race-flag"])).environments.staging.enabled).toBe(false);
     expect((await cli.run(["apply", "-f", file])).code).toBe(0);
     expect((await cli.run(["diff", "-f", file])).code).toBe(0);
+    expect(await json(["segments", "get", "race-staff"])).toMatchObject({ key: "race-staff", name: "Staff", when: [{ attribute: "email", op: "ends_with" }] });
+    expect((await json<{ key: string }[]>(["segments", "list"])).map((x) => x.key)).toContain("race-staff");
   });
 });
