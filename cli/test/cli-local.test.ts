@@ -19,14 +19,22 @@ afterAll(async () => {
 
 describe("vane without a server", () => {
   it("prints help with an example on every command, exit 0", async () => {
-    const top = await cli.run(["--help"]);
-    expect(top.code).toBe(0);
-    expect(top.stdout).toContain("Usage: vane");
-    for (const args of [[], ["login"], ["flags", "set"], ["apply"], ["diff"], ["eval"], ["keys", "create"], ["experiments", "results"], ["completion"]]) {
-      const res = await cli.run([...args, "--help"]);
-      expect(res.code, args.join(" ")).toBe(0);
-      expect(res.stdout, args.join(" ")).toMatch(/Examples:\n {2}\$ .*vane /);
-    }
+    // Walk the tree as a person would: each help lists the commands below it.
+    const commandsIn = (help: string) =>
+      [...(help.split("\nCommands:\n")[1] ?? "").matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]).filter((name) => name !== "help");
+    const seen: string[] = [];
+    const visit = async (path: string[]): Promise<void> => {
+      const res = await cli.run([...path, "--help"]);
+      expect(res.code, path.join(" ")).toBe(0);
+      expect(res.stdout, path.join(" ") || "vane").toMatch(/Examples:\n {2}\$ .*vane /);
+      seen.push(path.join(" "));
+      for (const sub of commandsIn(res.stdout)) await visit([...path, sub]);
+    };
+    await visit([]);
+    expect(seen).toEqual(
+      expect.arrayContaining(["flags set", "keys create", "experiments results", "import flagd", "context use", "apply", "diff", "pull", "completion"]),
+    );
+    expect(seen.length).toBeGreaterThan(35);
   });
 
   it("exits 2 on usage errors, with one line and no stack", async () => {
