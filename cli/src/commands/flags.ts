@@ -3,9 +3,9 @@ import type { Command } from "commander";
 import { create as createMessage, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { stringify } from "yaml";
-import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
+import { FlagService, type FlagEnvironmentSummary } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { FlagType, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
+import { FlagType, RuleSchema, type Flag } from "#gen/vane/flags/v1/flags_pb.js";
 import { UsageError, UserError } from "../errors.ts";
 import { emit, paint, parseFormat, printTable } from "../output.ts";
 import { openSession, type GlobalOptions } from "../session.ts";
@@ -22,18 +22,29 @@ async function setup(cmd: Command) {
 
 export async function list(cmd: Command): Promise<void> {
   const { opts, format, session, flags, project } = await setup(cmd);
-  const [envs, res] = await Promise.all([
-    session.environments(),
-    flags.listFlags({
-      projectId: project.id,
-      query: (opts.query as string) ?? "",
-      onlyArchived: Boolean(opts.archived),
-      includeArchived: Boolean(opts.archived),
-      pageSize: 200,
-    }),
-  ]);
+  // Every page: a table that silently stops at 200 flags would mislead.
+  const listAll = async () => {
+    const all: Flag[] = [];
+    const summaries: Record<string, FlagEnvironmentSummary[]> = {};
+    let pageToken = "";
+    do {
+      const page = await flags.listFlags({
+        projectId: project.id,
+        query: (opts.query as string) ?? "",
+        onlyArchived: Boolean(opts.archived),
+        includeArchived: Boolean(opts.archived),
+        pageSize: 200,
+        pageToken,
+      });
+      all.push(...page.flags);
+      for (const [key, s] of Object.entries(page.environmentSummaries)) summaries[key] = s.environments;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    return { flags: all, summaries };
+  };
+  const [envs, res] = await Promise.all([session.environments(), listAll()]);
   const data = res.flags.map((f) => {
-    const summaries = res.environmentSummaries[f.key]?.environments ?? [];
+    const summaries = res.summaries[f.key] ?? [];
     return {
       key: f.key,
       name: f.name,
