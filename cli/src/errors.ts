@@ -1,5 +1,4 @@
 /** Exit codes and the errors that map to them: one clear line for users, never a stack trace. */
-export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
 /** `vane diff`: changes are pending. */

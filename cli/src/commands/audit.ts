@@ -10,7 +10,7 @@ import { iso } from "../shapes.ts";
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** `30m`, `24h`, `7d` back from now, or an ISO date. */
-export function parseSince(text: string, now = Date.now()): Date {
+function parseSince(text: string, now = Date.now()): Date {
   const m = /^(\d+)([smhdw])$/.exec(text);
   if (m) return new Date(now - Number(m[1]) * UNITS[m[2]]);
   const d = new Date(text);

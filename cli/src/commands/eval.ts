@@ -11,7 +11,7 @@ import { enumName } from "../shapes.ts";
 import { conditionToSpec } from "../spec/model.ts";
 
 /** `k=v` pairs; a value that parses as JSON (42, true, "x", [1]) is that, else the plain string. */
-export function parseContext(pairs: string[]): JsonObject {
+function parseContext(pairs: string[]): JsonObject {
   const out: JsonObject = {};
   for (const pair of pairs) {
     const eq = pair.indexOf("=");
