@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["gen/**", "proto-deps/**", "node_modules/**", "dist/**", ".vane/**", "console/dist/**", "coverage/**"] },
+  { ignores: ["gen/**", "proto-deps/**", "node_modules/**", "dist/**", ".vane/**", "console/dist/**", "cli/dist/**", "coverage/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

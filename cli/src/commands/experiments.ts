@@ -1,0 +1,154 @@
+/** experiments list/start/stop/results, metrics. */
+import type { Command } from "commander";
+import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
+import { Direction, ExperimentStatus, MetricKind, type Experiment, type Interval } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { UsageError, UserError } from "../errors.ts";
+import { emit, paint, parseFormat, printTable } from "../output.ts";
+import { openSession, type GlobalOptions, type Session } from "../session.ts";
+import { enumName, iso } from "../shapes.ts";
+
+type Options = GlobalOptions & { reason?: string; ship?: string; confidence?: string };
+
+async function setup(cmd: Command) {
+  const opts = cmd.optsWithGlobals<Options>();
+  const session = await openSession(opts);
+  return { opts, format: parseFormat(opts.output), session, api: session.client(ExperimentService), project: await session.project() };
+}
+
+async function find(session: Session, projectId: string, keyOrId: string): Promise<Experiment> {
+  const { experiments } = await session.client(ExperimentService).listExperiments({ projectId });
+  const found = experiments.find((e) => e.key === keyOrId || e.id === keyOrId);
+  if (!found) throw new UserError(`no experiment "${keyOrId}" in this project (have: ${experiments.map((e) => e.key).join(", ") || "none"})`);
+  return found;
+}
+
+const shape = (e: Experiment) => ({
+  id: e.id,
+  key: e.key,
+  name: e.name,
+  flag: e.flagKey,
+  status: enumName(ExperimentStatus, e.status),
+  variants: e.variants.map((v) => ({ variant: v.variant, weight: v.weight })),
+  control: e.controlVariant,
+  primaryMetrics: e.primaryMetricKeys,
+  startTime: iso(e.startTime),
+  stopTime: iso(e.stopTime),
+  shippedVariant: e.shippedVariant || null,
+});
+
+export async function list(cmd: Command): Promise<void> {
+  const { format, api, project } = await setup(cmd);
+  const data = (await api.listExperiments({ projectId: project.id })).experiments.map(shape);
+  await emit(format, data, () =>
+    printTable(
+      ["key", "flag", "status", "variants", "metrics"],
+      data.map((e) => [e.key, e.flag, e.status, e.variants.map((v) => v.variant).join(", "), e.primaryMetrics.join(", ")]),
+    ),
+  );
+}
+
+export async function start(cmd: Command): Promise<void> {
+  const { opts, format, session, api, project } = await setup(cmd);
+  const e = await find(session, project.id, cmd.args[0]);
+  const res = await api.startExperiment({ id: e.id, reason: opts.reason ?? "" });
+  await emit(format, shape(res.experiment!), () => void process.stdout.write(`Started experiment ${e.key}\n`));
+}
+
+export async function stop(cmd: Command): Promise<void> {
+  const { opts, format, session, api, project } = await setup(cmd);
+  const e = await find(session, project.id, cmd.args[0]);
+  const res = await api.stopExperiment({ id: e.id, shipVariant: opts.ship ?? "", reason: opts.reason ?? "" });
+  await emit(format, shape(res.experiment!), () => void process.stdout.write(`Stopped experiment ${e.key}${opts.ship ? `, shipping ${opts.ship}` : ""}\n`));
+}
+
+const BAR = 24;
+
+/** An interval drawn on a shared axis [lo, hi], with │ at zero: ───●─── style. */
+export function intervalBar(i: Interval | undefined, point: number, lo: number, hi: number): string {
+  if (!i || !(hi > lo) || ![i.lower, i.upper, point].every(Number.isFinite)) return "";
+  const pos = (x: number) => Math.max(0, Math.min(BAR - 1, Math.round(((x - lo) / (hi - lo)) * (BAR - 1))));
+  const cells = Array.from({ length: BAR }, () => " ");
+  if (lo <= 0 && hi >= 0) cells[pos(0)] = "│";
+  for (let x = pos(i.lower); x <= pos(i.upper); x++) cells[x] = "─";
+  cells[pos(point)] = "●";
+  const text = cells.join("");
+  return i.lower > 0 ? paint("green", text) : i.upper < 0 ? paint("red", text) : text;
+}
+
+// Before any data the statistics are NaN: shown as "-", not as numbers.
+const pct = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%` : "-");
+const num = (x: number, f: (x: number) => string) => (Number.isFinite(x) ? f(x) : "-");
+
+export async function results(cmd: Command): Promise<void> {
+  const { opts, format, session, api, project } = await setup(cmd);
+  const confidenceLevel = Number(opts.confidence);
+  if (!(confidenceLevel > 0 && confidenceLevel < 1)) throw new UsageError(`--confidence must be between 0 and 1, got "${opts.confidence}"`);
+  const e = await find(session, project.id, cmd.args[0]);
+  const r = (await api.getResults({ id: e.id, confidenceLevel })).results!;
+  const data = {
+    experiment: e.key,
+    confidenceLevel: r.confidenceLevel,
+    computeTime: iso(r.computeTime),
+    sampleRatioMismatch: r.sampleRatio?.mismatch ?? false,
+    warnings: r.warnings.map((w) => w.message),
+    metrics: r.metrics.map((m) => ({
+      metric: m.metricKey,
+      role: m.role,
+      direction: enumName(Direction, m.direction),
+      variants: m.variants.map((v) => ({
+        variant: v.variant,
+        units: Number(v.units),
+        mean: v.mean,
+        relativeLift: v.relativeLift,
+        relativeLiftInterval: v.relativeLiftInterval ? { lower: v.relativeLiftInterval.lower, upper: v.relativeLiftInterval.upper } : null,
+        pValue: v.pValue,
+        chanceToBeatControl: v.chanceToBeatControl,
+      })),
+    })),
+  };
+  await emit(format, data, async () => {
+    const rows: (string | number)[][] = [];
+    for (const m of r.metrics) {
+      const intervals = m.variants
+        .flatMap((v) => (v.relativeLiftInterval ? [v.relativeLiftInterval.lower, v.relativeLiftInterval.upper] : []))
+        .filter(Number.isFinite);
+      const lo = Math.min(0, ...intervals);
+      const hi = Math.max(0, ...intervals);
+      for (const v of m.variants) {
+        const control = v.variant === e.controlVariant;
+        rows.push([
+          m.metricKey,
+          control ? `${v.variant} (control)` : v.variant,
+          Number(v.units),
+          num(v.mean, (x) => x.toPrecision(4)),
+          control ? "" : pct(v.relativeLift),
+          control || !v.relativeLiftInterval || !Number.isFinite(v.relativeLiftInterval.lower)
+            ? ""
+            : `[${pct(v.relativeLiftInterval.lower)}, ${pct(v.relativeLiftInterval.upper)}]`,
+          control ? "" : intervalBar(v.relativeLiftInterval, v.relativeLift, lo, hi),
+          control ? "" : num(v.pValue, (x) => x.toFixed(3)),
+        ]);
+      }
+    }
+    await printTable(["metric", "variant", "units", "mean", "lift", `${Math.round(confidenceLevel * 100)}% interval`, "", "p"], rows);
+    if (data.sampleRatioMismatch) process.stdout.write(`${paint("red", "sample ratio mismatch: the split is not what was configured")}\n`);
+    for (const w of data.warnings) process.stdout.write(`${paint("yellow", "warning:")} ${w}\n`);
+  });
+}
+
+export async function metrics(cmd: Command): Promise<void> {
+  const { format, api, project } = await setup(cmd);
+  const data = (await api.listMetrics({ projectId: project.id })).metrics.map((m) => ({
+    key: m.key,
+    name: m.name,
+    event: m.eventName,
+    kind: enumName(MetricKind, m.kind),
+    direction: enumName(Direction, m.direction),
+  }));
+  await emit(format, data, () =>
+    printTable(
+      ["key", "name", "event", "kind", "direction"],
+      data.map((m) => [m.key, m.name, m.event, m.kind, m.direction]),
+    ),
+  );
+}
