@@ -57,8 +57,13 @@ describe("vane without a server", () => {
 
   it("colours only on a terminal, and not with NO_COLOR", () => {
     // util-linux's script(1) gives the command a pseudo-terminal; -e passes its exit code on.
+    // The inherited environment is not trusted: CI may run with TERM=dumb or NO_COLOR set.
+    const { NO_COLOR: _inherited, ...inherited } = process.env;
     const onTerminal = (env: Record<string, string>) =>
-      spawnSync("script", ["-qec", `${process.execPath} ${bin} flgs`, "/dev/null"], { env: { ...process.env, ...env }, encoding: "utf8" });
+      spawnSync("script", ["-qec", `${process.execPath} ${bin} flgs`, "/dev/null"], {
+        env: { ...inherited, TERM: "xterm-256color", ...env },
+        encoding: "utf8",
+      });
     const plain = onTerminal({});
     expect(plain.status).toBe(2);
     expect(plain.stdout).toContain("\u001b[31merror: unknown command 'flgs'");
