@@ -80,6 +80,11 @@ export interface RunMainOptions {
    * chance to pass the signal on), instead of running on, orphaned, holding the ports.
    */
   stopWithParent?: boolean;
+  /**
+   * After a failed start nothing is serving and there is no one to press Ctrl-C twice: exit
+   * with 1 if stopping what had started takes longer than this (default 20 s).
+   */
+  failedStopTimeoutMs?: number;
 }
 
 /** A repeat of the signal this soon is the same request (Ctrl-C reaches npm and node; npm passes it on). */
@@ -105,6 +110,8 @@ export function runMain(name: string, start: (ctx: MainContext) => Promise<void>
   const teardown = async (exitCode: number) => {
     if (tearingDown) return;
     tearingDown = true;
+    // Should the event loop empty while a step hangs, node exits with this, not 0.
+    process.exitCode = exitCode;
     let code = exitCode;
     for (const step of steps.splice(0).reverse()) {
       try {
@@ -171,6 +178,11 @@ export function runMain(name: string, start: (ctx: MainContext) => Promise<void>
       if (options.interactive) logger?.debug({ err }, "failed to start");
       else logger?.error({ err }, "failed to start");
       process.stderr.write(`${name}: failed to start: ${describeError(err)}\n`);
+      const limitMs = options.failedStopTimeoutMs ?? 20_000;
+      setTimeout(() => {
+        process.stderr.write(`${name}: stopping after the failed start took over ${limitMs / 1000} s; exiting without finishing it\n`);
+        process.exit(1);
+      }, limitMs).unref();
       void teardown(1);
     },
   );

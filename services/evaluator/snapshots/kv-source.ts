@@ -105,6 +105,8 @@ export function createKvSnapshotSource(opts: KvSourceOptions): KvSnapshotSource 
     }
     const it = await kv.watch();
     iterator = it;
+    // stop() may have run while the watch was being set up, with nothing yet to stop.
+    if (stopped) it.stop();
     watching = true;
     problem = undefined;
     lastLiveMs = Date.now();

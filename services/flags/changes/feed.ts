@@ -177,14 +177,22 @@ export function createChangeFeed(opts: ChangeFeedOptions): ChangeFeed {
     const consumer = await bus.js.consumers.get(opts.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start });
     const it = await consumer.consume();
     messages = it;
-    if (!ready) {
-      // Nothing to catch up with (no message will say pending 0): the consumer says so.
-      const info = await consumer.info();
-      if (info.num_pending === 0 && info.delivered.stream_seq <= position) markReady();
-    }
-    for await (const m of it) {
-      handle(m);
-      if (stopped) break;
+    // stop() may have run while the consumer was being set up, with nothing yet to close. The
+    // iterator ends once read (close() settles only then), so fall through to the loop below.
+    try {
+      if (stopped) void it.close().catch(() => undefined);
+      else if (!ready) {
+        // Nothing to catch up with (no message will say pending 0): the consumer says so.
+        const info = await consumer.info();
+        if (info.num_pending === 0 && info.delivered.stream_seq <= position) markReady();
+      }
+      for await (const m of it) {
+        handle(m);
+        if (stopped) break;
+      }
+    } finally {
+      // Unsubscribes at once even when the iterator is never read again (an error above).
+      void it.close().catch(() => undefined);
     }
   };
 
@@ -263,7 +271,8 @@ export function createChangeFeed(opts: ChangeFeedOptions): ChangeFeed {
     async stop() {
       stopped = true;
       wake?.();
-      await messages?.close().catch(() => undefined);
+      // Not awaited: close() settles only once the loop has read the iterator to its end.
+      void messages?.close().catch(() => undefined);
       await loop;
       for (const set of followers.values()) for (const f of [...set]) f(undefined);
       followers.clear();
