@@ -1,6 +1,7 @@
 /**
- * Builds the console into console/dist: one minified, content-hashed bundle (JavaScript and CSS)
- * under assets/, and an index.html that loads it with no inline script (the CSP allows none).
+ * Builds the console into console/dist: a minified, content-hashed entry (JavaScript and CSS) under
+ * assets/, chunks split off for what pages import lazily (the results charts), and an index.html
+ * that loads the entry with no inline script (the CSP allows none).
  * `npm start` runs it when the build is missing or older than a source file; `npm run console:build`
  * by hand; `npm run console:dev` rebuilds on change.
  */
@@ -22,7 +23,7 @@ export function consoleStale(): boolean {
   return !existsSync(index) || statSync(index).mtimeMs < newest(src);
 }
 
-/** Builds (or rebuilds) the console; returns the gzip-free byte size of what the first page loads. */
+/** Builds (or rebuilds) the console; returns the gzip-free byte size of what the first page loads (the entry and what it imports statically). */
 export async function buildConsole(options: { dev?: boolean } = {}): Promise<{ files: string[]; bytes: number }> {
   rmSync(consoleDist, { recursive: true, force: true });
   mkdirSync(join(consoleDist, "assets"), { recursive: true });
@@ -30,23 +31,31 @@ export async function buildConsole(options: { dev?: boolean } = {}): Promise<{ f
     entryPoints: [join(src, "main.tsx")],
     bundle: true,
     format: "esm",
+    splitting: true,
     target: "es2022",
     minify: !options.dev,
     sourcemap: options.dev ? "inline" : "linked",
     jsx: "automatic",
     outdir: join(consoleDist, "assets"),
     entryNames: "[name]-[hash]",
+    chunkNames: "chunk-[hash]",
     metafile: true,
     define: { "process.env.NODE_ENV": options.dev ? '"development"' : '"production"' },
     logLevel: "silent",
   });
-  const files = Object.keys(result.metafile.outputs).map((f) => relative(consoleDist, f));
-  const tags = files
-    .filter((f) => !f.endsWith(".map"))
+  const outputs = result.metafile.outputs;
+  const files = Object.keys(outputs).map((f) => relative(consoleDist, f));
+  // Lazily imported modules are entry points too; only main.tsx's outputs go into the page.
+  const entry = Object.keys(outputs).filter(
+    (f) => outputs[f].entryPoint?.endsWith("main.tsx") || (f.endsWith(".css") && relative(consoleDist, f).startsWith("assets/main-")),
+  );
+  const firstPage = new Set(entry.flatMap((f) => [f, ...outputs[f].imports.filter((i) => i.kind === "import-statement").map((i) => i.path)]));
+  const tags = entry
+    .map((f) => relative(consoleDist, f))
     .map((f) => (f.endsWith(".css") ? `<link rel="stylesheet" href="/${f}" />` : `<script type="module" src="/${f}"></script>`))
     .join("\n    ");
   writeFileSync(join(consoleDist, "index.html"), readFileSync(join(src, "index.html"), "utf8").replace("<!--assets-->", tags));
-  const bytes = files.filter((f) => !f.endsWith(".map")).reduce((a, f) => a + statSync(join(consoleDist, f)).size, 0);
+  const bytes = [...firstPage].reduce((a, f) => a + statSync(f).size, 0);
   return { files, bytes };
 }
 

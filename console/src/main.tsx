@@ -4,12 +4,17 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { describeError, transport } from "./api.ts";
+import { ExperimentPage } from "./pages/experiment.tsx";
+import { ExperimentsPage } from "./pages/experiments.tsx";
 import { FlagPage } from "./pages/flag.tsx";
 import { FlagsPage } from "./pages/flags.tsx";
 import { HomePage } from "./pages/home.tsx";
+import { MetricsPage } from "./pages/metrics.tsx";
 import { useLiveChanges } from "./live.ts";
-import { useRoute } from "./router.ts";
+import { href, useRoute } from "./router.ts";
 import { onSessionChange, signedIn, signIn, signOut, takeKeyFromUrl } from "./session.ts";
+// uPlot's few rules (the results charts) ride in the one stylesheet: a lazy chunk's CSS would not be loaded.
+import "uplot/dist/uPlot.min.css";
 import "./styles.css";
 
 const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: true } } });
@@ -62,6 +67,13 @@ function App() {
         <a href="#/" className="brand">
           Vane
         </a>
+        {route.page !== "home" && (
+          <nav className="sections" aria-label="Sections">
+            <a href={href({ page: "flags", projectId: route.projectId, environmentId: route.environmentId, query: "" })}>Flags</a>
+            <a href={href({ page: "experiments", projectId: route.projectId, environmentId: route.environmentId, newForFlag: "" })}>Experiments</a>
+            <a href={href({ page: "metrics", projectId: route.projectId, environmentId: route.environmentId })}>Metrics</a>
+          </nav>
+        )}
         <button className="link" onClick={() => signOut()}>
           Sign out
         </button>
@@ -69,6 +81,9 @@ function App() {
       {route.page === "home" && <HomePage />}
       {route.page === "flags" && <FlagsPage route={route} />}
       {route.page === "flag" && <FlagPage route={route} />}
+      {route.page === "metrics" && <MetricsPage route={route} />}
+      {route.page === "experiments" && <ExperimentsPage route={route} />}
+      {route.page === "experiment" && <ExperimentPage route={route} />}
     </>
   );
 }

@@ -206,6 +206,8 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
     <main>
       <p>
         <a href={href({ page: "flags", projectId: route.projectId, environmentId: route.environmentId, query: "" })}>← Flags</a>
+        {" · "}
+        <a href={href({ page: "experiments", projectId: route.projectId, environmentId: route.environmentId, newForFlag: route.flagKey })}>Run an experiment</a>
       </p>
       <h1>
         {f.key} {f.archived && <span className="pill off">archived</span>}

@@ -1,0 +1,210 @@
+/**
+ * One experiment: its design, start / stop / stop-and-ship behind a confirmation, and its results
+ * for a product manager — warnings first, then per metric each arm's lift with its interval
+ * (forest plot), p-value, chance to win, the verdict in words, the "safe to look" figures, and the
+ * timeline. The charts load lazily (./charts.tsx).
+ */
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { useMutation, useQuery } from "@connectrpc/connect-query";
+import { useQueryClient } from "@tanstack/react-query";
+import { lazy, Suspense, useState } from "react";
+import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
+import { ExperimentStatus, type MetricResult, type Results } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { describeError } from "../api.ts";
+import { href, type Route } from "../router.ts";
+import { interval, percent, pValue, verdict } from "../results.ts";
+import { statusWord } from "./experiments.tsx";
+
+const ForestPlot = lazy(() => import("./charts.tsx").then((m) => ({ default: m.ForestPlot })));
+const Timeline = lazy(() => import("./charts.tsx").then((m) => ({ default: m.Timeline })));
+
+function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confidenceLevel: number }) {
+  const [control] = metric.variants;
+  return (
+    <section className="card" data-testid={`metric-${metric.metricKey}`}>
+      <h3>
+        {metric.metricKey} <span className="muted">({metric.role})</span>
+      </h3>
+      <Suspense fallback={<p className="muted">Loading chart…</p>}>
+        <ForestPlot metric={metric} />
+      </Suspense>
+      <table className="flags results">
+        <thead>
+          <tr>
+            <th>Variant</th>
+            <th>Units</th>
+            <th>Mean</th>
+            <th>Lift</th>
+            <th>{Math.round(confidenceLevel * 100)}% interval</th>
+            <th>p-value (corrected)</th>
+            <th>Chance to win</th>
+            <th>Safe to look: interval, p</th>
+            <th>Verdict</th>
+          </tr>
+        </thead>
+        <tbody>
+          <tr>
+            <td>{control?.variant} (control)</td>
+            <td>{String(control?.units ?? 0)}</td>
+            <td>{control?.mean.toFixed(3)}</td>
+            <td colSpan={6} className="muted">
+              the baseline the others are compared with
+            </td>
+          </tr>
+          {metric.variants.slice(1).map((v) => {
+            const said = verdict(v, metric.direction, confidenceLevel);
+            return (
+              <tr key={v.variant}>
+                <td>{v.variant}</td>
+                <td>{String(v.units)}</td>
+                <td>{v.mean.toFixed(3)}</td>
+                <td>{percent(v.relativeLift)}</td>
+                <td>{interval(v.relativeLiftInterval)}</td>
+                <td>
+                  {pValue(v.pValue)} ({pValue(v.adjustedPValue)})
+                </td>
+                <td>{percent(v.chanceToBeatControl, false)}</td>
+                <td>
+                  {interval(v.relativeSequentialInterval)}, {pValue(v.sequentialPValue)}
+                </td>
+                <td className={`verdict ${said.kind}`}>
+                  {said.words}
+                  {v.guardrailViolated && <strong> — guardrail violated</strong>}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function ResultsView({ results, primary }: { results: Results; primary: string }) {
+  const timeline = useQuery(ExperimentService.method.getResultsTimeline, { id: results.experimentId });
+  return (
+    <>
+      {results.warnings.length > 0 && (
+        <section className="card warnings" aria-label="Warnings">
+          <h2>Read this first</h2>
+          <ul>
+            {results.warnings.map((w, i) => (
+              <li key={i} role="alert">
+                <strong>{w.code.replaceAll("_", " ")}</strong>: {w.message}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <p className="muted">
+        {Math.round(results.confidenceLevel * 100)}% confidence; p-values corrected across metrics ({results.correction || "none"}). "Safe to look" figures stay
+        valid however often you check while it runs; the others are for the final read. Computed{" "}
+        {results.computeTime ? timestampDate(results.computeTime).toLocaleString() : ""}.
+      </p>
+      {results.metrics.map((m) => (
+        <MetricTable key={m.metricKey} metric={m} confidenceLevel={results.confidenceLevel} />
+      ))}
+      <section className="card">
+        <h2>Over time</h2>
+        {timeline.error && <p className="error">{describeError(timeline.error)}</p>}
+        {timeline.data && (
+          <Suspense fallback={<p className="muted">Loading chart…</p>}>
+            <Timeline points={timeline.data.points} metricKey={primary} />
+          </Suspense>
+        )}
+      </section>
+    </>
+  );
+}
+
+export function ExperimentPage({ route }: { route: Extract<Route, { page: "experiment" }> }) {
+  const qc = useQueryClient();
+  const got = useQuery(ExperimentService.method.getExperiment, { id: route.experimentId });
+  const x = got.data?.experiment;
+  const live = x?.status === ExperimentStatus.RUNNING || x?.status === ExperimentStatus.STOPPED;
+  const results = useQuery(ExperimentService.method.getResults, { id: route.experimentId }, { enabled: live, refetchInterval: 10_000 });
+  const start = useMutation(ExperimentService.method.startExperiment);
+  const stop = useMutation(ExperimentService.method.stopExperiment);
+  const [ship, setShip] = useState("");
+  const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
+  if (got.error) return <main className="error">{describeError(got.error)}</main>;
+  if (!x) return <main>Loading…</main>;
+  const done = (text: string) => () => {
+    setMessage({ kind: "ok", text });
+    void qc.invalidateQueries();
+  };
+  const failed = (err: unknown) => setMessage({ kind: "error", text: describeError(err) });
+  return (
+    <main>
+      <p>
+        <a href={href({ page: "experiments", projectId: route.projectId, environmentId: route.environmentId, newForFlag: "" })}>← Experiments</a>
+      </p>
+      <h1>
+        {x.name || x.key} <span className={`pill ${x.status === ExperimentStatus.RUNNING ? "on" : "off"}`}>{statusWord(x.status)}</span>
+      </h1>
+      <p>{x.hypothesis}</p>
+      <p className="muted">
+        Flag <a href={href({ page: "flag", projectId: route.projectId, environmentId: x.environmentId, flagKey: x.flagKey })}>{x.flagKey}</a> ·{" "}
+        {x.variants.map((v) => `${v.variant} ${v.weight}`).join(" / ")} · primary {x.primaryMetricKeys.join(", ")}
+        {x.guardrailMetricKeys.length > 0 && ` · guardrails ${x.guardrailMetricKeys.join(", ")}`}
+        {x.startTime && ` · started ${timestampDate(x.startTime).toLocaleString()}`}
+        {x.shippedVariant && ` · shipped ${x.shippedVariant}`}
+      </p>
+      <section className="card actions">
+        {(x.status === ExperimentStatus.DRAFT || x.status === ExperimentStatus.STARTING) && (
+          <button
+            onClick={() => {
+              if (confirm(`Start ${x.key}? The flag ${x.flagKey} serves the experiment's split in this environment from now on.`))
+                start.mutate({ id: x.id, reason: "started from the console" }, { onSuccess: done("Started."), onError: failed });
+            }}
+          >
+            Start
+          </button>
+        )}
+        {(x.status === ExperimentStatus.RUNNING || x.status === ExperimentStatus.STOPPING) && (
+          <>
+            <button
+              onClick={() => {
+                if (confirm(`Stop ${x.key}? The flag goes back to its targeting before the experiment.`))
+                  stop.mutate({ id: x.id, reason: "stopped from the console" }, { onSuccess: done("Stopped."), onError: failed });
+              }}
+            >
+              Stop
+            </button>
+            <label htmlFor="ship">Or stop and serve one variant to everyone</label>
+            <select id="ship" value={ship} onChange={(e) => setShip(e.target.value)}>
+              <option value="">Choose a variant…</option>
+              {x.variants.map((v) => (
+                <option key={v.variant} value={v.variant}>
+                  {v.variant}
+                </option>
+              ))}
+            </select>{" "}
+            <button
+              disabled={!ship}
+              onClick={() => {
+                if (confirm(`Stop ${x.key} and serve ${ship} to everyone?`))
+                  stop.mutate(
+                    { id: x.id, shipVariant: ship, reason: `shipped ${ship} from the console` },
+                    { onSuccess: done(`Stopped; ${ship} ships to everyone.`), onError: failed },
+                  );
+              }}
+            >
+              Stop and ship
+            </button>
+          </>
+        )}
+        {x.status === ExperimentStatus.STOPPED && (
+          <p className="muted">Stopped{x.stopTime ? ` ${timestampDate(x.stopTime).toLocaleString()}` : ""}; the results below are frozen.</p>
+        )}
+        {message && (
+          <p role={message.kind === "error" ? "alert" : "status"} className={message.kind}>
+            {message.text}
+          </p>
+        )}
+      </section>
+      {results.error && <p className="error">{describeError(results.error)}</p>}
+      {results.data?.results && <ResultsView results={results.data.results} primary={x.primaryMetricKeys[0] ?? ""} />}
+    </main>
+  );
+}
