@@ -145,7 +145,7 @@ describe("experiments in the console", () => {
     expect(text).toContain("primary");
     expect(text).toMatch(/treatment\s+\d+/);
     expect(text).toMatch(/Significantly better than control|Not significant yet/);
-    await page.getByRole("heading", { name: "Over time" }).waitFor();
+    await page.getByTestId("timeline").or(page.getByText("No day has ended with data yet.")).waitFor();
     await shot(page, "experiment-results");
 
     // Stop and ship the treatment.

@@ -19,14 +19,12 @@ const ROW = 34;
  */
 export function ForestPlot({ metric }: { metric: MetricResult }) {
   const arms = metric.variants.slice(1);
-  const xs = arms.flatMap((v) => [
-    v.relativeLift,
-    ...[v.relativeLiftInterval, v.relativeSequentialInterval].filter(bounded).flatMap((i) => [i.lower, i.upper]),
-  ]);
-  const finite = [0, ...xs.filter(Number.isFinite)];
-  const span = Math.max(0.05, ...finite.map(Math.abs)) * 1.1;
+  // The axis fits the estimates and their confidence intervals; the wider "safe to look" interval is cut at its edges.
+  const xs = arms.flatMap((v) => [v.relativeLift, ...(bounded(v.relativeLiftInterval) ? [v.relativeLiftInterval.lower, v.relativeLiftInterval.upper] : [])]);
+  const span = Math.max(0.05, ...xs.filter(Number.isFinite).map(Math.abs)) * 1.1;
   const left = 110;
-  const x = (v: number) => left + ((v + span) / (2 * span)) * (W - left - 20);
+  const clamp = (v: number) => Math.max(-span, Math.min(span, v));
+  const x = (v: number) => left + ((clamp(v) + span) / (2 * span)) * (W - left - 50);
   const height = arms.length * ROW + 30;
   return (
     <svg className="forest" viewBox={`0 0 ${W} ${height}`} width={W} height={height} role="img" aria-label={`Relative lift of ${metric.metricKey} per variant`}>
@@ -83,6 +81,8 @@ export function Timeline({ points, metricKey }: { points: TimelinePoint[]; metri
         width: W,
         height: 220,
         series: [{}, ...arms.map((a, i) => ({ label: `${a} lift (%)`, stroke: colors[i % colors.length], width: 2, points: { show: true, size: 7 } }))],
+        // One day alone would otherwise stretch the time axis over years.
+        scales: { x: { time: true, range: () => [Math.min(...data[0]) - 43_200, Math.max(...data[0]) + 43_200] } },
         axes: [{}, { values: (_u, ticks) => ticks.map((t) => `${t}%`) }],
       },
       data,

@@ -12,7 +12,7 @@ import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_p
 import { ExperimentStatus, type MetricResult, type Results } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { describeError } from "../api.ts";
 import { href, type Route } from "../router.ts";
-import { interval, percent, pValue, verdict } from "../results.ts";
+import { bounded, interval, percent, pValue, verdict } from "../results.ts";
 import { statusWord } from "./experiments.tsx";
 
 const ForestPlot = lazy(() => import("./charts.tsx").then((m) => ({ default: m.ForestPlot })));
@@ -20,6 +20,7 @@ const Timeline = lazy(() => import("./charts.tsx").then((m) => ({ default: m.Tim
 
 function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confidenceLevel: number }) {
   const [control] = metric.variants;
+  const unbounded = metric.variants.slice(1).some((v) => !bounded(v.relativeLiftInterval) || !bounded(v.relativeSequentialInterval));
   return (
     <section className="card" data-testid={`metric-${metric.metricKey}`}>
       <h3>
@@ -44,11 +45,11 @@ function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confid
         </thead>
         <tbody>
           <tr>
-            <td>{control?.variant} (control)</td>
+            <td>{control?.variant}</td>
             <td>{String(control?.units ?? 0)}</td>
             <td>{control?.mean.toFixed(3)}</td>
             <td colSpan={6} className="muted">
-              the baseline the others are compared with
+              control: the baseline the others are compared with
             </td>
           </tr>
           {metric.variants.slice(1).map((v) => {
@@ -76,6 +77,10 @@ function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confid
           })}
         </tbody>
       </table>
+      <p className="muted">
+        Chart: the bar is the {Math.round(confidenceLevel * 100)}% interval of the lift, the thin grey line the "safe to look" interval, the dot the estimate.
+        {unbounded && " — means no bounded interval yet: the control's numbers are still too close to 0 or too few to bound the lift; keep collecting data."}
+      </p>
     </section>
   );
 }
