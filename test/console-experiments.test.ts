@@ -95,6 +95,13 @@ describe("experiments in the console", () => {
     await page.getByRole("status").filter({ hasText: "Started." }).waitFor();
     await expect.poll(() => page.getByRole("heading", { name: /One-page checkout/ }).innerText()).toMatch(/running/);
 
+    // Before any data: the warning comes first, and no interval is drawn where none is bounded.
+    const warnings = page.getByRole("region", { name: "Warnings" });
+    await expect.poll(() => warnings.innerText().catch(() => ""), { timeout: 15_000 }).toMatch(/too little data/);
+    expect(await page.getByTestId("metric-purchased").innerText()).not.toContain("NaN");
+    await page.getByTestId("metric-purchased").getByText("— no bounded interval yet", { exact: true }).waitFor();
+    await shot(page, "experiment-early");
+
     // A backend evaluates the flag for its users (exposures) and tracks their purchases.
     const { call, accessToken, environmentId } = await adminSession(started, "development");
     const { secret } = await call<{ secret: string }>(

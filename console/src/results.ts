@@ -17,6 +17,9 @@ export const bounded = (i: Interval | undefined): i is Interval => !!i && Number
 /** "[+1.2%, +9.8%]", or "—" without bounds. */
 export const interval = (i: Interval | undefined): string => (bounded(i) ? `[${percent(i.lower)}, ${percent(i.upper)}]` : "—");
 
+/** A mean with three decimals; "—" while no unit has data (NaN). */
+export const mean = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : "—");
+
 /** A p-value as people read it: "< 0.001" rather than 1e-7. */
 export const pValue = (p: number): string => (!Number.isFinite(p) ? "—" : p < 0.001 ? "< 0.001" : p.toFixed(3));
 

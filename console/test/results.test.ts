@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { Direction, IntervalSchema, VariantResultSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
-import { interval, percent, pValue, verdict } from "../src/results.ts";
+import { interval, mean, percent, pValue, verdict } from "../src/results.ts";
 
 describe("results wording", () => {
   it("shows an interval without bounds as — and a bounded one as signed percentages", () => {
@@ -10,6 +10,7 @@ describe("results wording", () => {
     expect(interval(undefined)).toBe("—");
     expect(interval(create(IntervalSchema, { lower: -0.012, upper: 0.25 }))).toBe("[-1.2%, +25%]");
     expect(percent(Number.NaN)).toBe("—");
+    expect(mean(Number.NaN)).toBe("—");
   });
 
   it("writes tiny p-values as < 0.001", () => {

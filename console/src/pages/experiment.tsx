@@ -12,7 +12,7 @@ import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_p
 import { ExperimentStatus, type MetricResult, type Results } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { describeError } from "../api.ts";
 import { href, type Route } from "../router.ts";
-import { bounded, interval, percent, pValue, verdict } from "../results.ts";
+import { bounded, interval, mean, percent, pValue, verdict } from "../results.ts";
 import { statusWord } from "./experiments.tsx";
 
 const ForestPlot = lazy(() => import("./charts.tsx").then((m) => ({ default: m.ForestPlot })));
@@ -47,7 +47,7 @@ function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confid
           <tr>
             <td>{control?.variant}</td>
             <td>{String(control?.units ?? 0)}</td>
-            <td>{control?.mean.toFixed(3)}</td>
+            <td>{control ? mean(control.mean) : "—"}</td>
             <td colSpan={6} className="muted">
               control: the baseline the others are compared with
             </td>
@@ -58,7 +58,7 @@ function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confid
               <tr key={v.variant}>
                 <td>{v.variant}</td>
                 <td>{String(v.units)}</td>
-                <td>{v.mean.toFixed(3)}</td>
+                <td>{mean(v.mean)}</td>
                 <td>{percent(v.relativeLift)}</td>
                 <td>{interval(v.relativeLiftInterval)}</td>
                 <td>
