@@ -27,11 +27,12 @@ let clientKey: string;
 const bulkStatuses: number[] = [];
 
 type Remote = <K extends keyof OfrepWebApi>(name: K, ...args: Parameters<OfrepWebApi[K]>) => Promise<Awaited<ReturnType<OfrepWebApi[K]>>>;
+/** Calls `window.vane[name](...args)` in the page (arguments as plain JSON: flag values are recursive types). */
 const call: Remote = (name, ...args) =>
-  page.evaluate(([n, a]) => (globalThis as unknown as { vane: Record<string, (...x: unknown[]) => unknown> }).vane[n as string](...(a as unknown[])), [
+  page.evaluate(([n, a]: [string, unknown[]]) => (globalThis as unknown as { vane: Record<string, (...x: unknown[]) => unknown> }).vane[n](...a), [
     name,
-    args,
-  ] as const) as never;
+    args as unknown[],
+  ] as [string, unknown[]]) as never;
 
 beforeAll(async () => {
   const executablePath = findChromium();
