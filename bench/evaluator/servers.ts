@@ -77,7 +77,7 @@ if (mode === "noop") {
       store: module.store,
       evaluator: createFlagEvaluator(counters, module.exposures),
       hub: createChangeHub(module.store),
-      access: createFlagdAccess({ defaultEnvironment: () => "local", auth: "key", localEnvironment: () => "local" }),
+      access: createFlagdAccess({ defaultEnvironment: () => "local", auth: "key", isLocal: (id) => id === "local" }),
       keepAliveMs: 20_000,
     });
     const handler = connectNodeAdapter({ routes: (r) => r.service(v2.Service, impl) });

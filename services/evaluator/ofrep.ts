@@ -40,6 +40,11 @@ export interface OfrepOptions {
   /** Exchanges API keys at identity (undefined: only access tokens are accepted). */
   keys: () => FlagdKeys | undefined;
   logger: Logger;
+  /**
+   * The drop-in flagd mode (scripts/flagd.ts): no credentials, as flagd's OFREP port; the
+   * environment is the one a `Flagd-Selector` header names, else the merged files'.
+   */
+  open?: (selector: string | undefined) => string | undefined;
 }
 
 /** An answer with its HTTP status. */
@@ -90,6 +95,16 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
     return { state, clientOnly: p.keyKind === ApiKeyKind.CLIENT };
   };
 
+  const openTarget = (req: Req, open: (selector: string | undefined) => string | undefined) => {
+    const header = req.headers["flagd-selector"];
+    const selector = typeof header === "string" && header.trim() !== "" ? header.trim() : undefined;
+    const environmentId = open(selector);
+    const state = environmentId === undefined ? undefined : opts.store.get(environmentId);
+    if (!state) throw new Answer(404, { errorDetails: selector ? `no flag source matches the selector "${selector}"` : "no flags are loaded" });
+    return { state, clientOnly: false };
+  };
+  const targetOf = async (req: Req) => (opts.open ? openTarget(req, opts.open) : target(await principal(req)));
+
   const context = async (req: Req, key: string | undefined): Promise<EvaluationContext> => {
     const invalid = (details: string) =>
       new Answer(
@@ -133,7 +148,7 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
   const failure = (key: string, res: Resolution) => ({ key, errorCode: res.errorCode ?? "GENERAL", errorDetails: res.errorMessage ?? "" });
 
   const single = async (req: Req, key: string): Promise<Answer> => {
-    const { state, clientOnly } = target(await principal(req));
+    const { state, clientOnly } = await targetOf(req);
     const ctx = await context(req, key);
     if (clientOnly && !state.clientVisible.has(key)) return new Answer(404, { key, errorCode: "FLAG_NOT_FOUND", errorDetails: `flag "${key}" does not exist` });
     const res = opts.evaluator.evaluate(state, key, ctx, undefined, "ofrep");
@@ -143,7 +158,7 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
   };
 
   const bulk = async (req: Req): Promise<Answer> => {
-    const { state, clientOnly } = target(await principal(req));
+    const { state, clientOnly } = await targetOf(req);
     const ctx = await context(req, undefined);
     const flags: unknown[] = [];
     for (const [key, res] of opts.evaluator.evaluateAll(state, ctx, clientOnly, "ofrep_all"))
