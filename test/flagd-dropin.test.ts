@@ -18,7 +18,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "#test/support/harness.ts";
 
 const script = fileURLToPath(new URL("../scripts/flagd.ts", import.meta.url));
-const root = fileURLToPath(new URL("..", import.meta.url));
 /** tsx by its path: the processes run in other directories, where `--import tsx` would not resolve. */
 const tsx = new URL("../node_modules/tsx/dist/loader.mjs", import.meta.url).href;
 /** No Postgres, no NATS: settings that would fail if anything tried them. */
