@@ -17,6 +17,7 @@ import { describeError, transport } from "./api.ts";
 import { auditDiff } from "./diff.ts";
 import { href } from "./router.ts";
 import { useRole } from "./role.ts";
+import { organizationId } from "./session.ts";
 
 /**
  * The version RevertAuditEntry expects, read when the person clicks (another change may have come
@@ -44,11 +45,15 @@ export function AuditLog({
   pageSize: number;
 }) {
   const qc = useQueryClient();
-  const { canEdit } = useRole();
+  const { canEdit, isPerson } = useRole();
   const [pageToken, setPageToken] = useState("");
   const entries = useQuery(FlagService.method.listAuditEntries, { projectId, flagKey, pageSize, pageToken });
   const envs = useQuery(IdentityService.method.listEnvironments, { projectId });
   const envNames = new Map((envs.data?.environments ?? []).map((e) => [e.id, e.name || e.key]));
+  // Actors are user ids (or an admin key's id): people by their email. Members are organization-wide,
+  // which an environment's admin key may not list, so it sees ids.
+  const members = useQuery(IdentityService.method.listMembers, { organizationId: organizationId() ?? "", pageSize: 200 }, { enabled: isPerson });
+  const emails = new Map((members.data?.members ?? []).map((m) => [m.userId, m.email]));
   const revert = useMutation(FlagService.method.revertAuditEntry);
   const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
 
@@ -84,7 +89,7 @@ export function AuditLog({
                   </>
                 )}
                 {e.segmentKey && <> of segment {e.segmentKey}</>}
-                {e.environmentId && <> in {envNames.get(e.environmentId) ?? e.environmentId}</>} by {e.actor || e.actorKind}
+                {e.environmentId && <> in {envNames.get(e.environmentId) ?? e.environmentId}</>} by {emails.get(e.actor) ?? (e.actor || e.actorKind)}
                 <span className="muted"> · {e.createTime ? timestampDate(e.createTime).toLocaleString() : ""}</span>
                 {e.reason && <span className="muted"> · “{e.reason}”</span>}
               </div>

@@ -198,7 +198,16 @@ export function SegmentsPage({ route }: { route: Extract<Route, { page: "segment
     <main>
       <div className="toolbar">
         <h1>Segments</h1>
-        {canEdit && <button onClick={() => setEditing(editing === "" ? undefined : "")}>{editing === "" ? "Cancel" : "New segment"}</button>}
+        {canEdit && (
+          <button
+            onClick={() => {
+              setMessage(undefined);
+              setEditing(editing === "" ? undefined : "");
+            }}
+          >
+            {editing === "" ? "Cancel" : "New segment"}
+          </button>
+        )}
       </div>
       {canEdit && editing !== undefined && (editing === "" || editedSegment) && (
         <SegmentForm
@@ -248,7 +257,14 @@ export function SegmentsPage({ route }: { route: Extract<Route, { page: "segment
                 </td>
                 {canEdit && (
                   <td>
-                    <button className="link" aria-label={`Edit ${s.key}`} onClick={() => setEditing(s.key)}>
+                    <button
+                      className="link"
+                      aria-label={`Edit ${s.key}`}
+                      onClick={() => {
+                        setMessage(undefined);
+                        setEditing(s.key);
+                      }}
+                    >
                       Edit
                     </button>
                     {refs.length === 0 && (

@@ -151,7 +151,7 @@ function NewSecret({ secret, onDismiss }: { secret: string; onDismiss: () => voi
 
 function ApiKeys({ projectId, environmentId }: { projectId: string; environmentId: string }) {
   const qc = useQueryClient();
-  const { canAdminister, isPerson, environmentId: boundTo } = useRole();
+  const { canEdit, canAdminister, isPerson, environmentId: boundTo } = useRole();
   const envs = useQuery(IdentityService.method.listEnvironments, { projectId });
   // "" lists the caller's personal keys: what every person may see; environments' keys need an admin.
   const [chosen, setScope] = useState<string>();
@@ -163,7 +163,8 @@ function ApiKeys({ projectId, environmentId }: { projectId: string; environmentI
   const [kind, setKind] = useState(ApiKeyKind.SERVER);
   const [secret, setSecret] = useState<string>();
   const [message, setMessage] = useState<Message>();
-  const mayCreate = scope === "" ? isPerson : canAdminister;
+  // A viewer's view is read-only throughout, their own personal keys included (the API would allow those).
+  const mayCreate = scope === "" ? isPerson && canEdit : canAdminister;
   return (
     <section className="card">
       <h2>API keys</h2>
