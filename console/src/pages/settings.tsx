@@ -171,11 +171,14 @@ function ApiKeys({ projectId, environmentId }: { projectId: string; environmentI
       <label htmlFor="key-scope">Keys of</label>
       <select id="key-scope" value={scope} onChange={(e) => setScope(e.target.value)}>
         {canAdminister &&
-          byName(envs.data?.environments ?? []).map((e) => (
-            <option key={e.id} value={e.id}>
-              {e.name} environment
-            </option>
-          ))}
+          byName(envs.data?.environments ?? [])
+            // An environment's admin key manages that environment's keys only.
+            .filter((e) => !boundTo || e.id === boundTo)
+            .map((e) => (
+              <option key={e.id} value={e.id}>
+                {e.name} environment
+              </option>
+            ))}
         {isPerson && <option value="">you (personal keys)</option>}
       </select>
       {keys.error && <p className="error">{describeError(keys.error)}</p>}
