@@ -23,40 +23,49 @@ const operatorName = (op: Operator) =>
     .toLowerCase();
 const OPERATORS = Object.values(Operator).filter((v): v is Operator => typeof v === "number" && v !== Operator.UNSPECIFIED);
 const NUMERIC = new Set([Operator.LESS_THAN, Operator.LESS_THAN_OR_EQUAL, Operator.GREATER_THAN, Operator.GREATER_THAN_OR_EQUAL]);
+/** The operators taking a list; every other one takes a single value (so a comma in a pattern stays). */
+const LIST = new Set([Operator.IN, Operator.NOT_IN]);
 
-/** One attribute condition as the form edits it: values as comma-separated text. */
+/** One attribute condition as the form edits it: the values as text, comma-separated for lists. */
 interface Row {
   attribute: string;
   operator: Operator;
   values: string;
+  /** The condition the row was loaded from: saved as it was (values' JSON types included) unless edited. */
+  loaded?: Condition;
 }
 
-const rowOf = (c: Condition): Row | undefined =>
-  c.kind.case === "attribute"
-    ? { attribute: c.kind.value.attribute, operator: c.kind.value.operator, values: c.kind.value.values.map((v) => String(toJson(ValueSchema, v))).join(", ") }
-    : undefined;
+/** The row for an attribute condition the form can edit (not a pattern with flags, whose two values a text box would merge). */
+function rowOf(c: Condition): Row | undefined {
+  if (c.kind.case !== "attribute") return undefined;
+  const { attribute, operator, values } = c.kind.value;
+  if (operator === Operator.MATCHES && values.length > 1) return undefined;
+  return { attribute, operator, values: values.map((v) => String(toJson(ValueSchema, v))).join(", "), loaded: c };
+}
 
-/** Numeric comparisons take numbers; every other operator compares strings. */
-const conditionOf = (r: Row): Condition =>
-  create(ConditionSchema, {
-    kind: {
-      case: "attribute",
-      value: {
-        attribute: r.attribute.trim(),
-        operator: r.operator,
-        values: r.values
-          .split(",")
-          .map((v) => v.trim())
-          .filter(Boolean)
-          .map((v) => fromJson(ValueSchema, (NUMERIC.has(r.operator) ? Number(v) : v) as JsonValue)),
-      },
-    },
+const unchanged = (r: Row) => {
+  const was = r.loaded && rowOf(r.loaded);
+  return was !== undefined && was.attribute === r.attribute && was.operator === r.operator && was.values === r.values;
+};
+
+/** Numeric comparisons take numbers; every other operator compares strings. Throws on a number that is not one. */
+function conditionOf(r: Row): Condition {
+  if (r.loaded && unchanged(r)) return r.loaded;
+  const texts = (LIST.has(r.operator) ? r.values.split(",") : [r.values]).map((v) => v.trim()).filter(Boolean);
+  const values = texts.map((t): JsonValue => {
+    if (!NUMERIC.has(r.operator)) return t;
+    if (!Number.isFinite(Number(t))) throw new Error(`${r.attribute} ${operatorName(r.operator)}: "${t}" is not a number`);
+    return Number(t);
   });
+  return create(ConditionSchema, {
+    kind: { case: "attribute", value: { attribute: r.attribute.trim(), operator: r.operator, values: values.map((v) => fromJson(ValueSchema, v)) } },
+  });
+}
 
 const describeCondition = (c: Condition): string => {
-  const r = rowOf(c);
-  if (r) return `${r.attribute} ${operatorName(r.operator)} ${r.values}`;
-  return c.kind.case === "jsonLogic" ? "a JSON Logic expression" : (c.kind.case ?? "condition");
+  if (c.kind.case !== "attribute") return c.kind.case === "jsonLogic" ? "a JSON Logic expression" : (c.kind.case ?? "condition");
+  const { attribute, operator, values } = c.kind.value;
+  return `${attribute} ${operatorName(operator)} ${values.map((v) => String(toJson(ValueSchema, v))).join(", ")}`;
 };
 
 const lines = (s: string) =>
@@ -73,7 +82,7 @@ function SegmentForm({ projectId, segment, onDone }: { projectId: string; segmen
   const [name, setName] = useState(segment?.name ?? "");
   const [description, setDescription] = useState(segment?.description ?? "");
   const [rows, setRows] = useState<Row[]>(() => (segment?.conditions ?? []).flatMap((c) => rowOf(c) ?? []));
-  // Conditions the form does not edit (JSON Logic from a flagd import) are kept as they are.
+  // Conditions the form does not edit (JSON Logic from a flagd import, a pattern with flags) are kept as they are.
   const kept = (segment?.conditions ?? []).filter((c) => !rowOf(c));
   const [included, setIncluded] = useState((segment?.includedKeys ?? []).join("\n"));
   const [excluded, setExcluded] = useState((segment?.excludedKeys ?? []).join("\n"));
@@ -82,12 +91,18 @@ function SegmentForm({ projectId, segment, onDone }: { projectId: string; segmen
 
   const save = () => {
     setError(undefined);
+    let conditions: Condition[];
+    try {
+      conditions = [...rows.filter((r) => r.attribute.trim()).map(conditionOf), ...kept];
+    } catch (err) {
+      return setError((err as Error).message);
+    }
     const fields = {
       projectId,
       key,
       name: name || key,
       description,
-      conditions: [...rows.filter((r) => r.attribute.trim()).map(conditionOf), ...kept],
+      conditions,
       includedKeys: lines(included),
       excludedKeys: lines(excluded),
       reason: "console",
@@ -133,13 +148,18 @@ function SegmentForm({ projectId, segment, onDone }: { projectId: string; segmen
               </option>
             ))}
           </select>
-          <input aria-label={`Values ${i + 1}`} value={r.values} onChange={(e) => setRow(i, { values: e.target.value })} placeholder="value, another value" />
+          <input
+            aria-label={`Values ${i + 1}`}
+            value={r.values}
+            onChange={(e) => setRow(i, { values: e.target.value })}
+            placeholder={LIST.has(r.operator) ? "a, b, c" : "value"}
+          />
           <button type="button" className="link" onClick={() => setRows(rows.filter((_, j) => j !== i))}>
             Remove
           </button>
         </div>
       ))}
-      {kept.length > 0 && <p className="muted">{kept.length} other condition(s) (JSON Logic) are kept as they are.</p>}
+      {kept.length > 0 && <p className="muted">{kept.length} other condition(s) (JSON Logic, a pattern with flags) are kept as they are.</p>}
       <button type="button" onClick={() => setRows([...rows, { attribute: "", operator: Operator.EQUALS, values: "" }])}>
         Add a condition
       </button>
