@@ -212,6 +212,51 @@ describe("the console's project pages", () => {
     await page.context().close();
   }, 120_000);
 
+  it("creates an environment, adds a member, changes their role and removes them, and revokes a key", async () => {
+    const started = await vane.started(60_000);
+    const { call, accessToken, projectId } = await adminSession(started, "development");
+    const page = await signedIn(linkOf());
+    await section(page, "Settings");
+    await page.getByLabel("Environment key").fill("qa");
+    await page.getByLabel("Environment name").fill("QA");
+    await page.getByRole("button", { name: "Create environment" }).click();
+    await page.getByRole("status").filter({ hasText: "Created qa." }).waitFor();
+    const { environments } = await call<{ environments: { key: string; protected?: boolean }[] }>(
+      "vane.identity.v1.IdentityService/ListEnvironments",
+      { projectId },
+      accessToken,
+    );
+    expect(environments.find((e) => e.key === "qa")).toMatchObject({ key: "qa" });
+    expect(environments.find((e) => e.key === "qa")!.protected ?? false).toBe(false);
+
+    await page.getByLabel("Member email").fill("eve@example.com");
+    await page.getByLabel("Member role").selectOption({ label: "editor" });
+    await page.getByRole("button", { name: "Add member" }).click();
+    const eve = page.getByRole("row", { name: /eve@example\.com/ });
+    await eve.waitFor();
+    await eve.getByLabel("Role of eve@example.com").selectOption({ label: "admin" });
+    await page.getByRole("status").filter({ hasText: "eve@example.com's role changed." }).waitFor();
+    const roleOfEve = async () =>
+      (
+        await call<{ members: { email: string; role: string }[] }>(
+          "vane.identity.v1.IdentityService/ListMembers",
+          { organizationId: started.organizationId },
+          accessToken,
+        )
+      ).members.find((m) => m.email === "eve@example.com")?.role;
+    expect(await roleOfEve()).toBe("ROLE_ADMIN");
+    await eve.getByRole("button", { name: "Remove eve@example.com" }).click();
+    await page.getByRole("status").filter({ hasText: "Removed eve@example.com." }).waitFor();
+    expect(await roleOfEve()).toBeUndefined();
+
+    // The key made by the test before: revoked, it leaves the list (ListApiKeys leaves revoked keys out).
+    const backend = page.getByRole("row", { name: /checkout backend/ });
+    await backend.getByRole("button", { name: "Revoke checkout backend" }).click();
+    await page.getByRole("status").filter({ hasText: "Revoked checkout backend." }).waitFor();
+    await expect.poll(() => backend.count()).toBe(0);
+    await page.context().close();
+  }, 120_000);
+
   it("follows a change made through the API in the project's audit feed, and reverts it", async () => {
     const started = await vane.started(60_000);
     const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
