@@ -4,11 +4,15 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { describeError, transport } from "./api.ts";
+import { AuditPage } from "./pages/audit.tsx";
 import { FlagPage } from "./pages/flag.tsx";
 import { FlagsPage } from "./pages/flags.tsx";
 import { HomePage } from "./pages/home.tsx";
+import { SegmentsPage } from "./pages/segments.tsx";
+import { SettingsPage } from "./pages/settings.tsx";
 import { useLiveChanges } from "./live.ts";
-import { useRoute } from "./router.ts";
+import { useRole } from "./role.ts";
+import { href, type Route, SECTIONS, useRoute } from "./router.ts";
 import { onSessionChange, signedIn, signIn, signOut, takeKeyFromUrl } from "./session.ts";
 import "./styles.css";
 
@@ -45,6 +49,37 @@ function SignIn({ error }: { error?: string }) {
   );
 }
 
+/** The project's pages, for every page inside a project. */
+function ProjectNav({ route }: { route: Exclude<Route, { page: "home" }> }) {
+  const at = { projectId: route.projectId, environmentId: route.environmentId };
+  const current = route.page === "flag" ? "flags" : route.page;
+  const links = [{ page: "flags" as const, label: "Flags" }, ...SECTIONS.map((page) => ({ page, label: page[0].toUpperCase() + page.slice(1) }))];
+  return (
+    <nav className="sections" aria-label="Project">
+      {links.map((l) => (
+        <a
+          key={l.page}
+          aria-current={l.page === current ? "page" : undefined}
+          href={href(l.page === "flags" ? { page: "flags", ...at, query: "" } : { page: l.page, ...at })}
+        >
+          {l.label}
+        </a>
+      ))}
+    </nav>
+  );
+}
+
+/** Says so when the caller may only read (every control that changes something is hidden). */
+function ReadOnlyBadge() {
+  const { role, canEdit } = useRole();
+  if (canEdit || !role) return null;
+  return (
+    <span className="badge" title="Your role can read everything but change nothing">
+      read-only (viewer)
+    </span>
+  );
+}
+
 function App() {
   const route = useRoute();
   const [, setTick] = useState(0);
@@ -62,6 +97,8 @@ function App() {
         <a href="#/" className="brand">
           Vane
         </a>
+        {route.page !== "home" && <ProjectNav route={route} />}
+        <ReadOnlyBadge />
         <button className="link" onClick={() => signOut()}>
           Sign out
         </button>
@@ -69,6 +106,9 @@ function App() {
       {route.page === "home" && <HomePage />}
       {route.page === "flags" && <FlagsPage route={route} />}
       {route.page === "flag" && <FlagPage route={route} />}
+      {route.page === "segments" && <SegmentsPage route={route} />}
+      {route.page === "audit" && <AuditPage route={route} />}
+      {route.page === "settings" && <SettingsPage route={route} />}
     </>
   );
 }

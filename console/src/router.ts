@@ -3,13 +3,23 @@
  *   #/                                  choose an organization's project and environment
  *   #/p/<project>/e/<environment>/flags           the flags list
  *   #/p/<project>/e/<environment>/flags/<key>     one flag
+ *   #/p/<project>/e/<environment>/segments        the project's segments
+ *   #/p/<project>/e/<environment>/audit           the project's audit feed
+ *   #/p/<project>/e/<environment>/settings        environments, API keys, members, organization
+ * (every project page keeps the environment, so going back to the flags lands where one was)
  */
 import { useEffect, useState } from "react";
 
 export type Route =
   | { page: "home" }
   | { page: "flags"; projectId: string; environmentId: string; query: string }
-  | { page: "flag"; projectId: string; environmentId: string; flagKey: string };
+  | { page: "flag"; projectId: string; environmentId: string; flagKey: string }
+  | { [S in ProjectSection]: { page: S; projectId: string; environmentId: string } }[ProjectSection];
+
+/** The project pages besides flags, named as their address says. */
+export const SECTIONS = ["segments", "audit", "settings"] as const;
+export type ProjectSection = (typeof SECTIONS)[number];
+const isSection = (s: string | undefined): s is ProjectSection => SECTIONS.includes(s as ProjectSection);
 
 export function parseRoute(hash: string): Route {
   const [path, search = ""] = hash.replace(/^#/, "").split("?");
@@ -18,6 +28,7 @@ export function parseRoute(hash: string): Route {
     if (parts[5]) return { page: "flag", projectId: parts[1], environmentId: parts[3], flagKey: parts[5] };
     return { page: "flags", projectId: parts[1], environmentId: parts[3], query: new URLSearchParams(search).get("q") ?? "" };
   }
+  if (parts[0] === "p" && parts[2] === "e" && isSection(parts[4])) return { page: parts[4], projectId: parts[1], environmentId: parts[3] };
   return { page: "home" };
 }
 
@@ -30,6 +41,8 @@ export function href(route: Route): string {
       return `#/p/${e(route.projectId)}/e/${e(route.environmentId)}/flags${route.query ? `?q=${e(route.query)}` : ""}`;
     case "flag":
       return `#/p/${e(route.projectId)}/e/${e(route.environmentId)}/flags/${e(route.flagKey)}`;
+    default:
+      return `#/p/${e(route.projectId)}/e/${e(route.environmentId)}/${route.page}`;
   }
 }
 

@@ -65,6 +65,11 @@ describe("the audit log's readable diff", () => {
       auditDiff({ enabled: false, defaultVariant: "off", rules: [], version: "1" }, { enabled: true, defaultVariant: "off", rules: [{}], version: "2" }),
     ).toEqual(["enabled: false → true", "rules: 0 items → 1 item"]);
     expect(auditDiff(null, { key: "x" })).toEqual(["created", "key: set to x"]);
+    expect(auditDiff(null, { id: "u1", projectId: "p1", key: "x", enabled: false, tags: [], metadata: {}, owner: "" })).toEqual([
+      "created",
+      "enabled: set to false",
+      "key: set to x",
+    ]);
     expect(auditDiff({ a: 1, b: "x" }, { a: 1 })).toEqual(["b: removed (was x)"]);
   });
 });

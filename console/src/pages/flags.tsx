@@ -8,6 +8,7 @@ import { FlagType, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { describeError } from "../api.ts";
 import { byName, href, type Route } from "../router.ts";
+import { useRole } from "../role.ts";
 
 const PAGE = 50;
 
@@ -61,6 +62,7 @@ function CreateFlag({ projectId, onCreated }: { projectId: string; onCreated: (k
 export function FlagsPage({ route }: { route: Extract<Route, { page: "flags" }> }) {
   const [pageToken, setPageToken] = useState("");
   const [creating, setCreating] = useState(false);
+  const { canEdit } = useRole();
   const envs = useQuery(IdentityService.method.listEnvironments, { projectId: route.projectId });
   const flags = useQuery(FlagService.method.listFlags, { projectId: route.projectId, query: route.query, pageSize: PAGE, pageToken });
   const environments = byName(envs.data?.environments ?? []);
@@ -84,9 +86,9 @@ export function FlagsPage({ route }: { route: Extract<Route, { page: "flags" }> 
             if (e.key === "Enter") location.hash = href({ ...route, query: (e.target as HTMLInputElement).value });
           }}
         />
-        <button onClick={() => setCreating((c) => !c)}>{creating ? "Cancel" : "New flag"}</button>
+        {canEdit && <button onClick={() => setCreating((c) => !c)}>{creating ? "Cancel" : "New flag"}</button>}
       </div>
-      {creating && (
+      {creating && canEdit && (
         <CreateFlag
           projectId={route.projectId}
           onCreated={(key) => (location.hash = href({ page: "flag", projectId: route.projectId, environmentId: route.environmentId, flagKey: key }))}
