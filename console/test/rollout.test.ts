@@ -44,13 +44,19 @@ describe("percentage rollout weights", () => {
 });
 
 describe("the change review", () => {
-  const base = { enabled: false, defaultVariant: "off", rollout: undefined, ruleCount: 0 };
+  const base = { enabled: false, defaultVariant: "off", rules: [] };
+  const rollout = {
+    id: "",
+    uid: "u1",
+    description: "",
+    conditions: [],
+    outcome: { kind: "rollout" as const, shares: percentRollout("on", "off", 25), bucketBy: "", seed: "", experimentId: "" },
+  };
   it("names each change in words", () => {
-    expect(describeChanges(base, { ...base, enabled: true, defaultVariant: "on", rollout: percentRollout("on", "off", 25), ruleCount: 1 })).toEqual([
+    expect(describeChanges(base, { ...base, enabled: true, defaultVariant: "on", rules: [rollout] })).toEqual([
       "Turn the flag ON",
       "Default variant: off → on",
-      "Percentage rollout: none → on 25%, off 75%",
-      "Rules: 0 → 1",
+      "Add rule 1: everyone → on 25%, off 75%",
     ]);
   });
   it("is empty when nothing changes", () => {

@@ -1,33 +1,53 @@
 /**
- * One flag in one environment (a tab per environment): on/off, default variant, a percentage
- * rollout whose weights always sum to 100, other rules kept as they are, a review of the changes
- * before saving, archive/restore, the evaluation debugger with the rule that matched and why, and
+ * One flag in one environment (a tab per environment): on/off, default variant, the ordered
+ * targeting rules (rules-editor.tsx) with the saved ones as flagd JSON Logic, a review of the
+ * changes before saving, archive/restore, the evaluation debugger with the rule that matched and why, and
  * the flag's history. A viewer sees the same page with every control that changes something hidden
  * or disabled.
  */
-import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { toJson, type JsonObject } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
-import { EvaluationService, Reason } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import { type Evaluation, EvaluationService, Reason } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { type FlagEnvironment, type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { describeError } from "../api.ts";
 import { AuditLog } from "../audit-log.tsx";
 import { describeChanges, type EnvState } from "../diff.ts";
 import { useRole } from "../role.ts";
 import { byName, href, type Route } from "../router.ts";
-import { setShare, total, type Share } from "../rollout.ts";
+import { draftsToRules, type RuleProblem, ruleToDraft } from "../rules.ts";
+import { RulesEditor } from "./rules-editor.tsx";
 
-/** The first rule when it is an unconditional rollout (what the rollout editor edits). */
-function rolloutOf(env: FlagEnvironment | undefined): Share[] | undefined {
-  const r = env?.rules[0];
-  if (!r || r.conditions.length > 0 || r.outcome?.kind.case !== "rollout") return undefined;
-  const variants = r.outcome.kind.value.variants;
-  const sum = variants.reduce((a, v) => a + v.weight, 0) || 1;
-  return variants.map((v) => ({ variant: v.variant, percent: Math.round((v.weight * 100) / sum) }));
+/** The saved rules as flagd JSON Logic (what the evaluator runs), fetched when opened. */
+function FlagdView({ environmentId, flagKey, version }: { environmentId: string; flagKey: string; version: bigint }) {
+  const [open, setOpen] = useState(false);
+  const exported = useQuery(FlagService.method.exportFlagd, { environmentId }, { enabled: open });
+  let text = "";
+  if (exported.data) {
+    const flags = (JSON.parse(exported.data.flagdJson) as { flags?: Record<string, unknown> }).flags ?? {};
+    text = flagKey in flags ? JSON.stringify(flags[flagKey], null, 2) : `(not exported: ${exported.data.skipped.join("; ") || "no such flag"})`;
+  }
+  return (
+    <details className="flagd-view" onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>As flagd JSON Logic (saved version {String(version)})</summary>
+      {exported.error && <p className="error">{describeError(exported.error)}</p>}
+      {open && !exported.data && !exported.error && <p className="muted">Loading…</p>}
+      {text && <pre data-testid="flagd-json">{text}</pre>}
+    </details>
+  );
+}
+
+/** Why an evaluation served what it did, with rules numbered as the page shows them. */
+function why(e: Evaluation): string {
+  const x = e.explanation;
+  if (x && x.matchedRuleIndex >= 0) {
+    const name = x.matchedRuleDescription ? ` “${x.matchedRuleDescription}”` : "";
+    return `Rule ${x.matchedRuleIndex + 1}${name} matched: served “${e.variant}”`;
+  }
+  return x?.summary || e.errorMessage || "—";
 }
 
 function Debugger({ flagKey, environmentId }: { flagKey: string; environmentId: string }) {
@@ -71,7 +91,7 @@ function Debugger({ flagKey, environmentId }: { flagKey: string; environmentId: 
           <dt>Reason</dt>
           <dd>{Reason[e.reason]}</dd>
           <dt>Why</dt>
-          <dd>{e.explanation?.summary || e.errorMessage || "—"}</dd>
+          <dd>{why(e)}</dd>
         </dl>
       )}
     </section>
@@ -90,9 +110,10 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
   const variants = flag.data?.flag?.variants.map((v) => v.key) ?? [];
 
   const saved: EnvState = useMemo(
-    () => ({ enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rollout: rolloutOf(env), ruleCount: env?.rules.length ?? 0 }),
+    () => ({ enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: (env?.rules ?? []).map(ruleToDraft) }),
     [env],
   );
+  const [problems, setProblems] = useState<RuleProblem[]>([]);
   const [draft, setDraft] = useState<EnvState>(saved);
   const [reviewing, setReviewing] = useState(false);
   const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
@@ -103,17 +124,16 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
   const f = flag.data.flag!;
   const changes = describeChanges(saved, draft);
 
-  const otherRules: Rule[] = (env?.rules ?? []).slice(saved.rollout ? 1 : 0);
+  const review = () => {
+    const { problems } = draftsToRules(draft.rules, variants);
+    setProblems(problems);
+    setReviewing(problems.length === 0);
+    if (problems.length > 0)
+      setMessage({ kind: "error", text: `Fix ${problems.length === 1 ? "the problem" : `the ${problems.length} problems`} shown in the rules first.` });
+    else setMessage(undefined);
+  };
   const save = () => {
-    const rules = draft.rollout
-      ? [
-          create(RuleSchema, {
-            description: "percentage rollout",
-            outcome: { kind: { case: "rollout", value: { variants: draft.rollout.map((s) => ({ variant: s.variant, weight: s.percent })) } } },
-          }),
-          ...otherRules,
-        ]
-      : otherRules;
+    const { rules } = draftsToRules(draft.rules, variants);
     update.mutate(
       {
         environmentId: route.environmentId,
@@ -166,55 +186,36 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
               <option key={v}>{v}</option>
             ))}
           </select>
-          <h3>Percentage rollout</h3>
-          {draft.rollout ? (
-            <div className="rollout">
-              {draft.rollout.map((s) => (
-                <label key={s.variant} className="weight">
-                  <span>{s.variant}</span>
-                  <input
-                    type="number"
-                    min={0}
-                    max={100}
-                    aria-label={`Share of ${s.variant} (%)`}
-                    value={s.percent}
-                    onChange={(e) => setDraft({ ...draft, rollout: setShare(draft.rollout!, s.variant, Number(e.target.value)) })}
-                  />
-                  %
-                </label>
-              ))}
-              <span className="muted">Total {total(draft.rollout)}%</span>
-              {canEdit && (
-                <button className="link" onClick={() => setDraft({ ...draft, rollout: undefined })}>
-                  Remove rollout
-                </button>
-              )}
-            </div>
-          ) : !canEdit ? (
-            <p className="muted">None.</p>
-          ) : (
-            <button
-              onClick={() =>
-                setDraft({
-                  ...draft,
-                  rollout: variants.map((v, i) => ({
-                    variant: v,
-                    percent: i === variants.length - 1 ? 100 - Math.floor(100 / variants.length) * (variants.length - 1) : Math.floor(100 / variants.length),
-                  })),
-                })
-              }
-            >
-              Add a percentage rollout
-            </button>
-          )}
-          {otherRules.length > 0 && <p className="muted">{otherRules.length} other targeting rule(s) are kept as they are.</p>}
+          <h3>Targeting rules</h3>
+          <p className="muted">The first rule that matches serves; without a match, the default variant.</p>
+          <RulesEditor
+            projectId={route.projectId}
+            variants={variants}
+            rules={draft.rules}
+            problems={problems}
+            readOnly={!canEdit}
+            onChange={(rules) => {
+              setDraft({ ...draft, rules });
+              setReviewing(false);
+              // Once problems are shown, they follow the edits (a fixed field loses its message).
+              if (problems.length > 0) setProblems(draftsToRules(rules, variants).problems);
+            }}
+          />
         </fieldset>
+        <FlagdView environmentId={route.environmentId} flagKey={f.key} version={env?.version ?? 0n} />
         {canEdit && (
           <div className="actions">
-            <button disabled={changes.length === 0} onClick={() => setReviewing(true)}>
+            <button disabled={changes.length === 0} onClick={review}>
               Review changes
             </button>
-            <button className="link" disabled={changes.length === 0} onClick={() => setDraft(saved)}>
+            <button
+              className="link"
+              disabled={changes.length === 0}
+              onClick={() => {
+                setDraft(saved);
+                setProblems([]);
+              }}
+            >
               Discard
             </button>
           </div>
