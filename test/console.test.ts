@@ -60,7 +60,7 @@ describe("the console", () => {
     await page.getByRole("link", { name: "Development" }).click();
     await page.getByRole("heading", { name: "Flags" }).waitFor();
     await page.getByRole("button", { name: "New flag" }).click();
-    await page.getByLabel("Key").fill("new-checkout");
+    await page.getByLabel("Key", { exact: true }).fill("new-checkout");
     await page.getByLabel("Name").fill("New checkout");
     await page.getByRole("button", { name: "Create flag" }).click();
     await page.getByRole("heading", { name: /new-checkout/ }).waitFor();
@@ -276,6 +276,80 @@ describe("the console", () => {
         { timeout: 15_000 },
       )
       .toMatch(/Value\s+true[\s\S]*TARGETING_MATCH[\s\S]*rule 1/i);
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it("creates a typed flag with its values checked, and filters the list by type, state, tag and archived, in the address", async () => {
+    const started = await vane.started(60_000);
+    const link = vane.output().match(/(http:\/\/127\.0\.0\.1:\d+\/#key=vane_personal_[A-Za-z0-9_-]+)/)![1];
+    const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
+    const bool = [
+      { key: "on", value: true },
+      { key: "off", value: false },
+    ];
+    await call(
+      "vane.flags.v1.FlagService/CreateFlag",
+      { projectId, key: "old-banner", name: "Old banner", type: "FLAG_TYPE_BOOLEAN", variants: bool, tags: ["web"] },
+      accessToken,
+    );
+    await call("vane.flags.v1.FlagService/ArchiveFlag", { projectId, key: "old-banner", expectedVersion: 1 }, accessToken);
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(link);
+    await page.getByRole("heading", { name: "Projects" }).waitFor();
+    await page.goto(`${started.baseUrl}/#/p/${projectId}/e/${environmentId}/flags`);
+    await page.getByRole("heading", { name: "Flags" }).waitFor();
+
+    // An object flag: a value that is not JSON is named at its row; nothing is sent until fixed.
+    await page.getByRole("button", { name: "New flag" }).click();
+    await page.getByLabel("Key", { exact: true }).fill("checkout-layout");
+    await page.getByLabel("Type", { exact: true }).selectOption("object");
+    await page.getByLabel("Variant 2 value").fill('{"layout": grid}');
+    await page.getByRole("button", { name: "Create flag" }).click();
+    await expect.poll(() => page.locator(".variant-row").nth(1).innerText()).toMatch(/not JSON/);
+    await shot(page, "new-flag-problem");
+    await page.getByLabel("Variant 2 value").fill('{"layout": "grid", "columns": 3}');
+    await page.getByRole("button", { name: "Create flag" }).click();
+    await page.getByRole("heading", { name: /checkout-layout/ }).waitFor();
+    const got = await call<{ flag: { type: string; variants: { key: string; value: unknown }[] } }>(
+      "vane.flags.v1.FlagService/GetFlag",
+      { projectId, key: "checkout-layout" },
+      accessToken,
+    );
+    expect(got.flag.type).toBe("FLAG_TYPE_OBJECT");
+    expect(got.flag.variants).toEqual([
+      { key: "default", value: {} },
+      { key: "new", value: { layout: "grid", columns: 3 } },
+    ]);
+
+    // Archive and restore it from its page (behind a confirmation).
+    page.on("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Archive" }).click();
+    await page.getByRole("status").filter({ hasText: "Archived." }).waitFor();
+    await page.getByRole("heading", { name: /checkout-layout\s+archived/ }).waitFor();
+    await page.getByRole("button", { name: "Restore" }).click();
+    await page.getByRole("status").filter({ hasText: "Restored." }).waitFor();
+
+    // Filters live in the address: reload it and the list is still filtered.
+    await page.getByRole("link", { name: "← Flags" }).click();
+    await page.getByLabel("Filter by type").selectOption("object");
+    await expect.poll(() => page.url()).toContain("type=object");
+    await expect.poll(() => page.locator("table.flags tbody tr").allInnerTexts()).toEqual([expect.stringContaining("checkout-layout")]);
+    await page.reload();
+    await expect.poll(() => page.locator("table.flags tbody tr").allInnerTexts()).toEqual([expect.stringContaining("checkout-layout")]);
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    await page.getByLabel("Filter archived").selectOption("only");
+    await expect.poll(() => page.locator("table.flags tbody tr").allInnerTexts()).toEqual([expect.stringMatching(/old-banner[\s\S]*archived[\s\S]*web/)]);
+    await page.getByLabel("Filter by tag").fill("mobile");
+    await page.getByLabel("Filter by tag").press("Enter");
+    await page.getByText("No flag matches the search and filters.").waitFor();
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    await page.getByLabel("Filter by state in this environment").selectOption("off");
+    await expect.poll(() => page.locator("table.flags tbody tr").allInnerTexts()).toContainEqual(expect.stringContaining("checkout-layout"));
+    await page.getByLabel("Filter by state in this environment").selectOption("on");
+    await expect.poll(async () => (await page.locator("table.flags tbody tr").allInnerTexts()).some((t) => t.includes("checkout-layout"))).toBe(false);
+    await shot(page, "flags-filtered");
     expect(errors).toEqual([]);
   }, 120_000);
 

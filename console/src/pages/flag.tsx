@@ -117,6 +117,14 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
   const [draft, setDraft] = useState<EnvState>(saved);
   const [reviewing, setReviewing] = useState(false);
   const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
+  const [lifecycleMessage, setLifecycleMessage] = useState<{ kind: "error" | "ok"; text: string }>();
+  const lifecycle = (done: string) => ({
+    onSuccess: () => {
+      setLifecycleMessage({ kind: "ok", text: done });
+      void qc.invalidateQueries();
+    },
+    onError: (err: unknown) => setLifecycleMessage({ kind: "error", text: describeError(err) }),
+  });
   useEffect(() => setDraft(saved), [saved]);
 
   if (flag.error) return <main className="error">{describeError(flag.error)}</main>;
@@ -248,7 +256,7 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
         <section className="card">
           <h2>Lifecycle</h2>
           {f.archived ? (
-            <button onClick={() => unarchive.mutate({ projectId: route.projectId, key: f.key }, { onSuccess: () => void qc.invalidateQueries() })}>
+            <button onClick={() => unarchive.mutate({ projectId: route.projectId, key: f.key, expectedVersion: f.version }, lifecycle("Restored."))}>
               Restore
             </button>
           ) : (
@@ -256,11 +264,16 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
               className="danger"
               onClick={() => {
                 if (confirm(`Archive ${f.key}? It stops being served in every environment.`))
-                  archive.mutate({ projectId: route.projectId, key: f.key }, { onSuccess: () => void qc.invalidateQueries() });
+                  archive.mutate({ projectId: route.projectId, key: f.key, expectedVersion: f.version }, lifecycle("Archived."));
               }}
             >
               Archive
             </button>
+          )}
+          {lifecycleMessage && (
+            <p role={lifecycleMessage.kind === "error" ? "alert" : "status"} className={lifecycleMessage.kind}>
+              {lifecycleMessage.text}
+            </p>
           )}
         </section>
       )}
