@@ -87,8 +87,14 @@ function App() {
   useEffect(() => onSessionChange(() => setTick((t) => t + 1)), []);
   useLiveChanges(signedIn() && route.page !== "home" ? route.projectId : undefined);
   useEffect(() => {
-    const key = takeKeyFromUrl();
-    if (key) signIn(key).catch((err: unknown) => setLinkError(`The sign-in link did not work: ${describeError(err)}`));
+    // The link's key arrives with the page, or later when the link is opened in a tab already showing the console.
+    const take = () => {
+      const key = takeKeyFromUrl();
+      if (key) signIn(key).catch((err: unknown) => setLinkError(`The sign-in link did not work: ${describeError(err)}`));
+    };
+    take();
+    addEventListener("hashchange", take);
+    return () => removeEventListener("hashchange", take);
   }, []);
   if (!signedIn()) return <SignIn error={linkError} />;
   return (
