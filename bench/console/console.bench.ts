@@ -74,7 +74,11 @@ try {
     const b = performance.now();
     await call("vane.flags.v1.FlagService/ListFlags", { projectId, pageSize: 50 }, accessToken);
     const c = performance.now();
-    if (r > 0) (ui.push(b - a), api.push(c - b)); // the first round warms caches
+    if (r > 0) {
+      // The first round warms caches.
+      ui.push(b - a);
+      api.push(c - b);
+    }
   }
 
   // 3. A change through the API → the open list, against a WatchChanges stream in Node.
@@ -121,7 +125,10 @@ try {
     );
     const shown = performance.now();
     while (arrivals.length === before) await new Promise((r2) => setTimeout(r2, 1));
-    if (r > 0) (toPage.push(shown - sent), toStream.push(arrivals[before] - sent));
+    if (r > 0) {
+      toPage.push(shown - sent);
+      toStream.push(arrivals[before] - sent);
+    }
   }
   abort.abort();
 
