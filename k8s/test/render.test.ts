@@ -56,6 +56,8 @@ describe("overlays", () => {
       expect(pdb?.spec.selector.matchLabels, name).toEqual({ app: name });
       const spread = d.spec.template.spec.topologySpreadConstraints;
       expect(spread.some((t: any) => t.topologyKey === "kubernetes.io/hostname" && t.labelSelector.matchLabels.app === name)).toBe(true);
+      // A tainted node the pod cannot use must not count as an empty domain to spread to.
+      for (const t of spread) expect(t.nodeTaintsPolicy, `${name} ${t.topologyKey}`).toBe("Honor");
       expect(d.spec.template.spec.affinity.podAntiAffinity).toBeDefined();
     }
     const pg = find(prod, "Cluster", "vane-pg");
@@ -81,6 +83,12 @@ describe("overlays", () => {
       // A replica count in the manifest would reset the scaled-out Deployment on every apply.
       expect(target.spec.replicas, h.metadata.name).toBeUndefined();
       expect(h.spec.minReplicas).toBeGreaterThanOrEqual(2);
+      // Scaled on the application container's CPU: the mesh proxy's would dilute it.
+      const containers = target.spec.template.spec.containers.map((c: any) => c.name);
+      for (const m of h.spec.metrics) {
+        expect(m.type, h.metadata.name).toBe("ContainerResource");
+        expect(containers).toContain(m.containerResource.container);
+      }
     }
   });
 
