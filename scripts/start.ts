@@ -60,6 +60,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return (ctx) =>
       createIdentityModule({
         databaseUrl: ctx.databaseUrl,
+        databasePoolSize: ctx.config.dbPoolSize,
         schema: ctx.schema("identity"),
         tokenIssuer: ctx.config.tokenIssuer,
         migrate: ctx.config.migrateOnStart,
@@ -72,6 +73,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return async (ctx) =>
       createFlagsModule({
         databaseUrl: ctx.databaseUrl,
+        databasePoolSize: ctx.config.dbPoolSize,
         schema: ctx.schema("flags"),
         nats: { bus: await ctx.bus() },
         snapshotBucket: flags.snapshotBucket,
@@ -105,6 +107,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return async (ctx) =>
       createAnalyticsModule({
         databaseUrl: ctx.databaseUrl,
+        databasePoolSize: ctx.config.dbPoolSize,
         schema: ctx.schema("analytics"),
         bus: await ctx.bus(),
         eventsStream: analytics.eventsStream,

@@ -92,6 +92,25 @@ describe("overlays", () => {
     }
   });
 
+  it("prod's database pools fit their roles' connection limits at the HPA maximum during a rollout", () => {
+    const prod = get("overlays/prod");
+    const roles = new Map<string, number>(find(prod, "Cluster", "vane-pg").spec.managed.roles.map((r: any) => [r.name, r.connectionLimit]));
+    const checked: string[] = [];
+    for (const d of deployments("overlays/prod")) {
+      const server = d.spec.template.spec.containers.find((c: any) => c.name === "server");
+      if (!server.env?.some((e: any) => e.name === "VANE_DATABASE_URL")) continue;
+      const name = d.metadata.name;
+      const maxPods = (find(prod, "HorizontalPodAutoscaler", name)?.spec.maxReplicas ?? d.spec.replicas) + (d.spec.strategy?.rollingUpdate?.maxSurge ?? 1);
+      const pool = Number(server.env.find((e: any) => e.name === "VANE_DB_POOL_SIZE")?.value ?? 10);
+      const limit = roles.get(name);
+      expect(limit, `${name} has a role with a connection limit`).toBeDefined();
+      // Two connections stay free for a migration Job running beside the service.
+      expect(maxPods * pool + 2, `${name}: ${maxPods} pods × ${pool} connections`).toBeLessThanOrEqual(limit!);
+      checked.push(name);
+    }
+    expect(checked.sort()).toEqual(["analytics", "flags", "identity"]);
+  });
+
   it("a configuration change rolls the pods: every Deployment reads a ConfigMap named by its content", () => {
     const names = new Map<string, string>();
     for (const overlay of ["overlays/dev", "overlays/prod"]) {
