@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { overlays, ref, render, type K8sObject } from "../src/render.ts";
+import { parse } from "yaml";
+import { k8sPath, overlays, ref, render, type K8sObject } from "../src/render.ts";
 import { validateObjects } from "../src/validate.ts";
 
 const rendered = new Map<string, K8sObject[]>();
@@ -109,6 +111,40 @@ describe("overlays", () => {
       checked.push(name);
     }
     expect(checked.sort()).toEqual(["analytics", "flags", "identity"]);
+  });
+
+  it("prod enforces the restricted Pod Security profile, and every pod's telemetry names its pod, namespace and node", () => {
+    const ns = find(get("overlays/prod"), "Namespace", "vane");
+    expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+    // NATS runs in the same namespace (Helm): each of its containers must pass the profile too.
+    const nats = parse(readFileSync(k8sPath("infra/nats/helm-values.yaml"), "utf8")) as any;
+    for (const part of ["container", "reloader", "promExporter"]) {
+      expect(nats[part].merge.securityContext, part).toMatchObject({
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+        runAsNonRoot: true,
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+    }
+    expect(nats.podTemplate.merge.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    for (const overlay of ["overlays/dev", "overlays/prod"]) {
+      for (const d of deployments(overlay)) {
+        const env: { name: string; value?: string; valueFrom?: any }[] = d.spec.template.spec.containers[0].env;
+        const names = env.map((e) => e.name);
+        const attrs = env.find((e) => e.name === "OTEL_RESOURCE_ATTRIBUTES")?.value ?? "";
+        for (const [attr, variable, field] of [
+          ["k8s.pod.name", "K8S_POD_NAME", "metadata.name"],
+          ["k8s.namespace.name", "K8S_NAMESPACE", "metadata.namespace"],
+          ["k8s.node.name", "K8S_NODE_NAME", "spec.nodeName"],
+        ]) {
+          expect(attrs, d.metadata.name).toContain(`${attr}=$(${variable})`);
+          // $(VAR) expands only from variables defined before it.
+          expect(names.indexOf(variable), `${d.metadata.name} ${variable}`).toBeGreaterThanOrEqual(0);
+          expect(names.indexOf(variable)).toBeLessThan(names.indexOf("OTEL_RESOURCE_ATTRIBUTES"));
+          expect(env.find((e) => e.name === variable)!.valueFrom.fieldRef.fieldPath).toBe(field);
+        }
+      }
+    }
   });
 
   it("a configuration change rolls the pods: every Deployment reads a ConfigMap named by its content", () => {
