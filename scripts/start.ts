@@ -3,7 +3,7 @@
  * and NATS, else local ones, else ones it starts itself (data in `.vane/`); creates the first
  * organization and admin credential on a fresh database, and prints what runs where.
  */
-import { isAbsolute, join, relative } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createTokenVerifier } from "#lib/auth/auth.ts";
@@ -60,6 +60,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return (ctx) =>
       createIdentityModule({
         databaseUrl: ctx.databaseUrl,
+        databasePoolSize: ctx.config.dbPoolSize,
         schema: ctx.schema("identity"),
         tokenIssuer: ctx.config.tokenIssuer,
         migrate: ctx.config.migrateOnStart,
@@ -72,6 +73,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return async (ctx) =>
       createFlagsModule({
         databaseUrl: ctx.databaseUrl,
+        databasePoolSize: ctx.config.dbPoolSize,
         schema: ctx.schema("flags"),
         nats: { bus: await ctx.bus() },
         snapshotBucket: flags.snapshotBucket,
@@ -105,6 +107,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
     return async (ctx) =>
       createAnalyticsModule({
         databaseUrl: ctx.databaseUrl,
+        databasePoolSize: ctx.config.dbPoolSize,
         schema: ctx.schema("analytics"),
         bus: await ctx.bus(),
         eventsStream: analytics.eventsStream,
@@ -167,7 +170,8 @@ const vars = {
   ...process.env,
   ...(cli.port !== undefined ? { VANE_PORT: cli.port } : {}),
   ...(cli.host !== undefined ? { VANE_HOST: cli.host } : {}),
-  ...(cli.flagdFile !== undefined ? { VANE_FLAGD_FILE: cli.flagdFile } : {}),
+  // Relative to where the person typed the command (npm runs scripts in the package's directory).
+  ...(cli.flagdFile !== undefined ? { VANE_FLAGD_FILE: resolve(process.env.INIT_CWD ?? process.cwd(), cli.flagdFile) } : {}),
 };
 const { common, schemaPrefix, adminEmail, factories } = readConfigOrExit(vars, (reader, fail) => {
   const adminEmail = reader.string("VANE_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL);

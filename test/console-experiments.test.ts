@@ -56,7 +56,7 @@ describe("experiments in the console", () => {
     await page.getByRole("heading", { name: "Flags" }).waitFor();
 
     // A metric; a bad key is shown beside its field.
-    await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Metrics" }).click();
+    await page.getByRole("navigation", { name: "Project" }).getByRole("link", { name: "Metrics" }).click();
     await page.getByRole("heading", { name: "Metrics" }).waitFor();
     await page.getByLabel("Key", { exact: true }).fill("bad key!");
     await page.getByLabel("Name", { exact: true }).fill("Purchased");
@@ -71,10 +71,10 @@ describe("experiments in the console", () => {
     await shot(page, "experiment-metrics");
 
     // A new string flag (control / treatment), and an experiment from its page.
-    await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Flags" }).click();
+    await page.getByRole("navigation", { name: "Project" }).getByRole("link", { name: "Flags" }).click();
     await page.getByRole("button", { name: "New flag" }).click();
     await page.getByLabel("Key", { exact: true }).fill("checkout-flow");
-    await page.getByLabel("Type").selectOption("string");
+    await page.getByLabel("Type", { exact: true }).selectOption("string");
     await page.getByRole("button", { name: "Create flag" }).click();
     await page.getByRole("heading", { name: /checkout-flow/ }).waitFor();
     await page.getByRole("link", { name: "Run an experiment" }).click();

@@ -22,6 +22,8 @@ interface Args {
   rate: number;
   seconds: number;
   connections: number;
+  /** HTTP statuses that count as answered (Connect JSON; default 200 only). */
+  okStatuses?: number[];
 }
 const a = JSON.parse(process.argv[2]) as Args;
 const body = Buffer.from(a.body, "base64");
@@ -51,12 +53,13 @@ if (a.protocol === "grpc") {
   close = () => sessions.forEach((s) => s.close());
 } else {
   const u = new URL(a.url);
+  const okStatuses = a.okStatuses ?? [200];
   const agent = new http.Agent({ keepAlive: true, maxSockets: a.connections });
   const headers = { "content-type": "application/json", "content-length": String(body.length), ...a.headers };
   sender = (onDone) => {
     const req = http.request({ host: u.hostname, port: u.port, path: a.path, method: "POST", agent, headers }, (res) => {
       res.on("data", () => {});
-      res.on("end", () => onDone(res.statusCode === 200));
+      res.on("end", () => onDone(okStatuses.includes(res.statusCode ?? 0)));
     });
     req.on("error", () => onDone(false));
     req.end(body);

@@ -9,12 +9,16 @@ export const root = fileURLToPath(new URL("../..", import.meta.url));
 /** BENCH_CPU_PROF=<dir>: servers write a V8 CPU profile there when stopped (see {@link stopProcess}). */
 const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 
-/** Starts `node --import tsx <script> ...args` and resolves with its first stdout line as JSON. */
+/** Starts `node --import tsx <script> ...args` and resolves with its first stdout line that is not a log line, as JSON. */
 export async function startProcess<T>(script: string, args: string[]): Promise<{ child: ChildProcess; info: T }> {
   const child = spawn(process.execPath, [...profile, "--import", "tsx", script, ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout! });
   const info = await new Promise<T>((resolve, reject) => {
-    lines.once("line", (l) => resolve(JSON.parse(l) as T));
+    // Servers log JSON lines to stdout too (a warning at start-up): those carry a level.
+    lines.on("line", (l) => {
+      const parsed = JSON.parse(l) as T & { level?: unknown };
+      if (parsed.level === undefined) resolve(parsed);
+    });
     child.once("exit", (code) => reject(new Error(`${script} ${args.join(" ")} exited with ${code}`)));
   });
   return { child, info };

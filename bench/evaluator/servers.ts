@@ -53,7 +53,8 @@ if (mode === "noop") {
     VANE_HOST: "127.0.0.1",
     VANE_FLAGD_PORT: "0",
     VANE_FLAGD_SYNC_PORT: "off",
-    ...(nats ? { VANE_SNAPSHOT_BUCKET: process.argv[3] } : { VANE_FLAGD_FILE: fixture }),
+    // BENCH_FLAGD_FILE: another flag file than the test fixture (ofrep.bench.ts: many flags).
+    ...(nats ? { VANE_SNAPSHOT_BUCKET: process.argv[3] } : { VANE_FLAGD_FILE: process.env.BENCH_FLAGD_FILE ?? fixture }),
   });
   const common = readCommonConfig(reader);
   const config = readEvaluatorConfig(reader);
@@ -76,7 +77,7 @@ if (mode === "noop") {
       store: module.store,
       evaluator: createFlagEvaluator(counters, module.exposures),
       hub: createChangeHub(module.store),
-      access: createFlagdAccess({ defaultEnvironment: () => "local", auth: "key", localEnvironment: () => "local" }),
+      access: createFlagdAccess({ defaultEnvironment: () => "local", auth: "key", isLocal: (id) => id === "local" }),
       keepAliveMs: 20_000,
     });
     const handler = connectNodeAdapter({ routes: (r) => r.service(v2.Service, impl) });

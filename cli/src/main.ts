@@ -153,9 +153,13 @@ command(program, "eval <flag>", "Evaluate a flag for a context and explain the r
   .option("-c, --context <key=value>", "a context attribute, repeatable; values parse as JSON when they can", (v: string, all: string[] = []) => [...all, v])
   .option("--context-file <file>", "the context as a JSON object")
   .action(run(async () => (await import("./commands/eval.ts")).evaluate));
-command(program, "watch", "Stream the project's changes as they happen (Ctrl-C stops)", ["vane watch", "vane watch -o json | jq .flagKey"]).action(
-  run(async () => (await import("./commands/watch.ts")).watch),
-);
+command(program, "watch", "Stream the project's changes as they happen, reconnecting and resuming when the connection drops (Ctrl-C stops)", [
+  "vane watch",
+  "vane watch -o json | jq .flagKey",
+  "vane watch --since 1042",
+])
+  .option("--since <sequence>", "first replay the changes after this sequence (a line's `sequence`), as far back as the server holds")
+  .action(run(async () => (await import("./commands/watch.ts")).watch));
 
 const importCmd = command(program, "import", "Import flag definitions from another format", ["vane import flagd flags.json --env development"]);
 command(importCmd, "flagd <file>", "Import a flagd flag-definition file into an environment", ["vane import flagd flags.json --env development --replace"])
@@ -170,6 +174,20 @@ command(exportCmd, "flagd", "Print an environment as a flagd flag-definition fil
 
 const experiments = command(program, "experiments", "Experiments of the project", ["vane experiments list", "vane experiments results checkout-test"]);
 command(experiments, "list", "List experiments", ["vane experiments list -o json"]).action(run(async () => (await import("./commands/experiments.ts")).list));
+command(experiments, "create <key>", "Create an experiment on a flag (a draft until started)", [
+  "vane experiments create one-page --flag checkout-flow --env production --variant control --variant treatment --metric purchased",
+  "vane experiments create big-test --flag banner --variant off=90 --variant on=10 --metric clicks --guardrail errors --hypothesis 'more clicks'",
+])
+  .addOption(envOption())
+  .requiredOption("--flag <key>", "the flag whose variants are the arms")
+  .option("--variant <variant[=weight]>", "an arm and its traffic weight (default 1), repeatable; at least two", (v: string, all: string[] = []) => [...all, v])
+  .option("--control <variant>", "the arm the others are compared with (default: the first)")
+  .option("--metric <key>", "a primary metric, repeatable (1 to 5)", (v: string, all: string[] = []) => [...all, v])
+  .option("--secondary <key>", "a secondary metric, repeatable", (v: string, all: string[] = []) => [...all, v])
+  .option("--guardrail <key>", "a guardrail metric, repeatable", (v: string, all: string[] = []) => [...all, v])
+  .option("--name <text>", "a readable name (default: the key)")
+  .option("--hypothesis <text>", "what you expect, and why")
+  .action(run(async () => (await import("./commands/experiments.ts")).create));
 command(experiments, "start <experiment>", "Start an experiment (key or id)", ["vane experiments start checkout-test"])
   .option("--reason <text>", "why, for the audit log", "")
   .action(run(async () => (await import("./commands/experiments.ts")).start));
@@ -182,9 +200,29 @@ command(experiments, "results <experiment>", "Results per metric and variant, in
 ])
   .option("--confidence <level>", "confidence level of the intervals", "0.95")
   .action(run(async () => (await import("./commands/experiments.ts")).results));
-command(program, "metrics", "List the project's metrics", ["vane metrics -o yaml"]).action(
-  run(async () => (await import("./commands/experiments.ts")).metrics),
-);
+const metrics = command(program, "metrics", "The project's metrics (what experiments measure)", [
+  "vane metrics -o yaml",
+  "vane metrics create purchased --event purchase --kind conversion",
+]);
+// `vane metrics` alone lists them, as before `create` existed.
+metrics
+  .command("list", { isDefault: true })
+  .description("List the project's metrics")
+  .addHelpText("after", "\nExamples:\n  $ vane metrics list -o yaml\n")
+  .action(run(async () => (await import("./commands/experiments.ts")).metrics));
+command(metrics, "create <key>", "Create a metric over a tracked event", [
+  "vane metrics create purchased --event purchase --kind conversion",
+  "vane metrics create latency --event page_load --kind mean --direction decrease --name 'Page load (ms)'",
+])
+  .requiredOption("--event <name>", "the tracked event it is computed from")
+  .addOption(
+    new Option("--kind <kind>", "per unit: did it (conversion), how often (count), the values' sum or mean")
+      .choices(["conversion", "count", "sum", "mean"])
+      .makeOptionMandatory(),
+  )
+  .addOption(new Option("--direction <direction>", "which way is better").choices(["increase", "decrease"]).default("increase"))
+  .option("--name <text>", "a readable name (default: the key)")
+  .action(run(async () => (await import("./commands/experiments.ts")).createMetric));
 
 // Flags as code.
 const fileOption = () => new Option("-f, --file <path>", "a YAML/JSON file or a directory of them").makeOptionMandatory();

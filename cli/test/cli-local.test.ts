@@ -57,8 +57,9 @@ describe("vane without a server", () => {
 
   it("colours only on a terminal, and not with NO_COLOR", () => {
     // util-linux's script(1) gives the command a pseudo-terminal; -e passes its exit code on.
-    // The inherited environment is not trusted: CI may run with TERM=dumb or NO_COLOR set.
-    const { NO_COLOR: _inherited, ...inherited } = process.env;
+    // The inherited environment is not trusted: CI runs with CI=true (node's styleText then
+    // counts colours off), and may set TERM=dumb, NO_COLOR or FORCE_COLOR.
+    const { NO_COLOR: _no, CI: _ci, FORCE_COLOR: _force, NODE_DISABLE_COLORS: _disable, ...inherited } = process.env;
     const onTerminal = (env: Record<string, string>) =>
       spawnSync("script", ["-qec", `${process.execPath} ${bin} flgs`, "/dev/null"], {
         env: { ...inherited, TERM: "xterm-256color", ...env },

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPgProxy } from "#test/chaos/pg-proxy.ts";
 import { adminSession, startVane, type VaneProcess } from "#test/vane-process.ts";
 import { createCli, type Cli } from "./run-vane.ts";
 
@@ -190,37 +191,116 @@ describe("vane against npm start", () => {
     }
   });
 
-  it("lists, starts, shows results of and stops an experiment", async () => {
+  it("keeps watching through a dropped connection, resuming after the last change it saw", async () => {
+    const proxy = await startPgProxy(started.baseUrl);
+    const watching = cli.start(["watch", "-o", "json"], { env: { VANE_URL: `http://127.0.0.1:${proxy.port}`, VANE_API_KEY: started.adminKey } });
+    try {
+      await watching.waitFor(/Watching project default/);
+      await json(["flags", "create", "before-cut"]);
+      await watching.waitFor(/"flagKey":"before-cut"/);
+      // The network drops every connection and refuses new ones; a change happens meanwhile.
+      proxy.setMode("refuse");
+      await watching.waitFor(/connection lost/);
+      await json(["flags", "create", "during-cut"]);
+      proxy.setMode("pass");
+      await watching.waitFor(/"flagKey":"during-cut"/, 40_000);
+      const { stdout, stderr } = watching.output();
+      expect(stderr).toMatch(/resuming after sequence \d+/);
+      expect(stderr).toContain("reconnected");
+      // Each change once, in order.
+      const keys = stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { flagKey: string }).flagKey);
+      expect(keys.filter((k) => k === "before-cut" || k === "during-cut")).toEqual(["before-cut", "during-cut"]);
+    } finally {
+      watching.child.kill("SIGINT");
+      await watching.exited;
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("creates metrics and experiments, lists, starts, shows results of and stops an experiment", async () => {
     expect(await json(["experiments", "list"])).toEqual([]);
     const missing = await cli.run(["experiments", "results", "nope"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim()).toBe('error: no experiment "nope" in this project (have: none)');
 
-    // Metrics and experiments have no create command yet: made through the API, driven by the CLI.
     await json(["flags", "create", "checkout-flow", "--type", "string", "--variant", 'control="a"', "--variant", 'treatment="b"']);
-    const { call, accessToken, projectId, environmentId } = await adminSession(started, "development");
-    await call(
-      "vane.experiments.v1.ExperimentService/CreateMetric",
-      { projectId, key: "purchased", name: "Purchased", eventName: "purchase", kind: "METRIC_KIND_CONVERSION", direction: "DIRECTION_INCREASE" },
-      accessToken,
-    );
-    await call(
-      "vane.experiments.v1.ExperimentService/CreateExperiment",
-      {
-        projectId,
-        environmentId,
-        flagKey: "checkout-flow",
-        key: "one-page",
-        name: "One page",
-        variants: [
-          { variant: "control", weight: 50 },
-          { variant: "treatment", weight: 50 },
-        ],
-        controlVariant: "control",
-        primaryMetricKeys: ["purchased"],
-      },
-      accessToken,
-    );
+    expect(await json(["metrics", "create", "purchased", "--event", "purchase", "--kind", "conversion", "--name", "Purchased"])).toEqual({
+      key: "purchased",
+      name: "Purchased",
+      event: "purchase",
+      kind: "conversion",
+      direction: "increase",
+    });
+    const badKind = await cli.run(["metrics", "create", "x", "--event", "e", "--kind", "median"]);
+    expect(badKind.code).toBe(2);
+    expect(badKind.stderr).toContain("Allowed choices are conversion, count, sum, mean");
+    const oneArm = await cli.run([
+      "experiments",
+      "create",
+      "solo",
+      "--flag",
+      "checkout-flow",
+      "--env",
+      "development",
+      "--variant",
+      "control",
+      "--metric",
+      "purchased",
+    ]);
+    expect(oneArm.code).toBe(2);
+    expect(oneArm.stderr).toContain("at least two --variant options");
+    const unknownMetric = await cli.run([
+      "experiments",
+      "create",
+      "x",
+      "--flag",
+      "checkout-flow",
+      "--env",
+      "development",
+      "--variant",
+      "control",
+      "--variant",
+      "treatment",
+      "--metric",
+      "nope",
+    ]);
+    expect(unknownMetric.code).toBe(1);
+    expect(unknownMetric.stderr).toMatch(/nope/);
+    expect(
+      await json([
+        "experiments",
+        "create",
+        "one-page",
+        "--flag",
+        "checkout-flow",
+        "--env",
+        "development",
+        "--variant",
+        "control=50",
+        "--variant",
+        "treatment=50",
+        "--metric",
+        "purchased",
+        "--name",
+        "One page",
+        "--hypothesis",
+        "one page converts better",
+      ]),
+    ).toMatchObject({
+      key: "one-page",
+      name: "One page",
+      flag: "checkout-flow",
+      status: "draft",
+      control: "control",
+      variants: [
+        { variant: "control", weight: 50 },
+        { variant: "treatment", weight: 50 },
+      ],
+      primaryMetrics: ["purchased"],
+    });
     expect(await json(["metrics"])).toEqual([{ key: "purchased", name: "Purchased", event: "purchase", kind: "conversion", direction: "increase" }]);
     expect(await json(["experiments", "list"])).toMatchObject([{ key: "one-page", flag: "checkout-flow", status: "draft" }]);
     expect(await json(["experiments", "start", "one-page"])).toMatchObject({ status: "running" });

@@ -4,14 +4,18 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { describeError, transport } from "./api.ts";
+import { AuditPage } from "./pages/audit.tsx";
 import { ExperimentPage } from "./pages/experiment.tsx";
 import { ExperimentsPage } from "./pages/experiments.tsx";
 import { FlagPage } from "./pages/flag.tsx";
 import { FlagsPage } from "./pages/flags.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { MetricsPage } from "./pages/metrics.tsx";
+import { SegmentsPage } from "./pages/segments.tsx";
+import { SettingsPage } from "./pages/settings.tsx";
 import { useLiveChanges } from "./live.ts";
-import { href, useRoute } from "./router.ts";
+import { useRole } from "./role.ts";
+import { href, type Route, SECTIONS, useRoute } from "./router.ts";
 import { onSessionChange, signedIn, signIn, signOut, takeKeyFromUrl } from "./session.ts";
 // uPlot's few rules (the results charts) ride in the one stylesheet: a lazy chunk's CSS would not be loaded.
 import "uplot/dist/uPlot.min.css";
@@ -50,6 +54,47 @@ function SignIn({ error }: { error?: string }) {
   );
 }
 
+/** The project's pages, for every page inside a project. */
+function ProjectNav({ route }: { route: Exclude<Route, { page: "home" }> }) {
+  const at = { projectId: route.projectId, environmentId: route.environmentId };
+  const current = route.page === "flag" ? "flags" : route.page === "experiment" ? "experiments" : route.page;
+  const links = [
+    { page: "flags" as const, label: "Flags" },
+    { page: "experiments" as const, label: "Experiments" },
+    ...SECTIONS.map((page) => ({ page, label: page[0].toUpperCase() + page.slice(1) })),
+  ];
+  return (
+    <nav className="sections" aria-label="Project">
+      {links.map((l) => (
+        <a
+          key={l.page}
+          aria-current={l.page === current ? "page" : undefined}
+          href={href(
+            l.page === "flags"
+              ? { page: "flags", ...at, query: "" }
+              : l.page === "experiments"
+                ? { page: "experiments", ...at, newForFlag: "" }
+                : { page: l.page, ...at },
+          )}
+        >
+          {l.label}
+        </a>
+      ))}
+    </nav>
+  );
+}
+
+/** Says so when the caller may only read (every control that changes something is hidden). */
+function ReadOnlyBadge() {
+  const { role, canEdit } = useRole();
+  if (canEdit || !role) return null;
+  return (
+    <span className="badge" title="Your role can read everything but change nothing">
+      read-only (viewer)
+    </span>
+  );
+}
+
 function App() {
   const route = useRoute();
   const [, setTick] = useState(0);
@@ -57,8 +102,14 @@ function App() {
   useEffect(() => onSessionChange(() => setTick((t) => t + 1)), []);
   useLiveChanges(signedIn() && route.page !== "home" ? route.projectId : undefined);
   useEffect(() => {
-    const key = takeKeyFromUrl();
-    if (key) signIn(key).catch((err: unknown) => setLinkError(`The sign-in link did not work: ${describeError(err)}`));
+    // The link's key arrives with the page, or later when the link is opened in a tab already showing the console.
+    const take = () => {
+      const key = takeKeyFromUrl();
+      if (key) signIn(key).catch((err: unknown) => setLinkError(`The sign-in link did not work: ${describeError(err)}`));
+    };
+    take();
+    addEventListener("hashchange", take);
+    return () => removeEventListener("hashchange", take);
   }, []);
   if (!signedIn()) return <SignIn error={linkError} />;
   return (
@@ -67,13 +118,8 @@ function App() {
         <a href="#/" className="brand">
           Vane
         </a>
-        {route.page !== "home" && (
-          <nav className="sections" aria-label="Sections">
-            <a href={href({ page: "flags", projectId: route.projectId, environmentId: route.environmentId, query: "" })}>Flags</a>
-            <a href={href({ page: "experiments", projectId: route.projectId, environmentId: route.environmentId, newForFlag: "" })}>Experiments</a>
-            <a href={href({ page: "metrics", projectId: route.projectId, environmentId: route.environmentId })}>Metrics</a>
-          </nav>
-        )}
+        {route.page !== "home" && <ProjectNav route={route} />}
+        <ReadOnlyBadge />
         <button className="link" onClick={() => signOut()}>
           Sign out
         </button>
@@ -81,9 +127,12 @@ function App() {
       {route.page === "home" && <HomePage />}
       {route.page === "flags" && <FlagsPage route={route} />}
       {route.page === "flag" && <FlagPage route={route} />}
-      {route.page === "metrics" && <MetricsPage route={route} />}
       {route.page === "experiments" && <ExperimentsPage route={route} />}
       {route.page === "experiment" && <ExperimentPage route={route} />}
+      {route.page === "metrics" && <MetricsPage route={route} />}
+      {route.page === "segments" && <SegmentsPage route={route} />}
+      {route.page === "audit" && <AuditPage route={route} />}
+      {route.page === "settings" && <SettingsPage route={route} />}
     </>
   );
 }

@@ -44,13 +44,19 @@ describe("percentage rollout weights", () => {
 });
 
 describe("the change review", () => {
-  const base = { enabled: false, defaultVariant: "off", rollout: undefined, ruleCount: 0 };
+  const base = { enabled: false, defaultVariant: "off", rules: [] };
+  const rollout = {
+    id: "",
+    uid: "u1",
+    description: "",
+    conditions: [],
+    outcome: { kind: "rollout" as const, shares: percentRollout("on", "off", 25), bucketBy: "", seed: "", experimentId: "" },
+  };
   it("names each change in words", () => {
-    expect(describeChanges(base, { ...base, enabled: true, defaultVariant: "on", rollout: percentRollout("on", "off", 25), ruleCount: 1 })).toEqual([
+    expect(describeChanges(base, { ...base, enabled: true, defaultVariant: "on", rules: [rollout] })).toEqual([
       "Turn the flag ON",
       "Default variant: off → on",
-      "Percentage rollout: none → on 25%, off 75%",
-      "Rules: 0 → 1",
+      "Add rule 1: everyone → on 25%, off 75%",
     ]);
   });
   it("is empty when nothing changes", () => {
@@ -65,6 +71,11 @@ describe("the audit log's readable diff", () => {
       auditDiff({ enabled: false, defaultVariant: "off", rules: [], version: "1" }, { enabled: true, defaultVariant: "off", rules: [{}], version: "2" }),
     ).toEqual(["enabled: false → true", "rules: 0 items → 1 item"]);
     expect(auditDiff(null, { key: "x" })).toEqual(["created", "key: set to x"]);
+    expect(auditDiff(null, { id: "u1", projectId: "p1", key: "x", enabled: false, tags: [], metadata: {}, owner: "" })).toEqual([
+      "created",
+      "enabled: set to false",
+      "key: set to x",
+    ]);
     expect(auditDiff({ a: 1, b: "x" }, { a: 1 })).toEqual(["b: removed (was x)"]);
   });
 });

@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { overlays, ref, render, type K8sObject } from "../src/render.ts";
+import { parse } from "yaml";
+import { k8sPath, overlays, ref, render, type K8sObject } from "../src/render.ts";
 import { validateObjects } from "../src/validate.ts";
 
 const rendered = new Map<string, K8sObject[]>();
@@ -56,6 +58,8 @@ describe("overlays", () => {
       expect(pdb?.spec.selector.matchLabels, name).toEqual({ app: name });
       const spread = d.spec.template.spec.topologySpreadConstraints;
       expect(spread.some((t: any) => t.topologyKey === "kubernetes.io/hostname" && t.labelSelector.matchLabels.app === name)).toBe(true);
+      // A tainted node the pod cannot use must not count as an empty domain to spread to.
+      for (const t of spread) expect(t.nodeTaintsPolicy, `${name} ${t.topologyKey}`).toBe("Honor");
       expect(d.spec.template.spec.affinity.podAntiAffinity).toBeDefined();
     }
     const pg = find(prod, "Cluster", "vane-pg");
@@ -81,6 +85,65 @@ describe("overlays", () => {
       // A replica count in the manifest would reset the scaled-out Deployment on every apply.
       expect(target.spec.replicas, h.metadata.name).toBeUndefined();
       expect(h.spec.minReplicas).toBeGreaterThanOrEqual(2);
+      // Scaled on the application container's CPU: the mesh proxy's would dilute it.
+      const containers = target.spec.template.spec.containers.map((c: any) => c.name);
+      for (const m of h.spec.metrics) {
+        expect(m.type, h.metadata.name).toBe("ContainerResource");
+        expect(containers).toContain(m.containerResource.container);
+      }
+    }
+  });
+
+  it("prod's database pools fit their roles' connection limits at the HPA maximum during a rollout", () => {
+    const prod = get("overlays/prod");
+    const roles = new Map<string, number>(find(prod, "Cluster", "vane-pg").spec.managed.roles.map((r: any) => [r.name, r.connectionLimit]));
+    const checked: string[] = [];
+    for (const d of deployments("overlays/prod")) {
+      const server = d.spec.template.spec.containers.find((c: any) => c.name === "server");
+      if (!server.env?.some((e: any) => e.name === "VANE_DATABASE_URL")) continue;
+      const name = d.metadata.name;
+      const maxPods = (find(prod, "HorizontalPodAutoscaler", name)?.spec.maxReplicas ?? d.spec.replicas) + (d.spec.strategy?.rollingUpdate?.maxSurge ?? 1);
+      const pool = Number(server.env.find((e: any) => e.name === "VANE_DB_POOL_SIZE")?.value ?? 10);
+      const limit = roles.get(name);
+      expect(limit, `${name} has a role with a connection limit`).toBeDefined();
+      // Two connections stay free for a migration Job running beside the service.
+      expect(maxPods * pool + 2, `${name}: ${maxPods} pods × ${pool} connections`).toBeLessThanOrEqual(limit!);
+      checked.push(name);
+    }
+    expect(checked.sort()).toEqual(["analytics", "flags", "identity"]);
+  });
+
+  it("prod enforces the restricted Pod Security profile, and every pod's telemetry names its pod, namespace and node", () => {
+    const ns = find(get("overlays/prod"), "Namespace", "vane");
+    expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+    // NATS runs in the same namespace (Helm): each of its containers must pass the profile too.
+    const nats = parse(readFileSync(k8sPath("infra/nats/helm-values.yaml"), "utf8")) as any;
+    for (const part of ["container", "reloader", "promExporter"]) {
+      expect(nats[part].merge.securityContext, part).toMatchObject({
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+        runAsNonRoot: true,
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+    }
+    expect(nats.podTemplate.merge.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    for (const overlay of ["overlays/dev", "overlays/prod"]) {
+      for (const d of deployments(overlay)) {
+        const env: { name: string; value?: string; valueFrom?: any }[] = d.spec.template.spec.containers[0].env;
+        const names = env.map((e) => e.name);
+        const attrs = env.find((e) => e.name === "OTEL_RESOURCE_ATTRIBUTES")?.value ?? "";
+        for (const [attr, variable, field] of [
+          ["k8s.pod.name", "K8S_POD_NAME", "metadata.name"],
+          ["k8s.namespace.name", "K8S_NAMESPACE", "metadata.namespace"],
+          ["k8s.node.name", "K8S_NODE_NAME", "spec.nodeName"],
+        ]) {
+          expect(attrs, d.metadata.name).toContain(`${attr}=$(${variable})`);
+          // $(VAR) expands only from variables defined before it.
+          expect(names.indexOf(variable), `${d.metadata.name} ${variable}`).toBeGreaterThanOrEqual(0);
+          expect(names.indexOf(variable)).toBeLessThan(names.indexOf("OTEL_RESOURCE_ATTRIBUTES"));
+          expect(env.find((e) => e.name === variable)!.valueFrom.fieldRef.fieldPath).toBe(field);
+        }
+      }
     }
   });
 

@@ -11,6 +11,8 @@ export interface CommonConfig {
   host: string;
   logLevel: string;
   databaseUrl: string | undefined;
+  /** `VANE_DB_POOL_SIZE`: Postgres connections each service process may hold (default 10). */
+  dbPoolSize: number;
   natsUrl: string | undefined;
   corsOrigins: string[];
   /** `iss` of Vane access tokens. */
@@ -33,6 +35,7 @@ export function readCommonConfig(env: EnvReader): CommonConfig {
     host: env.string("VANE_HOST", "0.0.0.0"),
     logLevel: env.oneOf("VANE_LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const),
     databaseUrl: env.url("VANE_DATABASE_URL", env.optional("DATABASE_URL"), ["postgres", "postgresql"]),
+    dbPoolSize: env.int("VANE_DB_POOL_SIZE", 10, { min: 1, max: 200 }),
     natsUrl: env.url("VANE_NATS_URL", env.optional("NATS_URL"), ["nats", "tls", "ws", "wss"]),
     corsOrigins: env.origins("VANE_CORS_ORIGINS", ["*"]),
     tokenIssuer: env.string("VANE_TOKEN_ISSUER", "vane"),

@@ -35,6 +35,7 @@ runMain("analytics", async ({ onStop, useLogger }) => {
   const interceptors = [createClientTracingInterceptor()];
   const module = await createAnalyticsModule({
     databaseUrl: common.databaseUrl!,
+    databasePoolSize: common.dbPoolSize,
     schema,
     bus,
     eventsStream: analytics.eventsStream,

@@ -22,6 +22,8 @@ import type { AnalyticsDatabase } from "./schema.ts";
 /** Options for {@link createAnalyticsModule}. */
 export interface AnalyticsModuleOptions {
   databaseUrl: string;
+  /** Postgres connections the module may hold (VANE_DB_POOL_SIZE; default 10). */
+  databasePoolSize?: number;
   /** Postgres schema (default "analytics"; tests use unique names). */
   schema?: string;
   /** The process's NATS connection (not drained by the module). */
@@ -59,7 +61,7 @@ export interface AnalyticsModule extends ServiceModule {
 export async function createAnalyticsModule(opts: AnalyticsModuleOptions): Promise<AnalyticsModule> {
   const logger = opts.logger.child({ service: "analytics" });
   const schema = opts.schema ?? "analytics";
-  const database = await createDatabase<AnalyticsDatabase>({ url: opts.databaseUrl, schema, logger });
+  const database = await createDatabase<AnalyticsDatabase>({ url: opts.databaseUrl, schema, logger, poolSize: opts.databasePoolSize });
   try {
     if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
     const spec = eventsStream(opts.eventsStream, opts.replicas);

@@ -36,8 +36,12 @@ export interface FlagEvaluator {
   evaluateAll(state: EnvironmentState, context: EvaluationContext, clientOnly: boolean, api: string, exposures?: boolean): Map<string, Resolution>;
 }
 
-/** Creates the shared evaluation step. */
-export function createFlagEvaluator(counters: EvaluatorCounters, exposures: ExposurePublisher): FlagEvaluator {
+/**
+ * Creates the shared evaluation step. `staticContext` (flagd's `--context-value`, drop-in mode)
+ * is laid over every request's context: the operator's values win over the caller's.
+ */
+export function createFlagEvaluator(counters: EvaluatorCounters, exposures: ExposurePublisher, staticContext?: EvaluationContext): FlagEvaluator {
+  const enrich = staticContext && Object.keys(staticContext).length > 0 ? (c: EvaluationContext) => ({ ...c, ...staticContext }) : undefined;
   // An exposure is an evaluation whose variant the experiment's own assignment chose (the engine
   // marks those); a unit served by another rule or the default is not in the experiment.
   const expose = (state: EnvironmentState, key: string, res: Resolution, context: EvaluationContext) => {
@@ -55,13 +59,15 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
     });
   };
   return {
-    evaluate(state, key, context, type, api, exposures = true) {
+    evaluate(state, key, requestContext, type, api, exposures = true) {
+      const context = enrich ? enrich(requestContext) : requestContext;
       const res = state.flags.evaluate(key, context, type);
       counters.evaluation(api, res.reason);
       if (res.experimentId !== undefined && exposures) expose(state, key, res, context);
       return res;
     },
-    evaluateAll(state, context, clientOnly, api, exposures = true) {
+    evaluateAll(state, requestContext, clientOnly, api, exposures = true) {
+      const context = enrich ? enrich(requestContext) : requestContext;
       const all = state.flags.evaluateAll(context);
       if (clientOnly) for (const key of all.keys()) if (!state.clientVisible.has(key)) all.delete(key);
       for (const [key, res] of all) {

@@ -9,6 +9,7 @@ import * as flagdV1 from "#gen/flagd/evaluation/v1/evaluation_pb.js";
 import * as flagdV2 from "#gen/flagd/evaluation/v2/evaluation_pb.js";
 import { FlagSyncService } from "#gen/flagd/sync/v1/sync_pb.js";
 import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import type { EvaluationContext } from "#engine";
 import type { TokenVerifier } from "#lib/auth/auth.ts";
 import { createHealthRegistry, type HealthCheck } from "#lib/server/health.ts";
 import type { Logger } from "#lib/process/logger.ts";
@@ -21,7 +22,7 @@ import type { EvaluatorConfig } from "./config.ts";
 import { createEvaluationService } from "./evaluation-service.ts";
 import { createFlagEvaluator } from "./evaluate.ts";
 import { createExposurePublisher, type ExposurePublisher } from "./exposures.ts";
-import { createFlagdFileSource, type FlagdFileSource } from "./snapshots/file-source.ts";
+import { createFlagdFiles, type FlagdFiles } from "./snapshots/flagd-files.ts";
 import { createFlagdAccess, createFlagdAuthInterceptor } from "./flagd/access.ts";
 import { createFlagdEvaluationV1, createFlagdEvaluationV2 } from "./flagd/evaluation.ts";
 import { createFlagdSyncService } from "./flagd/sync.ts";
@@ -52,6 +53,10 @@ export interface EvaluatorModuleOptions {
   natsCredentials?: string;
   /** identity's base URL, to exchange API keys sent as flagd selectors (VANE_FLAGD_AUTH=key). */
   identityUrl?: () => string;
+  /** Flag files to serve, merged as flagd merges `--uri`s (drop-in mode); default: VANE_FLAGD_FILE. */
+  flagdFiles?: readonly string[];
+  /** flagd's `--context-value`: laid over every evaluation's context (drop-in mode). */
+  staticContext?: EvaluationContext;
   /** Exposure publisher tuning (tests). */
   exposures?: { capacity?: number; capacityBytes?: number; flushIntervalMs?: number; publishTimeoutMs?: number; dedupeSize?: number; maxAttempts?: number };
 }
@@ -67,7 +72,7 @@ export interface EvaluatorModule extends ServiceModule {
   store: SnapshotStore;
   exposures: ExposurePublisher;
   kvSource: KvSnapshotSource | undefined;
-  fileSource: FlagdFileSource | undefined;
+  fileSource: FlagdFiles | undefined;
   /** Resolves once NATS is connected (never, while it is unreachable); undefined without NATS. */
   bus: Promise<Bus> | undefined;
   /**
@@ -75,6 +80,11 @@ export interface EvaluatorModule extends ServiceModule {
    * `verifier` checks the optional bearer tokens (without it, a token is refused).
    */
   startFlagdServers(verifier?: TokenVerifier): Promise<FlagdPorts>;
+  /**
+   * Drop-in flagd mode: OFREP on its own port as flagd serves it (8016) — no credentials, the
+   * files' environments chosen by a `Flagd-Selector` header. Closed with the flagd servers.
+   */
+  startOpenOfrepServer(port: number): Promise<number>;
   /** Drains and closes the flagd servers (also done by `stop`); run it beside the main server's close. */
   closeFlagdServers(): Promise<void>;
 }
@@ -105,12 +115,13 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     },
     exposures: () => exposures.stats(),
   });
-  const evaluator = createFlagEvaluator(counters, exposures);
+  const evaluator = createFlagEvaluator(counters, exposures, opts.staticContext);
   const servers: VaneServer[] = [];
 
-  let fileSource: FlagdFileSource | undefined;
-  if (config.flagdFile) {
-    fileSource = createFlagdFileSource({ path: config.flagdFile, store, logger, environmentId: config.flagdFileEnvironment });
+  let fileSource: FlagdFiles | undefined;
+  const files = opts.flagdFiles ?? (config.flagdFile ? [config.flagdFile] : []);
+  if (files.length > 0) {
+    fileSource = createFlagdFiles({ paths: files, store, logger, environmentId: config.flagdFileEnvironment });
     await fileSource.start();
   }
   // Without NATS the file (or nothing) is all there is; with it, the KV feed says when it caught up.
@@ -147,9 +158,9 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   const access = createFlagdAccess({
     defaultEnvironment: () => config.flagdEnvironment ?? fileSource?.environmentId,
     auth: config.flagdAuth,
-    localEnvironment: () => fileSource?.environmentId,
+    isLocal: (id) => fileSource?.environments.includes(id) ?? false,
     // flagd users select a file by its flag set id or path; both mean the file's environment.
-    alias: (name) => (fileSource?.names(name) ? fileSource.environmentId : undefined),
+    alias: (name) => fileSource?.resolve(name),
   });
   const flagdDeps = { store, evaluator, hub, access, keepAliveMs: config.flagdKeepAliveMs };
   let ofrep: { verifier: TokenVerifier; handle: ReturnType<typeof createOfrepHandler> } | undefined;
@@ -190,7 +201,8 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
       const keys = config.flagdAuth === "key" && opts.identityUrl && verifier ? createFlagdKeys({ identityUrl: opts.identityUrl, verifier }) : undefined;
       if (config.flagdAuth === "none")
         logger.warn("VANE_FLAGD_AUTH=none: the flagd ports serve any environment whose id a caller sends; keep them on a trusted network");
-      else if (!keys)
+      // Only the local files need no key: nothing to say when they are all there is (drop-in mode).
+      else if (!keys && opts.natsUrl)
         logger.warn("the flagd ports accept bearer tokens only (and the --flagd-file environment): set VANE_IDENTITY_URL to accept API keys as selectors");
       const health = createHealthRegistry();
       health.addCheck("evaluator.snapshots", snapshots);
@@ -236,13 +248,49 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
               config.flagdSyncPort,
               [
                 Object.assign(
-                  serve(FlagSyncService, createFlagdSyncService({ store, hub, access, keys, onStream: () => counters.streamOpened("flagd_sync") })),
+                  serve(
+                    FlagSyncService,
+                    createFlagdSyncService({
+                      store,
+                      hub,
+                      access,
+                      keys,
+                      staticContext: opts.staticContext,
+                      onStream: () => counters.streamOpened("flagd_sync"),
+                    }),
+                  ),
                   flagdJson,
                 ),
               ],
               "VANE_FLAGD_SYNC_PORT",
             );
       return { evaluationPort, syncPort };
+    },
+    async startOpenOfrepServer(port) {
+      const handle = createOfrepHandler({
+        store,
+        evaluator,
+        verifier: () => undefined,
+        keys: () => undefined,
+        logger,
+        open: (selector) => (selector === undefined ? fileSource?.environmentId : fileSource?.resolve(selector)),
+      });
+      const health = createHealthRegistry();
+      health.addCheck("evaluator.snapshots", snapshots);
+      const server = createServer({
+        port,
+        portSetting: "--ofrep-port",
+        host: opts.common.host,
+        logger: logger.child({ port: "ofrep" }),
+        services: [],
+        health,
+        corsOrigins: opts.common.corsOrigins,
+        drainDelayMs: opts.common.drainDelayMs,
+        shutdownTimeoutMs: opts.common.shutdownTimeoutMs,
+        httpHandlers: [{ prefix: OFREP_PREFIX, handle }],
+      });
+      servers.push(server);
+      return server.listen();
     },
     async closeFlagdServers() {
       await Promise.all(servers.map((s) => s.close()));

@@ -23,7 +23,7 @@ import type { Logger } from "#lib/process/logger.ts";
 import { checkContext } from "./context-limits.ts";
 import type { FlagEvaluator } from "./evaluate.ts";
 import { API_KEY_SELECTOR, type FlagdKeys } from "./flagd/keys.ts";
-import type { SnapshotStore } from "./snapshots/store.ts";
+import type { EnvironmentState, SnapshotStore } from "./snapshots/store.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -40,6 +40,11 @@ export interface OfrepOptions {
   /** Exchanges API keys at identity (undefined: only access tokens are accepted). */
   keys: () => FlagdKeys | undefined;
   logger: Logger;
+  /**
+   * The drop-in flagd mode (scripts/flagd.ts): no credentials, as flagd's OFREP port; the
+   * environment is the one a `Flagd-Selector` header names, else the merged files'.
+   */
+  open?: (selector: string | undefined) => string | undefined;
 }
 
 /** An answer with its HTTP status. */
@@ -90,6 +95,16 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
     return { state, clientOnly: p.keyKind === ApiKeyKind.CLIENT };
   };
 
+  const openTarget = (req: Req, open: (selector: string | undefined) => string | undefined) => {
+    const header = req.headers["flagd-selector"];
+    const selector = typeof header === "string" && header.trim() !== "" ? header.trim() : undefined;
+    const environmentId = open(selector);
+    const state = environmentId === undefined ? undefined : opts.store.get(environmentId);
+    if (!state) throw new Answer(404, { errorDetails: selector ? `no flag source matches the selector "${selector}"` : "no flags are loaded" });
+    return { state, clientOnly: false };
+  };
+  const targetOf = async (req: Req) => (opts.open ? openTarget(req, opts.open) : target(await principal(req)));
+
   const context = async (req: Req, key: string | undefined): Promise<EvaluationContext> => {
     const invalid = (details: string) =>
       new Answer(
@@ -133,7 +148,7 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
   const failure = (key: string, res: Resolution) => ({ key, errorCode: res.errorCode ?? "GENERAL", errorDetails: res.errorMessage ?? "" });
 
   const single = async (req: Req, key: string): Promise<Answer> => {
-    const { state, clientOnly } = target(await principal(req));
+    const { state, clientOnly } = await targetOf(req);
     const ctx = await context(req, key);
     if (clientOnly && !state.clientVisible.has(key)) return new Answer(404, { key, errorCode: "FLAG_NOT_FOUND", errorDetails: `flag "${key}" does not exist` });
     const res = opts.evaluator.evaluate(state, key, ctx, undefined, "ofrep");
@@ -143,17 +158,26 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
   };
 
   const bulk = async (req: Req): Promise<Answer> => {
-    const { state, clientOnly } = target(await principal(req));
+    const { state, clientOnly } = await targetOf(req);
     const ctx = await context(req, undefined);
+    const match = req.headers["if-none-match"];
+    const matches = (etag: string) => typeof match === "string" && match.split(",").some((t) => t.trim().replace(/^W\//, "") === etag);
+    // The answer depends only on the environment's version, the key's visibility, the context
+    // and the clock — and only the flags whose rules read the clock can change while the rest
+    // stay put. So the tag names the first three and the answers of those few flags: a client
+    // revalidating an unchanged answer gets its 304 after evaluating the clock's flags alone.
+    const clock = clockFlags(state)
+      .filter((key) => !clientOnly || state.clientVisible.has(key))
+      .map((key) => {
+        const r = opts.evaluator.evaluate(state, key, ctx, undefined, "ofrep_all", false);
+        return [key, r.value, r.variant, r.reason];
+      });
+    const etag = `"v${state.version}.${state.commitTimeMs}-${clientOnly ? "c" : "a"}-${hash(canonical(ctx))}${clock.length ? `-${hash(JSON.stringify(clock))}` : ""}"`;
+    if (matches(etag)) return new Answer(304, undefined, { etag });
     const flags: unknown[] = [];
     for (const [key, res] of opts.evaluator.evaluateAll(state, ctx, clientOnly, "ofrep_all"))
       flags.push(res.reason === "ERROR" ? failure(key, res) : success(key, res));
-    const body = JSON.stringify({ flags });
-    // A strong validator of exactly these bytes: equal only when every flag answers the same.
-    const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
-    const match = req.headers["if-none-match"];
-    if (typeof match === "string" && match.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) return new Answer(304, undefined, { etag });
-    return new Answer(200, body, { etag });
+    return new Answer(200, JSON.stringify({ flags }), { etag });
   };
 
   return async (req, res) => {
@@ -185,4 +209,34 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
     if (answer.body === undefined) res.end();
     else res.end(typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body));
   };
+}
+
+const clockReaders = new WeakMap<EnvironmentState, string[]>();
+/** The flags whose rules read the time of evaluation (`$flagd.timestamp`), directly or through a shared rule. */
+function clockFlags(state: EnvironmentState): string[] {
+  let keys = clockReaders.get(state);
+  if (keys === undefined) {
+    const def = state.evaluationDefinition;
+    const reads = (rule: unknown) => JSON.stringify(rule ?? null).includes("$flagd.timestamp");
+    const sharedReads = Object.values(def.$evaluators ?? {}).some(reads);
+    const flags: [string, { targeting?: unknown }][] = Array.isArray(def.flags) ? def.flags.map((f) => [f.key ?? "", f]) : Object.entries(def.flags);
+    keys = flags.filter(([, f]) => reads(f.targeting) || (sharedReads && JSON.stringify(f.targeting ?? null).includes('"$ref"'))).map(([k]) => k);
+    clockReaders.set(state, keys);
+  }
+  return keys;
+}
+
+const hash = (text: string) => createHash("sha256").update(text).digest("base64url").slice(0, 22);
+
+/** JSON with object keys sorted: the same context gives the same text whatever the order of its keys. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "null";
 }

@@ -27,6 +27,7 @@ runMain("flags", async ({ onStop, useLogger }) => {
   useLogger(logger);
   const module = await createFlagsModule({
     databaseUrl: common.databaseUrl!,
+    databasePoolSize: common.dbPoolSize,
     schema,
     nats: { url: common.natsUrl!, jetStream: common.jetStream },
     snapshotBucket: flags.snapshotBucket,

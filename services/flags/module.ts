@@ -36,6 +36,8 @@ export const DEFAULT_DOMAIN_SUBJECT_PREFIX = "vane.domain";
 /** Options for {@link createFlagsModule}. */
 export interface FlagsModuleOptions {
   databaseUrl: string;
+  /** Postgres connections the module may hold (VANE_DB_POOL_SIZE; default 10). */
+  databasePoolSize?: number;
   /** Postgres schema (default "flags"; tests use unique names). */
   schema?: string;
   /** NATS to connect to, or an already connected bus (not drained by the module). */
@@ -110,7 +112,7 @@ export const DEFAULT_MAX_SNAPSHOT_BYTES = 8 << 20;
 export async function createFlagsModule(opts: FlagsModuleOptions): Promise<FlagsModule> {
   const logger = opts.logger.child({ service: "flags" });
   const schema = opts.schema ?? "flags";
-  const database = await createDatabase<FlagsDatabase>({ url: opts.databaseUrl, schema, logger });
+  const database = await createDatabase<FlagsDatabase>({ url: opts.databaseUrl, schema, logger, poolSize: opts.databasePoolSize });
   let ownBus: Bus | undefined;
   try {
     if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });

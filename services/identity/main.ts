@@ -28,6 +28,7 @@ runMain("identity", async ({ onStop, useLogger }) => {
   useLogger(logger);
   const module = await createIdentityModule({
     databaseUrl: common.databaseUrl!,
+    databasePoolSize: common.dbPoolSize,
     schema,
     tokenIssuer: common.tokenIssuer,
     migrate: common.migrateOnStart,

@@ -21,6 +21,8 @@ import { createKeyRing, type KeyRing } from "./signing-keys.ts";
 /** Options for {@link createIdentityModule}. */
 export interface IdentityModuleOptions {
   databaseUrl: string;
+  /** Postgres connections the module may hold (VANE_DB_POOL_SIZE; default 10). */
+  databasePoolSize?: number;
   /** Postgres schema (default "identity"; tests use unique names). */
   schema?: string;
   tokenIssuer: string;
@@ -41,7 +43,7 @@ export interface IdentityModule extends ServiceModule {
 export async function createIdentityModule(opts: IdentityModuleOptions): Promise<IdentityModule> {
   const logger = opts.logger.child({ service: "identity" });
   const schema = opts.schema ?? "identity";
-  const database = await createDatabase<IdentityDatabase>({ url: opts.databaseUrl, schema, logger });
+  const database = await createDatabase<IdentityDatabase>({ url: opts.databaseUrl, schema, logger, poolSize: opts.databasePoolSize });
   try {
     if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
     const keys = createKeyRing(database.db, {

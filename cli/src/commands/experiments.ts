@@ -1,4 +1,4 @@
-/** experiments list/start/stop/results, metrics. */
+/** experiments list/create/start/stop/results, metrics list/create. */
 import type { Command } from "commander";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import { Direction, ExperimentStatus, MetricKind, type Experiment, type Interval } from "#gen/vane/experiments/v1/experiments_pb.js";
@@ -7,7 +7,25 @@ import { emit, paint, parseFormat, printTable } from "../output.ts";
 import { openSession, type GlobalOptions, type Session } from "../session.ts";
 import { enumName, iso } from "../shapes.ts";
 
-type Options = GlobalOptions & { reason?: string; ship?: string; confidence?: string };
+type Options = GlobalOptions & {
+  reason?: string;
+  ship?: string;
+  confidence?: string;
+  // metrics create
+  name?: string;
+  event?: string;
+  kind?: string;
+  direction?: string;
+  // experiments create
+  env?: string;
+  flag?: string;
+  variant?: string[];
+  control?: string;
+  hypothesis?: string;
+  metric?: string[];
+  secondary?: string[];
+  guardrail?: string[];
+};
 
 async function setup(cmd: Command) {
   const opts = cmd.optsWithGlobals<Options>();
@@ -150,5 +168,52 @@ export async function metrics(cmd: Command): Promise<void> {
       ["key", "name", "event", "kind", "direction"],
       data.map((m) => [m.key, m.name, m.event, m.kind, m.direction]),
     ),
+  );
+}
+
+/** metrics create KEY --event NAME --kind conversion|count|sum|mean [--direction increase|decrease] [--name TEXT] */
+export async function createMetric(cmd: Command): Promise<void> {
+  const { opts, format, api, project } = await setup(cmd);
+  const key = cmd.args[0];
+  const kind = MetricKind[opts.kind!.toUpperCase() as keyof typeof MetricKind];
+  const direction = Direction[(opts.direction ?? "increase").toUpperCase() as keyof typeof Direction];
+  const res = await api.createMetric({ projectId: project.id, key, name: opts.name || key, eventName: opts.event!, kind, direction });
+  const m = res.metric!;
+  const data = { key: m.key, name: m.name, event: m.eventName, kind: enumName(MetricKind, m.kind), direction: enumName(Direction, m.direction) };
+  await emit(format, data, () => void process.stdout.write(`Created metric ${m.key} (${data.kind} of "${m.eventName}", ${data.direction} is better)\n`));
+}
+
+/** "treatment=50" → { variant, weight }; a bare "treatment" weighs 1 (even splits need no numbers). */
+export function parseArm(text: string): { variant: string; weight: number } {
+  const m = /^([^=]+?)(?:=(\d+))?$/.exec(text.trim());
+  if (!m) throw new UsageError(`--variant ${text}: expected VARIANT or VARIANT=WEIGHT (a whole number)`);
+  return { variant: m[1], weight: m[2] === undefined ? 1 : Number(m[2]) };
+}
+
+/** experiments create KEY --flag FLAG --env ENV --variant control=50 --variant treatment=50 --metric KEY … */
+export async function create(cmd: Command): Promise<void> {
+  const { opts, format, session, api, project } = await setup(cmd);
+  const key = cmd.args[0];
+  const env = await session.environment(opts.env);
+  const variants = (opts.variant ?? []).map(parseArm);
+  if (variants.length < 2) throw new UsageError("an experiment needs at least two --variant options (e.g. --variant control --variant treatment)");
+  const res = await api.createExperiment({
+    projectId: project.id,
+    environmentId: env.id,
+    flagKey: opts.flag!,
+    key,
+    name: opts.name || key,
+    hypothesis: opts.hypothesis ?? "",
+    variants,
+    controlVariant: opts.control ?? variants[0].variant,
+    primaryMetricKeys: opts.metric ?? [],
+    secondaryMetricKeys: opts.secondary ?? [],
+    guardrailMetricKeys: opts.guardrail ?? [],
+  });
+  const e = res.experiment!;
+  await emit(
+    format,
+    shape(e),
+    () => void process.stdout.write(`Created experiment ${e.key} on ${e.flagKey} in ${env.key} (draft: vane experiments start ${e.key})\n`),
   );
 }

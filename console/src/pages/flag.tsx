@@ -1,29 +1,53 @@
 /**
- * One flag in one environment (a tab per environment): on/off, default variant, a percentage
- * rollout whose weights always sum to 100, other rules kept as they are, a review of the changes
- * before saving, archive/restore, and the evaluation debugger with the rule that matched and why.
+ * One flag in one environment (a tab per environment): on/off, default variant, the ordered
+ * targeting rules (rules-editor.tsx) with the saved ones as flagd JSON Logic, a review of the
+ * changes before saving, archive/restore, the evaluation debugger with the rule that matched and why, and
+ * the flag's history. A viewer sees the same page with every control that changes something hidden
+ * or disabled.
  */
-import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
-import { timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { toJson, type JsonObject } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
-import { EvaluationService, Reason } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
+import { type Evaluation, EvaluationService, Reason } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { type FlagEnvironment, type Rule, RuleSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { describeError } from "../api.ts";
-import { auditDiff, describeChanges, type EnvState } from "../diff.ts";
+import { AuditLog } from "../audit-log.tsx";
+import { describeChanges, type EnvState } from "../diff.ts";
+import { useRole } from "../role.ts";
 import { byName, href, type Route } from "../router.ts";
-import { setShare, total, type Share } from "../rollout.ts";
+import { draftsToRules, type RuleProblem, ruleToDraft } from "../rules.ts";
+import { RulesEditor } from "./rules-editor.tsx";
 
-/** The first rule when it is an unconditional rollout (what the rollout editor edits). */
-function rolloutOf(env: FlagEnvironment | undefined): Share[] | undefined {
-  const r = env?.rules[0];
-  if (!r || r.conditions.length > 0 || r.outcome?.kind.case !== "rollout") return undefined;
-  const variants = r.outcome.kind.value.variants;
-  const sum = variants.reduce((a, v) => a + v.weight, 0) || 1;
-  return variants.map((v) => ({ variant: v.variant, percent: Math.round((v.weight * 100) / sum) }));
+/** The saved rules as flagd JSON Logic (what the evaluator runs), fetched when opened. */
+function FlagdView({ environmentId, flagKey, version }: { environmentId: string; flagKey: string; version: bigint }) {
+  const [open, setOpen] = useState(false);
+  const exported = useQuery(FlagService.method.exportFlagd, { environmentId }, { enabled: open });
+  let text = "";
+  if (exported.data) {
+    const flags = (JSON.parse(exported.data.flagdJson) as { flags?: Record<string, unknown> }).flags ?? {};
+    text = flagKey in flags ? JSON.stringify(flags[flagKey], null, 2) : `(not exported: ${exported.data.skipped.join("; ") || "no such flag"})`;
+  }
+  return (
+    <details className="flagd-view" onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>As flagd JSON Logic (saved version {String(version)})</summary>
+      {exported.error && <p className="error">{describeError(exported.error)}</p>}
+      {open && !exported.data && !exported.error && <p className="muted">Loading…</p>}
+      {text && <pre data-testid="flagd-json">{text}</pre>}
+    </details>
+  );
+}
+
+/** Why an evaluation served what it did, with rules numbered as the page shows them. */
+function why(e: Evaluation): string {
+  const x = e.explanation;
+  if (x && x.matchedRuleIndex >= 0) {
+    const name = x.matchedRuleDescription ? ` “${x.matchedRuleDescription}”` : "";
+    return `Rule ${x.matchedRuleIndex + 1}${name} matched: served “${e.variant}”`;
+  }
+  return x?.summary || e.errorMessage || "—";
 }
 
 function Debugger({ flagKey, environmentId }: { flagKey: string; environmentId: string }) {
@@ -67,80 +91,8 @@ function Debugger({ flagKey, environmentId }: { flagKey: string; environmentId: 
           <dt>Reason</dt>
           <dd>{Reason[e.reason]}</dd>
           <dt>Why</dt>
-          <dd>{e.explanation?.summary || e.errorMessage || "—"}</dd>
+          <dd>{why(e)}</dd>
         </dl>
-      )}
-    </section>
-  );
-}
-
-/** The flag's audit log: who changed what and when, as a readable diff, each revertible after a confirmation. */
-function AuditLog({
-  projectId,
-  flagKey,
-  envNames,
-  versionOf,
-}: {
-  projectId: string;
-  flagKey: string;
-  envNames: Map<string, string>;
-  versionOf: (environmentId: string) => bigint;
-}) {
-  const qc = useQueryClient();
-  const entries = useQuery(FlagService.method.listAuditEntries, { projectId, flagKey, pageSize: 20 });
-  const revert = useMutation(FlagService.method.revertAuditEntry);
-  const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
-  return (
-    <section className="card">
-      <h2>History</h2>
-      {entries.error && <p className="error">{describeError(entries.error)}</p>}
-      <ol className="audit">
-        {entries.data?.entries.map((e) => {
-          const before = e.before ? toJson(ValueSchema, e.before) : null;
-          const lines = auditDiff(before, e.after ? toJson(ValueSchema, e.after) : null);
-          return (
-            <li key={String(e.id)} data-testid="audit-entry">
-              <div>
-                <strong>{e.action}</strong>
-                {e.environmentId && <> in {envNames.get(e.environmentId) ?? e.environmentId}</>} by {e.actor || e.actorKind}
-                <span className="muted"> · {e.createTime ? timestampDate(e.createTime).toLocaleString() : ""}</span>
-                {e.reason && <span className="muted"> · “{e.reason}”</span>}
-              </div>
-              {lines.length > 0 && (
-                <ul className="muted">
-                  {lines.map((l) => (
-                    <li key={l}>{l}</li>
-                  ))}
-                </ul>
-              )}
-              {before !== null && (
-                <button
-                  className="link"
-                  onClick={() => {
-                    if (!confirm(`Revert "${e.action}" (entry ${e.id})? Its state before the change is applied again.`)) return;
-                    revert.mutate(
-                      { projectId, auditEntryId: e.id, expectedVersion: versionOf(e.environmentId), reason: "console" },
-                      {
-                        onSuccess: () => {
-                          setMessage({ kind: "ok", text: `Reverted entry ${e.id}.` });
-                          void qc.invalidateQueries();
-                        },
-                        onError: (err) => setMessage({ kind: "error", text: describeError(err) }),
-                      },
-                    );
-                  }}
-                >
-                  Revert
-                </button>
-              )}
-            </li>
-          );
-        })}
-      </ol>
-      {message && (
-        <p role={message.kind === "error" ? "alert" : "status"} className={message.kind}>
-          {message.text}
-        </p>
       )}
     </section>
   );
@@ -148,6 +100,7 @@ function AuditLog({
 
 export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> }) {
   const qc = useQueryClient();
+  const { canEdit } = useRole();
   const envs = useQuery(IdentityService.method.listEnvironments, { projectId: route.projectId });
   const flag = useQuery(FlagService.method.getFlag, { projectId: route.projectId, key: route.flagKey });
   const update = useMutation(FlagService.method.updateFlagEnvironment);
@@ -157,12 +110,21 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
   const variants = flag.data?.flag?.variants.map((v) => v.key) ?? [];
 
   const saved: EnvState = useMemo(
-    () => ({ enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rollout: rolloutOf(env), ruleCount: env?.rules.length ?? 0 }),
+    () => ({ enabled: env?.enabled ?? false, defaultVariant: env?.defaultVariant ?? "", rules: (env?.rules ?? []).map(ruleToDraft) }),
     [env],
   );
+  const [problems, setProblems] = useState<RuleProblem[]>([]);
   const [draft, setDraft] = useState<EnvState>(saved);
   const [reviewing, setReviewing] = useState(false);
   const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
+  const [lifecycleMessage, setLifecycleMessage] = useState<{ kind: "error" | "ok"; text: string }>();
+  const lifecycle = (done: string) => ({
+    onSuccess: () => {
+      setLifecycleMessage({ kind: "ok", text: done });
+      void qc.invalidateQueries();
+    },
+    onError: (err: unknown) => setLifecycleMessage({ kind: "error", text: describeError(err) }),
+  });
   useEffect(() => setDraft(saved), [saved]);
 
   if (flag.error) return <main className="error">{describeError(flag.error)}</main>;
@@ -170,17 +132,16 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
   const f = flag.data.flag!;
   const changes = describeChanges(saved, draft);
 
-  const otherRules: Rule[] = (env?.rules ?? []).slice(saved.rollout ? 1 : 0);
+  const review = () => {
+    const { problems } = draftsToRules(draft.rules, variants);
+    setProblems(problems);
+    setReviewing(problems.length === 0);
+    if (problems.length > 0)
+      setMessage({ kind: "error", text: `Fix ${problems.length === 1 ? "the problem" : `the ${problems.length} problems`} shown in the rules first.` });
+    else setMessage(undefined);
+  };
   const save = () => {
-    const rules = draft.rollout
-      ? [
-          create(RuleSchema, {
-            description: "percentage rollout",
-            outcome: { kind: { case: "rollout", value: { variants: draft.rollout.map((s) => ({ variant: s.variant, weight: s.percent })) } } },
-          }),
-          ...otherRules,
-        ]
-      : otherRules;
+    const { rules } = draftsToRules(draft.rules, variants);
     update.mutate(
       {
         environmentId: route.environmentId,
@@ -222,63 +183,53 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
       </nav>
       <section className="card">
         <h2>Configuration</h2>
-        <label className="switch">
-          <input type="checkbox" checked={draft.enabled} onChange={(e) => setDraft({ ...draft, enabled: e.target.checked })} />
-          <span>{draft.enabled ? "On" : "Off"} in this environment</span>
-        </label>
-        <label htmlFor="default">Default variant</label>
-        <select id="default" value={draft.defaultVariant} onChange={(e) => setDraft({ ...draft, defaultVariant: e.target.value })}>
-          <option value="">(none: the caller's default)</option>
-          {variants.map((v) => (
-            <option key={v}>{v}</option>
-          ))}
-        </select>
-        <h3>Percentage rollout</h3>
-        {draft.rollout ? (
-          <div className="rollout">
-            {draft.rollout.map((s) => (
-              <label key={s.variant} className="weight">
-                <span>{s.variant}</span>
-                <input
-                  type="number"
-                  min={0}
-                  max={100}
-                  aria-label={`Share of ${s.variant} (%)`}
-                  value={s.percent}
-                  onChange={(e) => setDraft({ ...draft, rollout: setShare(draft.rollout!, s.variant, Number(e.target.value)) })}
-                />
-                %
-              </label>
+        {/* A viewer reads the configuration; a disabled fieldset disables every control in it. */}
+        <fieldset className="plain" disabled={!canEdit}>
+          <label className="switch">
+            <input type="checkbox" checked={draft.enabled} onChange={(e) => setDraft({ ...draft, enabled: e.target.checked })} />
+            <span>{draft.enabled ? "On" : "Off"} in this environment</span>
+          </label>
+          <label htmlFor="default">Default variant</label>
+          <select id="default" value={draft.defaultVariant} onChange={(e) => setDraft({ ...draft, defaultVariant: e.target.value })}>
+            <option value="">(none: the caller's default)</option>
+            {variants.map((v) => (
+              <option key={v}>{v}</option>
             ))}
-            <span className="muted">Total {total(draft.rollout)}%</span>
-            <button className="link" onClick={() => setDraft({ ...draft, rollout: undefined })}>
-              Remove rollout
+          </select>
+          <h3>Targeting rules</h3>
+          <p className="muted">The first rule that matches serves; without a match, the default variant.</p>
+          <RulesEditor
+            projectId={route.projectId}
+            variants={variants}
+            rules={draft.rules}
+            problems={problems}
+            readOnly={!canEdit}
+            onChange={(rules) => {
+              setDraft({ ...draft, rules });
+              setReviewing(false);
+              // Once problems are shown, they follow the edits (a fixed field loses its message).
+              if (problems.length > 0) setProblems(draftsToRules(rules, variants).problems);
+            }}
+          />
+        </fieldset>
+        <FlagdView environmentId={route.environmentId} flagKey={f.key} version={env?.version ?? 0n} />
+        {canEdit && (
+          <div className="actions">
+            <button disabled={changes.length === 0} onClick={review}>
+              Review changes
+            </button>
+            <button
+              className="link"
+              disabled={changes.length === 0}
+              onClick={() => {
+                setDraft(saved);
+                setProblems([]);
+              }}
+            >
+              Discard
             </button>
           </div>
-        ) : (
-          <button
-            onClick={() =>
-              setDraft({
-                ...draft,
-                rollout: variants.map((v, i) => ({
-                  variant: v,
-                  percent: i === variants.length - 1 ? 100 - Math.floor(100 / variants.length) * (variants.length - 1) : Math.floor(100 / variants.length),
-                })),
-              })
-            }
-          >
-            Add a percentage rollout
-          </button>
         )}
-        {otherRules.length > 0 && <p className="muted">{otherRules.length} other targeting rule(s) are kept as they are.</p>}
-        <div className="actions">
-          <button disabled={changes.length === 0} onClick={() => setReviewing(true)}>
-            Review changes
-          </button>
-          <button className="link" disabled={changes.length === 0} onClick={() => setDraft(saved)}>
-            Discard
-          </button>
-        </div>
         {reviewing && changes.length > 0 && (
           <div className="review" role="dialog" aria-label="Changes to save">
             <h3>This will change</h3>
@@ -302,30 +253,32 @@ export function FlagPage({ route }: { route: Extract<Route, { page: "flag" }> })
         )}
       </section>
       <Debugger flagKey={f.key} environmentId={route.environmentId} />
-      <AuditLog
-        projectId={route.projectId}
-        flagKey={f.key}
-        envNames={new Map((envs.data?.environments ?? []).map((e) => [e.id, e.name || e.key]))}
-        versionOf={(id) => (id ? (flag.data.environments.find((x) => x.environmentId === id)?.version ?? 0n) : f.version)}
-      />
-      <section className="card">
-        <h2>Lifecycle</h2>
-        {f.archived ? (
-          <button onClick={() => unarchive.mutate({ projectId: route.projectId, key: f.key }, { onSuccess: () => void qc.invalidateQueries() })}>
-            Restore
-          </button>
-        ) : (
-          <button
-            className="danger"
-            onClick={() => {
-              if (confirm(`Archive ${f.key}? It stops being served in every environment.`))
-                archive.mutate({ projectId: route.projectId, key: f.key }, { onSuccess: () => void qc.invalidateQueries() });
-            }}
-          >
-            Archive
-          </button>
-        )}
-      </section>
+      <AuditLog projectId={route.projectId} environmentId={route.environmentId} flagKey={f.key} title="History" pageSize={20} />
+      {canEdit && (
+        <section className="card">
+          <h2>Lifecycle</h2>
+          {f.archived ? (
+            <button onClick={() => unarchive.mutate({ projectId: route.projectId, key: f.key, expectedVersion: f.version }, lifecycle("Restored."))}>
+              Restore
+            </button>
+          ) : (
+            <button
+              className="danger"
+              onClick={() => {
+                if (confirm(`Archive ${f.key}? It stops being served in every environment.`))
+                  archive.mutate({ projectId: route.projectId, key: f.key, expectedVersion: f.version }, lifecycle("Archived."));
+              }}
+            >
+              Archive
+            </button>
+          )}
+          {lifecycleMessage && (
+            <p role={lifecycleMessage.kind === "error" ? "alert" : "status"} className={lifecycleMessage.kind}>
+              {lifecycleMessage.text}
+            </p>
+          )}
+        </section>
+      )}
     </main>
   );
 }

@@ -41,8 +41,8 @@ export interface FlagdAccessOptions {
   /** The environment callers without a selector or token get. */
   defaultEnvironment: () => string | undefined;
   auth: FlagdAuth;
-  /** The environment served from a local flagd file, which needs no credential. */
-  localEnvironment?: () => string | undefined;
+  /** Whether an environment is served from local flagd files, which need no credential. */
+  isLocal?: (environmentId: string) => boolean;
   /** The environment another name stands for (the flagd file's flag set id or path), if any. */
   alias?: (name: string) => string | undefined;
 }
@@ -90,11 +90,11 @@ export function createFlagdAccess(opts: FlagdAccessOptions): FlagdAccess {
       }
       return { environmentId: p.environmentId, clientOnly: p.keyKind === ApiKeyKind.CLIENT, chosenBy: { token: true } };
     }
-    // Without a credential, only the local file's environment is served by default (key mode).
-    const local = opts.localEnvironment?.();
+    // Without a credential, only the local files' environments are served (key mode).
+    const isLocal = (id: string | undefined) => id !== undefined && (opts.isLocal?.(id) ?? false);
     const fallback = opts.defaultEnvironment();
-    const environmentId = selected ?? (opts.auth === "none" || fallback === local ? fallback : undefined);
-    if (opts.auth === "key" && environmentId !== undefined && environmentId !== local) throw credentialNeeded();
+    const environmentId = selected ?? (opts.auth === "none" || isLocal(fallback) ? fallback : undefined);
+    if (opts.auth === "key" && environmentId !== undefined && !isLocal(environmentId)) throw credentialNeeded();
     if (selected !== undefined) return { environmentId: selected, clientOnly: false, chosenBy: { selector: selector! } };
     return environmentId === undefined ? undefined : { environmentId, clientOnly: false, chosenBy: { default: true } };
   };

@@ -26,6 +26,8 @@ export interface FlagdSyncDeps {
   /** API keys as selectors (VANE_FLAGD_AUTH=key), also in the deprecated `selector` field. */
   keys?: FlagdKeys;
   onStream?: () => () => void;
+  /** flagd's `--context-value` (drop-in mode): sent as sync context, which in-process providers lay over each evaluation's context. */
+  staticContext?: Readonly<Record<string, unknown>>;
 }
 
 /** The FlagSyncService implementation. */
@@ -47,7 +49,7 @@ export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof 
           if (state && state !== sent) {
             const message: SyncFlagsResponse = create(SyncFlagsResponseSchema, {
               flagConfiguration: state.flagdJson(target.clientOnly),
-              syncContext: Object.keys(state.flags.metadata).length > 0 ? structOf(state.flags.metadata) : undefined,
+              syncContext: syncContextOf(state, deps.staticContext),
             });
             sent = state;
             yield message;
@@ -69,4 +71,10 @@ export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof 
       return create(GetMetadataResponseSchema, { metadata: structOf(targetState(deps.store, target).flags.metadata) });
     },
   };
+}
+
+/** The flag set's metadata with the static context values over it; undefined when both are empty. */
+function syncContextOf(state: EnvironmentState, staticContext: Readonly<Record<string, unknown>> | undefined) {
+  const merged = { ...state.flags.metadata, ...staticContext };
+  return Object.keys(merged).length > 0 ? structOf(merged) : undefined;
 }

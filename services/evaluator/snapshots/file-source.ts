@@ -8,7 +8,7 @@
 import { watch, watchFile, unwatchFile, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { FlagSetError, parseFlagdJson } from "#engine";
+import { FlagSetError, type FlagSetDefinition, parseFlagdJson } from "#engine";
 import type { Logger } from "#lib/process/logger.ts";
 import type { SnapshotStore } from "./store.ts";
 
@@ -23,6 +23,8 @@ export interface FlagdFileSourceOptions {
   pollIntervalMs?: number;
   /** Debounce for bursts of change events (default 50 ms). */
   debounceMs?: number;
+  /** Each version served, once applied (flagd-files.ts merges several files from these). */
+  onLoad?: (definition: FlagSetDefinition) => void;
 }
 
 /** A running file source. */
@@ -84,6 +86,7 @@ export function createFlagdFileSource(opts: FlagdFileSourceOptions): FlagdFileSo
       const id = definition.metadata?.flagSetId;
       flagSetId = typeof id === "string" && id !== "" ? id : undefined;
       log.info({ version }, initial ? "flagd file loaded" : "flagd file changed: new version served");
+      opts.onLoad?.(definition);
       return true;
     } catch (err) {
       const message = err instanceof FlagSetError || err instanceof SyntaxError ? err.message : String(err);

@@ -15,6 +15,7 @@ let h: EvaluatorHarness;
 let server: string;
 let clientKey: string;
 let person: string;
+let tokens: Awaited<ReturnType<typeof createTestTokens>>;
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${h.baseUrl}${path}`, {
@@ -24,7 +25,7 @@ const post = (path: string, body: unknown, headers: Record<string, string> = {})
   });
 
 beforeAll(async () => {
-  const tokens = await createTestTokens();
+  tokens = await createTestTokens();
   h = await startEvaluator({ verifier: tokens.verifier, flagd: false, env: { VANE_CORS_ORIGINS: "https://app.example" } });
   server = await tokens.sign({ sub: "k1", org: "org-1", prj: "prj-1", env: ENV, kind: "server" });
   clientKey = await tokens.sign({ sub: "k2", org: "org-1", prj: "prj-1", env: ENV, kind: "client" });
@@ -85,7 +86,7 @@ describe("OFREP over HTTP", () => {
     const first = await post("/ofrep/v1/evaluate/flags", { context: { targetingKey: "u", country: "de" } }, auth());
     expect(first.status).toBe(200);
     const etag = first.headers.get("etag");
-    expect(etag).toMatch(/^"[\w-]+"$/);
+    expect(etag).toMatch(/^"[\w.-]+"$/);
     const { flags } = (await first.json()) as { flags: { key: string; value?: unknown; errorCode?: string }[] };
     expect(flags.find((f) => f.key === "in-list")?.value).toBe("EU");
     expect(flags.map((f) => f.key)).toEqual(Object.keys(fixture.flags));
@@ -105,6 +106,63 @@ describe("OFREP over HTTP", () => {
     expect(after.status).toBe(200);
     await h.put(snapshotOf(fixture, { environmentId: ENV, version: 3, clientVisible: ["bool-static", "in-list"] }));
     await eventually(() => h.module.store.get(ENV)?.version === 3, 5_000, "version 3 loaded");
+  });
+
+  it("answers a revalidation evaluating only the flags whose rules read the clock, whatever the order of the context's keys", async () => {
+    const evaluations = async () =>
+      (await (await fetch(`${h.baseUrl}/metrics`)).text())
+        .split("\n")
+        .filter((l) => l.startsWith("vane_evaluator_evaluations") && l.includes('api="ofrep_all"'))
+        .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+    const clockReaders = Object.values(fixture.flags as Record<string, { targeting?: unknown }>).filter((f) =>
+      JSON.stringify(f.targeting ?? null).includes("$flagd.timestamp"),
+    ).length;
+    expect(clockReaders).toBeGreaterThan(0);
+    const first = await post("/ofrep/v1/evaluate/flags", { context: { targetingKey: "u", country: "de", plan: { tier: "pro", seats: 3 } } }, auth());
+    const etag = first.headers.get("etag")!;
+    const before = await evaluations();
+    const again = await post(
+      "/ofrep/v1/evaluate/flags",
+      { context: { plan: { seats: 3, tier: "pro" }, country: "de", targetingKey: "u" } },
+      { ...auth(), "if-none-match": etag },
+    );
+    expect(again.status).toBe(304);
+    expect((await evaluations()) - before).toBe(clockReaders);
+    // Without the tag, every flag is evaluated (the counter above does count them), the clock's
+    // flags once more for the tag.
+    await post("/ofrep/v1/evaluate/flags", { context: { targetingKey: "u", country: "de" } }, auth());
+    expect((await evaluations()) - before).toBe(2 * clockReaders + Object.keys(fixture.flags).length);
+  });
+
+  it("changes the tag when a flag that reads the clock changes its answer, with no new version", async () => {
+    const launch = Math.floor(Date.now() / 1000) + 2;
+    const clock = {
+      flags: {
+        launched: {
+          state: "ENABLED",
+          variants: { on: true, off: false },
+          defaultVariant: "off",
+          targeting: { if: [{ ">=": [{ var: "$flagd.timestamp" }, launch] }, "on", "off"] },
+        },
+      },
+    } as unknown as typeof fixture;
+    await h.put(snapshotOf(clock, { environmentId: "env-clock", version: 1 }));
+    await eventually(() => h.module.store.get("env-clock"), 5_000, "clock snapshot loaded");
+    const key = await tokens.sign({ sub: "k3", org: "org-1", prj: "prj-1", env: "env-clock", kind: "server" });
+    const first = await post("/ofrep/v1/evaluate/flags", {}, { authorization: `Bearer ${key}` });
+    const etag = first.headers.get("etag")!;
+    expect(((await first.json()) as { flags: { value: boolean }[] }).flags[0].value).toBe(false);
+    // Revalidated until the launch time passes: then a full answer with another tag.
+    const after = await eventually(
+      async () => {
+        const r = await post("/ofrep/v1/evaluate/flags", {}, { authorization: `Bearer ${key}`, "if-none-match": etag });
+        return r.status === 200 ? r : undefined;
+      },
+      10_000,
+      "a full answer once the flag launches",
+    );
+    expect(after.headers.get("etag")).not.toBe(etag);
+    expect(((await after.json()) as { flags: { value: boolean }[] }).flags[0].value).toBe(true);
   });
 
   it("shows a client key only the client-visible flags", async () => {
