@@ -50,10 +50,14 @@ export async function buildConsole(options: { dev?: boolean } = {}): Promise<{ f
     (f) => outputs[f].entryPoint?.endsWith("main.tsx") || (f.endsWith(".css") && relative(consoleDist, f).startsWith("assets/main-")),
   );
   const firstPage = new Set(entry.flatMap((f) => [f, ...outputs[f].imports.filter((i) => i.kind === "import-statement").map((i) => i.path)]));
-  const tags = entry
-    .map((f) => relative(consoleDist, f))
-    .map((f) => (f.endsWith(".css") ? `<link rel="stylesheet" href="/${f}" />` : `<script type="module" src="/${f}"></script>`))
-    .join("\n    ");
+  // The chunks the entry imports statically are preloaded with it rather than found one after another.
+  const preloads = [...firstPage].filter((f) => !entry.includes(f));
+  const tags = [
+    ...entry
+      .map((f) => relative(consoleDist, f))
+      .map((f) => (f.endsWith(".css") ? `<link rel="stylesheet" href="/${f}" />` : `<script type="module" src="/${f}"></script>`)),
+    ...preloads.map((f) => `<link rel="modulepreload" href="/${relative(consoleDist, f)}" />`),
+  ].join("\n    ");
   writeFileSync(join(consoleDist, "index.html"), readFileSync(join(src, "index.html"), "utf8").replace("<!--assets-->", tags));
   const bytes = [...firstPage].reduce((a, f) => a + statSync(f).size, 0);
   return { files, bytes };
