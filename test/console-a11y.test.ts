@@ -91,10 +91,37 @@ describe("the console's accessibility", () => {
     await page.getByTestId("rule").first().waitFor();
     await page.getByRole("button", { name: "Evaluate" }).click();
     await check("flag", () => page.getByTestId("evaluation").waitFor());
-    for (const section of ["segments", "audit", "settings"]) {
+    for (const section of ["segments", "audit", "settings", "metrics"]) {
       await page.goto(`${base}/${section}`);
       await check(section, () => page.getByRole("heading", { level: 1 }).first().waitFor());
     }
+    // Experiments: the list with the new-experiment form open, and a running one's results (warnings, charts).
+    await call(
+      "vane.experiments.v1.ExperimentService/CreateMetric",
+      { projectId, key: "clicked", name: "Clicked", eventName: "click", kind: "METRIC_KIND_CONVERSION", direction: "DIRECTION_INCREASE" },
+      accessToken,
+    );
+    const { experiment } = await call<{ experiment: { id: string } }>(
+      "vane.experiments.v1.ExperimentService/CreateExperiment",
+      {
+        projectId,
+        environmentId,
+        flagKey: "a11y-flag",
+        key: "a11y-test",
+        name: "A11y test",
+        variants: [
+          { variant: "off", weight: 50 },
+          { variant: "on", weight: 50 },
+        ],
+        primaryMetricKeys: ["clicked"],
+      },
+      accessToken,
+    );
+    await page.goto(`${base}/experiments?flag=a11y-flag`);
+    await check("experiments", () => page.getByLabel("Share of on (%)").waitFor());
+    await call("vane.experiments.v1.ExperimentService/StartExperiment", { id: experiment.id }, accessToken);
+    await page.goto(`${base}/experiments/${experiment.id}`);
+    await check("experiment", () => page.getByTestId("metric-clicked").getByRole("img").waitFor());
     expect(found).toEqual(Object.fromEntries(Object.keys(found).map((k) => [k, []])));
     await context.close();
   }, 120_000);

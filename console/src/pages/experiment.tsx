@@ -92,13 +92,15 @@ function ResultsView({ results, primary }: { results: Results; primary: string }
       {results.warnings.length > 0 && (
         <section className="card warnings" aria-label="Warnings">
           <h2>Read this first</h2>
-          <ul>
-            {results.warnings.map((w, i) => (
-              <li key={i} role="alert">
-                <strong>{w.code.replaceAll("_", " ")}</strong>: {w.message}
-              </li>
-            ))}
-          </ul>
+          <div role="alert">
+            <ul>
+              {results.warnings.map((w, i) => (
+                <li key={i}>
+                  <strong>{w.code.replaceAll("_", " ")}</strong>: {w.message}
+                </li>
+              ))}
+            </ul>
+          </div>
         </section>
       )}
       <p className="muted">
