@@ -11,6 +11,7 @@ import { lazy, Suspense, useState } from "react";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import { ExperimentStatus, type MetricResult, type Results } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { describeError } from "../api.ts";
+import { useRole } from "../role.ts";
 import { href, type Route } from "../router.ts";
 import { bounded, interval, mean, percent, pValue, verdict } from "../results.ts";
 import { statusWord } from "./experiments.tsx";
@@ -132,6 +133,7 @@ export function ExperimentPage({ route }: { route: Extract<Route, { page: "exper
   const results = useQuery(ExperimentService.method.getResults, { id: route.experimentId }, { enabled: live, refetchInterval: 10_000 });
   const start = useMutation(ExperimentService.method.startExperiment);
   const stop = useMutation(ExperimentService.method.stopExperiment);
+  const { canEdit } = useRole();
   const [ship, setShip] = useState("");
   const [message, setMessage] = useState<{ kind: "error" | "ok"; text: string }>();
   if (got.error) return <main className="error">{describeError(got.error)}</main>;
@@ -158,7 +160,7 @@ export function ExperimentPage({ route }: { route: Extract<Route, { page: "exper
         {x.shippedVariant && ` · shipped ${x.shippedVariant}`}
       </p>
       <section className="card actions">
-        {(x.status === ExperimentStatus.DRAFT || x.status === ExperimentStatus.STARTING) && (
+        {canEdit && (x.status === ExperimentStatus.DRAFT || x.status === ExperimentStatus.STARTING) && (
           <button
             onClick={() => {
               if (confirm(`Start ${x.key}? The flag ${x.flagKey} serves the experiment's split in this environment from now on.`))
@@ -168,7 +170,7 @@ export function ExperimentPage({ route }: { route: Extract<Route, { page: "exper
             Start
           </button>
         )}
-        {(x.status === ExperimentStatus.RUNNING || x.status === ExperimentStatus.STOPPING) && (
+        {canEdit && (x.status === ExperimentStatus.RUNNING || x.status === ExperimentStatus.STOPPING) && (
           <>
             <button
               onClick={() => {

@@ -9,6 +9,7 @@ import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_p
 import { ExperimentStatus } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { describeError } from "../api.ts";
+import { useRole } from "../role.ts";
 import { href, type Route } from "../router.ts";
 import { setShare, total, type Share } from "../rollout.ts";
 
@@ -129,13 +130,14 @@ function NewExperiment({ route, onCreated }: { route: Extract<Route, { page: "ex
 export function ExperimentsPage({ route }: { route: Extract<Route, { page: "experiments" }> }) {
   const [creating, setCreating] = useState(!!route.newForFlag);
   const experiments = useQuery(ExperimentService.method.listExperiments, { projectId: route.projectId });
+  const { canEdit } = useRole();
   return (
     <main>
       <div className="toolbar">
         <h1>Experiments</h1>
-        <button onClick={() => setCreating((c) => !c)}>{creating ? "Cancel" : "New experiment"}</button>
+        {canEdit && <button onClick={() => setCreating((c) => !c)}>{creating ? "Cancel" : "New experiment"}</button>}
       </div>
-      {creating && (
+      {creating && canEdit && (
         <NewExperiment
           route={route}
           onCreated={(id) => (location.hash = href({ page: "experiment", projectId: route.projectId, environmentId: route.environmentId, experimentId: id }))}

@@ -5,6 +5,7 @@ import { useState } from "react";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import { Direction, MetricKind } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { describeError } from "../api.ts";
+import { useRole } from "../role.ts";
 import type { Route } from "../router.ts";
 
 export const KIND_WORDS: Record<number, string> = {
@@ -110,11 +111,12 @@ function CreateMetric({ projectId }: { projectId: string }) {
 
 export function MetricsPage({ route }: { route: Extract<Route, { page: "metrics" }> }) {
   const metrics = useQuery(ExperimentService.method.listMetrics, { projectId: route.projectId });
+  const { canEdit } = useRole();
   return (
     <main>
       <h1>Metrics</h1>
       <p className="muted">What experiments measure: each metric counts one event your code sends (EventService.Track) per unit.</p>
-      <CreateMetric projectId={route.projectId} />
+      {canEdit && <CreateMetric projectId={route.projectId} />}
       {metrics.error && <p className="error">{describeError(metrics.error)}</p>}
       <table className="flags">
         <thead>
