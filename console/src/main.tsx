@@ -9,7 +9,8 @@ import { FlagsPage } from "./pages/flags.tsx";
 import { HomePage } from "./pages/home.tsx";
 import { useLiveChanges } from "./live.ts";
 import { useRoute } from "./router.ts";
-import { onSessionChange, signedIn, signIn, signOut, takeKeyFromUrl } from "./session.ts";
+import { finishSignIn, isCallback, type Provider, startSignIn } from "./oidc.ts";
+import { onSessionChange, signedIn, signIn, signInProvider, signInWithProvider, signOut, takeKeyFromUrl } from "./session.ts";
 import "./styles.css";
 
 const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: true } } });
@@ -17,12 +18,20 @@ const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1, ref
 function SignIn({ error }: { error?: string }) {
   const [key, setKey] = useState("");
   const [problem, setProblem] = useState<string>();
+  const [provider, setProvider] = useState<Provider>();
+  useEffect(() => {
+    signInProvider().then(setProvider, (err: unknown) => setProblem(describeError(err)));
+  }, []);
   return (
     <main className="signin">
       <h1>Vane</h1>
+      {provider && (
+        <button className="provider" onClick={() => startSignIn(provider).catch((err: unknown) => setProblem(describeError(err)))}>
+          Sign in with {new URL(provider.issuer).host}
+        </button>
+      )}
       <p>
-        Open the sign-in link <code>npm start</code> printed, or paste an API key. With an OpenID Connect provider configured, your organization signs in
-        through it.
+        {provider ? "Or open" : "Open"} the sign-in link <code>npm start</code> printed, or paste an API key.
       </p>
       <form
         onSubmit={(e) => {
@@ -54,6 +63,11 @@ function App() {
   useEffect(() => {
     const key = takeKeyFromUrl();
     if (key) signIn(key).catch((err: unknown) => setLinkError(`The sign-in link did not work: ${describeError(err)}`));
+    else if (isCallback()) {
+      finishSignIn()
+        .then(({ provider, tokens }) => signInWithProvider(provider, tokens))
+        .catch((err: unknown) => setLinkError(`Signing in with the provider did not work: ${describeError(err)}`));
+    }
   }, []);
   if (!signedIn()) return <SignIn error={linkError} />;
   return (
