@@ -1,10 +1,10 @@
 /**
  * `vane login --oidc` against `npm start` and a real OpenID provider (oidc-provider on a loopback
  * port): the CLI prints the device grant's verification URL, Chromium plays the person confirming
- * it at the provider, the CLI stores the session (0600) and `vane whoami` and `vane logout` work
- * with it.
+ * it at the provider, the CLI stores the session (0600), `vane whoami` works with it (refreshing an
+ * expired ID token), and `vane logout` forgets it.
  */
-import { stat } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -66,6 +66,20 @@ describe("vane login --oidc", () => {
     const me = await cli.run(["whoami", "-o", "json"]);
     expect(me.code, me.stderr).toBe(0);
     expect(JSON.parse(me.stdout)).toMatchObject({ url: started.baseUrl, role: "viewer", organizationId: started.organizationId });
+
+    // An expired ID token is refreshed with the refresh token, and the new one stored.
+    const configFile = join(cli.configHome, "vane", "config");
+    const stored = JSON.parse(await readFile(configFile, "utf8")) as {
+      profiles: { default: { oidc: { idToken: string; idTokenExpiresAt: number; refreshToken?: string } } };
+    };
+    const before = stored.profiles.default.oidc;
+    expect(before.refreshToken).toBeTruthy();
+    stored.profiles.default.oidc.idTokenExpiresAt = 0;
+    await writeFile(configFile, JSON.stringify(stored));
+    expect((await cli.run(["whoami"])).code).toBe(0);
+    const after = (JSON.parse(await readFile(configFile, "utf8")) as typeof stored).profiles.default.oidc;
+    expect(after.idToken).not.toBe(before.idToken);
+    expect(after.idTokenExpiresAt).toBeGreaterThan(Date.now());
 
     expect((await cli.run(["logout"])).code).toBe(0);
     expect((await cli.run(["whoami"])).stderr).toMatch(/not logged in/);
