@@ -84,4 +84,36 @@ describe("vane login --oidc", () => {
     expect((await cli.run(["logout"])).code).toBe(0);
     expect((await cli.run(["whoami"])).stderr).toMatch(/not logged in/);
   }, 120_000);
+
+  it("signs in through the browser and a loopback callback when the provider has no device grant", async () => {
+    const noDevice = await startTestProvider(EMAIL, { deviceFlow: false });
+    const other = startVane([], { VANE_OIDC_ISSUER: noDevice.issuer, VANE_OIDC_AUDIENCE: TEST_CLIENT_ID });
+    try {
+      const started = await other.started(60_000);
+      const { call, accessToken } = await adminSession(started, "development");
+      await call("vane.identity.v1.IdentityService/AddMember", { organizationId: started.organizationId, email: EMAIL, role: "ROLE_EDITOR" }, accessToken);
+      const login = cli.start(["login", "--url", started.baseUrl, "--oidc", "--name", "browser"]);
+      await login.waitFor(/open (http\S+)/);
+      const authorize = new URL(/open (http\S+)/.exec(login.output().stderr)![1]);
+      expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
+      expect(authorize.searchParams.get("redirect_uri")).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+
+      const page = await browser.newPage();
+      await page.goto(authorize.href);
+      await page.locator("input[name=login]").fill("erin");
+      await page.locator("input[name=password]").fill("any");
+      await page.getByRole("button", { name: "Sign-in" }).click();
+      await page.getByRole("button", { name: "Continue", exact: true }).click();
+      await page.getByText("You can close this tab").waitFor();
+
+      const done = await login.exited;
+      expect(done.code, done.stderr).toBe(0);
+      const me = await cli.run(["whoami", "-o", "json", "--profile", "browser"]);
+      expect(me.code, me.stderr).toBe(0);
+      expect(JSON.parse(me.stdout)).toMatchObject({ url: started.baseUrl, role: "editor", organizationId: started.organizationId });
+    } finally {
+      await other.cleanup();
+      await noDevice.close();
+    }
+  }, 120_000);
 });

@@ -16,8 +16,8 @@ export interface TestProvider {
   close(): Promise<void>;
 }
 
-/** Starts a provider whose only account is `email` (verified). */
-export async function startTestProvider(email: string): Promise<TestProvider> {
+/** Starts a provider whose only account is `email` (verified); `deviceFlow: false` leaves the device grant out. */
+export async function startTestProvider(email: string, { deviceFlow = true } = {}): Promise<TestProvider> {
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -29,14 +29,14 @@ export async function startTestProvider(email: string): Promise<TestProvider> {
         application_type: "native",
         token_endpoint_auth_method: "none",
         redirect_uris: ["http://127.0.0.1/", "http://127.0.0.1/callback"],
-        grant_types: ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+        grant_types: ["authorization_code", "refresh_token", ...(deviceFlow ? ["urn:ietf:params:oauth:grant-type:device_code"] : [])],
         response_types: ["code"],
       },
     ],
     claims: { email: ["email", "email_verified"] },
     // Vane reads the email from the ID token itself, not from userinfo.
     conformIdTokenClaims: false,
-    features: { deviceFlow: { enabled: true } },
+    features: { deviceFlow: { enabled: deviceFlow } },
     // The console calls the token endpoint from its own origin.
     clientBasedCORS: () => true,
     cookies: { keys: ["test-only-cookie-key"] },

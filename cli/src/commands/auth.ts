@@ -32,8 +32,8 @@ export async function login(cmd: Command): Promise<void> {
   let principal: Principal;
   if (opts.oidc) {
     if (opts.apiKey) throw new UsageError("--oidc and --api-key: pick one");
-    const { deviceLogin } = await import("../oidc.ts");
-    profile = { url: server, oidc: await deviceLogin(server, (text) => process.stderr.write(text)) };
+    const { oidcLogin } = await import("../oidc.ts");
+    profile = { url: server, oidc: await oidcLogin(server, (text) => process.stderr.write(text)) };
     ({ principal } = await signIn(profile, undefined));
   } else {
     const apiKey = opts.apiKey ?? (await readStdinLine());
