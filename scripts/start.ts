@@ -233,7 +233,8 @@ runMain(
       print("  console: building (esbuild)…");
       await buildConsole();
     }
-    const consoleRoutes = staticAppRoutes(consoleDist);
+    const oidcIssuer = process.env.VANE_OIDC_ISSUER;
+    const consoleRoutes = staticAppRoutes(consoleDist, oidcIssuer ? [new URL(oidcIssuer).origin] : []);
     if (consoleRoutes) modules.push({ name: "console", services: [], httpRoutes: consoleRoutes, stop: async () => {} });
 
     // Identity holds the signing keys: every module verifies tokens against its in-process key ring.

@@ -8,9 +8,21 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { UserError } from "./errors.ts";
 
+/** A sign-in through the server's OpenID Connect provider (`vane login --oidc`). */
+export interface OidcSession {
+  issuer: string;
+  clientId: string;
+  idToken: string;
+  /** Epoch ms. */
+  idTokenExpiresAt: number;
+  refreshToken?: string;
+}
+
 export interface Profile {
   url: string;
-  apiKey: string;
+  /** The credential: an API key, or an OpenID Connect session. */
+  apiKey?: string;
+  oidc?: OidcSession;
   /** `context use`: organization slug or id, project key or id, environment key or id. */
   organization?: string;
   project?: string;

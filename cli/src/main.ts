@@ -45,12 +45,14 @@ function command(parent: Command, spec: string, description: string, examples: s
 const envOption = () => new Option("-e, --env <key>", "environment key or id (default: the context's)");
 
 // Sign-in and context.
-command(program, "login", "Store a profile: server URL and a personal or admin API key (checked by signing in)", [
+command(program, "login", "Store a profile: server URL and a personal or admin API key, or an OpenID Connect sign-in (checked by signing in)", [
   'vane login --url http://localhost:8080 --api-key "$(cat .vane/admin-api-key)"',
   'echo "$KEY" | vane login --url https://vane.example.com',
+  "vane login --url https://vane.example.com --oidc",
 ])
   .option("--url <url>", "server URL", "http://localhost:8080")
   .option("--api-key <key>", "API key (default: read from stdin)")
+  .option("--oidc", "sign in at the server's OpenID Connect provider (device code: confirm in any browser)")
   .option("--name <profile>", "profile name", "default")
   .action(run(async () => (await import("./commands/auth.ts")).login));
 command(program, "logout", "Forget the current (or --profile) stored profile", ["vane logout"]).action(

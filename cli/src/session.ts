@@ -8,7 +8,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import type { Environment, Principal, Project } from "#gen/vane/identity/v1/identity_pb.js";
-import { activeProfile, type Profile } from "./config.ts";
+import { activeProfile, readConfig, writeConfig, type Profile } from "./config.ts";
 import { UserError, UsageError } from "./errors.ts";
 
 export interface GlobalOptions {
@@ -54,9 +54,24 @@ async function organizationId(identity: Client<typeof IdentityService>, wanted: 
   return found.id;
 }
 
+/** Signs in with the profile's credential; an OpenID Connect session is refreshed (and stored) when expired. */
+export async function signIn(profile: Profile, name: string | undefined): Promise<{ accessToken: string; principal: Principal }> {
+  if (profile.apiKey) return exchange(profile.url, profile.apiKey);
+  if (!profile.oidc) throw new UserError("the profile has no credential: run vane login");
+  const { freshSession } = await import("./oidc.ts");
+  const oidc = await freshSession(profile.oidc);
+  if (oidc !== profile.oidc && name) {
+    const config = await readConfig();
+    config.profiles[name] = { ...config.profiles[name], oidc };
+    await writeConfig(config);
+  }
+  const res = await createClient(AuthService, transportFor(profile.url)).exchangeOidcToken({ idToken: oidc.idToken });
+  return { accessToken: res.accessToken, principal: res.principal! };
+}
+
 export async function openSession(opts: GlobalOptions): Promise<Session> {
-  const { profile } = await activeProfile(opts.profile);
-  const { accessToken, principal } = await exchange(profile.url, profile.apiKey);
+  const { profile, name } = await activeProfile(opts.profile);
+  const { accessToken, principal } = await signIn(profile, name);
   const transport = transportFor(profile.url, accessToken);
   const identity = createClient(IdentityService, transport);
   const orgId = await organizationId(identity, opts.organization ?? profile.organization ?? process.env.VANE_ORG, principal.organizationId);

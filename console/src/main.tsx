@@ -14,9 +14,10 @@ import { MetricsPage } from "./pages/metrics.tsx";
 import { SegmentsPage } from "./pages/segments.tsx";
 import { SettingsPage } from "./pages/settings.tsx";
 import { useLiveChanges } from "./live.ts";
+import { finishSignIn, isCallback, type Provider, startSignIn } from "./oidc.ts";
 import { useRole } from "./role.ts";
 import { href, type Route, SECTIONS, useRoute } from "./router.ts";
-import { onSessionChange, signedIn, signIn, signOut, takeKeyFromUrl } from "./session.ts";
+import { onSessionChange, signedIn, signIn, signInProvider, signInWithProvider, signOut, takeKeyFromUrl } from "./session.ts";
 // uPlot's few rules (the results charts) ride in the one stylesheet: a lazy chunk's CSS would not be loaded.
 import "uplot/dist/uPlot.min.css";
 import "./styles.css";
@@ -26,12 +27,20 @@ const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1, ref
 function SignIn({ error }: { error?: string }) {
   const [key, setKey] = useState("");
   const [problem, setProblem] = useState<string>();
+  const [provider, setProvider] = useState<Provider>();
+  useEffect(() => {
+    signInProvider().then(setProvider, (err: unknown) => setProblem(describeError(err)));
+  }, []);
   return (
     <main className="signin">
       <h1>Vane</h1>
+      {provider && (
+        <button className="provider" onClick={() => startSignIn(provider).catch((err: unknown) => setProblem(describeError(err)))}>
+          Sign in with {new URL(provider.issuer).host}
+        </button>
+      )}
       <p>
-        Open the sign-in link <code>npm start</code> printed, or paste an API key. With an OpenID Connect provider configured, your organization signs in
-        through it.
+        {provider ? "Or open" : "Open"} the sign-in link <code>npm start</code> printed, or paste an API key.
       </p>
       <form
         onSubmit={(e) => {
@@ -102,12 +111,18 @@ function App() {
   useEffect(() => onSessionChange(() => setTick((t) => t + 1)), []);
   useLiveChanges(signedIn() && route.page !== "home" ? route.projectId : undefined);
   useEffect(() => {
-    // The link's key arrives with the page, or later when the link is opened in a tab already showing the console.
+    // The link's key arrives with the page, or later when the link is opened in a tab already
+    // showing the console; a provider's answer arrives with the page (the callback address).
     const take = () => {
       const key = takeKeyFromUrl();
       if (key) signIn(key).catch((err: unknown) => setLinkError(`The sign-in link did not work: ${describeError(err)}`));
+      return key !== undefined;
     };
-    take();
+    if (!take() && isCallback()) {
+      finishSignIn()
+        .then(({ provider, tokens }) => signInWithProvider(provider, tokens))
+        .catch((err: unknown) => setLinkError(`Signing in with the provider did not work: ${describeError(err)}`));
+    }
     addEventListener("hashchange", take);
     return () => removeEventListener("hashchange", take);
   }, []);

@@ -205,6 +205,9 @@ describe("the kit's answers", () => {
           exchangeOidcToken() {
             throw new Error(secretful);
           },
+          getSignInOptions() {
+            throw new ConnectError("unused", Code.Unimplemented);
+          },
         }),
         {
           ...serve(EvaluationService, {

@@ -30,6 +30,9 @@ function slowServer(delayMs: number, health: HealthRegistry = createHealthRegist
         exchangeOidcToken() {
           throw new ConnectError("unused", Code.Unimplemented);
         },
+        getSignInOptions() {
+          throw new ConnectError("unused", Code.Unimplemented);
+        },
       }),
     ],
   });
@@ -133,6 +136,9 @@ describe("server", () => {
             throw new ConnectError("unused", Code.Unimplemented);
           },
           exchangeOidcToken() {
+            throw new ConnectError("unused", Code.Unimplemented);
+          },
+          getSignInOptions() {
             throw new ConnectError("unused", Code.Unimplemented);
           },
         }),

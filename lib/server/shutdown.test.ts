@@ -52,6 +52,9 @@ function startServer(drainDelayMs: number, slowMs = 0): VaneServer {
         exchangeOidcToken() {
           throw new ConnectError("unused", Code.Unimplemented);
         },
+        getSignInOptions() {
+          throw new ConnectError("unused", Code.Unimplemented);
+        },
       }),
     ],
   });

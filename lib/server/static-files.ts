@@ -18,25 +18,30 @@ const TYPES: Record<string, string> = {
   ".woff2": "font/woff2",
 };
 
-/** Security headers of every page and asset. */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "content-security-policy":
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-  "cross-origin-opener-policy": "same-origin",
-};
+/**
+ * Security headers of every page and asset. `connectOrigins` may also be fetched from: the OpenID
+ * Connect provider, whose discovery document and token endpoint the console calls itself.
+ */
+export function securityHeaders(connectOrigins: readonly string[] = []): Readonly<Record<string, string>> {
+  return {
+    "content-security-policy": `default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src ${["'self'", ...connectOrigins].join(" ")}; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+  };
+}
 
 /** Routes for the app built in `dir` (undefined when it has no index.html). */
-export function staticAppRoutes(dir: string): Record<string, HttpRoute> | undefined {
+export function staticAppRoutes(dir: string, connectOrigins: readonly string[] = []): Record<string, HttpRoute> | undefined {
+  const headers = securityHeaders(connectOrigins);
   const index = join(dir, "index.html");
   if (!existsSync(index)) return undefined;
   const routes: Record<string, HttpRoute> = {};
   const serve =
     (body: Buffer, type: string, cache: string): HttpRoute =>
     (req, res) => {
-      res.writeHead(200, { "content-type": type, "cache-control": cache, "content-length": String(body.length), ...SECURITY_HEADERS });
+      res.writeHead(200, { "content-type": type, "cache-control": cache, "content-length": String(body.length), ...headers });
       if (req.method === "HEAD") res.end();
       else res.end(body);
     };

@@ -6,7 +6,13 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
-import { AuthService, ExchangeApiKeyResponseSchema, ExchangeOidcTokenResponseSchema, WhoAmIResponseSchema } from "#gen/vane/identity/v1/auth_service_pb.js";
+import {
+  AuthService,
+  ExchangeApiKeyResponseSchema,
+  ExchangeOidcTokenResponseSchema,
+  GetSignInOptionsResponseSchema,
+  WhoAmIResponseSchema,
+} from "#gen/vane/identity/v1/auth_service_pb.js";
 import { principalFromClaims, requirePrincipal, type VaneClaims } from "#lib/auth/auth.ts";
 import { clientAddress, sourceOf } from "#lib/server/client-address.ts";
 import { failedPrecondition, notFound, unauthenticated } from "#lib/process/errors.ts";
@@ -25,6 +31,8 @@ export interface AuthServiceDeps {
   /** Lifetime of console sessions. */
   userTokenTtlMs: number;
   oidc?: OidcVerifier;
+  /** What GetSignInOptions tells clients: the provider and the public client id there. */
+  signInOptions?: { issuer: string; clientId: string };
   /** Rate limits of both exchanges, by source and API key prefix. */
   limits: ExchangeLimits;
   /** Proxies in front of identity that append the caller to X-Forwarded-For. */
@@ -112,6 +120,15 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
           : { sub: user.id, kind: "user" };
         return create(ExchangeOidcTokenResponseSchema, await issue(claims, deps.userTokenTtlMs));
       });
+    },
+
+    async getSignInOptions() {
+      const o = deps.signInOptions;
+      // offline_access asks for a refresh token, so clients renew without sending the person back.
+      return create(
+        GetSignInOptionsResponseSchema,
+        o ? { oidcIssuer: o.issuer, oidcClientId: o.clientId, oidcScopes: ["openid", "email", "offline_access"] } : {},
+      );
     },
 
     async whoAmI(_req, ctx) {

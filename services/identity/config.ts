@@ -12,6 +12,8 @@ export interface IdentityConfig {
   signingKeyPublishAheadMs: number;
   oidcIssuer: string | undefined;
   oidcAudience: string | undefined;
+  /** The public client the console and CLI sign in with (defaults to the audience, its usual value). */
+  oidcClientId: string | undefined;
   /** Rate limits of ExchangeApiKey and ExchangeOidcToken. */
   exchangeLimits: ExchangeLimitSettings;
   /** Proxies in front of identity that append the caller to X-Forwarded-For (lib/server/client-address.ts). */
@@ -31,6 +33,7 @@ export function readIdentityConfig(env: EnvReader): IdentityConfig {
     signingKeyPublishAheadMs: env.durationMs("VANE_SIGNING_KEY_PUBLISH_AHEAD", "2m"),
     oidcIssuer,
     oidcAudience,
+    oidcClientId: env.optional("VANE_OIDC_CLIENT_ID") ?? oidcAudience,
     exchangeLimits: {
       windowMs: env.durationMs("VANE_EXCHANGE_WINDOW", "1m"),
       // At least one failure's cost, so a single wrong key never locks its source out.

@@ -71,12 +71,13 @@ export async function createIdentityModule(opts: IdentityModuleOptions): Promise
             keyTokenTtlMs: opts.config.keyTokenTtlMs,
             userTokenTtlMs: opts.config.userTokenTtlMs,
             oidc,
+            signInOptions: oidcIssuer && opts.config.oidcClientId ? { issuer: oidcIssuer, clientId: opts.config.oidcClientId } : undefined,
             limits: createExchangeLimits({ db: database.db, logger, now: opts.now, ...opts.config.exchangeLimits }),
             trustedProxyHops: opts.config.trustedProxyHops,
           }),
         ),
       ],
-      publicProcedures: [`/${AuthService.typeName}/ExchangeApiKey`, `/${AuthService.typeName}/ExchangeOidcToken`],
+      publicProcedures: [`/${AuthService.typeName}/ExchangeApiKey`, `/${AuthService.typeName}/ExchangeOidcToken`, `/${AuthService.typeName}/GetSignInOptions`],
       httpRoutes: {
         "/.well-known/jwks.json": (_req, res) => {
           // Verifiers cache it themselves; an HTTP cache in between would delay rotations and revocations.

@@ -1,10 +1,11 @@
 /** login, logout, whoami, context use. */
 import type { Command } from "commander";
 import { ApiKeyKind, Role } from "#gen/vane/identity/v1/identity_pb.js";
-import { activeProfile, readConfig, writeConfig } from "../config.ts";
+import type { Principal } from "#gen/vane/identity/v1/identity_pb.js";
+import { activeProfile, readConfig, writeConfig, type Profile } from "../config.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { emit, parseFormat, printFields } from "../output.ts";
-import { exchange, openSession, type GlobalOptions } from "../session.ts";
+import { exchange, openSession, signIn, type GlobalOptions } from "../session.ts";
 import { enumName } from "../shapes.ts";
 
 async function readStdinLine(): Promise<string> {
@@ -19,18 +20,29 @@ async function readStdinLine(): Promise<string> {
 }
 
 export async function login(cmd: Command): Promise<void> {
-  const opts = cmd.optsWithGlobals<GlobalOptions & { url: string; apiKey?: string; name: string }>();
-  const apiKey = opts.apiKey ?? (await readStdinLine());
-  if (!apiKey) throw new UsageError("no API key: pass --api-key KEY or pipe it on stdin");
+  const opts = cmd.optsWithGlobals<GlobalOptions & { url: string; apiKey?: string; name: string; oidc?: boolean }>();
   let url: URL;
   try {
     url = new URL(opts.url);
   } catch {
     throw new UsageError(`--url: not a URL: "${opts.url}"`);
   }
-  const { principal } = await exchange(url.href, apiKey);
+  const server = url.href.replace(/\/$/, "");
+  let profile: Profile;
+  let principal: Principal;
+  if (opts.oidc) {
+    if (opts.apiKey) throw new UsageError("--oidc and --api-key: pick one");
+    const { oidcLogin } = await import("../oidc.ts");
+    profile = { url: server, oidc: await oidcLogin(server, (text) => process.stderr.write(text)) };
+    ({ principal } = await signIn(profile, undefined));
+  } else {
+    const apiKey = opts.apiKey ?? (await readStdinLine());
+    if (!apiKey) throw new UsageError("no API key: pass --api-key KEY or pipe it on stdin (or sign in with --oidc)");
+    ({ principal } = await exchange(url.href, apiKey));
+    profile = { url: server, apiKey };
+  }
   const config = await readConfig();
-  config.profiles[opts.name] = { url: url.href.replace(/\/$/, ""), apiKey };
+  config.profiles[opts.name] = profile;
   config.current = opts.name;
   const path = await writeConfig(config);
   process.stderr.write(`Logged in to ${url.host} as ${principal.subject} (${enumName(Role, principal.role)}); profile "${opts.name}" saved in ${path}\n`);

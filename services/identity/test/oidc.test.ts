@@ -52,6 +52,12 @@ describe("OpenID Connect login", () => {
     provider?.close();
   });
 
+  it("tells clients the provider and the public client id without a credential", async () => {
+    const options = await h.client(AuthService).getSignInOptions({});
+    expect(options).toMatchObject({ oidcIssuer: issuer, oidcClientId: "vane-console" });
+    expect(options.oidcScopes).toEqual(expect.arrayContaining(["openid", "email"]));
+  });
+
   it("signs in a member invited by email and scopes the session to their organization", async () => {
     const owner = h.client(IdentityService, t.ownerToken);
     await owner.addMember({ organizationId: t.orgId, email: "dana@example.test", role: Role.EDITOR });

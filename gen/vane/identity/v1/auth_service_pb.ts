@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/identity/v1/auth_service.proto.
  */
 export const file_vane_identity_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN2YW5lL2lkZW50aXR5L3YxL2F1dGhfc2VydmljZS5wcm90bxIQdmFuZS5pZGVudGl0eS52MSI0ChVFeGNoYW5nZUFwaUtleVJlcXVlc3QSGwoHYXBpX2tleRgBIAEoCUIKukgHcgUQFBjIASKPAQoWRXhjaGFuZ2VBcGlLZXlSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCXByaW5jaXBhbBgDIAEoCzIbLnZhbmUuaWRlbnRpdHkudjEuUHJpbmNpcGFsIl4KGEV4Y2hhbmdlT2lkY1Rva2VuUmVxdWVzdBIcCghpZF90b2tlbhgBIAEoCUIKukgHcgUQFBiAQBIkCg9vcmdhbml6YXRpb25faWQYAiABKAlCC7pICNgBAXIDsAEBIpIBChlFeGNoYW5nZU9pZGNUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoJcHJpbmNpcGFsGAMgASgLMhsudmFuZS5pZGVudGl0eS52MS5QcmluY2lwYWwiDwoNV2hvQW1JUmVxdWVzdCJACg5XaG9BbUlSZXNwb25zZRIuCglwcmluY2lwYWwYASABKAsyGy52YW5lLmlkZW50aXR5LnYxLlByaW5jaXBhbDKtAgoLQXV0aFNlcnZpY2USYwoORXhjaGFuZ2VBcGlLZXkSJy52YW5lLmlkZW50aXR5LnYxLkV4Y2hhbmdlQXBpS2V5UmVxdWVzdBooLnZhbmUuaWRlbnRpdHkudjEuRXhjaGFuZ2VBcGlLZXlSZXNwb25zZRJsChFFeGNoYW5nZU9pZGNUb2tlbhIqLnZhbmUuaWRlbnRpdHkudjEuRXhjaGFuZ2VPaWRjVG9rZW5SZXF1ZXN0GisudmFuZS5pZGVudGl0eS52MS5FeGNoYW5nZU9pZGNUb2tlblJlc3BvbnNlEksKBldob0FtSRIfLnZhbmUuaWRlbnRpdHkudjEuV2hvQW1JUmVxdWVzdBogLnZhbmUuaWRlbnRpdHkudjEuV2hvQW1JUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_vane_identity_v1_identity]);
+  fileDesc("CiN2YW5lL2lkZW50aXR5L3YxL2F1dGhfc2VydmljZS5wcm90bxIQdmFuZS5pZGVudGl0eS52MSI0ChVFeGNoYW5nZUFwaUtleVJlcXVlc3QSGwoHYXBpX2tleRgBIAEoCUIKukgHcgUQFBjIASKPAQoWRXhjaGFuZ2VBcGlLZXlSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCXByaW5jaXBhbBgDIAEoCzIbLnZhbmUuaWRlbnRpdHkudjEuUHJpbmNpcGFsIl4KGEV4Y2hhbmdlT2lkY1Rva2VuUmVxdWVzdBIcCghpZF90b2tlbhgBIAEoCUIKukgHcgUQFBiAQBIkCg9vcmdhbml6YXRpb25faWQYAiABKAlCC7pICNgBAXIDsAEBIpIBChlFeGNoYW5nZU9pZGNUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoJcHJpbmNpcGFsGAMgASgLMhsudmFuZS5pZGVudGl0eS52MS5QcmluY2lwYWwiGQoXR2V0U2lnbkluT3B0aW9uc1JlcXVlc3QiXAoYR2V0U2lnbkluT3B0aW9uc1Jlc3BvbnNlEhMKC29pZGNfaXNzdWVyGAEgASgJEhYKDm9pZGNfY2xpZW50X2lkGAIgASgJEhMKC29pZGNfc2NvcGVzGAMgAygJIg8KDVdob0FtSVJlcXVlc3QiQAoOV2hvQW1JUmVzcG9uc2USLgoJcHJpbmNpcGFsGAEgASgLMhsudmFuZS5pZGVudGl0eS52MS5QcmluY2lwYWwymAMKC0F1dGhTZXJ2aWNlEmMKDkV4Y2hhbmdlQXBpS2V5EicudmFuZS5pZGVudGl0eS52MS5FeGNoYW5nZUFwaUtleVJlcXVlc3QaKC52YW5lLmlkZW50aXR5LnYxLkV4Y2hhbmdlQXBpS2V5UmVzcG9uc2USbAoRRXhjaGFuZ2VPaWRjVG9rZW4SKi52YW5lLmlkZW50aXR5LnYxLkV4Y2hhbmdlT2lkY1Rva2VuUmVxdWVzdBorLnZhbmUuaWRlbnRpdHkudjEuRXhjaGFuZ2VPaWRjVG9rZW5SZXNwb25zZRJpChBHZXRTaWduSW5PcHRpb25zEikudmFuZS5pZGVudGl0eS52MS5HZXRTaWduSW5PcHRpb25zUmVxdWVzdBoqLnZhbmUuaWRlbnRpdHkudjEuR2V0U2lnbkluT3B0aW9uc1Jlc3BvbnNlEksKBldob0FtSRIfLnZhbmUuaWRlbnRpdHkudjEuV2hvQW1JUmVxdWVzdBogLnZhbmUuaWRlbnRpdHkudjEuV2hvQW1JUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_vane_identity_v1_identity]);
 
 /**
  * ExchangeApiKeyRequest carries the key.
@@ -139,6 +139,57 @@ export const ExchangeOidcTokenResponseSchema: GenMessage<ExchangeOidcTokenRespon
   messageDesc(file_vane_identity_v1_auth_service, 3);
 
 /**
+ * GetSignInOptionsRequest is empty.
+ *
+ * @generated from message vane.identity.v1.GetSignInOptionsRequest
+ */
+export type GetSignInOptionsRequest = Message<"vane.identity.v1.GetSignInOptionsRequest"> & {
+};
+
+/**
+ * Describes the message vane.identity.v1.GetSignInOptionsRequest.
+ * Use `create(GetSignInOptionsRequestSchema)` to create a new message.
+ */
+export const GetSignInOptionsRequestSchema: GenMessage<GetSignInOptionsRequest> = /*@__PURE__*/
+  messageDesc(file_vane_identity_v1_auth_service, 4);
+
+/**
+ * GetSignInOptionsResponse describes the configured provider; all empty when there is none.
+ *
+ * @generated from message vane.identity.v1.GetSignInOptionsResponse
+ */
+export type GetSignInOptionsResponse = Message<"vane.identity.v1.GetSignInOptionsResponse"> & {
+  /**
+   * The provider's issuer URL; its discovery document is at
+   * <issuer>/.well-known/openid-configuration.
+   *
+   * @generated from field: string oidc_issuer = 1;
+   */
+  oidcIssuer: string;
+
+  /**
+   * The public client id Vane's console and CLI use at the provider (no client secret).
+   *
+   * @generated from field: string oidc_client_id = 2;
+   */
+  oidcClientId: string;
+
+  /**
+   * The scopes to request; they include openid and email.
+   *
+   * @generated from field: repeated string oidc_scopes = 3;
+   */
+  oidcScopes: string[];
+};
+
+/**
+ * Describes the message vane.identity.v1.GetSignInOptionsResponse.
+ * Use `create(GetSignInOptionsResponseSchema)` to create a new message.
+ */
+export const GetSignInOptionsResponseSchema: GenMessage<GetSignInOptionsResponse> = /*@__PURE__*/
+  messageDesc(file_vane_identity_v1_auth_service, 5);
+
+/**
  * WhoAmIRequest is empty.
  *
  * @generated from message vane.identity.v1.WhoAmIRequest
@@ -151,7 +202,7 @@ export type WhoAmIRequest = Message<"vane.identity.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_auth_service, 4);
+  messageDesc(file_vane_identity_v1_auth_service, 6);
 
 /**
  * WhoAmIResponse describes the caller.
@@ -172,7 +223,7 @@ export type WhoAmIResponse = Message<"vane.identity.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_vane_identity_v1_auth_service, 5);
+  messageDesc(file_vane_identity_v1_auth_service, 7);
 
 /**
  * AuthService exchanges credentials for short-lived JWTs that every Vane service verifies
@@ -201,6 +252,17 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ExchangeOidcTokenRequestSchema;
     output: typeof ExchangeOidcTokenResponseSchema;
+  },
+  /**
+   * GetSignInOptions tells the console and the CLI, before they have any credential, how
+   * people sign in: the OpenID Connect provider and Vane's client id there, if one is configured.
+   *
+   * @generated from rpc vane.identity.v1.AuthService.GetSignInOptions
+   */
+  getSignInOptions: {
+    methodKind: "unary";
+    input: typeof GetSignInOptionsRequestSchema;
+    output: typeof GetSignInOptionsResponseSchema;
   },
   /**
    * WhoAmI describes the caller's token.
