@@ -10,8 +10,14 @@ import { createTestLogger } from "#test/support/harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A server whose WhoAmI takes `delayMs`, standing in for any slow RPC. */
-function slowServer(delayMs: number, health: HealthRegistry = createHealthRegistry({ cacheMs: 0 }), defaultTimeoutMs?: number) {
+/** Lets a test hold a call inside its handler: `entered` once it is there, until `released`. */
+interface Gate {
+  entered(): void;
+  released: Promise<void>;
+}
+
+/** A server whose WhoAmI takes `delayMs` (or waits at `gate`), standing in for any slow RPC. */
+function slowServer(delayMs: number, health: HealthRegistry = createHealthRegistry({ cacheMs: 0 }), defaultTimeoutMs?: number, gate?: Gate) {
   return createServer({
     port: 0,
     host: "127.0.0.1",
@@ -21,7 +27,8 @@ function slowServer(delayMs: number, health: HealthRegistry = createHealthRegist
     services: [
       serve(AuthService, {
         async whoAmI() {
-          await sleep(delayMs);
+          gate?.entered();
+          await (gate ? gate.released : sleep(delayMs));
           return create(WhoAmIResponseSchema, {});
         },
         exchangeApiKey() {
@@ -46,12 +53,18 @@ describe("server", () => {
   });
 
   it("finishes in-flight calls on shutdown, then refuses new ones", async () => {
-    server = slowServer(300);
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    server = slowServer(0, undefined, undefined, { entered, released });
     const port = await server.listen();
     const client = createClient(AuthService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
     const inFlight = client.whoAmI({});
-    await sleep(50);
+    // Shut down once the call is inside its handler (not merely sent), then let it finish.
+    await inHandler;
     const closed = server.close();
+    release();
     await expect(inFlight).resolves.toBeDefined();
     await closed;
     const fresh = createClient(AuthService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
@@ -60,12 +73,12 @@ describe("server", () => {
 
   it("reports NOT_SERVING as soon as shutdown begins", async () => {
     const health = createHealthRegistry({ cacheMs: 0 });
-    server = createServer({ port: 0, host: "127.0.0.1", logger: createTestLogger(), health, services: [], drainDelayMs: 300 });
+    // The drain delay only has to outlast one health check, even on a loaded machine.
+    server = createServer({ port: 0, host: "127.0.0.1", logger: createTestLogger(), health, services: [], drainDelayMs: 2_000 });
     const port = await server.listen();
     const client = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
     expect((await client.check({})).status).toBe(Status.SERVING);
     const closed = server.close();
-    await sleep(50);
     expect((await client.check({})).status).toBe(Status.NOT_SERVING);
     await closed;
   });
