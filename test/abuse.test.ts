@@ -244,8 +244,12 @@ describe("abuse of the public API", () => {
       ExperimentService,
       AuthService,
     ];
-    // What anyone may call: exchanging a credential for a token.
-    const open = new Set(["vane.identity.v1.AuthService/ExchangeApiKey", "vane.identity.v1.AuthService/ExchangeOidcToken"]);
+    // What anyone may call: exchanging a credential for a token, and learning how to sign in.
+    const open = new Set([
+      "vane.identity.v1.AuthService/ExchangeApiKey",
+      "vane.identity.v1.AuthService/ExchangeOidcToken",
+      "vane.identity.v1.AuthService/GetSignInOptions",
+    ]);
     let checked = 0;
     for (const [what, authorization] of credentials) {
       const withAuth: Interceptor = (next) => (req) => {

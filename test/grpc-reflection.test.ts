@@ -115,10 +115,11 @@ describe("a gRPC client without proto files, against npm start", () => {
       const answer = await eventually(
         async () => {
           const r = await evaluate({ flagKey: "banner", context: { targetingKey: "u1", plan: "pro" } });
-          return r.ok ? r : undefined;
+          // The flag's creation (disabled) may arrive before the version that turns it on.
+          return r.ok && (r.json as { evaluation?: { reason?: string } }).evaluation?.reason !== "REASON_DISABLED" ? r : undefined;
         },
         10_000,
-        "the flag to reach the evaluator",
+        "the flag, turned on, to reach the evaluator",
       );
       expect(answer.json).toMatchObject({ evaluation: { flagKey: "banner", value: "blue", variant: "blue", reason: "REASON_STATIC" } });
       // A failure is a gRPC status with the message as sent (percent-decoded by grpc-js).

@@ -187,6 +187,7 @@ describe("tenancy", () => {
         expect: Code.FailedPrecondition as never,
         call: () => h.client(AuthService).exchangeOidcToken({ idToken: "x".repeat(40), organizationId: victim.orgId }),
       },
+      getSignInOptions: { notApplicable: "public and the same for everyone: the provider's issuer, client id and scopes (tested in oidc.test.ts)" },
       whoAmI: {
         notApplicable: "describes only the caller's token",
         check: async () => {
