@@ -6,19 +6,16 @@
  * flags only), watches a server stream while the flag is edited, tracks events with one bad event
  * in the batch, and follows an edit through the flagd web provider.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "#test/support/harness.ts";
 import type { BrowserApi } from "./browser/app.ts";
-import { CHROMIUM_ARGS, CHROMIUM_HINT, findChromium } from "./chromium.ts";
+import { CHROMIUM_ARGS, CHROMIUM_HINT, findChromium, servePage } from "./chromium.ts";
 import { adminSession, startVane, type VaneProcess } from "./vane-process.ts";
 
 let vane: VaneProcess;
-let site: Server;
+let site: Awaited<ReturnType<typeof servePage>>;
 let browser: Browser | undefined;
 
 /** Calls `window.vane[name](...args)` in the page and returns its JSON result. */
@@ -35,26 +32,12 @@ beforeAll(async () => {
   vane = startVane();
   const executablePath = findChromium();
   if (!executablePath) throw new Error(`the browser test needs Chromium: ${CHROMIUM_HINT}`);
-  const bundle = await build({
-    entryPoints: [fileURLToPath(new URL("./browser/app.ts", import.meta.url))],
-    bundle: true,
-    write: false,
-    format: "iife",
-    platform: "browser",
-    target: "chrome120",
-    logLevel: "silent",
-  });
-  const js = bundle.outputFiles[0].text;
-  site = createServer((req, res) => {
-    if (req.url === "/app.js") res.writeHead(200, { "content-type": "text/javascript" }).end(js);
-    else res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><title>Vane in a browser</title><script src="/app.js"></script>');
-  });
-  await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
+  site = await servePage(fileURLToPath(new URL("./browser/app.ts", import.meta.url)), "Vane in a browser");
   browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
-  await new Promise((r) => site?.close(r));
+  await site?.close();
   await vane?.cleanup();
 });
 
@@ -89,7 +72,7 @@ describe("a web page from another origin", () => {
     const page = await browser!.newPage();
     const consoleErrors: string[] = [];
     page.on("pageerror", (e) => consoleErrors.push(e.message));
-    await page.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
+    await page.goto(`${site.url}/`);
     await page.waitForFunction(() => "vane" in globalThis);
     const vaneIn = remote(page);
     const { baseUrl } = started;

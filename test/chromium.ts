@@ -29,3 +29,29 @@ export const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
+
+/**
+ * Bundles `entry` (a browser script) with esbuild and serves it as a one-script page on a free
+ * loopback port: another origin than the server under test, so every call from it is cross-origin.
+ */
+export async function servePage(entry: string, title: string): Promise<{ url: string; close(): Promise<void> }> {
+  const { build } = await import("esbuild");
+  const { createServer } = await import("node:http");
+  const bundle = await build({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    format: "iife",
+    platform: "browser",
+    target: "chrome120",
+    logLevel: "silent",
+  });
+  const js = bundle.outputFiles[0].text;
+  const site = createServer((req, res) => {
+    if (req.url === "/app.js") res.writeHead(200, { "content-type": "text/javascript" }).end(js);
+    else res.writeHead(200, { "content-type": "text/html" }).end(`<!doctype html><title>${title}</title><script src="/app.js"></script>`);
+  });
+  await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
+  const { port } = site.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => site.close(() => r())) };
+}

@@ -5,20 +5,17 @@
  * If-None-Match and is answered 304 while nothing changed, follows a new version and a new
  * context, and fails as OpenFeature expects with a wrong key.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHROMIUM_ARGS, CHROMIUM_HINT, findChromium } from "#test/chromium.ts";
+import { CHROMIUM_ARGS, CHROMIUM_HINT, findChromium, servePage } from "#test/chromium.ts";
 import { createTestTokens, eventually, fixture, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 import type { OfrepWebApi } from "./ofrep-web-app.ts";
 
 const ENV = "env-ofrep-web";
 const CLIENT_VISIBLE = ["bool-static", "in-list"];
 let h: EvaluatorHarness;
-let site: Server;
+let site: Awaited<ReturnType<typeof servePage>>;
 let siteUrl: string;
 let browser: Browser;
 let page: Page;
@@ -37,22 +34,8 @@ const call: Remote = (name, ...args) =>
 beforeAll(async () => {
   const executablePath = findChromium();
   if (!executablePath) throw new Error(`the OFREP web test needs Chromium: ${CHROMIUM_HINT}`);
-  const bundle = await build({
-    entryPoints: [fileURLToPath(new URL("./ofrep-web-app.ts", import.meta.url))],
-    bundle: true,
-    write: false,
-    format: "iife",
-    platform: "browser",
-    target: "chrome120",
-    logLevel: "silent",
-  });
-  const js = bundle.outputFiles[0].text;
-  site = createServer((req, res) => {
-    if (req.url === "/app.js") res.writeHead(200, { "content-type": "text/javascript" }).end(js);
-    else res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><title>OFREP in a browser</title><script src="/app.js"></script>');
-  });
-  await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
-  siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+  site = await servePage(fileURLToPath(new URL("./ofrep-web-app.ts", import.meta.url)), "OFREP in a browser");
+  siteUrl = site.url;
 
   const tokens = await createTestTokens();
   // The page's origin is the only one allowed: every call is a real cross-origin request.
@@ -71,7 +54,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
-  await new Promise((r) => site?.close(r));
+  await site?.close();
   await h?.close();
 });
 
