@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file vane/events/v1/events.proto.
  */
 export const file_vane_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Cht2YW5lL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDnZhbmUuZXZlbnRzLnYxIpkCCgxUcmFja2VkRXZlbnQSLQoIZXZlbnRfaWQYASABKAlCG7pIGHIWGEAyEl5bQS1aYS16MC05Xy46LV0qJBI3CgRuYW1lGAIgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOV8uOi1dezAsOTl9JBIcCgh1bml0X2tleRgDIAEoCUIKukgHcgUQARiAAhIbCgV2YWx1ZRgEIAEoAUIHukgEEgJAAUgAiAEBEisKCnByb3BlcnRpZXMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC2NsaWVudF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZfdmFsdWUigAEKCEV4cG9zdXJlEhAKCGZsYWdfa2V5GAEgASgJEg8KB3ZhcmlhbnQYAiABKAkSFQoNZXhwZXJpbWVudF9pZBgDIAEoCRIQCgh1bml0X2tleRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKXAgoNRXZlbnRFbnZlbG9wZRIQCghldmVudF9pZBgBIAEoCRIXCg9vcmdhbml6YXRpb25faWQYAiABKAkSEgoKcHJvamVjdF9pZBgDIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgEIAEoCRIwCgxyZWNlaXZlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNyZWRlbnRpYWxfaWQYBiABKAkSLQoFdHJhY2sYCiABKAsyHC52YW5lLmV2ZW50cy52MS5UcmFja2VkRXZlbnRIABIsCghleHBvc3VyZRgLIAEoCzIYLnZhbmUuZXZlbnRzLnYxLkV4cG9zdXJlSABCCQoHcGF5bG9hZGIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Cht2YW5lL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDnZhbmUuZXZlbnRzLnYxIpkCCgxUcmFja2VkRXZlbnQSLQoIZXZlbnRfaWQYASABKAlCG7pIGHIWGEAyEl5bQS1aYS16MC05Xy46LV0qJBI3CgRuYW1lGAIgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOV8uOi1dezAsOTl9JBIcCgh1bml0X2tleRgDIAEoCUIKukgHcgUQARiAAhIbCgV2YWx1ZRgEIAEoAUIHukgEEgJAAUgAiAEBEisKCnByb3BlcnRpZXMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC2NsaWVudF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZfdmFsdWUipgIKCEV4cG9zdXJlEhAKCGZsYWdfa2V5GAEgASgJEg8KB3ZhcmlhbnQYAiABKAkSFQoNZXhwZXJpbWVudF9pZBgDIAEoCRIQCgh1bml0X2tleRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJxCgpkaW1lbnNpb25zGAYgAygLMigudmFuZS5ldmVudHMudjEuRXhwb3N1cmUuRGltZW5zaW9uc0VudHJ5QjO6SDCaAS0QAyIjciEyH15bQS1aYS16X11bQS1aYS16MC05Xy4tXXswLDYzfSQqBHICGEAaMQoPRGltZW5zaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilwIKDUV2ZW50RW52ZWxvcGUSEAoIZXZlbnRfaWQYASABKAkSFwoPb3JnYW5pemF0aW9uX2lkGAIgASgJEhIKCnByb2plY3RfaWQYAyABKAkSFgoOZW52aXJvbm1lbnRfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jcmVkZW50aWFsX2lkGAYgASgJEi0KBXRyYWNrGAogASgLMhwudmFuZS5ldmVudHMudjEuVHJhY2tlZEV2ZW50SAASLAoIZXhwb3N1cmUYCyABKAsyGC52YW5lLmV2ZW50cy52MS5FeHBvc3VyZUgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * TrackedEvent is one thing a unit did, e.g. "checkout" with value 42.5.
@@ -115,6 +115,16 @@ export type Exposure = Message<"vane.events.v1.Exposure"> & {
    * @generated from field: google.protobuf.Timestamp time = 5;
    */
   time?: Timestamp | undefined;
+
+  /**
+   * The unit's values of the experiment's breakdown dimensions (its "experimentDimensions"
+   * metadata) in the evaluation context: primitive values as text, at most 3, each cut to 64
+   * characters; a missing or non-primitive attribute is absent. The first exposure's values stick
+   * with the unit, like its variant.
+   *
+   * @generated from field: map<string, string> dimensions = 6;
+   */
+  dimensions: { [key: string]: string };
 };
 
 /**
