@@ -36,6 +36,8 @@ import type { Caller } from "#lib/auth/auth.ts";
 import { assertVisible, type ProjectDirectory } from "#lib/clients/identity-directory.ts";
 import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
+import { checkBreakdownDimensions } from "./breakdown-dimensions.ts";
+import { loadBreakdown } from "./breakdowns.ts";
 import { loadResults, loadTimeline } from "./results.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
 import type { Db } from "./store.ts";
@@ -98,6 +100,7 @@ function toExperiment(x: ExperimentRow): Experiment {
     stopTime: x.stop_time ? timestampFromDate(x.stop_time) : undefined,
     shippedVariant: x.shipped_variant,
     bandit: x.bandit ?? undefined,
+    breakdownDimensions: x.breakdown_dimensions,
     version: BigInt(x.version),
     createTime: timestampFromDate(x.created_at),
   });
@@ -216,6 +219,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
         throw invalidArgument("bandit.min_share_percent times the number of variants must not exceed 100");
       if (req.layerKey && !(req.layerSharePercent >= 0.01 && req.layerSharePercent <= 100))
         throw invalidArgument("layer_share_percent must be between 0.01 and 100 with a layer");
+      checkBreakdownDimensions(req.breakdownDimensions);
 
       try {
         const row = await withTransaction(db, async (trx) => {
@@ -262,6 +266,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
               shipped_variant: "",
               bandit: bandit ? JSON.stringify(bandit) : null,
               saved_environment: null,
+              breakdown_dimensions: JSON.stringify(req.breakdownDimensions),
               version: 1,
             })
             .returningAll()
@@ -312,7 +317,13 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
 
     async getResults(req, ctx) {
       const { x } = await loadExperiment(req.id, ctx, Role.VIEWER);
-      return create(GetResultsResponseSchema, { results: await loadResults(db, x, req.confidenceLevel) });
+      if (req.breakdown && !x.breakdown_dimensions.includes(req.breakdown))
+        throw invalidArgument(
+          `breakdown "${req.breakdown}" is not one of the experiment's breakdown_dimensions (${x.breakdown_dimensions.join(", ") || "it has none; choose them at creation"})`,
+        );
+      const results = await loadResults(db, x, req.confidenceLevel);
+      const breakdown = req.breakdown ? await loadBreakdown(db, x, req.breakdown, req.breakdownLimit, req.confidenceLevel) : undefined;
+      return create(GetResultsResponseSchema, { results, breakdown });
     },
 
     async getResultsTimeline(req, ctx) {

@@ -48,6 +48,8 @@ export interface ExperimentsTable {
   /** The flag environment as it was before the start (rules as proto JSON), restored on stop. */
   saved_environment: ColumnType<unknown, string | null, string | null>;
   bandit_run_at: Timestamp | null;
+  /** Context attributes results can be broken down by. */
+  breakdown_dimensions: ColumnType<string[], string | undefined, string>;
   version: BigIntColumn;
   created_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
@@ -67,6 +69,8 @@ export interface AssignmentsTable {
   variant: string;
   first_exposure_at: Timestamp;
   conflicting_exposures: number;
+  /** The unit's values of the experiment's breakdown dimensions, from its first exposure. */
+  dimensions: ColumnType<Record<string, string>, string | undefined, string>;
 }
 
 /** Tracked events of metric event names, with their time: split at a unit's exposure time. */

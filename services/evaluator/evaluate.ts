@@ -13,6 +13,7 @@ import type { ExposurePublisher } from "./exposures.ts";
 import type { EvaluatorCounters } from "./metrics.ts";
 import type { EnvironmentState } from "./snapshots/store.ts";
 import { checkContext } from "./context-limits.ts";
+import { exposureDimensions } from "./exposure-dimensions.ts";
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 
@@ -56,6 +57,7 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
       variant: res.variant,
       experimentId,
       unitKey,
+      dimensions: exposureDimensions(res.metadata, context),
     });
   };
   return {

@@ -30,6 +30,8 @@ export interface Exposure {
   variant: string;
   experimentId: string;
   unitKey: string;
+  /** The unit's values of the experiment's breakdown dimensions (exposure-dimensions.ts). */
+  dimensions?: Record<string, string>;
 }
 
 /** What the publisher needs from the bus. */
@@ -243,7 +245,10 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
             projectId: e.projectId,
             environmentId: e.environmentId,
             receiveTime: time,
-            payload: { case: "exposure", value: { flagKey: e.flagKey, variant: e.variant, experimentId: e.experimentId, unitKey: e.unitKey, time } },
+            payload: {
+              case: "exposure",
+              value: { flagKey: e.flagKey, variant: e.variant, experimentId: e.experimentId, unitKey: e.unitKey, time, dimensions: e.dimensions },
+            },
           }),
         );
         if (payload.length > maxMessageBytes()) {

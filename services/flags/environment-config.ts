@@ -7,7 +7,15 @@ import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type FlagType, type Rule, type Variant, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { type EnvironmentSnapshot, EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import type { FlagDefinition, FlagSetDefinition, JsonValue, MetadataValue } from "#engine";
-import { compileRules, compileSegment, experimentOf, NotExpressibleError, segmentRefName, type SegmentLike } from "./targeting/compile.ts";
+import {
+  compileRules,
+  compileSegment,
+  experimentDimensionsOf,
+  experimentOf,
+  NotExpressibleError,
+  segmentRefName,
+  type SegmentLike,
+} from "./targeting/compile.ts";
 
 /** A served flag and its configuration in the environment (absent: off, no default, no rules). */
 export interface FlagState {
@@ -19,7 +27,7 @@ export interface FlagState {
 }
 
 /** Flag metadata keys Vane writes itself (derived from the rules): never stored from a file. */
-export const VANE_FLAG_METADATA: ReadonlySet<string> = new Set(["experimentId"]);
+export const VANE_FLAG_METADATA: ReadonlySet<string> = new Set(["experimentId", "experimentDimensions"]);
 /** Flag-set metadata keys Vane writes itself (the environment and its config version). */
 export const VANE_SET_METADATA: ReadonlySet<string> = new Set(["flagSetId", "version"]);
 
@@ -91,7 +99,9 @@ export function toFlagSet(state: EnvironmentState, options: ToFlagSetOptions = {
     }
     if (targeting !== null && refs.some((r) => inlined.has(r))) targeting = substitute(targeting, inlined);
     const experimentId = env ? experimentOf(env.rules) : undefined;
-    const metadata = { ...env?.metadata, ...(experimentId ? { experimentId } : {}) };
+    // The evaluator copies these context attributes into each exposure (results' breakdowns).
+    const experimentDimensions = experimentId && env ? experimentDimensionsOf(env.rules).join(",") : "";
+    const metadata = { ...env?.metadata, ...(experimentId ? { experimentId } : {}), ...(experimentDimensions ? { experimentDimensions } : {}) };
     flags[f.key] = {
       ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
       state: env?.enabled ? "ENABLED" : "DISABLED",

@@ -239,9 +239,10 @@ async function chunked<T>(rows: readonly T[], size: number, fn: (chunk: T[]) => 
 /** Writes the fold's output: assignments and totals replaced, daily sums added to. */
 async function write(trx: Trx, out: FoldOutput): Promise<void> {
   await chunked(out.assignments, 5000, (c) =>
-    sql`insert into assignments (experiment_id, unit_key, environment_id, variant, first_exposure_at, conflicting_exposures)
+    sql`insert into assignments (experiment_id, unit_key, environment_id, variant, first_exposure_at, conflicting_exposures, dimensions)
       select * from unnest(${c.map((a) => a.experimentId)}::uuid[], ${c.map((a) => a.unitKey)}::text[], ${c.map((a) => a.environmentId)}::uuid[],
-        ${c.map((a) => a.variant)}::text[], ${c.map((a) => a.firstExposureAt.toISOString())}::timestamptz[], ${c.map((a) => a.conflicts)}::int[])
+        ${c.map((a) => a.variant)}::text[], ${c.map((a) => a.firstExposureAt.toISOString())}::timestamptz[], ${c.map((a) => a.conflicts)}::int[],
+        ${c.map((a) => JSON.stringify(a.dimensions ?? {}))}::jsonb[])
       on conflict (experiment_id, unit_key) do update set conflicting_exposures = excluded.conflicting_exposures`.execute(trx),
   );
   await chunked(out.totals, 5000, (c) =>

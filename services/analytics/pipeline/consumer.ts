@@ -22,6 +22,7 @@ import { sql } from "kysely";
 import type { Db, Trx } from "../store.ts";
 import { type ApplyResult, applyBatch, lockPipeline, type PipelineEvent, pruneProcessed } from "./apply.ts";
 import { decodeEnvelope, environmentOfSubject, isUuid } from "#lib/bus/events.ts";
+import { boundedDimensions } from "../breakdown-dimensions.ts";
 
 export type { PipelineEvent };
 
@@ -81,6 +82,7 @@ export function decodeEvent(m: { data: Uint8Array; seq: number; subject: string 
       experimentId: x.experimentId,
       variant: x.variant,
       unitKey: x.unitKey,
+      ...(Object.keys(x.dimensions).length > 0 ? { dimensions: boundedDimensions(x.dimensions) } : {}),
     };
   }
   if (env.payload.case === "track") {

@@ -9,7 +9,18 @@
  */
 /** A decoded event of the batch. */
 export type PipelineEvent =
-  | { kind: "exposure"; id: string; seq: number; environmentId: string; time: Date; experimentId: string; variant: string; unitKey: string }
+  | {
+      kind: "exposure";
+      id: string;
+      seq: number;
+      environmentId: string;
+      time: Date;
+      experimentId: string;
+      variant: string;
+      unitKey: string;
+      /** Breakdown dimension values (absent: none). */
+      dimensions?: Readonly<Record<string, string>>;
+    }
   | { kind: "track"; id: string; seq: number; environmentId: string; projectId: string; time: Date; name: string; unitKey: string; value: number }
   /** Undecodable or irrelevant: only its id is recorded ("" when its environment is unknown). */
   | { kind: "skip"; id: string; seq: number; environmentId: string };
@@ -35,6 +46,8 @@ export interface Assignment {
   variant: string;
   firstExposureAt: Date;
   conflicts: number;
+  /** Breakdown dimension values of the first exposure (only new assignments write them). */
+  dimensions?: Readonly<Record<string, string>>;
   /** Changed by this batch: to be written. */
   dirty: boolean;
 }
@@ -113,6 +126,7 @@ export interface NewAssignment {
   environmentId: string;
   variant: string;
   time: Date;
+  dimensions?: Readonly<Record<string, string>>;
 }
 
 /** A later exposure naming another variant than the unit's assignment. */
@@ -150,7 +164,7 @@ export function planAssignments(exposures: readonly Exposure[], state: LoadedSta
       continue;
     }
     made.set(k, e.variant);
-    assigned.push({ experiment: x, unitKey: e.unitKey, environmentId: e.environmentId, variant: e.variant, time: e.time });
+    assigned.push({ experiment: x, unitKey: e.unitKey, environmentId: e.environmentId, variant: e.variant, time: e.time, dimensions: e.dimensions });
   }
   return { assigned, conflicts };
 }
@@ -270,6 +284,7 @@ export function fold({ state, planned, history, tracks, toleranceMs }: FoldInput
       variant: a.variant,
       firstExposureAt: a.time,
       conflicts: conflictCounts.get(k) ?? 0,
+      dimensions: a.dimensions,
       dirty: true,
     });
     exposureDelta(a.experiment.id, a.variant, dayOf(a.time)).units++;

@@ -187,6 +187,12 @@ export function experimentOf(rules: readonly Rule[]): string | undefined {
   return undefined;
 }
 
+/** The breakdown dimensions of the experiment a flag's rules assign (the snapshot's `experimentDimensions` metadata). */
+export function experimentDimensionsOf(rules: readonly Rule[]): readonly string[] {
+  for (const r of rules) if (r.outcome?.kind.case === "rollout" && r.outcome.kind.value.experimentId) return r.outcome.kind.value.exposureDimensions;
+  return [];
+}
+
 /** The `fractional` expression of a rollout and the guard its rule needs. */
 export function compileRollout(r: Rollout): { logic: JsonValue; guard: JsonValue } {
   const buckets: JsonValue[] = r.variants.map((w) => [w.variant, w.weight]);

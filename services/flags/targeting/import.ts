@@ -319,7 +319,10 @@ export function targetingToRules(targeting: JsonValue | undefined, variantNames:
       }
       outcome = rollout
         ? {
-            kind: { case: "rollout", value: { ...rollout, experimentId: "", variants: frac.variants, $typeName: "vane.flags.v1.Rollout" } },
+            kind: {
+              case: "rollout",
+              value: { ...rollout, experimentId: "", exposureDimensions: [], variants: frac.variants, $typeName: "vane.flags.v1.Rollout" },
+            },
             $typeName: "vane.flags.v1.Outcome",
           }
         : { kind: { case: "jsonLogic", value: value(inline(r.outcome, m.evaluators)) }, $typeName: "vane.flags.v1.Outcome" };
