@@ -57,7 +57,15 @@ export function experimentRule(x: ExperimentRow, variants: readonly { variant: s
         ? [{ kind: { case: "layer", value: { layerKey: x.layer_key, start: x.layer_start, end: x.layer_end } } }]
         : [],
     outcome: {
-      kind: { case: "rollout", value: { variants: variants.map((v) => ({ variant: v.variant, weight: v.weight })), seed: x.id, experimentId: x.id, exposureDimensions: x.breakdown_dimensions } },
+      kind: {
+        case: "rollout",
+        value: {
+          variants: variants.map((v) => ({ variant: v.variant, weight: v.weight })),
+          seed: x.id,
+          experimentId: x.id,
+          exposureDimensions: x.breakdown_dimensions,
+        },
+      },
     },
   });
 }
