@@ -38,6 +38,7 @@ import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecyc
 import type { FlagsClient } from "./flags-client.ts";
 import { checkBreakdownDimensions } from "./breakdown-dimensions.ts";
 import { loadBreakdown } from "./breakdowns.ts";
+import { holdoutMethods } from "./holdouts.ts";
 import { loadResults, loadTimeline } from "./results.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
 import type { Db } from "./store.ts";
@@ -127,7 +128,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
   async function loadExperiment(id: string, ctx: HandlerContext, role: Role): Promise<{ x: ExperimentRow; caller: Caller }> {
     const caller = callerOf(ctx);
     requireRole(caller.principal, role);
-    const x = await db.selectFrom("experiments").selectAll().where("id", "=", id).executeTakeFirst();
+    const x = await db.selectFrom("experiments").selectAll().where("id", "=", id).where("kind", "=", "experiment").executeTakeFirst();
     if (!x) throw notFound("experiment");
     assertVisible(caller.principal, { organizationId: x.organization_id, projectId: x.project_id }, "experiment");
     // identity has the last word (a project moved or deleted, a key narrowed to a project).
@@ -288,7 +289,14 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       const caller = callerOf(ctx);
       requireRole(caller.principal, Role.VIEWER);
       await deps.directory.project(req.projectId, caller);
-      const rows = await db.selectFrom("experiments").selectAll().where("project_id", "=", req.projectId).orderBy("created_at", "desc").orderBy("id").execute();
+      const rows = await db
+        .selectFrom("experiments")
+        .selectAll()
+        .where("project_id", "=", req.projectId)
+        .where("kind", "=", "experiment")
+        .orderBy("created_at", "desc")
+        .orderBy("id")
+        .execute();
       return create(ListExperimentsResponseSchema, { experiments: rows.map(toExperiment) });
     },
 
@@ -325,6 +333,8 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       const breakdown = req.breakdown ? await loadBreakdown(db, x, req.breakdown, req.breakdownLimit, req.confidenceLevel) : undefined;
       return create(GetResultsResponseSchema, { results, breakdown });
     },
+
+    ...holdoutMethods(deps),
 
     async getResultsTimeline(req, ctx) {
       const { x } = await loadExperiment(req.id, ctx, Role.VIEWER);

@@ -50,6 +50,10 @@ export interface ExperimentsTable {
   bandit_run_at: Timestamp | null;
   /** Context attributes results can be broken down by. */
   breakdown_dimensions: ColumnType<string[], string | undefined, string>;
+  /** experiment | holdout (a holdout's arms are "holdout" and "general"). */
+  kind: ColumnType<string, string | undefined, string>;
+  /** A holdout's flags. */
+  holdout_flag_keys: ColumnType<string[], string | undefined, string>;
   version: BigIntColumn;
   created_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

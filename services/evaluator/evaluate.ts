@@ -14,6 +14,7 @@ import type { EvaluatorCounters } from "./metrics.ts";
 import type { EnvironmentState } from "./snapshots/store.ts";
 import { checkContext } from "./context-limits.ts";
 import { exposureDimensions } from "./exposure-dimensions.ts";
+import { holdoutExposure } from "./holdout-exposures.ts";
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 
@@ -60,12 +61,27 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
       dimensions: exposureDimensions(res.metadata, context),
     });
   };
+  // Every evaluation of a held-out flag is an exposure of the holdout, in the unit's arm.
+  const exposeHoldout = (state: EnvironmentState, key: string, res: Resolution, context: EvaluationContext) => {
+    const h = holdoutExposure(res.metadata, context);
+    if (!h) return;
+    exposures.record({
+      organizationId: state.organizationId,
+      projectId: state.projectId,
+      environmentId: state.environmentId,
+      flagKey: key,
+      variant: h.arm,
+      experimentId: h.holdoutId,
+      unitKey: h.unitKey,
+    });
+  };
   return {
     evaluate(state, key, requestContext, type, api, exposures = true) {
       const context = enrich ? enrich(requestContext) : requestContext;
       const res = state.flags.evaluate(key, context, type);
       counters.evaluation(api, res.reason);
       if (res.experimentId !== undefined && exposures) expose(state, key, res, context);
+      if (exposures && res.metadata.holdoutId !== undefined) exposeHoldout(state, key, res, context);
       return res;
     },
     evaluateAll(state, requestContext, clientOnly, api, exposures = true) {
@@ -75,6 +91,7 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
       for (const [key, res] of all) {
         counters.evaluation(api, res.reason);
         if (res.experimentId !== undefined && exposures) expose(state, key, res, context);
+        if (exposures && res.metadata.holdoutId !== undefined) exposeHoldout(state, key, res, context);
       }
       return all;
     },

@@ -12,6 +12,7 @@ import {
   compileSegment,
   experimentDimensionsOf,
   experimentOf,
+  holdoutOf,
   NotExpressibleError,
   segmentRefName,
   type SegmentLike,
@@ -27,7 +28,7 @@ export interface FlagState {
 }
 
 /** Flag metadata keys Vane writes itself (derived from the rules): never stored from a file. */
-export const VANE_FLAG_METADATA: ReadonlySet<string> = new Set(["experimentId", "experimentDimensions"]);
+export const VANE_FLAG_METADATA: ReadonlySet<string> = new Set(["experimentId", "experimentDimensions", "holdoutId", "holdoutBuckets"]);
 /** Flag-set metadata keys Vane writes itself (the environment and its config version). */
 export const VANE_SET_METADATA: ReadonlySet<string> = new Set(["flagSetId", "version"]);
 
@@ -101,7 +102,14 @@ export function toFlagSet(state: EnvironmentState, options: ToFlagSetOptions = {
     const experimentId = env ? experimentOf(env.rules) : undefined;
     // The evaluator copies these context attributes into each exposure (results' breakdowns).
     const experimentDimensions = experimentId && env ? experimentDimensionsOf(env.rules).join(",") : "";
-    const metadata = { ...env?.metadata, ...(experimentId ? { experimentId } : {}), ...(experimentDimensions ? { experimentDimensions } : {}) };
+    // The evaluator tells held-out units by these, for the holdout's exposures.
+    const holdout = env ? holdoutOf(env.rules) : undefined;
+    const metadata = {
+      ...env?.metadata,
+      ...(experimentId ? { experimentId } : {}),
+      ...(experimentDimensions ? { experimentDimensions } : {}),
+      ...(holdout ? { holdoutId: holdout.id, holdoutBuckets: holdout.buckets } : {}),
+    };
     flags[f.key] = {
       ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
       state: env?.enabled ? "ENABLED" : "DISABLED",

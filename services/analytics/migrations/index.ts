@@ -3,6 +3,7 @@ import * as init from "./2026_12_10_001_init.ts";
 import * as eventTimeAndLifecycle from "./2026_12_12_001_event_time_and_lifecycle.ts";
 import * as consumerPositions from "./2026_12_13_001_consumer_positions.ts";
 import * as breakdowns from "./2026_12_20_003_breakdowns.ts";
+import * as holdouts from "./2026_12_20_003_holdouts.ts";
 
 /** The analytics service's migrations, in order. Static so vitest and production load them alike. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   "2026_12_12_001_event_time_and_lifecycle": eventTimeAndLifecycle,
   "2026_12_13_001_consumer_positions": consumerPositions,
   "2026_12_20_003_breakdowns": breakdowns,
+  "2026_12_20_003_holdouts": holdouts,
 };

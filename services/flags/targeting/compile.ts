@@ -193,6 +193,23 @@ export function experimentDimensionsOf(rules: readonly Rule[]): readonly string[
   return [];
 }
 
+/** Layer keys of holdouts: `holdout:<holdout id>` (the analytics service writes these rules). */
+export const HOLDOUT_LAYER_PREFIX = "holdout:";
+
+/**
+ * The holdout a flag's rules hold units out of, if any: a rule whose only condition is the slice
+ * [0, buckets) of the layer `holdout:<id>` (the snapshot's `holdoutId` and `holdoutBuckets`
+ * metadata, from which the evaluator tells held-out units for their exposures).
+ */
+export function holdoutOf(rules: readonly Rule[]): { id: string; buckets: number } | undefined {
+  for (const r of rules) {
+    const c = r.conditions.length === 1 ? r.conditions[0].kind : undefined;
+    if (c?.case === "layer" && c.value.layerKey.startsWith(HOLDOUT_LAYER_PREFIX) && c.value.start === 0 && !c.value.bucketBy)
+      return { id: c.value.layerKey.slice(HOLDOUT_LAYER_PREFIX.length), buckets: c.value.end };
+  }
+  return undefined;
+}
+
 /** The `fractional` expression of a rollout and the guard its rule needs. */
 export function compileRollout(r: Rollout): { logic: JsonValue; guard: JsonValue } {
   const buckets: JsonValue[] = r.variants.map((w) => [w.variant, w.weight]);

@@ -7,7 +7,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { Bandit, Breakdown, Direction, Experiment, ExperimentVariant, Metric, MetricKind, Results, TimelinePoint } from "./experiments_pb.js";
+import type { Bandit, Breakdown, Direction, Experiment, ExperimentVariant, Holdout, Metric, MetricKind, Results, TimelinePoint } from "./experiments_pb.js";
 import { file_vane_experiments_v1_experiments } from "./experiments_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/experiments/v1/experiment_service.proto.
  */
 export const file_vane_experiments_v1_experiment_service: GenFile = /*@__PURE__*/
-  fileDesc("Cix2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRfc2VydmljZS5wcm90bxITdmFuZS5leHBlcmltZW50cy52MSK+AgoTQ3JlYXRlTWV0cmljUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARI2CgNrZXkYAiABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYAyABKAlCCrpIB3IFEAEYyAESPQoKZXZlbnRfbmFtZRgEIAEoCUIpukgmciQyIl5bQS1aYS16MC05XVtBLVphLXowLTlfLjotXXswLDk5fSQSOQoEa2luZBgFIAEoDjIfLnZhbmUuZXhwZXJpbWVudHMudjEuTWV0cmljS2luZEIKukgHggEEEAEgABI9CglkaXJlY3Rpb24YBiABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbkIKukgHggEEEAEgACJDChRDcmVhdGVNZXRyaWNSZXNwb25zZRIrCgZtZXRyaWMYASABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpYyIyChJMaXN0TWV0cmljc1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQEiQwoTTGlzdE1ldHJpY3NSZXNwb25zZRIsCgdtZXRyaWNzGAEgAygLMhsudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWMilQUKF0NyZWF0ZUV4cGVyaW1lbnRSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEiAKDmVudmlyb25tZW50X2lkGAIgASgJQgi6SAVyA7ABARIZCghmbGFnX2tleRgDIAEoCUIHukgEcgIQARI2CgNrZXkYBCABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYBSABKAlCCrpIB3IFEAEYyAESHAoKaHlwb3RoZXNpcxgGIAEoCUIIukgFcgMYiCcSRAoIdmFyaWFudHMYByADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50Qgq6SAeSAQQIAhAUEiAKD2NvbnRyb2xfdmFyaWFudBgIIAEoCUIHukgEcgIYQBInChNwcmltYXJ5X21ldHJpY19rZXlzGAkgAygJQgq6SAeSAQQIARAFEicKFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgKIAMoCUIIukgFkgECEBQSJwoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAsgAygJQgi6SAWSAQIQFBIaCglsYXllcl9rZXkYDCABKAlCB7pIBHICGGQSNAoTbGF5ZXJfc2hhcmVfcGVyY2VudBgNIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASKwoGYmFuZGl0GA4gASgLMhsudmFuZS5leHBlcmltZW50cy52MS5CYW5kaXQSTQoUYnJlYWtkb3duX2RpbWVuc2lvbnMYHiADKAlCL7pILJIBKRADGAEiI3IhMh9eW0EtWmEtel9dW0EtWmEtejAtOV8uLV17MCw2M30kIk8KGENyZWF0ZUV4cGVyaW1lbnRSZXNwb25zZRIzCgpleHBlcmltZW50GAEgASgLMh8udmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50IiwKFEdldEV4cGVyaW1lbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJMChVHZXRFeHBlcmltZW50UmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCI2ChZMaXN0RXhwZXJpbWVudHNSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBIk8KF0xpc3RFeHBlcmltZW50c1Jlc3BvbnNlEjQKC2V4cGVyaW1lbnRzGAEgAygLMh8udmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50IkgKFlN0YXJ0RXhwZXJpbWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMY6AciTgoXU3RhcnRFeHBlcmltZW50UmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCJmChVTdG9wRXhwZXJpbWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEh0KDHNoaXBfdmFyaWFudBgCIAEoCUIHukgEcgIYQBIYCgZyZWFzb24YAyABKAlCCLpIBXIDGOgHIk0KFlN0b3BFeHBlcmltZW50UmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCKcAQoRR2V0UmVzdWx0c1JlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEjEKEGNvbmZpZGVuY2VfbGV2ZWwYAiABKAFCF7pIFBISEQAAAAAAAPA/KQAAAAAAAAAAEhoKCWJyZWFrZG93bhgeIAEoCUIHukgEcgIYQBIiCg9icmVha2Rvd25fbGltaXQYHyABKAVCCbpIBhoEGDIoACJ2ChJHZXRSZXN1bHRzUmVzcG9uc2USLQoHcmVzdWx0cxgBIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cxIxCglicmVha2Rvd24YAiABKAsyHi52YW5lLmV4cGVyaW1lbnRzLnYxLkJyZWFrZG93biIxChlHZXRSZXN1bHRzVGltZWxpbmVSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJQChpHZXRSZXN1bHRzVGltZWxpbmVSZXNwb25zZRIyCgZwb2ludHMYASADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlRpbWVsaW5lUG9pbnQy0AcKEUV4cGVyaW1lbnRTZXJ2aWNlEmMKDENyZWF0ZU1ldHJpYxIoLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVxdWVzdBopLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVzcG9uc2USYAoLTGlzdE1ldHJpY3MSJy52YW5lLmV4cGVyaW1lbnRzLnYxLkxpc3RNZXRyaWNzUmVxdWVzdBooLnZhbmUuZXhwZXJpbWVudHMudjEuTGlzdE1ldHJpY3NSZXNwb25zZRJvChBDcmVhdGVFeHBlcmltZW50EiwudmFuZS5leHBlcmltZW50cy52MS5DcmVhdGVFeHBlcmltZW50UmVxdWVzdBotLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlEmYKDUdldEV4cGVyaW1lbnQSKS52YW5lLmV4cGVyaW1lbnRzLnYxLkdldEV4cGVyaW1lbnRSZXF1ZXN0GioudmFuZS5leHBlcmltZW50cy52MS5HZXRFeHBlcmltZW50UmVzcG9uc2USbAoPTGlzdEV4cGVyaW1lbnRzEisudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXF1ZXN0GiwudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXNwb25zZRJsCg9TdGFydEV4cGVyaW1lbnQSKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlcXVlc3QaLC52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlc3BvbnNlEmkKDlN0b3BFeHBlcmltZW50EioudmFuZS5leHBlcmltZW50cy52MS5TdG9wRXhwZXJpbWVudFJlcXVlc3QaKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0b3BFeHBlcmltZW50UmVzcG9uc2USXQoKR2V0UmVzdWx0cxImLnZhbmUuZXhwZXJpbWVudHMudjEuR2V0UmVzdWx0c1JlcXVlc3QaJy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNSZXNwb25zZRJ1ChJHZXRSZXN1bHRzVGltZWxpbmUSLi52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlcXVlc3QaLy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_vane_experiments_v1_experiments]);
+  fileDesc("Cix2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRfc2VydmljZS5wcm90bxITdmFuZS5leHBlcmltZW50cy52MSK+AgoTQ3JlYXRlTWV0cmljUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARI2CgNrZXkYAiABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYAyABKAlCCrpIB3IFEAEYyAESPQoKZXZlbnRfbmFtZRgEIAEoCUIpukgmciQyIl5bQS1aYS16MC05XVtBLVphLXowLTlfLjotXXswLDk5fSQSOQoEa2luZBgFIAEoDjIfLnZhbmUuZXhwZXJpbWVudHMudjEuTWV0cmljS2luZEIKukgHggEEEAEgABI9CglkaXJlY3Rpb24YBiABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbkIKukgHggEEEAEgACJDChRDcmVhdGVNZXRyaWNSZXNwb25zZRIrCgZtZXRyaWMYASABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpYyIyChJMaXN0TWV0cmljc1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQEiQwoTTGlzdE1ldHJpY3NSZXNwb25zZRIsCgdtZXRyaWNzGAEgAygLMhsudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWMilQUKF0NyZWF0ZUV4cGVyaW1lbnRSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEiAKDmVudmlyb25tZW50X2lkGAIgASgJQgi6SAVyA7ABARIZCghmbGFnX2tleRgDIAEoCUIHukgEcgIQARI2CgNrZXkYBCABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYBSABKAlCCrpIB3IFEAEYyAESHAoKaHlwb3RoZXNpcxgGIAEoCUIIukgFcgMYiCcSRAoIdmFyaWFudHMYByADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50Qgq6SAeSAQQIAhAUEiAKD2NvbnRyb2xfdmFyaWFudBgIIAEoCUIHukgEcgIYQBInChNwcmltYXJ5X21ldHJpY19rZXlzGAkgAygJQgq6SAeSAQQIARAFEicKFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgKIAMoCUIIukgFkgECEBQSJwoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAsgAygJQgi6SAWSAQIQFBIaCglsYXllcl9rZXkYDCABKAlCB7pIBHICGGQSNAoTbGF5ZXJfc2hhcmVfcGVyY2VudBgNIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASKwoGYmFuZGl0GA4gASgLMhsudmFuZS5leHBlcmltZW50cy52MS5CYW5kaXQSTQoUYnJlYWtkb3duX2RpbWVuc2lvbnMYHiADKAlCL7pILJIBKRADGAEiI3IhMh9eW0EtWmEtel9dW0EtWmEtejAtOV8uLV17MCw2M30kIk8KGENyZWF0ZUV4cGVyaW1lbnRSZXNwb25zZRIzCgpleHBlcmltZW50GAEgASgLMh8udmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50IiwKFEdldEV4cGVyaW1lbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJMChVHZXRFeHBlcmltZW50UmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCI2ChZMaXN0RXhwZXJpbWVudHNSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBIk8KF0xpc3RFeHBlcmltZW50c1Jlc3BvbnNlEjQKC2V4cGVyaW1lbnRzGAEgAygLMh8udmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50IkgKFlN0YXJ0RXhwZXJpbWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMY6AciTgoXU3RhcnRFeHBlcmltZW50UmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCJmChVTdG9wRXhwZXJpbWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEh0KDHNoaXBfdmFyaWFudBgCIAEoCUIHukgEcgIYQBIYCgZyZWFzb24YAyABKAlCCLpIBXIDGOgHIk0KFlN0b3BFeHBlcmltZW50UmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCKcAQoRR2V0UmVzdWx0c1JlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEjEKEGNvbmZpZGVuY2VfbGV2ZWwYAiABKAFCF7pIFBISEQAAAAAAAPA/KQAAAAAAAAAAEhoKCWJyZWFrZG93bhgeIAEoCUIHukgEcgIYQBIiCg9icmVha2Rvd25fbGltaXQYHyABKAVCCbpIBhoEGDIoACJ2ChJHZXRSZXN1bHRzUmVzcG9uc2USLQoHcmVzdWx0cxgBIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cxIxCglicmVha2Rvd24YAiABKAsyHi52YW5lLmV4cGVyaW1lbnRzLnYxLkJyZWFrZG93biIxChlHZXRSZXN1bHRzVGltZWxpbmVSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJQChpHZXRSZXN1bHRzVGltZWxpbmVSZXNwb25zZRIyCgZwb2ludHMYASADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlRpbWVsaW5lUG9pbnQiuQIKFENyZWF0ZUhvbGRvdXRSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEiAKDmVudmlyb25tZW50X2lkGAIgASgJQgi6SAVyA7ABARI2CgNrZXkYAyABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYBCABKAlCCrpIB3IFEAEYyAESKAoHcGVyY2VudBgFIAEoAUIXukgUEhIZAAAAAAAASUApexSuR+F6hD8SKAoJZmxhZ19rZXlzGAYgAygJQhW6SBKSAQ8IARAyGAEiB3IFEAEYyAESIQoLbWV0cmljX2tleXMYByADKAlCDLpICZIBBggBEBQYARIYCgZyZWFzb24YCCABKAlCCLpIBXIDGOgHIkYKFUNyZWF0ZUhvbGRvdXRSZXNwb25zZRItCgdob2xkb3V0GAEgASgLMhwudmFuZS5leHBlcmltZW50cy52MS5Ib2xkb3V0ImMKGEdldEhvbGRvdXRSZXN1bHRzUmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESMQoQY29uZmlkZW5jZV9sZXZlbBgCIAEoAUIXukgUEhIRAAAAAAAA8D8pAAAAAAAAAAAieQoZR2V0SG9sZG91dFJlc3VsdHNSZXNwb25zZRItCgdob2xkb3V0GAEgASgLMhwudmFuZS5leHBlcmltZW50cy52MS5Ib2xkb3V0Ei0KB3Jlc3VsdHMYAiABKAsyHC52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdHMyrAkKEUV4cGVyaW1lbnRTZXJ2aWNlEmMKDENyZWF0ZU1ldHJpYxIoLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVxdWVzdBopLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVzcG9uc2USYAoLTGlzdE1ldHJpY3MSJy52YW5lLmV4cGVyaW1lbnRzLnYxLkxpc3RNZXRyaWNzUmVxdWVzdBooLnZhbmUuZXhwZXJpbWVudHMudjEuTGlzdE1ldHJpY3NSZXNwb25zZRJvChBDcmVhdGVFeHBlcmltZW50EiwudmFuZS5leHBlcmltZW50cy52MS5DcmVhdGVFeHBlcmltZW50UmVxdWVzdBotLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlEmYKDUdldEV4cGVyaW1lbnQSKS52YW5lLmV4cGVyaW1lbnRzLnYxLkdldEV4cGVyaW1lbnRSZXF1ZXN0GioudmFuZS5leHBlcmltZW50cy52MS5HZXRFeHBlcmltZW50UmVzcG9uc2USbAoPTGlzdEV4cGVyaW1lbnRzEisudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXF1ZXN0GiwudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXNwb25zZRJsCg9TdGFydEV4cGVyaW1lbnQSKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlcXVlc3QaLC52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlc3BvbnNlEmkKDlN0b3BFeHBlcmltZW50EioudmFuZS5leHBlcmltZW50cy52MS5TdG9wRXhwZXJpbWVudFJlcXVlc3QaKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0b3BFeHBlcmltZW50UmVzcG9uc2USXQoKR2V0UmVzdWx0cxImLnZhbmUuZXhwZXJpbWVudHMudjEuR2V0UmVzdWx0c1JlcXVlc3QaJy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNSZXNwb25zZRJ1ChJHZXRSZXN1bHRzVGltZWxpbmUSLi52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlcXVlc3QaLy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlc3BvbnNlEmYKDUNyZWF0ZUhvbGRvdXQSKS52YW5lLmV4cGVyaW1lbnRzLnYxLkNyZWF0ZUhvbGRvdXRSZXF1ZXN0GioudmFuZS5leHBlcmltZW50cy52MS5DcmVhdGVIb2xkb3V0UmVzcG9uc2UScgoRR2V0SG9sZG91dFJlc3VsdHMSLS52YW5lLmV4cGVyaW1lbnRzLnYxLkdldEhvbGRvdXRSZXN1bHRzUmVxdWVzdBouLnZhbmUuZXhwZXJpbWVudHMudjEuR2V0SG9sZG91dFJlc3VsdHNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_vane_experiments_v1_experiments]);
 
 /**
  * CreateMetricRequest describes a metric.
@@ -582,6 +582,154 @@ export const GetResultsTimelineResponseSchema: GenMessage<GetResultsTimelineResp
   messageDesc(file_vane_experiments_v1_experiment_service, 17);
 
 /**
+ * CreateHoldoutRequest describes a holdout.
+ *
+ * @generated from message vane.experiments.v1.CreateHoldoutRequest
+ */
+export type CreateHoldoutRequest = Message<"vane.experiments.v1.CreateHoldoutRequest"> & {
+  /**
+   * The project.
+   *
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * The environment whose units are held out.
+   *
+   * @generated from field: string environment_id = 2;
+   */
+  environmentId: string;
+
+  /**
+   * Unique in the project.
+   *
+   * @generated from field: string key = 3;
+   */
+  key: string;
+
+  /**
+   * Human-readable name.
+   *
+   * @generated from field: string name = 4;
+   */
+  name: string;
+
+  /**
+   * Share of units held out, in percent: 0.01 to 50 (a holdout is the minority), rounded to 0.01.
+   *
+   * @generated from field: double percent = 5;
+   */
+  percent: number;
+
+  /**
+   * The flags to hold units out of (each must exist in the project), at most 50.
+   *
+   * @generated from field: repeated string flag_keys = 6;
+   */
+  flagKeys: string[];
+
+  /**
+   * The metrics to compare, at least one (each must exist in the project), at most 20.
+   *
+   * @generated from field: repeated string metric_keys = 7;
+   */
+  metricKeys: string[];
+
+  /**
+   * Why (kept in the flags audit log of each flag).
+   *
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message vane.experiments.v1.CreateHoldoutRequest.
+ * Use `create(CreateHoldoutRequestSchema)` to create a new message.
+ */
+export const CreateHoldoutRequestSchema: GenMessage<CreateHoldoutRequest> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 18);
+
+/**
+ * CreateHoldoutResponse returns the holdout.
+ *
+ * @generated from message vane.experiments.v1.CreateHoldoutResponse
+ */
+export type CreateHoldoutResponse = Message<"vane.experiments.v1.CreateHoldoutResponse"> & {
+  /**
+   * The new holdout.
+   *
+   * @generated from field: vane.experiments.v1.Holdout holdout = 1;
+   */
+  holdout?: Holdout | undefined;
+};
+
+/**
+ * Describes the message vane.experiments.v1.CreateHoldoutResponse.
+ * Use `create(CreateHoldoutResponseSchema)` to create a new message.
+ */
+export const CreateHoldoutResponseSchema: GenMessage<CreateHoldoutResponse> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 19);
+
+/**
+ * GetHoldoutResultsRequest names a holdout.
+ *
+ * @generated from message vane.experiments.v1.GetHoldoutResultsRequest
+ */
+export type GetHoldoutResultsRequest = Message<"vane.experiments.v1.GetHoldoutResultsRequest"> & {
+  /**
+   * The holdout's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Confidence level (default 0.95).
+   *
+   * @generated from field: double confidence_level = 2;
+   */
+  confidenceLevel: number;
+};
+
+/**
+ * Describes the message vane.experiments.v1.GetHoldoutResultsRequest.
+ * Use `create(GetHoldoutResultsRequestSchema)` to create a new message.
+ */
+export const GetHoldoutResultsRequestSchema: GenMessage<GetHoldoutResultsRequest> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 20);
+
+/**
+ * GetHoldoutResultsResponse holds the comparison.
+ *
+ * @generated from message vane.experiments.v1.GetHoldoutResultsResponse
+ */
+export type GetHoldoutResultsResponse = Message<"vane.experiments.v1.GetHoldoutResultsResponse"> & {
+  /**
+   * The holdout.
+   *
+   * @generated from field: vane.experiments.v1.Holdout holdout = 1;
+   */
+  holdout?: Holdout | undefined;
+
+  /**
+   * Two arms: "holdout" (the control) and "general" (everyone else who evaluated one of the flags);
+   * the lift of "general" is the cumulative impact of what the flags serve.
+   *
+   * @generated from field: vane.experiments.v1.Results results = 2;
+   */
+  results?: Results | undefined;
+};
+
+/**
+ * Describes the message vane.experiments.v1.GetHoldoutResultsResponse.
+ * Use `create(GetHoldoutResultsResponseSchema)` to create a new message.
+ */
+export const GetHoldoutResultsResponseSchema: GenMessage<GetHoldoutResultsResponse> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 21);
+
+/**
  * ExperimentService defines metrics and experiments, starts and stops them through the flags
  * service, and computes their results from the analytics pipeline's aggregates.
  *
@@ -677,6 +825,27 @@ export const ExperimentService: GenService<{
     methodKind: "unary";
     input: typeof GetResultsTimelineRequestSchema;
     output: typeof GetResultsTimelineResponseSchema;
+  },
+  /**
+   * CreateHoldout holds a share of an environment's units out of a set of flags, starting now
+   * (editor; the flags get their holdout rule with the caller's token, so flags audits it).
+   *
+   * @generated from rpc vane.experiments.v1.ExperimentService.CreateHoldout
+   */
+  createHoldout: {
+    methodKind: "unary";
+    input: typeof CreateHoldoutRequestSchema;
+    output: typeof CreateHoldoutResponseSchema;
+  },
+  /**
+   * GetHoldoutResults compares the held-out units with everyone else who evaluated those flags.
+   *
+   * @generated from rpc vane.experiments.v1.ExperimentService.GetHoldoutResults
+   */
+  getHoldoutResults: {
+    methodKind: "unary";
+    input: typeof GetHoldoutResultsRequestSchema;
+    output: typeof GetHoldoutResultsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vane_experiments_v1_experiment_service, 0);
