@@ -18,6 +18,7 @@ const arms = [
   { variant: "a", weight: 1 },
   { variant: "b", weight: 1 },
 ];
+const holdout = { key: "h", name: "h", percent: 10, flagKeys: ["f1"], metricKeys: ["m"] };
 
 describe("tenancy", () => {
   let h: AnalyticsHarness;
@@ -25,6 +26,7 @@ describe("tenancy", () => {
   let attacker: Tenant;
   let draftId: string;
   let runningId: string;
+  let holdoutId: string;
   beforeAll(async () => {
     h = await startAnalytics();
     victim = await h.seedTenant();
@@ -37,6 +39,7 @@ describe("tenancy", () => {
     draftId = (await x.createExperiment({ ...base, key: "draft", flagKey: "f1" })).experiment!.id;
     runningId = (await x.createExperiment({ ...base, key: "running", flagKey: "f2" })).experiment!.id;
     await x.startExperiment({ id: runningId });
+    holdoutId = (await x.createHoldout({ ...holdout, projectId: victim.projectId, environmentId: victim.environmentId })).holdout!.id;
   });
   afterAll(() => h?.close());
 
@@ -54,8 +57,8 @@ describe("tenancy", () => {
         token = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
       }
       const x = h.client(ExperimentService, token);
-      const absent = { projectId: randomUUID(), environmentId: randomUUID(), draftId: randomUUID(), runningId: randomUUID() };
-      for (const target of [{ projectId: victim.projectId, environmentId: victim.environmentId, draftId, runningId }, absent]) {
+      const absent = { projectId: randomUUID(), environmentId: randomUUID(), draftId: randomUUID(), runningId: randomUUID(), holdoutId: randomUUID() };
+      for (const target of [{ projectId: victim.projectId, environmentId: victim.environmentId, draftId, runningId, holdoutId }, absent]) {
         const { projectId, environmentId } = target;
         await assertTenancyMatrix(ExperimentService, {
           createMetric: {
@@ -74,6 +77,12 @@ describe("tenancy", () => {
           stopExperiment: { expect: Code.NotFound, call: () => x.stopExperiment({ id: target.runningId, shipVariant: "b" }) },
           getResults: { expect: Code.NotFound, call: () => x.getResults({ id: target.runningId }) },
           getResultsTimeline: { expect: Code.NotFound, call: () => x.getResultsTimeline({ id: target.runningId }) },
+          // Like createExperiment: an admin key of another environment is refused before any lookup.
+          createHoldout: {
+            expect: as === "admin key" ? Code.PermissionDenied : Code.NotFound,
+            call: () => x.createHoldout({ ...holdout, key: "k", projectId, environmentId }),
+          },
+          getHoldoutResults: { expect: Code.NotFound, call: () => x.getHoldoutResults({ id: target.holdoutId }) },
         });
       }
     });
@@ -93,10 +102,11 @@ describe("tenancy", () => {
     const draft = (await x.createExperiment({ ...base, key: "draft", flagKey: "f1" })).experiment!.id;
     const running = (await x.createExperiment({ ...base, key: "running", flagKey: "f2" })).experiment!.id;
     await x.startExperiment({ id: running });
+    const held = (await x.createHoldout({ ...holdout, projectId: t.projectId, environmentId: t.environmentId })).holdout!.id;
     await h.client(IdentityService, t.ownerToken).updateEnvironment({ id: t.environmentId, protected: true });
     const created = await h.client(IdentityService, t.ownerToken).createApiKey({ environmentId: t.stagingId, kind: ApiKeyKind.ADMIN, name: "staging admin" });
     const stagingAdmin = (await h.client(AuthService).exchangeApiKey({ apiKey: created.secret })).accessToken;
-    return { t, draft, running, stagingAdmin, editor: (await h.member(t, "editor")).token, admin: (await h.member(t, "admin")).token };
+    return { t, draft, running, held, stagingAdmin, editor: (await h.member(t, "editor")).token, admin: (await h.member(t, "admin")).token };
   }
 
   /** ExperimentService against production; `create` is what creating a draft there gives. */
@@ -126,6 +136,10 @@ describe("tenancy", () => {
         stopExperiment: { expect: Code.PermissionDenied, call: () => x.stopExperiment({ id: p.running, shipVariant: "b" }) },
         getResults: { expect: "allowed", call: () => x.getResults({ id: p.running }) },
         getResultsTimeline: { expect: "allowed", call: () => x.getResultsTimeline({ id: p.running }) },
+        // A holdout changes flags at once: neither an admin key of staging nor an editor of a
+        // protected environment may create one there.
+        createHoldout: { expect: Code.PermissionDenied, call: () => x.createHoldout({ ...holdout, key: "k2", flagKeys: ["f2"], projectId, environmentId }) },
+        getHoldoutResults: { expect: "allowed", call: () => x.getHoldoutResults({ id: p.held }) },
       },
       dimension,
     );
