@@ -38,7 +38,7 @@ import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecyc
 import type { FlagsClient } from "./flags-client.ts";
 import { checkBreakdownDimensions } from "./breakdown-dimensions.ts";
 import { loadBreakdown } from "./breakdowns.ts";
-import { holdoutMethods } from "./holdouts.ts";
+import { HOLDOUT_LAYER_PREFIX, holdoutMethods } from "./holdouts.ts";
 import { loadResults, loadTimeline } from "./results.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
 import type { Db } from "./store.ts";
@@ -218,6 +218,8 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
         throw invalidArgument("bandit.interval_seconds must be 0 (the default interval) or at least 60");
       if (bandit && bandit.minSharePercent * names.length > 100)
         throw invalidArgument("bandit.min_share_percent times the number of variants must not exceed 100");
+      if (req.layerKey.startsWith(HOLDOUT_LAYER_PREFIX))
+        throw invalidArgument(`layer_key: "${HOLDOUT_LAYER_PREFIX}" starts the layers of holdouts; choose another`);
       if (req.layerKey && !(req.layerSharePercent >= 0.01 && req.layerSharePercent <= 100))
         throw invalidArgument("layer_share_percent must be between 0.01 and 100 with a layer");
       checkBreakdownDimensions(req.breakdownDimensions);

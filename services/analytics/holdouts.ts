@@ -33,6 +33,8 @@ import { changeFlagEnvironment } from "./experiment-lifecycle.ts";
 import { loadResults } from "./results.ts";
 import type { ExperimentRow } from "./schema.ts";
 
+/** The layers of holdouts: `holdout:<id>` (the flags service reads the same prefix). */
+export const HOLDOUT_LAYER_PREFIX = "holdout:";
 /** Buckets of a layer: a holdout's percent is kept in steps of 0.01. */
 const BUCKETS = 10_000;
 export const HOLDOUT_ARM = "holdout";
@@ -46,7 +48,7 @@ export function holdoutRule(x: Pick<ExperimentRow, "id" | "key">, buckets: numbe
   return create(RuleSchema, {
     id: holdoutRuleId(x.id),
     description: `holdout ${x.key}: these units get the default variant`,
-    conditions: [{ kind: { case: "layer", value: { layerKey: `holdout:${x.id}`, start: 0, end: buckets } } }],
+    conditions: [{ kind: { case: "layer", value: { layerKey: `${HOLDOUT_LAYER_PREFIX}${x.id}`, start: 0, end: buckets } } }],
     outcome: { kind: { case: "jsonLogic", value: fromJson(ValueSchema, null) } },
   });
 }
