@@ -2,12 +2,14 @@
  * The unmodified OpenFeature flagd providers honour a holdout: the holdout's rule is plain flagd
  * JSON Logic (a `fractional` over the holdout's salted key, ahead of the flag's rules), so the
  * rpc resolver (flagd.evaluation.v2) and the in-process resolver (flagd.sync.v1, evaluating in
- * the caller) both serve exactly the held-out units the default, like Vane's engine.
+ * the caller) both serve exactly the held-out units the default, like Vane's engine — and so does
+ * the unmodified OFREP provider against the evaluator's OFREP endpoint.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagdProvider } from "@openfeature/flagd-provider";
+import { OFREPProvider } from "@openfeature/ofrep-provider";
 import { OpenFeature, type Client } from "@openfeature/server-sdk";
-import { eventually, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
+import { createTestTokens, eventually, snapshotOf, startEvaluator, type EvaluatorHarness } from "./harness.ts";
 import { isHeldOut } from "../holdout-exposures.ts";
 import { heldOutFlagSet } from "./holdout-fixture.ts";
 
@@ -17,7 +19,8 @@ let h: EvaluatorHarness;
 const clients: Record<string, Client> = {};
 
 beforeAll(async () => {
-  h = await startEvaluator();
+  const tokens = await createTestTokens();
+  h = await startEvaluator({ verifier: tokens.verifier });
   await h.put(snapshotOf(heldOutFlagSet(HOLDOUT, 2500), { environmentId: ENV, version: 1 }));
   await eventually(() => h.module.store.get(ENV), 5_000, "snapshot loaded");
   for (const [name, port, resolverType] of [
@@ -30,6 +33,9 @@ beforeAll(async () => {
     );
     clients[name] = OpenFeature.getClient(name);
   }
+  const server = await tokens.sign({ sub: "k1", org: "org-1", prj: "prj-1", env: ENV, kind: "server" });
+  await OpenFeature.setProviderAndWait("holdout-ofrep", new OFREPProvider({ baseUrl: h.baseUrl, headers: [["Authorization", `Bearer ${server}`]] }));
+  clients["holdout-ofrep"] = OpenFeature.getClient("holdout-ofrep");
 }, 30_000);
 
 afterAll(async () => {
@@ -37,7 +43,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-describe.each(["holdout-rpc", "holdout-in-process"])("@openfeature/flagd-provider (%s)", (name) => {
+describe.each(["holdout-rpc", "holdout-in-process", "holdout-ofrep"])("unmodified OpenFeature provider (%s)", (name) => {
   it("serves held-out units the default on every flag, and everyone else as before", async () => {
     let held = 0;
     for (let i = 0; i < 200; i++) {
