@@ -6,7 +6,7 @@
  * - Beta-Binomial model for conversions: each rate has a Beta(α₀ + successes, β₀ + failures)
  *   posterior; P(p_T > p_C) = ∫ f_T(x) F_C(x) dx by composite Simpson's rule.
  */
-import { betaCdf, betaPdf, normalCdf, normalQuantile } from "./distributions.ts";
+import { betaCdf, betaPdf, normalCdf, normalPdf, normalQuantile } from "./distributions.ts";
 
 export interface NormalPrior {
   mean: number;
@@ -88,4 +88,89 @@ function integrateAgainst(p: { a: number; b: number }, q: { a: number; b: number
     sum += weight * betaPdf(x, p.a, p.b) * betaCdf(x, q.a, q.b);
   }
   return Math.min(1, Math.max(0, (sum * h) / 3));
+}
+
+/** What a Bayesian engine reports for one treatment against control. */
+export interface BayesianLift {
+  /** Equal-tailed credible interval of the lift at 1 − alpha, on the requested scale. */
+  credibleInterval: [number, number];
+  /** Posterior probability that the treatment is better (per direction). */
+  chanceToWin: number;
+  /** E[loss] if the treatment is shipped, as a share of the control's mean. */
+  risk: number;
+  /** E[loss] if the control is kept, as a share of the control's mean. */
+  controlRisk: number;
+}
+
+const NO_BAYES: BayesianLift = { credibleInterval: [NaN, NaN], chanceToWin: NaN, risk: NaN, controlRisk: NaN };
+
+/**
+ * Bayesian comparison with a normal likelihood and a flat or normal prior on the relative lift.
+ * - Relative scale: the posterior is on L = ln(m_t/m_c), likelihood N(ln m_t − ln m_c,
+ *   v_t/m_t² + v_c/m_c²) (delta method per arm; symmetric in the arms, so a noisy control does
+ *   not pull it one way). A prior N(μ, σ²) on the relative lift becomes N(ln(1+μ), (σ/(1+μ))²).
+ *   Lift e^L − 1: interval e^(m ± z s) − 1; risk of shipping (higher is better)
+ *   E[(1 − e^L)⁺] = Φ(−m/s) − e^(m+s²/2) Φ(−m/s − s); of keeping control
+ *   E[(e^L − 1)⁺] = e^(m+s²/2) Φ(m/s + s) − Φ(m/s). Needs both means above 0 (else NaN).
+ * - Absolute scale: the posterior is on δ = m_t − m_c, likelihood N(δ̂, v_t + v_c), a relative
+ *   prior scaled by |m_c|; E[(−δ)⁺] = s φ(m/s) − m Φ(−m/s), E[δ⁺] = s φ(m/s) + m Φ(m/s), both
+ *   divided by |m_c|.
+ * For lower-is-better metrics the roles of gain and loss swap.
+ */
+export function bayesianLift(
+  control: { mean: number; variance: number },
+  treatment: { mean: number; variance: number },
+  options: { scale?: "relative" | "absolute"; prior?: NormalPrior; direction?: "higher" | "lower"; alpha?: number } = {},
+): BayesianLift {
+  const { scale = "relative", prior, direction = "higher", alpha = 0.05 } = options;
+  const z = normalQuantile(1 - alpha / 2);
+  const better = direction === "higher" ? 1 : -1;
+  const combine = (estimate: number, variance: number, p: NormalPrior | undefined) => {
+    if (!p) return { m: estimate, s: Math.sqrt(variance) };
+    const precision = 1 / p.standardDeviation ** 2 + 1 / variance;
+    return { m: (p.mean / p.standardDeviation ** 2 + estimate / variance) / precision, s: Math.sqrt(1 / precision) };
+  };
+  if (scale === "relative") {
+    const { mean: mc, variance: vc } = control;
+    const { mean: mt, variance: vt } = treatment;
+    if (!(mc > 0 && mt > 0)) return NO_BAYES;
+    const variance = vt / (mt * mt) + vc / (mc * mc);
+    if (!(variance > 0)) return NO_BAYES;
+    const logPrior = prior && prior.mean > -1 ? { mean: Math.log1p(prior.mean), standardDeviation: prior.standardDeviation / (1 + prior.mean) } : undefined;
+    const { m, s } = combine(Math.log(mt / mc), variance, logPrior);
+    const up = normalCdf(m / s); // P(L > 0)
+    const gain = Math.exp(m + (s * s) / 2) * normalCdf(m / s + s) - up; // E[(e^L − 1)⁺]
+    const loss = normalCdf(-m / s) - Math.exp(m + (s * s) / 2) * normalCdf(-m / s - s); // E[(1 − e^L)⁺]
+    return {
+      credibleInterval: [Math.expm1(m - z * s), Math.expm1(m + z * s)],
+      chanceToWin: better > 0 ? up : 1 - up,
+      risk: Math.max(0, better > 0 ? loss : gain),
+      controlRisk: Math.max(0, better > 0 ? gain : loss),
+    };
+  }
+  const scaleBy = Math.abs(control.mean);
+  const variance = control.variance + treatment.variance;
+  if (!(variance > 0) || !(scaleBy > 0)) return NO_BAYES;
+  const absPrior = prior && { mean: prior.mean * scaleBy, standardDeviation: prior.standardDeviation * scaleBy };
+  const { m, s } = combine(treatment.mean - control.mean, variance, absPrior);
+  const up = normalCdf(m / s);
+  const gain = s * normalPdf(m / s) + m * up; // E[δ⁺]
+  const loss = s * normalPdf(m / s) - m * normalCdf(-m / s); // E[(−δ)⁺]
+  return {
+    credibleInterval: [m - z * s, m + z * s],
+    chanceToWin: better > 0 ? up : 1 - up,
+    risk: Math.max(0, (better > 0 ? loss : gain) / scaleBy),
+    controlRisk: Math.max(0, (better > 0 ? gain : loss) / scaleBy),
+  };
+}
+
+/**
+ * The documented Bayesian decision rule: "better" when the chance to win is at least
+ * `chanceToWin` and the risk of shipping at most `risk`; "worse" in the mirror image (chance at
+ * most 1 − chanceToWin, risk of keeping control at most `risk`); else inconclusive.
+ */
+export function bayesianVerdict(b: BayesianLift, thresholds: { chanceToWin: number; risk: number }): "better" | "worse" | "inconclusive" {
+  if (b.chanceToWin >= thresholds.chanceToWin && b.risk <= thresholds.risk) return "better";
+  if (b.chanceToWin <= 1 - thresholds.chanceToWin && b.controlRisk <= thresholds.risk) return "worse";
+  return "inconclusive";
 }
