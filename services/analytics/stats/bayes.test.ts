@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bayesianLift, bayesianVerdict, betaChanceToBeat, normalPosterior } from "./bayes.ts";
+import { fiellerRelative } from "./compare.ts";
 import { normalCdf } from "./distributions.ts";
 import { createRng } from "./rng.ts";
 
@@ -47,17 +48,18 @@ describe("bayesianLift", () => {
     return sum / draws;
   }
 
-  it("relative scale: log-ratio posterior, risk and control risk match Monte Carlo", () => {
+  it("relative scale with a flat prior: Fieller's interval at z, chance and risk of the difference", () => {
     const control = { mean: 10, variance: 0.04 };
     const treatment = { mean: 10.3, variance: 0.05 };
     const b = bayesianLift(control, treatment);
-    const m = Math.log(1.03);
-    const s = Math.sqrt(0.05 / 10.3 ** 2 + 0.04 / 100);
+    const m = 0.3;
+    const s = Math.sqrt(0.09);
     expect(b.chanceToWin).toBeCloseTo(normalCdf(m / s), 12);
-    expect(b.credibleInterval[0]).toBeCloseTo(Math.expm1(m - 1.959963984540054 * s), 12);
-    expect(b.credibleInterval[1]).toBeCloseTo(Math.expm1(m + 1.959963984540054 * s), 12);
-    expect(b.risk).toBeCloseTo(monteCarlo(m, s, (x) => Math.max(0, -Math.expm1(x))), 4);
-    expect(b.controlRisk).toBeCloseTo(monteCarlo(m, s, (x) => Math.max(0, Math.expm1(x))), 4);
+    const fieller = fiellerRelative({ n: 1, ...control }, { n: 1, ...treatment }, 1.959963984540054);
+    expect(b.credibleInterval[0]).toBeCloseTo(fieller[0], 12);
+    expect(b.credibleInterval[1]).toBeCloseTo(fieller[1], 12);
+    expect(b.risk).toBeCloseTo(monteCarlo(m, s, (x) => Math.max(0, -x)) / 10, 4);
+    expect(b.controlRisk).toBeCloseTo(monteCarlo(m, s, (x) => Math.max(0, x)) / 10, 4);
     // Lower is better: the same posterior, the roles of gain and loss swapped.
     const lower = bayesianLift(control, treatment, { direction: "lower" });
     expect(lower.chanceToWin).toBeCloseTo(1 - b.chanceToWin, 12);

@@ -105,17 +105,19 @@ export interface BayesianLift {
 const NO_BAYES: BayesianLift = { credibleInterval: [NaN, NaN], chanceToWin: NaN, risk: NaN, controlRisk: NaN };
 
 /**
- * Bayesian comparison with a normal likelihood and a flat or normal prior on the relative lift.
- * - Relative scale: the posterior is on L = ln(m_t/m_c), likelihood N(ln m_t − ln m_c,
- *   v_t/m_t² + v_c/m_c²) (delta method per arm; symmetric in the arms, so a noisy control does
- *   not pull it one way). A prior N(μ, σ²) on the relative lift becomes N(ln(1+μ), (σ/(1+μ))²).
- *   Lift e^L − 1: interval e^(m ± z s) − 1; risk of shipping (higher is better)
- *   E[(1 − e^L)⁺] = Φ(−m/s) − e^(m+s²/2) Φ(−m/s − s); of keeping control
- *   E[(e^L − 1)⁺] = e^(m+s²/2) Φ(m/s + s) − Φ(m/s). Needs both means above 0 (else NaN).
- * - Absolute scale: the posterior is on δ = m_t − m_c, likelihood N(δ̂, v_t + v_c), a relative
- *   prior scaled by |m_c|; E[(−δ)⁺] = s φ(m/s) − m Φ(−m/s), E[δ⁺] = s φ(m/s) + m Φ(m/s), both
- *   divided by |m_c|.
- * For lower-is-better metrics the roles of gain and loss swap.
+ * Bayesian comparison: a normal posterior on the difference δ = m_t − m_c, from the likelihood
+ * N(δ̂, V = v_t + v_c) and a flat prior, or a normal prior N(μ, σ²) on the relative lift taken as
+ * N(μ·m_c, (σ·m_c)²) on δ (precision weighting: s² = 1/(1/σ'² + 1/V), m = s²(μ'/σ'² + δ̂/V)).
+ * - chance to win: Φ(m/s), or 1 − Φ(m/s) when lower is better;
+ * - risk: E[(−δ)⁺] = s φ(m/s) − m Φ(−m/s) (E[δ⁺] = s φ(m/s) + m Φ(m/s) for the control), as a
+ *   share of |m_c|; the two swap when lower is better;
+ * - credible interval, absolute: m ± z s; relative: the r with (m − r·m_c)² ≤ z²(s² + r²v_c +
+ *   2r·w·v_c), w = s²/V the weight of the data — Fieller's construction on the posterior, which
+ *   carries the control mean's own noise (with a flat prior it is Fieller's interval at z). It
+ *   excludes 0 exactly when the chance to win is beyond 1 − α/2 either way. NaN bounds while the
+ *   control mean cannot be told from 0.
+ * A log-ratio model was tried and rejected: on a skewed, zero-inflated metric its chance to win
+ * exceeded 95% in about 10% of A/A runs (simulation.test.ts keeps the calibration).
  */
 export function bayesianLift(
   control: { mean: number; variance: number },
@@ -124,43 +126,37 @@ export function bayesianLift(
 ): BayesianLift {
   const { scale = "relative", prior, direction = "higher", alpha = 0.05 } = options;
   const z = normalQuantile(1 - alpha / 2);
-  const better = direction === "higher" ? 1 : -1;
-  const combine = (estimate: number, variance: number, p: NormalPrior | undefined) => {
-    if (!p) return { m: estimate, s: Math.sqrt(variance) };
-    const precision = 1 / p.standardDeviation ** 2 + 1 / variance;
-    return { m: (p.mean / p.standardDeviation ** 2 + estimate / variance) / precision, s: Math.sqrt(1 / precision) };
-  };
-  if (scale === "relative") {
-    const { mean: mc, variance: vc } = control;
-    const { mean: mt, variance: vt } = treatment;
-    if (!(mc > 0 && mt > 0)) return NO_BAYES;
-    const variance = vt / (mt * mt) + vc / (mc * mc);
-    if (!(variance > 0)) return NO_BAYES;
-    const logPrior = prior && prior.mean > -1 ? { mean: Math.log1p(prior.mean), standardDeviation: prior.standardDeviation / (1 + prior.mean) } : undefined;
-    const { m, s } = combine(Math.log(mt / mc), variance, logPrior);
-    const up = normalCdf(m / s); // P(L > 0)
-    const gain = Math.exp(m + (s * s) / 2) * normalCdf(m / s + s) - up; // E[(e^L − 1)⁺]
-    const loss = normalCdf(-m / s) - Math.exp(m + (s * s) / 2) * normalCdf(-m / s - s); // E[(1 − e^L)⁺]
-    return {
-      credibleInterval: [Math.expm1(m - z * s), Math.expm1(m + z * s)],
-      chanceToWin: better > 0 ? up : 1 - up,
-      risk: Math.max(0, better > 0 ? loss : gain),
-      controlRisk: Math.max(0, better > 0 ? gain : loss),
-    };
-  }
-  const scaleBy = Math.abs(control.mean);
+  const mc = control.mean;
   const variance = control.variance + treatment.variance;
-  if (!(variance > 0) || !(scaleBy > 0)) return NO_BAYES;
-  const absPrior = prior && { mean: prior.mean * scaleBy, standardDeviation: prior.standardDeviation * scaleBy };
-  const { m, s } = combine(treatment.mean - control.mean, variance, absPrior);
+  const scaleBy = Math.abs(mc);
+  if (!(variance > 0) || !(scaleBy > 0) || !Number.isFinite(treatment.mean)) return NO_BAYES;
+  let m = treatment.mean - mc;
+  let s2 = variance;
+  if (prior) {
+    const priorVariance = (prior.standardDeviation * scaleBy) ** 2;
+    s2 = 1 / (1 / priorVariance + 1 / variance);
+    m = s2 * ((prior.mean * scaleBy) / priorVariance + m / variance);
+  }
+  const s = Math.sqrt(s2);
   const up = normalCdf(m / s);
-  const gain = s * normalPdf(m / s) + m * up; // E[δ⁺]
-  const loss = s * normalPdf(m / s) - m * normalCdf(-m / s); // E[(−δ)⁺]
+  const gain = (s * normalPdf(m / s) + m * up) / scaleBy;
+  const loss = (s * normalPdf(m / s) - m * normalCdf(-m / s)) / scaleBy;
+  let credibleInterval: [number, number] = [m - z * s, m + z * s];
+  if (scale === "relative") {
+    const z2 = z * z;
+    const w = s2 / variance;
+    const a = mc * mc - z2 * control.variance;
+    const b = -2 * (m * mc + z2 * w * control.variance);
+    const c = m * m - z2 * s2;
+    const root = Math.sqrt(Math.max(0, b * b - 4 * a * c));
+    credibleInterval = a > 0 ? [(-b - root) / (2 * a), (-b + root) / (2 * a)] : [NaN, NaN];
+  }
+  const better = direction === "higher";
   return {
-    credibleInterval: [m - z * s, m + z * s],
-    chanceToWin: better > 0 ? up : 1 - up,
-    risk: Math.max(0, (better > 0 ? loss : gain) / scaleBy),
-    controlRisk: Math.max(0, (better > 0 ? gain : loss) / scaleBy),
+    credibleInterval,
+    chanceToWin: better ? up : 1 - up,
+    risk: Math.max(0, better ? loss : gain),
+    controlRisk: Math.max(0, better ? gain : loss),
   };
 }
 
