@@ -98,7 +98,9 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
       );
     }
   }
-  for (const u of input.unboundedRelative ?? []) {
+  // A metric without data has no relative interval either: one warning is enough.
+  const noData = new Set((input.noDataMetrics ?? []).map((m) => m.metricKey));
+  for (const u of (input.unboundedRelative ?? []).filter((u) => !noData.has(u.metricKey))) {
     out.push(
       create(ResultWarningSchema, {
         code: "too_little_data",
