@@ -20,7 +20,7 @@ import {
 } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { analysisOptions, loadSettings } from "./experiment-settings.ts";
 import { guardrailWarnings, resultWarnings } from "./result-warnings.ts";
-import { adjustPValues, type AnalysisOptions, analyzeExperiment, decide, type MetricInput } from "./stats/index.ts";
+import { type AnalysisOptions, analyzeExperiment, decide, type MetricInput, sequentialAdjusted } from "./stats/index.ts";
 import type { ExperimentRow, MetricRow, VariantSums } from "./schema.ts";
 import type { Db } from "./store.ts";
 
@@ -124,7 +124,9 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     arms: order.map((v, i) => ({ variant: v, units: observed[i], expectedShare: (weightOf.get(v) ?? 0) / totalWeight })),
     noDataMetrics: analysis.metrics.flatMap((m, i) => {
       const sums = arms.map((v) => input.sums.get(x.metric_ids[m.key])?.get(v));
-      return sums.some((s) => s && (s.sum !== 0 || s.count_sum !== 0)) ? [] : [{ metricKey: m.key, eventName: input.metrics.get(x.metric_ids[roles[i].key])?.event_name ?? "" }];
+      return sums.some((s) => s && (s.sum !== 0 || s.count_sum !== 0))
+        ? []
+        : [{ metricKey: m.key, eventName: input.metrics.get(x.metric_ids[roles[i].key])?.event_name ?? "" }];
     }),
     guardrails: analysis.metrics.flatMap((m, i) =>
       roles[i].role === "guardrail"
@@ -291,8 +293,8 @@ export function accumulateSequential(looks: readonly Results[]): void {
 
 /**
  * With sequential decisions, decides again on the carried always-valid numbers: their running
- * minimum p-values corrected within each family as the fixed ones are, the intersected intervals
- * on the results' scale; guardrail flags and warnings follow.
+ * minimum p-values corrected within each family (Bonferroni, see stats' sequentialAdjusted), the
+ * intersected intervals on the results' scale; guardrail flags and warnings follow.
  */
 export function decideOnCarried(r: Results, options: AnalysisOptions): void {
   if (!r.sequential) return;
@@ -303,11 +305,7 @@ export function decideOnCarried(r: Results, options: AnalysisOptions): void {
   }
   const adjusted = new Map<object, number>();
   for (const flat of families.values()) {
-    const a = adjustPValues(
-      flat.map((v) => v.sequentialPValue),
-      options.correction ?? "benjamini-hochberg",
-    );
-    flat.forEach((v, i) => adjusted.set(v, a[i]));
+    for (const v of flat) adjusted.set(v, sequentialAdjusted(v.sequentialPValue, flat.length, options.correction ?? "benjamini-hochberg"));
   }
   const pair = (i: Interval | undefined): [number, number] => [i?.lower ?? NaN, i?.upper ?? NaN];
   for (const m of r.metrics) {

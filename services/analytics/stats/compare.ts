@@ -26,6 +26,8 @@ export interface CompareOptions {
   direction?: Direction;
   /** Total units (both arms) at which the sequential interval is tightest. Default 10 000. */
   sequentialTuningUnits?: number;
+  /** Level of the sequential numbers; default `alpha` (a split of it when corrected by Bonferroni). */
+  sequentialAlpha?: number;
   /** Normal prior on the relative lift for the Bayesian result; flat on the absolute lift when absent. */
   relativePrior?: NormalPrior;
 }
@@ -143,9 +145,10 @@ export function compareEstimates(control: Estimate, treatment: Estimate, options
     : normalPosterior(diff, se, { direction, alpha });
 
   const units = control.n + treatment.n;
-  const seqAbs = alwaysValid(diff, variance, mixingVariance(variance, units, sequentialTuningUnits, alpha), alpha);
+  const seqAlpha = options.sequentialAlpha ?? alpha;
+  const seqAbs = alwaysValid(diff, variance, mixingVariance(variance, units, sequentialTuningUnits, seqAlpha), seqAlpha);
   const relCi = fiellerRelative(control, treatment, critical);
-  const seqRelCi = fiellerRelative(control, treatment, alwaysValidCritical(units, sequentialTuningUnits, alpha));
+  const seqRelCi = fiellerRelative(control, treatment, alwaysValidCritical(units, sequentialTuningUnits, seqAlpha));
 
   // One-sided: only the bound on the losing side remains.
   const side = (ci: [number, number]): [number, number] => (!oneSided ? ci : improving > 0 ? [ci[0], Infinity] : [-Infinity, ci[1]]);

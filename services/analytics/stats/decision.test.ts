@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { compareEstimates, type Sides } from "./compare.ts";
 import { meanEstimate, type MeanSums } from "./estimates.ts";
-import { analyzeMetric } from "./experiment.ts";
+import { analyzeExperiment, analyzeMetric } from "./experiment.ts";
 import { createRng } from "./rng.ts";
 
 const excludesZero = (ci: [number, number]) => ci[0] > 0 || ci[1] < 0;
@@ -80,5 +80,38 @@ describe("one scale: p-value and intervals agree", () => {
     expect(absolute.decision.interval).toEqual(absolute.sequential.absoluteCi);
     expect(absolute.decision.pValue).toBe(absolute.sequential.pValue);
     for (const v of [relative, absolute]) expect(excludesZero(v.decision.interval)).toBe(v.decision.verdict !== "inconclusive");
+  });
+
+  it("with a correction, the decision interval is at the level the correction tested: it agrees with the adjusted p-value", () => {
+    const rng = createRng(35);
+    let significant = 0;
+    let total = 0;
+    for (let r = 0; r < 40; r++) {
+      const metrics = [0.3, 2.5, 1, 4].map((effect, i) => ({
+        key: `m${i}`,
+        kind: "sum" as const,
+        variants: [arm(rng, 3000, 1), arm(rng, 3000, effect), arm(rng, 3000, 1 / effect)],
+      }));
+      for (const options of [
+        { correction: "holm" as const },
+        { correction: "benjamini-hochberg" as const, scale: "absolute" as const },
+        { correction: "benjamini-hochberg" as const, sequential: true },
+        { correction: "holm" as const, sides: "one" as const },
+      ]) {
+        for (const m of analyzeExperiment({ metrics }, options).metrics) {
+          for (const v of m.variants) {
+            if (v.decision.interval.some(Number.isNaN)) continue;
+            total++;
+            const decided = v.decision.verdict !== "inconclusive";
+            if (decided) significant++;
+            expect(excludesZero(v.decision.interval)).toBe(decided);
+            expect(decided).toBe(v.decision.pValue < 0.05);
+          }
+        }
+      }
+    }
+    expect(total).toBeGreaterThan(900);
+    expect(significant).toBeGreaterThan(100);
+    expect(total - significant).toBeGreaterThan(100);
   });
 });

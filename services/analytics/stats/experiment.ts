@@ -128,6 +128,10 @@ export interface MetricResult {
   /** Pooled θ, when CUPED was applied. */
   cuped: { theta: number } | null;
   variants: VariantResult[];
+  /** The estimates compared, control first (CUPED-adjusted when applied). */
+  estimates: Estimate[];
+  /** The sides its comparisons used. */
+  sides: Sides;
 }
 
 function withDecision(
@@ -188,9 +192,7 @@ export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {})
     const i = j + 1;
     const comparison = compareEstimates(control, treatment, { ...options, direction, sides });
     const bayes =
-      engine === "bayesian"
-        ? bayesianLift(control, treatment, { scale: options.scale, prior: options.priors?.[input.key], direction, alpha })
-        : null;
+      engine === "bayesian" ? bayesianLift(control, treatment, { scale: options.scale, prior: options.priors?.[input.key], direction, alpha }) : null;
     if (bayes) {
       comparison.chanceToBeatControl = bayes.chanceToWin;
     } else if (input.kind === "conversion" && theta === null) {
@@ -231,7 +233,19 @@ export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {})
     control: { n: control.n, mean: control.mean, standardError: Math.sqrt(control.variance) },
     cuped: theta === null ? null : { theta },
     variants,
+    estimates,
+    sides,
   };
+}
+
+/**
+ * The sequential p-value after the correction, for decisions that are carried over looks: Holm's
+ * and Benjamini–Hochberg's levels depend on the other comparisons' current p-values, so they
+ * cannot be carried; any correction becomes Bonferroni's (the level split evenly over the family,
+ * valid under any dependence), and the sequential intervals are computed at alpha / family size.
+ */
+export function sequentialAdjusted(pValue: number, familySize: number, correction: Correction): number {
+  return correction === "none" ? pValue : Math.min(1, pValue * familySize);
 }
 
 export interface ExperimentInput {
@@ -252,7 +266,13 @@ export interface ExperimentResult {
 /** Analyze every metric, correct p-values across the metric × treatment pairs of each family, check SRM. */
 export function analyzeExperiment(input: ExperimentInput, options: AnalysisOptions = {}): ExperimentResult {
   const { correction = "benjamini-hochberg", srmThreshold = 0.001 } = options;
-  const metrics = input.metrics.map((m) => analyzeMetric(m, options));
+  const { alpha = 0.05 } = options;
+  const familySize = new Map<string, number>();
+  for (const m of input.metrics) familySize.set(m.family ?? "decision", (familySize.get(m.family ?? "decision") ?? 0) + m.variants.length - 1);
+  // Sequential decisions split the level over each family (see sequentialAdjusted).
+  const metrics = input.metrics.map((m) =>
+    analyzeMetric(m, options.sequential && correction !== "none" ? { ...options, sequentialAlpha: alpha / familySize.get(m.family ?? "decision")! } : options),
+  );
   const families = new Map<string, MetricResult["variants"][number][]>();
   input.metrics.forEach((m, i) => {
     const family = m.family ?? "decision";
@@ -263,17 +283,35 @@ export function analyzeExperiment(input: ExperimentInput, options: AnalysisOptio
       flat.map((v) => v.pValue),
       correction,
     );
-    const adjustedSequential = adjustPValues(
-      flat.map((v) => v.sequential.pValue),
-      correction,
-    );
     flat.forEach((v, i) => {
       v.adjustedPValue = adjusted[i];
-      v.adjustedSequentialPValue = adjustedSequential[i];
+      v.adjustedSequentialPValue = sequentialAdjusted(v.sequential.pValue, flat.length, correction);
     });
   }
   for (const m of metrics) {
-    for (const v of m.variants) Object.assign(v, withDecision(v, v.adjustedPValue, v.adjustedSequentialPValue, v.bayes, m.direction, options));
+    for (const v of m.variants) {
+      // The interval at the level the correction tested this comparison at, α·p/p_adj: it
+      // excludes 0 exactly when the adjusted p-value is below α, so interval and decision agree.
+      let c: Comparison = v;
+      if (v.adjustedPValue > v.pValue && v.pValue > 0)
+        c = compareEstimates(m.estimates[0], m.estimates[v.variant], {
+          ...options,
+          direction: m.direction,
+          sides: m.sides,
+          alpha: (alpha * v.pValue) / v.adjustedPValue,
+        });
+      Object.assign(
+        v,
+        withDecision(
+          { ...v, absolute: { ...v.absolute, ci: c.absolute.ci }, relative: { ...v.relative, ci: c.relative.ci } },
+          v.adjustedPValue,
+          v.adjustedSequentialPValue,
+          v.bayes,
+          m.direction,
+          options,
+        ),
+      );
+    }
   }
   let srm: SrmResult | null = null;
   if (input.units) {

@@ -227,7 +227,10 @@ describe("analysis settings end to end", () => {
     ]);
     let v = metric(r, "converted");
     expect(v.lift).toBe(v.relativeLift);
-    expect(v.liftInterval).toEqual(v.relativeLiftInterval);
+    // Corrected across the three decision metrics: the interval is at the level the correction
+    // tested this comparison at, so it is wider than the uncorrected one and agrees with the decision.
+    expect(v.liftInterval!.lower).toBeLessThan(v.relativeLiftInterval!.lower);
+    expect(v.liftInterval!.upper).toBeGreaterThan(v.relativeLiftInterval!.upper);
     expect(v.decisionPValue).toBe(v.adjustedPValue);
     expect(v.significant).toBe(v.adjustedPValue < 0.05);
     expect(v.significant).toBe(v.liftInterval!.lower > 0 || v.liftInterval!.upper < 0);
@@ -243,12 +246,19 @@ describe("analysis settings end to end", () => {
     expect([r.scale, r.sides, r.correction, r.confidenceLevel]).toEqual([LiftScale.ABSOLUTE, TestSides.ONE_SIDED, "holm", 0.9]);
     v = metric(r, "converted");
     expect(v.lift).toBe(v.absoluteLift);
-    expect(v.liftInterval).toEqual(v.absoluteLiftInterval);
     expect(v.liftInterval!.upper).toBe(Infinity);
+    expect(v.liftInterval!.lower).toBeLessThanOrEqual(v.absoluteLiftInterval!.lower);
+    expect(v.significant).toBe(v.decisionPValue < 0.1);
     expect(v.significant).toBe(v.liftInterval!.lower > 0);
     expect(metric(r, "revenue").cupedApplied).toBe(false);
     // Guardrails stay two-sided, to catch harm.
     expect(Number.isFinite(metric(r, "errors").absoluteLiftInterval!.upper)).toBe(true);
+    // Without a correction the decision interval is the plain one.
+    r = await results({ scale: LiftScale.ABSOLUTE, correction: Correction.NONE });
+    v = metric(r, "converted");
+    expect([r.correction, v.decisionPValue]).toEqual(["none", v.pValue]);
+    expect(v.liftInterval).toEqual(v.absoluteLiftInterval);
+    expect(v.significant).toBe(v.liftInterval!.lower > 0 || v.liftInterval!.upper < 0);
 
     // Sequential, tuned to the plan: the decision follows the always-valid numbers.
     r = await results({ sequential: true, sequentialTuningUnits: 2000n });
@@ -258,9 +268,8 @@ describe("analysis settings end to end", () => {
     expect(v.decisionPValue).toBeGreaterThanOrEqual(v.sequentialPValue);
     expect(v.significant).toBe(v.decisionPValue < 0.05);
     const wide = metric(await results({ sequential: true, sequentialTuningUnits: 1_000_000n }), "converted");
-    expect(wide.relativeSequentialInterval!.upper - wide.relativeSequentialInterval!.lower).toBeGreaterThan(
-      v.relativeSequentialInterval!.upper - v.relativeSequentialInterval!.lower,
-    );
+    // Tuned for far more units than there are, the interval is wider now.
+    expect(wide.sequentialInterval!.upper - wide.sequentialInterval!.lower).toBeGreaterThan(v.sequentialInterval!.upper - v.sequentialInterval!.lower);
 
     // Bayesian: credible interval, chance to win and risk; a sceptical prior pulls towards no effect.
     r = await results({ engine: StatisticsEngine.BAYESIAN });

@@ -81,7 +81,12 @@ describe("tenancy", () => {
           planExperiment: {
             notApplicable: "pure arithmetic over the request: it reads and names no tenant's data",
             check: async () => {
-              const plan = await x.planExperiment({ baseline: { case: "conversionRate", value: 0.1 }, unitsPerDay: 100, arms: 2, target: { case: "unitsPerArm", value: 100n } });
+              const plan = await x.planExperiment({
+                baseline: { case: "conversionRate", value: 0.1 },
+                unitsPerDay: 100,
+                arms: 2,
+                target: { case: "unitsPerArm", value: 100n },
+              });
               expect(plan.unitsPerArm).toBe(100n);
             },
           },
