@@ -575,7 +575,9 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
 
   /**
    * Always-valid interval of the absolute lift: safe to watch while running (see
-   * sequential_p_value for how it accumulates over time).
+   * sequential_p_value for how it accumulates over time). With settings.sequential and a
+   * correction, it and the other sequential numbers are at α divided by the comparisons of the
+   * metric's family (Bonferroni), so that they agree with the decision.
    *
    * @generated from field: vane.experiments.v1.Interval sequential_interval = 12;
    */
