@@ -99,7 +99,7 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
     }
   }
   // A metric without data has no relative interval either: one warning is enough.
-  const noData = new Set((input.noDataMetrics ?? []).map((m) => m.metricKey));
+  const noData = new Set(total > 0 ? (input.noDataMetrics ?? []).map((m) => m.metricKey) : []);
   for (const u of (input.unboundedRelative ?? []).filter((u) => !noData.has(u.metricKey))) {
     out.push(
       create(ResultWarningSchema, {
