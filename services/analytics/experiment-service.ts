@@ -361,10 +361,12 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       if (!(perArm <= 1e15)) throw invalidArgument("relative_mde is too small for this baseline: more than 10^15 units per arm would be needed");
       const mde = minimumDetectableEffect(input, perArm);
       const total = perArm * req.arms;
+      const days = Math.ceil(total / req.unitsPerDay);
+      if (!(days <= 1e15)) throw invalidArgument("units_per_day is too small: the plan would take more than 10^15 days");
       return create(PlanExperimentResponseSchema, {
         unitsPerArm: BigInt(perArm),
         totalUnits: BigInt(total),
-        days: BigInt(Math.ceil(total / req.unitsPerDay)),
+        days: BigInt(days),
         relativeMde: mde.relative,
         absoluteMde: mde.absolute,
       });

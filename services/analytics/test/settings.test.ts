@@ -331,6 +331,7 @@ describe("analysis settings end to end", () => {
     await rejects(x.planExperiment({ ...ok, target: { case: "relativeMde", value: 0 } }), Code.InvalidArgument, "relative_mde", "0");
     await rejects(x.planExperiment({ ...ok, power: 0.2 }), Code.InvalidArgument, "power", "0.5");
     await rejects(x.planExperiment({ ...ok, unitsPerDay: 0 }), Code.InvalidArgument, "units_per_day", "0");
+    await rejects(x.planExperiment({ ...ok, unitsPerDay: 1e-300 }), Code.InvalidArgument, "units_per_day", "10^15 days");
     await rejects(x.planExperiment({ ...ok, baseline: { case: "mean", value: { mean: 0, variance: 1 } } }), Code.InvalidArgument, "mean", "0");
     await rejects(x.planExperiment({ ...ok, target: { case: "relativeMde", value: 1e-9 } }), Code.InvalidArgument, "relative_mde");
     await rejects(h.client(ExperimentService).planExperiment(ok), Code.Unauthenticated);
