@@ -9,9 +9,18 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { sql } from "kysely";
-import { type Breakdown, BreakdownSchema, Direction, type ResultWarning, ResultWarningSchema, type Results } from "#gen/vane/experiments/v1/experiments_pb.js";
+import {
+  type Breakdown,
+  BreakdownSchema,
+  Direction,
+  type Interval,
+  type ResultWarning,
+  ResultWarningSchema,
+  type Results,
+} from "#gen/vane/experiments/v1/experiments_pb.js";
 import { computeResults, type ResultsInput, type VariantSums } from "./results.ts";
-import { adjustPValues, type Correction } from "./stats/index.ts";
+import { analysisOptions, loadSettings } from "./experiment-settings.ts";
+import { adjustPValues, type AnalysisOptions, type Correction, decide, sequentialAdjusted } from "./stats/index.ts";
 import type { ExperimentRow } from "./schema.ts";
 import type { Db } from "./store.ts";
 
@@ -73,35 +82,46 @@ function inputOf(x: ExperimentRow, metrics: ResultsInput["metrics"], rows: Segme
   return { experiment: x, metrics, sums, units, conflictingUnits, conflictingExposures };
 }
 
-const CORRECTIONS: readonly Correction[] = ["benjamini-hochberg", "holm", "none"];
-
 /**
  * Corrects the p-values of every segment's comparisons together, per family (guardrails apart),
- * with the method the main results use; re-derives the guardrail verdicts from the new values.
- * Returns the number of comparisons corrected.
+ * with the experiment's correction, and decides again on them as the main results decide (the
+ * experiment's scale, sides and sequential setting; the Bayesian engine decides on chances, not
+ * p-values, so only the adjusted p-values change there). Returns the number of comparisons.
  */
-export function correctAcrossSegments(segments: readonly Results[], correction: string, confidenceLevel: number): number {
-  const method = (CORRECTIONS as readonly string[]).includes(correction) ? (correction as Correction) : "benjamini-hochberg";
-  const families = new Map<string, { v: Results["metrics"][number]["variants"][number]; lowerIsBetter: boolean }[]>();
+export function correctAcrossSegments(segments: readonly Results[], options: AnalysisOptions & { alpha: number }): number {
+  const method: Correction = options.correction ?? "benjamini-hochberg";
+  const families = new Map<string, { v: Results["metrics"][number]["variants"][number]; m: Results["metrics"][number] }[]>();
   for (const s of segments)
     for (const m of s.metrics) {
       const family = m.role === "guardrail" ? "guardrail" : "decision";
       const list = families.get(family) ?? [];
-      for (const v of m.variants.slice(1)) list.push({ v, lowerIsBetter: m.direction === Direction.DECREASE });
+      for (const v of m.variants.slice(1)) list.push({ v, m });
       families.set(family, list);
     }
+  const pair = (i: Interval | undefined): [number, number] => [i?.lower ?? NaN, i?.upper ?? NaN];
   let comparisons = 0;
-  for (const [family, list] of families) {
+  for (const list of families.values()) {
     const adjusted = adjustPValues(
       list.map((e) => e.v.pValue),
       method,
     );
-    list.forEach((e, i) => {
-      e.v.adjustedPValue = adjusted[i];
-      if (family === "guardrail") {
-        const worse = e.lowerIsBetter ? e.v.absoluteLift > 0 : e.v.absoluteLift < 0;
-        e.v.guardrailViolated = adjusted[i] < 1 - confidenceLevel && worse;
-      }
+    list.forEach(({ v, m }, i) => {
+      v.adjustedPValue = adjusted[i];
+      if (options.engine === "bayesian") return;
+      const d = decide(
+        {
+          direction: m.direction === Direction.DECREASE ? "lower" : "higher",
+          absolute: { estimate: v.absoluteLift, ci: pair(v.absoluteLiftInterval), sequentialCi: pair(v.sequentialInterval) },
+          relative: { estimate: v.relativeLift, ci: pair(v.relativeLiftInterval), sequentialCi: pair(v.relativeSequentialInterval) },
+          adjustedPValue: adjusted[i],
+          adjustedSequentialPValue: sequentialAdjusted(v.sequentialPValue, list.length, method),
+          bayes: null,
+        },
+        options,
+      );
+      v.decisionPValue = d.pValue;
+      v.significant = d.verdict !== "inconclusive";
+      v.guardrailViolated = m.role === "guardrail" && d.verdict === "worse";
     });
     comparisons += list.filter((e) => !Number.isNaN(e.v.pValue)).length;
   }
@@ -144,7 +164,7 @@ export function breakdownWarnings(
               code: "guardrail_violated",
               metricKey: m.metricKey,
               variant: v.variant,
-              message: `In segment ${dimension} = "${s.value}", guardrail "${m.metricKey}" is significantly worse in variant "${v.variant}" (adjusted across the breakdown, p = ${v.adjustedPValue.toPrecision(2)}).`,
+              message: `In segment ${dimension} = "${s.value}", guardrail "${m.metricKey}" is significantly worse in variant "${v.variant}" (corrected across the breakdown, p = ${v.decisionPValue.toPrecision(2)}).`,
             }),
           );
   return out;
@@ -204,12 +224,11 @@ export async function loadBreakdown(db: Db, x: ExperimentRow, dimension: string,
   }));
   // The segments' own guardrail warnings were made before the breakdown-wide correction.
   for (const s of segments) s.results.warnings = s.results.warnings.filter((w) => w.code !== "guardrail_violated");
-  const correction = segments[0]?.results.correction ?? "benjamini-hochberg";
-  const level = segments[0]?.results.confidenceLevel ?? (confidenceLevel > 0 ? confidenceLevel : 0.95);
+  const options = analysisOptions(loadSettings(x.settings), confidenceLevel);
+  const correction = options.correction ?? "benjamini-hochberg";
   const comparisons = correctAcrossSegments(
     segments.map((s) => s.results),
-    correction,
-    level,
+    options,
   );
   return create(BreakdownSchema, {
     dimension,

@@ -54,6 +54,8 @@ export interface ExperimentsTable {
   kind: ColumnType<string, string | undefined, string>;
   /** A holdout's flags. */
   holdout_flag_keys: ColumnType<string[], string | undefined, string>;
+  /** Analysis settings: vane.experiments.v1.ExperimentSettings as proto JSON ({} = defaults). */
+  settings: ColumnType<unknown, string | undefined, string>;
   version: BigIntColumn;
   created_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

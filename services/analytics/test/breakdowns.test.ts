@@ -58,13 +58,14 @@ describe("segments", () => {
         ],
       });
     const segments = [segment([0.01, 0.04], { p: 0.001, lift: 2 }), segment([0.03, NaN], { p: 0.06, lift: 3 })];
-    const n = correctAcrossSegments(segments, "holm", 0.95);
+    const n = correctAcrossSegments(segments, { alpha: 0.05, correction: "holm", scale: "absolute" });
     expect(n).toBe(5); // three decision p-values and two guardrails; NaN is no comparison
     const decision = adjustPValues([0.01, 0.04, 0.03, NaN], "holm");
     expect(segments.flatMap((s) => s.metrics[0].variants.slice(1).map((v) => v.adjustedPValue))).toEqual(decision);
     const [g1, g2] = segments.map((s) => s.metrics[1].variants[1]);
     expect([g1.adjustedPValue, g2.adjustedPValue]).toEqual(adjustPValues([0.001, 0.06], "holm"));
     expect([g1.guardrailViolated, g2.guardrailViolated]).toEqual([true, false]); // 0.06 is no violation, corrected or not
+    expect(segments.flatMap((s) => s.metrics[0].variants.slice(1).map((v) => v.significant))).toEqual(decision.map((p) => p < 0.05));
   });
 
   it("bounds what an exposure carries even when the bus brings more", () => {

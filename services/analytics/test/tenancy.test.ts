@@ -83,6 +83,22 @@ describe("tenancy", () => {
             call: () => x.createHoldout({ ...holdout, key: "k", projectId, environmentId }),
           },
           getHoldoutResults: { expect: Code.NotFound, call: () => x.getHoldoutResults({ id: target.holdoutId }) },
+          updateExperimentSettings: {
+            expect: Code.NotFound,
+            call: () => x.updateExperimentSettings({ id: target.runningId, expectedVersion: 3n, settings: { sequential: true } }),
+          },
+          planExperiment: {
+            notApplicable: "pure arithmetic over the request: it reads and names no tenant's data",
+            check: async () => {
+              const plan = await x.planExperiment({
+                baseline: { case: "conversionRate", value: 0.1 },
+                unitsPerDay: 100,
+                arms: 2,
+                target: { case: "unitsPerArm", value: 100n },
+              });
+              expect(plan.unitsPerArm).toBe(100n);
+            },
+          },
         });
       }
     });
@@ -140,14 +156,20 @@ describe("tenancy", () => {
         // protected environment may create one there.
         createHoldout: { expect: Code.PermissionDenied, call: () => x.createHoldout({ ...holdout, key: "k2", flagKeys: ["f2"], projectId, environmentId }) },
         getHoldoutResults: { expect: "allowed", call: () => x.getHoldoutResults({ id: p.held }) },
+        // Analysis settings change no flag: whoever may draft there may change them.
+        updateExperimentSettings: {
+          expect: create,
+          call: () => x.updateExperimentSettings({ id: p.draft, expectedVersion: 1n, settings: { sequential: true } }),
+        },
+        planExperiment: { notApplicable: "pure arithmetic over the request (see the foreign-organization matrix)" },
       },
       dimension,
     );
-    // Nothing moved: the draft is a draft, the running experiment runs.
+    // Nothing else moved: the draft is a draft (its settings changed when that was allowed), the running experiment runs.
     const list = (await h.client(ExperimentService, p.t.ownerToken).listExperiments({ projectId })).experiments;
     expect(list.filter((e) => e.key !== "k").map((e) => [e.key, e.version])).toEqual(
       expect.arrayContaining([
-        ["draft", 1n],
+        ["draft", create === "allowed" ? 2n : 1n],
         ["running", 3n],
       ]),
     );
