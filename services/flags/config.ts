@@ -6,7 +6,7 @@ export interface FlagsConfig {
   identityUrl: string | undefined;
   /** `VANE_SNAPSHOT_BUCKET` (default vane_snapshots). */
   snapshotBucket: string;
-  /** `VANE_SNAPSHOT_MAX_BYTES` (default and ceiling 8 MiB, the bucket's value limit; NATS's max_payload bounds it further). */
+  /** `VANE_SNAPSHOT_MAX_BYTES` (default 64 MiB, at most 1 GiB): the largest encoded snapshot of one environment (before compression). */
   maxSnapshotBytes: number;
   /** `VANE_OUTBOX_MAX_ATTEMPTS` (default 20): publish attempts before an outbox message is parked. */
   outboxMaxAttempts: number;
@@ -23,7 +23,7 @@ export function readFlagsConfig(env: EnvReader): FlagsConfig {
   return {
     identityUrl: env.url("VANE_IDENTITY_URL", undefined, ["http", "https"]),
     snapshotBucket: env.string("VANE_SNAPSHOT_BUCKET", "vane_snapshots"),
-    maxSnapshotBytes: env.int("VANE_SNAPSHOT_MAX_BYTES", 8 << 20, { min: 64 << 10, max: 8 << 20 }),
+    maxSnapshotBytes: env.int("VANE_SNAPSHOT_MAX_BYTES", 64 << 20, { min: 64 << 10, max: 1 << 30 }),
     outboxMaxAttempts: env.int("VANE_OUTBOX_MAX_ATTEMPTS", 20, { min: 1, max: 1000 }),
     domainStream: env.string("VANE_DOMAIN_STREAM", "VANE_DOMAIN"),
     domainSubjectPrefix: env.string("VANE_DOMAIN_SUBJECT_PREFIX", "vane.domain"),
