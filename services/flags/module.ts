@@ -12,7 +12,7 @@ import { type Bus, connectBus, ensureKv, ensureStream, type JetStreamManagement,
 import { createDatabase, type Database } from "#lib/data/db.ts";
 import type { Logger } from "#lib/process/logger.ts";
 import { migrateToLatest } from "#lib/data/migrations.ts";
-import { createOutboxRelay, type OutboxRecord, type OutboxRelay } from "#lib/data/outbox.ts";
+import { createOutboxRelay, type OutboxRecord, type OutboxRelay, type StuckOutboxRow } from "#lib/data/outbox.ts";
 import { serve } from "#lib/server/server.ts";
 import { putSnapshot } from "#lib/bus/snapshots.ts";
 import type { ServiceModule } from "#lib/process/service-module.ts";
@@ -48,6 +48,8 @@ export interface FlagsModuleOptions {
   snapshotHistory?: number;
   /** Ceiling on one environment's encoded snapshot before compression (VANE_SNAPSHOT_MAX_BYTES, default 64 MiB). */
   maxSnapshotBytes?: number;
+  /** Largest value written to the bucket before a snapshot goes in chunks (default: NATS's max_payload less room for headers, at most 8 MiB). */
+  snapshotValueBytes?: number;
   /** Default "VANE_DOMAIN" capturing `<domainSubjectPrefix>.>`. */
   domainStream?: string;
   /** Default "vane.domain". */
@@ -60,6 +62,11 @@ export interface FlagsModuleOptions {
   logger: Logger;
   /** Outbox relay tuning (tests use short intervals). */
   relay?: { pollIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number; maxAttempts?: number };
+  /**
+   * Readiness fails on the relay's leader while a message has kept failing to publish for this
+   * long (default 5 minutes; 0 turns it off): the replica shows the stuck outbox, the others serve.
+   */
+  outboxStuckAfterMs?: number;
   /** WatchChanges: changes kept for resuming streams (default 10,000) and the heartbeat interval (default 15 s). */
   changes?: { capacity?: number; heartbeatMs?: number };
 }
@@ -108,6 +115,15 @@ export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string
   };
 }
 
+/** Why readiness fails for a message that has kept failing to publish for `afterMs` or more; undefined otherwise. */
+export function stuckOutboxReason(stuck: StuckOutboxRow | undefined, afterMs: number): string | undefined {
+  if (!stuck || afterMs <= 0 || stuck.ageSeconds * 1000 < afterMs) return undefined;
+  return (
+    `outbox message ${stuck.id} (${stuck.kind} ${stuck.target}) ${stuck.parked ? "is parked" : "keeps failing"} after ${stuck.attempts} publish attempts, ` +
+    `${Math.round(stuck.ageSeconds)} s old: ${stuck.lastError} (runbook: docs/operations.md, "Outbox message stuck")`
+  );
+}
+
 /** The snapshot bucket's value limit (a snapshot larger than one value is written in chunks). */
 export const BUCKET_MAX_VALUE_BYTES = 8 << 20;
 /** The default ceiling on one environment's encoded snapshot, before compression. */
@@ -145,7 +161,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
       manage: bus.manageJetStream,
     });
     const maxPayload = bus.nc.info?.max_payload ?? 1 << 20;
-    const maxValueBytes = Math.min(BUCKET_MAX_VALUE_BYTES, maxPayload - HEADER_ROOM);
+    const maxValueBytes = Math.min(BUCKET_MAX_VALUE_BYTES, maxPayload - HEADER_ROOM, opts.snapshotValueBytes ?? Infinity);
     const channel = `${schema}_outbox`;
     const relay = createOutboxRelay({
       pool: database.pool,
@@ -186,6 +202,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
         nats: async () => {
           if (bus.status() !== "connected") throw new Error(`NATS is ${bus.status()}`);
         },
+        outbox: async () => stuckOutboxReason(relay.stuck(), opts.outboxStuckAfterMs ?? 5 * 60_000),
       },
       async stop() {
         await changeFeed.stop();
