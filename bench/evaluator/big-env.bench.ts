@@ -7,7 +7,9 @@
  *   file — the same flags as a flagd file read from disk (the reference: no NATS, no decoding
  *          of protobuf, no decompression).
  * The ratio is nats / file (time and RSS; 1.0 = as cheap as reading the file).
- * `npm run bench:big-env` (BENCH_SIZES=1000,10000,50000, BENCH_RUNS=3).
+ * `npm run bench:big-env` (BENCH_SIZES=1000,10000,50000, BENCH_RUNS=3; BENCH_VALUE_BYTES: the
+ * largest value before a snapshot is chunked, default max_payload less 4 KiB as in the flags
+ * service: a lower one takes the chunked path with flags that compress this well).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
@@ -102,7 +104,7 @@ try {
     const kv = await new Kvm(jetstream(nc)).create(bucket, { history: 5, maxValueSize: 8 << 20 });
     const snapshot = toBinary(EnvironmentSnapshotSchema, snapshotOf(def, { environmentId: "bench", version: 1 }));
     const payload = encodeSnapshot(snapshot, { environmentId: "bench", version: 1n });
-    await putSnapshot(kv, "bench", payload, { maxValueBytes: maxPayload - 4096, previousSeq: 0 });
+    await putSnapshot(kv, "bench", payload, { maxValueBytes: Number(process.env.BENCH_VALUE_BYTES ?? maxPayload - 4096), previousSeq: 0 });
     const stored = parseEnvelope((await kv.get("bench"))!.value)!;
     const values = stored.body.case === "chunks" ? `${stored.body.value.chunks.length} chunks + manifest` : "1 (inline)";
     const last = `flag-${n - 1}`;
