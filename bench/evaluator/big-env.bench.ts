@@ -94,7 +94,9 @@ const nc = await connectTestNats();
 const maxPayload = nc.info?.max_payload ?? 1 << 20;
 const dir = await mkdtemp(join(os.tmpdir(), "vane-big-env-"));
 console.log(`big environments: ${runs} runs per size; ${os.cpus().length} CPUs (${os.cpus()[0]?.model}); NATS max_payload ${maxPayload}`);
-console.log("flags | snapshot bytes | stored (compressed) | values | nats: serve ms | file: serve ms | ratio (min–max) | nats RSS MB | file RSS MB | RSS ratio");
+console.log(
+  "flags | snapshot bytes | stored (compressed) | values | nats: serve ms | file: serve ms | ratio (min–max) | nats RSS MB | file RSS MB | RSS ratio",
+);
 try {
   for (const n of sizes) {
     const def = flagSet(n);
