@@ -94,7 +94,7 @@ describe("watch fan-out", () => {
     const first = await next(late);
     expect(first).toMatchObject({ delta: false, version: BigInt(v4), changedFlagKeys: ["vip", "banner", "quiet"] });
     expect(values(first)).toEqual({ vip: false, banner: "b", quiet: true });
-    await Promise.all([alice, aliceAgain, bob, full, late].map((s) => s.return?.()));
+    await Promise.all([alice, aliceAgain, bob, full, late].map((s) => s.return?.(undefined)));
     expect(fanOut.stats()).toMatchObject({ groups: 0, streams: 0 });
   });
 
@@ -122,7 +122,7 @@ describe("watch fan-out", () => {
     apply(2, "on");
     const m = await next(s);
     expect(values(m)).toEqual({ late: true, quiet: true });
-    await s.return?.();
+    await s.return?.(undefined);
     watchers.stop();
   });
 
@@ -140,7 +140,7 @@ describe("watch fan-out", () => {
     await Promise.all(readers);
     expect(received.every((m) => m.delta && m.evaluations.length === 1)).toBe(true);
     expect(fanOut.stats().slices - before).toBeGreaterThanOrEqual(200 / 16 - 1);
-    await Promise.all(streams.map((s) => s.return?.()));
+    await Promise.all(streams.map((s) => s.return?.(undefined)));
   });
 
   it("coalesces changes a stream has not taken yet into one delta", async () => {
@@ -155,7 +155,7 @@ describe("watch fan-out", () => {
     const m = await next(s);
     expect(m).toMatchObject({ delta: true, version: BigInt(v) });
     expect(values(m)).toEqual({ banner: "b", quiet: true });
-    await s.return?.();
+    await s.return?.(undefined);
   });
 
   it("fails the streams of a deleted environment with NOT_FOUND", async () => {
