@@ -10,7 +10,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { WatchResponseSchema, type Evaluation, type WatchResponse } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import type { EvaluationContext } from "#engine";
 import { notFound } from "#lib/process/errors.ts";
@@ -151,7 +151,16 @@ export function createWatchFanOut(opts: WatchFanOutOptions): WatchFanOut {
       }
       const touched = new Set(volatileKeys(state));
       for (const { seq: n, change } of log) if (n > group.seq) for (const key of change.changedKeys) touched.add(key);
-      const step = advance(group, state, last.seq, touched);
+      let step: { changed: string[]; removed: string[] };
+      try {
+        step = advance(group, state, last.seq, touched);
+      } catch (err) {
+        // Never expected (the engine reports failures in its results); ends this group's streams, not the process.
+        const failure = ConnectError.from(err);
+        for (const m of group.members) fail(m, failure);
+        env.groups.delete(group.key);
+        continue;
+      }
       let delta: WatchResponse | undefined;
       let full: WatchResponse | undefined;
       for (const m of [...group.members]) {
