@@ -28,7 +28,7 @@ import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { connectTestNats, deleteStreams, uniqueName } from "#test/support/harness.ts";
 import { fixture, snapshotOf } from "../../services/evaluator/test/harness.ts";
 import { adminSession, startVane } from "../../test/vane-process.ts";
-import { startProcess, stopProcess } from "./run.ts";
+import { cpuSeconds, startProcess, stopProcess } from "./run.ts";
 
 const streamCounts = (process.env.BENCH_STREAMS ?? "100,1000,3000").split(",").map(Number);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
@@ -41,11 +41,12 @@ const labels: Record<string, string> = {
   flags: "commit through the flags service (npm start), streams with deltas",
 };
 
-/** A running system to measure: where to watch, how to commit change number `n`, its side port. */
+/** A running system to measure: where to watch, how to commit change number `n`, its side port and process. */
 interface Target {
   mainUrl: string;
   token: string;
   side?: number;
+  pid?: number;
   commit(n: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -56,6 +57,7 @@ async function noopTarget(): Promise<Target> {
     mainUrl: `http://127.0.0.1:${info.grpc}`,
     token: "none",
     side: info.side,
+    pid: child.pid,
     commit: async () => void (await fetch(`http://127.0.0.1:${info.side}/trigger`)).json(),
     close: () => stopProcess(child),
   };
@@ -76,6 +78,7 @@ async function kvTarget(): Promise<Target> {
     mainUrl: `http://127.0.0.1:${info.main}`,
     token: info.token,
     side: info.side,
+    pid: child.pid,
     commit: (n) => put(n + 1),
     async close() {
       await stopProcess(child);
@@ -123,6 +126,8 @@ interface Result {
   max: number;
   /** The server's event-loop delay over the changes (ms); undefined without a side port. */
   loop?: { p99: number; max: number };
+  /** The server process's CPU time per change (ms): what the fan-out costs, whatever else the machine runs. */
+  cpuPerChange?: number;
 }
 
 async function measure(target: Target, streams: number, deltas: boolean): Promise<Result> {
@@ -158,6 +163,8 @@ async function measure(target: Target, streams: number, deltas: boolean): Promis
   while (open < streams) await new Promise((r) => setTimeout(r, 50));
   const loop = async () => (target.side ? ((await (await fetch(`http://127.0.0.1:${target.side}/event-loop`)).json()) as Result["loop"]) : undefined);
   await loop(); // resets it
+  const cpu = () => (target.pid ? cpuSeconds(target.pid) : NaN);
+  const cpuBefore = cpu();
   let missed = 0;
   for (let n = 1; n <= changes; n++) {
     await target.commit(n);
@@ -168,6 +175,8 @@ async function measure(target: Target, streams: number, deltas: boolean): Promis
     await new Promise((r) => setTimeout(r, 200));
   }
   const loopDelay = await loop();
+  // Includes the 200 ms pauses, in which an idle server uses next to nothing.
+  const cpuPerChange = ((cpu() - cpuBefore) * 1000) / changes;
   abort.abort();
   await Promise.allSettled(readers);
   const latencies = [...arrivals.values()].flat().sort((a, b) => a - b);
@@ -182,6 +191,7 @@ async function measure(target: Target, streams: number, deltas: boolean): Promis
     p99: q(0.99),
     max: q(1),
     loop: loopDelay,
+    cpuPerChange: Number.isNaN(cpuPerChange) ? undefined : cpuPerChange,
   };
 }
 
@@ -201,8 +211,10 @@ console.log(
 );
 console.log(`${streamCounts.join(" / ")} watch streams (gRPC, ~100 per HTTP/2 connection), ${changes} changes 200 ms apart, ${runs} runs\n`);
 const results = new Map<string, Result[]>(); // `${setup} ${streams}` → one per run
-console.log("| run | set-up | streams | deliveries | missed | first stream (ms) | p50 ms | p90 ms | p99 ms | max ms | server loop delay p99 / max ms |");
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+console.log(
+  "| run | set-up | streams | deliveries | missed | first stream (ms) | p50 ms | p90 ms | p99 ms | max ms | server loop delay p99 / max ms | server CPU ms per change |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (let run = 1; run <= runs; run++) {
   for (const streams of streamCounts) {
     for (const s of setups) {
@@ -212,7 +224,7 @@ for (let run = 1; run <= runs; run++) {
         const key = `${s} ${streams}`;
         results.set(key, [...(results.get(key) ?? []), r]);
         console.log(
-          `| ${run} | ${s} | ${streams} | ${r.deliveries} | ${r.missed} | ${f1(r.first)} | ${f1(r.p50)} | ${f1(r.p90)} | ${f1(r.p99)} | ${f1(r.max)} | ${f1(r.loop?.p99)} / ${f1(r.loop?.max)} |`,
+          `| ${run} | ${s} | ${streams} | ${r.deliveries} | ${r.missed} | ${f1(r.first)} | ${f1(r.p50)} | ${f1(r.p90)} | ${f1(r.p99)} | ${f1(r.max)} | ${f1(r.loop?.p99)} / ${f1(r.loop?.max)} | ${f1(r.cpuPerChange)} |`,
         );
       } finally {
         await target.close();
@@ -221,8 +233,8 @@ for (let run = 1; run <= runs; run++) {
   }
 }
 console.log("\nSummary, min / **median** / max over the runs (ratio: the set-up's p99 ÷ the reference's p99 in the same run):\n");
-console.log("| set-up | streams | p99 ms | p50 ms | ratio to reference (p99) | server loop delay max ms |");
-console.log("|---|---|---|---|---|---|");
+console.log("| set-up | streams | p99 ms | p50 ms | ratio to reference (p99) | server loop delay max ms | server CPU ms per change |");
+console.log("|---|---|---|---|---|---|---|");
 for (const streams of streamCounts) {
   for (const s of setups) {
     const rs = results.get(`${s} ${streams}`) ?? [];
@@ -230,8 +242,9 @@ for (const streams of streamCounts) {
     const ref = results.get(`noop ${streams}`);
     const ratios = ref && s !== "noop" ? rs.map((r, i) => r.p99 / ref[i].p99) : undefined;
     const loops = rs.flatMap((r) => (r.loop ? [r.loop.max] : []));
+    const cpus = rs.flatMap((r) => (r.cpuPerChange === undefined ? [] : [r.cpuPerChange]));
     console.log(
-      `| ${labels[s]} | ${streams} | ${spread(rs.map((r) => r.p99))} | ${spread(rs.map((r) => r.p50))} | ${ratios ? `${spread(ratios, 2)}×` : "—"} | ${loops.length ? spread(loops) : "—"} |`,
+      `| ${labels[s]} | ${streams} | ${spread(rs.map((r) => r.p99))} | ${spread(rs.map((r) => r.p50))} | ${ratios ? `${spread(ratios, 2)}×` : "—"} | ${loops.length ? spread(loops) : "—"} | ${cpus.length ? spread(cpus) : "—"} |`,
     );
   }
 }
