@@ -20,15 +20,7 @@ import {
   StartExperimentResponseSchema,
   StopExperimentResponseSchema,
 } from "#gen/vane/experiments/v1/experiment_service_pb.js";
-import {
-  Direction,
-  type Experiment,
-  ExperimentSchema,
-  ExperimentStatus,
-  type Metric,
-  MetricKind,
-  MetricSchema,
-} from "#gen/vane/experiments/v1/experiments_pb.js";
+import { Direction, type Experiment, ExperimentSchema, ExperimentStatus, type Metric, MetricSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { requireChangeIn, requireEnvironmentScope, requirePrincipal, requireRole, Role } from "#lib/auth/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/process/errors.ts";
@@ -37,6 +29,7 @@ import { assertVisible, type ProjectDirectory } from "#lib/clients/identity-dire
 import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecycle.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { loadResults, loadTimeline } from "./results.ts";
+import { metricFields, metricSettings } from "./metric-types/definition.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
 import type { Db } from "./store.ts";
 
@@ -50,8 +43,6 @@ export interface ExperimentDeps {
 /** A layer has this many buckets (LayerCondition's range). */
 export const LAYER_BUCKETS = 10_000;
 
-const KINDS: Record<string, MetricKind> = { conversion: MetricKind.CONVERSION, count: MetricKind.COUNT, sum: MetricKind.SUM, mean: MetricKind.MEAN };
-const KIND_NAMES = new Map(Object.entries(KINDS).map(([k, v]) => [v, k]));
 const STATUSES: Record<string, ExperimentStatus> = {
   draft: ExperimentStatus.DRAFT,
   starting: ExperimentStatus.STARTING,
@@ -71,7 +62,7 @@ function toMetric(m: MetricRow): Metric {
     key: m.key,
     name: m.name,
     eventName: m.event_name,
-    kind: KINDS[m.kind],
+    ...metricFields(m),
     direction: m.direction === "decrease" ? Direction.DECREASE : Direction.INCREASE,
     createTime: timestampFromDate(m.created_at),
   });
@@ -147,8 +138,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       const caller = callerOf(ctx);
       requireRole(caller.principal, Role.EDITOR);
       const scope = await deps.directory.project(req.projectId, caller);
-      const kind = KIND_NAMES.get(req.kind);
-      if (!kind) throw invalidArgument("kind must be conversion, count, sum or mean");
+      const settings = metricSettings(req);
       try {
         const row = await db
           .insertInto("metrics")
@@ -159,7 +149,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
             key: req.key,
             name: req.name,
             event_name: req.eventName,
-            kind,
+            ...settings,
             direction: req.direction === Direction.DECREASE ? "decrease" : "increase",
           })
           .returningAll()

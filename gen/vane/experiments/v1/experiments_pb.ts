@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/experiments/v1/experiments.proto.
  */
 export const file_vane_experiments_v1_experiments: GenFile = /*@__PURE__*/
-  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIuoBCgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEUV4cGVyaW1lbnRWYXJpYW50EhgKB3ZhcmlhbnQYASABKAlCB7pIBHICEAESGwoGd2VpZ2h0GAIgASgFQgu6SAgaBhjAhD0oACJ0CgZCYW5kaXQSDwoHZW5hYmxlZBgBIAEoCBIlChBpbnRlcnZhbF9zZWNvbmRzGAIgASgFQgu6SAgaBhiA9SQoABIyChFtaW5fc2hhcmVfcGVyY2VudBgDIAEoAUIXukgUEhIZAAAAAAAASUApAAAAAAAAAAAigQUKCkV4cGVyaW1lbnQSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgDIAEoCRIQCghmbGFnX2tleRgEIAEoCRILCgNrZXkYBSABKAkSDAoEbmFtZRgGIAEoCRISCgpoeXBvdGhlc2lzGAcgASgJEjgKCHZhcmlhbnRzGAggAygLMiYudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50VmFyaWFudBIXCg9jb250cm9sX3ZhcmlhbnQYCSABKAkSGwoTcHJpbWFyeV9tZXRyaWNfa2V5cxgKIAMoCRIdChVzZWNvbmRhcnlfbWV0cmljX2tleXMYCyADKAkSHQoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAwgAygJEhEKCWxheWVyX2tleRgNIAEoCRIbChNsYXllcl9zaGFyZV9wZXJjZW50GA4gASgBEjUKBnN0YXR1cxgPIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFN0YXR1cxIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3NoaXBwZWRfdmFyaWFudBgSIAEoCRIrCgZiYW5kaXQYEyABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLkJhbmRpdBIPCgd2ZXJzaW9uGBQgASgDEi8KC2NyZWF0ZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoCghJbnRlcnZhbBINCgVsb3dlchgBIAEoARINCgV1cHBlchgCIAEoASK+BAoNVmFyaWFudFJlc3VsdBIPCgd2YXJpYW50GAEgASgJEg0KBXVuaXRzGAIgASgDEgwKBG1lYW4YAyABKAESFgoOc3RhbmRhcmRfZXJyb3IYBCABKAESFQoNYWJzb2x1dGVfbGlmdBgFIAEoARI9ChZhYnNvbHV0ZV9saWZ0X2ludGVydmFsGAYgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIVCg1yZWxhdGl2ZV9saWZ0GAcgASgBEj0KFnJlbGF0aXZlX2xpZnRfaW50ZXJ2YWwYCCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEg8KB3BfdmFsdWUYCSABKAESGAoQYWRqdXN0ZWRfcF92YWx1ZRgKIAEoARIeChZjaGFuY2VfdG9fYmVhdF9jb250cm9sGAsgASgBEjoKE3NlcXVlbnRpYWxfaW50ZXJ2YWwYDCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDWN1cGVkX2FwcGxpZWQYDSABKAgSIAoYY3VwZWRfdmFyaWFuY2VfcmVkdWN0aW9uGA4gASgBEkMKHHJlbGF0aXZlX3NlcXVlbnRpYWxfaW50ZXJ2YWwYDyABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhoKEmd1YXJkcmFpbF92aW9sYXRlZBgQIAEoCBIaChJzZXF1ZW50aWFsX3BfdmFsdWUYESABKAEimQEKDE1ldHJpY1Jlc3VsdBISCgptZXRyaWNfa2V5GAEgASgJEgwKBHJvbGUYAiABKAkSMQoJZGlyZWN0aW9uGAMgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SNAoIdmFyaWFudHMYBCADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlZhcmlhbnRSZXN1bHQiZgoQU2FtcGxlUmF0aW9DaGVjaxIWCg5vYnNlcnZlZF91bml0cxgBIAMoAxIXCg9leHBlY3RlZF9zaGFyZXMYAiADKAESDwoHcF92YWx1ZRgDIAEoARIQCghtaXNtYXRjaBgEIAEoCCLhAgoHUmVzdWx0cxIVCg1leHBlcmltZW50X2lkGAEgASgJEjAKDGNvbXB1dGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoHbWV0cmljcxgDIAMoCzIhLnZhbmUuZXhwZXJpbWVudHMudjEuTWV0cmljUmVzdWx0EjsKDHNhbXBsZV9yYXRpbxgEIAEoCzIlLnZhbmUuZXhwZXJpbWVudHMudjEuU2FtcGxlUmF0aW9DaGVjaxIdChVjb25mbGljdGluZ19leHBvc3VyZXMYBSABKAMSGAoQY29uZmlkZW5jZV9sZXZlbBgGIAEoARISCgpjb3JyZWN0aW9uGAcgASgJEjQKCHdhcm5pbmdzGAggAygLMiIudmFuZS5leHBlcmltZW50cy52MS5SZXN1bHRXYXJuaW5nEhkKEWNvbmZsaWN0aW5nX3VuaXRzGAkgASgDIlMKDVJlc3VsdFdhcm5pbmcSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhIKCm1ldHJpY19rZXkYAyABKAkSDwoHdmFyaWFudBgEIAEoCSJoCg1UaW1lbGluZVBvaW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB3Jlc3VsdHMYAiABKAsyHC52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdHMqhwEKCk1ldHJpY0tpbmQSGwoXTUVUUklDX0tJTkRfVU5TUEVDSUZJRUQQABIaChZNRVRSSUNfS0lORF9DT05WRVJTSU9OEAESFQoRTUVUUklDX0tJTkRfQ09VTlQQAhITCg9NRVRSSUNfS0lORF9TVU0QAxIUChBNRVRSSUNfS0lORF9NRUFOEAQqVgoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhYKEkRJUkVDVElPTl9JTkNSRUFTRRABEhYKEkRJUkVDVElPTl9ERUNSRUFTRRACKtABChBFeHBlcmltZW50U3RhdHVzEiEKHUVYUEVSSU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXRVhQRVJJTUVOVF9TVEFUVVNfRFJBRlQQARIdChlFWFBFUklNRU5UX1NUQVRVU19SVU5OSU5HEAISHQoZRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBFRBADEh4KGkVYUEVSSU1FTlRfU1RBVFVTX1NUQVJUSU5HEAQSHgoaRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBJTkcQBWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIpsECgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KFmRlbm9taW5hdG9yX2V2ZW50X25hbWUYCSABKAkSPwoVbnVtZXJhdG9yX2FnZ3JlZ2F0aW9uGAogASgOMiAudmFuZS5leHBlcmltZW50cy52MS5BZ2dyZWdhdGlvbhJBChdkZW5vbWluYXRvcl9hZ2dyZWdhdGlvbhgLIAEoDjIgLnZhbmUuZXhwZXJpbWVudHMudjEuQWdncmVnYXRpb24SEAoIcXVhbnRpbGUYDCABKAESFgoOd2luZG93X3NlY29uZHMYDSABKAUSHAoUcmV0ZW50aW9uX3N0YXJ0X2RheXMYDiABKAUSGgoScmV0ZW50aW9uX2VuZF9kYXlzGA8gASgFEhEKCWNhcF92YWx1ZRgQIAEoARIUCgxjYXBfcXVhbnRpbGUYESABKAEiSgoRRXhwZXJpbWVudFZhcmlhbnQSGAoHdmFyaWFudBgBIAEoCUIHukgEcgIQARIbCgZ3ZWlnaHQYAiABKAVCC7pICBoGGMCEPSgAInQKBkJhbmRpdBIPCgdlbmFibGVkGAEgASgIEiUKEGludGVydmFsX3NlY29uZHMYAiABKAVCC7pICBoGGID1JCgAEjIKEW1pbl9zaGFyZV9wZXJjZW50GAMgASgBQhe6SBQSEhkAAAAAAABJQCkAAAAAAAAAACKBBQoKRXhwZXJpbWVudBIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEhAKCGZsYWdfa2V5GAQgASgJEgsKA2tleRgFIAEoCRIMCgRuYW1lGAYgASgJEhIKCmh5cG90aGVzaXMYByABKAkSOAoIdmFyaWFudHMYCCADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50EhcKD2NvbnRyb2xfdmFyaWFudBgJIAEoCRIbChNwcmltYXJ5X21ldHJpY19rZXlzGAogAygJEh0KFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgLIAMoCRIdChVndWFyZHJhaWxfbWV0cmljX2tleXMYDCADKAkSEQoJbGF5ZXJfa2V5GA0gASgJEhsKE2xheWVyX3NoYXJlX3BlcmNlbnQYDiABKAESNQoGc3RhdHVzGA8gASgOMiUudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50U3RhdHVzEi4KCnN0YXJ0X3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc2hpcHBlZF92YXJpYW50GBIgASgJEisKBmJhbmRpdBgTIAEoCzIbLnZhbmUuZXhwZXJpbWVudHMudjEuQmFuZGl0Eg8KB3ZlcnNpb24YFCABKAMSLwoLY3JlYXRlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIigKCEludGVydmFsEg0KBWxvd2VyGAEgASgBEg0KBXVwcGVyGAIgASgBIr4ECg1WYXJpYW50UmVzdWx0Eg8KB3ZhcmlhbnQYASABKAkSDQoFdW5pdHMYAiABKAMSDAoEbWVhbhgDIAEoARIWCg5zdGFuZGFyZF9lcnJvchgEIAEoARIVCg1hYnNvbHV0ZV9saWZ0GAUgASgBEj0KFmFic29sdXRlX2xpZnRfaW50ZXJ2YWwYBiABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDXJlbGF0aXZlX2xpZnQYByABKAESPQoWcmVsYXRpdmVfbGlmdF9pbnRlcnZhbBgIIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSDwoHcF92YWx1ZRgJIAEoARIYChBhZGp1c3RlZF9wX3ZhbHVlGAogASgBEh4KFmNoYW5jZV90b19iZWF0X2NvbnRyb2wYCyABKAESOgoTc2VxdWVudGlhbF9pbnRlcnZhbBgMIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSFQoNY3VwZWRfYXBwbGllZBgNIAEoCBIgChhjdXBlZF92YXJpYW5jZV9yZWR1Y3Rpb24YDiABKAESQwoccmVsYXRpdmVfc2VxdWVudGlhbF9pbnRlcnZhbBgPIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSGgoSZ3VhcmRyYWlsX3Zpb2xhdGVkGBAgASgIEhoKEnNlcXVlbnRpYWxfcF92YWx1ZRgRIAEoASKZAQoMTWV0cmljUmVzdWx0EhIKCm1ldHJpY19rZXkYASABKAkSDAoEcm9sZRgCIAEoCRIxCglkaXJlY3Rpb24YAyABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbhI0Cgh2YXJpYW50cxgEIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuVmFyaWFudFJlc3VsdCJmChBTYW1wbGVSYXRpb0NoZWNrEhYKDm9ic2VydmVkX3VuaXRzGAEgAygDEhcKD2V4cGVjdGVkX3NoYXJlcxgCIAMoARIPCgdwX3ZhbHVlGAMgASgBEhAKCG1pc21hdGNoGAQgASgIIuECCgdSZXN1bHRzEhUKDWV4cGVyaW1lbnRfaWQYASABKAkSMAoMY29tcHV0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgdtZXRyaWNzGAMgAygLMiEudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWNSZXN1bHQSOwoMc2FtcGxlX3JhdGlvGAQgASgLMiUudmFuZS5leHBlcmltZW50cy52MS5TYW1wbGVSYXRpb0NoZWNrEh0KFWNvbmZsaWN0aW5nX2V4cG9zdXJlcxgFIAEoAxIYChBjb25maWRlbmNlX2xldmVsGAYgASgBEhIKCmNvcnJlY3Rpb24YByABKAkSNAoId2FybmluZ3MYCCADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdFdhcm5pbmcSGQoRY29uZmxpY3RpbmdfdW5pdHMYCSABKAMiUwoNUmVzdWx0V2FybmluZxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKbWV0cmljX2tleRgDIAEoCRIPCgd2YXJpYW50GAQgASgJImgKDVRpbWVsaW5lUG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHcmVzdWx0cxgCIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cyrTAQoKTWV0cmljS2luZBIbChdNRVRSSUNfS0lORF9VTlNQRUNJRklFRBAAEhoKFk1FVFJJQ19LSU5EX0NPTlZFUlNJT04QARIVChFNRVRSSUNfS0lORF9DT1VOVBACEhMKD01FVFJJQ19LSU5EX1NVTRADEhQKEE1FVFJJQ19LSU5EX01FQU4QBBIVChFNRVRSSUNfS0lORF9SQVRJTxAFEhgKFE1FVFJJQ19LSU5EX1FVQU5USUxFEAYSGQoVTUVUUklDX0tJTkRfUkVURU5USU9OEAcqVgoLQWdncmVnYXRpb24SGwoXQUdHUkVHQVRJT05fVU5TUEVDSUZJRUQQABIVChFBR0dSRUdBVElPTl9DT1VOVBABEhMKD0FHR1JFR0FUSU9OX1NVTRACKlYKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIWChJESVJFQ1RJT05fSU5DUkVBU0UQARIWChJESVJFQ1RJT05fREVDUkVBU0UQAirQAQoQRXhwZXJpbWVudFN0YXR1cxIhCh1FWFBFUklNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0VYUEVSSU1FTlRfU1RBVFVTX0RSQUZUEAESHQoZRVhQRVJJTUVOVF9TVEFUVVNfUlVOTklORxACEh0KGUVYUEVSSU1FTlRfU1RBVFVTX1NUT1BQRUQQAxIeChpFWFBFUklNRU5UX1NUQVRVU19TVEFSVElORxAEEh4KGkVYUEVSSU1FTlRfU1RBVFVTX1NUT1BQSU5HEAViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Metric is a measure defined over tracked events of a project.
@@ -78,6 +78,70 @@ export type Metric = Message<"vane.experiments.v1.Metric"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 8;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Ratio metrics: the event whose per-unit total is the denominator.
+   *
+   * @generated from field: string denominator_event_name = 9;
+   */
+  denominatorEventName: string;
+
+  /**
+   * Ratio metrics: how the numerator event is totalled per unit.
+   *
+   * @generated from field: vane.experiments.v1.Aggregation numerator_aggregation = 10;
+   */
+  numeratorAggregation: Aggregation;
+
+  /**
+   * Ratio metrics: how the denominator event is totalled per unit.
+   *
+   * @generated from field: vane.experiments.v1.Aggregation denominator_aggregation = 11;
+   */
+  denominatorAggregation: Aggregation;
+
+  /**
+   * Quantile metrics: which quantile, in (0, 1) (0.5 is the median, 0.99 is p99).
+   *
+   * @generated from field: double quantile = 12;
+   */
+  quantile: number;
+
+  /**
+   * Only events within this many seconds after the unit's first exposure count; 0 for no limit.
+   *
+   * @generated from field: int32 window_seconds = 13;
+   */
+  windowSeconds: number;
+
+  /**
+   * Retention metrics: the window starts this many days after the first exposure (inclusive).
+   *
+   * @generated from field: int32 retention_start_days = 14;
+   */
+  retentionStartDays: number;
+
+  /**
+   * Retention metrics: the window ends this many days after the first exposure (exclusive).
+   *
+   * @generated from field: int32 retention_end_days = 15;
+   */
+  retentionEndDays: number;
+
+  /**
+   * Per-unit totals above this are lowered to it (winsorizing); 0 for none.
+   *
+   * @generated from field: double cap_value = 16;
+   */
+  capValue: number;
+
+  /**
+   * Per-unit totals above this quantile of the experiment's units with any event of the metric
+   * (all arms pooled, e.g. 0.99) are lowered to it; 0 for none.
+   *
+   * @generated from field: double cap_quantile = 17;
+   */
+  capQuantile: number;
 };
 
 /**
@@ -751,6 +815,30 @@ export enum MetricKind {
    * @generated from enum value: METRIC_KIND_MEAN = 4;
    */
   MEAN = 4,
+
+  /**
+   * A ratio of two events' per-unit totals pooled over units, e.g. revenue per session: the
+   * numerator from event_name, the denominator from denominator_event_name (delta method).
+   *
+   * @generated from enum value: METRIC_KIND_RATIO = 5;
+   */
+  RATIO = 5,
+
+  /**
+   * A quantile (quantile, e.g. 0.9 for p90) of the events' values, every event counted and the
+   * interval clustered by unit.
+   *
+   * @generated from enum value: METRIC_KIND_QUANTILE = 6;
+   */
+  QUANTILE = 6,
+
+  /**
+   * Did the unit do it between retention_start_days and retention_end_days after its first
+   * exposure (0 or 1 per unit); units whose retention window has not ended yet are left out.
+   *
+   * @generated from enum value: METRIC_KIND_RETENTION = 7;
+   */
+  RETENTION = 7,
 }
 
 /**
@@ -758,6 +846,40 @@ export enum MetricKind {
  */
 export const MetricKindSchema: GenEnum<MetricKind> = /*@__PURE__*/
   enumDesc(file_vane_experiments_v1_experiments, 0);
+
+/**
+ * Aggregation says how a ratio metric totals an event per unit.
+ *
+ * @generated from enum vane.experiments.v1.Aggregation
+ */
+export enum Aggregation {
+  /**
+   * The default: the sum of values for the numerator, the number of events for the denominator.
+   *
+   * @generated from enum value: AGGREGATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The number of events.
+   *
+   * @generated from enum value: AGGREGATION_COUNT = 1;
+   */
+  COUNT = 1,
+
+  /**
+   * The sum of the events' values.
+   *
+   * @generated from enum value: AGGREGATION_SUM = 2;
+   */
+  SUM = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.Aggregation.
+ */
+export const AggregationSchema: GenEnum<Aggregation> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 1);
 
 /**
  * Direction says which way is better.
@@ -789,7 +911,7 @@ export enum Direction {
  * Describes the enum vane.experiments.v1.Direction.
  */
 export const DirectionSchema: GenEnum<Direction> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 1);
+  enumDesc(file_vane_experiments_v1_experiments, 2);
 
 /**
  * ExperimentStatus is where an experiment is in its life.
@@ -842,5 +964,5 @@ export enum ExperimentStatus {
  * Describes the enum vane.experiments.v1.ExperimentStatus.
  */
 export const ExperimentStatusSchema: GenEnum<ExperimentStatus> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 2);
+  enumDesc(file_vane_experiments_v1_experiments, 3);
 
