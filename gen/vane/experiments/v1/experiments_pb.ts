@@ -714,7 +714,8 @@ export const ResultsSchema: GenMessage<Results> = /*@__PURE__*/
  */
 export type ResultWarning = Message<"vane.experiments.v1.ResultWarning"> & {
   /**
-   * Machine-readable kind: "sample_ratio_mismatch", "guardrail_violated", "conflicting_exposures".
+   * Machine-readable kind: "sample_ratio_mismatch", "guardrail_violated", "conflicting_exposures",
+   * "retention_window_open" (a retention metric left out units whose window has not ended).
    *
    * @generated from field: string code = 1;
    */
