@@ -44,6 +44,7 @@ function makeUnits(now: number) {
       sessions: 1 + (i % 4),
       purchase: pre + (treatment ? 20 : 0) + Math.round(10 * rng.uniform()),
       clicks: (i % 5) + (treatment ? 2 : 0),
+      visits: 2 + (i % 3),
       loads: Array.from({ length: 1 + (i % 4) }, (_, j) => Math.round(base * (treatment ? 0.6 : 1) * (1 + j / 10))),
       earlyPurchase: !recent && rng.uniform() < (treatment ? 0.5 : 0.2),
       returned: !recent && rng.uniform() < (treatment ? 0.6 : 0.3),
@@ -115,6 +116,8 @@ describe("metric types end to end", () => {
     const created = [
       { ...base("rps", "purchase", MetricKind.RATIO), denominatorEventName: "session" },
       { ...base("cps", "click", MetricKind.RATIO), denominatorEventName: "session", numeratorAggregation: Aggregation.COUNT },
+      // "visit" is no metric's event_name: the pipeline keeps it because it is a denominator.
+      { ...base("cpv", "click", MetricKind.RATIO), denominatorEventName: "visit", numeratorAggregation: Aggregation.COUNT },
       { ...base("load_p90", "page_load", MetricKind.QUANTILE), quantile: 0.9, direction: Direction.DECREASE },
       { ...base("conv24h", "purchase", MetricKind.CONVERSION), windowSeconds: 86_400 },
       { ...base("ret7", "session", MetricKind.RETENTION), retentionStartDays: 7, retentionEndDays: 14 },
@@ -188,6 +191,7 @@ describe("metric types end to end", () => {
       ...Array.from({ length: u.sessions }, () => ({ name: "session", unitKey: u.key })),
       { name: "purchase", unitKey: u.key, value: u.purchase },
       ...Array.from({ length: u.clicks }, () => ({ name: "click", unitKey: u.key })),
+      ...Array.from({ length: u.visits }, () => ({ name: "visit", unitKey: u.key })),
       ...u.loads.map((value) => ({ name: "page_load", unitKey: u.key, value })),
     ]);
     for (let i = 0; i < events.length; i += 1000) {
@@ -218,6 +222,8 @@ describe("metric types end to end", () => {
     arms.forEach((v, i) => expect(cps[i].mean).toBeCloseTo(sum(arm(v).map((u) => u.clicks)) / sum(arm(v).map((u) => u.sessions + (u.returned ? 1 : 0))), 9));
     expect(cps[1].cupedApplied).toBe(false);
     expect(cps[1].pValue).toBeLessThan(0.01);
+    const cpv = metricOf(results.metrics, "cpv").variants;
+    arms.forEach((v, i) => expect(cpv[i].mean).toBeCloseTo(sum(arm(v).map((u) => u.clicks)) / sum(arm(v).map((u) => u.visits)), 9));
 
     // Ratio with a pre-period for both events: CUPED applies, near the plain ratio.
     const rps = metricOf(results.metrics, "rps").variants;
