@@ -11,7 +11,7 @@ export function typedWarnings(metrics: readonly { key: string; typed: TypedMetri
           create(ResultWarningSchema, {
             code: "retention_window_open",
             metricKey: key,
-            message: `${typed.unitsWaiting} exposed units are left out of retention metric "${key}": their retention window has not ended yet. They count once it has.`,
+            message: `${typed.unitsWaiting} exposed units are left out of retention metric "${key}": their retention window had not ended by the time of these results (or by the experiment's stop, after which they never count).`,
           }),
         ]
       : [],
