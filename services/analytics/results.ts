@@ -66,7 +66,11 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     ...x.metric_keys.primary.map((k) => ({ key: k, role: "primary" })),
     ...x.metric_keys.secondary.map((k) => ({ key: k, role: "secondary" })),
     ...x.metric_keys.guardrail.map((k) => ({ key: k, role: "guardrail" })),
-  ].filter((r) => input.metrics.has(x.metric_ids[r.key]));
+  ].filter((r) => {
+    const m = input.metrics.get(x.metric_ids[r.key]);
+    // A results-time metric is left out of a look it was not computed for (GetResults' daily looks).
+    return m && (!computedAtResultsTime(m) || input.typed?.has(m.id));
+  });
   const inputs: MetricInput[] = roles.map(({ key, role }) => {
     const m = input.metrics.get(x.metric_ids[key])!;
     // Guardrails are corrected among themselves (see stats/experiment.ts).
@@ -191,6 +195,11 @@ function loadDaily(db: Db, x: ExperimentRow, now: Date | null) {
     .execute((trx) => loadDailyIn(trx, x, now));
 }
 
+/**
+ * With `now` (GetResults), results-time metrics are computed as of now only: each costs a query
+ * per look, so their always-valid numbers are not carried over the daily looks. Without (the
+ * timeline), as of the end of each day.
+ */
 async function loadDailyIn(db: Db, x: ExperimentRow, now: Date | null) {
   const metricIds = Object.values(x.metric_ids);
   const [metricRows, daily, exposures] = await Promise.all([
@@ -212,8 +221,7 @@ async function loadDailyIn(db: Db, x: ExperimentRow, now: Date | null) {
   const typed = new Map<string | null, Map<string, TypedMetric>>();
   const typedMetrics = metricRows.filter(computedAtResultsTime);
   if (typedMetrics.length) {
-    const looks: [string | null, Date][] = lookDays(daily, exposures).map((day) => [day, dayEnd(day)]);
-    if (now) looks.push([null, now]);
+    const looks: [string | null, Date][] = now ? [[null, now]] : lookDays(daily, exposures).map((day) => [day, dayEnd(day)]);
     for (const [day, end] of looks) {
       const byMetric = new Map<string, TypedMetric>();
       for (const m of typedMetrics) byMetric.set(m.id, await loadTypedMetric(db, x, m, armsOf(x), end));

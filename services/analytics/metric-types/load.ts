@@ -11,9 +11,9 @@
 import { type RawBuilder, sql } from "kysely";
 import { DEFAULT_SKEW_TOLERANCE_MS } from "../pipeline/apply.ts";
 import type { ExperimentRow, MetricRow } from "../schema.ts";
-import type { MeanSums, MetricInput, RatioSums } from "../stats/index.ts";
+import type { Estimate, MeanSums, MetricInput, RatioSums } from "../stats/index.ts";
 import type { Db } from "../store.ts";
-import { quantileEstimate, type QuantileSource } from "./quantile.ts";
+import { arraySource, quantileEstimate, type QuantileSource } from "./quantile.ts";
 import { ratioCuped, type RatioCupedSums } from "./ratio-cuped.ts";
 
 /** A metric's input to the analysis (key, direction and family are the caller's), and what was left out. */
@@ -29,7 +29,8 @@ const DAY_MS = 86_400_000;
 export async function loadTypedMetric(db: Db, x: ExperimentRow, m: MetricRow, arms: readonly string[], asOf: Date): Promise<TypedMetric> {
   const cut = x.stop_time && x.stop_time < asOf ? x.stop_time : asOf;
   if (m.kind === "quantile") {
-    const estimates = await Promise.all(arms.map((v) => quantileEstimate(sqlQuantileSource(db, x, m, v, cut), m.quantile)));
+    const estimates: Estimate[] = [];
+    for (const v of arms) estimates.push(await quantileEstimate(await quantileSource(db, x, m, v, cut), m.quantile));
     return { input: { key: m.key, kind: "estimate", variants: estimates }, unitsWaiting: 0 };
   }
   const rows = await perArmSums(db, x, m, cut);
@@ -164,36 +165,19 @@ async function perArmSums(db: Db, x: ExperimentRow, m: MetricRow, cut: Date) {
   return rows.rows;
 }
 
-/** One arm's post-exposure events (within the window) of a quantile metric, in SQL. */
-function sqlQuantileSource(db: Db, x: ExperimentRow, m: MetricRow, variant: string, cut: Date): QuantileSource {
+/**
+ * One arm's post-exposure events (within the window) of a quantile metric, read in one query: the
+ * estimator asks for several quantiles and per-unit counts, which cost a pass over the events each.
+ */
+async function quantileSource(db: Db, x: ExperimentRow, m: MetricRow, variant: string, cut: Date): Promise<QuantileSource> {
   const windowMs = m.window_seconds * 1000;
-  const events = sql`
+  const rows = await sql<{ unit_key: string; value: number }>`
     select a.unit_key, e.value from assignments a
     join unit_events e on e.environment_id = a.environment_id and e.unit_key = a.unit_key
     where a.experiment_id = ${x.id} and a.variant = ${variant} and a.first_exposure_at < ${cut}
       and e.event_name = ${m.event_name} and e.time < ${cut}
       and e.time >= a.first_exposure_at - ${DEFAULT_SKEW_TOLERANCE_MS} * interval '1 millisecond'
-      ${windowMs > 0 ? sql`and e.time < a.first_exposure_at + ${windowMs} * interval '1 millisecond'` : sql``}`;
-  return {
-    async size() {
-      const r = await sql<{ units: string; events: string }>`select count(distinct unit_key) as units, count(*) as events from (${events}) t`.execute(db);
-      return { units: Number(r.rows[0].units), events: Number(r.rows[0].events) };
-    },
-    async quantile(p) {
-      const r = await sql<{ q: number }>`select percentile_disc(${p}::float8) within group (order by value) as q from (${events}) t`.execute(db);
-      return Number(r.rows[0].q);
-    },
-    async belowSums(limit) {
-      const r = await sql<Record<string, string>>`
-        select count(*)::float8 as n, sum(a)::float8 as a, sum(a * a)::float8 as aa, sum(b)::float8 as b, sum(b * b)::float8 as bb, sum(a * b)::float8 as ab
-        from (select unit_key, count(*) filter (where value <= ${limit}) as a, count(*) as b from (${events}) t group by unit_key) per_unit`.execute(db);
-      const s = r.rows[0];
-      return {
-        n: Number(s.n),
-        numerator: { sum: Number(s.a), sumSquares: Number(s.aa) },
-        denominator: { sum: Number(s.b), sumSquares: Number(s.bb) },
-        sumProduct: Number(s.ab),
-      };
-    },
-  };
+      ${windowMs > 0 ? sql`and e.time < a.first_exposure_at + ${windowMs} * interval '1 millisecond'` : sql``}`.execute(db);
+  const units = new Map<string, number>();
+  return arraySource(rows.rows.map((r) => ({ unit: units.get(r.unit_key) ?? (units.set(r.unit_key, units.size), units.size - 1), value: Number(r.value) })));
 }

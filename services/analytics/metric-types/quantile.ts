@@ -10,7 +10,7 @@
  */
 import { normalQuantile, ratioEstimate, type Estimate, type RatioSums } from "../stats/index.ts";
 
-/** One arm's events of a quantile metric, wherever they live (SQL for results, arrays for tests). */
+/** One arm's events of a quantile metric (results read them from SQL into an arraySource). */
 export interface QuantileSource {
   /** Units with at least one event, and events. */
   size(): Promise<{ units: number; events: number }>;
@@ -33,7 +33,7 @@ export async function quantileEstimate(source: QuantileSource, q: number): Promi
   return { n: units, mean: xi, variance: ((upper - lower) / (2 * Z)) ** 2 };
 }
 
-/** A QuantileSource over in-memory events (unit index, value): for tests and simulations. */
+/** A QuantileSource over in-memory events (unit index, value). */
 export function arraySource(events: readonly { unit: number; value: number }[]): QuantileSource {
   const sorted = [...events].sort((a, b) => a.value - b.value);
   const units = new Map<number, number>();
