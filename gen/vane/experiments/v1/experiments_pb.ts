@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/experiments/v1/experiments.proto.
  */
 export const file_vane_experiments_v1_experiments: GenFile = /*@__PURE__*/
-  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIpsECgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KFmRlbm9taW5hdG9yX2V2ZW50X25hbWUYCSABKAkSPwoVbnVtZXJhdG9yX2FnZ3JlZ2F0aW9uGAogASgOMiAudmFuZS5leHBlcmltZW50cy52MS5BZ2dyZWdhdGlvbhJBChdkZW5vbWluYXRvcl9hZ2dyZWdhdGlvbhgLIAEoDjIgLnZhbmUuZXhwZXJpbWVudHMudjEuQWdncmVnYXRpb24SEAoIcXVhbnRpbGUYDCABKAESFgoOd2luZG93X3NlY29uZHMYDSABKAUSHAoUcmV0ZW50aW9uX3N0YXJ0X2RheXMYDiABKAUSGgoScmV0ZW50aW9uX2VuZF9kYXlzGA8gASgFEhEKCWNhcF92YWx1ZRgQIAEoARIUCgxjYXBfcXVhbnRpbGUYESABKAEiSgoRRXhwZXJpbWVudFZhcmlhbnQSGAoHdmFyaWFudBgBIAEoCUIHukgEcgIQARIbCgZ3ZWlnaHQYAiABKAVCC7pICBoGGMCEPSgAInQKBkJhbmRpdBIPCgdlbmFibGVkGAEgASgIEiUKEGludGVydmFsX3NlY29uZHMYAiABKAVCC7pICBoGGID1JCgAEjIKEW1pbl9zaGFyZV9wZXJjZW50GAMgASgBQhe6SBQSEhkAAAAAAABJQCkAAAAAAAAAACKBBQoKRXhwZXJpbWVudBIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEhAKCGZsYWdfa2V5GAQgASgJEgsKA2tleRgFIAEoCRIMCgRuYW1lGAYgASgJEhIKCmh5cG90aGVzaXMYByABKAkSOAoIdmFyaWFudHMYCCADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50EhcKD2NvbnRyb2xfdmFyaWFudBgJIAEoCRIbChNwcmltYXJ5X21ldHJpY19rZXlzGAogAygJEh0KFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgLIAMoCRIdChVndWFyZHJhaWxfbWV0cmljX2tleXMYDCADKAkSEQoJbGF5ZXJfa2V5GA0gASgJEhsKE2xheWVyX3NoYXJlX3BlcmNlbnQYDiABKAESNQoGc3RhdHVzGA8gASgOMiUudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50U3RhdHVzEi4KCnN0YXJ0X3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc2hpcHBlZF92YXJpYW50GBIgASgJEisKBmJhbmRpdBgTIAEoCzIbLnZhbmUuZXhwZXJpbWVudHMudjEuQmFuZGl0Eg8KB3ZlcnNpb24YFCABKAMSLwoLY3JlYXRlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIigKCEludGVydmFsEg0KBWxvd2VyGAEgASgBEg0KBXVwcGVyGAIgASgBIr4ECg1WYXJpYW50UmVzdWx0Eg8KB3ZhcmlhbnQYASABKAkSDQoFdW5pdHMYAiABKAMSDAoEbWVhbhgDIAEoARIWCg5zdGFuZGFyZF9lcnJvchgEIAEoARIVCg1hYnNvbHV0ZV9saWZ0GAUgASgBEj0KFmFic29sdXRlX2xpZnRfaW50ZXJ2YWwYBiABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDXJlbGF0aXZlX2xpZnQYByABKAESPQoWcmVsYXRpdmVfbGlmdF9pbnRlcnZhbBgIIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSDwoHcF92YWx1ZRgJIAEoARIYChBhZGp1c3RlZF9wX3ZhbHVlGAogASgBEh4KFmNoYW5jZV90b19iZWF0X2NvbnRyb2wYCyABKAESOgoTc2VxdWVudGlhbF9pbnRlcnZhbBgMIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSFQoNY3VwZWRfYXBwbGllZBgNIAEoCBIgChhjdXBlZF92YXJpYW5jZV9yZWR1Y3Rpb24YDiABKAESQwoccmVsYXRpdmVfc2VxdWVudGlhbF9pbnRlcnZhbBgPIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSGgoSZ3VhcmRyYWlsX3Zpb2xhdGVkGBAgASgIEhoKEnNlcXVlbnRpYWxfcF92YWx1ZRgRIAEoASKZAQoMTWV0cmljUmVzdWx0EhIKCm1ldHJpY19rZXkYASABKAkSDAoEcm9sZRgCIAEoCRIxCglkaXJlY3Rpb24YAyABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbhI0Cgh2YXJpYW50cxgEIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuVmFyaWFudFJlc3VsdCJmChBTYW1wbGVSYXRpb0NoZWNrEhYKDm9ic2VydmVkX3VuaXRzGAEgAygDEhcKD2V4cGVjdGVkX3NoYXJlcxgCIAMoARIPCgdwX3ZhbHVlGAMgASgBEhAKCG1pc21hdGNoGAQgASgIIuECCgdSZXN1bHRzEhUKDWV4cGVyaW1lbnRfaWQYASABKAkSMAoMY29tcHV0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgdtZXRyaWNzGAMgAygLMiEudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWNSZXN1bHQSOwoMc2FtcGxlX3JhdGlvGAQgASgLMiUudmFuZS5leHBlcmltZW50cy52MS5TYW1wbGVSYXRpb0NoZWNrEh0KFWNvbmZsaWN0aW5nX2V4cG9zdXJlcxgFIAEoAxIYChBjb25maWRlbmNlX2xldmVsGAYgASgBEhIKCmNvcnJlY3Rpb24YByABKAkSNAoId2FybmluZ3MYCCADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdFdhcm5pbmcSGQoRY29uZmxpY3RpbmdfdW5pdHMYCSABKAMiUwoNUmVzdWx0V2FybmluZxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKbWV0cmljX2tleRgDIAEoCRIPCgd2YXJpYW50GAQgASgJImgKDVRpbWVsaW5lUG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHcmVzdWx0cxgCIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cyrTAQoKTWV0cmljS2luZBIbChdNRVRSSUNfS0lORF9VTlNQRUNJRklFRBAAEhoKFk1FVFJJQ19LSU5EX0NPTlZFUlNJT04QARIVChFNRVRSSUNfS0lORF9DT1VOVBACEhMKD01FVFJJQ19LSU5EX1NVTRADEhQKEE1FVFJJQ19LSU5EX01FQU4QBBIVChFNRVRSSUNfS0lORF9SQVRJTxAFEhgKFE1FVFJJQ19LSU5EX1FVQU5USUxFEAYSGQoVTUVUUklDX0tJTkRfUkVURU5USU9OEAcqVgoLQWdncmVnYXRpb24SGwoXQUdHUkVHQVRJT05fVU5TUEVDSUZJRUQQABIVChFBR0dSRUdBVElPTl9DT1VOVBABEhMKD0FHR1JFR0FUSU9OX1NVTRACKlYKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIWChJESVJFQ1RJT05fSU5DUkVBU0UQARIWChJESVJFQ1RJT05fREVDUkVBU0UQAirQAQoQRXhwZXJpbWVudFN0YXR1cxIhCh1FWFBFUklNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0VYUEVSSU1FTlRfU1RBVFVTX0RSQUZUEAESHQoZRVhQRVJJTUVOVF9TVEFUVVNfUlVOTklORxACEh0KGUVYUEVSSU1FTlRfU1RBVFVTX1NUT1BQRUQQAxIeChpFWFBFUklNRU5UX1NUQVRVU19TVEFSVElORxAEEh4KGkVYUEVSSU1FTlRfU1RBVFVTX1NUT1BQSU5HEAViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIpsECgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KFmRlbm9taW5hdG9yX2V2ZW50X25hbWUYCSABKAkSPwoVbnVtZXJhdG9yX2FnZ3JlZ2F0aW9uGAogASgOMiAudmFuZS5leHBlcmltZW50cy52MS5BZ2dyZWdhdGlvbhJBChdkZW5vbWluYXRvcl9hZ2dyZWdhdGlvbhgLIAEoDjIgLnZhbmUuZXhwZXJpbWVudHMudjEuQWdncmVnYXRpb24SEAoIcXVhbnRpbGUYDCABKAESFgoOd2luZG93X3NlY29uZHMYDSABKAUSHAoUcmV0ZW50aW9uX3N0YXJ0X2RheXMYDiABKAUSGgoScmV0ZW50aW9uX2VuZF9kYXlzGA8gASgFEhEKCWNhcF92YWx1ZRgQIAEoARIUCgxjYXBfcXVhbnRpbGUYESABKAEiSgoRRXhwZXJpbWVudFZhcmlhbnQSGAoHdmFyaWFudBgBIAEoCUIHukgEcgIQARIbCgZ3ZWlnaHQYAiABKAVCC7pICBoGGMCEPSgAInQKBkJhbmRpdBIPCgdlbmFibGVkGAEgASgIEiUKEGludGVydmFsX3NlY29uZHMYAiABKAVCC7pICBoGGID1JCgAEjIKEW1pbl9zaGFyZV9wZXJjZW50GAMgASgBQhe6SBQSEhkAAAAAAABJQCkAAAAAAAAAACK8BQoKRXhwZXJpbWVudBIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEhAKCGZsYWdfa2V5GAQgASgJEgsKA2tleRgFIAEoCRIMCgRuYW1lGAYgASgJEhIKCmh5cG90aGVzaXMYByABKAkSOAoIdmFyaWFudHMYCCADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50EhcKD2NvbnRyb2xfdmFyaWFudBgJIAEoCRIbChNwcmltYXJ5X21ldHJpY19rZXlzGAogAygJEh0KFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgLIAMoCRIdChVndWFyZHJhaWxfbWV0cmljX2tleXMYDCADKAkSEQoJbGF5ZXJfa2V5GA0gASgJEhsKE2xheWVyX3NoYXJlX3BlcmNlbnQYDiABKAESNQoGc3RhdHVzGA8gASgOMiUudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50U3RhdHVzEi4KCnN0YXJ0X3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc2hpcHBlZF92YXJpYW50GBIgASgJEisKBmJhbmRpdBgTIAEoCzIbLnZhbmUuZXhwZXJpbWVudHMudjEuQmFuZGl0Eg8KB3ZlcnNpb24YFCABKAMSLwoLY3JlYXRlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCHNldHRpbmdzGBYgASgLMicudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50U2V0dGluZ3MiiQEKC01ldHJpY1ByaW9yEh4KCm1ldHJpY19rZXkYASABKAlCCrpIB3IFEAEYgAESJQoEbWVhbhgCIAEoAUIXukgUEhIZAAAAAAAAJEApzczMzMzM7L8SMwoSc3RhbmRhcmRfZGV2aWF0aW9uGAMgASgBQhe6SBQSEhkAAAAAAAAkQCEAAAAAAAAAACKWCAoSRXhwZXJpbWVudFNldHRpbmdzEj8KBmVuZ2luZRgBIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuU3RhdGlzdGljc0VuZ2luZUIIukgFggECEAESsgEKEGNvbmZpZGVuY2VfbGV2ZWwYAiABKAFClwG6SJMBugF8ChZjb25maWRlbmNlX2xldmVsLnJhbmdlEkZjb25maWRlbmNlX2xldmVsIG11c3QgYmUgMCAodGhlIGRlZmF1bHQgMC45NSkgb3IgYmV0d2VlbiAwLjUgYW5kIDAuOTk5Ghp0aGlzID09IDAuMCB8fCB0aGlzID49IDAuNRISGSuHFtnO9+8/KQAAAAAAAAAAEjcKBXNpZGVzGAMgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5UZXN0U2lkZXNCCLpIBYIBAhABEj0KCmNvcnJlY3Rpb24YBCABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLkNvcnJlY3Rpb25CCLpIBYIBAhABEhIKCnNlcXVlbnRpYWwYBSABKAgSxgEKF3NlcXVlbnRpYWxfdHVuaW5nX3VuaXRzGAYgASgDQqQBukigAboBkgEKHXNlcXVlbnRpYWxfdHVuaW5nX3VuaXRzLnJhbmdlEldzZXF1ZW50aWFsX3R1bmluZ191bml0cyBtdXN0IGJlIDAgKHRoZSBkZWZhdWx0IDEwLDAwMCkgb3IgYmV0d2VlbiAxMDAgYW5kIDEsMDAwLDAwMCwwMDAaGHRoaXMgPT0gMCB8fCB0aGlzID49IDEwMCIIGICU69wDKAASFQoNZGlzYWJsZV9jdXBlZBgHIAEoCBI3CgVzY2FsZRgIIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuTGlmdFNjYWxlQgi6SAWCAQIQARI6CgZwcmlvcnMYCSADKAsyIC52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY1ByaW9yQgi6SAWSAQIQMhLJAQoXY2hhbmNlX3RvX3dpbl90aHJlc2hvbGQYCiABKAFCpwG6SKMBugGLAQodY2hhbmNlX3RvX3dpbl90aHJlc2hvbGQucmFuZ2USTmNoYW5jZV90b193aW5fdGhyZXNob2xkIG11c3QgYmUgMCAodGhlIGRlZmF1bHQgMC45NSkgb3IgYmV0d2VlbiAwLjUgYW5kIDAuOTk5ORoadGhpcyA9PSAwLjAgfHwgdGhpcyA+PSAwLjUSEhkep+hILv/vPykAAAAAAAAAABIvCg5yaXNrX3RocmVzaG9sZBgLIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAASLAoVcGxhbm5lZF91bml0c19wZXJfYXJtGAwgASgDQg26SAoiCBiAlOvcAygAIigKCEludGVydmFsEg0KBWxvd2VyGAEgASgBEg0KBXVwcGVyGAIgASgBIo8GCg1WYXJpYW50UmVzdWx0Eg8KB3ZhcmlhbnQYASABKAkSDQoFdW5pdHMYAiABKAMSDAoEbWVhbhgDIAEoARIWCg5zdGFuZGFyZF9lcnJvchgEIAEoARIVCg1hYnNvbHV0ZV9saWZ0GAUgASgBEj0KFmFic29sdXRlX2xpZnRfaW50ZXJ2YWwYBiABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDXJlbGF0aXZlX2xpZnQYByABKAESPQoWcmVsYXRpdmVfbGlmdF9pbnRlcnZhbBgIIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSDwoHcF92YWx1ZRgJIAEoARIYChBhZGp1c3RlZF9wX3ZhbHVlGAogASgBEh4KFmNoYW5jZV90b19iZWF0X2NvbnRyb2wYCyABKAESOgoTc2VxdWVudGlhbF9pbnRlcnZhbBgMIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSFQoNY3VwZWRfYXBwbGllZBgNIAEoCBIgChhjdXBlZF92YXJpYW5jZV9yZWR1Y3Rpb24YDiABKAESQwoccmVsYXRpdmVfc2VxdWVudGlhbF9pbnRlcnZhbBgPIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSGgoSZ3VhcmRyYWlsX3Zpb2xhdGVkGBAgASgIEhoKEnNlcXVlbnRpYWxfcF92YWx1ZRgRIAEoARIMCgRsaWZ0GBIgASgBEjQKDWxpZnRfaW50ZXJ2YWwYEyABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhgKEGRlY2lzaW9uX3BfdmFsdWUYFCABKAESEwoLc2lnbmlmaWNhbnQYFSABKAgSDAoEcmlzaxgWIAEoARIUCgxjb250cm9sX3Jpc2sYFyABKAESOAoRY3JlZGlibGVfaW50ZXJ2YWwYGCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsIpkBCgxNZXRyaWNSZXN1bHQSEgoKbWV0cmljX2tleRgBIAEoCRIMCgRyb2xlGAIgASgJEjEKCWRpcmVjdGlvbhgDIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuRGlyZWN0aW9uEjQKCHZhcmlhbnRzGAQgAygLMiIudmFuZS5leHBlcmltZW50cy52MS5WYXJpYW50UmVzdWx0ImYKEFNhbXBsZVJhdGlvQ2hlY2sSFgoOb2JzZXJ2ZWRfdW5pdHMYASADKAMSFwoPZXhwZWN0ZWRfc2hhcmVzGAIgAygBEg8KB3BfdmFsdWUYAyABKAESEAoIbWlzbWF0Y2gYBCABKAgivwQKB1Jlc3VsdHMSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIwCgxjb21wdXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKB21ldHJpY3MYAyADKAsyIS52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY1Jlc3VsdBI7CgxzYW1wbGVfcmF0aW8YBCABKAsyJS52YW5lLmV4cGVyaW1lbnRzLnYxLlNhbXBsZVJhdGlvQ2hlY2sSHQoVY29uZmxpY3RpbmdfZXhwb3N1cmVzGAUgASgDEhgKEGNvbmZpZGVuY2VfbGV2ZWwYBiABKAESEgoKY29ycmVjdGlvbhgHIAEoCRI0Cgh3YXJuaW5ncxgIIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0V2FybmluZxIZChFjb25mbGljdGluZ191bml0cxgJIAEoAxItCgVzY2FsZRgKIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuTGlmdFNjYWxlEjUKBmVuZ2luZRgLIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuU3RhdGlzdGljc0VuZ2luZRISCgpzZXF1ZW50aWFsGAwgASgIEi0KBXNpZGVzGA0gASgOMh4udmFuZS5leHBlcmltZW50cy52MS5UZXN0U2lkZXMSMwoIcHJvZ3Jlc3MYDiABKAsyIS52YW5lLmV4cGVyaW1lbnRzLnYxLlBsYW5Qcm9ncmVzcyJbCgxQbGFuUHJvZ3Jlc3MSHQoVcGxhbm5lZF91bml0c19wZXJfYXJtGAEgASgDEhoKEnNtYWxsZXN0X2FybV91bml0cxgCIAEoAxIQCghmcmFjdGlvbhgDIAEoASJTCg1SZXN1bHRXYXJuaW5nEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRISCgptZXRyaWNfa2V5GAMgASgJEg8KB3ZhcmlhbnQYBCABKAkiaAoNVGltZWxpbmVQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgdyZXN1bHRzGAIgASgLMhwudmFuZS5leHBlcmltZW50cy52MS5SZXN1bHRzKtMBCgpNZXRyaWNLaW5kEhsKF01FVFJJQ19LSU5EX1VOU1BFQ0lGSUVEEAASGgoWTUVUUklDX0tJTkRfQ09OVkVSU0lPThABEhUKEU1FVFJJQ19LSU5EX0NPVU5UEAISEwoPTUVUUklDX0tJTkRfU1VNEAMSFAoQTUVUUklDX0tJTkRfTUVBThAEEhUKEU1FVFJJQ19LSU5EX1JBVElPEAUSGAoUTUVUUklDX0tJTkRfUVVBTlRJTEUQBhIZChVNRVRSSUNfS0lORF9SRVRFTlRJT04QBypWCgtBZ2dyZWdhdGlvbhIbChdBR0dSRUdBVElPTl9VTlNQRUNJRklFRBAAEhUKEUFHR1JFR0FUSU9OX0NPVU5UEAESEwoPQUdHUkVHQVRJT05fU1VNEAIqVgoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhYKEkRJUkVDVElPTl9JTkNSRUFTRRABEhYKEkRJUkVDVElPTl9ERUNSRUFTRRACKtABChBFeHBlcmltZW50U3RhdHVzEiEKHUVYUEVSSU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXRVhQRVJJTUVOVF9TVEFUVVNfRFJBRlQQARIdChlFWFBFUklNRU5UX1NUQVRVU19SVU5OSU5HEAISHQoZRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBFRBADEh4KGkVYUEVSSU1FTlRfU1RBVFVTX1NUQVJUSU5HEAQSHgoaRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBJTkcQBSp4ChBTdGF0aXN0aWNzRW5naW5lEiEKHVNUQVRJU1RJQ1NfRU5HSU5FX1VOU1BFQ0lGSUVEEAASIQodU1RBVElTVElDU19FTkdJTkVfRlJFUVVFTlRJU1QQARIeChpTVEFUSVNUSUNTX0VOR0lORV9CQVlFU0lBThACKlkKCUxpZnRTY2FsZRIaChZMSUZUX1NDQUxFX1VOU1BFQ0lGSUVEEAASFwoTTElGVF9TQ0FMRV9SRUxBVElWRRABEhcKE0xJRlRfU0NBTEVfQUJTT0xVVEUQAipbCglUZXN0U2lkZXMSGgoWVEVTVF9TSURFU19VTlNQRUNJRklFRBAAEhgKFFRFU1RfU0lERVNfVFdPX1NJREVEEAESGAoUVEVTVF9TSURFU19PTkVfU0lERUQQAip1CgpDb3JyZWN0aW9uEhoKFkNPUlJFQ1RJT05fVU5TUEVDSUZJRUQQABIhCh1DT1JSRUNUSU9OX0JFTkpBTUlOSV9IT0NIQkVSRxABEhMKD0NPUlJFQ1RJT05fSE9MTRACEhMKD0NPUlJFQ1RJT05fTk9ORRADYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Metric is a measure defined over tracked events of a project.
@@ -368,6 +368,13 @@ export type Experiment = Message<"vane.experiments.v1.Experiment"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 21;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * How its results are analysed (defaults when unset; see ExperimentSettings).
+   *
+   * @generated from field: vane.experiments.v1.ExperimentSettings settings = 22;
+   */
+  settings?: ExperimentSettings | undefined;
 };
 
 /**
@@ -376,6 +383,145 @@ export type Experiment = Message<"vane.experiments.v1.Experiment"> & {
  */
 export const ExperimentSchema: GenMessage<Experiment> = /*@__PURE__*/
   messageDesc(file_vane_experiments_v1_experiments, 3);
+
+/**
+ * MetricPrior is an informative normal prior on one metric's relative lift (Bayesian engine).
+ *
+ * @generated from message vane.experiments.v1.MetricPrior
+ */
+export type MetricPrior = Message<"vane.experiments.v1.MetricPrior"> & {
+  /**
+   * One of the experiment's metric keys.
+   *
+   * @generated from field: string metric_key = 1;
+   */
+  metricKey: string;
+
+  /**
+   * Prior mean of the relative lift (0.01 = +1 %), between -0.9 and 10.
+   *
+   * @generated from field: double mean = 2;
+   */
+  mean: number;
+
+  /**
+   * Prior standard deviation of the relative lift, above 0 and at most 10.
+   *
+   * @generated from field: double standard_deviation = 3;
+   */
+  standardDeviation: number;
+};
+
+/**
+ * Describes the message vane.experiments.v1.MetricPrior.
+ * Use `create(MetricPriorSchema)` to create a new message.
+ */
+export const MetricPriorSchema: GenMessage<MetricPrior> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiments, 4);
+
+/**
+ * ExperimentSettings are the analysis settings of an experiment. They do not affect assignment,
+ * so they may change at any time. Zero values mean the defaults named on each field.
+ *
+ * @generated from message vane.experiments.v1.ExperimentSettings
+ */
+export type ExperimentSettings = Message<"vane.experiments.v1.ExperimentSettings"> & {
+  /**
+   * Frequentist (default) or Bayesian.
+   *
+   * @generated from field: vane.experiments.v1.StatisticsEngine engine = 1;
+   */
+  engine: StatisticsEngine;
+
+  /**
+   * Confidence (or credible) level: 0 for the default 0.95, else between 0.5 and 0.999.
+   *
+   * @generated from field: double confidence_level = 2;
+   */
+  confidenceLevel: number;
+
+  /**
+   * Two-sided (default) or one-sided frequentist tests.
+   *
+   * @generated from field: vane.experiments.v1.TestSides sides = 3;
+   */
+  sides: TestSides;
+
+  /**
+   * Correction across metrics and arms: Benjamini–Hochberg (default), Holm or none.
+   *
+   * @generated from field: vane.experiments.v1.Correction correction = 4;
+   */
+  correction: Correction;
+
+  /**
+   * Decide on the always-valid (sequential) interval and p-value, safe to watch while running.
+   * Off by default: decisions use the fixed-horizon test, meant to be read once, at the planned size.
+   *
+   * @generated from field: bool sequential = 5;
+   */
+  sequential: boolean;
+
+  /**
+   * Total units (all arms) at which the sequential interval is tightest: 0 for the default
+   * 10,000, else between 100 and 1,000,000,000. Set it near the expected sample size.
+   *
+   * @generated from field: int64 sequential_tuning_units = 6;
+   */
+  sequentialTuningUnits: bigint;
+
+  /**
+   * Turn CUPED off (on by default: it applies when units have pre-exposure data for the metric).
+   *
+   * @generated from field: bool disable_cuped = 7;
+   */
+  disableCuped: boolean;
+
+  /**
+   * The scale of lifts, intervals and decisions: relative (default) or absolute.
+   *
+   * @generated from field: vane.experiments.v1.LiftScale scale = 8;
+   */
+  scale: LiftScale;
+
+  /**
+   * Bayesian engine: informative priors per metric; metrics without one get a flat prior.
+   *
+   * @generated from field: repeated vane.experiments.v1.MetricPrior priors = 9;
+   */
+  priors: MetricPrior[];
+
+  /**
+   * Bayesian decision rule: an arm wins when its chance to beat control is at least this and its
+   * risk at most risk_threshold. 0 for the default 0.95, else between 0.5 and 0.9999.
+   *
+   * @generated from field: double chance_to_win_threshold = 10;
+   */
+  chanceToWinThreshold: number;
+
+  /**
+   * Bayesian decision rule: the largest acceptable risk (expected loss as a share of the
+   * control's mean, 0.0025 = 0.25 %): 0 for the default 0.0025, else at most 1.
+   *
+   * @generated from field: double risk_threshold = 11;
+   */
+  riskThreshold: number;
+
+  /**
+   * Planned units per arm (from PlanExperiment); results show progress towards it. 0 for none,
+   * at most 1,000,000,000.
+   *
+   * @generated from field: int64 planned_units_per_arm = 12;
+   */
+  plannedUnitsPerArm: bigint;
+};
+
+/**
+ * Describes the message vane.experiments.v1.ExperimentSettings.
+ * Use `create(ExperimentSettingsSchema)` to create a new message.
+ */
+export const ExperimentSettingsSchema: GenMessage<ExperimentSettings> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiments, 5);
 
 /**
  * Interval is a confidence (or credible) interval.
@@ -403,7 +549,7 @@ export type Interval = Message<"vane.experiments.v1.Interval"> & {
  * Use `create(IntervalSchema)` to create a new message.
  */
 export const IntervalSchema: GenMessage<Interval> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 4);
+  messageDesc(file_vane_experiments_v1_experiments, 6);
 
 /**
  * VariantResult is one arm's numbers for one metric, compared with the control.
@@ -493,7 +639,9 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
 
   /**
    * Always-valid interval of the absolute lift: safe to watch while running (see
-   * sequential_p_value for how it accumulates over time).
+   * sequential_p_value for how it accumulates over time). With settings.sequential and a
+   * correction, it and the other sequential numbers are at α divided by the comparisons of the
+   * metric's family (Bonferroni), so that they agree with the decision.
    *
    * @generated from field: vane.experiments.v1.Interval sequential_interval = 12;
    */
@@ -537,6 +685,64 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
    * @generated from field: double sequential_p_value = 17;
    */
   sequentialPValue: number;
+
+  /**
+   * The lift on the results' scale (Results.scale): relative_lift or absolute_lift.
+   *
+   * @generated from field: double lift = 18;
+   */
+  lift: number;
+
+  /**
+   * The interval the decision follows, on the results' scale: the fixed-horizon confidence
+   * interval, the sequential one (settings.sequential), or the credible interval (Bayesian). For a
+   * one-sided test the bound on the side that cannot win is infinite.
+   *
+   * @generated from field: vane.experiments.v1.Interval lift_interval = 19;
+   */
+  liftInterval?: Interval | undefined;
+
+  /**
+   * The p-value the decision follows (frequentist): adjusted_p_value, or the sequential p-value
+   * corrected alike when settings.sequential. Without a correction, it is below 1 − confidence
+   * level exactly when lift_interval excludes 0. Unset (NaN) for the Bayesian engine.
+   *
+   * @generated from field: double decision_p_value = 20;
+   */
+  decisionPValue: number;
+
+  /**
+   * Significantly different from control: frequentist, decision_p_value below 1 − confidence
+   * level; Bayesian, the decision rule (chance to win ≥ threshold and risk ≤ threshold, or the
+   * mirror image for a loss). The sign of lift (and the metric's direction) says which way.
+   *
+   * @generated from field: bool significant = 21;
+   */
+  significant: boolean;
+
+  /**
+   * Bayesian: expected loss if this arm is shipped and it is in fact worse, as a share of the
+   * control's mean (0.01 = 1 %). NaN for the frequentist engine.
+   *
+   * @generated from field: double risk = 22;
+   */
+  risk: number;
+
+  /**
+   * Bayesian: expected loss if the control is kept and this arm is in fact better, as a share of
+   * the control's mean. NaN for the frequentist engine.
+   *
+   * @generated from field: double control_risk = 23;
+   */
+  controlRisk: number;
+
+  /**
+   * Bayesian: the equal-tailed credible interval of the lift on the results' scale, at the
+   * confidence level. Unset for the frequentist engine.
+   *
+   * @generated from field: vane.experiments.v1.Interval credible_interval = 24;
+   */
+  credibleInterval?: Interval | undefined;
 };
 
 /**
@@ -544,7 +750,7 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
  * Use `create(VariantResultSchema)` to create a new message.
  */
 export const VariantResultSchema: GenMessage<VariantResult> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 5);
+  messageDesc(file_vane_experiments_v1_experiments, 7);
 
 /**
  * MetricResult holds every arm's numbers for one metric.
@@ -586,7 +792,7 @@ export type MetricResult = Message<"vane.experiments.v1.MetricResult"> & {
  * Use `create(MetricResultSchema)` to create a new message.
  */
 export const MetricResultSchema: GenMessage<MetricResult> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 6);
+  messageDesc(file_vane_experiments_v1_experiments, 8);
 
 /**
  * SampleRatioCheck compares the observed split of units with the configured weights.
@@ -628,7 +834,7 @@ export type SampleRatioCheck = Message<"vane.experiments.v1.SampleRatioCheck"> &
  * Use `create(SampleRatioCheckSchema)` to create a new message.
  */
 export const SampleRatioCheckSchema: GenMessage<SampleRatioCheck> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 7);
+  messageDesc(file_vane_experiments_v1_experiments, 9);
 
 /**
  * Results is the analysis of an experiment at a point in time.
@@ -698,6 +904,41 @@ export type Results = Message<"vane.experiments.v1.Results"> & {
    * @generated from field: int64 conflicting_units = 9;
    */
   conflictingUnits: bigint;
+
+  /**
+   * The scale of each VariantResult's lift, lift_interval and decision.
+   *
+   * @generated from field: vane.experiments.v1.LiftScale scale = 10;
+   */
+  scale: LiftScale;
+
+  /**
+   * The engine that decided.
+   *
+   * @generated from field: vane.experiments.v1.StatisticsEngine engine = 11;
+   */
+  engine: StatisticsEngine;
+
+  /**
+   * Whether decisions followed the sequential (always-valid) numbers.
+   *
+   * @generated from field: bool sequential = 12;
+   */
+  sequential: boolean;
+
+  /**
+   * Two-sided or one-sided tests (guardrails are always two-sided).
+   *
+   * @generated from field: vane.experiments.v1.TestSides sides = 13;
+   */
+  sides: TestSides;
+
+  /**
+   * Progress towards settings.planned_units_per_arm; unset without a plan.
+   *
+   * @generated from field: vane.experiments.v1.PlanProgress progress = 14;
+   */
+  progress?: PlanProgress | undefined;
 };
 
 /**
@@ -705,7 +946,42 @@ export type Results = Message<"vane.experiments.v1.Results"> & {
  * Use `create(ResultsSchema)` to create a new message.
  */
 export const ResultsSchema: GenMessage<Results> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 8);
+  messageDesc(file_vane_experiments_v1_experiments, 10);
+
+/**
+ * PlanProgress compares the units so far with the planned sample.
+ *
+ * @generated from message vane.experiments.v1.PlanProgress
+ */
+export type PlanProgress = Message<"vane.experiments.v1.PlanProgress"> & {
+  /**
+   * The plan, units per arm.
+   *
+   * @generated from field: int64 planned_units_per_arm = 1;
+   */
+  plannedUnitsPerArm: bigint;
+
+  /**
+   * Units in the arm with the fewest so far.
+   *
+   * @generated from field: int64 smallest_arm_units = 2;
+   */
+  smallestArmUnits: bigint;
+
+  /**
+   * smallest_arm_units / planned_units_per_arm (may exceed 1).
+   *
+   * @generated from field: double fraction = 3;
+   */
+  fraction: number;
+};
+
+/**
+ * Describes the message vane.experiments.v1.PlanProgress.
+ * Use `create(PlanProgressSchema)` to create a new message.
+ */
+export const PlanProgressSchema: GenMessage<PlanProgress> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiments, 11);
 
 /**
  * ResultWarning is a human-readable problem with the results.
@@ -714,8 +990,10 @@ export const ResultsSchema: GenMessage<Results> = /*@__PURE__*/
  */
 export type ResultWarning = Message<"vane.experiments.v1.ResultWarning"> & {
   /**
-   * Machine-readable kind: "sample_ratio_mismatch", "guardrail_violated", "conflicting_exposures",
-   * "retention_window_open" (a retention metric left out units whose window has not ended).
+   * Machine-readable kind, health first: "sample_ratio_mismatch", "no_data",
+   * "conflicting_exposures", "small_sample", "too_little_data", then "guardrail_violated",
+   * "bandit_reweighting", "retention_window_open" (a retention metric left out units whose window
+   * has not ended).
    *
    * @generated from field: string code = 1;
    */
@@ -748,7 +1026,7 @@ export type ResultWarning = Message<"vane.experiments.v1.ResultWarning"> & {
  * Use `create(ResultWarningSchema)` to create a new message.
  */
 export const ResultWarningSchema: GenMessage<ResultWarning> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 9);
+  messageDesc(file_vane_experiments_v1_experiments, 12);
 
 /**
  * TimelinePoint is the cumulative result at the end of one day.
@@ -776,7 +1054,7 @@ export type TimelinePoint = Message<"vane.experiments.v1.TimelinePoint"> & {
  * Use `create(TimelinePointSchema)` to create a new message.
  */
 export const TimelinePointSchema: GenMessage<TimelinePoint> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 10);
+  messageDesc(file_vane_experiments_v1_experiments, 13);
 
 /**
  * MetricKind says how a metric is computed from a unit's events.
@@ -966,4 +1244,147 @@ export enum ExperimentStatus {
  */
 export const ExperimentStatusSchema: GenEnum<ExperimentStatus> = /*@__PURE__*/
   enumDesc(file_vane_experiments_v1_experiments, 3);
+
+/**
+ * StatisticsEngine says how results decide.
+ *
+ * @generated from enum vane.experiments.v1.StatisticsEngine
+ */
+export enum StatisticsEngine {
+  /**
+   * Frequentist (the default).
+   *
+   * @generated from enum value: STATISTICS_ENGINE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Welch's t-test, confidence intervals and p-values.
+   *
+   * @generated from enum value: STATISTICS_ENGINE_FREQUENTIST = 1;
+   */
+  FREQUENTIST = 1,
+
+  /**
+   * Normal posteriors: credible intervals, chance to win and risk.
+   *
+   * @generated from enum value: STATISTICS_ENGINE_BAYESIAN = 2;
+   */
+  BAYESIAN = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.StatisticsEngine.
+ */
+export const StatisticsEngineSchema: GenEnum<StatisticsEngine> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 4);
+
+/**
+ * LiftScale is the scale on which a result's lift, interval, p-value and decision agree.
+ *
+ * @generated from enum vane.experiments.v1.LiftScale
+ */
+export enum LiftScale {
+  /**
+   * Relative (the default).
+   *
+   * @generated from enum value: LIFT_SCALE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Treatment / control − 1 (0.05 = +5 %).
+   *
+   * @generated from enum value: LIFT_SCALE_RELATIVE = 1;
+   */
+  RELATIVE = 1,
+
+  /**
+   * Treatment − control, in the metric's units.
+   *
+   * @generated from enum value: LIFT_SCALE_ABSOLUTE = 2;
+   */
+  ABSOLUTE = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.LiftScale.
+ */
+export const LiftScaleSchema: GenEnum<LiftScale> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 5);
+
+/**
+ * TestSides says whether a frequentist test looks for a change either way or only an improvement.
+ *
+ * @generated from enum vane.experiments.v1.TestSides
+ */
+export enum TestSides {
+  /**
+   * Two-sided (the default).
+   *
+   * @generated from enum value: TEST_SIDES_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Either direction counts.
+   *
+   * @generated from enum value: TEST_SIDES_TWO_SIDED = 1;
+   */
+  TWO_SIDED = 1,
+
+  /**
+   * Only an improvement in the metric's better direction counts; guardrails stay two-sided.
+   *
+   * @generated from enum value: TEST_SIDES_ONE_SIDED = 2;
+   */
+  ONE_SIDED = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.TestSides.
+ */
+export const TestSidesSchema: GenEnum<TestSides> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 6);
+
+/**
+ * Correction is how p-values are corrected across an experiment's metrics and arms.
+ *
+ * @generated from enum vane.experiments.v1.Correction
+ */
+export enum Correction {
+  /**
+   * Benjamini–Hochberg (the default).
+   *
+   * @generated from enum value: CORRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Benjamini–Hochberg: controls the false discovery rate.
+   *
+   * @generated from enum value: CORRECTION_BENJAMINI_HOCHBERG = 1;
+   */
+  BENJAMINI_HOCHBERG = 1,
+
+  /**
+   * Holm: controls the family-wise error rate.
+   *
+   * @generated from enum value: CORRECTION_HOLM = 2;
+   */
+  HOLM = 2,
+
+  /**
+   * No correction.
+   *
+   * @generated from enum value: CORRECTION_NONE = 3;
+   */
+  NONE = 3,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.Correction.
+ */
+export const CorrectionSchema: GenEnum<Correction> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 7);
 
