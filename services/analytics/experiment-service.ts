@@ -28,7 +28,6 @@ import {
   ExperimentSchema,
   ExperimentStatus,
   type Metric,
-  MetricKind,
   MetricSchema,
   TestSides,
 } from "#gen/vane/experiments/v1/experiments_pb.js";
@@ -44,6 +43,7 @@ import { checkBreakdownDimensions } from "./breakdown-dimensions.ts";
 import { loadBreakdown } from "./breakdowns.ts";
 import { HOLDOUT_LAYER_PREFIX, holdoutMethods } from "./holdouts.ts";
 import { loadResults, loadTimeline } from "./results.ts";
+import { metricFields, metricSettings } from "./metric-types/definition.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
 import { minimumDetectableEffect, sampleSizePerArm } from "./stats/index.ts";
 import type { Db } from "./store.ts";
@@ -58,8 +58,6 @@ export interface ExperimentDeps {
 /** A layer has this many buckets (LayerCondition's range). */
 export const LAYER_BUCKETS = 10_000;
 
-const KINDS: Record<string, MetricKind> = { conversion: MetricKind.CONVERSION, count: MetricKind.COUNT, sum: MetricKind.SUM, mean: MetricKind.MEAN };
-const KIND_NAMES = new Map(Object.entries(KINDS).map(([k, v]) => [v, k]));
 const STATUSES: Record<string, ExperimentStatus> = {
   draft: ExperimentStatus.DRAFT,
   starting: ExperimentStatus.STARTING,
@@ -79,7 +77,7 @@ function toMetric(m: MetricRow): Metric {
     key: m.key,
     name: m.name,
     eventName: m.event_name,
-    kind: KINDS[m.kind],
+    ...metricFields(m),
     direction: m.direction === "decrease" ? Direction.DECREASE : Direction.INCREASE,
     createTime: timestampFromDate(m.created_at),
   });
@@ -157,8 +155,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       const caller = callerOf(ctx);
       requireRole(caller.principal, Role.EDITOR);
       const scope = await deps.directory.project(req.projectId, caller);
-      const kind = KIND_NAMES.get(req.kind);
-      if (!kind) throw invalidArgument("kind must be conversion, count, sum or mean");
+      const settings = metricSettings(req);
       try {
         const row = await db
           .insertInto("metrics")
@@ -169,7 +166,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
             key: req.key,
             name: req.name,
             event_name: req.eventName,
-            kind,
+            ...settings,
             direction: req.direction === Direction.DECREASE ? "decrease" : "increase",
           })
           .returningAll()

@@ -3,6 +3,7 @@ import * as init from "./2026_12_10_001_init.ts";
 import * as eventTimeAndLifecycle from "./2026_12_12_001_event_time_and_lifecycle.ts";
 import * as consumerPositions from "./2026_12_13_001_consumer_positions.ts";
 import * as experimentSettings from "./2026_12_20_001_experiment_settings.ts";
+import * as metricTypes from "./2026_12_20_002_metric_types.ts";
 import * as breakdowns from "./2026_12_20_003_breakdowns.ts";
 import * as holdouts from "./2026_12_20_003_holdouts.ts";
 
@@ -12,6 +13,7 @@ export const migrations: Record<string, Migration> = {
   "2026_12_12_001_event_time_and_lifecycle": eventTimeAndLifecycle,
   "2026_12_13_001_consumer_positions": consumerPositions,
   "2026_12_20_001_experiment_settings": experimentSettings,
+  "2026_12_20_002_metric_types": metricTypes,
   "2026_12_20_003_breakdowns": breakdowns,
   "2026_12_20_003_holdouts": holdouts,
 };

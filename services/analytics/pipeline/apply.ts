@@ -110,8 +110,14 @@ async function recordNew(trx: Trx, input: readonly PipelineEvent[]): Promise<{ f
 async function metricTracks(trx: Trx, events: readonly Applicable[]): Promise<Track[]> {
   const projectIds = [...new Set(events.filter((e) => e.kind === "track").map((e) => e.projectId))];
   if (projectIds.length === 0) return [];
-  const rows = await trx.selectFrom("metrics").select(["project_id", "event_name"]).distinct().where("project_id", "in", projectIds).execute();
-  const metricEvents = new Set(rows.map((r) => `${r.project_id}\u0000${r.event_name}`));
+  const rows = await trx
+    .selectFrom("metrics")
+    .select(["project_id", "event_name", "denominator_event_name"])
+    .distinct()
+    .where("project_id", "in", projectIds)
+    .execute();
+  // A ratio metric's denominator event is kept too (metric-types/ computes it at results time).
+  const metricEvents = new Set(rows.flatMap((r) => [r.event_name, r.denominator_event_name].filter(Boolean).map((name) => `${r.project_id}\u0000${name}`)));
   return events.filter((e): e is Track => e.kind === "track" && metricEvents.has(`${e.projectId}\u0000${e.name}`));
 }
 
