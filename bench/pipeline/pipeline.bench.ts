@@ -1,8 +1,9 @@
 /**
  * Event pipeline benchmark: events/s from Track (collector) to committed aggregates, with 1
  * analytics replica on the one events stream and with 2 replicas on 2 partition streams, beside
- * the raw JetStream publish rate measured in the same round as the reference. Each round checks
- * that nothing was lost or counted twice. Several rounds; ratios per round, min / median / max.
+ * the raw JetStream publish rate measured in the same round as the reference; and the replicas
+ * alone draining a backlog of the same size (what partitions change). Each round checks that
+ * nothing was lost or counted twice. Several rounds; ratios per round, min / median / max.
  *
  *   npm run bench:pipeline [-- --events 60000] [--units 20000] [--batch 2000] [--concurrency 8] [--runs 3]
  *
@@ -99,7 +100,7 @@ async function startReplica(o: Record<string, unknown>): Promise<ChildProcess> {
   return p;
 }
 
-/** One configuration in one round: returns Track-accepted and end-to-end events/s, and the check. */
+/** One configuration in one round: Track-accepted, end-to-end and drain events/s, and the check. */
 async function endToEnd(bus: Bus, tokens: Awaited<ReturnType<typeof createTestTokens>>, cfg: (typeof CONFIGS)[number]) {
   const schema = uniqueName("analytics_bench");
   const stream = uniqueName("BENCH_EVENTS").toUpperCase();
@@ -108,6 +109,27 @@ async function endToEnd(bus: Bus, tokens: Awaited<ReturnType<typeof createTestTo
   const database = await createDatabase<AnalyticsDatabase>({ url: testDatabaseUrl, schema, poolSize: 2, logger });
   const replicas: ChildProcess[] = [];
   const consumer = "bench";
+  const o = {
+    databaseUrl: testDatabaseUrl,
+    schema,
+    natsUrl: testNatsUrl,
+    stream,
+    partitions: cfg.partitions,
+    consumer,
+    batchSize: BATCH,
+    ackWaitMs: 30_000,
+    crashAfterCommit: 0,
+  };
+  const startReplicas = async () => {
+    for (let i = 0; i < cfg.replicas; i++) replicas.push(await startReplica(o));
+  };
+  const stopReplicas = async () => {
+    for (const p of replicas.splice(0)) {
+      const exited = new Promise((r) => p.once("exit", r));
+      p.kill("SIGTERM");
+      await exited;
+    }
+  };
   try {
     await migrateToLatest(database.db, migrations, { schema, logger });
     const metricId = randomUUID();
@@ -161,18 +183,7 @@ async function endToEnd(bus: Bus, tokens: Awaited<ReturnType<typeof createTestTo
     });
     const reader = createEnvReader({ VANE_PORT: "0", VANE_HOST: "127.0.0.1", VANE_DRAIN_DELAY: "0s" });
     const running = await startModules({ config: readCommonConfig(reader), logger, modules: [collector], verifier: tokens.verifier });
-    const o = {
-      databaseUrl: testDatabaseUrl,
-      schema,
-      natsUrl: testNatsUrl,
-      stream,
-      partitions: cfg.partitions,
-      consumer,
-      batchSize: BATCH,
-      ackWaitMs: 30_000,
-      crashAfterCommit: 0,
-    };
-    for (let i = 0; i < cfg.replicas; i++) replicas.push(await startReplica(o));
+    await startReplicas();
     /** Events committed: the pipelines' positions against the streams' last sequences. */
     const caughtUp = async () => {
       const rows = await database.db.selectFrom("consumer_positions").select(["consumer", "stream_seq"]).execute();
@@ -218,24 +229,30 @@ async function endToEnd(bus: Bus, tokens: Awaited<ReturnType<typeof createTestTo
         }),
       ).then(() => (sentDone = performance.now()));
       const finished = await waitCaughtUp(600_000);
+
+      // The replicas alone: a backlog of as many events published while they are stopped.
+      await stopReplicas();
+      const backlog = tracked();
+      const backlogItems = backlog.map((e) => envelope({ case: "track", value: e }));
+      await publishAll(bus, (i) => layout.route(env, backlog[i].unitKey, "track").subject, backlogItems);
+      await startReplicas();
+      const drainStarted = performance.now();
+      const drained = await waitCaughtUp(600_000);
       const { rows } = await sql<{ units: number; count_sum: number }>`
         select sum(units) as units, sum(count_sum) as count_sum from variant_daily where experiment_id = ${experimentId}`.execute(database.db);
       const { rows: processed } = await sql<{ n: string }>`select count(*) as n from processed_events`.execute(database.db);
-      const ok = Number(rows[0].count_sum) === N && Number(rows[0].units) === UNITS && Number(processed[0].n) === N + UNITS;
+      const ok = Number(rows[0].count_sum) === 2 * N && Number(rows[0].units) === UNITS && Number(processed[0].n) === 2 * N + UNITS;
       return {
         trackAccepted: Math.round(N / ((sentDone - started) / 1000)),
         endToEnd: Math.round(N / ((finished - started) / 1000)),
+        drain: Math.round(N / ((drained - drainStarted) / 1000)),
         verified: { ok, countedEvents: Number(rows[0].count_sum), countedUnits: Number(rows[0].units), processedIds: Number(processed[0].n) },
       };
     } finally {
       await running.stop();
     }
   } finally {
-    for (const p of replicas) {
-      const exited = new Promise((r) => p.once("exit", r));
-      p.kill("SIGTERM");
-      await exited;
-    }
+    await stopReplicas();
     await database.destroy();
     await dropSchema(testDatabaseUrl, schema);
     await deleteStreams(bus.nc, [stream, ...layout.partitionStreams.map((s) => s.name)]);
@@ -257,7 +274,7 @@ try {
     const round: Record<string, unknown> = { rawPublish: raw };
     for (const cfg of CONFIGS) {
       const r = await endToEnd(bus, tokens, cfg);
-      round[cfg.name] = { ...r, ofRaw: Math.round((r.endToEnd / raw) * 1000) / 1000 };
+      round[cfg.name] = { ...r, ofRaw: Math.round((r.endToEnd / raw) * 1000) / 1000, drainOfRaw: Math.round((r.drain / raw) * 1000) / 1000 };
     }
     rounds.push(round);
     process.stderr.write(`round ${run + 1}: ${JSON.stringify(round)}\n`);
@@ -269,8 +286,9 @@ const spread = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { min: s[0], median: s[Math.floor(s.length / 2)], max: s.at(-1) };
 };
-type Measured = { endToEnd: number; ofRaw: number; verified: { ok: boolean } };
+type Measured = { endToEnd: number; drain: number; ofRaw: number; drainOfRaw: number; verified: { ok: boolean } };
 const of = (name: string) => rounds.map((r) => r[name] as Measured);
+const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
 process.stdout.write(
   `${JSON.stringify(
     {
@@ -280,11 +298,23 @@ process.stdout.write(
       summary: {
         rawPublish: spread(rounds.map((r) => r.rawPublish as number)),
         ...Object.fromEntries(
-          CONFIGS.map((c) => [c.name, { endToEnd: spread(of(c.name).map((m) => m.endToEnd)), ofRaw: spread(of(c.name).map((m) => m.ofRaw)) }]),
+          CONFIGS.map((c) => {
+            const m = of(c.name);
+            return [
+              c.name,
+              {
+                endToEnd: spread(m.map((x) => x.endToEnd)),
+                ofRaw: spread(m.map((x) => x.ofRaw)),
+                drain: spread(m.map((x) => x.drain)),
+                drainOfRaw: spread(m.map((x) => x.drainOfRaw)),
+              },
+            ];
+          }),
         ),
-        twoOverOne: spread(
-          rounds.map((r) => Math.round(((r[CONFIGS[1].name] as Measured).endToEnd / (r[CONFIGS[0].name] as Measured).endToEnd) * 1000) / 1000),
-        ),
+        twoOverOne: {
+          endToEnd: spread(rounds.map((r) => ratio((r[CONFIGS[1].name] as Measured).endToEnd, (r[CONFIGS[0].name] as Measured).endToEnd))),
+          drain: spread(rounds.map((r) => ratio((r[CONFIGS[1].name] as Measured).drain, (r[CONFIGS[0].name] as Measured).drain))),
+        },
         allVerified: rounds.every((r) => CONFIGS.every((c) => (r[c.name] as Measured).verified.ok)),
       },
     },
