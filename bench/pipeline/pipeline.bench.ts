@@ -90,14 +90,14 @@ async function publishAll(bus: Bus, subjectOf: (i: number) => string, items: { e
   return items.length / ((performance.now() - started) / 1000);
 }
 
-/** Starts a replica (a child process running the partitioned pipeline). */
-async function startReplica(o: Record<string, unknown>): Promise<ChildProcess> {
+/** Starts a replica (a child process running the partitioned pipeline); `ready` resolves to when it consumes. */
+function startReplica(o: Record<string, unknown>): { p: ChildProcess; ready: Promise<number> } {
   const p = spawn(process.execPath, ["--import", "tsx", child, JSON.stringify(o)], { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise<void>((resolve, reject) => {
-    p.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
+  const ready = new Promise<number>((resolve, reject) => {
+    p.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve(performance.now()));
     p.once("exit", (code) => reject(new Error(`replica exited with ${code}`)));
   });
-  return p;
+  return { p, ready };
 }
 
 /** One configuration in one round: Track-accepted, end-to-end and drain events/s, and the check. */
@@ -120,8 +120,13 @@ async function endToEnd(bus: Bus, tokens: Awaited<ReturnType<typeof createTestTo
     ackWaitMs: 30_000,
     crashAfterCommit: 0,
   };
+  /** Starts the replicas at once; returns when the first is consuming (the others join as they come up). */
   const startReplicas = async () => {
-    for (let i = 0; i < cfg.replicas; i++) replicas.push(await startReplica(o));
+    const started = Array.from({ length: cfg.replicas }, () => startReplica(o));
+    replicas.push(...started.map((r) => r.p));
+    const first = await Promise.race(started.map((r) => r.ready));
+    await Promise.all(started.map((r) => r.ready));
+    return first;
   };
   const stopReplicas = async () => {
     for (const p of replicas.splice(0)) {
@@ -235,8 +240,7 @@ async function endToEnd(bus: Bus, tokens: Awaited<ReturnType<typeof createTestTo
       const backlog = tracked();
       const backlogItems = backlog.map((e) => envelope({ case: "track", value: e }));
       await publishAll(bus, (i) => layout.route(env, backlog[i].unitKey, "track").subject, backlogItems);
-      await startReplicas();
-      const drainStarted = performance.now();
+      const drainStarted = await startReplicas();
       const drained = await waitCaughtUp(600_000);
       const { rows } = await sql<{ units: number; count_sum: number }>`
         select sum(units) as units, sum(count_sum) as count_sum from variant_daily where experiment_id = ${experimentId}`.execute(database.db);
