@@ -92,8 +92,8 @@ describe("pipeline: partitions claimed by replicas", () => {
     expect(new Set([...partitionsOf(replicas[0]), ...partitionsOf(replicas[1])])).toEqual(new Set(partitionNames));
     await publish(100);
     await eventually(async () => (await applied()) === 230, 20_000, "the next 100 applied");
-    // Each replica applied events of its own partition.
-    expect(replicas[1].stats().processed).toBeGreaterThan(0);
+    // The second replica applied events of its own partition (its count moves after the commit and the acks).
+    await eventually(() => replicas[1].stats().processed > 0, 20_000, "the second replica's own events applied");
 
     // The first replica stops: the second takes both partitions (and the unpartitioned stream).
     await replicas.shift()!.stop();
