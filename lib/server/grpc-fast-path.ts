@@ -20,6 +20,7 @@ import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grp
 import type { Logger } from "#lib/process/logger.ts";
 import { binaryDecodeError } from "#lib/server/request-decoding.ts";
 import { answerFor } from "#lib/server/rpc-errors.ts";
+import { frameOnce } from "#lib/server/shared-frames.ts";
 
 /** One unary or server-streaming method and its implementation, as Connect's router would hold it. */
 export interface FastUnaryMethod {
@@ -218,7 +219,8 @@ async function serveStream(
       if (stream.destroyed || stream.closed) break;
       if (!stream.headersSent)
         stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
-      if (!stream.write(frameOf(toBinary(method.output, message as never)))) await new Promise((r) => stream.once("drain", r).once("close", r));
+      const frame = frameOnce(message as object, () => frameOf(toBinary(method.output, message as never)));
+      if (!stream.write(frame)) await new Promise((r) => stream.once("drain", r).once("close", r));
     }
     const reason: unknown = context.signal.reason;
     if (context.signal.aborted && reason instanceof ConnectError && reason !== CALL_ENDED) error = reason;

@@ -1,7 +1,17 @@
 /** experiments list/create/start/stop/results, metrics list/create. */
 import type { Command } from "commander";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
-import { Direction, ExperimentStatus, MetricKind, type Experiment, type Interval } from "#gen/vane/experiments/v1/experiments_pb.js";
+import {
+  Correction,
+  Direction,
+  ExperimentStatus,
+  LiftScale,
+  MetricKind,
+  StatisticsEngine,
+  TestSides,
+  type Experiment,
+  type Interval,
+} from "#gen/vane/experiments/v1/experiments_pb.js";
 import { UsageError, UserError } from "../errors.ts";
 import { emit, paint, parseFormat, printTable } from "../output.ts";
 import { openSession, type GlobalOptions, type Session } from "../session.ts";
@@ -25,7 +35,21 @@ type Options = GlobalOptions & {
   metric?: string[];
   secondary?: string[];
   guardrail?: string[];
+  engine?: "frequentist" | "bayesian";
+  scale?: "relative" | "absolute";
+  correction?: "benjamini-hochberg" | "holm" | "none";
+  level?: string;
+  oneSided?: boolean;
+  sequential?: boolean;
+  plannedUnits?: string;
 };
+
+/** A number option, or a usage error naming it. */
+function numberOption(name: string, text: string | undefined, integer = false): number {
+  const n = Number(text ?? 0);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UsageError(`${name} ${text}: expected ${integer ? "a whole number" : "a number"}`);
+  return n;
+}
 
 async function setup(cmd: Command) {
   const opts = cmd.optsWithGlobals<Options>();
@@ -99,13 +123,19 @@ const num = (x: number, f: (x: number) => string) => (Number.isFinite(x) ? f(x) 
 
 export async function results(cmd: Command): Promise<void> {
   const { opts, format, session, api, project } = await setup(cmd);
-  const confidenceLevel = Number(opts.confidence);
-  if (!(confidenceLevel > 0 && confidenceLevel < 1)) throw new UsageError(`--confidence must be between 0 and 1, got "${opts.confidence}"`);
+  // 0 asks for the experiment's own level.
+  const asked = opts.confidence === undefined ? 0 : Number(opts.confidence);
+  if (opts.confidence !== undefined && !(asked > 0 && asked < 1)) throw new UsageError(`--confidence must be between 0 and 1, got "${opts.confidence}"`);
   const e = await find(session, project.id, cmd.args[0]);
-  const r = (await api.getResults({ id: e.id, confidenceLevel })).results!;
+  const r = (await api.getResults({ id: e.id, confidenceLevel: asked })).results!;
+  const confidenceLevel = r.confidenceLevel;
+  const absolute = r.scale === LiftScale.ABSOLUTE;
+  // The lift on the experiment's decision scale: a share of the control, or the metric's units.
+  const lift = (x: number) => (absolute ? num(x, (y) => `${y >= 0 ? "+" : ""}${y.toPrecision(3)}`) : pct(x));
   const data = {
     experiment: e.key,
     confidenceLevel: r.confidenceLevel,
+    scale: absolute ? "absolute" : "relative",
     computeTime: iso(r.computeTime),
     sampleRatioMismatch: r.sampleRatio?.mismatch ?? false,
     warnings: r.warnings.map((w) => w.message),
@@ -117,9 +147,12 @@ export async function results(cmd: Command): Promise<void> {
         variant: v.variant,
         units: Number(v.units),
         mean: v.mean,
+        lift: v.lift,
+        liftInterval: v.liftInterval ? { lower: v.liftInterval.lower, upper: v.liftInterval.upper } : null,
+        pValue: v.decisionPValue,
+        significant: v.significant,
         relativeLift: v.relativeLift,
         relativeLiftInterval: v.relativeLiftInterval ? { lower: v.relativeLiftInterval.lower, upper: v.relativeLiftInterval.upper } : null,
-        pValue: v.pValue,
         chanceToBeatControl: v.chanceToBeatControl,
       })),
     })),
@@ -127,24 +160,24 @@ export async function results(cmd: Command): Promise<void> {
   await emit(format, data, async () => {
     const rows: (string | number)[][] = [];
     for (const m of r.metrics) {
-      const intervals = m.variants
-        .flatMap((v) => (v.relativeLiftInterval ? [v.relativeLiftInterval.lower, v.relativeLiftInterval.upper] : []))
-        .filter(Number.isFinite);
+      const intervals = m.variants.flatMap((v) => (v.liftInterval ? [v.liftInterval.lower, v.liftInterval.upper] : [])).filter(Number.isFinite);
       const lo = Math.min(0, ...intervals);
       const hi = Math.max(0, ...intervals);
       for (const v of m.variants) {
         const control = v.variant === e.controlVariant;
+        // A one-sided interval is open on one side (±∞); NaN bounds: too little data for any.
+        const iv = v.liftInterval;
+        const shown = iv !== undefined && !Number.isNaN(iv.lower) && !Number.isNaN(iv.upper);
+        const bound = (x: number) => (Number.isFinite(x) ? lift(x) : x > 0 ? "∞" : "-∞");
         rows.push([
           m.metricKey,
           control ? `${v.variant} (control)` : v.variant,
           Number(v.units),
           num(v.mean, (x) => x.toPrecision(4)),
-          control ? "" : pct(v.relativeLift),
-          control || !v.relativeLiftInterval || !Number.isFinite(v.relativeLiftInterval.lower)
-            ? ""
-            : `[${pct(v.relativeLiftInterval.lower)}, ${pct(v.relativeLiftInterval.upper)}]`,
-          control ? "" : intervalBar(v.relativeLiftInterval, v.relativeLift, lo, hi),
-          control ? "" : num(v.pValue, (x) => x.toFixed(3)),
+          control ? "" : lift(v.lift),
+          control || !shown ? "" : `[${bound(iv.lower)}, ${bound(iv.upper)}]`,
+          control || !shown || !Number.isFinite(iv.lower) || !Number.isFinite(iv.upper) ? "" : intervalBar(iv, v.lift, lo, hi),
+          control ? "" : num(v.decisionPValue, (x) => x.toFixed(3)) + (v.significant ? " *" : ""),
         ]);
       }
     }
@@ -209,11 +242,35 @@ export async function create(cmd: Command): Promise<void> {
     primaryMetricKeys: opts.metric ?? [],
     secondaryMetricKeys: opts.secondary ?? [],
     guardrailMetricKeys: opts.guardrail ?? [],
+    // Out-of-range levels and sizes are refused by the server, naming the field and its limits.
+    settings: {
+      engine: opts.engine === "bayesian" ? StatisticsEngine.BAYESIAN : StatisticsEngine.FREQUENTIST,
+      scale: opts.scale === "absolute" ? LiftScale.ABSOLUTE : LiftScale.RELATIVE,
+      correction: { "benjamini-hochberg": Correction.BENJAMINI_HOCHBERG, holm: Correction.HOLM, none: Correction.NONE }[
+        opts.correction ?? "benjamini-hochberg"
+      ],
+      confidenceLevel: numberOption("--level", opts.level),
+      sides: opts.oneSided ? TestSides.ONE_SIDED : TestSides.TWO_SIDED,
+      sequential: opts.sequential ?? false,
+      plannedUnitsPerArm: BigInt(numberOption("--planned-units", opts.plannedUnits, true)),
+    },
   });
   const e = res.experiment!;
+  const s = e.settings;
   await emit(
     format,
-    shape(e),
+    {
+      ...shape(e),
+      settings: s && {
+        engine: enumName(StatisticsEngine, s.engine),
+        scale: enumName(LiftScale, s.scale),
+        correction: enumName(Correction, s.correction),
+        confidenceLevel: s.confidenceLevel || 0.95,
+        sides: enumName(TestSides, s.sides),
+        sequential: s.sequential,
+        plannedUnitsPerArm: Number(s.plannedUnitsPerArm),
+      },
+    },
     () => void process.stdout.write(`Created experiment ${e.key} on ${e.flagKey} in ${env.key} (draft: vane experiments start ${e.key})\n`),
   );
 }
