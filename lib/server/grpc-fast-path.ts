@@ -18,6 +18,7 @@ import { Code, ConnectError, createContextValues, createMethodImplSpec, type Han
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "#lib/process/logger.ts";
+import { binaryOf } from "#lib/server/prepared-encodings.ts";
 import { binaryDecodeError } from "#lib/server/request-decoding.ts";
 import { answerFor } from "#lib/server/rpc-errors.ts";
 
@@ -188,7 +189,7 @@ async function serve(
     call.end();
   }
   if (stream.destroyed || stream.closed) return;
-  const frame = frameOf(toBinary(method.output, output));
+  const frame = frameOf(binaryOf(method.output, output));
   const trailer: Record<string, string> = { "grpc-status": "0" };
   context.responseTrailer.forEach((v, k) => void (trailer[k] = v));
   stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });

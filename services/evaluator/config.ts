@@ -32,6 +32,10 @@ export interface EvaluatorConfig {
   exposureBufferSize: number;
   /** `VANE_EXPOSURE_BUFFER_BYTES` (default 16 MiB): the same buffer bounded in bytes. */
   exposureBufferBytes: number;
+  /** `VANE_BULK_CACHE_ENTRIES` (default 10,000; 0 turns it off): EvaluateAll answers kept for repeated contexts. */
+  bulkCacheEntries: number;
+  /** `VANE_BULK_CACHE_BYTES` (default 64 MiB): the same cache bounded in bytes of encoded answers. */
+  bulkCacheBytes: number;
   /** Ready even before the snapshot bucket has been read (tests, local experiments); never in production. */
   readyWithoutSnapshots: boolean;
 }
@@ -55,6 +59,8 @@ export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
     eventsStream: eventsStreamSetting(env),
     exposureBufferSize: env.int("VANE_EXPOSURE_BUFFER", 10_000, { min: 1, max: 10_000_000 }),
     exposureBufferBytes: env.int("VANE_EXPOSURE_BUFFER_BYTES", 16 << 20, { min: 64 << 10, max: 1 << 30 }),
+    bulkCacheEntries: env.int("VANE_BULK_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
+    bulkCacheBytes: env.int("VANE_BULK_CACHE_BYTES", 64 << 20, { min: 0, max: 16 << 30 }),
     readyWithoutSnapshots: env.bool("VANE_EVALUATOR_READY_WITHOUT_SNAPSHOTS", false),
   };
 }
