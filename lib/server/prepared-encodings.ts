@@ -6,10 +6,13 @@
  */
 import { toBinary, toJsonString, type DescMessage, type Message } from "@bufbuild/protobuf";
 
-/** The message's protobuf binary and its JSON as Connect writes it (default JSON write options). */
+/**
+ * The message's protobuf binary and its JSON as Connect writes it (default JSON write options),
+ * each built on first use and then kept by the producer.
+ */
 export interface PreparedEncodings {
-  binary: Uint8Array;
-  json: Uint8Array;
+  binary(): Uint8Array;
+  json(): Uint8Array;
 }
 
 const prepared = new WeakMap<object, PreparedEncodings>();
@@ -21,11 +24,11 @@ export function prepareEncodings(message: object, encodings: PreparedEncodings):
 
 /** The message's protobuf binary: prepared, else serialised now. */
 export function binaryOf(schema: DescMessage, message: Message): Uint8Array {
-  return prepared.get(message)?.binary ?? toBinary(schema, message);
+  return prepared.get(message)?.binary() ?? toBinary(schema, message);
 }
 
 const utf8 = new TextEncoder();
 /** The message's JSON bytes (Connect's default write options): prepared, else serialised now. */
 export function jsonOf(schema: DescMessage, message: Message): Uint8Array {
-  return prepared.get(message)?.json ?? utf8.encode(toJsonString(schema, message));
+  return prepared.get(message)?.json() ?? utf8.encode(toJsonString(schema, message));
 }

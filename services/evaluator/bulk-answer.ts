@@ -19,7 +19,7 @@ export interface BulkAnswer {
   readonly response: EvaluateAllResponse;
   /** The same answer as "not modified". */
   readonly notModified: EvaluateAllResponse;
-  /** Its encodings' size (binary and JSON), for the cache's bound. */
+  /** Its encodings' size (binary and JSON, estimated from the parts), for the cache's bound. */
   readonly bytes: number;
   /** How many evaluations had each reason (metrics count every delivery). */
   readonly reasons: ReadonlyMap<string, number>;
@@ -57,21 +57,31 @@ function varint(n: number): number[] {
   return out;
 }
 
-/** A message with its encodings prepared (the fields after `evaluations` serialised as usual). */
-function prepared(response: EvaluateAllResponse): number {
-  const { evaluations } = response;
+/** Prepares the encodings of `response` (built on first use); returns their size, estimated from the parts. */
+function prepare(response: EvaluateAllResponse): number {
+  const parts = response.evaluations.map(fragment);
   const rest = create(EvaluateAllResponseSchema, {
     environmentId: response.environmentId,
     version: response.version,
     etag: response.etag,
     notModified: response.notModified,
   });
-  const parts = evaluations.map(fragment);
-  const binary = Buffer.concat([...parts.map((p) => p.binary), toBinary(EvaluateAllResponseSchema, rest)]);
-  const tail = toJsonString(EvaluateAllResponseSchema, rest);
-  const json = utf8.encode(parts.length === 0 ? tail : `{"evaluations":[${parts.map((p) => p.json).join(",")}]${tail === "{}" ? "}" : `,${tail.slice(1)}`}`);
-  prepareEncodings(response, { binary, json });
-  return binary.byteLength + json.byteLength;
+  let binary: Uint8Array | undefined;
+  let json: Uint8Array | undefined;
+  prepareEncodings(response, {
+    binary: () => (binary ??= Buffer.concat([...parts.map((p) => p.binary), toBinary(EvaluateAllResponseSchema, rest)])),
+    json() {
+      if (json === undefined) {
+        const tail = toJsonString(EvaluateAllResponseSchema, rest);
+        const evaluations = parts.length === 0 ? "" : `"evaluations":[${parts.map((p) => p.json).join(",")}]`;
+        json = utf8.encode(tail === "{}" ? `{${evaluations}}` : evaluations === "" ? tail : `{${evaluations},${tail.slice(1)}`);
+      }
+      return json;
+    },
+  });
+  let size = 64 + 2 * response.etag.length + response.environmentId.length;
+  for (const p of parts) size += p.binary.length + p.json.length;
+  return size;
 }
 
 /** The answer for `results` (engine resolutions in definition order) tagged `etag`. */
@@ -86,7 +96,25 @@ export function buildBulkAnswer(state: EnvironmentState, etag: string, results: 
   }
   const head = { environmentId: state.environmentId, version: BigInt(state.version), etag };
   const response = create(EvaluateAllResponseSchema, { ...head, evaluations });
-  const notModified = create(EvaluateAllResponseSchema, { ...head, notModified: true });
-  const bytes = prepared(response) + prepared(notModified);
-  return { state, etag, response, notModified, bytes, reasons, experiments };
+  const bytes = prepare(response);
+  let notModified: EvaluateAllResponse | undefined;
+  return {
+    state,
+    etag,
+    response,
+    get notModified() {
+      if (notModified === undefined) prepare((notModified = create(EvaluateAllResponseSchema, { ...head, notModified: true })));
+      return notModified;
+    },
+    bytes,
+    reasons,
+    experiments,
+  };
+}
+
+/** The "not modified" answer alone (the caller's tag named an answer no longer cached). */
+export function notModifiedAnswer(state: EnvironmentState, etag: string): EvaluateAllResponse {
+  const response = create(EvaluateAllResponseSchema, { environmentId: state.environmentId, version: BigInt(state.version), etag, notModified: true });
+  prepare(response);
+  return response;
 }

@@ -8,7 +8,7 @@
 import type { EvaluateAllResponse } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import type { EvaluationContext } from "#engine";
 import { ifNoneMatchNames } from "#lib/server/entity-tags.ts";
-import { buildBulkAnswer } from "./bulk-answer.ts";
+import { buildBulkAnswer, notModifiedAnswer } from "./bulk-answer.ts";
 import type { BulkCache } from "./bulk-cache.ts";
 import { bulkTag } from "./bulk-etag.ts";
 import type { FlagEvaluator } from "./evaluate.ts";
@@ -43,7 +43,7 @@ export function answerEvaluateAll(
   responseHeader.set("cache-control", "no-cache");
   responseHeader.set("vary", "authorization, x-api-key");
   let answer = cache.get(state.environmentId, etag);
-  if (notModified) return answer?.notModified ?? buildBulkAnswer(state, etag, new Map()).notModified;
+  if (notModified) return answer?.notModified ?? notModifiedAnswer(state, etag);
   if (answer !== undefined) {
     evaluator.redeliver(state, context, answer, API, caller.exposures);
     return answer.response;
