@@ -20,6 +20,8 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 4);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+// BENCH_SCENARIOS=<regexp>: only the scenarios whose name matches (references included).
+const only = process.env.BENCH_SCENARIOS ? new RegExp(process.env.BENCH_SCENARIOS) : undefined;
 const context = { targetingKey: "user-1", plan: "pro" };
 const frame = (bytes: Uint8Array) => {
   const out = Buffer.alloc(5 + bytes.length);
@@ -52,7 +54,7 @@ interface Scenario {
   body: string;
   auth?: boolean;
 }
-const scenarios: Scenario[] = [
+const allScenarios: Scenario[] = [
   {
     name: "no-op @grpc/grpc-js server (gRPC)",
     server: "noop",
@@ -120,6 +122,8 @@ const scenarios: Scenario[] = [
     auth: true,
   },
 ];
+
+const scenarios = allScenarios.filter((s) => !only || s.server.startsWith("noop") || only.test(s.name));
 
 console.log(`machine: ${os.cpus().length} × ${os.cpus()[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
 console.log(

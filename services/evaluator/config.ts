@@ -1,4 +1,5 @@
 /** The evaluator's own settings, read from `VANE_*` variables. */
+import { availableParallelism } from "node:os";
 import { eventsStreamSetting } from "#lib/bus/streams.ts";
 import type { EnvReader } from "#lib/process/config.ts";
 import type { FlagdAuth } from "./flagd/access.ts";
@@ -36,6 +37,11 @@ export interface EvaluatorConfig {
   bulkCacheEntries: number;
   /** `VANE_BULK_CACHE_BYTES` (default 64 MiB): the same cache bounded in bytes of encoded answers. */
   bulkCacheBytes: number;
+  /**
+   * `VANE_EVALUATOR_PROCESSES` (default 1; `auto`: one per core): processes serving the same
+   * ports (lib/process/cluster.ts), to use every core of a machine.
+   */
+  processes: number;
   /** Ready even before the snapshot bucket has been read (tests, local experiments); never in production. */
   readyWithoutSnapshots: boolean;
 }
@@ -61,6 +67,10 @@ export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
     exposureBufferBytes: env.int("VANE_EXPOSURE_BUFFER_BYTES", 16 << 20, { min: 64 << 10, max: 1 << 30 }),
     bulkCacheEntries: env.int("VANE_BULK_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
     bulkCacheBytes: env.int("VANE_BULK_CACHE_BYTES", 64 << 20, { min: 0, max: 16 << 30 }),
+    processes:
+      env.optional("VANE_EVALUATOR_PROCESSES")?.trim().toLowerCase() === "auto"
+        ? availableParallelism()
+        : env.int("VANE_EVALUATOR_PROCESSES", 1, { min: 1, max: 256 }),
     readyWithoutSnapshots: env.bool("VANE_EVALUATOR_READY_WITHOUT_SNAPSHOTS", false),
   };
 }
