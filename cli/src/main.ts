@@ -179,6 +179,7 @@ command(experiments, "list", "List experiments", ["vane experiments list -o json
 command(experiments, "create <key>", "Create an experiment on a flag (a draft until started)", [
   "vane experiments create one-page --flag checkout-flow --env production --variant control --variant treatment --metric purchased",
   "vane experiments create big-test --flag banner --variant off=90 --variant on=10 --metric clicks --guardrail errors --hypothesis 'more clicks'",
+  "vane experiments create pricing --flag price --variant a --variant b --metric revenue --engine bayesian --scale absolute --planned-units 5000",
 ])
   .addOption(envOption())
   .requiredOption("--flag <key>", "the flag whose variants are the arms")
@@ -189,6 +190,13 @@ command(experiments, "create <key>", "Create an experiment on a flag (a draft un
   .option("--guardrail <key>", "a guardrail metric, repeatable", (v: string, all: string[] = []) => [...all, v])
   .option("--name <text>", "a readable name (default: the key)")
   .option("--hypothesis <text>", "what you expect, and why")
+  .addOption(new Option("--engine <engine>", "how results decide").choices(["frequentist", "bayesian"]).default("frequentist"))
+  .addOption(new Option("--scale <scale>", "the scale of lifts and decisions").choices(["relative", "absolute"]).default("relative"))
+  .addOption(new Option("--correction <method>", "across metrics and arms").choices(["benjamini-hochberg", "holm", "none"]).default("benjamini-hochberg"))
+  .option("--level <level>", "confidence (or credible) level, 0.5 to 0.999 (default 0.95)")
+  .option("--one-sided", "test only for an improvement (guardrails stay two-sided)")
+  .option("--sequential", "decide on always-valid numbers, safe to read while running")
+  .option("--planned-units <n>", "planned units per arm (results show progress)")
   .action(run(async () => (await import("./commands/experiments.ts")).create));
 command(experiments, "start <experiment>", "Start an experiment (key or id)", ["vane experiments start checkout-test"])
   .option("--reason <text>", "why, for the audit log", "")

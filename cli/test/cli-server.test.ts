@@ -318,6 +318,25 @@ describe("vane against npm start", () => {
     expect((await cli.run(["experiments", "results", "one-page", "--confidence", "2"])).code).toBe(2);
     expect(await json(["experiments", "stop", "one-page", "--ship", "treatment"])).toMatchObject({ status: "stopped", shippedVariant: "treatment" });
   });
+
+  it("creates experiments with analysis settings (on the flag and metric above)", async () => {
+    const arms = ["--flag", "checkout-flow", "--env", "development", "--variant", "control", "--variant", "treatment", "--metric", "purchased"];
+    expect(
+      await json(["experiments", "create", "tuned", ...arms, "--engine", "bayesian", "--scale", "absolute", "--correction", "holm", "--level", "0.9"]),
+    ).toMatchObject({
+      key: "tuned",
+      settings: { engine: "bayesian", scale: "absolute", correction: "holm", confidenceLevel: 0.9, sides: "two_sided", sequential: false },
+    });
+    expect(await json(["experiments", "create", "peeked", ...arms, "--one-sided", "--sequential", "--planned-units", "5000"])).toMatchObject({
+      settings: { engine: "frequentist", sides: "one_sided", sequential: true, plannedUnitsPerArm: 5000 },
+    });
+    const badLevel = await cli.run(["experiments", "create", "bad-level", ...arms, "--level", "0.3"]);
+    expect(badLevel.code).toBe(1);
+    expect(badLevel.stderr).toContain("confidence_level");
+    const badEngine = await cli.run(["experiments", "create", "bad-engine", ...arms, "--engine", "magic"]);
+    expect(badEngine.code).toBe(2);
+    expect(badEngine.stderr).toContain("Allowed choices are frequentist, bayesian");
+  });
 });
 
 describe("flags as code", () => {

@@ -3,9 +3,10 @@
  * connections all live in the service's own schema, plus a typed view of
  * the pg errors that domain code needs to branch on.
  */
-import { Kysely, PostgresDialect, sql, type IsolationLevel, type Transaction } from "kysely";
+import { Kysely, sql, type IsolationLevel, type Transaction } from "kysely";
 import pg from "pg";
 import { pino, type Logger } from "pino";
+import { OwnSchemaPostgresDialect } from "#lib/data/own-schema-introspector.ts";
 
 /** Options for {@link createDatabase}. */
 export interface DatabaseOptions {
@@ -77,7 +78,7 @@ export async function createDatabase<DB>(options: DatabaseOptions): Promise<Data
   // none), yet emits "error" when its connection dies: a query in flight when Postgres goes
   // away would crash the process. The query fails with the same error, answered by the caller.
   pool.on("connect", (client) => client.on("error", (err) => logger.debug({ err }, "postgres connection failed")));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new OwnSchemaPostgresDialect({ pool }, schema) });
 
   let destroyed: Promise<void> | undefined;
   const handle: Database<DB> = {

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Migration } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase, type Database } from "#lib/data/db.ts";
-import { isOtherSchemaGone, MigrationError, migrateToLatest, migrationStatus, runMigrationsCli } from "#lib/data/migrations.ts";
+import { MigrationError, migrateToLatest, migrationStatus, runMigrationsCli } from "#lib/data/migrations.ts";
 import { dropSchema, testDatabaseUrl, uniqueName } from "#test/support/harness.ts";
 
 const init: Migration = {
@@ -115,13 +115,21 @@ describe("runMigrationsCli", () => {
   });
 });
 
-describe("isOtherSchemaGone", () => {
-  it("recognises a listing broken by another schema's drop, and nothing about its own schema", () => {
-    expect(isOtherSchemaGone(new Error('schema "other_flags" does not exist'), "mine")).toBe(true);
-    expect(isOtherSchemaGone(new Error('relation "other_identity.kysely_migration" does not exist'), "mine")).toBe(true);
-    expect(isOtherSchemaGone(new Error('schema "mine" does not exist'), "mine")).toBe(false);
-    expect(isOtherSchemaGone(new Error('relation "mine.kysely_migration" does not exist'), "mine")).toBe(false);
-    expect(isOtherSchemaGone(new Error('relation "users" does not exist'), "mine")).toBe(false);
-    expect(isOtherSchemaGone(undefined, "mine")).toBe(false);
+describe("introspection", () => {
+  it("lists only the handle's own schema, its bookkeeping tables only when asked", async () => {
+    const { schema, database } = await open();
+    const { database: other } = await open();
+    await migrateToLatest(database.db, { "2026_01_01_001_init": init }, { schema });
+    await sql`create table gadgets (n bigserial primary key, label text not null default 'x')`.execute(other.db);
+    const tables = await database.db.introspection.getTables();
+    expect(tables.map((t) => [t.schema, t.name])).toEqual([[schema, "widgets"]]);
+    expect(tables[0].columns).toEqual([expect.objectContaining({ name: "id", dataType: "text", isNullable: false, isAutoIncrementing: false })]);
+    const own = await database.db.introspection.getTables({ withInternalKyselyTables: true });
+    expect(own.map((t) => t.name).sort()).toEqual(["kysely_migration", "kysely_migration_lock", "widgets"]);
+    const [gadgets] = await other.db.introspection.getTables();
+    expect(gadgets.columns.map((c) => [c.name, c.isAutoIncrementing, c.hasDefaultValue])).toEqual([
+      ["n", true, true],
+      ["label", false, true],
+    ]);
   });
 });

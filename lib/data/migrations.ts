@@ -80,14 +80,7 @@ export async function migrateToLatest(db: Kysely<any>, migrations: Record<string
   const logger = options.logger ?? pino({ level: "silent" });
   const migrator = createMigrator(db, migrations, schema);
   await assertCurrentSchema(db, schema);
-  let { error, results = [] } = await migrator.migrateToLatest();
-  // kysely looks for its migration table by listing the tables of every schema; another schema
-  // dropped meanwhile (other tests, another service's teardown) fails that listing. Nothing was
-  // applied then: look again.
-  for (let attempt = 1; error !== undefined && results.length === 0 && isOtherSchemaGone(error, schema) && attempt <= 5; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-    ({ error, results = [] } = await migrator.migrateToLatest());
-  }
+  const { error, results = [] } = await migrator.migrateToLatest();
   const applied = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
   for (const name of applied) logger.info({ schema, migration: name }, "migration applied");
   if (error !== undefined) {
@@ -98,17 +91,6 @@ export async function migrateToLatest(db: Kysely<any>, migrations: Record<string
   }
   if (applied.length === 0) logger.debug({ schema }, "migrations up to date");
   return applied;
-}
-
-/**
- * A catalog listing that failed because another schema went away meanwhile: Postgres says
- * `schema "other" does not exist` (3F000) or `relation "other.table" does not exist` (42P01),
- * naming a schema that is not `own`.
- */
-export function isOtherSchemaGone(error: unknown, own: string): boolean {
-  const message = (error as { message?: string } | undefined)?.message ?? "";
-  const gone = /schema "([^"]+)" does not exist/.exec(message) ?? /relation "([^".]+)\.[^"]+" does not exist/.exec(message);
-  return gone !== null && gone[1] !== own;
 }
 
 /** One migration's state, as reported by {@link migrationStatus}. */

@@ -17,8 +17,10 @@ import {
   GetResultsTimelineResponseSchema,
   ListExperimentsResponseSchema,
   ListMetricsResponseSchema,
+  PlanExperimentResponseSchema,
   StartExperimentResponseSchema,
   StopExperimentResponseSchema,
+  UpdateExperimentSettingsResponseSchema,
 } from "#gen/vane/experiments/v1/experiment_service_pb.js";
 import {
   Direction,
@@ -28,16 +30,19 @@ import {
   type Metric,
   MetricKind,
   MetricSchema,
+  TestSides,
 } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { requireChangeIn, requireEnvironmentScope, requirePrincipal, requireRole, Role } from "#lib/auth/auth.ts";
 import { isUniqueViolation, withTransaction } from "#lib/data/db.ts";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/process/errors.ts";
+import { aborted, alreadyExists, failedPrecondition, invalidArgument, notFound } from "#lib/process/errors.ts";
 import type { Caller } from "#lib/auth/auth.ts";
 import { assertVisible, type ProjectDirectory } from "#lib/clients/identity-directory.ts";
 import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecycle.ts";
+import { checkSettings, loadSettings, storeSettings } from "./experiment-settings.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { loadResults, loadTimeline } from "./results.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
+import { minimumDetectableEffect, sampleSizePerArm } from "./stats/index.ts";
 import type { Db } from "./store.ts";
 
 /** What the ExperimentService is built from. */
@@ -100,6 +105,7 @@ function toExperiment(x: ExperimentRow): Experiment {
     bandit: x.bandit ?? undefined,
     version: BigInt(x.version),
     createTime: timestampFromDate(x.created_at),
+    settings: loadSettings(x.settings),
   });
 }
 
@@ -216,6 +222,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
         throw invalidArgument("bandit.min_share_percent times the number of variants must not exceed 100");
       if (req.layerKey && !(req.layerSharePercent >= 0.01 && req.layerSharePercent <= 100))
         throw invalidArgument("layer_share_percent must be between 0.01 and 100 with a layer");
+      const settings = checkSettings(req.settings, allKeys);
 
       try {
         const row = await withTransaction(db, async (trx) => {
@@ -262,6 +269,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
               shipped_variant: "",
               bandit: bandit ? JSON.stringify(bandit) : null,
               saved_environment: null,
+              settings: storeSettings(settings),
               version: 1,
             })
             .returningAll()
@@ -318,6 +326,50 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
     async getResultsTimeline(req, ctx) {
       const { x } = await loadExperiment(req.id, ctx, Role.VIEWER);
       return create(GetResultsTimelineResponseSchema, { points: await loadTimeline(db, x) });
+    },
+
+    async updateExperimentSettings(req, ctx) {
+      const { x, caller } = await loadExperiment(req.id, ctx, Role.EDITOR);
+      // Settings change no flag (as a draft does not): an admin key still works only in its own environment.
+      requireEnvironmentScope(caller.principal, x.environment_id);
+      const settings = checkSettings(req.settings, Object.keys(x.metric_ids));
+      const row = await db
+        .updateTable("experiments")
+        .set({ settings: storeSettings(settings), version: sql`version + 1` })
+        .where("id", "=", x.id)
+        .where("version", "=", req.expectedVersion.toString())
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) throw aborted(`the experiment is at version ${x.version}, not expected_version ${req.expectedVersion}: reload it and retry`);
+      return create(UpdateExperimentSettingsResponseSchema, { experiment: toExperiment(row) });
+    },
+
+    async planExperiment(req, ctx) {
+      requirePrincipal(ctx);
+      let baseline: { mean: number; variance: number };
+      if (req.baseline.case === "conversionRate") baseline = { mean: req.baseline.value, variance: req.baseline.value * (1 - req.baseline.value) };
+      else if (req.baseline.case === "mean") baseline = { mean: req.baseline.value.mean, variance: req.baseline.value.variance };
+      else throw invalidArgument("baseline: give conversion_rate or mean");
+      if (baseline.mean === 0) throw invalidArgument("mean.mean must not be 0 (a relative effect is a fraction of it)");
+      const input = {
+        ...baseline,
+        alpha: req.alpha > 0 ? req.alpha : 0.05,
+        power: req.power > 0 ? req.power : 0.8,
+        sides: req.sides === TestSides.ONE_SIDED ? ("one" as const) : ("two" as const),
+      };
+      const perArm = req.target.case === "relativeMde" ? sampleSizePerArm(input, req.target.value) : Number(req.target.value);
+      if (!(perArm <= 1e15)) throw invalidArgument("relative_mde is too small for this baseline: more than 10^15 units per arm would be needed");
+      const mde = minimumDetectableEffect(input, perArm);
+      const total = perArm * req.arms;
+      const days = Math.ceil(total / req.unitsPerDay);
+      if (!(days <= 1e15)) throw invalidArgument("units_per_day is too small: the plan would take more than 10^15 days");
+      return create(PlanExperimentResponseSchema, {
+        unitsPerArm: BigInt(perArm),
+        totalUnits: BigInt(total),
+        days: BigInt(days),
+        relativeMde: mde.relative,
+        absoluteMde: mde.absolute,
+      });
     },
   };
 }

@@ -1,9 +1,10 @@
 /**
  * The warnings that head an experiment's results: what a reader must know before trusting the
- * numbers, in words, most serious first. A sample-ratio mismatch means the assignment itself is
- * broken, so every metric is suspect; a guardrail significantly worse means the change hurts
- * something it must not; many units seen in two variants dilute every comparison; a bandit
- * changes the weights as it goes.
+ * numbers, in words, health first. A sample-ratio mismatch means the assignment itself is broken,
+ * so every metric is suspect; no data means nothing can be read yet; many units seen in two
+ * variants dilute every comparison; too few units make every interval an approximation that may
+ * not hold. Then what the numbers say that must not be missed: a guardrail significantly worse
+ * means the change hurts something it must not. Last, a bandit changes the weights as it goes.
  */
 import { create } from "@bufbuild/protobuf";
 import { type ResultWarning, ResultWarningSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
@@ -15,6 +16,8 @@ export interface WarningInput {
   guardrails: { metricKey: string; variant: string; relativeLift: number; adjustedPValue: number }[];
   conflictingUnits: number;
   conflictingExposures: number;
+  /** Metrics without a single tracked value in any arm. */
+  noDataMetrics?: { metricKey: string; eventName: string }[];
   /** A bandit re-weights the arms (the sample-ratio check is off). */
   bandit?: boolean;
   /** Metrics and variants whose relative interval has no bounds yet (the control's mean cannot be told from 0). */
@@ -23,6 +26,12 @@ export interface WarningInput {
 
 /** Share of units in two variants from which conflicts are worth a warning. */
 export const CONFLICT_WARNING_SHARE = 0.01;
+
+/**
+ * Below this many units in an arm, the normal approximations behind every interval and p-value
+ * may not hold (skewed metrics need more): the results say so.
+ */
+export const SMALL_SAMPLE_UNITS = 100;
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const num = (x: number) => x.toLocaleString("en-US");
@@ -44,14 +53,13 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
       }),
     );
   }
-  for (const g of input.guardrails) {
-    const lift = Number.isFinite(g.relativeLift) ? ` (${g.relativeLift > 0 ? "+" : ""}${pct(g.relativeLift)} relative to control)` : "";
+  if (total === 0) {
     out.push(
       create(ResultWarningSchema, {
-        code: "guardrail_violated",
-        metricKey: g.metricKey,
-        variant: g.variant,
-        message: `Guardrail "${g.metricKey}" is significantly worse in variant "${g.variant}"${lift}, adjusted p = ${p(g.adjustedPValue)}. Do not ship this variant without understanding why.`,
+        code: "no_data",
+        message:
+          "No data yet: no unit has been exposed to the experiment. Check that it is running and that clients report exposures " +
+          "(evaluations of the flag in the experiment's environment).",
       }),
     );
   }
@@ -65,7 +73,34 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
       }),
     );
   }
-  for (const u of input.unboundedRelative ?? []) {
+  if (total > 0) {
+    for (const m of input.noDataMetrics ?? []) {
+      out.push(
+        create(ResultWarningSchema, {
+          code: "no_data",
+          metricKey: m.metricKey,
+          message:
+            `Metric "${m.metricKey}" has no data: no exposed unit has tracked "${m.eventName}" since its exposure. ` +
+            "Check that the event is tracked with the same unit key as the exposures, or wait for it to happen.",
+        }),
+      );
+    }
+    const small = input.arms.filter((a) => a.units < SMALL_SAMPLE_UNITS);
+    if (small.length) {
+      out.push(
+        create(ResultWarningSchema, {
+          code: "small_sample",
+          variant: small.length === 1 ? small[0].variant : "",
+          message:
+            `Too small a sample to trust: ${small.map((a) => `${a.variant} has ${num(a.units)} units`).join(", ")} (fewer than ${SMALL_SAMPLE_UNITS} per arm). ` +
+            "Intervals and p-values rest on approximations that need more units (skewed metrics such as revenue need many more); wait before reading them.",
+        }),
+      );
+    }
+  }
+  // A metric without data has no relative interval either: one warning is enough.
+  const noData = new Set(total > 0 ? (input.noDataMetrics ?? []).map((m) => m.metricKey) : []);
+  for (const u of (input.unboundedRelative ?? []).filter((u) => !noData.has(u.metricKey))) {
     out.push(
       create(ResultWarningSchema, {
         code: "too_little_data",
@@ -77,6 +112,7 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
       }),
     );
   }
+  out.push(...guardrailWarnings(input.guardrails));
   if (input.bandit) {
     out.push(
       create(ResultWarningSchema, {
@@ -88,4 +124,17 @@ export function resultWarnings(input: WarningInput): ResultWarning[] {
     );
   }
   return out;
+}
+
+/** One warning per guardrail significantly worse in a variant. */
+export function guardrailWarnings(guardrails: WarningInput["guardrails"]): ResultWarning[] {
+  return guardrails.map((g) => {
+    const lift = Number.isFinite(g.relativeLift) ? ` (${g.relativeLift > 0 ? "+" : ""}${pct(g.relativeLift)} relative to control)` : "";
+    return create(ResultWarningSchema, {
+      code: "guardrail_violated",
+      metricKey: g.metricKey,
+      variant: g.variant,
+      message: `Guardrail "${g.metricKey}" is significantly worse in variant "${g.variant}"${lift}, adjusted p = ${p(g.adjustedPValue)}. Do not ship this variant without understanding why.`,
+    });
+  });
 }

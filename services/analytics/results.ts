@@ -10,13 +10,17 @@ import {
   Direction,
   type Interval,
   IntervalSchema,
+  LiftScale,
   type Results,
   ResultsSchema,
+  StatisticsEngine,
+  TestSides,
   type TimelinePoint,
   TimelinePointSchema,
 } from "#gen/vane/experiments/v1/experiments_pb.js";
-import { resultWarnings } from "./result-warnings.ts";
-import { analyzeExperiment, type MetricInput } from "./stats/index.ts";
+import { analysisOptions, loadSettings } from "./experiment-settings.ts";
+import { guardrailWarnings, resultWarnings } from "./result-warnings.ts";
+import { type AnalysisOptions, analyzeExperiment, decide, type MetricInput, sequentialAdjusted } from "./stats/index.ts";
 import type { ExperimentRow, MetricRow, VariantSums } from "./schema.ts";
 import type { Db } from "./store.ts";
 
@@ -53,9 +57,10 @@ export function armsOf(x: ExperimentRow): string[] {
   return [x.control_variant, ...all.filter((v) => v !== x.control_variant)];
 }
 
-/** Analyses the sums (pure). */
+/** Analyses the sums (pure), with the experiment's settings; `confidenceLevel` 0 means the settings' level. */
 export function computeResults(input: ResultsInput, confidenceLevel: number, now: Date): Results {
   const x = input.experiment;
+  const options = analysisOptions(loadSettings(x.settings), confidenceLevel);
   const arms = armsOf(x);
   const roles = [
     ...x.metric_keys.primary.map((k) => ({ key: k, role: "primary" })),
@@ -66,6 +71,8 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     const m = input.metrics.get(x.metric_ids[key])!;
     // Guardrails are corrected among themselves (see stats/experiment.ts).
     const family = role === "guardrail" ? "guardrail" : "decision";
+    // A guardrail looks for harm: always two-sided.
+    const sides = role === "guardrail" ? "two" : options.sides;
     const sums = arms.map((v) => input.sums.get(m.id)?.get(v) ?? ZERO);
     const direction = m.direction === "decrease" ? "lower" : "higher";
     if (m.kind === "mean") {
@@ -74,6 +81,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
         kind: "ratio",
         direction,
         family,
+        sides,
         variants: sums.map((s) => ({
           n: s.units,
           numerator: { sum: s.sum, sumSquares: s.sum_squares },
@@ -89,6 +97,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
       kind: m.kind as "conversion" | "count" | "sum",
       direction,
       family,
+      sides,
       variants: sums.map((s) => ({
         n: s.units,
         sum: s.sum,
@@ -97,20 +106,28 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
       })),
     } satisfies MetricInput;
   });
-  const level = confidenceLevel > 0 ? confidenceLevel : 0.95;
+  const level = 1 - options.alpha;
   const weightOf = new Map(x.variants.map((v) => [v.variant, v.weight]));
   const order = x.variants.map((v) => v.variant);
   // A bandit moves the weights over time: the configured ones are no expectation to test against.
   const bandit = x.bandit?.enabled ?? false;
   const analysis = analyzeExperiment(
     { metrics: inputs, units: bandit ? undefined : order.map((v) => input.units.get(v) ?? 0), weights: order.map((v) => weightOf.get(v) ?? 0) },
-    { alpha: 1 - level },
+    options,
   );
   const totalWeight = order.reduce((a, v) => a + (weightOf.get(v) ?? 0), 0);
   const observed = order.map((v) => input.units.get(v) ?? 0);
+  const settings = loadSettings(x.settings);
+  const planned = Number(settings.plannedUnitsPerArm);
   const warnings = resultWarnings({
     srm: analysis.srm && { pValue: analysis.srm.pValue, mismatch: analysis.srm.mismatch },
     arms: order.map((v, i) => ({ variant: v, units: observed[i], expectedShare: (weightOf.get(v) ?? 0) / totalWeight })),
+    noDataMetrics: analysis.metrics.flatMap((m, i) => {
+      const sums = arms.map((v) => input.sums.get(x.metric_ids[m.key])?.get(v));
+      return sums.some((s) => s && (s.sum !== 0 || s.count_sum !== 0))
+        ? []
+        : [{ metricKey: m.key, eventName: input.metrics.get(x.metric_ids[roles[i].key])?.event_name ?? "" }];
+    }),
     guardrails: analysis.metrics.flatMap((m, i) =>
       roles[i].role === "guardrail"
         ? m.variants
@@ -122,7 +139,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     conflictingExposures: input.conflictingExposures,
     bandit,
     unboundedRelative: analysis.metrics.flatMap((m) =>
-      m.variants.flatMap((v) => (v.relative.ci.every(Number.isNaN) ? [{ metricKey: m.key, variant: arms[v.variant] }] : [])),
+      m.variants.flatMap((v) => (v.relative.ci.some(Number.isNaN) ? [{ metricKey: m.key, variant: arms[v.variant] }] : [])),
     ),
   });
   return create(ResultsSchema, {
@@ -133,6 +150,14 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     conflictingExposures: BigInt(input.conflictingExposures),
     conflictingUnits: BigInt(input.conflictingUnits),
     warnings,
+    scale: options.scale === "absolute" ? LiftScale.ABSOLUTE : LiftScale.RELATIVE,
+    engine: options.engine === "bayesian" ? StatisticsEngine.BAYESIAN : StatisticsEngine.FREQUENTIST,
+    sequential: options.engine !== "bayesian" && (options.sequential ?? false),
+    sides: options.sides === "one" ? TestSides.ONE_SIDED : TestSides.TWO_SIDED,
+    progress:
+      planned > 0
+        ? { plannedUnitsPerArm: BigInt(planned), smallestArmUnits: BigInt(Math.min(...observed)), fraction: Math.min(...observed) / planned }
+        : undefined,
     sampleRatio: {
       observedUnits: order.map((v) => BigInt(input.units.get(v) ?? 0)),
       expectedShares: order.map((v) => (weightOf.get(v) ?? 0) / totalWeight),
@@ -163,6 +188,13 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
           guardrailViolated: roles[i].role === "guardrail" && v.verdict === "worse",
           cupedApplied: v.cuped !== null,
           cupedVarianceReduction: v.cuped?.liftVarianceReduction ?? 0,
+          lift: v.decision.lift,
+          liftInterval: { lower: v.decision.interval[0], upper: v.decision.interval[1] },
+          decisionPValue: v.decision.pValue,
+          significant: v.decision.verdict !== "inconclusive",
+          risk: v.bayes?.risk ?? NaN,
+          controlRisk: v.bayes?.controlRisk ?? NaN,
+          credibleInterval: v.bayes ? { lower: v.bayes.credibleInterval[0], upper: v.bayes.credibleInterval[1] } : undefined,
         })),
       ],
     })),
@@ -237,7 +269,8 @@ export function accumulateSequential(looks: readonly Results[]): void {
   type Seen = { abs?: Interval; rel?: Interval; p: number };
   const seen = new Map<string, Seen>();
   const intersect = (prev: Interval | undefined, cur: Interval | undefined): Interval | undefined => {
-    if (!prev || !cur || ![prev.lower, prev.upper, cur.lower, cur.upper].every(Number.isFinite)) return cur;
+    // Infinite bounds (one-sided) intersect as any other; NaN ones (no interval yet) do not.
+    if (!prev || !cur || [prev.lower, prev.upper, cur.lower, cur.upper].some(Number.isNaN)) return cur;
     const lower = Math.max(prev.lower, cur.lower);
     const upper = Math.min(prev.upper, cur.upper);
     return lower <= upper ? create(IntervalSchema, { lower, upper }) : cur;
@@ -258,6 +291,52 @@ export function accumulateSequential(looks: readonly Results[]): void {
   }
 }
 
+/**
+ * With sequential decisions, decides again on the carried always-valid numbers: their running
+ * minimum p-values corrected within each family (Bonferroni, see stats' sequentialAdjusted), the
+ * intersected intervals on the results' scale; guardrail flags and warnings follow.
+ */
+export function decideOnCarried(r: Results, options: AnalysisOptions): void {
+  if (!r.sequential) return;
+  const families = new Map<string, Results["metrics"][number]["variants"]>();
+  for (const m of r.metrics) {
+    const family = m.role === "guardrail" ? "guardrail" : "decision";
+    families.set(family, [...(families.get(family) ?? []), ...m.variants.slice(1)]);
+  }
+  const adjusted = new Map<object, number>();
+  for (const flat of families.values()) {
+    for (const v of flat) adjusted.set(v, sequentialAdjusted(v.sequentialPValue, flat.length, options.correction ?? "benjamini-hochberg"));
+  }
+  const pair = (i: Interval | undefined): [number, number] => [i?.lower ?? NaN, i?.upper ?? NaN];
+  for (const m of r.metrics) {
+    for (const v of m.variants.slice(1)) {
+      const d = decide(
+        {
+          direction: m.direction === Direction.DECREASE ? "lower" : "higher",
+          absolute: { estimate: v.absoluteLift, ci: pair(v.absoluteLiftInterval), sequentialCi: pair(v.sequentialInterval) },
+          relative: { estimate: v.relativeLift, ci: pair(v.relativeLiftInterval), sequentialCi: pair(v.relativeSequentialInterval) },
+          adjustedPValue: v.adjustedPValue,
+          adjustedSequentialPValue: adjusted.get(v) ?? NaN,
+          bayes: null,
+        },
+        { ...options, engine: "frequentist", sequential: true },
+      );
+      v.liftInterval = create(IntervalSchema, { lower: d.interval[0], upper: d.interval[1] });
+      v.decisionPValue = d.pValue;
+      v.significant = d.verdict !== "inconclusive";
+      v.guardrailViolated = m.role === "guardrail" && d.verdict === "worse";
+    }
+  }
+  const violated = r.metrics.flatMap((m) =>
+    m.variants
+      .filter((v) => v.guardrailViolated)
+      .map((v) => ({ metricKey: m.metricKey, variant: v.variant, relativeLift: v.relativeLift, adjustedPValue: v.decisionPValue })),
+  );
+  const others = r.warnings.filter((w) => w.code !== "guardrail_violated");
+  const at = others.findIndex((w) => w.code === "bandit_reweighting");
+  r.warnings = at < 0 ? [...others, ...guardrailWarnings(violated)] : [...others.slice(0, at), ...guardrailWarnings(violated), ...others.slice(at)];
+}
+
 /** Cumulative results at the end of each UTC day with data, oldest first (sequential numbers not yet carried). */
 function dailyLooks(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRow, confidenceLevel: number): { end: Date; results: Results }[] {
   const days = [...new Set([...data.exposures.map((r) => r.day), ...data.daily.map((r) => r.day)])].sort();
@@ -273,12 +352,15 @@ export async function loadResults(db: Db, x: ExperimentRow, confidenceLevel: num
   const data = await loadDaily(db, x);
   const now = computeResults(accumulate(data, x, null), confidenceLevel, new Date());
   accumulateSequential([...dailyLooks(data, x, confidenceLevel).map((l) => l.results), now]);
+  decideOnCarried(now, analysisOptions(loadSettings(x.settings), confidenceLevel));
   return now;
 }
 
 /** Cumulative results at the end of each UTC day with data, oldest first. */
-export async function loadTimeline(db: Db, x: ExperimentRow, confidenceLevel = 0.95): Promise<TimelinePoint[]> {
+export async function loadTimeline(db: Db, x: ExperimentRow, confidenceLevel = 0): Promise<TimelinePoint[]> {
   const looks = dailyLooks(await loadDaily(db, x), x, confidenceLevel);
   accumulateSequential(looks.map((l) => l.results));
+  const options = analysisOptions(loadSettings(x.settings), confidenceLevel);
+  for (const l of looks) decideOnCarried(l.results, options);
   return looks.map((l) => create(TimelinePointSchema, { time: timestampFromDate(l.end), results: l.results }));
 }

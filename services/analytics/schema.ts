@@ -48,6 +48,8 @@ export interface ExperimentsTable {
   /** The flag environment as it was before the start (rules as proto JSON), restored on stop. */
   saved_environment: ColumnType<unknown, string | null, string | null>;
   bandit_run_at: Timestamp | null;
+  /** Analysis settings: vane.experiments.v1.ExperimentSettings as proto JSON ({} = defaults). */
+  settings: ColumnType<unknown, string | undefined, string>;
   version: BigIntColumn;
   created_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

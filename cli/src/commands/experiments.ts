@@ -1,7 +1,17 @@
 /** experiments list/create/start/stop/results, metrics list/create. */
 import type { Command } from "commander";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
-import { Direction, ExperimentStatus, MetricKind, type Experiment, type Interval } from "#gen/vane/experiments/v1/experiments_pb.js";
+import {
+  Correction,
+  Direction,
+  ExperimentStatus,
+  LiftScale,
+  MetricKind,
+  StatisticsEngine,
+  TestSides,
+  type Experiment,
+  type Interval,
+} from "#gen/vane/experiments/v1/experiments_pb.js";
 import { UsageError, UserError } from "../errors.ts";
 import { emit, paint, parseFormat, printTable } from "../output.ts";
 import { openSession, type GlobalOptions, type Session } from "../session.ts";
@@ -25,7 +35,21 @@ type Options = GlobalOptions & {
   metric?: string[];
   secondary?: string[];
   guardrail?: string[];
+  engine?: "frequentist" | "bayesian";
+  scale?: "relative" | "absolute";
+  correction?: "benjamini-hochberg" | "holm" | "none";
+  level?: string;
+  oneSided?: boolean;
+  sequential?: boolean;
+  plannedUnits?: string;
 };
+
+/** A number option, or a usage error naming it. */
+function numberOption(name: string, text: string | undefined, integer = false): number {
+  const n = Number(text ?? 0);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UsageError(`${name} ${text}: expected ${integer ? "a whole number" : "a number"}`);
+  return n;
+}
 
 async function setup(cmd: Command) {
   const opts = cmd.optsWithGlobals<Options>();
@@ -209,11 +233,35 @@ export async function create(cmd: Command): Promise<void> {
     primaryMetricKeys: opts.metric ?? [],
     secondaryMetricKeys: opts.secondary ?? [],
     guardrailMetricKeys: opts.guardrail ?? [],
+    // Out-of-range levels and sizes are refused by the server, naming the field and its limits.
+    settings: {
+      engine: opts.engine === "bayesian" ? StatisticsEngine.BAYESIAN : StatisticsEngine.FREQUENTIST,
+      scale: opts.scale === "absolute" ? LiftScale.ABSOLUTE : LiftScale.RELATIVE,
+      correction: { "benjamini-hochberg": Correction.BENJAMINI_HOCHBERG, holm: Correction.HOLM, none: Correction.NONE }[
+        opts.correction ?? "benjamini-hochberg"
+      ],
+      confidenceLevel: numberOption("--level", opts.level),
+      sides: opts.oneSided ? TestSides.ONE_SIDED : TestSides.TWO_SIDED,
+      sequential: opts.sequential ?? false,
+      plannedUnitsPerArm: BigInt(numberOption("--planned-units", opts.plannedUnits, true)),
+    },
   });
   const e = res.experiment!;
+  const s = e.settings;
   await emit(
     format,
-    shape(e),
+    {
+      ...shape(e),
+      settings: s && {
+        engine: enumName(StatisticsEngine, s.engine),
+        scale: enumName(LiftScale, s.scale),
+        correction: enumName(Correction, s.correction),
+        confidenceLevel: s.confidenceLevel || 0.95,
+        sides: enumName(TestSides, s.sides),
+        sequential: s.sequential,
+        plannedUnitsPerArm: Number(s.plannedUnitsPerArm),
+      },
+    },
     () => void process.stdout.write(`Created experiment ${e.key} on ${e.flagKey} in ${env.key} (draft: vane experiments start ${e.key})\n`),
   );
 }

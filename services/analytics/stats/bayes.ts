@@ -6,7 +6,7 @@
  * - Beta-Binomial model for conversions: each rate has a Beta(α₀ + successes, β₀ + failures)
  *   posterior; P(p_T > p_C) = ∫ f_T(x) F_C(x) dx by composite Simpson's rule.
  */
-import { betaCdf, betaPdf, normalCdf, normalQuantile } from "./distributions.ts";
+import { betaCdf, betaPdf, normalCdf, normalPdf, normalQuantile } from "./distributions.ts";
 
 export interface NormalPrior {
   mean: number;
@@ -88,4 +88,85 @@ function integrateAgainst(p: { a: number; b: number }, q: { a: number; b: number
     sum += weight * betaPdf(x, p.a, p.b) * betaCdf(x, q.a, q.b);
   }
   return Math.min(1, Math.max(0, (sum * h) / 3));
+}
+
+/** What a Bayesian engine reports for one treatment against control. */
+export interface BayesianLift {
+  /** Equal-tailed credible interval of the lift at 1 − alpha, on the requested scale. */
+  credibleInterval: [number, number];
+  /** Posterior probability that the treatment is better (per direction). */
+  chanceToWin: number;
+  /** E[loss] if the treatment is shipped, as a share of the control's mean. */
+  risk: number;
+  /** E[loss] if the control is kept, as a share of the control's mean. */
+  controlRisk: number;
+}
+
+const NO_BAYES: BayesianLift = { credibleInterval: [NaN, NaN], chanceToWin: NaN, risk: NaN, controlRisk: NaN };
+
+/**
+ * Bayesian comparison: a normal posterior on the difference δ = m_t − m_c, from the likelihood
+ * N(δ̂, V = v_t + v_c) and a flat prior, or a normal prior N(μ, σ²) on the relative lift taken as
+ * N(μ·m_c, (σ·m_c)²) on δ (precision weighting: s² = 1/(1/σ'² + 1/V), m = s²(μ'/σ'² + δ̂/V)).
+ * - chance to win: Φ(m/s), or 1 − Φ(m/s) when lower is better;
+ * - risk: E[(−δ)⁺] = s φ(m/s) − m Φ(−m/s) (E[δ⁺] = s φ(m/s) + m Φ(m/s) for the control), as a
+ *   share of |m_c|; the two swap when lower is better;
+ * - credible interval, absolute: m ± z s; relative: the r with (m − r·m_c)² ≤ z²(s² + r²v_c +
+ *   2r·w·v_c), w = s²/V the weight of the data — Fieller's construction on the posterior, which
+ *   carries the control mean's own noise (with a flat prior it is Fieller's interval at z). It
+ *   excludes 0 exactly when the chance to win is beyond 1 − α/2 either way. NaN bounds while the
+ *   control mean cannot be told from 0.
+ * A log-ratio model was tried and rejected: on a skewed, zero-inflated metric its chance to win
+ * exceeded 95% in about 10% of A/A runs (simulation.test.ts keeps the calibration).
+ */
+export function bayesianLift(
+  control: { mean: number; variance: number },
+  treatment: { mean: number; variance: number },
+  options: { scale?: "relative" | "absolute"; prior?: NormalPrior; direction?: "higher" | "lower"; alpha?: number } = {},
+): BayesianLift {
+  const { scale = "relative", prior, direction = "higher", alpha = 0.05 } = options;
+  const z = normalQuantile(1 - alpha / 2);
+  const mc = control.mean;
+  const variance = control.variance + treatment.variance;
+  const scaleBy = Math.abs(mc);
+  if (!(variance > 0) || !(scaleBy > 0) || !Number.isFinite(treatment.mean)) return NO_BAYES;
+  let m = treatment.mean - mc;
+  let s2 = variance;
+  if (prior) {
+    const priorVariance = (prior.standardDeviation * scaleBy) ** 2;
+    s2 = 1 / (1 / priorVariance + 1 / variance);
+    m = s2 * ((prior.mean * scaleBy) / priorVariance + m / variance);
+  }
+  const s = Math.sqrt(s2);
+  const up = normalCdf(m / s);
+  const gain = (s * normalPdf(m / s) + m * up) / scaleBy;
+  const loss = (s * normalPdf(m / s) - m * normalCdf(-m / s)) / scaleBy;
+  let credibleInterval: [number, number] = [m - z * s, m + z * s];
+  if (scale === "relative") {
+    const z2 = z * z;
+    const w = s2 / variance;
+    const a = mc * mc - z2 * control.variance;
+    const b = -2 * (m * mc + z2 * w * control.variance);
+    const c = m * m - z2 * s2;
+    const root = Math.sqrt(Math.max(0, b * b - 4 * a * c));
+    credibleInterval = a > 0 ? [(-b - root) / (2 * a), (-b + root) / (2 * a)] : [NaN, NaN];
+  }
+  const better = direction === "higher";
+  return {
+    credibleInterval,
+    chanceToWin: better ? up : 1 - up,
+    risk: Math.max(0, better ? loss : gain),
+    controlRisk: Math.max(0, better ? gain : loss),
+  };
+}
+
+/**
+ * The documented Bayesian decision rule: "better" when the chance to win is at least
+ * `chanceToWin` and the risk of shipping at most `risk`; "worse" in the mirror image (chance at
+ * most 1 − chanceToWin, risk of keeping control at most `risk`); else inconclusive.
+ */
+export function bayesianVerdict(b: BayesianLift, thresholds: { chanceToWin: number; risk: number }): "better" | "worse" | "inconclusive" {
+  if (b.chanceToWin >= thresholds.chanceToWin && b.risk <= thresholds.risk) return "better";
+  if (b.chanceToWin <= 1 - thresholds.chanceToWin && b.controlRisk <= thresholds.risk) return "worse";
+  return "inconclusive";
 }

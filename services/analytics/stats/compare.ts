@@ -8,14 +8,26 @@ import type { Estimate } from "./estimates.ts";
 import { alwaysValid, mixingVariance } from "./sequential.ts";
 
 export type Direction = "higher" | "lower";
+/** "two": a change either way; "one": only an improvement in the metric's direction. */
+export type Sides = "two" | "one";
 
 export interface CompareOptions {
-  /** Two-sided level: intervals are at 1 − alpha. Default 0.05. */
+  /** Level: two-sided intervals are at 1 − alpha, one-sided bounds at 1 − alpha. Default 0.05. */
   alpha?: number;
+  /**
+   * Default "two". "one" tests only for an improvement (per `direction`): the p-value is one-sided,
+   * and each interval keeps only its bound on the losing side (the other is ±Infinity). The
+   * sequential p-value and bound are the two-sided mixture's, kept on the improving side: still
+   * valid at alpha (the half-normal mixture's ratio is at least the symmetric one's there), if
+   * conservative.
+   */
+  sides?: Sides;
   /** Whether higher or lower values are better. Default "higher". */
   direction?: Direction;
   /** Total units (both arms) at which the sequential interval is tightest. Default 10 000. */
   sequentialTuningUnits?: number;
+  /** Level of the sequential numbers; default `alpha` (a split of it when corrected by Bonferroni). */
+  sequentialAlpha?: number;
   /** Normal prior on the relative lift for the Bayesian result; flat on the absolute lift when absent. */
   relativePrior?: NormalPrior;
 }
@@ -40,7 +52,7 @@ export interface Comparison {
   tStatistic: number;
   /** Welch–Satterthwaite degrees of freedom. */
   degreesOfFreedom: number;
-  /** Two-sided Welch p-value for "no difference". */
+  /** Welch p-value for "no difference": two-sided, or one-sided per `sides`. */
   pValue: number;
   /** Posterior probability that the treatment is better (per `direction`). */
   chanceToBeatControl: number;
@@ -103,7 +115,9 @@ export function alwaysValidCritical(units: number, tuningUnits: number, alpha: n
 
 /** Compare a treatment estimate against the control estimate. */
 export function compareEstimates(control: Estimate, treatment: Estimate, options: CompareOptions = {}): Comparison {
-  const { alpha = 0.05, direction = "higher", sequentialTuningUnits = 10_000, relativePrior } = options;
+  const { alpha = 0.05, direction = "higher", sequentialTuningUnits = 10_000, relativePrior, sides = "two" } = options;
+  const oneSided = sides === "one";
+  const improving = direction === "higher" ? 1 : -1;
   const diff = treatment.mean - control.mean;
   const variance = control.variance + treatment.variance;
   const se = Math.sqrt(variance);
@@ -116,12 +130,14 @@ export function compareEstimates(control: Estimate, treatment: Estimate, options
   } else if (se > 0) {
     t = diff / se;
     pValue = studentTTwoSided(t, df);
+    // One-sided: P(T ≥ t) towards the improving side, half the two-sided tail or one minus it.
+    if (oneSided) pValue = improving * t > 0 ? pValue / 2 : 1 - pValue / 2;
   } else {
     // No variation in either arm: any difference is certain, none is no evidence.
     t = diff === 0 ? 0 : Math.sign(diff) * Infinity;
-    pValue = diff === 0 ? 1 : 0;
+    pValue = diff === 0 ? 1 : oneSided && improving * diff < 0 ? 1 : 0;
   }
-  const critical = studentTQuantile(1 - alpha / 2, df);
+  const critical = studentTQuantile(1 - (oneSided ? alpha : alpha / 2), df);
   const rel = relativeLift(control, treatment);
 
   const bayes = relativePrior
@@ -129,17 +145,22 @@ export function compareEstimates(control: Estimate, treatment: Estimate, options
     : normalPosterior(diff, se, { direction, alpha });
 
   const units = control.n + treatment.n;
-  const seqAbs = alwaysValid(diff, variance, mixingVariance(variance, units, sequentialTuningUnits, alpha), alpha);
+  const seqAlpha = options.sequentialAlpha ?? alpha;
+  const seqAbs = alwaysValid(diff, variance, mixingVariance(variance, units, sequentialTuningUnits, seqAlpha), seqAlpha);
   const relCi = fiellerRelative(control, treatment, critical);
-  const seqRelCi = fiellerRelative(control, treatment, alwaysValidCritical(units, sequentialTuningUnits, alpha));
+  const seqRelCi = fiellerRelative(control, treatment, alwaysValidCritical(units, sequentialTuningUnits, seqAlpha));
+
+  // One-sided: only the bound on the losing side remains.
+  const side = (ci: [number, number]): [number, number] => (!oneSided ? ci : improving > 0 ? [ci[0], Infinity] : [-Infinity, ci[1]]);
+  const seqP = oneSided && improving * diff < 0 ? 1 : seqAbs.pValue;
 
   return {
-    absolute: { estimate: diff, standardError: se, ci: [diff - critical * se, diff + critical * se] },
-    relative: { estimate: rel.estimate, standardError: rel.standardError, ci: relCi },
+    absolute: { estimate: diff, standardError: se, ci: side([diff - critical * se, diff + critical * se]) },
+    relative: { estimate: rel.estimate, standardError: rel.standardError, ci: side(relCi) },
     tStatistic: t,
     degreesOfFreedom: df,
     pValue,
     chanceToBeatControl: bayes.chanceToBeatControl,
-    sequential: { absoluteCi: [seqAbs.lower, seqAbs.upper], relativeCi: seqRelCi, pValue: seqAbs.pValue },
+    sequential: { absoluteCi: side([seqAbs.lower, seqAbs.upper]), relativeCi: side(seqRelCi), pValue: seqP },
   };
 }

@@ -3,8 +3,8 @@
  * CUPED when every variant has a covariate, compares each treatment with control (variant 0),
  * corrects p-values across all metric × treatment comparisons and checks the sample ratio.
  */
-import { betaChanceToBeat, type BetaPrior } from "./bayes.ts";
-import { compareEstimates, type Comparison, type CompareOptions, type Direction } from "./compare.ts";
+import { type BayesianLift, bayesianLift, bayesianVerdict, betaChanceToBeat, type BetaPrior, type NormalPrior } from "./bayes.ts";
+import { compareEstimates, type Comparison, type CompareOptions, type Direction, type Sides } from "./compare.ts";
 import { cupedEstimates, meanEstimate, ratioEstimate, type Estimate, type MeanSums, type RatioSums } from "./estimates.ts";
 import { adjustPValues, type Correction } from "./multiple-testing.ts";
 import { sampleRatioMismatch, type SrmResult } from "./srm.ts";
@@ -18,9 +18,13 @@ export type MetricKind = MeanMetricKind | "ratio";
  * `family`: comparisons are corrected within their family only (default "decision"). Guardrails
  * are a family of their own, so adding decision metrics never makes harm harder to flag.
  */
+/** `sides` overrides the options' (guardrails stay two-sided to catch harm). */
 export type MetricInput =
-  | { key: string; kind: MeanMetricKind; direction?: Direction; family?: string; variants: readonly MeanSums[] }
-  | { key: string; kind: "ratio"; direction?: Direction; family?: string; variants: readonly RatioSums[] };
+  | { key: string; kind: MeanMetricKind; direction?: Direction; family?: string; sides?: Sides; variants: readonly MeanSums[] }
+  | { key: string; kind: "ratio"; direction?: Direction; family?: string; sides?: Sides; variants: readonly RatioSums[] };
+
+export type Engine = "frequentist" | "bayesian";
+export type Scale = "relative" | "absolute";
 
 export interface AnalysisOptions extends CompareOptions {
   /** Use CUPED when every variant carries covariate sums. Default true. */
@@ -31,6 +35,59 @@ export interface AnalysisOptions extends CompareOptions {
   correction?: Correction;
   /** SRM p-value threshold. Default 0.001. */
   srmThreshold?: number;
+  /** Default "frequentist". "bayesian" adds {@link VariantResult.bayes} and decides by {@link bayesianVerdict}. */
+  engine?: Engine;
+  /** The scale the decision's lift and interval are on. Default "relative". */
+  scale?: Scale;
+  /** Decide on the sequential (always-valid) p-value and interval. Default false. */
+  sequential?: boolean;
+  /** Bayesian: normal priors on the relative lift by metric key; flat when absent. */
+  priors?: Readonly<Record<string, NormalPrior>>;
+  /** Bayesian decision rule thresholds. Defaults 0.95 and 0.0025. */
+  chanceToWinThreshold?: number;
+  riskThreshold?: number;
+}
+
+/** The one lift, interval and p-value a decision follows, on one scale. */
+export interface Decision {
+  lift: number;
+  interval: [number, number];
+  /** NaN for the Bayesian engine. */
+  pValue: number;
+  verdict: Verdict;
+}
+
+/** What a decision is made from (the sequential numbers may be carried across looks by the caller). */
+export interface DecisionInput {
+  direction: Direction;
+  absolute: { estimate: number; ci: [number, number]; sequentialCi: [number, number] };
+  relative: { estimate: number; ci: [number, number]; sequentialCi: [number, number] };
+  /** Corrected fixed-horizon and sequential p-values. */
+  adjustedPValue: number;
+  adjustedSequentialPValue: number;
+  bayes: BayesianLift | null;
+}
+
+/**
+ * Picks the scale's lift and the engine's interval and decides: frequentist, the corrected
+ * (fixed or sequential) p-value below alpha, which without a correction is exactly "the interval
+ * excludes 0" (Fieller's relative interval inverts the same test as the absolute one); Bayesian,
+ * {@link bayesianVerdict}.
+ */
+export function decide(d: DecisionInput, options: AnalysisOptions = {}): Decision {
+  const { alpha = 0.05, scale = "relative", sequential = false, engine = "frequentist" } = options;
+  const onScale = scale === "relative" ? d.relative : d.absolute;
+  if (engine === "bayesian" && d.bayes) {
+    const verdict = bayesianVerdict(d.bayes, { chanceToWin: options.chanceToWinThreshold ?? 0.95, risk: options.riskThreshold ?? 0.0025 });
+    return { lift: onScale.estimate, interval: d.bayes.credibleInterval, pValue: NaN, verdict };
+  }
+  const pValue = sequential ? d.adjustedSequentialPValue : d.adjustedPValue;
+  return {
+    lift: onScale.estimate,
+    interval: sequential ? onScale.sequentialCi : onScale.ci,
+    pValue,
+    verdict: verdictOf(pValue, d.absolute.estimate, alpha, d.direction),
+  };
 }
 
 export type Verdict = "better" | "worse" | "inconclusive";
@@ -44,7 +101,13 @@ export interface VariantResult extends Comparison {
   standardError: number;
   /** p-value after the correction across comparisons; equals pValue from analyzeMetric alone. */
   adjustedPValue: number;
-  /** From adjustedPValue < alpha and direction. */
+  /** The sequential p-value after the same correction. */
+  adjustedSequentialPValue: number;
+  /** Present for the Bayesian engine. */
+  bayes: BayesianLift | null;
+  /** The decision (its verdict is also `verdict`). */
+  decision: Decision;
+  /** The decision's verdict: by default from adjustedPValue < alpha and direction. */
   verdict: Verdict;
   /** Present when CUPED was applied. */
   cuped: {
@@ -65,6 +128,32 @@ export interface MetricResult {
   /** Pooled θ, when CUPED was applied. */
   cuped: { theta: number } | null;
   variants: VariantResult[];
+  /** The estimates compared, control first (CUPED-adjusted when applied). */
+  estimates: Estimate[];
+  /** The sides its comparisons used. */
+  sides: Sides;
+}
+
+function withDecision(
+  c: Comparison,
+  adjustedPValue: number,
+  adjustedSequentialPValue: number,
+  bayes: BayesianLift | null,
+  direction: Direction,
+  options: AnalysisOptions,
+): { decision: Decision; verdict: Verdict } {
+  const decision = decide(
+    {
+      direction,
+      absolute: { estimate: c.absolute.estimate, ci: c.absolute.ci, sequentialCi: c.sequential.absoluteCi },
+      relative: { estimate: c.relative.estimate, ci: c.relative.ci, sequentialCi: c.sequential.relativeCi },
+      adjustedPValue,
+      adjustedSequentialPValue,
+      bayes,
+    },
+    options,
+  );
+  return { decision, verdict: decision.verdict };
 }
 
 function verdictOf(pValue: number, estimate: number, alpha: number, direction: Direction): Verdict {
@@ -74,8 +163,9 @@ function verdictOf(pValue: number, estimate: number, alpha: number, direction: D
 
 /** Analyze one metric (no correction across metrics: use analyzeExperiment for that). */
 export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {}): MetricResult {
-  const { alpha = 0.05, cuped = true, betaPrior } = options;
+  const { alpha = 0.05, cuped = true, betaPrior, engine = "frequentist" } = options;
   const direction = input.direction ?? options.direction ?? "higher";
+  const sides = input.sides ?? options.sides ?? "two";
   if (input.variants.length < 2) throw new RangeError(`metric ${input.key}: needs control and at least one treatment`);
 
   let estimates: Estimate[];
@@ -100,8 +190,12 @@ export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {})
   const control = estimates[0];
   const variants = estimates.slice(1).map((treatment, j): VariantResult => {
     const i = j + 1;
-    const comparison = compareEstimates(control, treatment, { ...options, direction });
-    if (input.kind === "conversion" && theta === null) {
+    const comparison = compareEstimates(control, treatment, { ...options, direction, sides });
+    const bayes =
+      engine === "bayesian" ? bayesianLift(control, treatment, { scale: options.scale, prior: options.priors?.[input.key], direction, alpha }) : null;
+    if (bayes) {
+      comparison.chanceToBeatControl = bayes.chanceToWin;
+    } else if (input.kind === "conversion" && theta === null) {
       // Beta-Binomial posterior on the rates; Σy is the number of converted units.
       const chance = betaChanceToBeat(
         { successes: input.variants[0].sum, trials: input.variants[0].n },
@@ -117,7 +211,9 @@ export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {})
       mean: treatment.mean,
       standardError: Math.sqrt(treatment.variance),
       adjustedPValue: comparison.pValue,
-      verdict: verdictOf(comparison.pValue, comparison.absolute.estimate, alpha, direction),
+      adjustedSequentialPValue: comparison.sequential.pValue,
+      bayes,
+      ...withDecision(comparison, comparison.pValue, comparison.sequential.pValue, bayes, direction, options),
       cuped:
         unadjusted && reductions
           ? {
@@ -137,7 +233,19 @@ export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {})
     control: { n: control.n, mean: control.mean, standardError: Math.sqrt(control.variance) },
     cuped: theta === null ? null : { theta },
     variants,
+    estimates,
+    sides,
   };
+}
+
+/**
+ * The sequential p-value after the correction, for decisions that are carried over looks: Holm's
+ * and Benjamini–Hochberg's levels depend on the other comparisons' current p-values, so they
+ * cannot be carried; any correction becomes Bonferroni's (the level split evenly over the family,
+ * valid under any dependence), and the sequential intervals are computed at alpha / family size.
+ */
+export function sequentialAdjusted(pValue: number, familySize: number, correction: Correction): number {
+  return correction === "none" ? pValue : Math.min(1, pValue * familySize);
 }
 
 export interface ExperimentInput {
@@ -157,8 +265,14 @@ export interface ExperimentResult {
 
 /** Analyze every metric, correct p-values across the metric × treatment pairs of each family, check SRM. */
 export function analyzeExperiment(input: ExperimentInput, options: AnalysisOptions = {}): ExperimentResult {
-  const { alpha = 0.05, correction = "benjamini-hochberg", srmThreshold = 0.001 } = options;
-  const metrics = input.metrics.map((m) => analyzeMetric(m, options));
+  const { correction = "benjamini-hochberg", srmThreshold = 0.001 } = options;
+  const { alpha = 0.05 } = options;
+  const familySize = new Map<string, number>();
+  for (const m of input.metrics) familySize.set(m.family ?? "decision", (familySize.get(m.family ?? "decision") ?? 0) + m.variants.length - 1);
+  // Sequential decisions split the level over each family (see sequentialAdjusted).
+  const metrics = input.metrics.map((m) =>
+    analyzeMetric(m, options.sequential && correction !== "none" ? { ...options, sequentialAlpha: alpha / familySize.get(m.family ?? "decision")! } : options),
+  );
   const families = new Map<string, MetricResult["variants"][number][]>();
   input.metrics.forEach((m, i) => {
     const family = m.family ?? "decision";
@@ -171,10 +285,33 @@ export function analyzeExperiment(input: ExperimentInput, options: AnalysisOptio
     );
     flat.forEach((v, i) => {
       v.adjustedPValue = adjusted[i];
+      v.adjustedSequentialPValue = sequentialAdjusted(v.sequential.pValue, flat.length, correction);
     });
   }
   for (const m of metrics) {
-    for (const v of m.variants) v.verdict = verdictOf(v.adjustedPValue, v.absolute.estimate, alpha, m.direction);
+    for (const v of m.variants) {
+      // The interval at the level the correction tested this comparison at, α·p/p_adj: it
+      // excludes 0 exactly when the adjusted p-value is below α, so interval and decision agree.
+      let c: Comparison = v;
+      if (v.adjustedPValue > v.pValue && v.pValue > 0)
+        c = compareEstimates(m.estimates[0], m.estimates[v.variant], {
+          ...options,
+          direction: m.direction,
+          sides: m.sides,
+          alpha: (alpha * v.pValue) / v.adjustedPValue,
+        });
+      Object.assign(
+        v,
+        withDecision(
+          { ...v, absolute: { ...v.absolute, ci: c.absolute.ci }, relative: { ...v.relative, ci: c.relative.ci } },
+          v.adjustedPValue,
+          v.adjustedSequentialPValue,
+          v.bayes,
+          m.direction,
+          options,
+        ),
+      );
+    }
   }
   let srm: SrmResult | null = null;
   if (input.units) {

@@ -6,6 +6,7 @@ export * from "./distributions.ts";
 export * from "./estimates.ts";
 export * from "./experiment.ts";
 export * from "./multiple-testing.ts";
+export * from "./plan.ts";
 export * from "./rng.ts";
 export * from "./sequential.ts";
 export * from "./special.ts";

@@ -5,11 +5,20 @@
  * around its nominal value (the seeds make the runs deterministic; the tolerance says how far a
  * correct method could land by chance).
  */
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { bayesianLift, bayesianVerdict } from "./bayes.ts";
 import { compareEstimates } from "./compare.ts";
-import { meanEstimate, ratioEstimate, type MeanSums, type RatioSums } from "./estimates.ts";
+import { normalCdf, normalQuantile } from "./distributions.ts";
+import { type Estimate, meanEstimate, ratioEstimate, type MeanSums, type RatioSums } from "./estimates.ts";
 import { analyzeMetric } from "./experiment.ts";
+import { sampleSizePerArm } from "./plan.ts";
 import { createRng, type Rng } from "./rng.ts";
+
+/** The figures docs/statistics.md records; CALIBRATION_REPORT=1 prints them after the run. */
+const figures: Record<string, string> = {};
+afterAll(() => {
+  if (process.env.CALIBRATION_REPORT) console.log(JSON.stringify(figures, null, 2));
+});
 
 /** Asserts hits/trials lies within 4 binomial standard deviations of the nominal rate. */
 function expectRate(hits: number, trials: number, nominal: number) {
@@ -309,5 +318,123 @@ describe("relative intervals on a skewed, zero-inflated metric (5% of units buy,
     const result = compareEstimates(meanEstimate(c), meanEstimate(t));
     expect(result.relative.ci.every(Number.isNaN)).toBe(true);
     expect(result.sequential.relativeCi.every(Number.isNaN)).toBe(true);
+  });
+});
+
+describe("calibration per metric type and decision (A/A, 14 daily looks of 150 units per arm)", () => {
+  const runs = 1000;
+  const upper = (nominal: number) => nominal + 4 * Math.sqrt((nominal * (1 - nominal)) / runs);
+
+  /** A metric type: how one unit is drawn into an arm's sums, and the arm's estimate. */
+  interface MetricType<S> {
+    empty(): S;
+    add(rng: Rng, s: S): void;
+    estimate(s: S): Estimate;
+  }
+  const meanType = (draw: (rng: Rng) => number): MetricType<MeanSums> => ({
+    empty: () => ({ n: 0, sum: 0, sumSquares: 0 }),
+    add: (rng, s) => {
+      const y = draw(rng);
+      s.n++;
+      s.sum += y;
+      s.sumSquares += y * y;
+    },
+    estimate: meanEstimate,
+  });
+  const types: Record<string, MetricType<MeanSums> | MetricType<RatioSums>> = {
+    "conversion (10%)": meanType((rng) => (rng.uniform() < 0.1 ? 1 : 0)),
+    "mean (normal, 10 ± 3)": meanType((rng) => 10 + 3 * rng.normal()),
+    "skewed zero-inflated (5% buy, log-normal)": meanType((rng) => (rng.uniform() < 0.05 ? Math.exp(3 + 2 * rng.normal()) : 0)),
+    "ratio (revenue per session)": {
+      empty: () => ({ n: 0, numerator: { sum: 0, sumSquares: 0 }, denominator: { sum: 0, sumSquares: 0 }, sumProduct: 0 }),
+      add: (rng, s) => {
+        const d = 1 + Math.floor(4 * rng.uniform());
+        const u = rng.gamma(d) * 2;
+        s.n++;
+        s.numerator.sum += u;
+        s.numerator.sumSquares += u * u;
+        s.denominator.sum += d;
+        s.denominator.sumSquares += d * d;
+        s.sumProduct += u * d;
+      },
+      estimate: ratioEstimate,
+    } satisfies MetricType<RatioSums>,
+  };
+
+  function simulate<S>(type: MetricType<S>, seed: number) {
+    const rng = createRng(seed);
+    const hits = { fixed: 0, fixedOneSided: 0, sequential: 0, bayesChance: 0, bayesRule: 0 };
+    for (let r = 0; r < runs; r++) {
+      const c = type.empty();
+      const t = type.empty();
+      let ever = false;
+      let last = null as null | { c: Estimate; t: Estimate };
+      for (let day = 0; day < 14; day++) {
+        for (let i = 0; i < 150; i++) {
+          type.add(rng, c);
+          type.add(rng, t);
+        }
+        last = { c: type.estimate(c), t: type.estimate(t) };
+        if (compareEstimates(last.c, last.t, { sequentialTuningUnits: 4200 }).sequential.pValue < 0.05) ever = true;
+      }
+      const final = compareEstimates(last!.c, last!.t);
+      if (final.pValue < 0.05) hits.fixed++;
+      if (compareEstimates(last!.c, last!.t, { sides: "one" }).pValue < 0.05) hits.fixedOneSided++;
+      if (ever) hits.sequential++;
+      const b = bayesianLift(last!.c, last!.t);
+      if (b.chanceToWin >= 0.95) hits.bayesChance++;
+      if (bayesianVerdict(b, { chanceToWin: 0.95, risk: 0.0025 }) === "better") hits.bayesRule++;
+    }
+    return hits;
+  }
+
+  Object.entries(types).forEach(([name, type], i) => {
+    it(name, () => {
+      const h = simulate(type as MetricType<unknown>, 100 + i);
+      figures[`A/A ${name}`] =
+        `fixed ${pct(h.fixed)}, fixed one-sided ${pct(h.fixedOneSided)}, sequential ever ${pct(h.sequential)}, ` +
+        `Bayesian chance ≥ 95% ${pct(h.bayesChance)}, Bayesian rule "better" ${pct(h.bayesRule)}`;
+      expectRate(h.fixed, runs, 0.05);
+      expectRate(h.fixedOneSided, runs, 0.05);
+      // Always valid: at most 5% however often looked at (daily looks use only part of it).
+      expect(h.sequential / runs).toBeLessThanOrEqual(upper(0.05));
+      // A flat-prior chance to win is calibrated: at least 95% in about 5% of A/A runs.
+      expectRate(h.bayesChance, runs, 0.05);
+      // The rule adds a risk bound: no more often than the chance alone.
+      expect(h.bayesRule).toBeLessThanOrEqual(h.bayesChance);
+    });
+  });
+  const pct = (hits: number) => `${((100 * hits) / runs).toFixed(1)}%`;
+});
+
+describe("power against theory", () => {
+  const runs = 1000;
+  it("a normal metric at the planned size detects the planned effect with the planned power", () => {
+    // Baseline 10 ± 3, 5% relative MDE, α = 0.05 two-sided, power 0.8: n per arm from the planner.
+    const n = sampleSizePerArm({ mean: 10, variance: 9 }, 0.05);
+    const rng = createRng(120);
+    let rejections = 0;
+    for (let r = 0; r < runs; r++) {
+      const c = meanSums(n, () => 10 + 3 * rng.normal());
+      const t = meanSums(n, () => 10.5 + 3 * rng.normal());
+      if (comparisonOf(c, t).pValue < 0.05) rejections++;
+    }
+    figures["power, normal metric, planned n"] = `n = ${n} per arm, power ${((100 * rejections) / runs).toFixed(1)}% (planned 80%)`;
+    expectRate(rejections, runs, 0.8);
+  });
+
+  it("conversions 10% → 11.5%: the rejection rate matches Φ(δ/se − z₀.₉₇₅)", () => {
+    const n = 4000;
+    const se = Math.sqrt((0.1 * 0.9 + 0.115 * 0.885) / n);
+    const theory = normalCdf(0.015 / se - normalQuantile(0.975));
+    const rng = createRng(121);
+    let rejections = 0;
+    for (let r = 0; r < runs; r++) {
+      const c = meanSums(n, () => (rng.uniform() < 0.1 ? 1 : 0));
+      const t = meanSums(n, () => (rng.uniform() < 0.115 ? 1 : 0));
+      if (comparisonOf(c, t).pValue < 0.05) rejections++;
+    }
+    figures["power, conversions 10% → 11.5%, 4,000 per arm"] = `${((100 * rejections) / runs).toFixed(1)}% (theory ${(100 * theory).toFixed(1)}%)`;
+    expectRate(rejections, runs, theory);
   });
 });

@@ -115,4 +115,15 @@ describe("results", () => {
     expect(v.relativeSequentialInterval!.lower).toBeLessThan(v.relativeLift);
     expect(v.relativeSequentialInterval!.upper).toBeGreaterThan(v.relativeLift);
   });
+
+  it("put health first: the split, then the sample size, then what the metrics say", () => {
+    // 40 against 95 units: a broken split and a small sample; 40 errors among 95 treatment units.
+    const r = results([40, 95], [0, 40], { units: 2, exposures: 2 });
+    const codes = r.warnings.map((w) => w.code);
+    expect(codes[0]).toBe("sample_ratio_mismatch");
+    expect(codes.indexOf("conflicting_exposures")).toBeLessThan(codes.indexOf("small_sample"));
+    expect(codes.indexOf("small_sample")).toBeLessThan(codes.indexOf("guardrail_violated"));
+    expect(codes.indexOf("conflicting_exposures")).toBeGreaterThan(0);
+    expect(r.warnings.find((w) => w.code === "small_sample")!.message).toContain("control has 40 units, treatment has 95 units (fewer than 100 per arm)");
+  });
 });

@@ -74,6 +74,22 @@ describe("tenancy", () => {
           stopExperiment: { expect: Code.NotFound, call: () => x.stopExperiment({ id: target.runningId, shipVariant: "b" }) },
           getResults: { expect: Code.NotFound, call: () => x.getResults({ id: target.runningId }) },
           getResultsTimeline: { expect: Code.NotFound, call: () => x.getResultsTimeline({ id: target.runningId }) },
+          updateExperimentSettings: {
+            expect: Code.NotFound,
+            call: () => x.updateExperimentSettings({ id: target.runningId, expectedVersion: 3n, settings: { sequential: true } }),
+          },
+          planExperiment: {
+            notApplicable: "pure arithmetic over the request: it reads and names no tenant's data",
+            check: async () => {
+              const plan = await x.planExperiment({
+                baseline: { case: "conversionRate", value: 0.1 },
+                unitsPerDay: 100,
+                arms: 2,
+                target: { case: "unitsPerArm", value: 100n },
+              });
+              expect(plan.unitsPerArm).toBe(100n);
+            },
+          },
         });
       }
     });
@@ -126,14 +142,20 @@ describe("tenancy", () => {
         stopExperiment: { expect: Code.PermissionDenied, call: () => x.stopExperiment({ id: p.running, shipVariant: "b" }) },
         getResults: { expect: "allowed", call: () => x.getResults({ id: p.running }) },
         getResultsTimeline: { expect: "allowed", call: () => x.getResultsTimeline({ id: p.running }) },
+        // Analysis settings change no flag: whoever may draft there may change them.
+        updateExperimentSettings: {
+          expect: create,
+          call: () => x.updateExperimentSettings({ id: p.draft, expectedVersion: 1n, settings: { sequential: true } }),
+        },
+        planExperiment: { notApplicable: "pure arithmetic over the request (see the foreign-organization matrix)" },
       },
       dimension,
     );
-    // Nothing moved: the draft is a draft, the running experiment runs.
+    // Nothing else moved: the draft is a draft (its settings changed when that was allowed), the running experiment runs.
     const list = (await h.client(ExperimentService, p.t.ownerToken).listExperiments({ projectId })).experiments;
     expect(list.filter((e) => e.key !== "k").map((e) => [e.key, e.version])).toEqual(
       expect.arrayContaining([
-        ["draft", 1n],
+        ["draft", create === "allowed" ? 2n : 1n],
         ["running", 3n],
       ]),
     );

@@ -7,7 +7,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { Bandit, Direction, Experiment, ExperimentVariant, Metric, MetricKind, Results, TimelinePoint } from "./experiments_pb.js";
+import type { Bandit, Direction, Experiment, ExperimentSettings, ExperimentVariant, Metric, MetricKind, Results, TestSides, TimelinePoint } from "./experiments_pb.js";
 import { file_vane_experiments_v1_experiments } from "./experiments_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/experiments/v1/experiment_service.proto.
  */
 export const file_vane_experiments_v1_experiment_service: GenFile = /*@__PURE__*/
-  fileDesc("Cix2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRfc2VydmljZS5wcm90bxITdmFuZS5leHBlcmltZW50cy52MSK+AgoTQ3JlYXRlTWV0cmljUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARI2CgNrZXkYAiABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYAyABKAlCCrpIB3IFEAEYyAESPQoKZXZlbnRfbmFtZRgEIAEoCUIpukgmciQyIl5bQS1aYS16MC05XVtBLVphLXowLTlfLjotXXswLDk5fSQSOQoEa2luZBgFIAEoDjIfLnZhbmUuZXhwZXJpbWVudHMudjEuTWV0cmljS2luZEIKukgHggEEEAEgABI9CglkaXJlY3Rpb24YBiABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbkIKukgHggEEEAEgACJDChRDcmVhdGVNZXRyaWNSZXNwb25zZRIrCgZtZXRyaWMYASABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpYyIyChJMaXN0TWV0cmljc1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQEiQwoTTGlzdE1ldHJpY3NSZXNwb25zZRIsCgdtZXRyaWNzGAEgAygLMhsudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWMixgQKF0NyZWF0ZUV4cGVyaW1lbnRSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEiAKDmVudmlyb25tZW50X2lkGAIgASgJQgi6SAVyA7ABARIZCghmbGFnX2tleRgDIAEoCUIHukgEcgIQARI2CgNrZXkYBCABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYBSABKAlCCrpIB3IFEAEYyAESHAoKaHlwb3RoZXNpcxgGIAEoCUIIukgFcgMYiCcSRAoIdmFyaWFudHMYByADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50Qgq6SAeSAQQIAhAUEiAKD2NvbnRyb2xfdmFyaWFudBgIIAEoCUIHukgEcgIYQBInChNwcmltYXJ5X21ldHJpY19rZXlzGAkgAygJQgq6SAeSAQQIARAFEicKFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgKIAMoCUIIukgFkgECEBQSJwoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAsgAygJQgi6SAWSAQIQFBIaCglsYXllcl9rZXkYDCABKAlCB7pIBHICGGQSNAoTbGF5ZXJfc2hhcmVfcGVyY2VudBgNIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASKwoGYmFuZGl0GA4gASgLMhsudmFuZS5leHBlcmltZW50cy52MS5CYW5kaXQiTwoYQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlEjMKCmV4cGVyaW1lbnQYASABKAsyHy52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnQiLAoUR2V0RXhwZXJpbWVudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIkwKFUdldEV4cGVyaW1lbnRSZXNwb25zZRIzCgpleHBlcmltZW50GAEgASgLMh8udmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50IjYKFkxpc3RFeHBlcmltZW50c1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQEiTwoXTGlzdEV4cGVyaW1lbnRzUmVzcG9uc2USNAoLZXhwZXJpbWVudHMYASADKAsyHy52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnQiSAoWU3RhcnRFeHBlcmltZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESGAoGcmVhc29uGAIgASgJQgi6SAVyAxjoByJOChdTdGFydEV4cGVyaW1lbnRSZXNwb25zZRIzCgpleHBlcmltZW50GAEgASgLMh8udmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50ImYKFVN0b3BFeHBlcmltZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESHQoMc2hpcF92YXJpYW50GAIgASgJQge6SARyAhhAEhgKBnJlYXNvbhgDIAEoCUIIukgFcgMY6AciTQoWU3RvcEV4cGVyaW1lbnRSZXNwb25zZRIzCgpleHBlcmltZW50GAEgASgLMh8udmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50IlwKEUdldFJlc3VsdHNSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABARIxChBjb25maWRlbmNlX2xldmVsGAIgASgBQhe6SBQSEhEAAAAAAADwPykAAAAAAAAAACJDChJHZXRSZXN1bHRzUmVzcG9uc2USLQoHcmVzdWx0cxgBIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cyIxChlHZXRSZXN1bHRzVGltZWxpbmVSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJQChpHZXRSZXN1bHRzVGltZWxpbmVSZXNwb25zZRIyCgZwb2ludHMYASADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlRpbWVsaW5lUG9pbnQy0AcKEUV4cGVyaW1lbnRTZXJ2aWNlEmMKDENyZWF0ZU1ldHJpYxIoLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVxdWVzdBopLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVzcG9uc2USYAoLTGlzdE1ldHJpY3MSJy52YW5lLmV4cGVyaW1lbnRzLnYxLkxpc3RNZXRyaWNzUmVxdWVzdBooLnZhbmUuZXhwZXJpbWVudHMudjEuTGlzdE1ldHJpY3NSZXNwb25zZRJvChBDcmVhdGVFeHBlcmltZW50EiwudmFuZS5leHBlcmltZW50cy52MS5DcmVhdGVFeHBlcmltZW50UmVxdWVzdBotLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlEmYKDUdldEV4cGVyaW1lbnQSKS52YW5lLmV4cGVyaW1lbnRzLnYxLkdldEV4cGVyaW1lbnRSZXF1ZXN0GioudmFuZS5leHBlcmltZW50cy52MS5HZXRFeHBlcmltZW50UmVzcG9uc2USbAoPTGlzdEV4cGVyaW1lbnRzEisudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXF1ZXN0GiwudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXNwb25zZRJsCg9TdGFydEV4cGVyaW1lbnQSKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlcXVlc3QaLC52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlc3BvbnNlEmkKDlN0b3BFeHBlcmltZW50EioudmFuZS5leHBlcmltZW50cy52MS5TdG9wRXhwZXJpbWVudFJlcXVlc3QaKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0b3BFeHBlcmltZW50UmVzcG9uc2USXQoKR2V0UmVzdWx0cxImLnZhbmUuZXhwZXJpbWVudHMudjEuR2V0UmVzdWx0c1JlcXVlc3QaJy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNSZXNwb25zZRJ1ChJHZXRSZXN1bHRzVGltZWxpbmUSLi52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlcXVlc3QaLy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_vane_experiments_v1_experiments]);
+  fileDesc("Cix2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRfc2VydmljZS5wcm90bxITdmFuZS5leHBlcmltZW50cy52MSK+AgoTQ3JlYXRlTWV0cmljUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABARI2CgNrZXkYAiABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYAyABKAlCCrpIB3IFEAEYyAESPQoKZXZlbnRfbmFtZRgEIAEoCUIpukgmciQyIl5bQS1aYS16MC05XVtBLVphLXowLTlfLjotXXswLDk5fSQSOQoEa2luZBgFIAEoDjIfLnZhbmUuZXhwZXJpbWVudHMudjEuTWV0cmljS2luZEIKukgHggEEEAEgABI9CglkaXJlY3Rpb24YBiABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbkIKukgHggEEEAEgACJDChRDcmVhdGVNZXRyaWNSZXNwb25zZRIrCgZtZXRyaWMYASABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpYyIyChJMaXN0TWV0cmljc1JlcXVlc3QSHAoKcHJvamVjdF9pZBgBIAEoCUIIukgFcgOwAQEiQwoTTGlzdE1ldHJpY3NSZXNwb25zZRIsCgdtZXRyaWNzGAEgAygLMhsudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWMigQUKF0NyZWF0ZUV4cGVyaW1lbnRSZXF1ZXN0EhwKCnByb2plY3RfaWQYASABKAlCCLpIBXIDsAEBEiAKDmVudmlyb25tZW50X2lkGAIgASgJQgi6SAVyA7ABARIZCghmbGFnX2tleRgDIAEoCUIHukgEcgIQARI2CgNrZXkYBCABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Xy4tXXswLDEyN30kEhgKBG5hbWUYBSABKAlCCrpIB3IFEAEYyAESHAoKaHlwb3RoZXNpcxgGIAEoCUIIukgFcgMYiCcSRAoIdmFyaWFudHMYByADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50Qgq6SAeSAQQIAhAUEiAKD2NvbnRyb2xfdmFyaWFudBgIIAEoCUIHukgEcgIYQBInChNwcmltYXJ5X21ldHJpY19rZXlzGAkgAygJQgq6SAeSAQQIARAFEicKFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgKIAMoCUIIukgFkgECEBQSJwoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAsgAygJQgi6SAWSAQIQFBIaCglsYXllcl9rZXkYDCABKAlCB7pIBHICGGQSNAoTbGF5ZXJfc2hhcmVfcGVyY2VudBgNIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASKwoGYmFuZGl0GA4gASgLMhsudmFuZS5leHBlcmltZW50cy52MS5CYW5kaXQSOQoIc2V0dGluZ3MYDyABKAsyJy52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRTZXR0aW5ncyJPChhDcmVhdGVFeHBlcmltZW50UmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCIsChRHZXRFeHBlcmltZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiTAoVR2V0RXhwZXJpbWVudFJlc3BvbnNlEjMKCmV4cGVyaW1lbnQYASABKAsyHy52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnQiNgoWTGlzdEV4cGVyaW1lbnRzUmVxdWVzdBIcCgpwcm9qZWN0X2lkGAEgASgJQgi6SAVyA7ABASJPChdMaXN0RXhwZXJpbWVudHNSZXNwb25zZRI0CgtleHBlcmltZW50cxgBIAMoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCJIChZTdGFydEV4cGVyaW1lbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGOgHIk4KF1N0YXJ0RXhwZXJpbWVudFJlc3BvbnNlEjMKCmV4cGVyaW1lbnQYASABKAsyHy52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnQiZgoVU3RvcEV4cGVyaW1lbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABARIdCgxzaGlwX3ZhcmlhbnQYAiABKAlCB7pIBHICGEASGAoGcmVhc29uGAMgASgJQgi6SAVyAxjoByJNChZTdG9wRXhwZXJpbWVudFJlc3BvbnNlEjMKCmV4cGVyaW1lbnQYASABKAsyHy52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnQiXAoRR2V0UmVzdWx0c1JlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEjEKEGNvbmZpZGVuY2VfbGV2ZWwYAiABKAFCF7pIFBISEQAAAAAAAPA/KQAAAAAAAAAAIkMKEkdldFJlc3VsdHNSZXNwb25zZRItCgdyZXN1bHRzGAEgASgLMhwudmFuZS5leHBlcmltZW50cy52MS5SZXN1bHRzIjEKGUdldFJlc3VsdHNUaW1lbGluZVJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIlAKGkdldFJlc3VsdHNUaW1lbGluZVJlc3BvbnNlEjIKBnBvaW50cxgBIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuVGltZWxpbmVQb2ludCKdAQofVXBkYXRlRXhwZXJpbWVudFNldHRpbmdzUmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESIQoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoA0IHukgEIgIgABJBCghzZXR0aW5ncxgDIAEoCzInLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFNldHRpbmdzQga6SAPIAQEiVwogVXBkYXRlRXhwZXJpbWVudFNldHRpbmdzUmVzcG9uc2USMwoKZXhwZXJpbWVudBgBIAEoCzIfLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudCJgCgxNZWFuQmFzZWxpbmUSJQoEbWVhbhgBIAEoAUIXukgUEhIZAAAAopQabUIpAAAAopQabcISKQoIdmFyaWFuY2UYAiABKAFCF7pIFBISGbSd2XlDeOpEIQAAAAAAAAAAIrcEChVQbGFuRXhwZXJpbWVudFJlcXVlc3QSMgoPY29udmVyc2lvbl9yYXRlGAEgASgBQhe6SBQSEhEAAAAAAADwPyEAAAAAAAAAAEgAEjEKBG1lYW4YAiABKAsyIS52YW5lLmV4cGVyaW1lbnRzLnYxLk1lYW5CYXNlbGluZUgAEi4KDXVuaXRzX3Blcl9kYXkYAyABKAFCF7pIFBISGQAAAKKUGm1CIQAAAAAAAAAAEhcKBGFybXMYBCABKAVCCbpIBhoEGBQoAhImCgVhbHBoYRgFIAEoAUIXukgUEhIZAAAAAAAA4D8pAAAAAAAAAAASjgEKBXBvd2VyGAYgASgBQn+6SHy6AWUKC3Bvd2VyLnJhbmdlEjpwb3dlciBtdXN0IGJlIDAgKHRoZSBkZWZhdWx0IDAuOCkgb3IgYmV0d2VlbiAwLjUgYW5kIDAuOTk5Ghp0aGlzID09IDAuMCB8fCB0aGlzID49IDAuNRISGSuHFtnO9+8/KQAAAAAAAAAAEjcKBXNpZGVzGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5UZXN0U2lkZXNCCLpIBYIBAhABEi8KDHJlbGF0aXZlX21kZRgIIAEoAUIXukgUEhIZAAAAAAAAJEAhAAAAAAAAAABIARInCg11bml0c19wZXJfYXJtGAkgASgDQg66SAsiCRiAoJSljR0oAkgBQhEKCGJhc2VsaW5lEgW6SAIIAUIPCgZ0YXJnZXQSBbpIAggBIn4KFlBsYW5FeHBlcmltZW50UmVzcG9uc2USFQoNdW5pdHNfcGVyX2FybRgBIAEoAxITCgt0b3RhbF91bml0cxgCIAEoAxIMCgRkYXlzGAMgASgDEhQKDHJlbGF0aXZlX21kZRgEIAEoARIUCgxhYnNvbHV0ZV9tZGUYBSABKAEyxQkKEUV4cGVyaW1lbnRTZXJ2aWNlEmMKDENyZWF0ZU1ldHJpYxIoLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVxdWVzdBopLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlTWV0cmljUmVzcG9uc2USYAoLTGlzdE1ldHJpY3MSJy52YW5lLmV4cGVyaW1lbnRzLnYxLkxpc3RNZXRyaWNzUmVxdWVzdBooLnZhbmUuZXhwZXJpbWVudHMudjEuTGlzdE1ldHJpY3NSZXNwb25zZRJvChBDcmVhdGVFeHBlcmltZW50EiwudmFuZS5leHBlcmltZW50cy52MS5DcmVhdGVFeHBlcmltZW50UmVxdWVzdBotLnZhbmUuZXhwZXJpbWVudHMudjEuQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlEmYKDUdldEV4cGVyaW1lbnQSKS52YW5lLmV4cGVyaW1lbnRzLnYxLkdldEV4cGVyaW1lbnRSZXF1ZXN0GioudmFuZS5leHBlcmltZW50cy52MS5HZXRFeHBlcmltZW50UmVzcG9uc2USbAoPTGlzdEV4cGVyaW1lbnRzEisudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXF1ZXN0GiwudmFuZS5leHBlcmltZW50cy52MS5MaXN0RXhwZXJpbWVudHNSZXNwb25zZRJsCg9TdGFydEV4cGVyaW1lbnQSKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlcXVlc3QaLC52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXJ0RXhwZXJpbWVudFJlc3BvbnNlEmkKDlN0b3BFeHBlcmltZW50EioudmFuZS5leHBlcmltZW50cy52MS5TdG9wRXhwZXJpbWVudFJlcXVlc3QaKy52YW5lLmV4cGVyaW1lbnRzLnYxLlN0b3BFeHBlcmltZW50UmVzcG9uc2USXQoKR2V0UmVzdWx0cxImLnZhbmUuZXhwZXJpbWVudHMudjEuR2V0UmVzdWx0c1JlcXVlc3QaJy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNSZXNwb25zZRJ1ChJHZXRSZXN1bHRzVGltZWxpbmUSLi52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlcXVlc3QaLy52YW5lLmV4cGVyaW1lbnRzLnYxLkdldFJlc3VsdHNUaW1lbGluZVJlc3BvbnNlEocBChhVcGRhdGVFeHBlcmltZW50U2V0dGluZ3MSNC52YW5lLmV4cGVyaW1lbnRzLnYxLlVwZGF0ZUV4cGVyaW1lbnRTZXR0aW5nc1JlcXVlc3QaNS52YW5lLmV4cGVyaW1lbnRzLnYxLlVwZGF0ZUV4cGVyaW1lbnRTZXR0aW5nc1Jlc3BvbnNlEmkKDlBsYW5FeHBlcmltZW50EioudmFuZS5leHBlcmltZW50cy52MS5QbGFuRXhwZXJpbWVudFJlcXVlc3QaKy52YW5lLmV4cGVyaW1lbnRzLnYxLlBsYW5FeHBlcmltZW50UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_vane_experiments_v1_experiments]);
 
 /**
  * CreateMetricRequest describes a metric.
@@ -239,6 +239,13 @@ export type CreateExperimentRequest = Message<"vane.experiments.v1.CreateExperim
    * @generated from field: vane.experiments.v1.Bandit bandit = 14;
    */
   bandit?: Bandit | undefined;
+
+  /**
+   * Analysis settings; unset means every default.
+   *
+   * @generated from field: vane.experiments.v1.ExperimentSettings settings = 15;
+   */
+  settings?: ExperimentSettings | undefined;
 };
 
 /**
@@ -550,6 +557,234 @@ export const GetResultsTimelineResponseSchema: GenMessage<GetResultsTimelineResp
   messageDesc(file_vane_experiments_v1_experiment_service, 17);
 
 /**
+ * UpdateExperimentSettingsRequest replaces an experiment's analysis settings.
+ *
+ * @generated from message vane.experiments.v1.UpdateExperimentSettingsRequest
+ */
+export type UpdateExperimentSettingsRequest = Message<"vane.experiments.v1.UpdateExperimentSettingsRequest"> & {
+  /**
+   * The experiment's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The experiment's version as last read; ABORTED when it changed meanwhile (reload and retry).
+   *
+   * @generated from field: int64 expected_version = 2;
+   */
+  expectedVersion: bigint;
+
+  /**
+   * The new settings, replacing the old ones entirely.
+   *
+   * @generated from field: vane.experiments.v1.ExperimentSettings settings = 3;
+   */
+  settings?: ExperimentSettings | undefined;
+};
+
+/**
+ * Describes the message vane.experiments.v1.UpdateExperimentSettingsRequest.
+ * Use `create(UpdateExperimentSettingsRequestSchema)` to create a new message.
+ */
+export const UpdateExperimentSettingsRequestSchema: GenMessage<UpdateExperimentSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 18);
+
+/**
+ * UpdateExperimentSettingsResponse returns the experiment.
+ *
+ * @generated from message vane.experiments.v1.UpdateExperimentSettingsResponse
+ */
+export type UpdateExperimentSettingsResponse = Message<"vane.experiments.v1.UpdateExperimentSettingsResponse"> & {
+  /**
+   * The experiment, with its new settings and version.
+   *
+   * @generated from field: vane.experiments.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * Describes the message vane.experiments.v1.UpdateExperimentSettingsResponse.
+ * Use `create(UpdateExperimentSettingsResponseSchema)` to create a new message.
+ */
+export const UpdateExperimentSettingsResponseSchema: GenMessage<UpdateExperimentSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 19);
+
+/**
+ * MeanBaseline describes a metric by its mean and variance per unit.
+ *
+ * @generated from message vane.experiments.v1.MeanBaseline
+ */
+export type MeanBaseline = Message<"vane.experiments.v1.MeanBaseline"> & {
+  /**
+   * Mean per unit; not 0 (relative effects are fractions of it).
+   *
+   * @generated from field: double mean = 1;
+   */
+  mean: number;
+
+  /**
+   * Variance per unit (the square of the standard deviation), above 0.
+   *
+   * @generated from field: double variance = 2;
+   */
+  variance: number;
+};
+
+/**
+ * Describes the message vane.experiments.v1.MeanBaseline.
+ * Use `create(MeanBaselineSchema)` to create a new message.
+ */
+export const MeanBaselineSchema: GenMessage<MeanBaseline> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 20);
+
+/**
+ * PlanExperimentRequest describes the metric, the traffic and the test.
+ *
+ * @generated from message vane.experiments.v1.PlanExperimentRequest
+ */
+export type PlanExperimentRequest = Message<"vane.experiments.v1.PlanExperimentRequest"> & {
+  /**
+   * The metric's baseline.
+   *
+   * @generated from oneof vane.experiments.v1.PlanExperimentRequest.baseline
+   */
+  baseline: {
+    /**
+     * A conversion rate, strictly between 0 and 1.
+     *
+     * @generated from field: double conversion_rate = 1;
+     */
+    value: number;
+    case: "conversionRate";
+  } | {
+    /**
+     * A mean metric.
+     *
+     * @generated from field: vane.experiments.v1.MeanBaseline mean = 2;
+     */
+    value: MeanBaseline;
+    case: "mean";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Units entering the experiment per day, all arms together; above 0, at most 1e12.
+   *
+   * @generated from field: double units_per_day = 3;
+   */
+  unitsPerDay: number;
+
+  /**
+   * Arms including control, equally weighted: 2 to 20.
+   *
+   * @generated from field: int32 arms = 4;
+   */
+  arms: number;
+
+  /**
+   * Significance level per comparison: 0 for the default 0.05, else at most 0.5.
+   *
+   * @generated from field: double alpha = 5;
+   */
+  alpha: number;
+
+  /**
+   * Power: 0 for the default 0.8, else between 0.5 and 0.999.
+   *
+   * @generated from field: double power = 6;
+   */
+  power: number;
+
+  /**
+   * Two-sided (default) or one-sided test.
+   *
+   * @generated from field: vane.experiments.v1.TestSides sides = 7;
+   */
+  sides: TestSides;
+
+  /**
+   * What to solve for.
+   *
+   * @generated from oneof vane.experiments.v1.PlanExperimentRequest.target
+   */
+  target: {
+    /**
+     * The smallest relative effect worth detecting (0.05 = 5 %): solve for the sample size. Above 0, at most 10.
+     *
+     * @generated from field: double relative_mde = 8;
+     */
+    value: number;
+    case: "relativeMde";
+  } | {
+    /**
+     * The units per arm available: solve for the detectable effect. At least 2, at most 1e12.
+     *
+     * @generated from field: int64 units_per_arm = 9;
+     */
+    value: bigint;
+    case: "unitsPerArm";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vane.experiments.v1.PlanExperimentRequest.
+ * Use `create(PlanExperimentRequestSchema)` to create a new message.
+ */
+export const PlanExperimentRequestSchema: GenMessage<PlanExperimentRequest> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 21);
+
+/**
+ * PlanExperimentResponse is the plan.
+ *
+ * @generated from message vane.experiments.v1.PlanExperimentResponse
+ */
+export type PlanExperimentResponse = Message<"vane.experiments.v1.PlanExperimentResponse"> & {
+  /**
+   * Units needed (or given) per arm.
+   *
+   * @generated from field: int64 units_per_arm = 1;
+   */
+  unitsPerArm: bigint;
+
+  /**
+   * units_per_arm times arms.
+   *
+   * @generated from field: int64 total_units = 2;
+   */
+  totalUnits: bigint;
+
+  /**
+   * Days of traffic to reach total_units (rounded up).
+   *
+   * @generated from field: int64 days = 3;
+   */
+  days: bigint;
+
+  /**
+   * The relative effect detectable at this size (0.05 = 5 %).
+   *
+   * @generated from field: double relative_mde = 4;
+   */
+  relativeMde: number;
+
+  /**
+   * The same effect in the metric's units.
+   *
+   * @generated from field: double absolute_mde = 5;
+   */
+  absoluteMde: number;
+};
+
+/**
+ * Describes the message vane.experiments.v1.PlanExperimentResponse.
+ * Use `create(PlanExperimentResponseSchema)` to create a new message.
+ */
+export const PlanExperimentResponseSchema: GenMessage<PlanExperimentResponse> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiment_service, 22);
+
+/**
  * ExperimentService defines metrics and experiments, starts and stops them through the flags
  * service, and computes their results from the analytics pipeline's aggregates.
  *
@@ -645,6 +880,28 @@ export const ExperimentService: GenService<{
     methodKind: "unary";
     input: typeof GetResultsTimelineRequestSchema;
     output: typeof GetResultsTimelineResponseSchema;
+  },
+  /**
+   * UpdateExperimentSettings changes how results are analysed (editor). Allowed in any status:
+   * the settings do not affect assignment.
+   *
+   * @generated from rpc vane.experiments.v1.ExperimentService.UpdateExperimentSettings
+   */
+  updateExperimentSettings: {
+    methodKind: "unary";
+    input: typeof UpdateExperimentSettingsRequestSchema;
+    output: typeof UpdateExperimentSettingsResponseSchema;
+  },
+  /**
+   * PlanExperiment computes the sample size per arm and duration for a minimum detectable
+   * effect, or the effect detectable with a given sample size. Pure arithmetic (any signed-in caller).
+   *
+   * @generated from rpc vane.experiments.v1.ExperimentService.PlanExperiment
+   */
+  planExperiment: {
+    methodKind: "unary";
+    input: typeof PlanExperimentRequestSchema;
+    output: typeof PlanExperimentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vane_experiments_v1_experiment_service, 0);

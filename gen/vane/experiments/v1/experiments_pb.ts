@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/experiments/v1/experiments.proto.
  */
 export const file_vane_experiments_v1_experiments: GenFile = /*@__PURE__*/
-  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIuoBCgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEUV4cGVyaW1lbnRWYXJpYW50EhgKB3ZhcmlhbnQYASABKAlCB7pIBHICEAESGwoGd2VpZ2h0GAIgASgFQgu6SAgaBhjAhD0oACJ0CgZCYW5kaXQSDwoHZW5hYmxlZBgBIAEoCBIlChBpbnRlcnZhbF9zZWNvbmRzGAIgASgFQgu6SAgaBhiA9SQoABIyChFtaW5fc2hhcmVfcGVyY2VudBgDIAEoAUIXukgUEhIZAAAAAAAASUApAAAAAAAAAAAigQUKCkV4cGVyaW1lbnQSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgDIAEoCRIQCghmbGFnX2tleRgEIAEoCRILCgNrZXkYBSABKAkSDAoEbmFtZRgGIAEoCRISCgpoeXBvdGhlc2lzGAcgASgJEjgKCHZhcmlhbnRzGAggAygLMiYudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50VmFyaWFudBIXCg9jb250cm9sX3ZhcmlhbnQYCSABKAkSGwoTcHJpbWFyeV9tZXRyaWNfa2V5cxgKIAMoCRIdChVzZWNvbmRhcnlfbWV0cmljX2tleXMYCyADKAkSHQoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAwgAygJEhEKCWxheWVyX2tleRgNIAEoCRIbChNsYXllcl9zaGFyZV9wZXJjZW50GA4gASgBEjUKBnN0YXR1cxgPIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFN0YXR1cxIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3NoaXBwZWRfdmFyaWFudBgSIAEoCRIrCgZiYW5kaXQYEyABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLkJhbmRpdBIPCgd2ZXJzaW9uGBQgASgDEi8KC2NyZWF0ZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoCghJbnRlcnZhbBINCgVsb3dlchgBIAEoARINCgV1cHBlchgCIAEoASK+BAoNVmFyaWFudFJlc3VsdBIPCgd2YXJpYW50GAEgASgJEg0KBXVuaXRzGAIgASgDEgwKBG1lYW4YAyABKAESFgoOc3RhbmRhcmRfZXJyb3IYBCABKAESFQoNYWJzb2x1dGVfbGlmdBgFIAEoARI9ChZhYnNvbHV0ZV9saWZ0X2ludGVydmFsGAYgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIVCg1yZWxhdGl2ZV9saWZ0GAcgASgBEj0KFnJlbGF0aXZlX2xpZnRfaW50ZXJ2YWwYCCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEg8KB3BfdmFsdWUYCSABKAESGAoQYWRqdXN0ZWRfcF92YWx1ZRgKIAEoARIeChZjaGFuY2VfdG9fYmVhdF9jb250cm9sGAsgASgBEjoKE3NlcXVlbnRpYWxfaW50ZXJ2YWwYDCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDWN1cGVkX2FwcGxpZWQYDSABKAgSIAoYY3VwZWRfdmFyaWFuY2VfcmVkdWN0aW9uGA4gASgBEkMKHHJlbGF0aXZlX3NlcXVlbnRpYWxfaW50ZXJ2YWwYDyABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhoKEmd1YXJkcmFpbF92aW9sYXRlZBgQIAEoCBIaChJzZXF1ZW50aWFsX3BfdmFsdWUYESABKAEimQEKDE1ldHJpY1Jlc3VsdBISCgptZXRyaWNfa2V5GAEgASgJEgwKBHJvbGUYAiABKAkSMQoJZGlyZWN0aW9uGAMgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SNAoIdmFyaWFudHMYBCADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlZhcmlhbnRSZXN1bHQiZgoQU2FtcGxlUmF0aW9DaGVjaxIWCg5vYnNlcnZlZF91bml0cxgBIAMoAxIXCg9leHBlY3RlZF9zaGFyZXMYAiADKAESDwoHcF92YWx1ZRgDIAEoARIQCghtaXNtYXRjaBgEIAEoCCLhAgoHUmVzdWx0cxIVCg1leHBlcmltZW50X2lkGAEgASgJEjAKDGNvbXB1dGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoHbWV0cmljcxgDIAMoCzIhLnZhbmUuZXhwZXJpbWVudHMudjEuTWV0cmljUmVzdWx0EjsKDHNhbXBsZV9yYXRpbxgEIAEoCzIlLnZhbmUuZXhwZXJpbWVudHMudjEuU2FtcGxlUmF0aW9DaGVjaxIdChVjb25mbGljdGluZ19leHBvc3VyZXMYBSABKAMSGAoQY29uZmlkZW5jZV9sZXZlbBgGIAEoARISCgpjb3JyZWN0aW9uGAcgASgJEjQKCHdhcm5pbmdzGAggAygLMiIudmFuZS5leHBlcmltZW50cy52MS5SZXN1bHRXYXJuaW5nEhkKEWNvbmZsaWN0aW5nX3VuaXRzGAkgASgDIlMKDVJlc3VsdFdhcm5pbmcSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhIKCm1ldHJpY19rZXkYAyABKAkSDwoHdmFyaWFudBgEIAEoCSJoCg1UaW1lbGluZVBvaW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB3Jlc3VsdHMYAiABKAsyHC52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdHMqhwEKCk1ldHJpY0tpbmQSGwoXTUVUUklDX0tJTkRfVU5TUEVDSUZJRUQQABIaChZNRVRSSUNfS0lORF9DT05WRVJTSU9OEAESFQoRTUVUUklDX0tJTkRfQ09VTlQQAhITCg9NRVRSSUNfS0lORF9TVU0QAxIUChBNRVRSSUNfS0lORF9NRUFOEAQqVgoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhYKEkRJUkVDVElPTl9JTkNSRUFTRRABEhYKEkRJUkVDVElPTl9ERUNSRUFTRRACKtABChBFeHBlcmltZW50U3RhdHVzEiEKHUVYUEVSSU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXRVhQRVJJTUVOVF9TVEFUVVNfRFJBRlQQARIdChlFWFBFUklNRU5UX1NUQVRVU19SVU5OSU5HEAISHQoZRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBFRBADEh4KGkVYUEVSSU1FTlRfU1RBVFVTX1NUQVJUSU5HEAQSHgoaRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBJTkcQBWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIuoBCgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEUV4cGVyaW1lbnRWYXJpYW50EhgKB3ZhcmlhbnQYASABKAlCB7pIBHICEAESGwoGd2VpZ2h0GAIgASgFQgu6SAgaBhjAhD0oACJ0CgZCYW5kaXQSDwoHZW5hYmxlZBgBIAEoCBIlChBpbnRlcnZhbF9zZWNvbmRzGAIgASgFQgu6SAgaBhiA9SQoABIyChFtaW5fc2hhcmVfcGVyY2VudBgDIAEoAUIXukgUEhIZAAAAAAAASUApAAAAAAAAAAAivAUKCkV4cGVyaW1lbnQSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgDIAEoCRIQCghmbGFnX2tleRgEIAEoCRILCgNrZXkYBSABKAkSDAoEbmFtZRgGIAEoCRISCgpoeXBvdGhlc2lzGAcgASgJEjgKCHZhcmlhbnRzGAggAygLMiYudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50VmFyaWFudBIXCg9jb250cm9sX3ZhcmlhbnQYCSABKAkSGwoTcHJpbWFyeV9tZXRyaWNfa2V5cxgKIAMoCRIdChVzZWNvbmRhcnlfbWV0cmljX2tleXMYCyADKAkSHQoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAwgAygJEhEKCWxheWVyX2tleRgNIAEoCRIbChNsYXllcl9zaGFyZV9wZXJjZW50GA4gASgBEjUKBnN0YXR1cxgPIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFN0YXR1cxIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3NoaXBwZWRfdmFyaWFudBgSIAEoCRIrCgZiYW5kaXQYEyABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLkJhbmRpdBIPCgd2ZXJzaW9uGBQgASgDEi8KC2NyZWF0ZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CghzZXR0aW5ncxgWIAEoCzInLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFNldHRpbmdzIokBCgtNZXRyaWNQcmlvchIeCgptZXRyaWNfa2V5GAEgASgJQgq6SAdyBRABGIABEiUKBG1lYW4YAiABKAFCF7pIFBISGQAAAAAAACRAKc3MzMzMzOy/EjMKEnN0YW5kYXJkX2RldmlhdGlvbhgDIAEoAUIXukgUEhIZAAAAAAAAJEAhAAAAAAAAAAAilggKEkV4cGVyaW1lbnRTZXR0aW5ncxI/CgZlbmdpbmUYASABKA4yJS52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXRpc3RpY3NFbmdpbmVCCLpIBYIBAhABErIBChBjb25maWRlbmNlX2xldmVsGAIgASgBQpcBukiTAboBfAoWY29uZmlkZW5jZV9sZXZlbC5yYW5nZRJGY29uZmlkZW5jZV9sZXZlbCBtdXN0IGJlIDAgKHRoZSBkZWZhdWx0IDAuOTUpIG9yIGJldHdlZW4gMC41IGFuZCAwLjk5ORoadGhpcyA9PSAwLjAgfHwgdGhpcyA+PSAwLjUSEhkrhxbZzvfvPykAAAAAAAAAABI3CgVzaWRlcxgDIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuVGVzdFNpZGVzQgi6SAWCAQIQARI9Cgpjb3JyZWN0aW9uGAQgASgOMh8udmFuZS5leHBlcmltZW50cy52MS5Db3JyZWN0aW9uQgi6SAWCAQIQARISCgpzZXF1ZW50aWFsGAUgASgIEsYBChdzZXF1ZW50aWFsX3R1bmluZ191bml0cxgGIAEoA0KkAbpIoAG6AZIBCh1zZXF1ZW50aWFsX3R1bmluZ191bml0cy5yYW5nZRJXc2VxdWVudGlhbF90dW5pbmdfdW5pdHMgbXVzdCBiZSAwICh0aGUgZGVmYXVsdCAxMCwwMDApIG9yIGJldHdlZW4gMTAwIGFuZCAxLDAwMCwwMDAsMDAwGhh0aGlzID09IDAgfHwgdGhpcyA+PSAxMDAiCBiAlOvcAygAEhUKDWRpc2FibGVfY3VwZWQYByABKAgSNwoFc2NhbGUYCCABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkxpZnRTY2FsZUIIukgFggECEAESOgoGcHJpb3JzGAkgAygLMiAudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWNQcmlvckIIukgFkgECEDISyQEKF2NoYW5jZV90b193aW5fdGhyZXNob2xkGAogASgBQqcBukijAboBiwEKHWNoYW5jZV90b193aW5fdGhyZXNob2xkLnJhbmdlEk5jaGFuY2VfdG9fd2luX3RocmVzaG9sZCBtdXN0IGJlIDAgKHRoZSBkZWZhdWx0IDAuOTUpIG9yIGJldHdlZW4gMC41IGFuZCAwLjk5OTkaGnRoaXMgPT0gMC4wIHx8IHRoaXMgPj0gMC41EhIZHqfoSC7/7z8pAAAAAAAAAAASLwoOcmlza190aHJlc2hvbGQYCyABKAFCF7pIFBISGQAAAAAAAPA/KQAAAAAAAAAAEiwKFXBsYW5uZWRfdW5pdHNfcGVyX2FybRgMIAEoA0INukgKIggYgJTr3AMoACIoCghJbnRlcnZhbBINCgVsb3dlchgBIAEoARINCgV1cHBlchgCIAEoASKPBgoNVmFyaWFudFJlc3VsdBIPCgd2YXJpYW50GAEgASgJEg0KBXVuaXRzGAIgASgDEgwKBG1lYW4YAyABKAESFgoOc3RhbmRhcmRfZXJyb3IYBCABKAESFQoNYWJzb2x1dGVfbGlmdBgFIAEoARI9ChZhYnNvbHV0ZV9saWZ0X2ludGVydmFsGAYgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIVCg1yZWxhdGl2ZV9saWZ0GAcgASgBEj0KFnJlbGF0aXZlX2xpZnRfaW50ZXJ2YWwYCCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEg8KB3BfdmFsdWUYCSABKAESGAoQYWRqdXN0ZWRfcF92YWx1ZRgKIAEoARIeChZjaGFuY2VfdG9fYmVhdF9jb250cm9sGAsgASgBEjoKE3NlcXVlbnRpYWxfaW50ZXJ2YWwYDCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDWN1cGVkX2FwcGxpZWQYDSABKAgSIAoYY3VwZWRfdmFyaWFuY2VfcmVkdWN0aW9uGA4gASgBEkMKHHJlbGF0aXZlX3NlcXVlbnRpYWxfaW50ZXJ2YWwYDyABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhoKEmd1YXJkcmFpbF92aW9sYXRlZBgQIAEoCBIaChJzZXF1ZW50aWFsX3BfdmFsdWUYESABKAESDAoEbGlmdBgSIAEoARI0Cg1saWZ0X2ludGVydmFsGBMgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIYChBkZWNpc2lvbl9wX3ZhbHVlGBQgASgBEhMKC3NpZ25pZmljYW50GBUgASgIEgwKBHJpc2sYFiABKAESFAoMY29udHJvbF9yaXNrGBcgASgBEjgKEWNyZWRpYmxlX2ludGVydmFsGBggASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbCKZAQoMTWV0cmljUmVzdWx0EhIKCm1ldHJpY19rZXkYASABKAkSDAoEcm9sZRgCIAEoCRIxCglkaXJlY3Rpb24YAyABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbhI0Cgh2YXJpYW50cxgEIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuVmFyaWFudFJlc3VsdCJmChBTYW1wbGVSYXRpb0NoZWNrEhYKDm9ic2VydmVkX3VuaXRzGAEgAygDEhcKD2V4cGVjdGVkX3NoYXJlcxgCIAMoARIPCgdwX3ZhbHVlGAMgASgBEhAKCG1pc21hdGNoGAQgASgIIr8ECgdSZXN1bHRzEhUKDWV4cGVyaW1lbnRfaWQYASABKAkSMAoMY29tcHV0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgdtZXRyaWNzGAMgAygLMiEudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWNSZXN1bHQSOwoMc2FtcGxlX3JhdGlvGAQgASgLMiUudmFuZS5leHBlcmltZW50cy52MS5TYW1wbGVSYXRpb0NoZWNrEh0KFWNvbmZsaWN0aW5nX2V4cG9zdXJlcxgFIAEoAxIYChBjb25maWRlbmNlX2xldmVsGAYgASgBEhIKCmNvcnJlY3Rpb24YByABKAkSNAoId2FybmluZ3MYCCADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdFdhcm5pbmcSGQoRY29uZmxpY3RpbmdfdW5pdHMYCSABKAMSLQoFc2NhbGUYCiABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkxpZnRTY2FsZRI1CgZlbmdpbmUYCyABKA4yJS52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXRpc3RpY3NFbmdpbmUSEgoKc2VxdWVudGlhbBgMIAEoCBItCgVzaWRlcxgNIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuVGVzdFNpZGVzEjMKCHByb2dyZXNzGA4gASgLMiEudmFuZS5leHBlcmltZW50cy52MS5QbGFuUHJvZ3Jlc3MiWwoMUGxhblByb2dyZXNzEh0KFXBsYW5uZWRfdW5pdHNfcGVyX2FybRgBIAEoAxIaChJzbWFsbGVzdF9hcm1fdW5pdHMYAiABKAMSEAoIZnJhY3Rpb24YAyABKAEiUwoNUmVzdWx0V2FybmluZxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKbWV0cmljX2tleRgDIAEoCRIPCgd2YXJpYW50GAQgASgJImgKDVRpbWVsaW5lUG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHcmVzdWx0cxgCIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cyqHAQoKTWV0cmljS2luZBIbChdNRVRSSUNfS0lORF9VTlNQRUNJRklFRBAAEhoKFk1FVFJJQ19LSU5EX0NPTlZFUlNJT04QARIVChFNRVRSSUNfS0lORF9DT1VOVBACEhMKD01FVFJJQ19LSU5EX1NVTRADEhQKEE1FVFJJQ19LSU5EX01FQU4QBCpWCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFgoSRElSRUNUSU9OX0lOQ1JFQVNFEAESFgoSRElSRUNUSU9OX0RFQ1JFQVNFEAIq0AEKEEV4cGVyaW1lbnRTdGF0dXMSIQodRVhQRVJJTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdFWFBFUklNRU5UX1NUQVRVU19EUkFGVBABEh0KGUVYUEVSSU1FTlRfU1RBVFVTX1JVTk5JTkcQAhIdChlFWFBFUklNRU5UX1NUQVRVU19TVE9QUEVEEAMSHgoaRVhQRVJJTUVOVF9TVEFUVVNfU1RBUlRJTkcQBBIeChpFWFBFUklNRU5UX1NUQVRVU19TVE9QUElORxAFKngKEFN0YXRpc3RpY3NFbmdpbmUSIQodU1RBVElTVElDU19FTkdJTkVfVU5TUEVDSUZJRUQQABIhCh1TVEFUSVNUSUNTX0VOR0lORV9GUkVRVUVOVElTVBABEh4KGlNUQVRJU1RJQ1NfRU5HSU5FX0JBWUVTSUFOEAIqWQoJTGlmdFNjYWxlEhoKFkxJRlRfU0NBTEVfVU5TUEVDSUZJRUQQABIXChNMSUZUX1NDQUxFX1JFTEFUSVZFEAESFwoTTElGVF9TQ0FMRV9BQlNPTFVURRACKlsKCVRlc3RTaWRlcxIaChZURVNUX1NJREVTX1VOU1BFQ0lGSUVEEAASGAoUVEVTVF9TSURFU19UV09fU0lERUQQARIYChRURVNUX1NJREVTX09ORV9TSURFRBACKnUKCkNvcnJlY3Rpb24SGgoWQ09SUkVDVElPTl9VTlNQRUNJRklFRBAAEiEKHUNPUlJFQ1RJT05fQkVOSkFNSU5JX0hPQ0hCRVJHEAESEwoPQ09SUkVDVElPTl9IT0xNEAISEwoPQ09SUkVDVElPTl9OT05FEANiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Metric is a measure defined over tracked events of a project.
@@ -304,6 +304,13 @@ export type Experiment = Message<"vane.experiments.v1.Experiment"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 21;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * How its results are analysed (defaults when unset; see ExperimentSettings).
+   *
+   * @generated from field: vane.experiments.v1.ExperimentSettings settings = 22;
+   */
+  settings?: ExperimentSettings | undefined;
 };
 
 /**
@@ -312,6 +319,145 @@ export type Experiment = Message<"vane.experiments.v1.Experiment"> & {
  */
 export const ExperimentSchema: GenMessage<Experiment> = /*@__PURE__*/
   messageDesc(file_vane_experiments_v1_experiments, 3);
+
+/**
+ * MetricPrior is an informative normal prior on one metric's relative lift (Bayesian engine).
+ *
+ * @generated from message vane.experiments.v1.MetricPrior
+ */
+export type MetricPrior = Message<"vane.experiments.v1.MetricPrior"> & {
+  /**
+   * One of the experiment's metric keys.
+   *
+   * @generated from field: string metric_key = 1;
+   */
+  metricKey: string;
+
+  /**
+   * Prior mean of the relative lift (0.01 = +1 %), between -0.9 and 10.
+   *
+   * @generated from field: double mean = 2;
+   */
+  mean: number;
+
+  /**
+   * Prior standard deviation of the relative lift, above 0 and at most 10.
+   *
+   * @generated from field: double standard_deviation = 3;
+   */
+  standardDeviation: number;
+};
+
+/**
+ * Describes the message vane.experiments.v1.MetricPrior.
+ * Use `create(MetricPriorSchema)` to create a new message.
+ */
+export const MetricPriorSchema: GenMessage<MetricPrior> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiments, 4);
+
+/**
+ * ExperimentSettings are the analysis settings of an experiment. They do not affect assignment,
+ * so they may change at any time. Zero values mean the defaults named on each field.
+ *
+ * @generated from message vane.experiments.v1.ExperimentSettings
+ */
+export type ExperimentSettings = Message<"vane.experiments.v1.ExperimentSettings"> & {
+  /**
+   * Frequentist (default) or Bayesian.
+   *
+   * @generated from field: vane.experiments.v1.StatisticsEngine engine = 1;
+   */
+  engine: StatisticsEngine;
+
+  /**
+   * Confidence (or credible) level: 0 for the default 0.95, else between 0.5 and 0.999.
+   *
+   * @generated from field: double confidence_level = 2;
+   */
+  confidenceLevel: number;
+
+  /**
+   * Two-sided (default) or one-sided frequentist tests.
+   *
+   * @generated from field: vane.experiments.v1.TestSides sides = 3;
+   */
+  sides: TestSides;
+
+  /**
+   * Correction across metrics and arms: Benjamini–Hochberg (default), Holm or none.
+   *
+   * @generated from field: vane.experiments.v1.Correction correction = 4;
+   */
+  correction: Correction;
+
+  /**
+   * Decide on the always-valid (sequential) interval and p-value, safe to watch while running.
+   * Off by default: decisions use the fixed-horizon test, meant to be read once, at the planned size.
+   *
+   * @generated from field: bool sequential = 5;
+   */
+  sequential: boolean;
+
+  /**
+   * Total units (all arms) at which the sequential interval is tightest: 0 for the default
+   * 10,000, else between 100 and 1,000,000,000. Set it near the expected sample size.
+   *
+   * @generated from field: int64 sequential_tuning_units = 6;
+   */
+  sequentialTuningUnits: bigint;
+
+  /**
+   * Turn CUPED off (on by default: it applies when units have pre-exposure data for the metric).
+   *
+   * @generated from field: bool disable_cuped = 7;
+   */
+  disableCuped: boolean;
+
+  /**
+   * The scale of lifts, intervals and decisions: relative (default) or absolute.
+   *
+   * @generated from field: vane.experiments.v1.LiftScale scale = 8;
+   */
+  scale: LiftScale;
+
+  /**
+   * Bayesian engine: informative priors per metric; metrics without one get a flat prior.
+   *
+   * @generated from field: repeated vane.experiments.v1.MetricPrior priors = 9;
+   */
+  priors: MetricPrior[];
+
+  /**
+   * Bayesian decision rule: an arm wins when its chance to beat control is at least this and its
+   * risk at most risk_threshold. 0 for the default 0.95, else between 0.5 and 0.9999.
+   *
+   * @generated from field: double chance_to_win_threshold = 10;
+   */
+  chanceToWinThreshold: number;
+
+  /**
+   * Bayesian decision rule: the largest acceptable risk (expected loss as a share of the
+   * control's mean, 0.0025 = 0.25 %): 0 for the default 0.0025, else at most 1.
+   *
+   * @generated from field: double risk_threshold = 11;
+   */
+  riskThreshold: number;
+
+  /**
+   * Planned units per arm (from PlanExperiment); results show progress towards it. 0 for none,
+   * at most 1,000,000,000.
+   *
+   * @generated from field: int64 planned_units_per_arm = 12;
+   */
+  plannedUnitsPerArm: bigint;
+};
+
+/**
+ * Describes the message vane.experiments.v1.ExperimentSettings.
+ * Use `create(ExperimentSettingsSchema)` to create a new message.
+ */
+export const ExperimentSettingsSchema: GenMessage<ExperimentSettings> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiments, 5);
 
 /**
  * Interval is a confidence (or credible) interval.
@@ -339,7 +485,7 @@ export type Interval = Message<"vane.experiments.v1.Interval"> & {
  * Use `create(IntervalSchema)` to create a new message.
  */
 export const IntervalSchema: GenMessage<Interval> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 4);
+  messageDesc(file_vane_experiments_v1_experiments, 6);
 
 /**
  * VariantResult is one arm's numbers for one metric, compared with the control.
@@ -429,7 +575,9 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
 
   /**
    * Always-valid interval of the absolute lift: safe to watch while running (see
-   * sequential_p_value for how it accumulates over time).
+   * sequential_p_value for how it accumulates over time). With settings.sequential and a
+   * correction, it and the other sequential numbers are at α divided by the comparisons of the
+   * metric's family (Bonferroni), so that they agree with the decision.
    *
    * @generated from field: vane.experiments.v1.Interval sequential_interval = 12;
    */
@@ -473,6 +621,64 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
    * @generated from field: double sequential_p_value = 17;
    */
   sequentialPValue: number;
+
+  /**
+   * The lift on the results' scale (Results.scale): relative_lift or absolute_lift.
+   *
+   * @generated from field: double lift = 18;
+   */
+  lift: number;
+
+  /**
+   * The interval the decision follows, on the results' scale: the fixed-horizon confidence
+   * interval, the sequential one (settings.sequential), or the credible interval (Bayesian). For a
+   * one-sided test the bound on the side that cannot win is infinite.
+   *
+   * @generated from field: vane.experiments.v1.Interval lift_interval = 19;
+   */
+  liftInterval?: Interval | undefined;
+
+  /**
+   * The p-value the decision follows (frequentist): adjusted_p_value, or the sequential p-value
+   * corrected alike when settings.sequential. Without a correction, it is below 1 − confidence
+   * level exactly when lift_interval excludes 0. Unset (NaN) for the Bayesian engine.
+   *
+   * @generated from field: double decision_p_value = 20;
+   */
+  decisionPValue: number;
+
+  /**
+   * Significantly different from control: frequentist, decision_p_value below 1 − confidence
+   * level; Bayesian, the decision rule (chance to win ≥ threshold and risk ≤ threshold, or the
+   * mirror image for a loss). The sign of lift (and the metric's direction) says which way.
+   *
+   * @generated from field: bool significant = 21;
+   */
+  significant: boolean;
+
+  /**
+   * Bayesian: expected loss if this arm is shipped and it is in fact worse, as a share of the
+   * control's mean (0.01 = 1 %). NaN for the frequentist engine.
+   *
+   * @generated from field: double risk = 22;
+   */
+  risk: number;
+
+  /**
+   * Bayesian: expected loss if the control is kept and this arm is in fact better, as a share of
+   * the control's mean. NaN for the frequentist engine.
+   *
+   * @generated from field: double control_risk = 23;
+   */
+  controlRisk: number;
+
+  /**
+   * Bayesian: the equal-tailed credible interval of the lift on the results' scale, at the
+   * confidence level. Unset for the frequentist engine.
+   *
+   * @generated from field: vane.experiments.v1.Interval credible_interval = 24;
+   */
+  credibleInterval?: Interval | undefined;
 };
 
 /**
@@ -480,7 +686,7 @@ export type VariantResult = Message<"vane.experiments.v1.VariantResult"> & {
  * Use `create(VariantResultSchema)` to create a new message.
  */
 export const VariantResultSchema: GenMessage<VariantResult> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 5);
+  messageDesc(file_vane_experiments_v1_experiments, 7);
 
 /**
  * MetricResult holds every arm's numbers for one metric.
@@ -522,7 +728,7 @@ export type MetricResult = Message<"vane.experiments.v1.MetricResult"> & {
  * Use `create(MetricResultSchema)` to create a new message.
  */
 export const MetricResultSchema: GenMessage<MetricResult> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 6);
+  messageDesc(file_vane_experiments_v1_experiments, 8);
 
 /**
  * SampleRatioCheck compares the observed split of units with the configured weights.
@@ -564,7 +770,7 @@ export type SampleRatioCheck = Message<"vane.experiments.v1.SampleRatioCheck"> &
  * Use `create(SampleRatioCheckSchema)` to create a new message.
  */
 export const SampleRatioCheckSchema: GenMessage<SampleRatioCheck> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 7);
+  messageDesc(file_vane_experiments_v1_experiments, 9);
 
 /**
  * Results is the analysis of an experiment at a point in time.
@@ -634,6 +840,41 @@ export type Results = Message<"vane.experiments.v1.Results"> & {
    * @generated from field: int64 conflicting_units = 9;
    */
   conflictingUnits: bigint;
+
+  /**
+   * The scale of each VariantResult's lift, lift_interval and decision.
+   *
+   * @generated from field: vane.experiments.v1.LiftScale scale = 10;
+   */
+  scale: LiftScale;
+
+  /**
+   * The engine that decided.
+   *
+   * @generated from field: vane.experiments.v1.StatisticsEngine engine = 11;
+   */
+  engine: StatisticsEngine;
+
+  /**
+   * Whether decisions followed the sequential (always-valid) numbers.
+   *
+   * @generated from field: bool sequential = 12;
+   */
+  sequential: boolean;
+
+  /**
+   * Two-sided or one-sided tests (guardrails are always two-sided).
+   *
+   * @generated from field: vane.experiments.v1.TestSides sides = 13;
+   */
+  sides: TestSides;
+
+  /**
+   * Progress towards settings.planned_units_per_arm; unset without a plan.
+   *
+   * @generated from field: vane.experiments.v1.PlanProgress progress = 14;
+   */
+  progress?: PlanProgress | undefined;
 };
 
 /**
@@ -641,7 +882,42 @@ export type Results = Message<"vane.experiments.v1.Results"> & {
  * Use `create(ResultsSchema)` to create a new message.
  */
 export const ResultsSchema: GenMessage<Results> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 8);
+  messageDesc(file_vane_experiments_v1_experiments, 10);
+
+/**
+ * PlanProgress compares the units so far with the planned sample.
+ *
+ * @generated from message vane.experiments.v1.PlanProgress
+ */
+export type PlanProgress = Message<"vane.experiments.v1.PlanProgress"> & {
+  /**
+   * The plan, units per arm.
+   *
+   * @generated from field: int64 planned_units_per_arm = 1;
+   */
+  plannedUnitsPerArm: bigint;
+
+  /**
+   * Units in the arm with the fewest so far.
+   *
+   * @generated from field: int64 smallest_arm_units = 2;
+   */
+  smallestArmUnits: bigint;
+
+  /**
+   * smallest_arm_units / planned_units_per_arm (may exceed 1).
+   *
+   * @generated from field: double fraction = 3;
+   */
+  fraction: number;
+};
+
+/**
+ * Describes the message vane.experiments.v1.PlanProgress.
+ * Use `create(PlanProgressSchema)` to create a new message.
+ */
+export const PlanProgressSchema: GenMessage<PlanProgress> = /*@__PURE__*/
+  messageDesc(file_vane_experiments_v1_experiments, 11);
 
 /**
  * ResultWarning is a human-readable problem with the results.
@@ -650,7 +926,9 @@ export const ResultsSchema: GenMessage<Results> = /*@__PURE__*/
  */
 export type ResultWarning = Message<"vane.experiments.v1.ResultWarning"> & {
   /**
-   * Machine-readable kind: "sample_ratio_mismatch", "guardrail_violated", "conflicting_exposures".
+   * Machine-readable kind, health first: "sample_ratio_mismatch", "no_data",
+   * "conflicting_exposures", "small_sample", "too_little_data", then "guardrail_violated",
+   * "bandit_reweighting".
    *
    * @generated from field: string code = 1;
    */
@@ -683,7 +961,7 @@ export type ResultWarning = Message<"vane.experiments.v1.ResultWarning"> & {
  * Use `create(ResultWarningSchema)` to create a new message.
  */
 export const ResultWarningSchema: GenMessage<ResultWarning> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 9);
+  messageDesc(file_vane_experiments_v1_experiments, 12);
 
 /**
  * TimelinePoint is the cumulative result at the end of one day.
@@ -711,7 +989,7 @@ export type TimelinePoint = Message<"vane.experiments.v1.TimelinePoint"> & {
  * Use `create(TimelinePointSchema)` to create a new message.
  */
 export const TimelinePointSchema: GenMessage<TimelinePoint> = /*@__PURE__*/
-  messageDesc(file_vane_experiments_v1_experiments, 10);
+  messageDesc(file_vane_experiments_v1_experiments, 13);
 
 /**
  * MetricKind says how a metric is computed from a unit's events.
@@ -843,4 +1121,147 @@ export enum ExperimentStatus {
  */
 export const ExperimentStatusSchema: GenEnum<ExperimentStatus> = /*@__PURE__*/
   enumDesc(file_vane_experiments_v1_experiments, 2);
+
+/**
+ * StatisticsEngine says how results decide.
+ *
+ * @generated from enum vane.experiments.v1.StatisticsEngine
+ */
+export enum StatisticsEngine {
+  /**
+   * Frequentist (the default).
+   *
+   * @generated from enum value: STATISTICS_ENGINE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Welch's t-test, confidence intervals and p-values.
+   *
+   * @generated from enum value: STATISTICS_ENGINE_FREQUENTIST = 1;
+   */
+  FREQUENTIST = 1,
+
+  /**
+   * Normal posteriors: credible intervals, chance to win and risk.
+   *
+   * @generated from enum value: STATISTICS_ENGINE_BAYESIAN = 2;
+   */
+  BAYESIAN = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.StatisticsEngine.
+ */
+export const StatisticsEngineSchema: GenEnum<StatisticsEngine> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 3);
+
+/**
+ * LiftScale is the scale on which a result's lift, interval, p-value and decision agree.
+ *
+ * @generated from enum vane.experiments.v1.LiftScale
+ */
+export enum LiftScale {
+  /**
+   * Relative (the default).
+   *
+   * @generated from enum value: LIFT_SCALE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Treatment / control − 1 (0.05 = +5 %).
+   *
+   * @generated from enum value: LIFT_SCALE_RELATIVE = 1;
+   */
+  RELATIVE = 1,
+
+  /**
+   * Treatment − control, in the metric's units.
+   *
+   * @generated from enum value: LIFT_SCALE_ABSOLUTE = 2;
+   */
+  ABSOLUTE = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.LiftScale.
+ */
+export const LiftScaleSchema: GenEnum<LiftScale> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 4);
+
+/**
+ * TestSides says whether a frequentist test looks for a change either way or only an improvement.
+ *
+ * @generated from enum vane.experiments.v1.TestSides
+ */
+export enum TestSides {
+  /**
+   * Two-sided (the default).
+   *
+   * @generated from enum value: TEST_SIDES_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Either direction counts.
+   *
+   * @generated from enum value: TEST_SIDES_TWO_SIDED = 1;
+   */
+  TWO_SIDED = 1,
+
+  /**
+   * Only an improvement in the metric's better direction counts; guardrails stay two-sided.
+   *
+   * @generated from enum value: TEST_SIDES_ONE_SIDED = 2;
+   */
+  ONE_SIDED = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.TestSides.
+ */
+export const TestSidesSchema: GenEnum<TestSides> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 5);
+
+/**
+ * Correction is how p-values are corrected across an experiment's metrics and arms.
+ *
+ * @generated from enum vane.experiments.v1.Correction
+ */
+export enum Correction {
+  /**
+   * Benjamini–Hochberg (the default).
+   *
+   * @generated from enum value: CORRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Benjamini–Hochberg: controls the false discovery rate.
+   *
+   * @generated from enum value: CORRECTION_BENJAMINI_HOCHBERG = 1;
+   */
+  BENJAMINI_HOCHBERG = 1,
+
+  /**
+   * Holm: controls the family-wise error rate.
+   *
+   * @generated from enum value: CORRECTION_HOLM = 2;
+   */
+  HOLM = 2,
+
+  /**
+   * No correction.
+   *
+   * @generated from enum value: CORRECTION_NONE = 3;
+   */
+  NONE = 3,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.Correction.
+ */
+export const CorrectionSchema: GenEnum<Correction> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 6);
 
