@@ -164,5 +164,18 @@ describe("EvaluateAll entity tags", () => {
     expect(body.code).toBe("invalid_argument");
     expect(body.message).toContain("If-None-Match");
     expect(await codeOf(h.client(EvaluationService, server, "connect").evaluateAll({ ifNoneMatch: "*" }))).toBe(Code.InvalidArgument);
+    // OFREP bulk shares the tag and its checks: 400 with OFREP's error shape.
+    const ofrep = (ifNoneMatch: string) =>
+      fetch(`${h.baseUrl}/ofrep/v1/evaluate/flags`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${server}`, "content-type": "application/json", "if-none-match": ifNoneMatch },
+        body: JSON.stringify({ context: { targetingKey: "u-ofrep" } }),
+      });
+    const refused = await ofrep("not a tag");
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ errorCode: "GENERAL", errorDetails: expect.stringContaining("If-None-Match") });
+    const tag = (await ofrep('"other"')).headers.get("etag")!;
+    expect((await ofrep(`W/${tag}`)).status).toBe(304);
+    expect((await ofrep("*")).status).toBe(304);
   });
 });
