@@ -79,6 +79,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         snapshotBucket: flags.snapshotBucket,
         maxSnapshotBytes: flags.maxSnapshotBytes,
         relay: { maxAttempts: flags.outboxMaxAttempts },
+        outboxStuckAfterMs: flags.outboxStuckAfterMs,
         domainStream: flags.domainStream,
         domainSubjectPrefix: flags.domainSubjectPrefix,
         replicas: flags.replicas,

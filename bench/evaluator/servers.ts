@@ -10,7 +10,10 @@
  *   vane-h2 — the same flagd.evaluation.v2 implementation on a plain `http2.createServer`
  *            (no dual listener, no interceptors: telemetry, auth, deadline, protovalidate);
  *   vane-dual — that bare handler behind lib/server/dual-listener.ts: vane-dual vs vane-h2 prices the
- *            listener's JS Duplex alone; vane vs vane-dual prices the rest of lib/server/server.ts.
+ *            listener's JS Duplex alone; vane vs vane-dual prices the rest of lib/server/server.ts;
+ *   vane-nats <bucket> — the evaluator on snapshots from a KV bucket (propagation.bench.ts), with
+ *            its event loop's delay on a side port;
+ *   noop-watch — propagation.bench.ts's reference: watch-reference.ts.
  * Prints one JSON line with its ports (and a server-key token for the main port), then serves.
  */
 import * as http from "node:http";
@@ -30,13 +33,16 @@ import { readEvaluatorConfig } from "../../services/evaluator/config.ts";
 import { createEvaluatorModule } from "../../services/evaluator/module.ts";
 import { createCachingVerifier } from "../../services/evaluator/token-cache.ts";
 import { createTestTokens } from "../../services/evaluator/test/harness.ts";
+import { serveSidePort, startReferenceWatch } from "./watch-reference.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const fixture = `${root}services/evaluator/test/flags.fixture.json`;
 const mode = process.argv[2];
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
-if (mode === "noop") {
+if (mode === "noop-watch") {
+  say(await startReferenceWatch());
+} else if (mode === "noop") {
   const def = protoLoader.loadSync("flagd/evaluation/v2/evaluation.proto", { includeDirs: [`${root}proto`] });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { flagd: { evaluation: { v2: { Service: { service: grpc.ServiceDefinition } } } } };
   const server = new grpc.Server();
@@ -83,7 +89,13 @@ if (mode === "noop") {
   if (mode === "vane" || mode === "vane-nats") {
     const running = await startModules({ config: common, logger, modules: [module], verifier });
     const ports = await module.startFlagdServers(verifier);
-    say({ main: running.port, flagd: ports.evaluationPort, token: await tokens.sign({ sub: "bench", env: nats ? "bench" : "local", kind: "server" }, 3600) });
+    const side = nats ? await serveSidePort() : undefined;
+    say({
+      main: running.port,
+      flagd: ports.evaluationPort,
+      side,
+      token: await tokens.sign({ sub: "bench", env: nats ? "bench" : "local", kind: "server" }, 3600),
+    });
   } else {
     // The module's flagd v2 implementation, served without the dual listener.
     const { createFlagdEvaluationV2 } = await import("../../services/evaluator/flagd/evaluation.ts");

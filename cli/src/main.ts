@@ -208,7 +208,7 @@ command(experiments, "stop <experiment>", "Stop an experiment, optionally shippi
 command(experiments, "results <experiment>", "Results per metric and variant, intervals drawn as bars", [
   "vane experiments results checkout-test --confidence 0.9",
 ])
-  .option("--confidence <level>", "confidence level of the intervals", "0.95")
+  .option("--confidence <level>", "confidence level of the intervals (default: the experiment's own, set with --level at creation)")
   .action(run(async () => (await import("./commands/experiments.ts")).results));
 const metrics = command(program, "metrics", "The project's metrics (what experiments measure)", [
   "vane metrics -o yaml",

@@ -330,6 +330,11 @@ describe("vane against npm start", () => {
     expect(await json(["experiments", "create", "peeked", ...arms, "--one-sided", "--sequential", "--planned-units", "5000"])).toMatchObject({
       settings: { engine: "frequentist", sides: "one_sided", sequential: true, plannedUnitsPerArm: 5000 },
     });
+    // Results use the experiment's own level and scale unless --confidence says otherwise.
+    expect(await json(["experiments", "results", "tuned"])).toMatchObject({ confidenceLevel: 0.9, scale: "absolute" });
+    const tunedTable = await cli.run(["experiments", "results", "tuned"]);
+    expect(tunedTable.stdout).toMatch(/^METRIC +VARIANT +UNITS +MEAN +LIFT +90% INTERVAL/m);
+    expect(await json(["experiments", "results", "tuned", "--confidence", "0.8"])).toMatchObject({ confidenceLevel: 0.8 });
     const badLevel = await cli.run(["experiments", "create", "bad-level", ...arms, "--level", "0.3"]);
     expect(badLevel.code).toBe(1);
     expect(badLevel.stderr).toContain("confidence_level");

@@ -119,6 +119,9 @@ describe("NATS users (helm-values.yaml)", () => {
       break;
     }
     watch.stop();
+    // A chunk at the revision a manifest names.
+    const latest = (await kv.get("env-1"))!;
+    expect((await kv.get("env-1", { revision: latest.revision }))?.string()).toBe("x");
     await ensureStream(b.jsm, { ...eventsStream(), manage: false });
     expect((await publishEvent(b.js, "vane.events.exposure", payload, { msgId: "e1", expectStream: "VANE_EVENTS" })).stream).toBe("VANE_EVENTS");
     await refused(kv.put("env-1", payload, { timeout: 1000 } as never));

@@ -10,7 +10,7 @@ let database: Database<any>;
 beforeAll(async () => {
   database = await createDatabase({ url: testDatabaseUrl, schema });
   await sql`create table outbox (id bigserial primary key, kind text not null, target text not null, payload bytea not null,
-    msg_id text not null, headers jsonb not null default '{}', published_at timestamptz,
+    msg_id text not null, headers jsonb not null default '{}', created_at timestamptz not null default now(), published_at timestamptz,
     ordering_key text, attempts integer not null default 0, parked_at timestamptz, last_error text)`.execute(database.db);
 });
 afterAll(async () => {

@@ -5,7 +5,9 @@
  * backoff while other keys go on, so one key's failure never holds back another's; after
  * `maxAttempts` failures it is parked (`parked_at`, `last_error`), counted by the
  * `vane_outbox_parked` gauge (an alert), and the key's later rows go on. Parked rows wait for an
- * operator: the service's republish command supersedes them.
+ * operator: the service's republish command supersedes them. The oldest row that has failed at
+ * least once and is still unpublished, parked or not, is the stuck one: its age is the
+ * `vane_outbox_stuck_age_seconds` gauge and {@link OutboxRelay.stuck} (the service's readiness).
  *
  * Exactly one relay publishes at a time across replicas: the leader holds a session advisory lock
  * on a dedicated connection (FOR UPDATE SKIP LOCKED would let two replicas publish out of order).
@@ -37,7 +39,8 @@ export interface OutboxRelayOptions {
   pool: pg.Pool;
   /**
    * The outbox table (default "outbox"): `id bigserial, kind, target, payload bytea, msg_id, headers jsonb,
-   * published_at`, and for per-key order and parking `ordering_key text, attempts int, parked_at, last_error`.
+   * created_at timestamptz, published_at`, and for per-key order and parking `ordering_key text, attempts int,
+   * parked_at, last_error`.
    */
   table?: string;
   /** NOTIFY channel writers signal on (see {@link notifyOutbox}). */
@@ -60,8 +63,22 @@ export interface OutboxRelayOptions {
   name?: string;
 }
 
+/** The oldest unpublished row that has failed to publish at least once. */
+export interface StuckOutboxRow {
+  id: string;
+  kind: string;
+  target: string;
+  attempts: number;
+  parked: boolean;
+  /** Seconds since the row was written. */
+  ageSeconds: number;
+  lastError: string;
+}
+
 /** A running relay. */
 export interface OutboxRelay {
+  /** The oldest row that keeps failing, as last seen by the leader (undefined on followers and when none). */
+  stuck(): StuckOutboxRow | undefined;
   /** Unpublished rows, as last counted by the leader (0 on followers). */
   backlog(): number;
   /** Parked rows, as last counted by the leader (0 on followers). */
@@ -84,12 +101,16 @@ export async function notifyOutbox(db: Kysely<any>, channel: string): Promise<vo
 
 let gauge: ObservableGauge | undefined;
 let parkedGauge: ObservableGauge | undefined;
-const relays = new Set<{ name: string; backlog: () => number; parked: () => number; leader: () => boolean }>();
+let stuckGauge: ObservableGauge | undefined;
+const relays = new Set<{ name: string; backlog: () => number; parked: () => number; stuck: () => StuckOutboxRow | undefined; leader: () => boolean }>();
 function observe(result: ObservableResult): void {
   for (const r of relays) if (r.leader()) result.observe(r.backlog(), { outbox: r.name });
 }
 function observeParked(result: ObservableResult): void {
   for (const r of relays) if (r.leader()) result.observe(r.parked(), { outbox: r.name });
+}
+function observeStuck(result: ObservableResult): void {
+  for (const r of relays) if (r.leader()) result.observe(r.stuck()?.ageSeconds ?? 0, { outbox: r.name });
 }
 
 /** Starts a relay; it runs until {@link OutboxRelay.stop}. */
@@ -106,19 +127,25 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   let leader = false;
   let backlog = 0;
   let parked = 0;
+  let stuck: StuckOutboxRow | undefined;
   let wake: (() => void) | undefined;
   let queries = 0;
   const waiters = new Map<() => void, number>();
 
-  const entry = { name: opts.name ?? table, backlog: () => backlog, parked: () => parked, leader: () => leader };
+  const entry = { name: opts.name ?? table, backlog: () => backlog, parked: () => parked, stuck: () => (leader ? stuck : undefined), leader: () => leader };
   relays.add(entry);
   gauge ??= metrics.getMeter("vane.outbox").createObservableGauge("vane_outbox_backlog", { description: "outbox rows not yet published" });
   parkedGauge ??= metrics
     .getMeter("vane.outbox")
     .createObservableGauge("vane_outbox_parked", { description: "outbox rows parked after repeated publish failures" });
+  stuckGauge ??= metrics.getMeter("vane.outbox").createObservableGauge("vane_outbox_stuck_age_seconds", {
+    description: "age of the oldest outbox row that has failed to publish and is still unpublished (parked or retrying); 0 when none",
+    unit: "s",
+  });
   if (relays.size === 1) {
     gauge.addCallback(observe);
     parkedGauge.addCallback(observeParked);
+    stuckGauge.addCallback(observeStuck);
   }
 
   const sleep = (ms: number) =>
@@ -135,6 +162,25 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     });
 
   const backoff = (attempts: number) => Math.min(retryMax, retryMin * 2 ** Math.min(attempts - 1, 16)) * (0.5 + Math.random() / 2);
+
+  const oldestFailing = async (client: pg.PoolClient): Promise<StuckOutboxRow | undefined> => {
+    const { rows } = await client.query<{
+      id: string;
+      kind: string;
+      target: string;
+      attempts: number;
+      parked: boolean;
+      age: number;
+      last_error: string | null;
+    }>(
+      `select id, kind, target, attempts, parked_at is not null as parked, extract(epoch from now() - created_at)::float8 as age, last_error
+         from ${table} where published_at is null and attempts > 0 order by id limit 1`,
+    );
+    const r = rows[0];
+    return (
+      r && { id: r.id, kind: r.kind, target: r.target, attempts: r.attempts, parked: r.parked, ageSeconds: Math.max(0, r.age), lastError: r.last_error ?? "" }
+    );
+  };
 
   const lead = async (client: pg.PoolClient) => {
     await client.query(`listen ${opts.channel}`);
@@ -166,6 +212,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       );
       backlog = Number(counts.rows[0].pending);
       parked = Number(counts.rows[0].parked);
+      stuck = backlog + parked === 0 ? undefined : await oldestFailing(client);
       if (rows.length === 0) {
         if (retryAt.size === 0) for (const [w, since] of waiters) if (query > since) w();
         await sleep(retryAt.size === 0 ? pollMs : Math.max(5, Math.min(pollMs, Math.min(...retryAt.values()) - Date.now())));
@@ -240,6 +287,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   return {
     backlog: () => backlog,
     parked: () => parked,
+    stuck: entry.stuck,
     isLeader: () => leader,
     drained(timeoutMs = 30_000) {
       return new Promise<void>((resolve, reject) => {
@@ -264,6 +312,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       if (relays.size === 0) {
         gauge?.removeCallback(observe);
         parkedGauge?.removeCallback(observeParked);
+        stuckGauge?.removeCallback(observeStuck);
       }
     },
   };

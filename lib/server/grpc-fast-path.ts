@@ -22,6 +22,7 @@ import { aborted, CALL_ENDED, createCallFactory, type Call } from "#lib/server/f
 import { binaryOf } from "#lib/server/prepared-encodings.ts";
 import { binaryDecodeError } from "#lib/server/request-decoding.ts";
 import { answerFor } from "#lib/server/rpc-errors.ts";
+import { frameOnce } from "#lib/server/shared-frames.ts";
 
 /** One unary or server-streaming method and its implementation, as Connect's router would hold it. */
 export interface FastUnaryMethod {
@@ -179,7 +180,8 @@ async function serveStream(
       if (stream.destroyed || stream.closed) break;
       if (!stream.headersSent)
         stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });
-      if (!stream.write(frameOf(toBinary(method.output, message as never)))) await new Promise((r) => stream.once("drain", r).once("close", r));
+      const frame = frameOnce(message as object, () => frameOf(toBinary(method.output, message as never)));
+      if (!stream.write(frame)) await new Promise((r) => stream.once("drain", r).once("close", r));
     }
     const reason: unknown = context.signal.reason;
     if (context.signal.aborted && reason instanceof ConnectError && reason !== CALL_ENDED) error = reason;

@@ -5,31 +5,30 @@
  * (admin keys: of their project), e.g. to preview a flag in the console.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ConnectError, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   EvaluateAllResponseSchema,
   EvaluateResponseSchema,
   EvaluationService,
   ValueType,
-  WatchResponseSchema,
   type Evaluation,
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth/auth.ts";
 import type { FlagValueType } from "#engine";
-import type { ChangeHub } from "./snapshots/change-hub.ts";
 import { createBulkCache, type BulkCache } from "./bulk-cache.ts";
 import { answerEvaluateAll } from "./bulk-evaluation.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
 import { withExplanation } from "./explain.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshots/store.ts";
 import { invalidArgument, notFound, permissionDenied, unavailable } from "#lib/process/errors.ts";
+import type { WatchFanOut } from "./watch/fan-out.ts";
 
 /** Dependencies of {@link createEvaluationService}. */
 export interface EvaluationServiceDeps {
   store: SnapshotStore;
   evaluator: FlagEvaluator;
-  hub: ChangeHub;
+  /** Watch streams' fan-out (watch/fan-out.ts). */
+  watchers: WatchFanOut;
   /** Called when a watch stream opens; returns the close callback (metrics). */
   onStream?: () => () => void;
   /** EvaluateAll's answers for repeated contexts (none kept when absent). */
@@ -99,7 +98,7 @@ function loadedState(store: SnapshotStore, environmentId: string): EnvironmentSt
 
 /** The EvaluationService implementation. */
 export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImpl<typeof EvaluationService> {
-  const { store, evaluator, hub } = deps;
+  const { store, evaluator, watchers } = deps;
   const bulk = { evaluator, cache: deps.bulkCache ?? createBulkCache({ maxEntries: 0, maxBytes: 0 }) };
   return {
     evaluate(req, ctx) {
@@ -137,58 +136,11 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
       loadedState(store, target.environmentId);
       const context = contextFromStruct(req.context);
       const closeStream = deps.onStream?.();
-      const changes = hub.follow(target.environmentId, ctx.signal);
       try {
-        let previous = new Map<string, Evaluation>();
-        let sentVersion = -1;
-        for (;;) {
-          const state = store.get(target.environmentId);
-          if (!state) throw notFound("this environment (deleted meanwhile)");
-          {
-            const current = new Map<string, Evaluation>();
-            const changed: string[] = [];
-            for (const [key, res] of evaluator.evaluateAll(state, context, target.clientOnly, "vane_watch", target.exposures)) {
-              const e = toEvaluation(key, res);
-              current.set(key, e);
-              const before = previous.get(key);
-              if (before !== e && !sameEvaluation(before, e)) changed.push(key);
-            }
-            const removed = [...previous.keys()].filter((k) => !current.has(k));
-            if (sentVersion === -1 || changed.length > 0 || removed.length > 0 || state.version !== sentVersion) {
-              yield create(WatchResponseSchema, {
-                evaluations: [...current.values()],
-                version: BigInt(state.version),
-                changedFlagKeys: changed,
-                removedFlagKeys: removed,
-                configTime: timestampFromMs(state.commitTimeMs),
-              });
-            }
-            previous = current;
-            sentVersion = state.version;
-          }
-          if ((await changes.next()) === undefined) return;
-        }
+        yield* watchers.watch(target, context, req.deltas, ctx.signal);
       } finally {
-        changes.close();
         closeStream?.();
       }
     },
   };
-}
-
-// Evaluations built for different resolution objects may still be equal (e.g. after a version
-// change that left this flag alone). Evaluations are shared between streams, so each one's
-// fingerprint is computed once, not once per stream. The flag set's `version` (in every
-// evaluation's metadata) changes with every commit, so it does not make a flag "changed".
-const fingerprints = new WeakMap<Evaluation, string>();
-function fingerprint(e: Evaluation): string {
-  let f = fingerprints.get(e);
-  if (f === undefined) {
-    const { version: _version, ...metadata } = e.metadata ?? {};
-    fingerprints.set(e, (f = JSON.stringify([e.variant, e.reason, e.errorCode, e.value, metadata])));
-  }
-  return f;
-}
-function sameEvaluation(a: Evaluation | undefined, b: Evaluation): boolean {
-  return a !== undefined && fingerprint(a) === fingerprint(b);
 }

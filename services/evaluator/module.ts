@@ -27,6 +27,7 @@ import { createFlagdFiles, type FlagdFiles } from "./snapshots/flagd-files.ts";
 import { createFlagdAccess, createFlagdAuthInterceptor } from "./flagd/access.ts";
 import { createFlagdEvaluationV1, createFlagdEvaluationV2 } from "./flagd/evaluation.ts";
 import { createFlagdSyncService } from "./flagd/sync.ts";
+import { createWatchFanOut } from "./watch/fan-out.ts";
 import { createKvSnapshotSource, type KvSnapshotSource } from "./snapshots/kv-source.ts";
 import { createEvaluatorMetrics } from "./metrics.ts";
 import { createSnapshotStore, type SnapshotStore } from "./snapshots/store.ts";
@@ -119,6 +120,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
     exposures: () => exposures.stats(),
   });
   const evaluator = createFlagEvaluator(counters, exposures, opts.staticContext);
+  const watchers = createWatchFanOut({ store, evaluator });
   const servers: VaneServer[] = [];
 
   let fileSource: FlagdFiles | undefined;
@@ -185,7 +187,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
           createEvaluationService({
             store,
             evaluator,
-            hub,
+            watchers,
             onStream: () => counters.streamOpened("vane_watch"),
             bulkCache,
           }),
@@ -317,6 +319,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
       await exposures.stop();
       counters.stop();
       hub.stop();
+      watchers.stop();
       // A bus that never connected has nothing to drain; one that connects later drains itself.
       const connected = await Promise.race([bus, Promise.resolve(undefined)]);
       await connected?.drain();

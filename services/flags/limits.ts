@@ -1,7 +1,8 @@
 /**
  * Limits that keep everything the flags API accepts publishable and evaluable: a snapshot must
- * fit in one NATS message and decode under protobuf's nesting limit (100 messages deep), and the
- * evaluator must compile it. Values are checked at the edge with the path of the offending value;
+ * stay within the configured ceiling (what an evaluator is expected to hold; it is published in
+ * chunks, so NATS's max_payload does not bound it) and decode under protobuf's nesting limit
+ * (100 messages deep), and the evaluator must compile it. Values are checked at the edge with the path of the offending value;
  * the encoded snapshot is checked once more at commit, as the last guard before the outbox.
  */
 import { fromBinary } from "@bufbuild/protobuf";
@@ -15,9 +16,6 @@ import { invalidArgument } from "#lib/process/errors.ts";
  * the messages around it and is far beyond any hand-written rule.
  */
 export const MAX_JSON_DEPTH = 32;
-
-/** Room kept under NATS's max_payload for the message's headers. */
-const HEADER_ROOM = 4096;
 
 /** The nesting depth of a JSON value (a scalar is 0), counting no further than `stop`. */
 export function jsonDepth(v: JsonValue | undefined, stop = MAX_JSON_DEPTH + 1): number {
@@ -37,17 +35,12 @@ export function depthIssue(v: JsonValue | undefined, path: string): { path: stri
   return { path, message: `nests more than ${MAX_JSON_DEPTH} levels of objects and lists (the limit)` };
 }
 
-/** The largest snapshot this deployment can publish: the configured ceiling, within NATS's max_payload. */
-export function snapshotByteLimit(configured: number, maxPayload: number | undefined): number {
-  return maxPayload && maxPayload > HEADER_ROOM ? Math.min(configured, maxPayload - HEADER_ROOM) : configured;
-}
-
-/** Refuses (INVALID_ARGUMENT) an encoded snapshot that could not be published or decoded. */
+/** Refuses (INVALID_ARGUMENT) an encoded snapshot over the ceiling or that could not be decoded. */
 export function assertPublishable(snapshot: Uint8Array, environmentId: string, maxBytes: number): void {
   if (snapshot.length > maxBytes) {
     throw invalidArgument(
       `this change would make environment ${environmentId}'s configuration ${snapshot.length} bytes, over the limit of ${maxBytes} bytes ` +
-        "(one NATS message; VANE_SNAPSHOT_MAX_BYTES and the server's max_payload): remove or archive flags, or shorten rules and values",
+        "(VANE_SNAPSHOT_MAX_BYTES, the most one evaluator is expected to hold for one environment): remove or archive flags, or shorten rules and values",
     );
   }
   try {

@@ -33,6 +33,7 @@ runMain("flags", async ({ onStop, useLogger }) => {
     snapshotBucket: flags.snapshotBucket,
     maxSnapshotBytes: flags.maxSnapshotBytes,
     relay: { maxAttempts: flags.outboxMaxAttempts },
+    outboxStuckAfterMs: flags.outboxStuckAfterMs,
     domainStream: flags.domainStream,
     domainSubjectPrefix: flags.domainSubjectPrefix,
     replicas: flags.replicas,

@@ -12,8 +12,9 @@ import { type Bus, connectBus, ensureKv, ensureStream, type JetStreamManagement,
 import { createDatabase, type Database } from "#lib/data/db.ts";
 import type { Logger } from "#lib/process/logger.ts";
 import { migrateToLatest } from "#lib/data/migrations.ts";
-import { createOutboxRelay, type OutboxRecord, type OutboxRelay } from "#lib/data/outbox.ts";
+import { createOutboxRelay, type OutboxRecord, type OutboxRelay, type StuckOutboxRow } from "#lib/data/outbox.ts";
 import { serve } from "#lib/server/server.ts";
+import { putSnapshot } from "#lib/bus/snapshots.ts";
 import type { ServiceModule } from "#lib/process/service-module.ts";
 import type { FlagsDeps } from "./access.ts";
 import { type ChangeFeed, createChangeFeed } from "./changes/feed.ts";
@@ -24,9 +25,8 @@ import { migrations } from "./migrations/index.ts";
 import type { FlagsDatabase } from "./schema.ts";
 import { createSegmentService } from "./segment-service.ts";
 import { snapshotVersion } from "./snapshot-version.ts";
-import { snapshotByteLimit } from "./limits.ts";
 
-/** The KV bucket evaluators watch: key = environment id, value = EnvironmentSnapshot (binary). */
+/** The KV bucket evaluators watch: key = environment id, value = a SnapshotEnvelope (lib/bus/snapshots.ts). */
 export const DEFAULT_SNAPSHOT_BUCKET = "vane_snapshots";
 /** The stream of domain events. */
 export const DEFAULT_DOMAIN_STREAM = "VANE_DOMAIN";
@@ -46,8 +46,10 @@ export interface FlagsModuleOptions {
   snapshotBucket?: string;
   /** KV history kept per environment (default 5). */
   snapshotHistory?: number;
-  /** Ceiling on one environment's encoded snapshot (VANE_SNAPSHOT_MAX_BYTES, default 8 MiB), further bounded by NATS's max_payload. */
+  /** Ceiling on one environment's encoded snapshot before compression (VANE_SNAPSHOT_MAX_BYTES, default 64 MiB). */
   maxSnapshotBytes?: number;
+  /** Largest value written to the bucket before a snapshot goes in chunks (default: NATS's max_payload less room for headers, at most 8 MiB). */
+  snapshotValueBytes?: number;
   /** Default "VANE_DOMAIN" capturing `<domainSubjectPrefix>.>`. */
   domainStream?: string;
   /** Default "vane.domain". */
@@ -60,6 +62,11 @@ export interface FlagsModuleOptions {
   logger: Logger;
   /** Outbox relay tuning (tests use short intervals). */
   relay?: { pollIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number; maxAttempts?: number };
+  /**
+   * Readiness fails on the relay's leader while a message has kept failing to publish for this
+   * long (default 5 minutes; 0 turns it off): the replica shows the stuck outbox, the others serve.
+   */
+  outboxStuckAfterMs?: number;
   /** WatchChanges: changes kept for resuming streams (default 10,000) and the heartbeat interval (default 15 s). */
   changes?: { capacity?: number; heartbeatMs?: number };
 }
@@ -74,8 +81,11 @@ export interface FlagsModule extends ServiceModule {
   changeFeed: ChangeFeed;
 }
 
-/** Publishes outbox rows: snapshots as versioned KV writes that never go backwards, events with their id as the message id. */
-export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string }) {
+/**
+ * Publishes outbox rows: snapshots as versioned KV writes that never go backwards (in chunks when
+ * larger than `maxValueBytes`), events with their id as the message id.
+ */
+export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string; maxValueBytes: number }) {
   return async (rec: OutboxRecord): Promise<void> => {
     if (rec.kind === "event") {
       // The PRODUCER span continues the trace of the request that committed the change.
@@ -95,7 +105,7 @@ export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string
         if (stored !== undefined && stored >= version) return;
       }
       try {
-        await opts.kv.put(rec.target, rec.payload, { previousSeq: current ? current.revision : 0 });
+        await putSnapshot(opts.kv, rec.target, rec.payload, { maxValueBytes: opts.maxValueBytes, previousSeq: current ? current.revision : 0 });
         return;
       } catch (err) {
         // Someone wrote in between: look again.
@@ -105,8 +115,21 @@ export function createSnapshotPublisher(opts: { bus: Bus; kv: KV; stream: string
   };
 }
 
-/** The snapshot bucket's value limit, and the default ceiling on one snapshot. */
-export const DEFAULT_MAX_SNAPSHOT_BYTES = 8 << 20;
+/** Why readiness fails for a message that has kept failing to publish for `afterMs` or more; undefined otherwise. */
+export function stuckOutboxReason(stuck: StuckOutboxRow | undefined, afterMs: number): string | undefined {
+  if (!stuck || afterMs <= 0 || stuck.ageSeconds * 1000 < afterMs) return undefined;
+  return (
+    `outbox message ${stuck.id} (${stuck.kind} ${stuck.target}) ${stuck.parked ? "is parked" : "keeps failing"} after ${stuck.attempts} publish attempts, ` +
+    `${Math.round(stuck.ageSeconds)} s old: ${stuck.lastError} (runbook: docs/operations.md, "Outbox message stuck")`
+  );
+}
+
+/** The snapshot bucket's value limit (a snapshot larger than one value is written in chunks). */
+export const BUCKET_MAX_VALUE_BYTES = 8 << 20;
+/** The default ceiling on one environment's encoded snapshot, before compression. */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 64 << 20;
+/** Room kept under NATS's max_payload for a KV write's headers. */
+const HEADER_ROOM = 4096;
 
 /** Creates and starts the flags service's parts. */
 export async function createFlagsModule(opts: FlagsModuleOptions): Promise<FlagsModule> {
@@ -133,16 +156,18 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
       bucket: opts.snapshotBucket ?? DEFAULT_SNAPSHOT_BUCKET,
       history: opts.snapshotHistory ?? 5,
       replicas: opts.replicas ?? 1,
-      maxValueSize: DEFAULT_MAX_SNAPSHOT_BYTES,
+      maxValueSize: BUCKET_MAX_VALUE_BYTES,
       description: "Vane environment snapshots (key: environment id)",
       manage: bus.manageJetStream,
     });
+    const maxPayload = bus.nc.info?.max_payload ?? 1 << 20;
+    const maxValueBytes = Math.min(BUCKET_MAX_VALUE_BYTES, maxPayload - HEADER_ROOM, opts.snapshotValueBytes ?? Infinity);
     const channel = `${schema}_outbox`;
     const relay = createOutboxRelay({
       pool: database.pool,
       channel,
       lockName: `vane:${schema}:outbox`,
-      publish: createSnapshotPublisher({ bus, kv: snapshots, stream }),
+      publish: createSnapshotPublisher({ bus, kv: snapshots, stream, maxValueBytes }),
       logger: logger.child({ component: "outbox" }),
       name: `${schema}.outbox`,
       ...opts.relay,
@@ -155,10 +180,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
         flagChangedSubject: `${prefix}.flags.flag_changed`,
         segmentChangedSubject: `${prefix}.flags.segment_changed`,
         channel,
-        maxSnapshotBytes: snapshotByteLimit(
-          Math.min(opts.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES),
-          bus.nc.info?.max_payload,
-        ),
+        maxSnapshotBytes: opts.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES,
       },
     };
     const changeFeed = createChangeFeed({ stream, subjectPrefix: prefix, capacity: opts.changes?.capacity, logger });
@@ -180,6 +202,7 @@ export async function createFlagsModule(opts: FlagsModuleOptions): Promise<Flags
         nats: async () => {
           if (bus.status() !== "connected") throw new Error(`NATS is ${bus.status()}`);
         },
+        outbox: async () => stuckOutboxReason(relay.stuck(), opts.outboxStuckAfterMs ?? 5 * 60_000),
       },
       async stop() {
         await changeFeed.stop();

@@ -14,6 +14,7 @@ import { ApiKeyKind, kindClaim, type Principal } from "#lib/auth/auth.ts";
 import { compileFlagSet, FlagSetError } from "#engine";
 import { invalidArgument } from "#lib/process/errors.ts";
 import { notifyOutbox } from "#lib/data/outbox.ts";
+import { encodeSnapshot } from "#lib/bus/snapshots.ts";
 import { auditActor, latestFlagAudit } from "./changes/events.ts";
 import { conditionsFromRow, rulesFromRow, typeFromName, variantsFromRow } from "./convert.ts";
 import { type EnvironmentState, toFlagSet, toSnapshot } from "./environment-config.ts";
@@ -210,7 +211,15 @@ export async function commitEnvironments(
       .insertInto("outbox")
       .values([
         // One key per environment: its snapshot, then the event announcing it.
-        { kind: "kv", target: environmentId, ordering_key: environmentId, payload: Buffer.from(snapshot), msg_id: String(version), headers },
+        // Compressed here, so the outbox row is small too; the publisher chunks it if it must.
+        {
+          kind: "kv",
+          target: environmentId,
+          ordering_key: environmentId,
+          payload: Buffer.from(encodeSnapshot(snapshot, { environmentId, version })),
+          msg_id: String(version),
+          headers,
+        },
         {
           kind: "event",
           target: targets.configChangedSubject,

@@ -123,13 +123,19 @@ const num = (x: number, f: (x: number) => string) => (Number.isFinite(x) ? f(x) 
 
 export async function results(cmd: Command): Promise<void> {
   const { opts, format, session, api, project } = await setup(cmd);
-  const confidenceLevel = Number(opts.confidence);
-  if (!(confidenceLevel > 0 && confidenceLevel < 1)) throw new UsageError(`--confidence must be between 0 and 1, got "${opts.confidence}"`);
+  // 0 asks for the experiment's own level.
+  const asked = opts.confidence === undefined ? 0 : Number(opts.confidence);
+  if (opts.confidence !== undefined && !(asked > 0 && asked < 1)) throw new UsageError(`--confidence must be between 0 and 1, got "${opts.confidence}"`);
   const e = await find(session, project.id, cmd.args[0]);
-  const r = (await api.getResults({ id: e.id, confidenceLevel })).results!;
+  const r = (await api.getResults({ id: e.id, confidenceLevel: asked })).results!;
+  const confidenceLevel = r.confidenceLevel;
+  const absolute = r.scale === LiftScale.ABSOLUTE;
+  // The lift on the experiment's decision scale: a share of the control, or the metric's units.
+  const lift = (x: number) => (absolute ? num(x, (y) => `${y >= 0 ? "+" : ""}${y.toPrecision(3)}`) : pct(x));
   const data = {
     experiment: e.key,
     confidenceLevel: r.confidenceLevel,
+    scale: absolute ? "absolute" : "relative",
     computeTime: iso(r.computeTime),
     sampleRatioMismatch: r.sampleRatio?.mismatch ?? false,
     warnings: r.warnings.map((w) => w.message),
@@ -141,9 +147,12 @@ export async function results(cmd: Command): Promise<void> {
         variant: v.variant,
         units: Number(v.units),
         mean: v.mean,
+        lift: v.lift,
+        liftInterval: v.liftInterval ? { lower: v.liftInterval.lower, upper: v.liftInterval.upper } : null,
+        pValue: v.decisionPValue,
+        significant: v.significant,
         relativeLift: v.relativeLift,
         relativeLiftInterval: v.relativeLiftInterval ? { lower: v.relativeLiftInterval.lower, upper: v.relativeLiftInterval.upper } : null,
-        pValue: v.pValue,
         chanceToBeatControl: v.chanceToBeatControl,
       })),
     })),
@@ -151,24 +160,24 @@ export async function results(cmd: Command): Promise<void> {
   await emit(format, data, async () => {
     const rows: (string | number)[][] = [];
     for (const m of r.metrics) {
-      const intervals = m.variants
-        .flatMap((v) => (v.relativeLiftInterval ? [v.relativeLiftInterval.lower, v.relativeLiftInterval.upper] : []))
-        .filter(Number.isFinite);
+      const intervals = m.variants.flatMap((v) => (v.liftInterval ? [v.liftInterval.lower, v.liftInterval.upper] : [])).filter(Number.isFinite);
       const lo = Math.min(0, ...intervals);
       const hi = Math.max(0, ...intervals);
       for (const v of m.variants) {
         const control = v.variant === e.controlVariant;
+        // A one-sided interval is open on one side (±∞); NaN bounds: too little data for any.
+        const iv = v.liftInterval;
+        const shown = iv !== undefined && !Number.isNaN(iv.lower) && !Number.isNaN(iv.upper);
+        const bound = (x: number) => (Number.isFinite(x) ? lift(x) : x > 0 ? "∞" : "-∞");
         rows.push([
           m.metricKey,
           control ? `${v.variant} (control)` : v.variant,
           Number(v.units),
           num(v.mean, (x) => x.toPrecision(4)),
-          control ? "" : pct(v.relativeLift),
-          control || !v.relativeLiftInterval || !Number.isFinite(v.relativeLiftInterval.lower)
-            ? ""
-            : `[${pct(v.relativeLiftInterval.lower)}, ${pct(v.relativeLiftInterval.upper)}]`,
-          control ? "" : intervalBar(v.relativeLiftInterval, v.relativeLift, lo, hi),
-          control ? "" : num(v.pValue, (x) => x.toFixed(3)),
+          control ? "" : lift(v.lift),
+          control || !shown ? "" : `[${bound(iv.lower)}, ${bound(iv.upper)}]`,
+          control || !shown || !Number.isFinite(iv.lower) || !Number.isFinite(iv.upper) ? "" : intervalBar(iv, v.lift, lo, hi),
+          control ? "" : num(v.decisionPValue, (x) => x.toFixed(3)) + (v.significant ? " *" : ""),
         ]);
       }
     }

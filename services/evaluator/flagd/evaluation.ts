@@ -18,6 +18,7 @@ import { contextFromStruct, createResponseCache, structOf, type FlagEvaluator } 
 import { targetState, unknownEnvironment, type FlagdAccess } from "./access.ts";
 import type { EnvironmentChange, SnapshotStore } from "../snapshots/store.ts";
 import { notFound } from "#lib/process/errors.ts";
+import { shareMessage } from "#lib/server/shared-frames.ts";
 
 /** Dependencies of the flagd evaluation services. */
 export interface FlagdEvaluationDeps {
@@ -175,6 +176,20 @@ type EventSchema = typeof v1.EventStreamResponseSchema | typeof v2.EventStreamRe
 function createEventStream<S extends EventSchema>(deps: FlagdEvaluationDeps, schema: S) {
   const event = (type: string, data?: Record<string, unknown>) =>
     create(schema as DescMessage, { type, data: data ? structOf(data) : undefined }) as MessageShape<S>;
+  // A change reaches every stream of its environment: its event is built once per change and
+  // kind of stream, and shared (encoded once on the gRPC fast path), when the stream's batch is
+  // that one change.
+  const shared = new WeakMap<EnvironmentChange, Map<string, MessageShape<S> | undefined>>();
+  const changeEvent = (got: EnvironmentChange[], kind: string, build: () => MessageShape<S> | undefined) => {
+    if (got.length !== 1) return build();
+    let byKind = shared.get(got[0]);
+    if (!byKind) shared.set(got[0], (byKind = new Map()));
+    if (!byKind.has(kind)) {
+      const m = build();
+      byKind.set(kind, m && shareMessage(m));
+    }
+    return byKind.get(kind);
+  };
   return async function* eventStream(_req: unknown, ctx: HandlerContext): AsyncGenerator<MessageShape<S>> {
     const target = deps.access.optionalTarget(ctx);
     if (target) {
@@ -200,14 +215,17 @@ function createEventStream<S extends EventSchema>(deps: FlagdEvaluationDeps, sch
         if (got === undefined) return;
         pending = changes.next();
         if (target) {
-          const data = changeData(got, target.clientOnly);
-          if (data) yield event("configuration_change", data);
+          const m = changeEvent(got, target.clientOnly ? "client" : "all", () => {
+            const data = changeData(got, target.clientOnly);
+            return data && event("configuration_change", data);
+          });
+          if (m) yield m;
         } else {
           // No environment selected (the rpc provider sends no selector on this call): name the
           // changed keys only while every environment held belongs to one organization, so a
           // caller never learns another tenant's flag keys; otherwise say only that something
           // changed.
-          yield event("configuration_change", singleTenant(deps) ? (changeData(got, false) ?? { flags: {} }) : { flags: {} });
+          yield changeEvent(got, "any", () => event("configuration_change", singleTenant(deps) ? (changeData(got, false) ?? { flags: {} }) : { flags: {} }))!;
         }
       }
     } finally {

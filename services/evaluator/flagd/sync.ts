@@ -12,6 +12,7 @@ import {
   SyncFlagsResponseSchema,
   type SyncFlagsResponse,
 } from "#gen/flagd/sync/v1/sync_pb.js";
+import { shareMessage } from "#lib/server/shared-frames.ts";
 import type { ChangeHub } from "../snapshots/change-hub.ts";
 import { structOf } from "../evaluate.ts";
 import { authenticateSelector, targetState, unknownEnvironment, type FlagdAccess } from "./access.ts";
@@ -32,6 +33,17 @@ export interface FlagdSyncDeps {
 
 /** The FlagSyncService implementation. */
 export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof FlagSyncService> {
+  // flagd providers replace their whole flag set with each message (flagd's sync protocol has no
+  // deltas), so every stream gets the full flag set; it is built once per version and key kind,
+  // not once per stream.
+  const messages = new WeakMap<EnvironmentState, { all?: SyncFlagsResponse; client?: SyncFlagsResponse }>();
+  const messageOf = (state: EnvironmentState, clientOnly: boolean): SyncFlagsResponse => {
+    let built = messages.get(state);
+    if (!built) messages.set(state, (built = {}));
+    const make = () =>
+      shareMessage(create(SyncFlagsResponseSchema, { flagConfiguration: state.flagdJson(clientOnly), syncContext: syncContextOf(state, deps.staticContext) }));
+    return clientOnly ? (built.client ??= make()) : (built.all ??= make());
+  };
   return {
     async *syncFlags(req, ctx) {
       await authenticateSelector(ctx, req.selector, deps.keys);
@@ -47,12 +59,8 @@ export function createFlagdSyncService(deps: FlagdSyncDeps): ServiceImpl<typeof 
         for (;;) {
           const state = deps.store.get(target.environmentId);
           if (state && state !== sent) {
-            const message: SyncFlagsResponse = create(SyncFlagsResponseSchema, {
-              flagConfiguration: state.flagdJson(target.clientOnly),
-              syncContext: syncContextOf(state, deps.staticContext),
-            });
             sent = state;
-            yield message;
+            yield messageOf(state, target.clientOnly);
           }
           if ((await changes.next()) === undefined) return;
         }

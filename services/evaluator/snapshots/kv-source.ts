@@ -1,7 +1,9 @@
 /**
  * Feeds the snapshot store from the JetStream KV bucket the flags service writes
- * (`vane_snapshots`, key = environment id, value = EnvironmentSnapshot as protobuf binary).
- * The watch starts with every key's last value, then follows updates; when the connection or
+ * (`vane_snapshots`, key = environment id, value = a SnapshotEnvelope holding the compressed
+ * EnvironmentSnapshot inline or naming its chunks, or a bare EnvironmentSnapshot as written
+ * before; lib/bus/snapshots.ts). Only environments' keys are watched (`*`): chunks are read
+ * by revision when a manifest names them. The watch starts with every key's last value, then follows updates; when the connection or
  * the watch breaks it starts again (versions already held are skipped). The store keeps
  * serving whatever it holds in the meantime.
  */
@@ -9,6 +11,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import type { Bus } from "#lib/bus/bus.ts";
+import { readSnapshotBytes } from "#lib/bus/snapshots.ts";
 import { FlagSetError } from "#engine";
 import type { Logger } from "#lib/process/logger.ts";
 import { versionFromSnapshot, type SnapshotStore } from "./store.ts";
@@ -71,14 +74,14 @@ export function createKvSnapshotSource(opts: KvSourceOptions): KvSnapshotSource 
     opts.store.markInitialLoadDone();
   };
 
-  const handle = (e: KvWatchEntry) => {
+  const handle = async (kv: KV, e: KvWatchEntry) => {
     const environmentId = e.key;
     if (e.operation === "DEL" || e.operation === "PURGE") {
       if (opts.store.get(environmentId)?.source === "kv" && opts.store.remove(environmentId)) log.info({ environmentId }, "environment removed");
       return;
     }
     try {
-      const snapshot = fromBinary(EnvironmentSnapshotSchema, e.value);
+      const snapshot = fromBinary(EnvironmentSnapshotSchema, await readSnapshotBytes(kv, e.value));
       const version = versionFromSnapshot(snapshot);
       if (version.environmentId !== environmentId) {
         log.warn({ key: environmentId, environmentId: version.environmentId }, "snapshot key and environment id differ; using the key");
@@ -103,7 +106,8 @@ export function createKvSnapshotSource(opts: KvSourceOptions): KvSnapshotSource 
     } catch (err) {
       throw new Error(`KV bucket ${opts.bucket} not found: is the flags service running?`, { cause: err });
     }
-    const it = await kv.watch();
+    // One token: environments' keys, not the chunks (`<environment id>.chunk.<n>`).
+    const it = await kv.watch({ key: "*" });
     iterator = it;
     // stop() may have run while the watch was being set up, with nothing yet to stop.
     if (stopped) it.stop();
@@ -113,7 +117,7 @@ export function createKvSnapshotSource(opts: KvSourceOptions): KvSnapshotSource 
     if (initial === 0) markSynced();
     log.info({ keys: initial }, "watching snapshots");
     for await (const e of it) {
-      handle(e);
+      await handle(kv, e);
       if (e.isUpdate && !synced) {
         markSynced();
         log.info({ environments: opts.store.size }, "initial snapshots loaded");

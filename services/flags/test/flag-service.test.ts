@@ -1,14 +1,14 @@
-import { create, fromBinary, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, Operator, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet } from "#engine";
 import { snapshotToFlagSet } from "../environment-config.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+import { decodeStoredSnapshot } from "#lib/bus/snapshots.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const boolVariants = [create(VariantSchema, { key: "on", value: v(true) }), create(VariantSchema, { key: "off", value: v(false) })];
@@ -259,11 +259,11 @@ describe("FlagService", () => {
     const entry = await h.flags.snapshots.get(t.environmentId);
     // The relay may still be catching up: wait for the latest version.
     const { configVersion } = await flags.exportFlagd({ environmentId: t.environmentId });
-    let snap = entry ? fromBinary(EnvironmentSnapshotSchema, entry.value) : undefined;
+    let snap = entry ? await decodeStoredSnapshot(h.flags.snapshots, entry.value) : undefined;
     for (let i = 0; i < 100 && (!snap || snap.version < configVersion); i++) {
       await new Promise((r) => setTimeout(r, 50));
       const e = await h.flags.snapshots.get(t.environmentId);
-      snap = e ? fromBinary(EnvironmentSnapshotSchema, e.value) : undefined;
+      snap = e ? await decodeStoredSnapshot(h.flags.snapshots, e.value) : undefined;
     }
     expect(snap?.version).toBe(configVersion);
     expect(snap?.organizationId).toBe(t.orgId);

@@ -1,13 +1,13 @@
 /** flagd metadata through the service: stored by ImportFlagd, served in snapshots, exported back. */
-import { fromBinary, toJson } from "@bufbuild/protobuf";
+import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet, parseFlagdJson } from "#engine";
 import { snapshotToFlagSet } from "../environment-config.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+import { decodeStoredSnapshot } from "#lib/bus/snapshots.ts";
 
 const file = {
   flags: {
@@ -50,7 +50,7 @@ describe("flagd metadata", () => {
     let snap;
     for (let i = 0; i < 100; i++) {
       const e = await h.flags.snapshots.get(t.environmentId);
-      snap = e ? fromBinary(EnvironmentSnapshotSchema, e.value) : undefined;
+      snap = e ? await decodeStoredSnapshot(h.flags.snapshots, e.value) : undefined;
       if (snap && snap.version >= configVersion) break;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -47,6 +47,10 @@ export interface StartFlagsOptions {
   maxSnapshotBytes?: number;
   /** Publish attempts before the relay parks a message. */
   relayMaxAttempts?: number;
+  /** Readiness fails once a message has kept failing this long. */
+  outboxStuckAfterMs?: number;
+  /** Snapshots larger than this go in chunks. */
+  snapshotValueBytes?: number;
 }
 
 /** Starts identity and flags on one server. */
@@ -87,6 +91,8 @@ export async function startFlags(options: StartFlagsOptions = {}): Promise<Flags
     relay: { pollIntervalMs: 200, retryMinMs: 50, retryMaxMs: 500, maxAttempts: options.relayMaxAttempts },
     changes: options.changes,
     maxSnapshotBytes: options.maxSnapshotBytes,
+    outboxStuckAfterMs: options.outboxStuckAfterMs,
+    snapshotValueBytes: options.snapshotValueBytes,
   });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: identity.keys.keySet });
   const running = await startModules({ config: common, logger, modules: [identity, flags], verifier });

@@ -3,16 +3,15 @@
  * evaluator decodes it, compiled and evaluated; whatever it refuses is refused as
  * INVALID_ARGUMENT. Nesting straddles the limit; values and flag counts vary in size.
  */
-import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
-import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet } from "#engine";
 import { eventually } from "#test/support/harness.ts";
 import { versionFromSnapshot } from "../../evaluator/snapshots/store.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+import { decodeStoredSnapshot } from "#lib/bus/snapshots.ts";
 
 const attribute = fc.constantFrom("plan", "country", "age", "email", "targetingKey");
 const literal = fc.oneof(fc.string({ maxLength: 20 }), fc.integer({ min: -1000, max: 1000 }), fc.boolean());
@@ -80,12 +79,12 @@ describe("ImportFlagd: accepted ⇒ publishable ⇒ evaluable (property)", () =>
         const value = await eventually(
           async () => {
             const entry = await h.flags.snapshots.get(t.environmentId);
-            return entry && fromBinary(EnvironmentSnapshotSchema, entry.value).version >= configVersion ? entry.value : undefined;
+            return entry && (await decodeStoredSnapshot(h.flags.snapshots, entry.value)).version >= configVersion ? entry.value : undefined;
           },
           15_000,
           `snapshot version ${configVersion}`,
         );
-        const set = compileFlagSet(versionFromSnapshot(fromBinary(EnvironmentSnapshotSchema, value)).evaluationDefinition!, { extensions: true });
+        const set = compileFlagSet(versionFromSnapshot(await decodeStoredSnapshot(h.flags.snapshots, value)).evaluationDefinition!, { extensions: true });
         for (const key of Object.keys(file.flags)) {
           const r = set.evaluate(key, { ...context, targetingKey: "u1" });
           expect(r.errorCode, `${key}: ${r.errorMessage}`).toBeUndefined();

@@ -15,12 +15,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigChangedSchema } from "#gen/vane/flags/v1/events_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
-import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { findNatsServer, freePort, type StartedServer, startNatsServer } from "#dev/local-infra.ts";
 import { connectTestNats, createTestLogger, testDatabaseUrl } from "#test/support/harness.ts";
 import { createIdentityDirectory } from "#lib/clients/identity-directory.ts";
 import { createFlagsModule, type FlagsModule } from "../module.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+import { decodeStoredSnapshot } from "#lib/bus/snapshots.ts";
 
 const binary = await findNatsServer();
 const variants = ["a", "b", "c"].map((k) => create(VariantSchema, { key: k, value: fromJson(ValueSchema, k) }));
@@ -111,13 +111,13 @@ describe.skipIf(!binary)("outbox relay", () => {
       for (let i = 0; i < 300; i++) {
         seen = [];
         for await (const e of await kv.history({ key: t.environmentId })) {
-          if (e.operation === "PUT") seen.push(fromBinary(EnvironmentSnapshotSchema, e.value).version);
+          if (e.operation === "PUT") seen.push((await decodeStoredSnapshot(kv, e.value)).version);
         }
         if (seen.length >= want) break;
         await sleep(100);
       }
       expect(seen).toEqual(Array.from({ length: want }, (_, i) => BigInt(i + 1)));
-      const last = fromBinary(EnvironmentSnapshotSchema, (await kv.get(t.environmentId))!.value);
+      const last = await decodeStoredSnapshot(kv, (await kv.get(t.environmentId))!.value);
       expect(last.flags[0].defaultVariant).toBe(variants[(changes - 1) % 3].key);
 
       // The events: one ConfigChanged per version of the environment, in order, none twice.

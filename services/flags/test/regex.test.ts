@@ -2,18 +2,19 @@
  * MATCHES through the real service: validated at write time, compiled to Vane's `regex_match` in
  * the snapshot evaluators load, and left out of flagd exports with the reason.
  */
-import { create, fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, Operator, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { type EnvironmentSnapshot, EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
+import { type EnvironmentSnapshot } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { compileFlagSet } from "#engine";
 import { snapshotToFlagSet } from "../environment-config.ts";
 import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+import { decodeStoredSnapshot } from "#lib/bus/snapshots.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const variants = [create(VariantSchema, { key: "staff", value: v(true) }), create(VariantSchema, { key: "other", value: v(false) })];
@@ -39,7 +40,7 @@ describe("MATCHES (regular expressions)", () => {
   const snapshotAt = async (version: bigint): Promise<EnvironmentSnapshot> => {
     for (let i = 0; i < 100; i++) {
       const e = await h.flags.snapshots.get(t.environmentId);
-      const snap = e ? fromBinary(EnvironmentSnapshotSchema, e.value) : undefined;
+      const snap = e ? await decodeStoredSnapshot(h.flags.snapshots, e.value) : undefined;
       if (snap && snap.version >= version) return snap;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -1,5 +1,5 @@
 /** RevertAuditEntry: an audit entry's before-state re-applied as a new, optimistic, audited change. */
-import { create, fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,9 +7,9 @@ import { VersionConflictSchema } from "#gen/vane/flags/v1/errors_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType, type Rule, RuleSchema, VariantSchema } from "#gen/vane/flags/v1/flags_pb.js";
 import { SegmentService } from "#gen/vane/flags/v1/segment_service_pb.js";
-import { EnvironmentSnapshotSchema } from "#gen/vane/flags/v1/snapshot_pb.js";
 import { failure } from "#test/support/harness.ts";
 import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+import { decodeStoredSnapshot } from "#lib/bus/snapshots.ts";
 
 const v = (x: JsonValue) => fromJson(ValueSchema, x);
 const colors = ["red", "green", "blue"].map((c) => create(VariantSchema, { key: c, value: v(c) }));
@@ -90,7 +90,7 @@ describe("RevertAuditEntry", () => {
     let snap;
     for (let i = 0; i < 100; i++) {
       const e = await h.flags.snapshots.get(t.environmentId);
-      snap = e ? fromBinary(EnvironmentSnapshotSchema, e.value) : undefined;
+      snap = e ? await decodeStoredSnapshot(h.flags.snapshots, e.value) : undefined;
       if (snap && snap.version >= res.configVersion) break;
       await new Promise((r) => setTimeout(r, 50));
     }

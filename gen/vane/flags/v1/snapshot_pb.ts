@@ -5,8 +5,8 @@
 // @generated from file vane/flags/v1/snapshot.proto (package vane.flags.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { FlagType, Rule } from "./flags_pb.js";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/flags/v1/snapshot.proto.
  */
 export const file_vane_flags_v1_snapshot: GenFile = /*@__PURE__*/
-  fileDesc("Chx2YW5lL2ZsYWdzL3YxL3NuYXBzaG90LnByb3RvEg12YW5lLmZsYWdzLnYxIugDChNFbnZpcm9ubWVudFNuYXBzaG90EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEg8KB3ZlcnNpb24YBCABKAMSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBWZsYWdzGAYgAygLMhsudmFuZS5mbGFncy52MS5TbmFwc2hvdEZsYWcSRgoKZXZhbHVhdG9ycxgHIAMoCzIyLnZhbmUuZmxhZ3MudjEuRW52aXJvbm1lbnRTbmFwc2hvdC5FdmFsdWF0b3JzRW50cnkSQgoIbWV0YWRhdGEYCCADKAsyMC52YW5lLmZsYWdzLnYxLkVudmlyb25tZW50U25hcHNob3QuTWV0YWRhdGFFbnRyeRpJCg9FdmFsdWF0b3JzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ARpHCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAEi3wMKDFNuYXBzaG90RmxhZxILCgNrZXkYASABKAkSDwoHZW5hYmxlZBgCIAEoCBI7Cgh2YXJpYW50cxgDIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLlZhcmlhbnRzRW50cnkSFwoPZGVmYXVsdF92YXJpYW50GAQgASgJEikKCXRhcmdldGluZxgFIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRI7CghtZXRhZGF0YRgGIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLk1ldGFkYXRhRW50cnkSFgoOY2xpZW50X3Zpc2libGUYByABKAgSJQoEdHlwZRgIIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGUSIgoFcnVsZXMYCSADKAsyEy52YW5lLmZsYWdzLnYxLlJ1bGUaRwoNVmFyaWFudHNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBGkcKDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4AWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_vane_flags_v1_flags]);
+  fileDesc("Chx2YW5lL2ZsYWdzL3YxL3NuYXBzaG90LnByb3RvEg12YW5lLmZsYWdzLnYxIugDChNFbnZpcm9ubWVudFNuYXBzaG90EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEg8KB3ZlcnNpb24YBCABKAMSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBWZsYWdzGAYgAygLMhsudmFuZS5mbGFncy52MS5TbmFwc2hvdEZsYWcSRgoKZXZhbHVhdG9ycxgHIAMoCzIyLnZhbmUuZmxhZ3MudjEuRW52aXJvbm1lbnRTbmFwc2hvdC5FdmFsdWF0b3JzRW50cnkSQgoIbWV0YWRhdGEYCCADKAsyMC52YW5lLmZsYWdzLnYxLkVudmlyb25tZW50U25hcHNob3QuTWV0YWRhdGFFbnRyeRpJCg9FdmFsdWF0b3JzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ARpHCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAEi3wMKDFNuYXBzaG90RmxhZxILCgNrZXkYASABKAkSDwoHZW5hYmxlZBgCIAEoCBI7Cgh2YXJpYW50cxgDIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLlZhcmlhbnRzRW50cnkSFwoPZGVmYXVsdF92YXJpYW50GAQgASgJEikKCXRhcmdldGluZxgFIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRI7CghtZXRhZGF0YRgGIAMoCzIpLnZhbmUuZmxhZ3MudjEuU25hcHNob3RGbGFnLk1ldGFkYXRhRW50cnkSFgoOY2xpZW50X3Zpc2libGUYByABKAgSJQoEdHlwZRgIIAEoDjIXLnZhbmUuZmxhZ3MudjEuRmxhZ1R5cGUSIgoFcnVsZXMYCSADKAsyEy52YW5lLmZsYWdzLnYxLlJ1bGUaRwoNVmFyaWFudHNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBGkcKDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlOgI4ASLmAQoQU25hcHNob3RFbnZlbG9wZRIWCg5lbnZpcm9ubWVudF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEjcKC2NvbXByZXNzaW9uGAMgASgOMiIudmFuZS5mbGFncy52MS5TbmFwc2hvdENvbXByZXNzaW9uEhUKDXNuYXBzaG90X3NpemUYBCABKAQSDgoGc2hhMjU2GAUgASgMEhAKBmlubGluZRgGIAEoDEgAEi8KBmNodW5rcxgHIAEoCzIdLnZhbmUuZmxhZ3MudjEuU25hcHNob3RDaHVua3NIAEIGCgRib2R5Ij4KDlNuYXBzaG90Q2h1bmtzEiwKBmNodW5rcxgBIAMoCzIcLnZhbmUuZmxhZ3MudjEuU25hcHNob3RDaHVuayI8Cg1TbmFwc2hvdENodW5rEgsKA2tleRgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBBIMCgRzaXplGAMgASgNKnkKE1NuYXBzaG90Q29tcHJlc3Npb24SJAogU05BUFNIT1RfQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIdChlTTkFQU0hPVF9DT01QUkVTU0lPTl9OT05FEAESHQoZU05BUFNIT1RfQ09NUFJFU1NJT05fR1pJUBACYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_vane_flags_v1_flags]);
 
 /**
  * EnvironmentSnapshot is everything an evaluator needs for one environment.
@@ -167,4 +167,171 @@ export type SnapshotFlag = Message<"vane.flags.v1.SnapshotFlag"> & {
  */
 export const SnapshotFlagSchema: GenMessage<SnapshotFlag> = /*@__PURE__*/
   messageDesc(file_vane_flags_v1_snapshot, 1);
+
+/**
+ * SnapshotEnvelope is what the snapshot bucket holds under an environment's key since
+ * snapshots may outgrow one NATS message: the four bytes "VSE1" followed by this message in
+ * protobuf binary. No EnvironmentSnapshot starts with those bytes (0x56 is field 10 with an
+ * invalid wire type), so a reader that knows only EnvironmentSnapshot refuses the value and
+ * keeps its previous version instead of serving an empty environment. Readers accept a bare
+ * EnvironmentSnapshot (the format before) as well. lib/bus/snapshots.ts reads and writes both.
+ *
+ * @generated from message vane.flags.v1.SnapshotEnvelope
+ */
+export type SnapshotEnvelope = Message<"vane.flags.v1.SnapshotEnvelope"> & {
+  /**
+   * The environment.
+   *
+   * @generated from field: string environment_id = 1;
+   */
+  environmentId: string;
+
+  /**
+   * The config version of the snapshot inside (readable without decompressing it).
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * How the snapshot's bytes are compressed.
+   *
+   * @generated from field: vane.flags.v1.SnapshotCompression compression = 3;
+   */
+  compression: SnapshotCompression;
+
+  /**
+   * The length of the encoded EnvironmentSnapshot once decompressed.
+   *
+   * @generated from field: uint64 snapshot_size = 4;
+   */
+  snapshotSize: bigint;
+
+  /**
+   * SHA-256 of the compressed bytes (`inline`, or the chunks concatenated in order).
+   *
+   * @generated from field: bytes sha256 = 5;
+   */
+  sha256: Uint8Array;
+
+  /**
+   * The compressed EnvironmentSnapshot: inline when it fits in one message, else in chunks.
+   *
+   * @generated from oneof vane.flags.v1.SnapshotEnvelope.body
+   */
+  body: {
+    /**
+     * The compressed EnvironmentSnapshot.
+     *
+     * @generated from field: bytes inline = 6;
+     */
+    value: Uint8Array;
+    case: "inline";
+  } | {
+    /**
+     * Where the compressed EnvironmentSnapshot is, in order.
+     *
+     * @generated from field: vane.flags.v1.SnapshotChunks chunks = 7;
+     */
+    value: SnapshotChunks;
+    case: "chunks";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vane.flags.v1.SnapshotEnvelope.
+ * Use `create(SnapshotEnvelopeSchema)` to create a new message.
+ */
+export const SnapshotEnvelopeSchema: GenMessage<SnapshotEnvelope> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_snapshot, 2);
+
+/**
+ * SnapshotChunks locates a snapshot stored in several values of the same bucket.
+ *
+ * @generated from message vane.flags.v1.SnapshotChunks
+ */
+export type SnapshotChunks = Message<"vane.flags.v1.SnapshotChunks"> & {
+  /**
+   * The chunks in order.
+   *
+   * @generated from field: repeated vane.flags.v1.SnapshotChunk chunks = 1;
+   */
+  chunks: SnapshotChunk[];
+};
+
+/**
+ * Describes the message vane.flags.v1.SnapshotChunks.
+ * Use `create(SnapshotChunksSchema)` to create a new message.
+ */
+export const SnapshotChunksSchema: GenMessage<SnapshotChunks> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_snapshot, 3);
+
+/**
+ * SnapshotChunk is one value holding part of a compressed snapshot.
+ *
+ * @generated from message vane.flags.v1.SnapshotChunk
+ */
+export type SnapshotChunk = Message<"vane.flags.v1.SnapshotChunk"> & {
+  /**
+   * Its key in the bucket (`<environment id>.chunk.<n>`: two tokens more than an environment's key).
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The revision to read it at: the key is rewritten by later versions; history keeps this one a while.
+   *
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * Its length in bytes.
+   *
+   * @generated from field: uint32 size = 3;
+   */
+  size: number;
+};
+
+/**
+ * Describes the message vane.flags.v1.SnapshotChunk.
+ * Use `create(SnapshotChunkSchema)` to create a new message.
+ */
+export const SnapshotChunkSchema: GenMessage<SnapshotChunk> = /*@__PURE__*/
+  messageDesc(file_vane_flags_v1_snapshot, 4);
+
+/**
+ * SnapshotCompression is how a SnapshotEnvelope's bytes are compressed.
+ *
+ * @generated from enum vane.flags.v1.SnapshotCompression
+ */
+export enum SnapshotCompression {
+  /**
+   * Not set: unreadable.
+   *
+   * @generated from enum value: SNAPSHOT_COMPRESSION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not compressed.
+   *
+   * @generated from enum value: SNAPSHOT_COMPRESSION_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * gzip (RFC 1952).
+   *
+   * @generated from enum value: SNAPSHOT_COMPRESSION_GZIP = 2;
+   */
+  GZIP = 2,
+}
+
+/**
+ * Describes the enum vane.flags.v1.SnapshotCompression.
+ */
+export const SnapshotCompressionSchema: GenEnum<SnapshotCompression> = /*@__PURE__*/
+  enumDesc(file_vane_flags_v1_snapshot, 0);
 
