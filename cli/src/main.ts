@@ -223,13 +223,29 @@ metrics
 command(metrics, "create <key>", "Create a metric over a tracked event", [
   "vane metrics create purchased --event purchase --kind conversion",
   "vane metrics create latency --event page_load --kind mean --direction decrease --name 'Page load (ms)'",
+  "vane metrics create revenue-per-session --event purchase --kind ratio --denominator session_start",
+  "vane metrics create load-p90 --event page_load --kind quantile --quantile 0.9 --direction decrease",
+  "vane metrics create purchased-24h --event purchase --kind conversion --window 24h",
+  "vane metrics create week-2-retention --event session_start --kind retention --retention 7-14",
+  "vane metrics create revenue --event purchase --kind sum --cap-quantile 0.99",
 ])
   .requiredOption("--event <name>", "the tracked event it is computed from")
   .addOption(
-    new Option("--kind <kind>", "per unit: did it (conversion), how often (count), the values' sum or mean")
-      .choices(["conversion", "count", "sum", "mean"])
+    new Option(
+      "--kind <kind>",
+      "per unit: did it (conversion), how often (count), the values' sum or mean; a ratio of two events; a quantile of the values; retention",
+    )
+      .choices(["conversion", "count", "sum", "mean", "ratio", "quantile", "retention"])
       .makeOptionMandatory(),
   )
+  .option("--denominator <event>", "ratio: the event whose per-unit total is the denominator")
+  .addOption(new Option("--numerator-aggregation <how>", "ratio: total the numerator event by count or sum (default sum)").choices(["count", "sum"]))
+  .addOption(new Option("--denominator-aggregation <how>", "ratio: total the denominator event by count or sum (default count)").choices(["count", "sum"]))
+  .option("--quantile <q>", "quantile: which one, between 0 and 1 (0.9 for p90)")
+  .option("--window <duration>", "count only events this long after the unit's first exposure (30m, 24h, 7d)")
+  .option("--retention <days>", "retention: START-END days after first exposure (7-14: returned in the second week)")
+  .option("--cap <value>", "lower per-unit totals above this value to it")
+  .option("--cap-quantile <q>", "lower per-unit totals above this quantile of the experiment's units (0.99)")
   .addOption(new Option("--direction <direction>", "which way is better").choices(["increase", "decrease"]).default("increase"))
   .option("--name <text>", "a readable name (default: the key)")
   .action(run(async () => (await import("./commands/experiments.ts")).createMetric));

@@ -236,7 +236,16 @@ describe("vane against npm start", () => {
     });
     const badKind = await cli.run(["metrics", "create", "x", "--event", "e", "--kind", "median"]);
     expect(badKind.code).toBe(2);
-    expect(badKind.stderr).toContain("Allowed choices are conversion, count, sum, mean");
+    expect(badKind.stderr).toContain("Allowed choices are conversion, count, sum, mean, ratio, quantile, retention");
+    const ratio = ["metrics", "create", "rev-per-session", "--event", "purchase", "--kind", "ratio", "--window", "24h", "--cap-quantile", "0.99"];
+    const noDenominator = await cli.run(ratio);
+    expect(noDenominator.code).toBe(1);
+    expect(noDenominator.stderr).toContain("denominator_event_name is required for a ratio metric");
+    const revPerSession = { key: "rev-per-session", event: "purchase", kind: "ratio", denominator: "session", windowSeconds: 86_400, capQuantile: 0.99 };
+    expect(await json([...ratio, "--denominator", "session"])).toMatchObject(revPerSession);
+    expect((await cli.run(["metrics", "create", "w", "--event", "e", "--kind", "count", "--window", "1 day"])).stderr).toContain(
+      "--window must be a duration like 30m, 24h or 7d",
+    );
     const oneArm = await cli.run([
       "experiments",
       "create",
@@ -301,7 +310,10 @@ describe("vane against npm start", () => {
       ],
       primaryMetrics: ["purchased"],
     });
-    expect(await json(["metrics"])).toEqual([{ key: "purchased", name: "Purchased", event: "purchase", kind: "conversion", direction: "increase" }]);
+    expect(await json(["metrics"])).toEqual([
+      { key: "purchased", name: "Purchased", event: "purchase", kind: "conversion", direction: "increase" },
+      { ...revPerSession, name: "rev-per-session", direction: "increase" },
+    ]);
     expect(await json(["experiments", "list"])).toMatchObject([{ key: "one-page", flag: "checkout-flow", status: "draft" }]);
     expect(await json(["experiments", "start", "one-page"])).toMatchObject({ status: "running" });
     const results = await json<{ experiment: string; metrics: { metric: string; variants: { variant: string; units: number }[] }[] }>([
@@ -317,7 +329,7 @@ describe("vane against npm start", () => {
     expect(table.stdout).toMatch(/^purchased +control \(control\)/m);
     expect((await cli.run(["experiments", "results", "one-page", "--confidence", "2"])).code).toBe(2);
     expect(await json(["experiments", "stop", "one-page", "--ship", "treatment"])).toMatchObject({ status: "stopped", shippedVariant: "treatment" });
-  });
+  }, 60_000);
 
   it("creates experiments with analysis settings (on the flag and metric above)", async () => {
     const arms = ["--flag", "checkout-flow", "--env", "development", "--variant", "control", "--variant", "treatment", "--metric", "purchased"];

@@ -28,7 +28,6 @@ import {
   ExperimentSchema,
   ExperimentStatus,
   type Metric,
-  MetricKind,
   MetricSchema,
   TestSides,
 } from "#gen/vane/experiments/v1/experiments_pb.js";
@@ -41,6 +40,7 @@ import { fromFlags, startExperiment, stopExperiment } from "./experiment-lifecyc
 import { checkSettings, loadSettings, storeSettings } from "./experiment-settings.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { loadResults, loadTimeline } from "./results.ts";
+import { metricFields, metricSettings } from "./metric-types/definition.ts";
 import type { ExperimentRow, MetricRow } from "./schema.ts";
 import { minimumDetectableEffect, sampleSizePerArm } from "./stats/index.ts";
 import type { Db } from "./store.ts";
@@ -55,8 +55,6 @@ export interface ExperimentDeps {
 /** A layer has this many buckets (LayerCondition's range). */
 export const LAYER_BUCKETS = 10_000;
 
-const KINDS: Record<string, MetricKind> = { conversion: MetricKind.CONVERSION, count: MetricKind.COUNT, sum: MetricKind.SUM, mean: MetricKind.MEAN };
-const KIND_NAMES = new Map(Object.entries(KINDS).map(([k, v]) => [v, k]));
 const STATUSES: Record<string, ExperimentStatus> = {
   draft: ExperimentStatus.DRAFT,
   starting: ExperimentStatus.STARTING,
@@ -76,7 +74,7 @@ function toMetric(m: MetricRow): Metric {
     key: m.key,
     name: m.name,
     eventName: m.event_name,
-    kind: KINDS[m.kind],
+    ...metricFields(m),
     direction: m.direction === "decrease" ? Direction.DECREASE : Direction.INCREASE,
     createTime: timestampFromDate(m.created_at),
   });
@@ -153,8 +151,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
       const caller = callerOf(ctx);
       requireRole(caller.principal, Role.EDITOR);
       const scope = await deps.directory.project(req.projectId, caller);
-      const kind = KIND_NAMES.get(req.kind);
-      if (!kind) throw invalidArgument("kind must be conversion, count, sum or mean");
+      const settings = metricSettings(req);
       try {
         const row = await db
           .insertInto("metrics")
@@ -165,7 +162,7 @@ export function createExperimentService(deps: ExperimentDeps): ServiceImpl<typeo
             key: req.key,
             name: req.name,
             event_name: req.eventName,
-            kind,
+            ...settings,
             direction: req.direction === Direction.DECREASE ? "decrease" : "increase",
           })
           .returningAll()

@@ -19,6 +19,9 @@ import {
   TimelinePointSchema,
 } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { analysisOptions, loadSettings } from "./experiment-settings.ts";
+import { computedAtResultsTime } from "./metric-types/definition.ts";
+import { loadTypedMetric, type TypedMetric } from "./metric-types/load.ts";
+import { typedWarnings } from "./metric-types/warnings.ts";
 import { guardrailWarnings, resultWarnings } from "./result-warnings.ts";
 import { type AnalysisOptions, analyzeExperiment, decide, type MetricInput, sequentialAdjusted } from "./stats/index.ts";
 import type { ExperimentRow, MetricRow, VariantSums } from "./schema.ts";
@@ -37,6 +40,8 @@ export interface ResultsInput {
   units: Map<string, number>;
   conflictingUnits: number;
   conflictingExposures: number;
+  /** metric id → the metric computed at results time (metric-types/), instead of `sums`. */
+  typed?: Map<string, TypedMetric>;
 }
 
 const ZERO: VariantSums = {
@@ -66,7 +71,11 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     ...x.metric_keys.primary.map((k) => ({ key: k, role: "primary" })),
     ...x.metric_keys.secondary.map((k) => ({ key: k, role: "secondary" })),
     ...x.metric_keys.guardrail.map((k) => ({ key: k, role: "guardrail" })),
-  ].filter((r) => input.metrics.has(x.metric_ids[r.key]));
+  ].filter((r) => {
+    const m = input.metrics.get(x.metric_ids[r.key]);
+    // A results-time metric is left out of a look it was not computed for (GetResults' daily looks).
+    return m && (!computedAtResultsTime(m) || input.typed?.has(m.id));
+  });
   const inputs: MetricInput[] = roles.map(({ key, role }) => {
     const m = input.metrics.get(x.metric_ids[key])!;
     // Guardrails are corrected among themselves (see stats/experiment.ts).
@@ -75,6 +84,8 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     const sides = role === "guardrail" ? "two" : options.sides;
     const sums = arms.map((v) => input.sums.get(m.id)?.get(v) ?? ZERO);
     const direction = m.direction === "decrease" ? "lower" : "higher";
+    const typed = input.typed?.get(m.id);
+    if (typed) return { ...typed.input, key, direction, family, sides };
     if (m.kind === "mean") {
       return {
         key,
@@ -149,7 +160,7 @@ export function computeResults(input: ResultsInput, confidenceLevel: number, now
     correction: analysis.correction,
     conflictingExposures: BigInt(input.conflictingExposures),
     conflictingUnits: BigInt(input.conflictingUnits),
-    warnings,
+    warnings: [...warnings, ...typedWarnings(roles.map((r) => ({ key: r.key, typed: input.typed?.get(x.metric_ids[r.key]) })))],
     scale: options.scale === "absolute" ? LiftScale.ABSOLUTE : LiftScale.RELATIVE,
     engine: options.engine === "bayesian" ? StatisticsEngine.BAYESIAN : StatisticsEngine.FREQUENTIST,
     sequential: options.engine !== "bayesian" && (options.sequential ?? false),
@@ -208,15 +219,20 @@ const SUM_COLUMNS = ["units", "sum", "sum_squares", "count_sum", "count_squares"
  * snapshot, so a batch the pipeline commits meanwhile is in all of them or in none (the sample
  * ratio and the metrics' units must count the same units).
  */
-function loadDaily(db: Db, x: ExperimentRow) {
+function loadDaily(db: Db, x: ExperimentRow, now: Date | null) {
   return db
     .transaction()
     .setIsolationLevel("repeatable read")
     .setAccessMode("read only")
-    .execute((trx) => loadDailyIn(trx, x));
+    .execute((trx) => loadDailyIn(trx, x, now));
 }
 
-async function loadDailyIn(db: Db, x: ExperimentRow) {
+/**
+ * With `now` (GetResults), results-time metrics are computed as of now only: each costs a query
+ * per look, so their always-valid numbers are not carried over the daily looks. Without (the
+ * timeline), as of the end of each day.
+ */
+async function loadDailyIn(db: Db, x: ExperimentRow, now: Date | null) {
   const metricIds = Object.values(x.metric_ids);
   const [metricRows, daily, exposures] = await Promise.all([
     metricIds.length ? db.selectFrom("metrics").selectAll().where("id", "in", metricIds).execute() : Promise.resolve([]),
@@ -233,7 +249,30 @@ async function loadDailyIn(db: Db, x: ExperimentRow) {
       .orderBy("day")
       .execute(),
   ]);
-  return { metrics: new Map(metricRows.map((m) => [m.id, m])), daily, exposures };
+  // Metrics computed at results time, as of the end of each look (daily, then `now`).
+  const typed = new Map<string | null, Map<string, TypedMetric>>();
+  const typedMetrics = metricRows.filter(computedAtResultsTime);
+  if (typedMetrics.length) {
+    const looks: [string | null, Date][] = now ? [[null, now]] : lookDays(daily, exposures).map((day) => [day, dayEnd(day)]);
+    for (const [day, end] of looks) {
+      const byMetric = new Map<string, TypedMetric>();
+      for (const m of typedMetrics) byMetric.set(m.id, await loadTypedMetric(db, x, m, armsOf(x), end));
+      typed.set(day, byMetric);
+    }
+  }
+  return { metrics: new Map(metricRows.map((m) => [m.id, m])), daily, exposures, typed };
+}
+
+/** The UTC days with data, oldest first. */
+function lookDays(daily: readonly { day: string }[], exposures: readonly { day: string }[]): string[] {
+  return [...new Set([...exposures.map((r) => r.day), ...daily.map((r) => r.day)])].sort();
+}
+
+/** The end of a UTC day. */
+function dayEnd(day: string): Date {
+  const end = new Date(`${day}T00:00:00.000Z`);
+  end.setUTCDate(end.getUTCDate() + 1);
+  return end;
 }
 
 function accumulate(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRow, through: string | null): ResultsInput {
@@ -255,7 +294,7 @@ function accumulate(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRo
     conflictingUnits += Number(r.conflicting_units);
     conflictingExposures += Number(r.conflicting_exposures);
   }
-  return { experiment: x, metrics: data.metrics, sums, units, conflictingUnits, conflictingExposures };
+  return { experiment: x, metrics: data.metrics, sums, units, conflictingUnits, conflictingExposures, typed: data.typed.get(through) };
 }
 
 /**
@@ -339,18 +378,17 @@ export function decideOnCarried(r: Results, options: AnalysisOptions): void {
 
 /** Cumulative results at the end of each UTC day with data, oldest first (sequential numbers not yet carried). */
 function dailyLooks(data: Awaited<ReturnType<typeof loadDaily>>, x: ExperimentRow, confidenceLevel: number): { end: Date; results: Results }[] {
-  const days = [...new Set([...data.exposures.map((r) => r.day), ...data.daily.map((r) => r.day)])].sort();
-  return days.map((day) => {
-    const end = new Date(`${day}T00:00:00.000Z`);
-    end.setUTCDate(end.getUTCDate() + 1);
+  return lookDays(data.daily, data.exposures).map((day) => {
+    const end = dayEnd(day);
     return { end, results: computeResults(accumulate(data, x, day), confidenceLevel, end) };
   });
 }
 
 /** Results now, the sequential numbers carried over the daily looks before it. */
 export async function loadResults(db: Db, x: ExperimentRow, confidenceLevel: number): Promise<Results> {
-  const data = await loadDaily(db, x);
-  const now = computeResults(accumulate(data, x, null), confidenceLevel, new Date());
+  const at = new Date();
+  const data = await loadDaily(db, x, at);
+  const now = computeResults(accumulate(data, x, null), confidenceLevel, at);
   accumulateSequential([...dailyLooks(data, x, confidenceLevel).map((l) => l.results), now]);
   decideOnCarried(now, analysisOptions(loadSettings(x.settings), confidenceLevel));
   return now;
@@ -358,7 +396,7 @@ export async function loadResults(db: Db, x: ExperimentRow, confidenceLevel: num
 
 /** Cumulative results at the end of each UTC day with data, oldest first. */
 export async function loadTimeline(db: Db, x: ExperimentRow, confidenceLevel = 0): Promise<TimelinePoint[]> {
-  const looks = dailyLooks(await loadDaily(db, x), x, confidenceLevel);
+  const looks = dailyLooks(await loadDaily(db, x, null), x, confidenceLevel);
   accumulateSequential(looks.map((l) => l.results));
   const options = analysisOptions(loadSettings(x.settings), confidenceLevel);
   for (const l of looks) decideOnCarried(l.results, options);

@@ -12,10 +12,21 @@ export interface MetricsTable {
   key: string;
   name: string;
   event_name: string;
-  /** conversion | count | sum | mean */
+  /** conversion | count | sum | mean | ratio | quantile | retention */
   kind: string;
   /** increase | decrease */
   direction: string;
+  /** The settings of metric-types/definition.ts (defaults: none). */
+  denominator_event_name: ColumnType<string, string | undefined, string>;
+  /** '' (the default) | count | sum */
+  numerator_aggregation: ColumnType<string, string | undefined, string>;
+  denominator_aggregation: ColumnType<string, string | undefined, string>;
+  quantile: ColumnType<number, number | undefined, number>;
+  window_seconds: ColumnType<number, number | undefined, number>;
+  retention_start_days: ColumnType<number, number | undefined, number>;
+  retention_end_days: ColumnType<number, number | undefined, number>;
+  cap_value: ColumnType<number, number | undefined, number>;
+  cap_quantile: ColumnType<number, number | undefined, number>;
   created_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 

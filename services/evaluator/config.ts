@@ -1,6 +1,7 @@
 /** The evaluator's own settings, read from `VANE_*` variables. */
 import { availableParallelism } from "node:os";
 import { eventsStreamSetting } from "#lib/bus/streams.ts";
+import { eventsPartitionsSetting } from "#lib/bus/partitions.ts";
 import type { EnvReader } from "#lib/process/config.ts";
 import type { FlagdAuth } from "./flagd/access.ts";
 
@@ -29,6 +30,8 @@ export interface EvaluatorConfig {
   snapshotBucket: string;
   /** The JetStream stream exposures are published to. */
   eventsStream: string;
+  /** `VANE_EVENTS_PARTITIONS` (default 1): exposures go to their unit's partition stream. */
+  eventsPartitions: number;
   /** Exposures held while NATS is unreachable; beyond that they are dropped and counted. */
   exposureBufferSize: number;
   /** `VANE_EXPOSURE_BUFFER_BYTES` (default 16 MiB): the same buffer bounded in bytes. */
@@ -63,6 +66,7 @@ export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
     flagdFileEnvironment: env.string("VANE_FLAGD_FILE_ENVIRONMENT", "local"),
     snapshotBucket: env.string("VANE_SNAPSHOT_BUCKET", "vane_snapshots"),
     eventsStream: eventsStreamSetting(env),
+    eventsPartitions: eventsPartitionsSetting(env),
     exposureBufferSize: env.int("VANE_EXPOSURE_BUFFER", 10_000, { min: 1, max: 10_000_000 }),
     exposureBufferBytes: env.int("VANE_EXPOSURE_BUFFER_BYTES", 16 << 20, { min: 64 << 10, max: 1 << 30 }),
     bulkCacheEntries: env.int("VANE_BULK_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),

@@ -102,6 +102,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   const exposures = createExposurePublisher({
     logger,
     stream: config.eventsStream,
+    partitions: config.eventsPartitions,
     capacity: config.exposureBufferSize,
     capacityBytes: config.exposureBufferBytes,
     ...opts.exposures,

@@ -13,36 +13,38 @@ import {
   type Interval,
 } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { UsageError, UserError } from "../errors.ts";
+import { type MetricSettingOptions, metricSettingsOf, metricSettingsRequest } from "./metric-settings.ts";
 import { emit, paint, parseFormat, printTable } from "../output.ts";
 import { openSession, type GlobalOptions, type Session } from "../session.ts";
 import { enumName, iso } from "../shapes.ts";
 
-type Options = GlobalOptions & {
-  reason?: string;
-  ship?: string;
-  confidence?: string;
-  // metrics create
-  name?: string;
-  event?: string;
-  kind?: string;
-  direction?: string;
-  // experiments create
-  env?: string;
-  flag?: string;
-  variant?: string[];
-  control?: string;
-  hypothesis?: string;
-  metric?: string[];
-  secondary?: string[];
-  guardrail?: string[];
-  engine?: "frequentist" | "bayesian";
-  scale?: "relative" | "absolute";
-  correction?: "benjamini-hochberg" | "holm" | "none";
-  level?: string;
-  oneSided?: boolean;
-  sequential?: boolean;
-  plannedUnits?: string;
-};
+type Options = GlobalOptions &
+  MetricSettingOptions & {
+    reason?: string;
+    ship?: string;
+    confidence?: string;
+    // metrics create
+    name?: string;
+    event?: string;
+    kind?: string;
+    direction?: string;
+    // experiments create
+    env?: string;
+    flag?: string;
+    variant?: string[];
+    control?: string;
+    hypothesis?: string;
+    metric?: string[];
+    secondary?: string[];
+    guardrail?: string[];
+    engine?: "frequentist" | "bayesian";
+    scale?: "relative" | "absolute";
+    correction?: "benjamini-hochberg" | "holm" | "none";
+    level?: string;
+    oneSided?: boolean;
+    sequential?: boolean;
+    plannedUnits?: string;
+  };
 
 /** A number option, or a usage error naming it. */
 function numberOption(name: string, text: string | undefined, integer = false): number {
@@ -195,24 +197,52 @@ export async function metrics(cmd: Command): Promise<void> {
     event: m.eventName,
     kind: enumName(MetricKind, m.kind),
     direction: enumName(Direction, m.direction),
+    ...metricSettingsOf(m),
   }));
   await emit(format, data, () =>
     printTable(
-      ["key", "name", "event", "kind", "direction"],
-      data.map((m) => [m.key, m.name, m.event, m.kind, m.direction]),
+      ["key", "name", "event", "kind", "direction", "settings"],
+      data.map((m) => {
+        const { key, name, event, kind, direction, ...settings } = m;
+        return [
+          key,
+          name,
+          event,
+          kind,
+          direction,
+          Object.entries(settings)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(" "),
+        ];
+      }),
     ),
   );
 }
 
-/** metrics create KEY --event NAME --kind conversion|count|sum|mean [--direction increase|decrease] [--name TEXT] */
+/** metrics create KEY --event NAME --kind KIND [--direction increase|decrease] [--name TEXT] [metric type options] */
 export async function createMetric(cmd: Command): Promise<void> {
   const { opts, format, api, project } = await setup(cmd);
   const key = cmd.args[0];
   const kind = MetricKind[opts.kind!.toUpperCase() as keyof typeof MetricKind];
   const direction = Direction[(opts.direction ?? "increase").toUpperCase() as keyof typeof Direction];
-  const res = await api.createMetric({ projectId: project.id, key, name: opts.name || key, eventName: opts.event!, kind, direction });
+  const res = await api.createMetric({
+    projectId: project.id,
+    key,
+    name: opts.name || key,
+    eventName: opts.event!,
+    kind,
+    direction,
+    ...metricSettingsRequest(opts),
+  });
   const m = res.metric!;
-  const data = { key: m.key, name: m.name, event: m.eventName, kind: enumName(MetricKind, m.kind), direction: enumName(Direction, m.direction) };
+  const data = {
+    key: m.key,
+    name: m.name,
+    event: m.eventName,
+    kind: enumName(MetricKind, m.kind),
+    direction: enumName(Direction, m.direction),
+    ...metricSettingsOf(m),
+  };
   await emit(format, data, () => void process.stdout.write(`Created metric ${m.key} (${data.kind} of "${m.eventName}", ${data.direction} is better)\n`));
 }
 

@@ -11,7 +11,8 @@ import { sampleRatioMismatch, type SrmResult } from "./srm.ts";
 
 /** conversion: per-unit 0/1; count, sum, mean: per-unit totals compared as means per unit. */
 export type MeanMetricKind = "conversion" | "count" | "sum" | "mean";
-export type MetricKind = MeanMetricKind | "ratio";
+/** estimate: per-variant estimates computed elsewhere (quantiles, CUPED-adjusted ratios: metric-types/). */
+export type MetricKind = MeanMetricKind | "ratio" | "estimate";
 
 /** One metric's sums per variant, control first. */
 /**
@@ -21,7 +22,16 @@ export type MetricKind = MeanMetricKind | "ratio";
 /** `sides` overrides the options' (guardrails stay two-sided to catch harm). */
 export type MetricInput =
   | { key: string; kind: MeanMetricKind; direction?: Direction; family?: string; sides?: Sides; variants: readonly MeanSums[] }
-  | { key: string; kind: "ratio"; direction?: Direction; family?: string; sides?: Sides; variants: readonly RatioSums[] };
+  | { key: string; kind: "ratio"; direction?: Direction; family?: string; sides?: Sides; variants: readonly RatioSums[] }
+  | {
+      key: string;
+      kind: "estimate";
+      direction?: Direction;
+      family?: string;
+      sides?: Sides;
+      variants: readonly Estimate[];
+      cuped?: { theta: number; unadjusted: readonly Estimate[] };
+    };
 
 export type Engine = "frequentist" | "bayesian";
 export type Scale = "relative" | "absolute";
@@ -174,6 +184,13 @@ export function analyzeMetric(input: MetricInput, options: AnalysisOptions = {})
   let theta: number | null = null;
   if (input.kind === "ratio") {
     estimates = input.variants.map(ratioEstimate);
+  } else if (input.kind === "estimate") {
+    estimates = [...input.variants];
+    if (input.cuped) {
+      unadjusted = [...input.cuped.unadjusted];
+      reductions = estimates.map((e, i) => 1 - e.variance / unadjusted![i].variance);
+      theta = input.cuped.theta;
+    }
   } else {
     const sums = input.variants;
     if (cuped && sums.every((v) => v.covariate)) {

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vane/experiments/v1/experiments.proto.
  */
 export const file_vane_experiments_v1_experiments: GenFile = /*@__PURE__*/
-  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIuoBCgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEUV4cGVyaW1lbnRWYXJpYW50EhgKB3ZhcmlhbnQYASABKAlCB7pIBHICEAESGwoGd2VpZ2h0GAIgASgFQgu6SAgaBhjAhD0oACJ0CgZCYW5kaXQSDwoHZW5hYmxlZBgBIAEoCBIlChBpbnRlcnZhbF9zZWNvbmRzGAIgASgFQgu6SAgaBhiA9SQoABIyChFtaW5fc2hhcmVfcGVyY2VudBgDIAEoAUIXukgUEhIZAAAAAAAASUApAAAAAAAAAAAivAUKCkV4cGVyaW1lbnQSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIWCg5lbnZpcm9ubWVudF9pZBgDIAEoCRIQCghmbGFnX2tleRgEIAEoCRILCgNrZXkYBSABKAkSDAoEbmFtZRgGIAEoCRISCgpoeXBvdGhlc2lzGAcgASgJEjgKCHZhcmlhbnRzGAggAygLMiYudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50VmFyaWFudBIXCg9jb250cm9sX3ZhcmlhbnQYCSABKAkSGwoTcHJpbWFyeV9tZXRyaWNfa2V5cxgKIAMoCRIdChVzZWNvbmRhcnlfbWV0cmljX2tleXMYCyADKAkSHQoVZ3VhcmRyYWlsX21ldHJpY19rZXlzGAwgAygJEhEKCWxheWVyX2tleRgNIAEoCRIbChNsYXllcl9zaGFyZV9wZXJjZW50GA4gASgBEjUKBnN0YXR1cxgPIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFN0YXR1cxIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3NoaXBwZWRfdmFyaWFudBgSIAEoCRIrCgZiYW5kaXQYEyABKAsyGy52YW5lLmV4cGVyaW1lbnRzLnYxLkJhbmRpdBIPCgd2ZXJzaW9uGBQgASgDEi8KC2NyZWF0ZV90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CghzZXR0aW5ncxgWIAEoCzInLnZhbmUuZXhwZXJpbWVudHMudjEuRXhwZXJpbWVudFNldHRpbmdzIokBCgtNZXRyaWNQcmlvchIeCgptZXRyaWNfa2V5GAEgASgJQgq6SAdyBRABGIABEiUKBG1lYW4YAiABKAFCF7pIFBISGQAAAAAAACRAKc3MzMzMzOy/EjMKEnN0YW5kYXJkX2RldmlhdGlvbhgDIAEoAUIXukgUEhIZAAAAAAAAJEAhAAAAAAAAAAAilggKEkV4cGVyaW1lbnRTZXR0aW5ncxI/CgZlbmdpbmUYASABKA4yJS52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXRpc3RpY3NFbmdpbmVCCLpIBYIBAhABErIBChBjb25maWRlbmNlX2xldmVsGAIgASgBQpcBukiTAboBfAoWY29uZmlkZW5jZV9sZXZlbC5yYW5nZRJGY29uZmlkZW5jZV9sZXZlbCBtdXN0IGJlIDAgKHRoZSBkZWZhdWx0IDAuOTUpIG9yIGJldHdlZW4gMC41IGFuZCAwLjk5ORoadGhpcyA9PSAwLjAgfHwgdGhpcyA+PSAwLjUSEhkrhxbZzvfvPykAAAAAAAAAABI3CgVzaWRlcxgDIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuVGVzdFNpZGVzQgi6SAWCAQIQARI9Cgpjb3JyZWN0aW9uGAQgASgOMh8udmFuZS5leHBlcmltZW50cy52MS5Db3JyZWN0aW9uQgi6SAWCAQIQARISCgpzZXF1ZW50aWFsGAUgASgIEsYBChdzZXF1ZW50aWFsX3R1bmluZ191bml0cxgGIAEoA0KkAbpIoAG6AZIBCh1zZXF1ZW50aWFsX3R1bmluZ191bml0cy5yYW5nZRJXc2VxdWVudGlhbF90dW5pbmdfdW5pdHMgbXVzdCBiZSAwICh0aGUgZGVmYXVsdCAxMCwwMDApIG9yIGJldHdlZW4gMTAwIGFuZCAxLDAwMCwwMDAsMDAwGhh0aGlzID09IDAgfHwgdGhpcyA+PSAxMDAiCBiAlOvcAygAEhUKDWRpc2FibGVfY3VwZWQYByABKAgSNwoFc2NhbGUYCCABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkxpZnRTY2FsZUIIukgFggECEAESOgoGcHJpb3JzGAkgAygLMiAudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWNQcmlvckIIukgFkgECEDISyQEKF2NoYW5jZV90b193aW5fdGhyZXNob2xkGAogASgBQqcBukijAboBiwEKHWNoYW5jZV90b193aW5fdGhyZXNob2xkLnJhbmdlEk5jaGFuY2VfdG9fd2luX3RocmVzaG9sZCBtdXN0IGJlIDAgKHRoZSBkZWZhdWx0IDAuOTUpIG9yIGJldHdlZW4gMC41IGFuZCAwLjk5OTkaGnRoaXMgPT0gMC4wIHx8IHRoaXMgPj0gMC41EhIZHqfoSC7/7z8pAAAAAAAAAAASLwoOcmlza190aHJlc2hvbGQYCyABKAFCF7pIFBISGQAAAAAAAPA/KQAAAAAAAAAAEiwKFXBsYW5uZWRfdW5pdHNfcGVyX2FybRgMIAEoA0INukgKIggYgJTr3AMoACIoCghJbnRlcnZhbBINCgVsb3dlchgBIAEoARINCgV1cHBlchgCIAEoASKPBgoNVmFyaWFudFJlc3VsdBIPCgd2YXJpYW50GAEgASgJEg0KBXVuaXRzGAIgASgDEgwKBG1lYW4YAyABKAESFgoOc3RhbmRhcmRfZXJyb3IYBCABKAESFQoNYWJzb2x1dGVfbGlmdBgFIAEoARI9ChZhYnNvbHV0ZV9saWZ0X2ludGVydmFsGAYgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIVCg1yZWxhdGl2ZV9saWZ0GAcgASgBEj0KFnJlbGF0aXZlX2xpZnRfaW50ZXJ2YWwYCCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEg8KB3BfdmFsdWUYCSABKAESGAoQYWRqdXN0ZWRfcF92YWx1ZRgKIAEoARIeChZjaGFuY2VfdG9fYmVhdF9jb250cm9sGAsgASgBEjoKE3NlcXVlbnRpYWxfaW50ZXJ2YWwYDCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDWN1cGVkX2FwcGxpZWQYDSABKAgSIAoYY3VwZWRfdmFyaWFuY2VfcmVkdWN0aW9uGA4gASgBEkMKHHJlbGF0aXZlX3NlcXVlbnRpYWxfaW50ZXJ2YWwYDyABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhoKEmd1YXJkcmFpbF92aW9sYXRlZBgQIAEoCBIaChJzZXF1ZW50aWFsX3BfdmFsdWUYESABKAESDAoEbGlmdBgSIAEoARI0Cg1saWZ0X2ludGVydmFsGBMgASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbBIYChBkZWNpc2lvbl9wX3ZhbHVlGBQgASgBEhMKC3NpZ25pZmljYW50GBUgASgIEgwKBHJpc2sYFiABKAESFAoMY29udHJvbF9yaXNrGBcgASgBEjgKEWNyZWRpYmxlX2ludGVydmFsGBggASgLMh0udmFuZS5leHBlcmltZW50cy52MS5JbnRlcnZhbCKZAQoMTWV0cmljUmVzdWx0EhIKCm1ldHJpY19rZXkYASABKAkSDAoEcm9sZRgCIAEoCRIxCglkaXJlY3Rpb24YAyABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkRpcmVjdGlvbhI0Cgh2YXJpYW50cxgEIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuVmFyaWFudFJlc3VsdCJmChBTYW1wbGVSYXRpb0NoZWNrEhYKDm9ic2VydmVkX3VuaXRzGAEgAygDEhcKD2V4cGVjdGVkX3NoYXJlcxgCIAMoARIPCgdwX3ZhbHVlGAMgASgBEhAKCG1pc21hdGNoGAQgASgIIr8ECgdSZXN1bHRzEhUKDWV4cGVyaW1lbnRfaWQYASABKAkSMAoMY29tcHV0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgdtZXRyaWNzGAMgAygLMiEudmFuZS5leHBlcmltZW50cy52MS5NZXRyaWNSZXN1bHQSOwoMc2FtcGxlX3JhdGlvGAQgASgLMiUudmFuZS5leHBlcmltZW50cy52MS5TYW1wbGVSYXRpb0NoZWNrEh0KFWNvbmZsaWN0aW5nX2V4cG9zdXJlcxgFIAEoAxIYChBjb25maWRlbmNlX2xldmVsGAYgASgBEhIKCmNvcnJlY3Rpb24YByABKAkSNAoId2FybmluZ3MYCCADKAsyIi52YW5lLmV4cGVyaW1lbnRzLnYxLlJlc3VsdFdhcm5pbmcSGQoRY29uZmxpY3RpbmdfdW5pdHMYCSABKAMSLQoFc2NhbGUYCiABKA4yHi52YW5lLmV4cGVyaW1lbnRzLnYxLkxpZnRTY2FsZRI1CgZlbmdpbmUYCyABKA4yJS52YW5lLmV4cGVyaW1lbnRzLnYxLlN0YXRpc3RpY3NFbmdpbmUSEgoKc2VxdWVudGlhbBgMIAEoCBItCgVzaWRlcxgNIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuVGVzdFNpZGVzEjMKCHByb2dyZXNzGA4gASgLMiEudmFuZS5leHBlcmltZW50cy52MS5QbGFuUHJvZ3Jlc3MiWwoMUGxhblByb2dyZXNzEh0KFXBsYW5uZWRfdW5pdHNfcGVyX2FybRgBIAEoAxIaChJzbWFsbGVzdF9hcm1fdW5pdHMYAiABKAMSEAoIZnJhY3Rpb24YAyABKAEiUwoNUmVzdWx0V2FybmluZxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKbWV0cmljX2tleRgDIAEoCRIPCgd2YXJpYW50GAQgASgJImgKDVRpbWVsaW5lUG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHcmVzdWx0cxgCIAEoCzIcLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0cyqHAQoKTWV0cmljS2luZBIbChdNRVRSSUNfS0lORF9VTlNQRUNJRklFRBAAEhoKFk1FVFJJQ19LSU5EX0NPTlZFUlNJT04QARIVChFNRVRSSUNfS0lORF9DT1VOVBACEhMKD01FVFJJQ19LSU5EX1NVTRADEhQKEE1FVFJJQ19LSU5EX01FQU4QBCpWCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFgoSRElSRUNUSU9OX0lOQ1JFQVNFEAESFgoSRElSRUNUSU9OX0RFQ1JFQVNFEAIq0AEKEEV4cGVyaW1lbnRTdGF0dXMSIQodRVhQRVJJTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdFWFBFUklNRU5UX1NUQVRVU19EUkFGVBABEh0KGUVYUEVSSU1FTlRfU1RBVFVTX1JVTk5JTkcQAhIdChlFWFBFUklNRU5UX1NUQVRVU19TVE9QUEVEEAMSHgoaRVhQRVJJTUVOVF9TVEFUVVNfU1RBUlRJTkcQBBIeChpFWFBFUklNRU5UX1NUQVRVU19TVE9QUElORxAFKngKEFN0YXRpc3RpY3NFbmdpbmUSIQodU1RBVElTVElDU19FTkdJTkVfVU5TUEVDSUZJRUQQABIhCh1TVEFUSVNUSUNTX0VOR0lORV9GUkVRVUVOVElTVBABEh4KGlNUQVRJU1RJQ1NfRU5HSU5FX0JBWUVTSUFOEAIqWQoJTGlmdFNjYWxlEhoKFkxJRlRfU0NBTEVfVU5TUEVDSUZJRUQQABIXChNMSUZUX1NDQUxFX1JFTEFUSVZFEAESFwoTTElGVF9TQ0FMRV9BQlNPTFVURRACKlsKCVRlc3RTaWRlcxIaChZURVNUX1NJREVTX1VOU1BFQ0lGSUVEEAASGAoUVEVTVF9TSURFU19UV09fU0lERUQQARIYChRURVNUX1NJREVTX09ORV9TSURFRBACKnUKCkNvcnJlY3Rpb24SGgoWQ09SUkVDVElPTl9VTlNQRUNJRklFRBAAEiEKHUNPUlJFQ1RJT05fQkVOSkFNSU5JX0hPQ0hCRVJHEAESEwoPQ09SUkVDVElPTl9IT0xNEAISEwoPQ09SUkVDVElPTl9OT05FEANiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiV2YW5lL2V4cGVyaW1lbnRzL3YxL2V4cGVyaW1lbnRzLnByb3RvEhN2YW5lLmV4cGVyaW1lbnRzLnYxIpsECgZNZXRyaWMSCgoCaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRILCgNrZXkYAyABKAkSDAoEbmFtZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEi0KBGtpbmQYBiABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY0tpbmQSMQoJZGlyZWN0aW9uGAcgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5EaXJlY3Rpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KFmRlbm9taW5hdG9yX2V2ZW50X25hbWUYCSABKAkSPwoVbnVtZXJhdG9yX2FnZ3JlZ2F0aW9uGAogASgOMiAudmFuZS5leHBlcmltZW50cy52MS5BZ2dyZWdhdGlvbhJBChdkZW5vbWluYXRvcl9hZ2dyZWdhdGlvbhgLIAEoDjIgLnZhbmUuZXhwZXJpbWVudHMudjEuQWdncmVnYXRpb24SEAoIcXVhbnRpbGUYDCABKAESFgoOd2luZG93X3NlY29uZHMYDSABKAUSHAoUcmV0ZW50aW9uX3N0YXJ0X2RheXMYDiABKAUSGgoScmV0ZW50aW9uX2VuZF9kYXlzGA8gASgFEhEKCWNhcF92YWx1ZRgQIAEoARIUCgxjYXBfcXVhbnRpbGUYESABKAEiSgoRRXhwZXJpbWVudFZhcmlhbnQSGAoHdmFyaWFudBgBIAEoCUIHukgEcgIQARIbCgZ3ZWlnaHQYAiABKAVCC7pICBoGGMCEPSgAInQKBkJhbmRpdBIPCgdlbmFibGVkGAEgASgIEiUKEGludGVydmFsX3NlY29uZHMYAiABKAVCC7pICBoGGID1JCgAEjIKEW1pbl9zaGFyZV9wZXJjZW50GAMgASgBQhe6SBQSEhkAAAAAAABJQCkAAAAAAAAAACK8BQoKRXhwZXJpbWVudBIKCgJpZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhYKDmVudmlyb25tZW50X2lkGAMgASgJEhAKCGZsYWdfa2V5GAQgASgJEgsKA2tleRgFIAEoCRIMCgRuYW1lGAYgASgJEhIKCmh5cG90aGVzaXMYByABKAkSOAoIdmFyaWFudHMYCCADKAsyJi52YW5lLmV4cGVyaW1lbnRzLnYxLkV4cGVyaW1lbnRWYXJpYW50EhcKD2NvbnRyb2xfdmFyaWFudBgJIAEoCRIbChNwcmltYXJ5X21ldHJpY19rZXlzGAogAygJEh0KFXNlY29uZGFyeV9tZXRyaWNfa2V5cxgLIAMoCRIdChVndWFyZHJhaWxfbWV0cmljX2tleXMYDCADKAkSEQoJbGF5ZXJfa2V5GA0gASgJEhsKE2xheWVyX3NoYXJlX3BlcmNlbnQYDiABKAESNQoGc3RhdHVzGA8gASgOMiUudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50U3RhdHVzEi4KCnN0YXJ0X3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc2hpcHBlZF92YXJpYW50GBIgASgJEisKBmJhbmRpdBgTIAEoCzIbLnZhbmUuZXhwZXJpbWVudHMudjEuQmFuZGl0Eg8KB3ZlcnNpb24YFCABKAMSLwoLY3JlYXRlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCHNldHRpbmdzGBYgASgLMicudmFuZS5leHBlcmltZW50cy52MS5FeHBlcmltZW50U2V0dGluZ3MiiQEKC01ldHJpY1ByaW9yEh4KCm1ldHJpY19rZXkYASABKAlCCrpIB3IFEAEYgAESJQoEbWVhbhgCIAEoAUIXukgUEhIZAAAAAAAAJEApzczMzMzM7L8SMwoSc3RhbmRhcmRfZGV2aWF0aW9uGAMgASgBQhe6SBQSEhkAAAAAAAAkQCEAAAAAAAAAACKWCAoSRXhwZXJpbWVudFNldHRpbmdzEj8KBmVuZ2luZRgBIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuU3RhdGlzdGljc0VuZ2luZUIIukgFggECEAESsgEKEGNvbmZpZGVuY2VfbGV2ZWwYAiABKAFClwG6SJMBugF8ChZjb25maWRlbmNlX2xldmVsLnJhbmdlEkZjb25maWRlbmNlX2xldmVsIG11c3QgYmUgMCAodGhlIGRlZmF1bHQgMC45NSkgb3IgYmV0d2VlbiAwLjUgYW5kIDAuOTk5Ghp0aGlzID09IDAuMCB8fCB0aGlzID49IDAuNRISGSuHFtnO9+8/KQAAAAAAAAAAEjcKBXNpZGVzGAMgASgOMh4udmFuZS5leHBlcmltZW50cy52MS5UZXN0U2lkZXNCCLpIBYIBAhABEj0KCmNvcnJlY3Rpb24YBCABKA4yHy52YW5lLmV4cGVyaW1lbnRzLnYxLkNvcnJlY3Rpb25CCLpIBYIBAhABEhIKCnNlcXVlbnRpYWwYBSABKAgSxgEKF3NlcXVlbnRpYWxfdHVuaW5nX3VuaXRzGAYgASgDQqQBukigAboBkgEKHXNlcXVlbnRpYWxfdHVuaW5nX3VuaXRzLnJhbmdlEldzZXF1ZW50aWFsX3R1bmluZ191bml0cyBtdXN0IGJlIDAgKHRoZSBkZWZhdWx0IDEwLDAwMCkgb3IgYmV0d2VlbiAxMDAgYW5kIDEsMDAwLDAwMCwwMDAaGHRoaXMgPT0gMCB8fCB0aGlzID49IDEwMCIIGICU69wDKAASFQoNZGlzYWJsZV9jdXBlZBgHIAEoCBI3CgVzY2FsZRgIIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuTGlmdFNjYWxlQgi6SAWCAQIQARI6CgZwcmlvcnMYCSADKAsyIC52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY1ByaW9yQgi6SAWSAQIQMhLJAQoXY2hhbmNlX3RvX3dpbl90aHJlc2hvbGQYCiABKAFCpwG6SKMBugGLAQodY2hhbmNlX3RvX3dpbl90aHJlc2hvbGQucmFuZ2USTmNoYW5jZV90b193aW5fdGhyZXNob2xkIG11c3QgYmUgMCAodGhlIGRlZmF1bHQgMC45NSkgb3IgYmV0d2VlbiAwLjUgYW5kIDAuOTk5ORoadGhpcyA9PSAwLjAgfHwgdGhpcyA+PSAwLjUSEhkep+hILv/vPykAAAAAAAAAABIvCg5yaXNrX3RocmVzaG9sZBgLIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAASLAoVcGxhbm5lZF91bml0c19wZXJfYXJtGAwgASgDQg26SAoiCBiAlOvcAygAIigKCEludGVydmFsEg0KBWxvd2VyGAEgASgBEg0KBXVwcGVyGAIgASgBIo8GCg1WYXJpYW50UmVzdWx0Eg8KB3ZhcmlhbnQYASABKAkSDQoFdW5pdHMYAiABKAMSDAoEbWVhbhgDIAEoARIWCg5zdGFuZGFyZF9lcnJvchgEIAEoARIVCg1hYnNvbHV0ZV9saWZ0GAUgASgBEj0KFmFic29sdXRlX2xpZnRfaW50ZXJ2YWwYBiABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhUKDXJlbGF0aXZlX2xpZnQYByABKAESPQoWcmVsYXRpdmVfbGlmdF9pbnRlcnZhbBgIIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSDwoHcF92YWx1ZRgJIAEoARIYChBhZGp1c3RlZF9wX3ZhbHVlGAogASgBEh4KFmNoYW5jZV90b19iZWF0X2NvbnRyb2wYCyABKAESOgoTc2VxdWVudGlhbF9pbnRlcnZhbBgMIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSFQoNY3VwZWRfYXBwbGllZBgNIAEoCBIgChhjdXBlZF92YXJpYW5jZV9yZWR1Y3Rpb24YDiABKAESQwoccmVsYXRpdmVfc2VxdWVudGlhbF9pbnRlcnZhbBgPIAEoCzIdLnZhbmUuZXhwZXJpbWVudHMudjEuSW50ZXJ2YWwSGgoSZ3VhcmRyYWlsX3Zpb2xhdGVkGBAgASgIEhoKEnNlcXVlbnRpYWxfcF92YWx1ZRgRIAEoARIMCgRsaWZ0GBIgASgBEjQKDWxpZnRfaW50ZXJ2YWwYEyABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsEhgKEGRlY2lzaW9uX3BfdmFsdWUYFCABKAESEwoLc2lnbmlmaWNhbnQYFSABKAgSDAoEcmlzaxgWIAEoARIUCgxjb250cm9sX3Jpc2sYFyABKAESOAoRY3JlZGlibGVfaW50ZXJ2YWwYGCABKAsyHS52YW5lLmV4cGVyaW1lbnRzLnYxLkludGVydmFsIpkBCgxNZXRyaWNSZXN1bHQSEgoKbWV0cmljX2tleRgBIAEoCRIMCgRyb2xlGAIgASgJEjEKCWRpcmVjdGlvbhgDIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuRGlyZWN0aW9uEjQKCHZhcmlhbnRzGAQgAygLMiIudmFuZS5leHBlcmltZW50cy52MS5WYXJpYW50UmVzdWx0ImYKEFNhbXBsZVJhdGlvQ2hlY2sSFgoOb2JzZXJ2ZWRfdW5pdHMYASADKAMSFwoPZXhwZWN0ZWRfc2hhcmVzGAIgAygBEg8KB3BfdmFsdWUYAyABKAESEAoIbWlzbWF0Y2gYBCABKAgivwQKB1Jlc3VsdHMSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIwCgxjb21wdXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKB21ldHJpY3MYAyADKAsyIS52YW5lLmV4cGVyaW1lbnRzLnYxLk1ldHJpY1Jlc3VsdBI7CgxzYW1wbGVfcmF0aW8YBCABKAsyJS52YW5lLmV4cGVyaW1lbnRzLnYxLlNhbXBsZVJhdGlvQ2hlY2sSHQoVY29uZmxpY3RpbmdfZXhwb3N1cmVzGAUgASgDEhgKEGNvbmZpZGVuY2VfbGV2ZWwYBiABKAESEgoKY29ycmVjdGlvbhgHIAEoCRI0Cgh3YXJuaW5ncxgIIAMoCzIiLnZhbmUuZXhwZXJpbWVudHMudjEuUmVzdWx0V2FybmluZxIZChFjb25mbGljdGluZ191bml0cxgJIAEoAxItCgVzY2FsZRgKIAEoDjIeLnZhbmUuZXhwZXJpbWVudHMudjEuTGlmdFNjYWxlEjUKBmVuZ2luZRgLIAEoDjIlLnZhbmUuZXhwZXJpbWVudHMudjEuU3RhdGlzdGljc0VuZ2luZRISCgpzZXF1ZW50aWFsGAwgASgIEi0KBXNpZGVzGA0gASgOMh4udmFuZS5leHBlcmltZW50cy52MS5UZXN0U2lkZXMSMwoIcHJvZ3Jlc3MYDiABKAsyIS52YW5lLmV4cGVyaW1lbnRzLnYxLlBsYW5Qcm9ncmVzcyJbCgxQbGFuUHJvZ3Jlc3MSHQoVcGxhbm5lZF91bml0c19wZXJfYXJtGAEgASgDEhoKEnNtYWxsZXN0X2FybV91bml0cxgCIAEoAxIQCghmcmFjdGlvbhgDIAEoASJTCg1SZXN1bHRXYXJuaW5nEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRISCgptZXRyaWNfa2V5GAMgASgJEg8KB3ZhcmlhbnQYBCABKAkiaAoNVGltZWxpbmVQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgdyZXN1bHRzGAIgASgLMhwudmFuZS5leHBlcmltZW50cy52MS5SZXN1bHRzKtMBCgpNZXRyaWNLaW5kEhsKF01FVFJJQ19LSU5EX1VOU1BFQ0lGSUVEEAASGgoWTUVUUklDX0tJTkRfQ09OVkVSU0lPThABEhUKEU1FVFJJQ19LSU5EX0NPVU5UEAISEwoPTUVUUklDX0tJTkRfU1VNEAMSFAoQTUVUUklDX0tJTkRfTUVBThAEEhUKEU1FVFJJQ19LSU5EX1JBVElPEAUSGAoUTUVUUklDX0tJTkRfUVVBTlRJTEUQBhIZChVNRVRSSUNfS0lORF9SRVRFTlRJT04QBypWCgtBZ2dyZWdhdGlvbhIbChdBR0dSRUdBVElPTl9VTlNQRUNJRklFRBAAEhUKEUFHR1JFR0FUSU9OX0NPVU5UEAESEwoPQUdHUkVHQVRJT05fU1VNEAIqVgoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhYKEkRJUkVDVElPTl9JTkNSRUFTRRABEhYKEkRJUkVDVElPTl9ERUNSRUFTRRACKtABChBFeHBlcmltZW50U3RhdHVzEiEKHUVYUEVSSU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXRVhQRVJJTUVOVF9TVEFUVVNfRFJBRlQQARIdChlFWFBFUklNRU5UX1NUQVRVU19SVU5OSU5HEAISHQoZRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBFRBADEh4KGkVYUEVSSU1FTlRfU1RBVFVTX1NUQVJUSU5HEAQSHgoaRVhQRVJJTUVOVF9TVEFUVVNfU1RPUFBJTkcQBSp4ChBTdGF0aXN0aWNzRW5naW5lEiEKHVNUQVRJU1RJQ1NfRU5HSU5FX1VOU1BFQ0lGSUVEEAASIQodU1RBVElTVElDU19FTkdJTkVfRlJFUVVFTlRJU1QQARIeChpTVEFUSVNUSUNTX0VOR0lORV9CQVlFU0lBThACKlkKCUxpZnRTY2FsZRIaChZMSUZUX1NDQUxFX1VOU1BFQ0lGSUVEEAASFwoTTElGVF9TQ0FMRV9SRUxBVElWRRABEhcKE0xJRlRfU0NBTEVfQUJTT0xVVEUQAipbCglUZXN0U2lkZXMSGgoWVEVTVF9TSURFU19VTlNQRUNJRklFRBAAEhgKFFRFU1RfU0lERVNfVFdPX1NJREVEEAESGAoUVEVTVF9TSURFU19PTkVfU0lERUQQAip1CgpDb3JyZWN0aW9uEhoKFkNPUlJFQ1RJT05fVU5TUEVDSUZJRUQQABIhCh1DT1JSRUNUSU9OX0JFTkpBTUlOSV9IT0NIQkVSRxABEhMKD0NPUlJFQ1RJT05fSE9MTRACEhMKD0NPUlJFQ1RJT05fTk9ORRADYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Metric is a measure defined over tracked events of a project.
@@ -78,6 +78,70 @@ export type Metric = Message<"vane.experiments.v1.Metric"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 8;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Ratio metrics: the event whose per-unit total is the denominator.
+   *
+   * @generated from field: string denominator_event_name = 9;
+   */
+  denominatorEventName: string;
+
+  /**
+   * Ratio metrics: how the numerator event is totalled per unit.
+   *
+   * @generated from field: vane.experiments.v1.Aggregation numerator_aggregation = 10;
+   */
+  numeratorAggregation: Aggregation;
+
+  /**
+   * Ratio metrics: how the denominator event is totalled per unit.
+   *
+   * @generated from field: vane.experiments.v1.Aggregation denominator_aggregation = 11;
+   */
+  denominatorAggregation: Aggregation;
+
+  /**
+   * Quantile metrics: which quantile, in (0, 1) (0.5 is the median, 0.99 is p99).
+   *
+   * @generated from field: double quantile = 12;
+   */
+  quantile: number;
+
+  /**
+   * Only events within this many seconds after the unit's first exposure count; 0 for no limit.
+   *
+   * @generated from field: int32 window_seconds = 13;
+   */
+  windowSeconds: number;
+
+  /**
+   * Retention metrics: the window starts this many days after the first exposure (inclusive).
+   *
+   * @generated from field: int32 retention_start_days = 14;
+   */
+  retentionStartDays: number;
+
+  /**
+   * Retention metrics: the window ends this many days after the first exposure (exclusive).
+   *
+   * @generated from field: int32 retention_end_days = 15;
+   */
+  retentionEndDays: number;
+
+  /**
+   * Per-unit totals above this are lowered to it (winsorizing); 0 for none.
+   *
+   * @generated from field: double cap_value = 16;
+   */
+  capValue: number;
+
+  /**
+   * Per-unit totals above this quantile of the experiment's units with any event of the metric
+   * (all arms pooled, e.g. 0.99) are lowered to it; 0 for none.
+   *
+   * @generated from field: double cap_quantile = 17;
+   */
+  capQuantile: number;
 };
 
 /**
@@ -928,7 +992,8 @@ export type ResultWarning = Message<"vane.experiments.v1.ResultWarning"> & {
   /**
    * Machine-readable kind, health first: "sample_ratio_mismatch", "no_data",
    * "conflicting_exposures", "small_sample", "too_little_data", then "guardrail_violated",
-   * "bandit_reweighting".
+   * "bandit_reweighting", "retention_window_open" (a retention metric left out units whose window
+   * has not ended).
    *
    * @generated from field: string code = 1;
    */
@@ -1029,6 +1094,30 @@ export enum MetricKind {
    * @generated from enum value: METRIC_KIND_MEAN = 4;
    */
   MEAN = 4,
+
+  /**
+   * A ratio of two events' per-unit totals pooled over units, e.g. revenue per session: the
+   * numerator from event_name, the denominator from denominator_event_name (delta method).
+   *
+   * @generated from enum value: METRIC_KIND_RATIO = 5;
+   */
+  RATIO = 5,
+
+  /**
+   * A quantile (quantile, e.g. 0.9 for p90) of the events' values, every event counted and the
+   * interval clustered by unit.
+   *
+   * @generated from enum value: METRIC_KIND_QUANTILE = 6;
+   */
+  QUANTILE = 6,
+
+  /**
+   * Did the unit do it between retention_start_days and retention_end_days after its first
+   * exposure (0 or 1 per unit); units whose retention window has not ended yet are left out.
+   *
+   * @generated from enum value: METRIC_KIND_RETENTION = 7;
+   */
+  RETENTION = 7,
 }
 
 /**
@@ -1036,6 +1125,40 @@ export enum MetricKind {
  */
 export const MetricKindSchema: GenEnum<MetricKind> = /*@__PURE__*/
   enumDesc(file_vane_experiments_v1_experiments, 0);
+
+/**
+ * Aggregation says how a ratio metric totals an event per unit.
+ *
+ * @generated from enum vane.experiments.v1.Aggregation
+ */
+export enum Aggregation {
+  /**
+   * The default: the sum of values for the numerator, the number of events for the denominator.
+   *
+   * @generated from enum value: AGGREGATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The number of events.
+   *
+   * @generated from enum value: AGGREGATION_COUNT = 1;
+   */
+  COUNT = 1,
+
+  /**
+   * The sum of the events' values.
+   *
+   * @generated from enum value: AGGREGATION_SUM = 2;
+   */
+  SUM = 2,
+}
+
+/**
+ * Describes the enum vane.experiments.v1.Aggregation.
+ */
+export const AggregationSchema: GenEnum<Aggregation> = /*@__PURE__*/
+  enumDesc(file_vane_experiments_v1_experiments, 1);
 
 /**
  * Direction says which way is better.
@@ -1067,7 +1190,7 @@ export enum Direction {
  * Describes the enum vane.experiments.v1.Direction.
  */
 export const DirectionSchema: GenEnum<Direction> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 1);
+  enumDesc(file_vane_experiments_v1_experiments, 2);
 
 /**
  * ExperimentStatus is where an experiment is in its life.
@@ -1120,7 +1243,7 @@ export enum ExperimentStatus {
  * Describes the enum vane.experiments.v1.ExperimentStatus.
  */
 export const ExperimentStatusSchema: GenEnum<ExperimentStatus> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 2);
+  enumDesc(file_vane_experiments_v1_experiments, 3);
 
 /**
  * StatisticsEngine says how results decide.
@@ -1154,7 +1277,7 @@ export enum StatisticsEngine {
  * Describes the enum vane.experiments.v1.StatisticsEngine.
  */
 export const StatisticsEngineSchema: GenEnum<StatisticsEngine> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 3);
+  enumDesc(file_vane_experiments_v1_experiments, 4);
 
 /**
  * LiftScale is the scale on which a result's lift, interval, p-value and decision agree.
@@ -1188,7 +1311,7 @@ export enum LiftScale {
  * Describes the enum vane.experiments.v1.LiftScale.
  */
 export const LiftScaleSchema: GenEnum<LiftScale> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 4);
+  enumDesc(file_vane_experiments_v1_experiments, 5);
 
 /**
  * TestSides says whether a frequentist test looks for a change either way or only an improvement.
@@ -1222,7 +1345,7 @@ export enum TestSides {
  * Describes the enum vane.experiments.v1.TestSides.
  */
 export const TestSidesSchema: GenEnum<TestSides> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 5);
+  enumDesc(file_vane_experiments_v1_experiments, 6);
 
 /**
  * Correction is how p-values are corrected across an experiment's metrics and arms.
@@ -1263,5 +1386,5 @@ export enum Correction {
  * Describes the enum vane.experiments.v1.Correction.
  */
 export const CorrectionSchema: GenEnum<Correction> = /*@__PURE__*/
-  enumDesc(file_vane_experiments_v1_experiments, 6);
+  enumDesc(file_vane_experiments_v1_experiments, 7);
 
