@@ -96,6 +96,8 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         streamName: collector.eventsStream,
         rateLimit: collector.rate,
         replicas: collector.replicas,
+        partitions: collector.partitions,
+        maxInFlight: collector.maxInFlight,
         logger: ctx.logger,
       });
   },
@@ -114,6 +116,7 @@ const services: ((env: EnvReader) => (ctx: StartContext) => Promise<ServiceModul
         eventsStream: analytics.eventsStream,
         replicas: analytics.replicas,
         consumerName: analytics.consumerName,
+        partitions: analytics.partitions,
         pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs, gapWaitMs: analytics.gapWaitMs },
         // One process: the bandit's calls to flags are signed with identity's own keys.
         bandit: {

@@ -10,6 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
+import { manyFlags } from "./many-flags.ts";
 import { root, runProcess, startProcess, stopProcess } from "./run.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
@@ -23,24 +24,6 @@ interface Result {
   p50: number;
   p99: number;
   errors: number;
-}
-
-/** 200 flags of four kinds: static, attribute rule, fractional rollout, semver. */
-function manyFlags(n: number): string {
-  const flags: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) {
-    const variants = { on: true, off: false };
-    const kind = i % 4;
-    flags[`flag-${i}`] = {
-      state: "ENABLED",
-      variants,
-      defaultVariant: "off",
-      ...(kind === 1 ? { targeting: { if: [{ in: [{ var: "plan" }, ["pro", "enterprise"]] }, "on", "off"] } } : {}),
-      ...(kind === 2 ? { targeting: { fractional: [{ cat: [{ var: "$flagd.flagKey" }, { var: "targetingKey" }] }, ["on", 25], ["off", 75]] } } : {}),
-      ...(kind === 3 ? { targeting: { if: [{ sem_ver: [{ var: "version" }, ">=", "2.0.0"] }, "on", null] } } : {}),
-    };
-  }
-  return JSON.stringify({ flags });
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -2,6 +2,9 @@
  * Server processes for the evaluator benchmark, one per run, started by remote.bench.ts:
  *   noop   — a @grpc/grpc-js server answering flagd.evaluation.v2 ResolveBoolean with a fixed
  *            response (the baseline: what a gRPC server costs with no work at all);
+ *   noop-http <base64> — a `node:http` server that reads each request's body and answers the
+ *            given bytes as JSON: remote.bench.ts passes what Vane's main port answered to its
+ *            Connect JSON Evaluate (the baseline for Connect JSON: an HTTP/1.1 server doing no work);
  *   vane   — the evaluator (flagd ports and the main port) serving the test fixture from a
  *            flagd file, exactly as `main.ts` assembles it;
  *   vane-h2 — the same flagd.evaluation.v2 implementation on a plain `http2.createServer`
@@ -13,6 +16,7 @@
  *   noop-watch — propagation.bench.ts's reference: watch-reference.ts.
  * Prints one JSON line with its ports (and a server-key token for the main port), then serves.
  */
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -50,6 +54,18 @@ if (mode === "noop-watch") {
     if (err) throw err;
     say({ grpc: port });
   });
+} else if (mode === "noop-http") {
+  // argv[3]: the body to answer, base64 (remote.bench.ts passes the bytes Vane answered).
+  const body = Buffer.from(process.argv[3] ?? "", "base64");
+  const server = http.createServer((req, res) => {
+    req.on("data", () => {});
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, "127.0.0.1", () => say({ http: (server.address() as { port: number }).port }));
 } else if (mode === "vane" || mode === "vane-h2" || mode === "vane-dual" || mode === "vane-nats") {
   startTelemetry({ serviceName: "evaluator-bench", env: { OTEL_TRACES_SAMPLER: "always_off" } });
   // vane-nats <bucket>: snapshots from the KV bucket on the local NATS instead of a flagd file.
@@ -60,6 +76,8 @@ if (mode === "noop-watch") {
     VANE_FLAGD_PORT: "0",
     VANE_FLAGD_SYNC_PORT: "off",
     // BENCH_FLAGD_FILE: another flag file than the test fixture (ofrep.bench.ts: many flags).
+    // BENCH_BULK_CACHE_ENTRIES=0: EvaluateAll without its cache of answers (bulk.bench.ts).
+    VANE_BULK_CACHE_ENTRIES: process.env.BENCH_BULK_CACHE_ENTRIES ?? "10000",
     ...(nats ? { VANE_SNAPSHOT_BUCKET: process.argv[3] } : { VANE_FLAGD_FILE: process.env.BENCH_FLAGD_FILE ?? fixture }),
   });
   const common = readCommonConfig(reader);

@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { Direction, IntervalSchema, VariantResultSchema } from "#gen/vane/experiments/v1/experiments_pb.js";
-import { interval, mean, percent, pValue, verdict } from "../src/results.ts";
+import { interval, lift, mean, percent, pValue, verdict } from "../src/results.ts";
 
 describe("results wording", () => {
   it("shows an interval without bounds as — and a bounded one as signed percentages", () => {
@@ -13,17 +13,23 @@ describe("results wording", () => {
     expect(mean(Number.NaN)).toBe("—");
   });
 
+  it("opens a one-sided interval on its losing side and writes absolute lifts in the metric's units", () => {
+    expect(interval(create(IntervalSchema, { lower: 0.012, upper: Number.POSITIVE_INFINITY }))).toBe("[+1.2%, ∞)");
+    expect(interval(create(IntervalSchema, { lower: Number.NEGATIVE_INFINITY, upper: -0.5 }), true)).toBe("(−∞, -0.5]");
+    expect(lift(0.123456, true)).toBe("+0.123");
+    expect(lift(0.05)).toBe("+5.0%");
+  });
+
   it("writes tiny p-values as < 0.001", () => {
     expect(pValue(1e-9)).toBe("< 0.001");
     expect(pValue(0.0421)).toBe("0.042");
   });
 
-  it("calls a significant rise better when higher is better, and worse when lower is better", () => {
-    const up = create(VariantResultSchema, { absoluteLift: 0.1, adjustedPValue: 0.001 });
-    expect(verdict(up, Direction.INCREASE, 0.95).kind).toBe("better");
-    expect(verdict(up, Direction.DECREASE, 0.95).kind).toBe("worse");
-    const unclear = create(VariantResultSchema, { absoluteLift: 0.1, adjustedPValue: 0.2 });
-    expect(verdict(unclear, Direction.INCREASE, 0.95).kind).toBe("unclear");
-    expect(verdict(create(VariantResultSchema, { absoluteLift: 0.1, adjustedPValue: Number.NaN }), Direction.INCREASE, 0.95).kind).toBe("unclear");
+  it("follows the server's decision, better or worse by the metric's direction", () => {
+    const up = create(VariantResultSchema, { absoluteLift: 0.1, significant: true });
+    expect(verdict(up, Direction.INCREASE).kind).toBe("better");
+    expect(verdict(up, Direction.DECREASE).kind).toBe("worse");
+    // A small corrected p-value alone is not the decision (a one-sided test, the Bayesian rule).
+    expect(verdict(create(VariantResultSchema, { absoluteLift: 0.1, adjustedPValue: 0.001, significant: false }), Direction.INCREASE).kind).toBe("unclear");
   });
 });

@@ -147,6 +147,9 @@ describe("NATS users (helm-values.yaml)", () => {
     }
     expect(seen.sort()).toEqual(["vane.events.exposure", "vane.events.track"]);
     expect((await consumer.info()).num_ack_pending).toBe(0);
+    // The pipeline reads a missing sequence of a batch straight from the stream.
+    expect((await b.jsm.streams.getMessage("VANE_EVENTS", { seq: 1 }))?.seq).toBe(1);
+    await refused(b.jsm.streams.getMessage("VANE_DOMAIN", { seq: 1 }));
     await refused(b.jsm.consumers.add("VANE_EVENTS", { durable_name: "other", ack_policy: AckPolicy.Explicit }));
     await refused(publishEvent(b.js, "vane.events.track", payload, { msgId: "a1", timeoutMs: 1000 }));
   }, 30_000);

@@ -43,6 +43,7 @@ import {
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { ifNoneMatchNames } from "#lib/server/entity-tags.ts";
 import { percentEncode } from "#lib/server/grpc-fast-path.ts";
 import type { Logger } from "#lib/process/logger.ts";
 import { fromBinaryParseFailure, isBinaryParseFailure, receivedRequestBytes } from "#lib/server/request-decoding.ts";
@@ -125,7 +126,8 @@ function guard(handler: UniversalHandler, logger: Logger, readMaxBytes: number):
       case "connect-stream":
         return { ...res, body: res.body && mapFrames(res.body, endStreamFlag, (data) => correctEndStream(data, correct)) };
       case "connect":
-        return res.status === 200 ? res : correctConnectUnary(res, correct);
+        if (res.status === 200) return req.method === "GET" ? notModified(req, res) : res;
+        return correctConnectUnary(res, correct);
     }
   };
   return Object.assign(guarded, {
@@ -139,6 +141,27 @@ function guard(handler: UniversalHandler, logger: Logger, readMaxBytes: number):
 }
 
 type Correct = (err: ConnectError) => ConnectError | undefined;
+
+/**
+ * Connect GET (methods free of side effects) is plain HTTP caching: an answer whose ETag the
+ * request's If-None-Match names is a 304 without a body. The handler has checked the header and
+ * answered a small "not modified" message, which is dropped here.
+ */
+export function notModified(req: UniversalServerRequest, res: UniversalServerResponse): UniversalServerResponse {
+  const etag = res.header?.get("etag");
+  if (!etag || !ifNoneMatchNamesLeniently(req.header.get("if-none-match"), etag)) return res;
+  const header = new Headers(res.header);
+  for (const h of ["content-type", "content-length", "content-encoding"]) header.delete(h);
+  return { status: 304, header };
+}
+
+function ifNoneMatchNamesLeniently(header: string | null, etag: string): boolean {
+  try {
+    return ifNoneMatchNames(header, etag);
+  } catch {
+    return false;
+  }
+}
 
 /**
  * gRPC: the status is in the trailers, final once the body ends (at once for a unary call). Its

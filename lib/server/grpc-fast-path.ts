@@ -14,10 +14,12 @@
  */
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { fromBinary, toBinary, type DescMethod, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createMethodImplSpec, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createMethodImplSpec, type Interceptor } from "@connectrpc/connect";
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "#lib/process/logger.ts";
+import { aborted, CALL_ENDED, createCallFactory, type Call } from "#lib/server/fast-call.ts";
+import { binaryOf } from "#lib/server/prepared-encodings.ts";
 import { binaryDecodeError } from "#lib/server/request-decoding.ts";
 import { answerFor } from "#lib/server/rpc-errors.ts";
 import { frameOnce } from "#lib/server/shared-frames.ts";
@@ -48,61 +50,21 @@ export type GrpcFastPath = (stream: ServerHttp2Stream, headers: IncomingHttpHead
 
 const GRPC_PROTO = /^application\/grpc(\+proto)?(;|$)/i;
 
-// Ends each call's signal, as Connect's contexts do. A shared reason, because aborting without one
-// builds a DOMException with a stack every call.
-const CALL_ENDED = new ConnectError("the call ended", Code.Canceled);
-
-/**
- * One call's context. Connect's createHandlerContext links a deadline signal, the request's and
- * the server's shutdown signal through AbortSignal listeners, which costs more than the call
- * (tens of microseconds on Node 20); here each call has one AbortController that the deadline
- * timer, the client going away and the shutdown (through a set of live calls) abort directly.
- */
-interface Call {
-  readonly controller: AbortController;
-  readonly context: HandlerContext;
-  /** Stops the deadline timer, ends the signal, forgets the call. */
-  end(): void;
-}
+type StartCall = (method: FastUnaryMethod["method"], headers: IncomingHttpHeaders, requestHeader: Headers, timeoutMs: number | undefined) => Call;
 
 /** Creates the fast path for `methods`, keyed by their `/package.Service/Method` path. */
 export function createGrpcFastPath(opts: GrpcFastPathOptions): GrpcFastPath {
   const log = opts.logger.child({ component: "rpc" });
-  const live = new Set<AbortController>();
-  opts.shutdownSignal.addEventListener("abort", () => {
-    for (const c of live) c.abort(opts.shutdownSignal.reason);
-  });
-  const startCall = (method: FastUnaryMethod["method"], headers: IncomingHttpHeaders, requestHeader: Headers, timeoutMs: number | undefined): Call => {
-    const controller = new AbortController();
-    live.add(controller);
-    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-    const timer =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => controller.abort(new ConnectError(`the call took longer than ${timeoutMs} ms`, Code.DeadlineExceeded)), timeoutMs);
-    const context: HandlerContext = {
+  const newCall = createCallFactory(opts.shutdownSignal);
+  const startCall: StartCall = (method, headers, requestHeader, timeoutMs) =>
+    newCall({
       method,
-      service: method.parent,
-      requestMethod: "POST",
       protocolName: "grpc",
       url: `http://${headerValue(headers[":authority"]) ?? "localhost"}${headers[":path"]}`,
-      signal: controller.signal,
-      timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
       requestHeader,
-      responseHeader: new Headers(),
-      responseTrailer: new Headers(),
-      values: createContextValues(),
-    };
-    return {
-      controller,
-      context,
-      end() {
-        clearTimeout(timer);
-        live.delete(controller);
-        controller.abort(CALL_ENDED);
-      },
-    };
-  };
+      timeoutMs,
+      deadlineError: (ms) => new ConnectError(`the call took longer than ${ms} ms`, Code.DeadlineExceeded),
+    });
   const routes = new Map<string, { spec: ReturnType<typeof createMethodImplSpec>; method: FastUnaryMethod["method"] }>();
   for (const m of opts.methods) {
     routes.set(`/${m.method.parent.typeName}/${m.method.name}`, { spec: createMethodImplSpec(m.method, m.impl as never), method: m.method });
@@ -145,7 +107,7 @@ async function serve(
   method: FastUnaryMethod["method"],
   body: Buffer,
   opts: GrpcFastPathOptions,
-  startCall: (method: FastUnaryMethod["method"], headers: IncomingHttpHeaders, requestHeader: Headers, timeoutMs: number | undefined) => Call,
+  startCall: StartCall,
 ): Promise<void> {
   // Exactly one uncompressed envelope: [flags:1][length:4][message].
   if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
@@ -173,10 +135,9 @@ async function serve(
   try {
     // The deadline (the client's or the default) answers DEADLINE_EXCEEDED even if the handler
     // does not watch its signal.
-    const expired = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true }));
     output = await Promise.race([
       invokeUnaryImplementation(spec as Parameters<typeof invokeUnaryImplementation>[0], context, input, opts.interceptors),
-      expired,
+      aborted(call),
     ]);
   } catch (err) {
     return respondError(
@@ -189,7 +150,7 @@ async function serve(
     call.end();
   }
   if (stream.destroyed || stream.closed) return;
-  const frame = frameOf(toBinary(method.output, output));
+  const frame = frameOf(binaryOf(method.output, output));
   const trailer: Record<string, string> = { "grpc-status": "0" };
   context.responseTrailer.forEach((v, k) => void (trailer[k] = v));
   stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...plain(context.responseHeader) }, { waitForTrailers: true });

@@ -16,7 +16,9 @@ import type { UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { Health } from "#gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "#gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { createConnectAdapter } from "#lib/server/connect-adapter.ts";
+import { createConnectFastPath, type FastConnectMethod } from "#lib/server/connect-fast-path.ts";
 import { requestContextValues } from "#lib/server/client-address.ts";
 import { applyCors } from "#lib/server/cors.ts";
 import { createDualListener } from "#lib/server/dual-listener.ts";
@@ -40,8 +42,9 @@ export interface ServiceRegistration {
   options?: Partial<UniversalHandlerOptions>;
   /**
    * Serve this service's unary and server-streaming methods over gRPC (HTTP/2, uncompressed
-   * protobuf) through lib/server/grpc-fast-path.ts: same implementation and interceptors, far less
-   * per-call overhead. For hot paths only (evaluation, watch).
+   * protobuf) through lib/server/grpc-fast-path.ts, and its unary methods over Connect (POST,
+   * uncompressed requests) through lib/server/connect-fast-path.ts: same implementation and
+   * interceptors, far less per-call overhead. For hot paths only (evaluation, watch).
    */
   fastUnary?: boolean;
 }
@@ -167,6 +170,37 @@ export function createServer(opts: ServerOptions): VaneServer {
         })
       : undefined;
 
+  // Connect unary calls of the same methods: lib/server/connect-fast-path.ts.
+  const connectFast = opts.services.some((s) => s.fastUnary)
+    ? createConnectFastPath({
+        methods: opts.services
+          .filter((s) => s.fastUnary)
+          .flatMap((s) =>
+            s.service.methods.flatMap((m): FastConnectMethod[] =>
+              m.methodKind === "unary" && s.impl[m.localName]
+                ? [
+                    {
+                      method: m as FastConnectMethod["method"],
+                      impl: s.impl[m.localName] as FastConnectMethod["impl"],
+                      compressMinBytes: s.options?.compressMinBytes,
+                      jsonOptions: s.options?.jsonOptions,
+                    },
+                  ]
+                : [],
+            ),
+          ),
+        interceptors: [...(opts.interceptors ?? []), errors, validate],
+        defaultTimeoutMs,
+        shutdownSignal: shutdown.signal,
+        maxTimeoutMs,
+        readMaxBytes,
+        jsonOptions,
+        acceptCompression: [compressionGzip, compressionBrotli],
+        contextValues: requestContextValues,
+        logger: opts.logger,
+      })
+    : undefined;
+
   const handler = createConnectAdapter({
     routes,
     // The peer address, for limits by source (lib/server/client-address.ts).
@@ -216,6 +250,7 @@ export function createServer(opts: ServerOptions): VaneServer {
         });
         return;
       }
+      if (connectFast?.(req, res)) return;
       handler(req, res);
     },
     fastPath &&

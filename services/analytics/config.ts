@@ -1,5 +1,6 @@
 /** The analytics service's own settings. */
 import { eventsStreamSetting } from "#lib/bus/streams.ts";
+import { eventsPartitionsSetting } from "#lib/bus/partitions.ts";
 import type { EnvReader } from "#lib/process/config.ts";
 
 export interface AnalyticsConfig {
@@ -9,6 +10,8 @@ export interface AnalyticsConfig {
   flagsUrl: string | undefined;
   /** `VANE_EVENTS_STREAM` (default VANE_EVENTS). */
   eventsStream: string;
+  /** `VANE_EVENTS_PARTITIONS` (default 1): partition streams consumed, claimed among the replicas. */
+  partitions: number;
   /** `VANE_ANALYTICS_CONSUMER`: the durable consumer's name (default analytics). */
   consumerName: string;
   /** `VANE_ANALYTICS_BATCH`: events per transaction (default 2000). */
@@ -29,6 +32,7 @@ export function readAnalyticsConfig(env: EnvReader): AnalyticsConfig {
     identityUrl: env.url("VANE_IDENTITY_URL", undefined, ["http", "https"]),
     flagsUrl: env.url("VANE_FLAGS_URL", undefined, ["http", "https"]),
     eventsStream: eventsStreamSetting(env),
+    partitions: eventsPartitionsSetting(env),
     consumerName: env.string("VANE_ANALYTICS_CONSUMER", "analytics"),
     batchSize: env.int("VANE_ANALYTICS_BATCH", 2000, { min: 1, max: 50_000 }),
     gapWaitMs: env.durationMs("VANE_ANALYTICS_GAP_WAIT", "2s"),

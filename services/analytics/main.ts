@@ -41,6 +41,7 @@ runMain("analytics", async ({ onStop, useLogger }) => {
     eventsStream: analytics.eventsStream,
     replicas: analytics.replicas,
     consumerName: analytics.consumerName,
+    partitions: analytics.partitions,
     pipeline: { batchSize: analytics.batchSize, skewToleranceMs: analytics.clockSkewMs, gapWaitMs: analytics.gapWaitMs },
     bandit: banditApiKey
       ? {

@@ -10,13 +10,13 @@ import type { Logger } from "#lib/process/logger.ts";
 import { migrateToLatest } from "#lib/data/migrations.ts";
 import { serve } from "#lib/server/server.ts";
 import type { ServiceModule } from "#lib/process/service-module.ts";
-import { eventsStream } from "#lib/bus/streams.ts";
+import { eventsLayout } from "#lib/bus/partitions.ts";
 import { type BanditCredentials, type BanditRunner, createBanditRunner } from "./bandit-runner.ts";
 import type { ProjectDirectory } from "#lib/clients/identity-directory.ts";
 import { createExperimentService } from "./experiment-service.ts";
 import type { FlagsClient } from "./flags-client.ts";
 import { migrations } from "./migrations/index.ts";
-import { type Pipeline, startPipeline } from "./pipeline/consumer.ts";
+import { type PartitionedPipeline, startPartitionedPipeline } from "./pipeline/partitions.ts";
 import type { AnalyticsDatabase } from "./schema.ts";
 
 /** Options for {@link createAnalyticsModule}. */
@@ -34,8 +34,10 @@ export interface AnalyticsModuleOptions {
   replicas?: number;
   /** The durable consumer's name (default "analytics"). */
   consumerName?: string;
+  /** `VANE_EVENTS_PARTITIONS` (default 1: the one events stream). */
+  partitions?: number;
   /** Pipeline tuning. */
-  pipeline?: { batchSize?: number; ackWaitMs?: number; fetchExpiresMs?: number; skewToleranceMs?: number; gapWaitMs?: number };
+  pipeline?: { batchSize?: number; ackWaitMs?: number; fetchExpiresMs?: number; skewToleranceMs?: number; gapWaitMs?: number; claimIntervalMs?: number };
   /** Calls the flags service on behalf of the caller. */
   flags: FlagsClient;
   /** Resolves projects and environments (identity). */
@@ -52,7 +54,7 @@ export interface AnalyticsModuleOptions {
 /** The analytics module, with handles tests use. */
 export interface AnalyticsModule extends ServiceModule {
   database: Database<AnalyticsDatabase>;
-  pipeline: Pipeline;
+  pipeline: PartitionedPipeline;
   /** Present when bandit credentials were given. */
   bandit?: BanditRunner;
 }
@@ -64,9 +66,17 @@ export async function createAnalyticsModule(opts: AnalyticsModuleOptions): Promi
   const database = await createDatabase<AnalyticsDatabase>({ url: opts.databaseUrl, schema, logger, poolSize: opts.databasePoolSize });
   try {
     if (opts.migrate) await migrateToLatest(database.db, migrations, { schema, logger });
-    const spec = eventsStream(opts.eventsStream, opts.replicas);
-    await ensureStream(opts.bus.jsm, { ...spec, manage: opts.bus.manageJetStream });
-    const pipeline = await startPipeline({ db: database.db, bus: opts.bus, stream: spec.name, consumerName: opts.consumerName, ...opts.pipeline, logger });
+    const layout = eventsLayout(opts.eventsStream, opts.partitions, opts.replicas);
+    for (const spec of [layout.legacy, ...layout.partitionStreams]) await ensureStream(opts.bus.jsm, { ...spec, manage: opts.bus.manageJetStream });
+    const pipeline = await startPartitionedPipeline({
+      db: database.db,
+      bus: opts.bus,
+      stream: layout.legacy.name,
+      partitions: layout.partitions,
+      consumerName: opts.consumerName,
+      ...opts.pipeline,
+      logger,
+    });
     const bandit = opts.bandit ? createBanditRunner({ db: database.db, flags: opts.flags, logger, ...opts.bandit }) : undefined;
     if (bandit) bandit.start();
     else logger.info("no bandit credentials configured: experiments with a bandit keep their weights");

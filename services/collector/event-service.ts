@@ -2,7 +2,11 @@
  * vane.events.v1.EventService: validates each event on its own against the contract's rules,
  * stores the valid ones on VANE_EVENTS (message id = environment id + event id, so retries count
  * once and tenants never collide)
- * and returns only after JetStream has acknowledged them.
+ * and returns only after JetStream has acknowledged them. An event goes to its partition's stream
+ * (lib/bus/partitions.ts). Publishes are pipelined (one batch's events all in flight at once)
+ * within a window of acknowledgements outstanding across all calls: when JetStream falls behind,
+ * calls wait for room in order, and one that waits longer than the publish timeout is answered
+ * UNAVAILABLE (retry with the same ids) rather than buffered without bound.
  */
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -17,7 +21,8 @@ import { publishEvent } from "#lib/bus/bus.ts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { RateLimiter } from "./rate-limit.ts";
 import { permissionDenied, resourceExhausted } from "#lib/process/errors.ts";
-import { eventSubject } from "#lib/bus/events.ts";
+import type { EventsLayout } from "#lib/bus/partitions.ts";
+import type { PublishWindow } from "#lib/bus/publish-window.ts";
 
 const MAX_PROPERTIES = 50;
 const MAX_PROPERTIES_BYTES = 8192;
@@ -50,10 +55,11 @@ export function streamMessageId(environmentId: string, eventId: string): string 
 /** Dependencies of the EventService. */
 export interface EventServiceDeps {
   js: () => JetStreamClient;
-  /** Subject prefix, e.g. "vane.events": subjects are `<prefix>.<environment_id>.track`. */
-  subjectPrefix: string;
-  streamName: string;
+  /** Where each event goes (stream and subject, by partition). */
+  layout: EventsLayout;
   limiter: RateLimiter;
+  /** Acknowledgements outstanding, shared by all calls. */
+  window: PublishWindow;
   publishTimeoutMs?: number;
 }
 
@@ -107,9 +113,17 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
         }
       }
       const receiveTime = timestampNow();
-      const subject = eventSubject(deps.subjectPrefix, p.environmentId, "track");
+      const timeoutMs = deps.publishTimeoutMs ?? 5_000;
+      if (accepted.length > 0 && !(await deps.window.acquire(accepted.length, timeoutMs))) {
+        ctx.responseHeader.set("retry-after", "1");
+        throw new ConnectError(
+          `the events stream is acknowledging more slowly than events arrive: no room for ${accepted.length} events within ${timeoutMs} ms; retry the batch with the same event ids`,
+          Code.Unavailable,
+        );
+      }
       const results = await Promise.allSettled(
         accepted.map(({ id, ev }) => {
+          const route = deps.layout.route(p.environmentId, ev.unitKey, "track");
           const envelope = create(EventEnvelopeSchema, {
             eventId: id,
             organizationId: p.organizationId,
@@ -119,13 +133,13 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
             credentialId: p.subject,
             payload: { case: "track", value: { ...ev, eventId: id } },
           });
-          return publishEvent(deps.js(), subject, toBinary(EventEnvelopeSchema, envelope), {
+          return publishEvent(deps.js(), route.subject, toBinary(EventEnvelopeSchema, envelope), {
             msgId: streamMessageId(p.environmentId, id),
-            expectStream: deps.streamName,
-            timeoutMs: deps.publishTimeoutMs ?? 5_000,
+            expectStream: route.stream,
+            timeoutMs,
           });
         }),
-      );
+      ).finally(() => deps.window.release(accepted.length));
       const failed = results.filter((r) => r.status === "rejected");
       if (failed.length) {
         // Some events may be stored already; a retry with the same ids is deduplicated.

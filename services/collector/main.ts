@@ -23,7 +23,15 @@ runMain("collector", async ({ onStop, useLogger }) => {
   useLogger(logger);
   const bus = await connectBus({ servers: common.natsUrl!, name: "collector", logger, jetStream: common.jetStream });
   onStop(() => bus.drain());
-  const module = await createCollectorModule({ bus, streamName: collector.eventsStream, rateLimit: collector.rate, replicas: collector.replicas, logger });
+  const module = await createCollectorModule({
+    bus,
+    streamName: collector.eventsStream,
+    rateLimit: collector.rate,
+    replicas: collector.replicas,
+    partitions: collector.partitions,
+    maxInFlight: collector.maxInFlight,
+    logger,
+  });
   const verifier = createTokenVerifier({ issuer: common.tokenIssuer, keys: remoteKeySet(common.jwksUrl!) });
   const running = await startModules({ config: common, logger, modules: [module], verifier });
   onStop(() => running.server.close());

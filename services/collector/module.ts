@@ -6,7 +6,8 @@ import { type Bus, ensureStream } from "#lib/bus/bus.ts";
 import type { Logger } from "#lib/process/logger.ts";
 import { serve } from "#lib/server/server.ts";
 import type { ServiceModule } from "#lib/process/service-module.ts";
-import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
+import { eventsLayout } from "#lib/bus/partitions.ts";
+import { createPublishWindow } from "#lib/bus/publish-window.ts";
 import { createEventService } from "./event-service.ts";
 import { createRateLimiter } from "./rate-limit.ts";
 
@@ -18,6 +19,10 @@ export interface CollectorModuleOptions {
   rateLimit?: { perSecond: number; burst: number };
   /** Replicas for the stream when this process creates it. */
   replicas?: number;
+  /** `VANE_EVENTS_PARTITIONS` (default 1). */
+  partitions?: number;
+  /** Acknowledgements outstanding at most, across calls (default 10 000). */
+  maxInFlight?: number;
   /** How long Track waits for JetStream's acknowledgement before answering UNAVAILABLE. */
   publishTimeoutMs?: number;
   logger: Logger;
@@ -25,8 +30,8 @@ export interface CollectorModuleOptions {
 
 /** Creates the collector module; the stream is ensured before it serves. */
 export async function createCollectorModule(opts: CollectorModuleOptions): Promise<ServiceModule> {
-  const spec = eventsStream(opts.streamName, opts.replicas);
-  await ensureStream(opts.bus.jsm, { ...spec, manage: opts.bus.manageJetStream });
+  const layout = eventsLayout(opts.streamName, opts.partitions, opts.replicas);
+  for (const spec of [layout.legacy, ...layout.partitionStreams]) await ensureStream(opts.bus.jsm, { ...spec, manage: opts.bus.manageJetStream });
   const rate = opts.rateLimit ?? { perSecond: 2000, burst: 10_000 };
   return {
     name: "collector",
@@ -35,9 +40,9 @@ export async function createCollectorModule(opts: CollectorModuleOptions): Promi
         EventService,
         createEventService({
           js: () => opts.bus.js,
-          subjectPrefix: eventsSubjectPrefix(spec),
-          streamName: spec.name,
+          layout,
           limiter: createRateLimiter(rate),
+          window: createPublishWindow(opts.maxInFlight ?? 10_000),
           publishTimeoutMs: opts.publishTimeoutMs,
         }),
       ),

@@ -1,5 +1,7 @@
 /** The evaluator's own settings, read from `VANE_*` variables. */
+import { availableParallelism } from "node:os";
 import { eventsStreamSetting } from "#lib/bus/streams.ts";
+import { eventsPartitionsSetting } from "#lib/bus/partitions.ts";
 import type { EnvReader } from "#lib/process/config.ts";
 import type { FlagdAuth } from "./flagd/access.ts";
 
@@ -28,10 +30,21 @@ export interface EvaluatorConfig {
   snapshotBucket: string;
   /** The JetStream stream exposures are published to. */
   eventsStream: string;
+  /** `VANE_EVENTS_PARTITIONS` (default 1): exposures go to their unit's partition stream. */
+  eventsPartitions: number;
   /** Exposures held while NATS is unreachable; beyond that they are dropped and counted. */
   exposureBufferSize: number;
   /** `VANE_EXPOSURE_BUFFER_BYTES` (default 16 MiB): the same buffer bounded in bytes. */
   exposureBufferBytes: number;
+  /** `VANE_BULK_CACHE_ENTRIES` (default 10,000; 0 turns it off): EvaluateAll answers kept for repeated contexts. */
+  bulkCacheEntries: number;
+  /** `VANE_BULK_CACHE_BYTES` (default 64 MiB): the same cache bounded in bytes of encoded answers. */
+  bulkCacheBytes: number;
+  /**
+   * `VANE_EVALUATOR_PROCESSES` (default 1; `auto`: one per core): processes serving the same
+   * ports (lib/process/cluster.ts), to use every core of a machine.
+   */
+  processes: number;
   /** Ready even before the snapshot bucket has been read (tests, local experiments); never in production. */
   readyWithoutSnapshots: boolean;
 }
@@ -53,8 +66,15 @@ export function readEvaluatorConfig(env: EnvReader): EvaluatorConfig {
     flagdFileEnvironment: env.string("VANE_FLAGD_FILE_ENVIRONMENT", "local"),
     snapshotBucket: env.string("VANE_SNAPSHOT_BUCKET", "vane_snapshots"),
     eventsStream: eventsStreamSetting(env),
+    eventsPartitions: eventsPartitionsSetting(env),
     exposureBufferSize: env.int("VANE_EXPOSURE_BUFFER", 10_000, { min: 1, max: 10_000_000 }),
     exposureBufferBytes: env.int("VANE_EXPOSURE_BUFFER_BYTES", 16 << 20, { min: 64 << 10, max: 1 << 30 }),
+    bulkCacheEntries: env.int("VANE_BULK_CACHE_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),
+    bulkCacheBytes: env.int("VANE_BULK_CACHE_BYTES", 64 << 20, { min: 0, max: 16 << 30 }),
+    processes:
+      env.optional("VANE_EVALUATOR_PROCESSES")?.trim().toLowerCase() === "auto"
+        ? availableParallelism()
+        : env.int("VANE_EVALUATOR_PROCESSES", 1, { min: 1, max: 256 }),
     readyWithoutSnapshots: env.bool("VANE_EVALUATOR_READY_WITHOUT_SNAPSHOTS", false),
   };
 }

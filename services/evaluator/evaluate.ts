@@ -36,6 +36,14 @@ export interface FlagEvaluator {
   evaluate(state: EnvironmentState, key: string, context: EvaluationContext, type: FlagValueType | undefined, api: string, exposures?: boolean): Resolution;
   /** Evaluates every flag (every client-visible one when `clientOnly`), in definition order. */
   evaluateAll(state: EnvironmentState, context: EvaluationContext, clientOnly: boolean, api: string, exposures?: boolean): Map<string, Resolution>;
+  /** Counts and reports exposures for an evaluateAll result delivered again (a cached answer), as evaluateAll did. */
+  redeliver(state: EnvironmentState, context: EvaluationContext, answer: Redelivered, api: string, exposures?: boolean): void;
+}
+
+/** What {@link FlagEvaluator.redeliver} needs of a cached answer. */
+export interface Redelivered {
+  readonly reasons: ReadonlyMap<string, number>;
+  readonly experiments: readonly (readonly [string, Resolution])[];
 }
 
 /**
@@ -94,6 +102,12 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
         if (exposures && res.metadata.holdoutId !== undefined) exposeHoldout(state, key, res, context);
       }
       return all;
+    },
+    redeliver(state, requestContext, answer, api, exposures = true) {
+      for (const [reason, n] of answer.reasons) counters.evaluation(api, reason, n);
+      if (!exposures || answer.experiments.length === 0) return;
+      const context = enrich ? enrich(requestContext) : requestContext;
+      for (const [key, res] of answer.experiments) expose(state, key, res, context);
     },
   };
 }

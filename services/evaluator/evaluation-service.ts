@@ -15,6 +15,8 @@ import {
 } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
 import { ApiKeyKind, Role, hasRole, requirePrincipal } from "#lib/auth/auth.ts";
 import type { FlagValueType } from "#engine";
+import { createBulkCache, type BulkCache } from "./bulk-cache.ts";
+import { answerEvaluateAll } from "./bulk-evaluation.ts";
 import { contextFromStruct, toEvaluation, type FlagEvaluator } from "./evaluate.ts";
 import { withExplanation } from "./explain.ts";
 import type { EnvironmentState, SnapshotStore } from "./snapshots/store.ts";
@@ -29,6 +31,8 @@ export interface EvaluationServiceDeps {
   watchers: WatchFanOut;
   /** Called when a watch stream opens; returns the close callback (metrics). */
   onStream?: () => () => void;
+  /** EvaluateAll's answers for repeated contexts (none kept when absent). */
+  bulkCache?: BulkCache;
 }
 
 const types: Record<ValueType, FlagValueType | undefined> = {
@@ -95,6 +99,7 @@ function loadedState(store: SnapshotStore, environmentId: string): EnvironmentSt
 /** The EvaluationService implementation. */
 export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImpl<typeof EvaluationService> {
   const { store, evaluator, watchers } = deps;
+  const bulk = { evaluator, cache: deps.bulkCache ?? createBulkCache({ maxEntries: 0, maxBytes: 0 }) };
   return {
     evaluate(req, ctx) {
       const target = evaluationTarget(ctx, store, req.environmentId);
@@ -116,11 +121,13 @@ export function createEvaluationService(deps: EvaluationServiceDeps): ServiceImp
       if (req.explain) mayExplain(target);
       const state = loadedState(store, target.environmentId);
       const context = contextFromStruct(req.context);
+      // Explained answers are for people debugging: neither tagged nor cached.
+      if (!req.explain) return answerEvaluateAll(bulk, state, target, context, req.ifNoneMatch || ctx.requestHeader.get("if-none-match"), ctx.responseHeader);
       const all = evaluator.evaluateAll(state, context, target.clientOnly, "vane_all", target.exposures);
       const evaluations: Evaluation[] = [];
       for (const [key, res] of all) {
         const e = toEvaluation(key, res);
-        evaluations.push(req.explain ? withExplanation(e, state, key, context) : e);
+        evaluations.push(withExplanation(e, state, key, context));
       }
       return create(EvaluateAllResponseSchema, { evaluations, environmentId: state.environmentId, version: BigInt(state.version) });
     },

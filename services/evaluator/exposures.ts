@@ -7,8 +7,15 @@
  * batches in the background. A buffer bounded in exposures and in bytes rides out a NATS outage;
  * when it is full, new exposures are dropped and counted. An exposure that can never be published
  * (larger than the server's max_payload, or refused again and again while others go through) is
- * dropped and counted as undeliverable, never retried at the head of the buffer forever. Repeats (same unit, experiment, flag and variant) within
- * the recent-window are suppressed: analysis needs a unit's first exposure, not every call.
+ * dropped and counted as undeliverable, never retried at the head of the buffer forever.
+ *
+ * Aggregated before publishing: of the exposures of one environment, experiment, flag, unit and
+ * variant, only the first is kept while that combination is among the last `dedupeSize` (50,000)
+ * remembered. Analytics assigns a unit at its first exposure and counts an exposure to another
+ * variant as a conflict, so the repeats it drops change nothing there except that a unit flipping
+ * between variants is counted once per variant, not once per flip. Each round publishes up to
+ * `batchSize` exposures with all their acknowledgements in flight at once (the bound), each to its
+ * unit's partition stream (lib/bus/partitions.ts).
  */
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -18,8 +25,7 @@ import { context, ROOT_CONTEXT, type SpanContext, trace } from "@opentelemetry/a
 import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import { ensureStream, publishEvent, type BusStatus } from "#lib/bus/bus.ts";
 import type { Logger } from "#lib/process/logger.ts";
-import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
-import { eventSubject } from "#lib/bus/events.ts";
+import { eventsLayout } from "#lib/bus/partitions.ts";
 
 /** One exposure, as the evaluation path reports it. */
 export interface Exposure {
@@ -63,6 +69,8 @@ export interface ExposurePublisherOptions {
   logger: Logger;
   /** The events stream (lib/bus/streams.ts's spec, ensured like the collector does). */
   stream: string;
+  /** `VANE_EVENTS_PARTITIONS` (default 1). */
+  partitions?: number;
   /** Most exposures held while they cannot be published (default 10 000). */
   capacity?: number;
   /** Most bytes of encoded exposures held (default 16 MiB). */
@@ -162,10 +170,9 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
   };
   const maxMessageBytes = () => (bus?.maxPayload?.() ?? DEFAULT_MAX_PAYLOAD) - HEADER_ROOM;
 
-  const spec = eventsStream(opts.stream);
-  const subjectPrefix = eventsSubjectPrefix(spec);
+  const layout = eventsLayout(opts.stream, opts.partitions);
   const ensure = async (b: ExposureBus) => {
-    await ensureStream(b.jsm, { ...spec, manage: b.manageJetStream });
+    for (const spec of [layout.legacy, ...layout.partitionStreams]) await ensureStream(b.jsm, { ...spec, manage: b.manageJetStream });
     streamReady = true;
   };
 
@@ -259,7 +266,13 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
           stats.dropped++;
           return;
         }
-        push({ id, subject: eventSubject(subjectPrefix, e.environmentId, "exposure"), payload, attempts: 0, parent: trace.getSpanContext(context.active()) });
+        push({
+          id,
+          subject: layout.route(e.environmentId, e.unitKey, "exposure").subject,
+          payload,
+          attempts: 0,
+          parent: trace.getSpanContext(context.active()),
+        });
       } catch (err) {
         stats.dropped++;
         log.error({ err }, "recording an exposure failed");

@@ -7,8 +7,8 @@ import type { SnapshotStore } from "./snapshots/store.ts";
 
 /** Counters the evaluation surfaces bump. Keys are `<api>|<reason>`. */
 export interface EvaluatorCounters {
-  /** Counts one evaluation result. */
-  evaluation(api: string, reason: string): void;
+  /** Counts one evaluation result (`n` of them: a cached bulk answer delivered again). */
+  evaluation(api: string, reason: string, n?: number): void;
   /** Open streams by kind (vane_watch, flagd_events, flagd_sync). */
   streamOpened(kind: string): () => void;
   snapshotRejected(environmentId: string): void;
@@ -96,9 +96,9 @@ export function createEvaluatorMetrics(sources: EvaluatorMetricSources): Evaluat
   meter.addBatchObservableCallback(callback, instruments);
 
   return {
-    evaluation(api, reason) {
+    evaluation(api, reason, n = 1) {
       const key = `${api}|${reason}`;
-      evaluations.set(key, (evaluations.get(key) ?? 0) + 1);
+      evaluations.set(key, (evaluations.get(key) ?? 0) + n);
     },
     streamOpened(kind) {
       streams.set(kind, (streams.get(kind) ?? 0) + 1);

@@ -19,6 +19,7 @@ import type { CommonConfig } from "#lib/process/service-config.ts";
 import type { ServiceModule } from "#lib/process/service-module.ts";
 import { createChangeHub } from "./snapshots/change-hub.ts";
 import type { EvaluatorConfig } from "./config.ts";
+import { createBulkCache, type BulkCache } from "./bulk-cache.ts";
 import { createEvaluationService } from "./evaluation-service.ts";
 import { createFlagEvaluator } from "./evaluate.ts";
 import { createExposurePublisher, type ExposurePublisher } from "./exposures.ts";
@@ -72,6 +73,8 @@ export interface FlagdPorts {
 export interface EvaluatorModule extends ServiceModule {
   store: SnapshotStore;
   exposures: ExposurePublisher;
+  /** EvaluateAll's answers for repeated contexts. */
+  bulkCache: BulkCache;
   kvSource: KvSnapshotSource | undefined;
   fileSource: FlagdFiles | undefined;
   /** Resolves once NATS is connected (never, while it is unreachable); undefined without NATS. */
@@ -99,6 +102,7 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   const exposures = createExposurePublisher({
     logger,
     stream: config.eventsStream,
+    partitions: config.eventsPartitions,
     capacity: config.exposureBufferSize,
     capacityBytes: config.exposureBufferBytes,
     ...opts.exposures,
@@ -166,18 +170,29 @@ export async function createEvaluatorModule(opts: EvaluatorModuleOptions): Promi
   });
   const flagdDeps = { store, evaluator, hub, access, keepAliveMs: config.flagdKeepAliveMs };
   let ofrep: { verifier: TokenVerifier; handle: ReturnType<typeof createOfrepHandler> } | undefined;
+  const bulkCache = createBulkCache({ maxEntries: config.bulkCacheEntries, maxBytes: config.bulkCacheBytes });
 
   return {
     name: "evaluator",
     store,
     exposures,
+    bulkCache,
     kvSource,
     fileSource,
     bus,
     // Evaluation is the hot path: its unary gRPC calls take lib/server/grpc-fast-path.ts.
     services: [
       {
-        ...serve(EvaluationService, createEvaluationService({ store, evaluator, watchers, onStream: () => counters.streamOpened("vane_watch") })),
+        ...serve(
+          EvaluationService,
+          createEvaluationService({
+            store,
+            evaluator,
+            watchers,
+            onStream: () => counters.streamOpened("vane_watch"),
+            bulkCache,
+          }),
+        ),
         fastUnary: true,
         options: { compressMinBytes: UNCOMPRESSED_UP_TO },
       },

@@ -12,7 +12,6 @@
  * 404 FLAG_NOT_FOUND, 401/403 with {errorDetails}, 503 with Retry-After while configuration loads.
  * A disabled flag answers 200 with reason DISABLED and no value (the caller's default applies).
  */
-import { createHash } from "node:crypto";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -20,10 +19,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { EvaluationContext, Resolution } from "#engine";
 import { ApiKeyKind, type Principal, type TokenVerifier } from "#lib/auth/auth.ts";
 import type { Logger } from "#lib/process/logger.ts";
+import { ifNoneMatchNames } from "#lib/server/entity-tags.ts";
+import { bulkTag } from "./bulk-etag.ts";
 import { checkContext } from "./context-limits.ts";
 import type { FlagEvaluator } from "./evaluate.ts";
 import { API_KEY_SELECTOR, type FlagdKeys } from "./flagd/keys.ts";
-import type { EnvironmentState, SnapshotStore } from "./snapshots/store.ts";
+import type { SnapshotStore } from "./snapshots/store.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -160,20 +161,16 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
   const bulk = async (req: Req): Promise<Answer> => {
     const { state, clientOnly } = await targetOf(req);
     const ctx = await context(req, undefined);
-    const match = req.headers["if-none-match"];
-    const matches = (etag: string) => typeof match === "string" && match.split(",").some((t) => t.trim().replace(/^W\//, "") === etag);
-    // The answer depends only on the environment's version, the key's visibility, the context
-    // and the clock — and only the flags whose rules read the clock can change while the rest
-    // stay put. So the tag names the first three and the answers of those few flags: a client
-    // revalidating an unchanged answer gets its 304 after evaluating the clock's flags alone.
-    const clock = clockFlags(state)
-      .filter((key) => !clientOnly || state.clientVisible.has(key))
-      .map((key) => {
-        const r = opts.evaluator.evaluate(state, key, ctx, undefined, "ofrep_all", false);
-        return [key, r.value, r.variant, r.reason];
-      });
-    const etag = `"v${state.version}.${state.commitTimeMs}-${clientOnly ? "c" : "a"}-${hash(canonical(ctx))}${clock.length ? `-${hash(JSON.stringify(clock))}` : ""}"`;
-    if (matches(etag)) return new Answer(304, undefined, { etag });
+    // The tag (bulk-etag.ts) evaluates only the flags that read the clock: a client revalidating
+    // an unchanged answer gets its 304 without the rest being evaluated.
+    const etag = bulkTag(state, clientOnly, ctx, (key) => opts.evaluator.evaluate(state, key, ctx, undefined, "ofrep_all", false));
+    let notModified: boolean;
+    try {
+      notModified = ifNoneMatchNames(header(req, "if-none-match"), etag);
+    } catch (err) {
+      throw new Answer(400, { errorCode: "GENERAL", errorDetails: ConnectError.from(err).rawMessage });
+    }
+    if (notModified) return new Answer(304, undefined, { etag });
     const flags: unknown[] = [];
     for (const [key, res] of opts.evaluator.evaluateAll(state, ctx, clientOnly, "ofrep_all"))
       flags.push(res.reason === "ERROR" ? failure(key, res) : success(key, res));
@@ -211,32 +208,7 @@ export function createOfrepHandler(opts: OfrepOptions): (req: Req, res: Res) => 
   };
 }
 
-const clockReaders = new WeakMap<EnvironmentState, string[]>();
-/** The flags whose rules read the time of evaluation (`$flagd.timestamp`), directly or through a shared rule. */
-function clockFlags(state: EnvironmentState): string[] {
-  let keys = clockReaders.get(state);
-  if (keys === undefined) {
-    const def = state.evaluationDefinition;
-    const reads = (rule: unknown) => JSON.stringify(rule ?? null).includes("$flagd.timestamp");
-    const sharedReads = Object.values(def.$evaluators ?? {}).some(reads);
-    const flags: [string, { targeting?: unknown }][] = Array.isArray(def.flags) ? def.flags.map((f) => [f.key ?? "", f]) : Object.entries(def.flags);
-    keys = flags.filter(([, f]) => reads(f.targeting) || (sharedReads && JSON.stringify(f.targeting ?? null).includes('"$ref"'))).map(([k]) => k);
-    clockReaders.set(state, keys);
-  }
-  return keys;
-}
-
-const hash = (text: string) => createHash("sha256").update(text).digest("base64url").slice(0, 22);
-
-/** JSON with object keys sorted: the same context gives the same text whatever the order of its keys. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
+function header(req: Req, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(", ") : v;
 }

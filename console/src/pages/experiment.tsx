@@ -9,18 +9,21 @@ import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useState } from "react";
 import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_pb.js";
-import { ExperimentStatus, type MetricResult, type Results } from "#gen/vane/experiments/v1/experiments_pb.js";
+import { ExperimentStatus, LiftScale, StatisticsEngine, TestSides, type MetricResult, type Results } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { describeError } from "../api.ts";
 import { useRole } from "../role.ts";
 import { href, type Route } from "../router.ts";
-import { bounded, interval, mean, percent, pValue, verdict } from "../results.ts";
+import { bounded, interval, lift, mean, percent, pValue, verdict } from "../results.ts";
 import { statusWord } from "./experiments.tsx";
 
 const ForestPlot = lazy(() => import("./charts.tsx").then((m) => ({ default: m.ForestPlot })));
 const Timeline = lazy(() => import("./charts.tsx").then((m) => ({ default: m.Timeline })));
 
-function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confidenceLevel: number }) {
+function MetricTable({ metric, results }: { metric: MetricResult; results: Results }) {
   const [control] = metric.variants;
+  const level = Math.round(results.confidenceLevel * 100);
+  const absolute = results.scale === LiftScale.ABSOLUTE;
+  const bayesian = results.engine === StatisticsEngine.BAYESIAN;
   const unbounded = metric.variants.slice(1).some((v) => !bounded(v.relativeLiftInterval) || !bounded(v.relativeSequentialInterval));
   return (
     <section className="card" data-testid={`metric-${metric.metricKey}`}>
@@ -36,9 +39,11 @@ function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confid
             <th>Variant</th>
             <th>Units</th>
             <th>Mean</th>
-            <th>Lift</th>
-            <th>{Math.round(confidenceLevel * 100)}% interval</th>
-            <th>p-value (corrected)</th>
+            <th>Lift{absolute ? " (units)" : ""}</th>
+            <th>
+              {level}% {bayesian ? "credible interval" : results.sequential ? "interval, safe to look" : "interval"}
+            </th>
+            <th>{bayesian ? "Risk if shipped" : "p-value (corrected)"}</th>
             <th>Chance to win</th>
             <th>Safe to look: interval, p</th>
             <th>Verdict</th>
@@ -54,17 +59,15 @@ function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confid
             </td>
           </tr>
           {metric.variants.slice(1).map((v) => {
-            const said = verdict(v, metric.direction, confidenceLevel);
+            const said = verdict(v, metric.direction);
             return (
               <tr key={v.variant}>
                 <td>{v.variant}</td>
                 <td>{String(v.units)}</td>
                 <td>{mean(v.mean)}</td>
-                <td>{percent(v.relativeLift)}</td>
-                <td>{interval(v.relativeLiftInterval)}</td>
-                <td>
-                  {pValue(v.pValue)} ({pValue(v.adjustedPValue)})
-                </td>
+                <td>{lift(v.lift, absolute)}</td>
+                <td>{interval(v.liftInterval, absolute)}</td>
+                <td>{bayesian ? percent(v.risk, false) : pValue(v.decisionPValue)}</td>
                 <td>{percent(v.chanceToBeatControl, false)}</td>
                 <td>
                   {interval(v.relativeSequentialInterval)}, {pValue(v.sequentialPValue)}
@@ -79,7 +82,7 @@ function MetricTable({ metric, confidenceLevel }: { metric: MetricResult; confid
         </tbody>
       </table>
       <p className="muted">
-        Chart: the bar is the {Math.round(confidenceLevel * 100)}% interval of the lift, the thin grey line the "safe to look" interval, the dot the estimate.
+        Chart: the bar is the {level}% interval of the lift, the thin grey line the "safe to look" interval, the dot the estimate.
         {unbounded && " — means no bounded interval yet: the control's numbers are still too close to 0 or too few to bound the lift; keep collecting data."}
       </p>
     </section>
@@ -105,12 +108,23 @@ function ResultsView({ results, primary }: { results: Results; primary: string }
         </section>
       )}
       <p className="muted">
-        {Math.round(results.confidenceLevel * 100)}% confidence; p-values corrected across metrics ({results.correction || "none"}). "Safe to look" figures stay
-        valid however often you check while it runs; the others are for the final read. Computed{" "}
+        {results.engine === StatisticsEngine.BAYESIAN
+          ? `Bayesian, ${Math.round(results.confidenceLevel * 100)}% credible intervals; a variant is called when its chance to win and its risk pass the experiment's thresholds.`
+          : `${Math.round(results.confidenceLevel * 100)}% confidence, ${results.sides === TestSides.ONE_SIDED ? "one-sided (only an improvement can be called)" : "two-sided"}; p-values corrected across metrics (${results.correction || "none"})${results.sequential ? "; decisions follow the safe-to-look figures" : ""}.`}{" "}
+        Lifts are {results.scale === LiftScale.ABSOLUTE ? "differences in the metric's units" : "relative to the control"}. "Safe to look" figures stay valid
+        however often you check while it runs; the others are for the final read. Computed{" "}
         {results.computeTime ? timestampDate(results.computeTime).toLocaleString() : ""}.
       </p>
+      {results.progress && (
+        <p>
+          <label>
+            Progress towards the planned {String(results.progress.plannedUnitsPerArm)} units per arm:{" "}
+            <progress max={1} value={Math.min(1, results.progress.fraction)} /> {percent(results.progress.fraction, false)}
+          </label>
+        </p>
+      )}
       {results.metrics.map((m) => (
-        <MetricTable key={m.metricKey} metric={m} confidenceLevel={results.confidenceLevel} />
+        <MetricTable key={m.metricKey} metric={m} results={results} />
       ))}
       <section className="card">
         <h2>Over time</h2>

@@ -52,8 +52,13 @@ export interface ApplyResult {
   conflicts: number;
 }
 
-/** Takes the pipeline's lock: batches are applied one at a time, whichever replica fetched them. */
-export async function lockPipeline(trx: Trx, name: string): Promise<void> {
+/**
+ * Takes a pipeline's lock: its batches are applied one at a time, whichever replica fetched them.
+ * A partition's pipeline also holds the unpartitioned pipeline's lock shared (`shared`), so
+ * partitions apply in parallel with each other but never beside the unpartitioned stream's drain.
+ */
+export async function lockPipeline(trx: Trx, name: string, shared?: string): Promise<void> {
+  if (shared) await sql`select pg_advisory_xact_lock_shared(hashtext(${`vane:analytics:pipeline:${shared}`}))`.execute(trx);
   await sql`select pg_advisory_xact_lock(hashtext(${`vane:analytics:pipeline:${name}`}))`.execute(trx);
 }
 
@@ -242,8 +247,21 @@ async function chunked<T>(rows: readonly T[], size: number, fn: (chunk: T[]) => 
   for (let i = 0; i < rows.length; i += size) await fn(rows.slice(i, i + size));
 }
 
+/** Sorts rows by their conflict key, so concurrent partitions lock shared rows in one order (no deadlocks). */
+function byKey<T>(rows: readonly T[], keyOf: (r: T) => string): T[] {
+  return rows
+    .map((r) => [keyOf(r), r] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .map(([, r]) => r);
+}
+
 /** Writes the fold's output: assignments and totals replaced, daily sums added to. */
-async function write(trx: Trx, out: FoldOutput): Promise<void> {
+async function write(trx: Trx, unsorted: FoldOutput): Promise<void> {
+  const out = {
+    ...unsorted,
+    variantDeltas: byKey(unsorted.variantDeltas, (r) => `${r.experimentId}/${r.metricId}/${r.variant}/${r.day}`),
+    exposureDeltas: byKey(unsorted.exposureDeltas, (r) => `${r.experimentId}/${r.variant}/${r.day}`),
+  };
   await chunked(out.assignments, 5000, (c) =>
     sql`insert into assignments (experiment_id, unit_key, environment_id, variant, first_exposure_at, conflicting_exposures, dimensions)
       select * from unnest(${c.map((a) => a.experimentId)}::uuid[], ${c.map((a) => a.unitKey)}::text[], ${c.map((a) => a.environmentId)}::uuid[],

@@ -36,6 +36,13 @@ export interface PipelineOptions {
   stream: string;
   /** The durable consumer's name (default "analytics"). */
   consumerName?: string;
+  /**
+   * The pipeline's row in `consumer_positions` and the name of its lock (default: the consumer's
+   * name). A partition's pipeline has its own (partitions.ts), as its stream has its own sequence.
+   */
+  positionKey?: string;
+  /** A lock held shared while applying: a partition's pipeline holds the unpartitioned pipeline's. */
+  sharedLock?: string;
   /** Messages per batch (and the consumer's max_ack_pending). Default 2000. */
   batchSize?: number;
   /** How long a fetched batch may stay unacknowledged before redelivery. Default 30 s. */
@@ -107,8 +114,9 @@ export function decodeEvent(m: { data: Uint8Array; seq: number; subject: string 
 /** Creates (or updates) the durable consumer and starts the fetch → apply → ack loop. */
 export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const name = opts.consumerName ?? "analytics";
+  const positionKey = opts.positionKey ?? name;
   const batchSize = opts.batchSize ?? 2000;
-  const log = opts.logger.child({ component: "pipeline", consumer: name });
+  const log = opts.logger.child({ component: "pipeline", consumer: name, stream: opts.stream });
   const config = {
     durable_name: name,
     ack_policy: AckPolicy.Explicit,
@@ -149,7 +157,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const stats = { processed: 0, duplicates: 0, redeliveries: 0, batches: 0, gapFills: 0 };
   const gapWaitMs = opts.gapWaitMs ?? 2_000;
   // The pipeline's own floor: every event up to it is applied (committed with the aggregates).
-  let position = Number((await opts.db.selectFrom("consumer_positions").select("stream_seq").where("consumer", "=", name).executeTakeFirst())?.stream_seq ?? 0);
+  let position = Number(
+    (await opts.db.selectFrom("consumer_positions").select("stream_seq").where("consumer", "=", positionKey).executeTakeFirst())?.stream_seq ?? 0,
+  );
   // A gap: the floor it sits on, and since when.
   let gap: { floor: number; since: number } | undefined;
   let stopping = false;
@@ -196,11 +206,11 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     withTransaction(
       opts.db,
       async (trx: Trx) => {
-        await lockPipeline(trx, name);
+        await lockPipeline(trx, positionKey, opts.sharedLock);
         const result = await applyBatch(trx, events, { skewToleranceMs: opts.skewToleranceMs });
         await trx
           .insertInto("consumer_positions")
-          .values({ consumer: name, stream_seq: lastSeq })
+          .values({ consumer: positionKey, stream_seq: lastSeq })
           .onConflict((oc) =>
             oc.column("consumer").doUpdateSet({ stream_seq: sql`greatest(consumer_positions.stream_seq, excluded.stream_seq)`, updated_at: sql`now()` }),
           )

@@ -1,10 +1,12 @@
 /**
- * Exactly once under crashes: a child process runs the pipeline while a known stream of events is
- * published; it is SIGKILLed many times and restarted — each time only after it has committed a
- * batch since its start, at a random moment while it works — and it also kills itself between a
- * commit and the acknowledgement. The final aggregates must equal the ground truth computed here
- * from the stream itself (see pipeline-reference.ts). Event times are shuffled against arrival
- * order, so exposures often arrive after events that belong after them.
+ * Exactly once under crashes: child processes (one replica on the one events stream; two
+ * replicas on two partition streams, claiming them from each other) run the pipeline while a
+ * known stream of events is published; each is SIGKILLed many times and restarted — each time
+ * only after it has committed a batch since its start, at a random moment while it works — and
+ * each also kills itself between a commit and the acknowledgement. The final aggregates must equal
+ * the ground truth computed here from the streams themselves (see pipeline-reference.ts). Event
+ * times are shuffled against arrival order, so exposures often arrive after events that belong
+ * after them.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -17,8 +19,8 @@ import { EventEnvelopeSchema } from "#gen/vane/events/v1/events_pb.js";
 import { type Bus, connectBus, ensureStream } from "#lib/bus/bus.ts";
 import { createDatabase, type Database } from "#lib/data/db.ts";
 import { migrateToLatest } from "#lib/data/migrations.ts";
-import { eventsStream, eventsSubjectPrefix } from "#lib/bus/streams.ts";
-import { createTestLogger, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
+import { eventsLayout } from "#lib/bus/partitions.ts";
+import { createTestLogger, deleteStreams, dropSchema, eventually, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
 import { decodeEvent, type PipelineEvent } from "../pipeline/consumer.ts";
 import { migrations } from "../migrations/index.ts";
 import type { AnalyticsDatabase } from "../schema.ts";
@@ -27,11 +29,14 @@ import { reference, type RefExperiment } from "./pipeline-reference.ts";
 const child = fileURLToPath(new URL("./pipeline-child.ts", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe("pipeline exactly once", () => {
+describe.each([
+  { replicas: 1, partitions: 1 },
+  { replicas: 2, partitions: 2 },
+])("pipeline exactly once: $replicas replica(s), $partitions partition(s)", ({ replicas, partitions }) => {
   const schema = uniqueName("analytics_eo");
   const streamName = uniqueName("EVENTS_EO").toUpperCase();
-  const spec = eventsStream(streamName);
-  const prefix = eventsSubjectPrefix(spec);
+  const layout = eventsLayout(streamName, partitions);
+  const streams = partitions > 1 ? layout.partitionStreams.map((s) => s.name) : [streamName];
   let database: Database<AnalyticsDatabase>;
   let bus: Bus;
   const org = randomUUID();
@@ -53,7 +58,7 @@ describe("pipeline exactly once", () => {
     database = await createDatabase<AnalyticsDatabase>({ url: testDatabaseUrl, schema, logger });
     await migrateToLatest(database.db, migrations, { schema, logger });
     bus = await connectBus({ servers: testNatsUrl, name: "eo-test", logger });
-    await ensureStream(bus.jsm, spec);
+    for (const spec of [layout.legacy, ...layout.partitionStreams]) await ensureStream(bus.jsm, spec);
     for (const [key, m] of Object.entries(metrics)) {
       await database.db
         .insertInto("metrics")
@@ -92,7 +97,7 @@ describe("pipeline exactly once", () => {
     await database?.destroy();
     await dropSchema(testDatabaseUrl, schema);
     if (bus) {
-      await deleteStreams(bus.nc, [streamName]);
+      await deleteStreams(bus.nc, [streamName, ...streams]);
       await bus.drain();
     }
   });
@@ -128,38 +133,40 @@ describe("pipeline exactly once", () => {
         EventEnvelopeSchema,
         create(EventEnvelopeSchema, { eventId, organizationId: org, projectId: project, environmentId: env, receiveTime: at(), payload: payload as never }),
       );
-      out.push({ subject: `${prefix}.${env}.${kind}`, msgId: eventId, data });
+      const { subject } = layout.route(env, unitKey, kind);
+      out.push({ subject, msgId: eventId, data });
       // A client retry after the stream's duplicate window: a second message with the same event id.
-      if (Math.random() < 0.03)
-        late.push({ at: i + 500 + Math.floor(Math.random() * 3000), m: { subject: `${prefix}.${env}.${kind}`, msgId: `${eventId}-late`, data } });
+      if (Math.random() < 0.03) late.push({ at: i + 500 + Math.floor(Math.random() * 3000), m: { subject, msgId: `${eventId}-late`, data } });
     }
     // Re-publish them well after the original, so they arrive in a later batch.
     for (const l of late.sort((a, b) => b.at - a.at)) out.splice(Math.min(l.at, out.length), 0, l.m);
     return out;
   }
 
-  it("counts every event once across SIGKILLs of the consumer while it works and after commits", async () => {
+  it("counts every event once across SIGKILLs of the replicas while they work and after commits", async () => {
     const consumer = uniqueName("analytics");
-    // A short ack wait, so the batch a killed child held comes back soon after the restart.
+    // A short ack wait, so the batch a killed child held comes back soon after the restart; a
+    // short claim interval, so a killed replica's partitions are taken over soon.
     const args = JSON.stringify({
       databaseUrl: testDatabaseUrl,
       schema,
       natsUrl: testNatsUrl,
       stream: streamName,
+      partitions,
       consumer,
       batchSize: 150,
       ackWaitMs: 1000,
       crashAfterCommit: 0,
     });
     const crashingArgs = args.replace('"crashAfterCommit":0', '"crashAfterCommit":0.3');
-    let proc: ChildProcess | undefined;
-    /** What the current child reported since it started. */
-    let cur = { commits: 0, applied: 0, lastCommit: 0 };
-    const startChild = async (argv = args) => {
+    const procs = new Set<ChildProcess>();
+    /** What a child reported since it started. */
+    type Progress = { commits: number; applied: number; lastCommit: number };
+    const startChild = async (argv = args): Promise<{ p: ChildProcess; progress: Progress }> => {
       const p = spawn(process.execPath, ["--import", "tsx", child, argv], { stdio: ["ignore", "pipe", "inherit"] });
-      proc = p;
-      const mine = { commits: 0, applied: 0, lastCommit: 0 };
-      cur = mine;
+      procs.add(p);
+      p.once("exit", () => procs.delete(p));
+      const progress = { commits: 0, applied: 0, lastCommit: 0 };
       await new Promise<void>((resolve, reject) => {
         let buffered = "";
         p.stdout!.on("data", (d: Buffer) => {
@@ -170,15 +177,15 @@ describe("pipeline exactly once", () => {
             if (line === "ready") resolve();
             const m = /^committed (\d+)$/.exec(line);
             if (m) {
-              mine.commits++;
-              mine.applied += Number(m[1]);
-              mine.lastCommit = Date.now();
+              progress.commits++;
+              progress.applied += Number(m[1]);
+              progress.lastCommit = Date.now();
             }
           }
         });
         p.once("exit", (code) => reject(new Error(`child exited with ${code}`)));
       });
-      return p;
+      return { p, progress };
     };
     const until = async (cond: () => boolean, ms: number) => {
       for (const end = Date.now() + ms; !cond() && Date.now() < end;) await sleep(10);
@@ -195,31 +202,30 @@ describe("pipeline exactly once", () => {
         await sleep(15);
       }
     })().finally(() => (publishing = false));
+    /** Messages not yet acknowledged, over the streams consumed (all of them until every consumer exists). */
     const outstanding = async () => {
-      const info = await bus.jsm.consumers.info(streamName, consumer).catch(() => null);
-      return info ? info.num_pending + info.num_ack_pending : messages.length;
+      const infos = await Promise.all(streams.map((s) => bus.jsm.consumers.info(s, consumer).catch(() => null)));
+      return infos.every((i) => i !== null) ? infos.reduce((n, i) => n + i!.num_pending + i!.num_ack_pending, 0) : messages.length;
     };
-    let kills = 0;
-    let activeKills = 0;
-    let selfKills = 0;
-    let killedApplied = 0;
-    try {
-      // Odd rounds: SIGKILL from outside at a random moment once the child has committed since its
-      // start. Even rounds: the child kills itself right after some commit, before acknowledging.
-      // Rounds go on until five outside kills have landed mid-work (a loaded machine may need more
-      // rounds for that, never a lower bar), three children killed themselves, and the killed
-      // children have done most of the work.
-      for (let round = 0; activeKills < 5 || selfKills < 3 || publishing || (await outstanding()) > messages.length * 0.4; round++) {
-        if (round > 80) throw new Error(`too many rounds: ${JSON.stringify({ kills, activeKills, selfKills, published, outstanding: await outstanding() })}`);
-        const self = round % 2 === 1 && selfKills < 3;
-        const p = await startChild(self ? crashingArgs : args);
+    const counts = { kills: 0, activeKills: 0, selfKills: 0, killedApplied: 0 };
+    const appliedByReplica = Array.from({ length: replicas }, () => 0);
+    // Each replica slot, in parallel: odd rounds SIGKILL the child from outside at a random moment
+    // once it has committed since its start; even rounds let it kill itself right after some
+    // commit, before acknowledging. Rounds go on until five outside kills have landed mid-work (a
+    // loaded machine may need more rounds for that, never a lower bar), three children killed
+    // themselves, and the killed children have done most of the work.
+    const slot = async (replica: number) => {
+      for (let round = 0; counts.activeKills < 5 || counts.selfKills < 3 || publishing || (await outstanding()) > messages.length * 0.4; round++) {
+        if (round > 80) throw new Error(`too many rounds: ${JSON.stringify({ ...counts, published, outstanding: await outstanding() })}`);
+        const self = round % 2 === 1 && counts.selfKills < 3;
+        const { p, progress } = await startChild(self ? crashingArgs : args);
         const exited = new Promise((r) => p.once("exit", r));
         if (self) {
           await Promise.race([exited, sleep(5000)]);
           if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-          else selfKills++;
+          else counts.selfKills++;
         } else {
-          const progressed = await until(() => cur.commits > 0, 5_000);
+          const progressed = await until(() => progress.commits > 0, 5_000);
           await sleep(Math.random() * 300);
           // Kill at the first moment after that random delay when the child is active: work is left
           // and it committed within the last second (less than the ack wait), so it is inside its
@@ -227,46 +233,56 @@ describe("pipeline exactly once", () => {
           // than judging a fixed moment, keeps the test's premise independent of machine speed.
           let active = false;
           for (const end = Date.now() + 5_000; progressed && !active && Date.now() < end;) {
-            active = (await outstanding()) > 0 && Date.now() - cur.lastCommit < 1000;
+            active = (await outstanding()) > 0 && Date.now() - progress.lastCommit < 1000;
             if (!active) await sleep(10);
           }
-          if (active) activeKills++;
+          if (active) counts.activeKills++;
           p.kill("SIGKILL");
-          kills++;
+          counts.kills++;
         }
         await exited;
-        killedApplied += cur.applied;
+        counts.killedApplied += progress.applied;
+        appliedByReplica[replica] += progress.applied;
       }
+    };
+    let survivors: Progress[];
+    try {
+      await Promise.all(Array.from({ length: replicas }, (_, i) => slot(i)));
       await publisher;
       expect(published).toBeGreaterThanOrEqual(messages.length);
-      const last = await startChild();
+      const last = await Promise.all(Array.from({ length: replicas }, () => startChild()));
+      survivors = last.map((l) => l.progress);
       // Wait until everything is delivered and acknowledged.
-      for (let i = 0; ; i++) {
-        const info = await bus.jsm.consumers.info(streamName, consumer);
-        if (info.num_pending === 0 && info.num_ack_pending === 0) break;
-        if (i > 300) throw new Error(`consumer did not catch up: ${JSON.stringify({ pending: info.num_pending, ack: info.num_ack_pending })}`);
-        await sleep(200);
+      await eventually(async () => (await outstanding()) === 0, 60_000, "every message acknowledged");
+      for (const { p } of last) {
+        const exited = new Promise((r) => p.once("exit", r));
+        p.kill("SIGTERM");
+        await exited;
       }
-      const exited = new Promise((r) => last.once("exit", r));
-      last.kill("SIGTERM");
-      await exited;
-      // The killed children did most of the work; the survivor only the tail.
-      expect(cur.applied).toBeLessThan(distinct * 0.5);
-      expect(killedApplied).toBeGreaterThan(cur.applied);
     } finally {
-      proc?.kill("SIGKILL");
+      for (const p of procs) p.kill("SIGKILL");
     }
-    expect(selfKills).toBe(3);
+    // The killed children did most of the work; the survivors only the tail.
+    const survived = survivors.reduce((n, s) => n + s.applied, 0);
+    expect(survived).toBeLessThan(distinct * 0.5);
+    expect(counts.killedApplied).toBeGreaterThan(survived);
+    // Every replica slot did work: with two partitions the replicas applied them side by side.
+    for (const n of appliedByReplica) expect(n).toBeGreaterThan(0);
+    expect(counts.selfKills).toBeGreaterThanOrEqual(3);
     // Kills that hit a child in the middle of its work.
-    expect(activeKills).toBeGreaterThanOrEqual(5);
+    expect(counts.activeKills).toBeGreaterThanOrEqual(5);
 
-    // Ground truth from the stream's own order.
-    const info = await bus.jsm.streams.info(streamName);
+    // Ground truth from the streams' own order (a unit's events are all in one stream, in order).
     const events: PipelineEvent[] = [];
-    const oc = await bus.js.consumers.get(streamName);
-    while (events.length < info.state.messages) {
-      const batch = await oc.fetch({ max_messages: 1000, expires: 2000 });
-      for await (const m of batch) events.push(decodeEvent({ data: m.data, seq: m.seq, subject: m.subject }));
+    for (const name of streams) {
+      const info = await bus.jsm.streams.info(name);
+      const oc = await bus.js.consumers.get(name);
+      const mine: PipelineEvent[] = [];
+      while (mine.length < info.state.messages) {
+        const batch = await oc.fetch({ max_messages: 1000, expires: 2000 });
+        for await (const m of batch) mine.push(decodeEvent({ data: m.data, seq: m.seq, subject: m.subject }));
+      }
+      events.push(...mine);
     }
     const expected = reference(events, experiments, new Set(["purchase", "click", "load"]));
 

@@ -6,7 +6,7 @@
 import { connectBus } from "#lib/bus/bus.ts";
 import { createDatabase } from "#lib/data/db.ts";
 import { createTestLogger } from "#test/support/harness.ts";
-import { startPipeline } from "../pipeline/consumer.ts";
+import { startPartitionedPipeline } from "../pipeline/partitions.ts";
 import type { AnalyticsDatabase } from "../schema.ts";
 
 const o = JSON.parse(process.argv[2]) as {
@@ -14,18 +14,21 @@ const o = JSON.parse(process.argv[2]) as {
   schema: string;
   natsUrl: string;
   stream: string;
+  partitions: number;
   consumer: string;
   batchSize: number;
   ackWaitMs: number;
   crashAfterCommit: number;
 };
 const logger = createTestLogger();
-const database = await createDatabase<AnalyticsDatabase>({ url: o.databaseUrl, schema: o.schema, poolSize: 2, logger });
+const database = await createDatabase<AnalyticsDatabase>({ url: o.databaseUrl, schema: o.schema, poolSize: 2 + o.partitions * 2, logger });
 const bus = await connectBus({ servers: o.natsUrl, name: "pipeline-child", logger });
-const pipeline = await startPipeline({
+const pipeline = await startPartitionedPipeline({
   db: database.db,
   bus,
   stream: o.stream,
+  partitions: o.partitions,
+  claimIntervalMs: 200,
   consumerName: o.consumer,
   batchSize: o.batchSize,
   ackWaitMs: o.ackWaitMs,
