@@ -23,7 +23,7 @@ export interface BulkAnswer {
   readonly bytes: number;
   /** How many evaluations had each reason (metrics count every delivery). */
   readonly reasons: ReadonlyMap<string, number>;
-  /** The experiment flags' resolutions (exposures are reported at every delivery). */
+  /** The resolutions of experiment and holdout flags (exposures are reported at every delivery). */
   readonly experiments: readonly (readonly [string, Resolution])[];
 }
 
@@ -92,7 +92,8 @@ export function buildBulkAnswer(state: EnvironmentState, etag: string, results: 
   for (const [key, res] of results) {
     evaluations.push(toEvaluation(key, res));
     reasons.set(res.reason, (reasons.get(res.reason) ?? 0) + 1);
-    if (res.experimentId !== undefined) experiments.push([key, res]);
+    // Experiment and holdout exposures are replayed when the answer is served again.
+    if (res.experimentId !== undefined || res.metadata.holdoutId !== undefined) experiments.push([key, res]);
   }
   const head = { environmentId: state.environmentId, version: BigInt(state.version), etag };
   const response = create(EvaluateAllResponseSchema, { ...head, evaluations });

@@ -107,7 +107,10 @@ export function createFlagEvaluator(counters: EvaluatorCounters, exposures: Expo
       for (const [reason, n] of answer.reasons) counters.evaluation(api, reason, n);
       if (!exposures || answer.experiments.length === 0) return;
       const context = enrich ? enrich(requestContext) : requestContext;
-      for (const [key, res] of answer.experiments) expose(state, key, res, context);
+      for (const [key, res] of answer.experiments) {
+        expose(state, key, res, context);
+        if (res.metadata.holdoutId !== undefined) exposeHoldout(state, key, res, context);
+      }
     },
   };
 }
