@@ -13,8 +13,8 @@ import { EvaluationService } from "#gen/vane/evaluation/v1/evaluation_service_pb
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { parseEnvelope } from "#lib/bus/snapshots.ts";
 import { eventually } from "#test/support/harness.ts";
-import { createTestTokens, type EvaluatorHarness, startEvaluator } from "../../evaluator/test/harness.ts";
-import { type FlagsHarness, startFlags, type Tenant } from "./harness.ts";
+import { createTestTokens, type EvaluatorHarness, startEvaluator } from "../services/evaluator/test/harness.ts";
+import { type FlagsHarness, startFlags, type Tenant } from "../services/flags/test/harness.ts";
 
 const FLAGS = 10_000;
 const CHUNK = 16 << 10;
