@@ -131,6 +131,9 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
   let bytes = 0;
   const recent = new Set<string>();
   const stats = { published: 0, dropped: 0, undeliverable: 0, failed: 0, suppressed: 0 };
+  // Taken from the ring and not yet answered by JetStream: still held, so still counted as buffered
+  // (otherwise the counts briefly lose them while a round is in flight).
+  let inFlight = 0;
   let bus: ExposureBus | undefined;
   let streamReady = false;
   let timer: NodeJS.Timeout | undefined;
@@ -182,6 +185,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
     if (!streamReady) await ensure(b);
     while (count > 0 && b.status() === "connected") {
       const batch = take(batchSize);
+      inFlight += batch.length;
       const results = await Promise.allSettled(
         batch.map((p) =>
           context.with(p.parent ? trace.setSpanContext(ROOT_CONTEXT, p.parent) : ROOT_CONTEXT, () =>
@@ -189,6 +193,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
           ),
         ),
       );
+      inFlight -= batch.length;
       const failed = batch.filter((_, i) => results[i].status === "rejected");
       stats.published += batch.length - failed.length;
       if (failed.length > 0) {
@@ -284,7 +289,7 @@ export function createExposurePublisher(opts: ExposurePublisherOptions): Exposur
       loop();
     },
     flush,
-    stats: () => ({ buffered: count, bufferedBytes: bytes, ...stats }),
+    stats: () => ({ buffered: count + inFlight, bufferedBytes: bytes, ...stats }),
     async stop(timeoutMs = 2_000) {
       stopped = true;
       clearTimeout(timer);
