@@ -15,6 +15,7 @@ import { ExperimentService } from "#gen/vane/experiments/v1/experiment_service_p
 import { Direction, ExperimentStatus, MetricKind } from "#gen/vane/experiments/v1/experiments_pb.js";
 import { FlagService } from "#gen/vane/flags/v1/flag_service_pb.js";
 import { FlagType } from "#gen/vane/flags/v1/flags_pb.js";
+import { createRng } from "../stats/rng.ts";
 import { type AnalyticsHarness, startAnalytics, type Tenant } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -178,12 +179,17 @@ describe("experiments end to end", () => {
     }
 
     // Simulated units: a pre-period spend that predicts post spend (CUPED), a conversion lift.
+    // Seeded, so the draw (and so every assertion on it) is the same on every run.
+    const random = (() => {
+      const rng = createRng(20261205);
+      return () => rng.uniform();
+    })();
     const serverToken = await h.sign({ sub: randomUUID(), org: t.orgId, prj: t.projectId, env: t.environmentId, kind: "server" });
     const track = h.client(EventService, serverToken);
     const units = Array.from({ length: 2000 }, (_, i) => ({
       key: `user-${i}`,
-      variant: Math.random() < 0.5 ? "control" : "treatment",
-      spend: Math.floor(Math.random() * 100),
+      variant: random() < 0.5 ? "control" : "treatment",
+      spend: Math.floor(random() * 100),
     }));
     const send = async (events: { name: string; unitKey: string; value?: number }[]) => {
       for (let i = 0; i < events.length; i += 1000) {
@@ -215,9 +221,8 @@ describe("experiments end to end", () => {
     const post = units.flatMap((u) => {
       const p = u.variant === "treatment" ? 0.5 : 0.3;
       const out: { name: string; unitKey: string; value?: number }[] = [];
-      if (Math.random() < p)
-        out.push({ name: "purchase", unitKey: u.key, value: u.spend + (u.variant === "treatment" ? 10 : 0) + Math.floor(Math.random() * 5) });
-      if (Math.random() < 0.1) out.push({ name: "error", unitKey: u.key });
+      if (random() < p) out.push({ name: "purchase", unitKey: u.key, value: u.spend + (u.variant === "treatment" ? 10 : 0) + Math.floor(random() * 5) });
+      if (random() < 0.1) out.push({ name: "error", unitKey: u.key });
       return out;
     });
     await send(post);
