@@ -9,8 +9,7 @@
  */
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Client, createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, type Client } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EvaluationService, Reason } from "#gen/vane/evaluation/v1/evaluation_service_pb.js";
@@ -23,8 +22,8 @@ import { AuthService } from "#gen/vane/identity/v1/auth_service_pb.js";
 import { IdentityService } from "#gen/vane/identity/v1/identity_service_pb.js";
 import { ApiKeyKind } from "#gen/vane/identity/v1/identity_pb.js";
 import { adjustPValues } from "../services/analytics/stats/index.ts";
-import { eventually } from "#test/support/harness.ts";
-import { startVane, type VaneProcess } from "./vane-process.ts";
+import { eventually, failure } from "#test/support/harness.ts";
+import { grpcClient, startVane, type VaneProcess } from "./vane-process.ts";
 
 /** Countries by population: the first three keep their own segment with a limit of 3. */
 const COUNTRIES: [string, number][] = [
@@ -43,25 +42,15 @@ beforeAll(() => {
 afterAll(() => vane?.cleanup());
 
 async function refused(p: Promise<unknown>, code: Code, text: RegExp) {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => ConnectError.from(e),
-  );
-  expect(err, "expected a refusal").toBeDefined();
-  expect(err!.code).toBe(code);
-  expect(err!.rawMessage).toMatch(text);
+  const err = await failure(p);
+  expect(err.code).toBe(code);
+  expect(err.rawMessage).toMatch(text);
 }
 
 describe("results broken down by a dimension of the exposure context", () => {
   it("splits the units by their first exposure's value, bounded, corrected across the breakdown", async () => {
     const { baseUrl, adminKey } = await vane.started();
-    const client = <S extends DescService>(service: S, token?: string): Client<S> => {
-      const auth: Interceptor = (next) => (req) => {
-        if (token) req.header.set("authorization", `Bearer ${token}`);
-        return next(req);
-      };
-      return createClient(service, createGrpcTransport({ baseUrl, interceptors: [auth] }));
-    };
+    const client = <S extends DescService>(service: S, token?: string): Client<S> => grpcClient(baseUrl, service, token);
     const exchange = async (apiKey: string) => (await client(AuthService).exchangeApiKey({ apiKey })).accessToken;
     const admin = await exchange(adminKey);
     const identity = client(IdentityService, admin);

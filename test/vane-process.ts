@@ -6,6 +6,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { connectTestNats, deleteStreams, dropSchema, testDatabaseUrl, testNatsUrl, uniqueName } from "#test/support/harness.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -162,4 +165,13 @@ export async function adminSession(
     accessToken,
   );
   return { call, accessToken, projectId: projects[0].id, environmentId: environments.find((e) => e.key === environmentKey)!.id };
+}
+
+/** A gRPC client of the started system, sending `token` as its bearer credential when given. */
+export function grpcClient<S extends DescService>(baseUrl: string, service: S, token?: string): Client<S> {
+  const auth: Interceptor = (next) => (req) => {
+    if (token) req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+  return createClient(service, createGrpcTransport({ baseUrl, interceptors: [auth] }));
 }
